@@ -1,0 +1,40 @@
+"""chiralnet: exact simulation of multicell quantum batteries built as chiral networks.
+
+Build a network (NetworkX), then ``simulate`` or ``steady_state`` it::
+
+    >>> import numpy as np, chiralnet as cn
+    >>> G = cn.chain(6)
+    >>> round(cn.steady_state(G).energy(5), 1)
+    55.8
+"""
+
+from . import analytic, config
+from .builders import chain, lattice, ring, star, two_cell
+from .errors import ChiralnetError, MemoryLimitError, NetworkError, NoSteadyStateError, SolverError
+from .model import Model, build_model
+from .network import (
+    add_cell,
+    add_chiral_link,
+    add_coherent_link,
+    add_reservoir,
+    battery_cells,
+    cells,
+    network,
+    reservoirs,
+    validate_network,
+)
+from .results import SimulationResult, SteadyState
+from .solvers import METHODS, check_stability, simulate, steady_state
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "network", "add_cell", "add_coherent_link", "add_reservoir", "add_chiral_link", "validate_network",
+    "cells", "reservoirs", "battery_cells",
+    "two_cell", "chain", "ring", "star", "lattice",
+    "Model", "build_model",
+    "simulate", "steady_state", "check_stability", "METHODS",
+    "SimulationResult", "SteadyState",
+    "analytic", "config",
+    "ChiralnetError", "NetworkError", "NoSteadyStateError", "SolverError", "MemoryLimitError",
+]

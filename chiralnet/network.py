@@ -1,0 +1,353 @@
+"""Describe a multicell battery as a NetworkX graph, and check that it follows the schema.
+
+Schema (a :class:`networkx.DiGraph`)
+------------------------------------
+Graph attributes
+    ``drive_frequency`` (float, units of omega): the one common drive frequency omega_L.
+    ``name`` (str, optional).
+Cell nodes (``kind="cell"``, the default when ``kind`` is absent)
+    ``omega`` (required, > 0): cell frequency. ``kappa`` (>= 0): local damping rate.
+    ``n_th`` (>= 0): local bath occupation. ``drive`` (complex): drive amplitude E_i.
+    ``alpha0`` (complex): initial coherent amplitude. ``n0`` (>= 0): initial thermal occupation.
+    ``battery`` (bool): counts towards the battery energy. ``pos`` (pair of floats) and
+    ``label`` (str): display only.
+Reservoir nodes (``kind="reservoir"``)
+    ``gamma`` (>= 0): rate Gamma_r. ``n_th`` (>= 0): reservoir occupation.
+Edges
+    cell -> cell, attribute ``J`` (complex): the coherent term J a_u^dag a_v + conj(J) a_v^dag a_u.
+    At most one coherent edge per unordered pair of cells.
+    reservoir -> cell, attribute ``p`` (complex): the reservoir's jump operator is
+    z_r = sum_i p_i a_i over its out-edges.
+
+Any graph that follows this schema works; the builders in :mod:`chiralnet.builders` only
+save typing. Unknown attribute names raise :class:`~chiralnet.errors.NetworkError`, so a typo
+such as ``kapa`` is never silently ignored.
+"""
+
+from __future__ import annotations
+
+import cmath
+import math
+from numbers import Number, Real
+
+import networkx as nx
+
+from .errors import NetworkError
+
+__all__ = [
+    "network",
+    "add_cell",
+    "add_coherent_link",
+    "add_reservoir",
+    "add_chiral_link",
+    "validate_network",
+    "cells",
+    "reservoirs",
+    "battery_cells",
+]
+
+GRAPH_KEYS = {"drive_frequency", "name"}
+CELL_DEFAULTS = {
+    "omega": None,
+    "kappa": 0.0,
+    "n_th": 0.0,
+    "drive": 0.0,
+    "alpha0": 0.0,
+    "n0": 0.0,
+    "battery": False,
+    "pos": None,
+    "label": None,
+}
+RESERVOIR_DEFAULTS = {"gamma": None, "n_th": 0.0}
+COMPLEX_KEYS = {"drive", "alpha0", "J", "p"}
+NONNEGATIVE_KEYS = {"kappa", "n_th", "n0", "gamma"}
+
+
+def network(drive_frequency: float = 1.0, *, name: str | None = None) -> nx.DiGraph:
+    """Return an empty network ready for cells.
+
+    Parameters
+    ----------
+    drive_frequency : float
+        Common drive frequency omega_L, in units of omega.
+    name : str, optional
+        A label kept in ``G.graph["name"]``.
+
+    Examples
+    --------
+    >>> import chiralnet as cn
+    >>> G = cn.network(drive_frequency=1.0)
+    >>> cn.add_cell(G, "a", omega=1.0, kappa=0.003, drive=0.1)
+    >>> cn.add_cell(G, "b", omega=1.0, kappa=0.003, battery=True)
+    >>> cn.add_chiral_link(G, "a", "b", gamma=0.04)
+    'R0'
+    """
+    G = nx.DiGraph()
+    G.graph["drive_frequency"] = _real(drive_frequency, "graph attribute 'drive_frequency'")
+    if name is not None:
+        G.graph["name"] = str(name)
+    return G
+
+
+def add_cell(
+    G: nx.DiGraph,
+    node,
+    *,
+    omega: float,
+    kappa: float = 0.0,
+    n_th: float = 0.0,
+    drive: complex = 0.0,
+    alpha0: complex = 0.0,
+    n0: float = 0.0,
+    battery: bool = False,
+    pos=None,
+    label: str | None = None,
+) -> None:
+    """Add cell ``node``: a driven, damped bosonic mode.
+
+    Parameters
+    ----------
+    omega : float
+        Cell frequency (units of omega), > 0.
+    kappa : float
+        Local damping rate, >= 0.
+    n_th : float
+        Occupation of the local bath, >= 0.
+    drive : complex
+        Drive amplitude E_i at the common drive frequency.
+    alpha0 : complex
+        Initial coherent amplitude <a_i>(0).
+    n0 : float
+        Initial thermal occupation (added to |alpha0|^2).
+    battery : bool
+        Whether the cell counts towards the battery energy.
+    pos : (float, float), optional
+        Position for drawing.
+    label : str, optional
+        Display name.
+    """
+    if node in G:
+        raise NetworkError(f"node {node!r} already exists; pick another name for the new cell")
+    attrs = dict(kind="cell", omega=omega, kappa=kappa, n_th=n_th, drive=drive, alpha0=alpha0,
+                 n0=n0, battery=bool(battery))
+    if pos is not None:
+        attrs["pos"] = tuple(float(x) for x in pos)
+    if label is not None:
+        attrs["label"] = str(label)
+    _check_cell(node, attrs)
+    G.add_node(node, **attrs)
+
+
+def add_coherent_link(G: nx.DiGraph, u, v, J: complex) -> None:
+    """Add the coherent term ``J a_u^dag a_v + conj(J) a_v^dag a_u`` between cells u and v."""
+    _require_cell(G, u, f"coherent link ({u!r}, {v!r})")
+    _require_cell(G, v, f"coherent link ({u!r}, {v!r})")
+    if u == v:
+        raise NetworkError(f"coherent link ({u!r}, {v!r}) is a self-loop; a cell's own frequency is 'omega'")
+    if G.has_edge(u, v) or G.has_edge(v, u):
+        raise NetworkError(
+            f"cells {u!r} and {v!r} already have a coherent link; combine both couplings into one J"
+        )
+    G.add_edge(u, v, J=_complex(J, f"coherent link ({u!r}, {v!r}) attribute 'J'"))
+
+
+def add_reservoir(G: nx.DiGraph, couplings: dict, *, gamma: float, n_th: float = 0.0, name=None):
+    """Add a shared reservoir with jump operator ``z = sum_i p_i a_i``.
+
+    Parameters
+    ----------
+    couplings : dict
+        Maps each cell the reservoir touches to its complex amplitude p_i.
+    gamma : float
+        Reservoir rate Gamma_r, >= 0.
+    n_th : float
+        Reservoir occupation, >= 0.
+    name : hashable, optional
+        Node name of the reservoir; default the first free name of ``"R0", "R1", ...``.
+
+    Returns
+    -------
+    The reservoir's node name.
+    """
+    if not couplings:
+        raise NetworkError("a reservoir needs at least one cell in 'couplings' (a dict cell -> p)")
+    if name is None:
+        k = 0
+        while f"R{k}" in G:
+            k += 1
+        name = f"R{k}"
+    elif name in G:
+        raise NetworkError(f"node {name!r} already exists; pick another name for the reservoir")
+    attrs = dict(kind="reservoir", gamma=gamma, n_th=n_th)
+    _check_reservoir(name, attrs)
+    edges = []
+    for cell, p in couplings.items():
+        _require_cell(G, cell, f"reservoir {name!r}")
+        edges.append((name, cell, {"p": _complex(p, f"reservoir {name!r} coupling to cell {cell!r}")}))
+    G.add_node(name, **attrs)
+    G.add_edges_from(edges)
+    return name
+
+
+def add_chiral_link(G: nx.DiGraph, u, v, *, gamma: float, n_th: float = 0.0, xi: float = 1.0, name=None):
+    """Add a one-way link u -> v: a shared reservoir balanced by a coherent coupling.
+
+    The reservoir couples with p_u = sqrt(xi), p_v = -1/sqrt(xi) (so mu = -p_v conj(p_u) = 1,
+    Gamma_u = xi gamma, Gamma_v = gamma/xi) and the coherent link has J = -i gamma/2.
+    Then M[u, v] = 0 (v never acts on u) and M[v, u] = gamma (PHYSICS.md section 4).
+
+    Parameters
+    ----------
+    gamma : float
+        Reservoir rate Gamma, > 0.
+    n_th : float
+        Reservoir occupation.
+    xi : float
+        Coupling asymmetry, > 0; the paper's optimum is xi = sqrt(kappa_u / kappa_v).
+
+    Returns
+    -------
+    The reservoir's node name.
+    """
+    xi = _real(xi, f"chiral link ({u!r}, {v!r}) 'xi'")
+    if not xi > 0:
+        raise NetworkError(f"chiral link ({u!r}, {v!r}): 'xi' must be > 0, got {xi}")
+    gamma = _real(gamma, f"chiral link ({u!r}, {v!r}) 'gamma'")
+    if not gamma > 0:
+        raise NetworkError(f"chiral link ({u!r}, {v!r}): 'gamma' must be > 0, got {gamma}")
+    _require_cell(G, u, f"chiral link ({u!r}, {v!r})")
+    _require_cell(G, v, f"chiral link ({u!r}, {v!r})")
+    if u == v:
+        raise NetworkError(f"chiral link ({u!r}, {v!r}) is a self-loop; link two different cells")
+    if G.has_edge(u, v) or G.has_edge(v, u):
+        raise NetworkError(f"cells {u!r} and {v!r} already have a coherent link")
+    s = math.sqrt(xi)
+    name = add_reservoir(G, {u: s, v: -1.0 / s}, gamma=gamma, n_th=n_th, name=name)
+    add_coherent_link(G, u, v, -0.5j * gamma)
+    return name
+
+
+def cells(G: nx.DiGraph) -> list:
+    """Cell nodes in graph order (the default node order of every array)."""
+    return [n for n, k in G.nodes(data="kind", default="cell") if k == "cell"]
+
+
+def reservoirs(G: nx.DiGraph) -> list:
+    """Reservoir nodes in graph order."""
+    return [n for n, k in G.nodes(data="kind", default="cell") if k == "reservoir"]
+
+
+def battery_cells(G: nx.DiGraph) -> list:
+    """Cells marked ``battery=True``; all cells when none is marked."""
+    marked = [n for n in cells(G) if G.nodes[n].get("battery", False)]
+    return marked or cells(G)
+
+
+def validate_network(G) -> None:
+    """Raise :class:`NetworkError` naming the first cell, link or key that breaks the schema."""
+    if not isinstance(G, nx.DiGraph) or G.is_multigraph():
+        raise NetworkError(
+            f"a chiralnet network is a networkx.DiGraph, got {type(G).__name__}; start from chiralnet.network()"
+        )
+    for key, value in G.graph.items():
+        if key not in GRAPH_KEYS:
+            raise NetworkError(f"unknown graph attribute {key!r}; known: {sorted(GRAPH_KEYS)}")
+    _real(G.graph.get("drive_frequency", 1.0), "graph attribute 'drive_frequency'")
+    n_cells = 0
+    for node, attrs in G.nodes(data=True):
+        kind = attrs.get("kind", "cell")
+        if kind == "cell":
+            n_cells += 1
+            _check_cell(node, attrs)
+        elif kind == "reservoir":
+            _check_reservoir(node, attrs)
+            if G.out_degree(node) == 0:
+                raise NetworkError(f"reservoir {node!r} couples to no cell; add edges reservoir -> cell with 'p'")
+        else:
+            raise NetworkError(f"node {node!r} has kind={kind!r}; use 'cell' or 'reservoir'")
+    if n_cells == 0:
+        raise NetworkError("the network has no cells; add some with chiralnet.add_cell")
+    for u, v, attrs in G.edges(data=True):
+        ku = G.nodes[u].get("kind", "cell")
+        kv = G.nodes[v].get("kind", "cell")
+        if u == v:
+            raise NetworkError(f"link ({u!r}, {v!r}) is a self-loop; links join two different nodes")
+        if ku == "cell" and kv == "cell":
+            _check_keys(attrs, {"J"}, f"coherent link ({u!r}, {v!r})", required={"J"})
+            _complex(attrs["J"], f"coherent link ({u!r}, {v!r}) attribute 'J'")
+            if G.has_edge(v, u):
+                raise NetworkError(
+                    f"cells {u!r} and {v!r} have coherent links both ways; keep one edge with the combined J"
+                )
+        elif ku == "reservoir" and kv == "cell":
+            _check_keys(attrs, {"p"}, f"coupling ({u!r}, {v!r})", required={"p"})
+            _complex(attrs["p"], f"coupling of reservoir {u!r} to cell {v!r}, attribute 'p'")
+        elif kv == "reservoir" and ku == "cell":
+            raise NetworkError(f"edge ({u!r}, {v!r}) points into reservoir {v!r}; couplings go reservoir -> cell")
+        else:
+            raise NetworkError(f"edge ({u!r}, {v!r}) joins two reservoirs; a reservoir couples to cells only")
+
+
+def _check_cell(node, attrs) -> None:
+    where = f"cell {node!r}"
+    _check_keys(attrs, set(CELL_DEFAULTS) | {"kind"}, where, required={"omega"})
+    omega = _real(attrs["omega"], f"{where} attribute 'omega'")
+    if not omega > 0:
+        raise NetworkError(f"{where} attribute 'omega' must be > 0 (units of omega), got {omega}")
+    for key in ("kappa", "n_th", "n0"):
+        if key in attrs:
+            _nonnegative(attrs[key], f"{where} attribute {key!r}")
+    for key in ("drive", "alpha0"):
+        if key in attrs:
+            _complex(attrs[key], f"{where} attribute {key!r}")
+    if "battery" in attrs and not isinstance(attrs["battery"], (bool, int)):
+        raise NetworkError(f"{where} attribute 'battery' must be True or False, got {attrs['battery']!r}")
+
+
+def _check_reservoir(node, attrs) -> None:
+    where = f"reservoir {node!r}"
+    _check_keys(attrs, set(RESERVOIR_DEFAULTS) | {"kind"}, where, required={"gamma"})
+    _nonnegative(attrs["gamma"], f"{where} attribute 'gamma'")
+    if "n_th" in attrs:
+        _nonnegative(attrs["n_th"], f"{where} attribute 'n_th'")
+
+
+def _check_keys(attrs, known, where, required=()) -> None:
+    for key in attrs:
+        if key not in known:
+            raise NetworkError(f"{where}: unknown attribute {key!r}; known: {sorted(known)}")
+    for key in required:
+        if key not in attrs:
+            raise NetworkError(f"{where}: missing required attribute {key!r}")
+
+
+def _real(value, where) -> float:
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise NetworkError(f"{where} must be a real number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise NetworkError(f"{where} must be finite, got {value}")
+    return value
+
+
+def _nonnegative(value, where) -> float:
+    value = _real(value, where)
+    if value < 0:
+        raise NetworkError(f"{where} must be >= 0, got {value}")
+    return value
+
+
+def _complex(value, where) -> complex:
+    if isinstance(value, bool) or not isinstance(value, Number):
+        raise NetworkError(f"{where} must be a number (complex allowed), got {value!r}")
+    value = complex(value)
+    if not cmath.isfinite(value):
+        raise NetworkError(f"{where} must be finite, got {value}")
+    return value
+
+
+def _require_cell(G, node, where) -> None:
+    if node not in G:
+        raise NetworkError(f"{where}: cell {node!r} does not exist; add it first with chiralnet.add_cell")
+    if G.nodes[node].get("kind", "cell") != "cell":
+        raise NetworkError(f"{where}: node {node!r} is a {G.nodes[node]['kind']}, not a cell")

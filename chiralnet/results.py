@@ -1,0 +1,134 @@
+"""Small frozen result objects returned by :func:`simulate` and :func:`steady_state`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import ChiralnetError
+
+__all__ = ["SimulationResult", "SteadyState"]
+
+
+class _CellLookup:
+    cells: tuple
+
+    def _index(self, cell) -> int:
+        try:
+            return self.cells.index(cell)
+        except ValueError:
+            raise ChiralnetError(f"cell {cell!r} is not in this result; cells are {list(self.cells)[:10]}") from None
+
+
+@dataclass(frozen=True, eq=False)
+class SimulationResult(_CellLookup):
+    """Energies over time, from :func:`chiralnet.simulate`.
+
+    Attributes
+    ----------
+    times : ndarray (T,)
+        Output times (1/omega).
+    cells : tuple, length N
+        Node order of every per-cell axis.
+    energies : ndarray (T, N)
+        Stored energy E_i = omega_i (|alpha_i|^2 + Nc_ii), units of omega.
+    amplitudes : ndarray (T, N) complex
+        Mean amplitudes alpha_i in the frame rotating at the drive frequency.
+    fluctuations : ndarray (T, N)
+        Incoherent occupations Nc_ii (zero for a coherent state).
+    battery : ndarray (N,) bool
+        Cells counted in ``battery_energy``.
+    method : str
+        The method that ran (``"auto"`` resolved).
+    stats : dict
+        Solver counters (steps, rejected steps, rhs evaluations, propagators).
+    covariance : ndarray (N, N) complex or None
+        Nc at the last output time, when fluctuations were integrated.
+    """
+
+    times: np.ndarray
+    cells: tuple
+    energies: np.ndarray
+    amplitudes: np.ndarray
+    fluctuations: np.ndarray
+    battery: np.ndarray
+    method: str
+    stats: dict = field(default_factory=dict)
+    covariance: np.ndarray | None = None
+
+    @property
+    def total_energy(self) -> np.ndarray:
+        """Sum of every cell's energy, shape (T,)."""
+        return self.energies.sum(axis=1)
+
+    @property
+    def battery_energy(self) -> np.ndarray:
+        """Sum over the battery cells, shape (T,)."""
+        return self.energies[:, self.battery].sum(axis=1)
+
+    def energy(self, cell) -> np.ndarray:
+        """Energy of one cell over time, shape (T,)."""
+        return self.energies[:, self._index(cell)]
+
+    def to_dataframe(self):
+        """Energies as a pandas DataFrame indexed by time, one column per cell (needs pandas)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.energies, index=pd.Index(self.times, name="time"), columns=list(self.cells))
+
+    def to_xarray(self):
+        """An xarray Dataset with energies, amplitudes and fluctuations on (time, cell) (needs xarray)."""
+        import xarray as xr
+
+        coords = {"time": self.times, "cell": [str(c) for c in self.cells]}
+        return xr.Dataset(
+            {
+                "energy": (("time", "cell"), self.energies),
+                "amplitude": (("time", "cell"), self.amplitudes),
+                "fluctuation": (("time", "cell"), self.fluctuations),
+                "battery": (("cell",), self.battery),
+            },
+            coords=coords,
+            attrs={"method": self.method},
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class SteadyState(_CellLookup):
+    """The steady state, from :func:`chiralnet.steady_state`.
+
+    Attributes
+    ----------
+    cells : tuple, length N
+    energies : ndarray (N,)
+        Steady stored energy per cell, units of omega.
+    amplitudes : ndarray (N,) complex
+        alpha_ss = i M^{-1} E (rotating frame).
+    fluctuations : ndarray (N,)
+        Diagonal of Nc_ss.
+    battery : ndarray (N,) bool
+    method : str
+        How it was solved.
+    covariance : ndarray (N, N) complex or None
+        Nc_ss when there is thermal noise.
+    """
+
+    cells: tuple
+    energies: np.ndarray
+    amplitudes: np.ndarray
+    fluctuations: np.ndarray
+    battery: np.ndarray
+    method: str
+    covariance: np.ndarray | None = None
+
+    @property
+    def total_energy(self) -> float:
+        return float(self.energies.sum())
+
+    @property
+    def battery_energy(self) -> float:
+        return float(self.energies[self.battery].sum())
+
+    def energy(self, cell) -> float:
+        return float(self.energies[self._index(cell)])
