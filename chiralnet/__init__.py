@@ -24,6 +24,8 @@ from .network import (
     validate_network,
 )
 from .results import SimulationResult, SteadyState
+from .io import load_graph, save_graph
+from .scenario import Scenario, ScenarioError, build_network, load_scenario, run_scenario
 from .solvers import METHODS, check_stability, simulate, steady_state
 
 __version__ = "0.1.0"
@@ -36,5 +38,6 @@ __all__ = [
     "simulate", "steady_state", "check_stability", "METHODS",
     "SimulationResult", "SteadyState",
     "analytic", "config",
+    "save_graph", "load_graph", "load_scenario", "build_network", "run_scenario", "Scenario", "ScenarioError",
     "ChiralnetError", "NetworkError", "NoSteadyStateError", "SolverError", "MemoryLimitError",
 ]

@@ -1,0 +1,237 @@
+"""Save and load networks as JSON, and write files atomically.
+
+A network is stored as NetworkX node-link data (``nx.node_link_data(G, edges="edges")``) with
+two changes, because JSON knows neither complex numbers nor tuples:
+
+* a complex value of ``drive``, ``alpha0``, ``J`` or ``p`` is stored as the pair ``[re, im]``
+  (a real value stays a plain number, so its type survives the round trip too);
+* node names that are tuples (lattice coordinates, say) become JSON arrays and are turned back
+  into tuples on load; ``pos`` comes back as a tuple as well.
+
+The file also carries ``"chiralnet_format": 1``. Loading validates the graph against the schema of
+:mod:`chiralnet.network`, so a hand-edited file with a typo fails with a message naming the key.
+Every file chiralnet writes goes to a temporary name in the target folder first and is then
+renamed with :func:`os.replace`, so a crash or an error never leaves a half-written file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from numbers import Integral, Number, Real
+from pathlib import Path
+
+import networkx as nx
+
+from .errors import ChiralnetError, NetworkError
+from .network import COMPLEX_KEYS, validate_network
+
+__all__ = [
+    "graph_to_data",
+    "graph_from_data",
+    "save_graph",
+    "load_graph",
+    "atomic_path",
+    "atomic_write_text",
+]
+
+FORMAT_VERSION = 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Atomic writes.
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path next to ``path``; on success rename it to ``path``, on error delete it.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from chiralnet.io import atomic_path
+    >>> target = os.path.join(tempfile.mkdtemp(), "x.txt")
+    >>> with atomic_path(target) as tmp:
+    ...     _ = open(tmp, "w").write("done")
+    >>> open(target).read()
+    'done'
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` through a temporary file and :func:`os.replace`."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+
+
+# ---------------------------------------------------------------------------------------------
+# Graph <-> JSON-ready data.
+
+
+def _encode_name(node, where):
+    if isinstance(node, tuple):
+        return [_encode_name(x, where) for x in node]
+    if isinstance(node, bool) or node is None:
+        return node
+    if isinstance(node, Integral):
+        return int(node)
+    if isinstance(node, Real):
+        return float(node)
+    if isinstance(node, str):
+        return node
+    raise NetworkError(
+        f"{where}: node name {node!r} of type {type(node).__name__} cannot be stored in JSON; "
+        "use str, int, float or tuples of them"
+    )
+
+
+def _decode_name(value):
+    if isinstance(value, list):
+        return tuple(_decode_name(x) for x in value)
+    return value
+
+
+def _encode_value(key, value, where):
+    if key in COMPLEX_KEYS and isinstance(value, Number) and not isinstance(value, Real):
+        value = complex(value)
+        return [value.real, value.imag]
+    if key == "pos" and value is not None:
+        return [float(x) for x in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, Integral):
+        return int(value)
+    if isinstance(value, Real):
+        return float(value)
+    if isinstance(value, Number):
+        raise NetworkError(f"{where}: attribute {key!r} = {value!r} is complex, which the schema does not allow here")
+    raise NetworkError(f"{where}: attribute {key!r} = {value!r} cannot be stored in JSON")
+
+
+def _decode_value(key, value, where):
+    if key in COMPLEX_KEYS and isinstance(value, list):
+        if len(value) != 2 or not all(isinstance(x, Real) and not isinstance(x, bool) for x in value):
+            raise NetworkError(f"{where}: attribute {key!r} must be a number or a pair [re, im], got {value!r}")
+        return complex(value[0], value[1])
+    if key == "pos" and isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+def graph_to_data(G: nx.DiGraph) -> dict:
+    """Return JSON-ready node-link data of a network (complex values as ``[re, im]`` pairs).
+
+    Parameters
+    ----------
+    G : networkx.DiGraph
+        A network following the chiralnet schema; it is validated first.
+
+    Returns
+    -------
+    dict
+        ``nx.node_link_data(G, edges="edges")`` with complex values and tuple names encoded,
+        plus ``"chiralnet_format"``.
+    """
+    validate_network(G)
+    data = nx.node_link_data(G, edges="edges")
+    for node in data["nodes"]:
+        where = f"node {node['id']!r}"
+        for key in list(node):
+            node[key] = _encode_name(node[key], where) if key == "id" else _encode_value(key, node[key], where)
+    for edge in data["edges"]:
+        where = f"link ({edge['source']!r}, {edge['target']!r})"
+        for key in list(edge):
+            if key in ("source", "target"):
+                edge[key] = _encode_name(edge[key], where)
+            else:
+                edge[key] = _encode_value(key, edge[key], where)
+    data["graph"] = {k: _encode_value(k, v, "graph") for k, v in data["graph"].items()}
+    return {"chiralnet_format": FORMAT_VERSION, **data}
+
+
+def graph_from_data(data: dict, *, source: str = "<data>") -> nx.DiGraph:
+    """Rebuild a network from :func:`graph_to_data` output and validate it.
+
+    Parameters
+    ----------
+    data : dict
+        Node-link data with ``"edges"``; complex values as numbers or ``[re, im]`` pairs.
+    source : str
+        Name used in error messages (the file name, usually).
+    """
+    if not isinstance(data, dict) or "nodes" not in data or "edges" not in data:
+        raise NetworkError(f"{source}: not a chiralnet graph (expected a JSON object with 'nodes' and 'edges')")
+    version = data.get("chiralnet_format", FORMAT_VERSION)
+    if version != FORMAT_VERSION:
+        raise NetworkError(f"{source}: chiralnet_format {version!r} is not supported; expected {FORMAT_VERSION}")
+    if data.get("directed", True) is not True or data.get("multigraph", False) is not False:
+        raise NetworkError(f"{source}: a chiralnet graph is directed and not a multigraph ('directed': true)")
+    data = {k: v for k, v in data.items() if k != "chiralnet_format"}
+    nodes = []
+    for node in data["nodes"]:
+        if not isinstance(node, dict) or "id" not in node:
+            raise NetworkError(f"{source}: every node needs an 'id', got {node!r}")
+        name = _decode_name(node["id"])
+        nodes.append({k: (name if k == "id" else _decode_value(k, v, f"{source}: node {name!r}"))
+                      for k, v in node.items()})
+    edges = []
+    for edge in data["edges"]:
+        if not isinstance(edge, dict) or "source" not in edge or "target" not in edge:
+            raise NetworkError(f"{source}: every edge needs 'source' and 'target', got {edge!r}")
+        u, v = _decode_name(edge["source"]), _decode_name(edge["target"])
+        edges.append({k: (_decode_name(x) if k in ("source", "target")
+                          else _decode_value(k, x, f"{source}: link ({u!r}, {v!r})"))
+                      for k, x in edge.items()})
+    data = {**data, "nodes": nodes, "edges": edges, "directed": True, "multigraph": False}
+    try:
+        G = nx.node_link_graph(data, directed=True, multigraph=False, edges="edges")
+    except (KeyError, TypeError, nx.NetworkXError) as exc:
+        raise NetworkError(f"{source}: malformed node-link data ({exc})") from None
+    try:
+        validate_network(G)
+    except NetworkError as exc:
+        raise NetworkError(f"{source}: {exc}") from None
+    return G
+
+
+def save_graph(G: nx.DiGraph, path) -> None:
+    """Write a network to a JSON file (atomically); :func:`load_graph` reads it back unchanged.
+
+    Examples
+    --------
+    >>> import os, tempfile, chiralnet as cn
+    >>> from chiralnet.io import save_graph, load_graph
+    >>> path = os.path.join(tempfile.mkdtemp(), "pair.json")
+    >>> G = cn.two_cell()
+    >>> save_graph(G, path)
+    >>> H = load_graph(path)
+    >>> H.edges["a", "b"]["J"], H.is_directed()
+    (-0.02j, True)
+    """
+    text = json.dumps(graph_to_data(G), indent=1, allow_nan=False)
+    atomic_write_text(path, text + "\n")
+
+
+def load_graph(path) -> nx.DiGraph:
+    """Read a network written by :func:`save_graph` (or any node-link JSON following the schema)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except OSError as exc:
+        raise ChiralnetError(f"{path}: cannot read graph file ({exc.strerror or exc})") from None
+    except json.JSONDecodeError as exc:
+        raise NetworkError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    return graph_from_data(data, source=str(path))

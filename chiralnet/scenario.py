@@ -1,0 +1,863 @@
+"""Scenario files: describe a battery in TOML, run it, and summarise the result.
+
+A scenario file has the sections ``[network]`` (required), ``[times]`` (needed by ``chiralnet run``),
+``[solver]`` and ``[output]``, plus optional top-level ``title`` and ``description``. Units: frequencies
+and rates in units of omega, times in 1/omega, energies in units of omega (hbar = 1).
+
+The network, one of three forms::
+
+    [network]                       # 1. a builder and its keyword parameters
+    builder = "chain"               #    two_cell, chain, ring, star, lattice
+    n_cells = 10
+    gamma = 0.04
+    kappa = 0.003
+    drive = 0.1
+
+    [network]                       # 2. explicit cells and links
+    drive_frequency = 1.0
+    [[network.cells]]
+    name = "a"                      #    a string or an integer
+    omega = 1.0
+    kappa = 0.003
+    drive = "0.1+0j"
+    [[network.cells]]
+    name = "b"
+    omega = 1.0
+    kappa = 0.003
+    [[network.chiral_links]]        #    one-way a -> b: reservoir plus balancing J
+    from = "a"
+    to = "b"
+    gamma = 0.04
+    [[network.coherent_links]]      #    J a_u^dag a_v + h.c.
+    cells = ["a", "b"]
+    J = [0.0, -0.02]
+    [[network.reservoirs]]          #    jump operator sum_i p_i a_i
+    gamma = 0.04
+    cells = ["a", "b"]
+    p = [1.0, -1.0]
+
+    [network]                       # 3. a graph saved with chiralnet.io.save_graph
+    graph = "my_network.json"       #    relative to the scenario file
+
+In every form, ``battery = [...]`` in ``[network]`` lists the cells that count as the battery
+(overriding the builder's choice or the cells' ``battery`` flags).
+
+Complex numbers (``drive``, ``alpha0``, ``J``, ``p``) are written as a real number (``0.1``), a
+string in Python's notation (``"0.1-0.02j"``, ``"-0.02j"``; spaces are ignored), or a pair
+``[re, im]``.
+
+Times and solver::
+
+    [times]
+    t_end = 3000.0                  # 1/omega; output on linspace(t_start, t_end, n_times)
+    n_times = 301                   # default 301; t_start defaults to 0
+    # values = [0.0, 10.0, 100.0]   # or an explicit, strictly increasing list
+
+    [solver]
+    method = "auto"                 # auto, exact, rk45
+    rtol = 1e-8                     # rk45 only
+    atol = 1e-10
+    max_steps = 10000000
+
+    [output]
+    dir = "out/chain"               # chiralnet run --out overrides it
+    figures = ["energy", "heatmap", "profile", "network"]
+    csv = true                      # energies.csv
+    summary = true                  # summary.json
+    graph = true                    # network.json
+    dpi = 150
+
+A misspelled key, a wrong type or a bad value raises :class:`ScenarioError`, whose one-line message
+names the file, the key and what is expected.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass, field
+from numbers import Integral, Real
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+
+try:  # Python >= 3.11
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+from . import analytic
+from .builders import chain, lattice, ring, star, two_cell
+from .errors import ChiralnetError, NoSteadyStateError
+from .model import build_model
+from .network import (
+    add_cell,
+    add_chiral_link,
+    add_coherent_link,
+    add_reservoir,
+    battery_cells,
+    cells,
+    network,
+    reservoirs,
+)
+from .results import SimulationResult, SteadyState
+from .solvers import METHODS, simulate, steady_state
+
+__all__ = [
+    "ScenarioError",
+    "Scenario",
+    "ScenarioRun",
+    "BUILDERS",
+    "FIGURES",
+    "load_scenario",
+    "parse_scenario",
+    "build_network",
+    "network_spec",
+    "dumps_toml",
+    "run_scenario",
+    "charging_time",
+    "two_cell_reference",
+]
+
+
+class ScenarioError(ChiralnetError):
+    """A scenario file or network spec is malformed; the message names the file, the key and the fix."""
+
+
+#: Figures ``chiralnet run`` can draw (``[output] figures``).
+FIGURES = ("energy", "heatmap", "profile", "network")
+
+_LINK_PARAMS = {
+    "omega": "positive", "kappa": "nonneg", "gamma": "nonneg", "drive": "complex", "n_th": "nonneg",
+    "nonreciprocal": "bool", "J": "complex", "drive_frequency": "real",
+}
+
+#: builder name -> (function, its parameters and their types). Types: int, real, positive, nonneg,
+#: complex, bool. ``build_network({"builder": name, **params})`` calls ``function(**params)``.
+BUILDERS = {
+    "two_cell": (two_cell, {
+        "omega": "positive", "kappa_a": "nonneg", "kappa_b": "nonneg", "gamma": "nonneg", "drive": "complex",
+        "J": "complex", "nonreciprocal": "bool", "optimal": "bool", "n_th": "nonneg", "drive_frequency": "real",
+    }),
+    "chain": (chain, {"n_cells": "int", **_LINK_PARAMS}),
+    "ring": (ring, {"n_cells": "int", **_LINK_PARAMS}),
+    "star": (star, {"n_leaves": "int", **_LINK_PARAMS}),
+    "lattice": (lattice, {"rows": "int", "cols": "int", **_LINK_PARAMS}),
+}
+_REQUIRED = {"chain": {"n_cells"}, "ring": {"n_cells"}, "star": {"n_leaves"}, "lattice": {"rows", "cols"}}
+
+_EXPECT = {
+    "int": "an integer", "real": "a real number", "positive": "a number > 0", "nonneg": "a number >= 0",
+    "complex": 'a complex number (0.1, "0.1-0.02j" or [0.1, -0.02])', "bool": "true or false",
+    "str": "a string", "name": "a cell name (string or integer)",
+}
+
+_CELL_KEYS = {"name": "name", "omega": "positive", "kappa": "nonneg", "n_th": "nonneg", "drive": "complex",
+              "alpha0": "complex", "n0": "nonneg", "battery": "bool", "label": "str"}
+_TOP_KEYS = {"title", "description", "network", "times", "solver", "output"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Small typed readers; every failure names source and key.
+
+
+class _Reader:
+    def __init__(self, source: str):
+        self.source = source
+
+    def fail(self, key: str, message: str):
+        raise ScenarioError(f"{self.source}: {key}: {message}")
+
+    def table(self, value, key: str) -> dict:
+        if not isinstance(value, dict):
+            self.fail(key, f"expected a table ([{key}] or {key} = {{...}}), got {_show(value)}")
+        return value
+
+    def keys(self, table: dict, allowed, key: str, required=()) -> None:
+        for k in table:
+            if k not in allowed:
+                close = difflib.get_close_matches(str(k), sorted(allowed), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                self.fail(_join(key, k), f"unknown key{hint}; expected one of {', '.join(sorted(allowed))}")
+        for k in sorted(required):
+            if k not in table:
+                self.fail(_join(key, k), "missing required key")
+
+    def value(self, value, kind: str, key: str):
+        """Check ``value`` against ``kind`` and return it converted."""
+        if kind == "complex":
+            return self.complex(value, key)
+        if kind == "bool":
+            if not isinstance(value, bool):
+                self.fail(key, f"expected true or false, got {_show(value)}")
+            return value
+        if kind == "str":
+            if not isinstance(value, str):
+                self.fail(key, f"expected a string, got {_show(value)}")
+            return value
+        if kind == "name":
+            if isinstance(value, bool) or not isinstance(value, (str, int)):
+                self.fail(key, f"expected a cell name (string or integer), got {_show(value)}")
+            return value
+        if kind == "int":
+            if isinstance(value, bool) or not isinstance(value, Integral):
+                self.fail(key, f"expected an integer, got {_show(value)}")
+            return int(value)
+        if isinstance(value, bool) or not isinstance(value, Real):
+            self.fail(key, f"expected {_EXPECT[kind]}, got {_show(value)}")
+        value = float(value)
+        if not math.isfinite(value):
+            self.fail(key, f"expected a finite number, got {value}")
+        if kind == "positive" and not value > 0:
+            self.fail(key, f"expected a number > 0, got {value}")
+        if kind == "nonneg" and value < 0:
+            self.fail(key, f"expected a number >= 0, got {value}")
+        return value
+
+    def complex(self, value, key: str) -> complex | float:
+        if isinstance(value, bool):
+            self.fail(key, f"expected {_EXPECT['complex']}, got {_show(value)}")
+        if isinstance(value, Real):
+            out = value
+        elif isinstance(value, str):
+            try:
+                out = complex(value.replace(" ", ""))
+            except ValueError:
+                self.fail(key, f"expected {_EXPECT['complex']}, got the string {value!r}")
+        elif isinstance(value, list) and len(value) == 2 and all(
+            isinstance(x, Real) and not isinstance(x, bool) for x in value
+        ):
+            out = complex(value[0], value[1])
+        else:
+            self.fail(key, f"expected {_EXPECT['complex']}, got {_show(value)}")
+        if not np.isfinite(out):
+            self.fail(key, f"expected a finite number, got {value!r}")
+        return float(out) if isinstance(out, Real) else out
+
+    def list(self, value, key: str, kind: str | None = None, min_len: int = 0) -> list:
+        if not isinstance(value, list):
+            self.fail(key, f"expected an array [...], got {_show(value)}")
+        if len(value) < min_len:
+            self.fail(key, f"expected an array with at least {min_len} entries, got {len(value)}")
+        if kind is None:
+            return value
+        return [self.value(v, kind, f"{key}[{i}]") for i, v in enumerate(value)]
+
+
+def _join(prefix: str, key) -> str:
+    return f"{prefix}.{key}" if prefix else str(key)
+
+
+def _show(value) -> str:
+    kind = {bool: "boolean", str: "string", int: "integer", float: "number", list: "array", dict: "table"}
+    text = repr(value)
+    if len(text) > 40:
+        text = text[:37] + "..."
+    return f"{kind.get(type(value), type(value).__name__)} {text}"
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
+
+
+# ---------------------------------------------------------------------------------------------
+# Networks from specs.
+
+
+def build_network(spec: dict, *, source: str = "<spec>", key: str = "network", base_dir=None) -> nx.DiGraph:
+    """Build a network from a dict: a builder with parameters, explicit lists, or a JSON graph file.
+
+    Parameters
+    ----------
+    spec : dict
+        ``{"builder": "chain", "n_cells": 10, "gamma": 0.04, ...}`` (parameters as keyword
+        arguments of the builder in :data:`BUILDERS`), or ``{"cells": [...], "chiral_links": [...],
+        "coherent_links": [...], "reservoirs": [...], "drive_frequency": 1.0}``, or
+        ``{"graph": "file.json"}``. Any form may add ``"battery": [cell, ...]``.
+        This is the ``[network]`` table of a scenario file (see the module docstring).
+    source, key : str
+        File name and key prefix used in error messages.
+    base_dir : path, optional
+        Folder against which a relative ``graph`` path is resolved (default: the working folder).
+
+    Returns
+    -------
+    networkx.DiGraph
+        A validated chiralnet network.
+
+    Examples
+    --------
+    >>> import chiralnet as cn
+    >>> G = cn.build_network({"builder": "chain", "n_cells": 4, "gamma": 0.04})
+    >>> sorted(G.nodes)[:4], cn.battery_cells(G)
+    ([0, 1, 2, 3], [1, 2, 3])
+    """
+    r = _Reader(source)
+    spec = r.table(spec, key)
+    forms = [k for k in ("builder", "graph", "cells") if k in spec]
+    if len(forms) > 1:
+        r.fail(key, f"give one of 'builder', 'graph' or 'cells', not {' and '.join(map(repr, forms))}")
+    if not forms:
+        r.fail(key, "missing 'builder' (e.g. builder = \"chain\"), 'cells' (explicit [[network.cells]]) "
+                    "or 'graph' (a JSON file)")
+    try:
+        if "builder" in spec:
+            G = _from_builder(r, spec, key)
+        elif "graph" in spec:
+            G = _from_graph_file(r, spec, key, base_dir)
+        else:
+            G = _from_explicit(r, spec, key)
+    except ScenarioError:
+        raise
+    except ChiralnetError as exc:
+        r.fail(key, _one_line(exc))
+    if "battery" in spec:
+        names = r.list(spec["battery"], _join(key, "battery"), "name", min_len=1)
+        known = set(cells(G))
+        for i, c in enumerate(names):
+            if c not in known:
+                r.fail(f"{key}.battery[{i}]", f"cell {c!r} does not exist; cells are {_few(cells(G))}")
+        chosen = set(names)
+        for c in known:
+            G.nodes[c]["battery"] = c in chosen
+    return G
+
+
+def _few(items, n=8) -> str:
+    items = list(items)
+    text = ", ".join(map(repr, items[:n]))
+    return f"[{text}{', ...' if len(items) > n else ''}]"
+
+
+def _from_builder(r: _Reader, spec: dict, key: str) -> nx.DiGraph:
+    name = r.value(spec["builder"], "str", _join(key, "builder"))
+    if name not in BUILDERS:
+        close = difflib.get_close_matches(name, BUILDERS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        r.fail(_join(key, "builder"), f"unknown builder {name!r}{hint}; expected one of {', '.join(BUILDERS)}")
+    func, params = BUILDERS[name]
+    r.keys(spec, {"builder", "battery", *params}, key, required=_REQUIRED.get(name, ()))
+    kwargs = {k: r.value(v, params[k], _join(key, k)) for k, v in spec.items() if k in params}
+    try:
+        return func(**kwargs)
+    except ChiralnetError as exc:
+        r.fail(key, f"builder {name!r}: {_one_line(exc)}")
+
+
+def _from_graph_file(r: _Reader, spec: dict, key: str, base_dir) -> nx.DiGraph:
+    from .io import load_graph
+
+    r.keys(spec, {"graph", "battery"}, key)
+    path = Path(r.value(spec["graph"], "str", _join(key, "graph")))
+    if base_dir is not None and not path.is_absolute():
+        path = Path(base_dir) / path
+    if not path.is_file():
+        r.fail(_join(key, "graph"), f"graph file {str(path)!r} does not exist; expected a JSON file from chiralnet.io.save_graph")
+    return load_graph(path)
+
+
+def _from_explicit(r: _Reader, spec: dict, key: str) -> nx.DiGraph:
+    r.keys(spec, {"cells", "coherent_links", "chiral_links", "reservoirs", "drive_frequency", "name", "battery"}, key)
+    omega_L = r.value(spec.get("drive_frequency", 1.0), "real", _join(key, "drive_frequency"))
+    G = network(omega_L, name=r.value(spec["name"], "str", _join(key, "name")) if "name" in spec else None)
+    cell_list = r.list(spec["cells"], _join(key, "cells"), min_len=1)
+    for i, cell in enumerate(cell_list):
+        where = f"{key}.cells[{i}]"
+        cell = r.table(cell, where)
+        r.keys(cell, set(_CELL_KEYS) | {"pos"}, where, required={"name", "omega"})
+        kw = {k: r.value(v, _CELL_KEYS[k], _join(where, k)) for k, v in cell.items() if k != "pos"}
+        if "pos" in cell:
+            kw["pos"] = r.list(cell["pos"], _join(where, "pos"), "real", min_len=2)
+            if len(kw["pos"]) != 2:
+                r.fail(_join(where, "pos"), f"expected a pair [x, y], got {len(kw['pos'])} numbers")
+        name = kw.pop("name")
+        _call(r, where, add_cell, G, name, **kw)
+    for i, link in enumerate(r.list(spec.get("coherent_links", []), _join(key, "coherent_links"))):
+        where = f"{key}.coherent_links[{i}]"
+        link = r.table(link, where)
+        r.keys(link, {"cells", "J"}, where, required={"cells", "J"})
+        pair = _cell_pair(r, link["cells"], _join(where, "cells"))
+        _call(r, where, add_coherent_link, G, *pair, r.complex(link["J"], _join(where, "J")))
+    for i, res in enumerate(r.list(spec.get("reservoirs", []), _join(key, "reservoirs"))):
+        where = f"{key}.reservoirs[{i}]"
+        res = r.table(res, where)
+        r.keys(res, {"name", "gamma", "n_th", "cells", "p"}, where, required={"gamma", "cells", "p"})
+        names = r.list(res["cells"], _join(where, "cells"), "name", min_len=1)
+        amps = r.list(res["p"], _join(where, "p"), "complex")
+        if len(amps) != len(names):
+            r.fail(_join(where, "p"), f"expected one amplitude per cell ({len(names)}), got {len(amps)}")
+        if len(set(names)) != len(names):
+            r.fail(_join(where, "cells"), "a cell appears twice; list each cell once with its total amplitude")
+        kw = dict(gamma=r.value(res["gamma"], "nonneg", _join(where, "gamma")),
+                  n_th=r.value(res.get("n_th", 0.0), "nonneg", _join(where, "n_th")))
+        if "name" in res:
+            kw["name"] = r.value(res["name"], "name", _join(where, "name"))
+        _call(r, where, add_reservoir, G, dict(zip(names, amps)), **kw)
+    for i, link in enumerate(r.list(spec.get("chiral_links", []), _join(key, "chiral_links"))):
+        where = f"{key}.chiral_links[{i}]"
+        link = r.table(link, where)
+        r.keys(link, {"from", "to", "gamma", "n_th", "xi", "name"}, where, required={"from", "to", "gamma"})
+        kw = dict(gamma=r.value(link["gamma"], "positive", _join(where, "gamma")),
+                  n_th=r.value(link.get("n_th", 0.0), "nonneg", _join(where, "n_th")),
+                  xi=r.value(link.get("xi", 1.0), "positive", _join(where, "xi")))
+        if "name" in link:
+            kw["name"] = r.value(link["name"], "name", _join(where, "name"))
+        u = r.value(link["from"], "name", _join(where, "from"))
+        v = r.value(link["to"], "name", _join(where, "to"))
+        _call(r, where, add_chiral_link, G, u, v, **kw)
+    return G
+
+
+def _cell_pair(r: _Reader, value, key):
+    pair = r.list(value, key, "name", min_len=2)
+    if len(pair) != 2:
+        r.fail(key, f"expected two cells [u, v], got {len(pair)}")
+    return pair
+
+
+def _call(r: _Reader, where: str, func, *args, **kwargs):
+    try:
+        return func(*args, **kwargs)
+    except ChiralnetError as exc:
+        r.fail(where, _one_line(exc))
+
+
+def network_spec(G: nx.DiGraph) -> dict:
+    """The explicit ``[network]`` table of a network (inverse of :func:`build_network`).
+
+    Chiral links appear as their reservoir plus coherent link (the same physics). Complex values are
+    written as ``[re, im]`` pairs. Node names must be strings or integers.
+
+    Examples
+    --------
+    >>> import chiralnet as cn
+    >>> from chiralnet.scenario import network_spec, dumps_toml
+    >>> spec = network_spec(cn.two_cell())
+    >>> [c["name"] for c in spec["cells"]], spec["coherent_links"]
+    (['a', 'b'], [{'cells': ['a', 'b'], 'J': [0.0, -0.02]}])
+    >>> print(dumps_toml({"network": spec}).splitlines()[-4])
+    cells = ["a", "b"]
+    """
+    from .network import validate_network
+
+    validate_network(G)
+
+    def cplx(z):
+        z = complex(z)
+        return [z.real, z.imag] if z.imag else z.real
+
+    def name(n):
+        if isinstance(n, bool) or not isinstance(n, (str, int)):
+            raise ScenarioError(f"network_spec: node {n!r} is not a string or integer; TOML cannot name it")
+        return n
+
+    spec = {"drive_frequency": float(G.graph.get("drive_frequency", 1.0))}
+    if "name" in G.graph:
+        spec["name"] = G.graph["name"]
+    spec["cells"] = []
+    for c in cells(G):
+        a = G.nodes[c]
+        entry = {"name": name(c), "omega": float(a["omega"])}
+        for k in ("kappa", "n_th", "n0"):
+            if a.get(k, 0.0):
+                entry[k] = float(a[k])
+        for k in ("drive", "alpha0"):
+            if a.get(k, 0.0):
+                entry[k] = cplx(a[k])
+        entry["battery"] = bool(a.get("battery", False))
+        if a.get("pos") is not None:
+            entry["pos"] = [float(x) for x in a["pos"]]
+        if a.get("label") is not None:
+            entry["label"] = str(a["label"])
+        spec["cells"].append(entry)
+    spec["coherent_links"] = [{"cells": [name(u), name(v)], "J": cplx(J)}
+                              for u, v, J in G.edges(data="J") if J is not None]
+    spec["reservoirs"] = []
+    for res in reservoirs(G):
+        a = G.nodes[res]
+        out = list(G.out_edges(res, data="p"))
+        spec["reservoirs"].append({"name": name(res), "gamma": float(a["gamma"]), "n_th": float(a.get("n_th", 0.0)),
+                                   "cells": [name(v) for _, v, _ in out], "p": [cplx(p) for _, _, p in out]})
+    for k in ("coherent_links", "reservoirs"):
+        if not spec[k]:
+            del spec[k]
+    return spec
+
+
+def dumps_toml(data: dict) -> str:
+    """Write a scenario dict (nested tables, arrays of tables, numbers, strings, booleans) as TOML."""
+    lines: list[str] = []
+
+    def scalar(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, Integral):
+            return str(int(v))
+        if isinstance(v, Real):
+            v = float(v)
+            if not math.isfinite(v):
+                raise ScenarioError(f"dumps_toml: {v} cannot be written to a scenario file")
+            return repr(v)
+        if isinstance(v, str):
+            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if isinstance(v, list):
+            return "[" + ", ".join(scalar(x) for x in v) + "]"
+        raise ScenarioError(f"dumps_toml: cannot write {v!r}")
+
+    def is_table_array(v):
+        return isinstance(v, list) and v and all(isinstance(x, dict) for x in v)
+
+    def emit(prefix, table):
+        plain = {k: v for k, v in table.items() if not isinstance(v, dict) and not is_table_array(v)}
+        for k, v in plain.items():
+            lines.append(f"{k} = {scalar(v)}")
+        for k, v in table.items():
+            if isinstance(v, dict):
+                lines.extend(["", f"[{_join(prefix, k)}]"])
+                emit(_join(prefix, k), v)
+            elif is_table_array(v):
+                for item in v:
+                    lines.extend(["", f"[[{_join(prefix, k)}]]"])
+                    emit(_join(prefix, k), item)
+
+    emit("", data)
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Scenarios.
+
+
+@dataclass(frozen=True, eq=False)
+class Scenario:
+    """A parsed scenario file.
+
+    Attributes
+    ----------
+    source : str
+        The file it came from (or ``"<dict>"``).
+    title, description : str
+    network : networkx.DiGraph
+        The validated network.
+    times : ndarray (T,) or None
+        Output times in 1/omega; None when the file has no ``[times]`` section.
+    method : str
+        ``"auto"`` or a name in :data:`chiralnet.METHODS`.
+    rtol, atol : float or None
+    max_steps : int or None
+    output : dict
+        ``dir`` (str or None), ``figures`` (tuple of names in :data:`FIGURES`), ``csv``, ``summary``,
+        ``graph`` (bools), ``dpi`` (int).
+    data : dict
+        The parsed TOML, as read.
+    """
+
+    source: str
+    title: str
+    description: str
+    network: nx.DiGraph
+    times: np.ndarray | None
+    method: str = "auto"
+    rtol: float | None = None
+    atol: float | None = None
+    max_steps: int | None = None
+    output: dict = field(default_factory=dict)
+    data: dict = field(default_factory=dict)
+
+    def solver_options(self) -> dict:
+        """Keyword arguments of :func:`chiralnet.simulate` from ``[solver]``."""
+        return dict(method=self.method, rtol=self.rtol, atol=self.atol, max_steps=self.max_steps)
+
+    def require_times(self) -> np.ndarray:
+        if self.times is None:
+            raise ScenarioError(f"{self.source}: times: missing section [times]; expected e.g. "
+                                "[times] t_end = 3000.0, n_times = 301 (1/omega)")
+        return self.times
+
+
+def load_scenario(path) -> Scenario:
+    """Read and check a TOML scenario file.
+
+    Raises
+    ------
+    ScenarioError
+        With one line naming the file, the key and what is expected.
+
+    Examples
+    --------
+    >>> import chiralnet as cn
+    >>> sc = cn.load_scenario("examples/chain10.toml")
+    >>> sc.network.number_of_nodes() > 10, sc.times[-1], sc.method
+    (True, 3000.0, 'auto')
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScenarioError(f"{path}: file not found; expected a TOML scenario file (see examples/*.toml)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(f"{path}: cannot read it ({_one_line(exc)})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"{path}: not valid TOML: {_one_line(exc)}") from None
+    return parse_scenario(data, source=str(path), base_dir=path.parent)
+
+
+def parse_scenario(data: dict, *, source: str = "<dict>", base_dir=None) -> Scenario:
+    """Check a scenario given as a dict (parsed TOML) and build its network; see :func:`load_scenario`."""
+    r = _Reader(source)
+    r.keys(data, _TOP_KEYS, "", required={"network"})
+    title = r.value(data.get("title", Path(source).stem), "str", "title")
+    description = r.value(data.get("description", ""), "str", "description")
+    G = build_network(data["network"], source=source, key="network", base_dir=base_dir)
+    times = _parse_times(r, data["times"]) if "times" in data else None
+    solver = r.table(data.get("solver", {}), "solver")
+    r.keys(solver, {"method", "rtol", "atol", "max_steps"}, "solver")
+    method = r.value(solver.get("method", "auto"), "str", "solver.method")
+    if method != "auto" and method not in METHODS:
+        r.fail("solver.method", f"unknown method {method!r}; expected one of auto, {', '.join(METHODS)}")
+    rtol = r.value(solver["rtol"], "positive", "solver.rtol") if "rtol" in solver else None
+    atol = r.value(solver["atol"], "positive", "solver.atol") if "atol" in solver else None
+    max_steps = r.value(solver["max_steps"], "int", "solver.max_steps") if "max_steps" in solver else None
+    if max_steps is not None and max_steps < 1:
+        r.fail("solver.max_steps", f"expected an integer >= 1, got {max_steps}")
+    output = _parse_output(r, r.table(data.get("output", {}), "output"))
+    return Scenario(source=source, title=title, description=description, network=G, times=times, method=method,
+                    rtol=rtol, atol=atol, max_steps=max_steps, output=output, data=data)
+
+
+def _parse_times(r: _Reader, times) -> np.ndarray:
+    times = r.table(times, "times")
+    r.keys(times, {"t_start", "t_end", "n_times", "values"}, "times")
+    if "values" in times:
+        if set(times) - {"values"}:
+            r.fail("times", "give either 'values' or 't_end' (with optional 'n_times', 't_start'), not both")
+        t = np.array(r.list(times["values"], "times.values", "nonneg", min_len=1))
+        bad = np.flatnonzero(np.diff(t) <= 0)
+        if bad.size:
+            r.fail(f"times.values[{bad[0] + 1}]", f"times must increase strictly; {t[bad[0] + 1]} follows {t[bad[0]]}")
+        return t
+    if "t_end" not in times:
+        r.fail("times.t_end", "missing required key (1/omega), or give 'values' = [...]")
+    t_end = r.value(times["t_end"], "positive", "times.t_end")
+    t_start = r.value(times.get("t_start", 0.0), "nonneg", "times.t_start")
+    n = r.value(times.get("n_times", 301), "int", "times.n_times")
+    if n < 2:
+        r.fail("times.n_times", f"expected an integer >= 2, got {n}")
+    if not t_start < t_end:
+        r.fail("times.t_start", f"expected t_start < t_end = {t_end}, got {t_start}")
+    return np.linspace(t_start, t_end, n)
+
+
+def _parse_output(r: _Reader, out: dict) -> dict:
+    r.keys(out, {"dir", "figures", "csv", "summary", "graph", "dpi"}, "output")
+    figures = r.list(out.get("figures", list(FIGURES)), "output.figures", "str")
+    for i, f in enumerate(figures):
+        if f not in FIGURES:
+            r.fail(f"output.figures[{i}]", f"unknown figure {f!r}; expected some of {', '.join(FIGURES)}")
+    dpi = r.value(out.get("dpi", 150), "int", "output.dpi")
+    if not 20 <= dpi <= 1200:
+        r.fail("output.dpi", f"expected an integer between 20 and 1200, got {dpi}")
+    return dict(
+        dir=r.value(out["dir"], "str", "output.dir") if "dir" in out else None,
+        figures=tuple(dict.fromkeys(figures)),
+        csv=r.value(out.get("csv", True), "bool", "output.csv"),
+        summary=r.value(out.get("summary", True), "bool", "output.summary"),
+        graph=r.value(out.get("graph", True), "bool", "output.graph"),
+        dpi=dpi,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Running a scenario and summarising it.
+
+
+def charging_time(times, energy, target: float, fraction: float = 0.9) -> float | None:
+    """First time at which ``energy`` reaches ``fraction * target`` (linear interpolation), or None.
+
+    Parameters
+    ----------
+    times : array_like (T,)
+        Times, 1/omega.
+    energy : array_like (T,)
+        Energy over time (e.g. the battery total), units of omega.
+    target : float
+        Reference energy, usually the steady battery energy.
+    fraction : float
+        Fraction of ``target`` to reach, default 0.9.
+
+    Examples
+    --------
+    >>> charging_time([0.0, 1.0, 2.0], [0.0, 0.5, 1.0], target=1.0)
+    1.8
+    """
+    t = np.asarray(times, float)
+    e = np.asarray(energy, float)
+    level = fraction * target
+    if not level > 0:
+        return None
+    hit = np.flatnonzero(e >= level)
+    if hit.size == 0:
+        return None
+    k = int(hit[0])
+    if k == 0:
+        return float(t[0])
+    t0, t1, e0, e1 = t[k - 1], t[k], e[k - 1], e[k]
+    return float(t0 + (level - e0) * (t1 - t0) / (e1 - e0))
+
+
+def two_cell_reference(G: nx.DiGraph) -> dict:
+    """The seed paper's two-cell steady battery energies "with the same rates" as network ``G``.
+
+    The reference pair is a charger driven on resonance with E = the largest |drive| in ``G``,
+    kappa_a = that cell's kappa, and a battery with kappa_b = the mean kappa of the battery cells
+    (other than the driven one) and omega = their mean frequency. Its link rate Gamma is the mean
+    over the reservoirs of Gamma_r times the geometric mean of |p_i|^2 over the cells it touches
+    (the reservoir rate for a plain chiral link, any xi); a network without reservoirs uses the
+    paper's comparison Gamma = 2 |J| with the mean |J| of its coherent links. Then
+
+    * nonreciprocal: E_B^nr = 16 omega Gamma^2 E^2 / ((Gamma + kappa_a)^2 (Gamma + kappa_b)^2),
+    * reciprocal (J = Gamma/2, no reservoir): E_B = 4 omega E^2 C / (kappa_a kappa_b (C + 1)^2),
+      C = Gamma^2 / (kappa_a kappa_b); None when kappa_a kappa_b = 0 (no steady state).
+
+    Returns
+    -------
+    dict
+        ``omega, E, kappa_a, kappa_b, gamma, nonreciprocal, reciprocal`` (floats or None);
+        all energies None when nothing is driven or there are no links.
+    """
+    model = build_model(G)
+    ref = dict(omega=None, E=None, kappa_a=None, kappa_b=None, gamma=None, nonreciprocal=None, reciprocal=None)
+    drive = np.abs(model.drive)
+    if not drive.any():
+        return ref
+    i = int(np.argmax(drive))
+    order = model.cells
+    kappa = np.array([G.nodes[c].get("kappa", 0.0) for c in order], float)
+    bat = model.battery.copy()
+    bat[i] = False
+    if not bat.any():
+        bat = np.ones(len(order), bool)
+        bat[i] = False
+    if not bat.any():
+        return ref
+    rates = []
+    for res in reservoirs(G):
+        ps = np.array([abs(p) ** 2 for _, _, p in G.out_edges(res, data="p")], float)
+        rates.append(G.nodes[res]["gamma"] * float(np.exp(np.mean(np.log(ps)))) if np.all(ps > 0) else 0.0)
+    if rates:
+        gamma = float(np.mean(rates))
+    else:
+        js = [abs(J) for _, _, J in G.edges(data="J") if J is not None]
+        if not js:
+            return ref
+        gamma = 2 * float(np.mean(js))
+    omega = float(np.mean(model.omega[bat]))
+    E = float(drive[i])
+    ka, kb = float(kappa[i]), float(np.mean(kappa[bat]))
+    ref.update(omega=omega, E=E, kappa_a=ka, kappa_b=kb, gamma=gamma)
+    if gamma + ka > 0 and gamma + kb > 0:
+        ref["nonreciprocal"] = float(analytic.steady_battery_energy_nonreciprocal(
+            omega=omega, E=E, gamma=gamma, Lambda_a=gamma + ka, Lambda_b=gamma + kb))
+    if ka * kb > 0:
+        ref["reciprocal"] = float(analytic.steady_battery_energy_reciprocal(
+            omega=omega, E=E, J=gamma / 2, kappa_a=ka, kappa_b=kb))
+    return ref
+
+
+@dataclass(frozen=True, eq=False)
+class ScenarioRun:
+    """What :func:`run_scenario` found.
+
+    Attributes
+    ----------
+    scenario : Scenario
+    result : SimulationResult or None
+        None when only the steady state was asked for.
+    steady : SteadyState or None
+        None when the network has no steady state (``steady_error`` says why).
+    steady_error : str or None
+    t90 : float or None
+        First time (1/omega) the battery reaches 90% of its steady energy; None if not within the times.
+    reference : dict
+        :func:`two_cell_reference` of the network.
+    """
+
+    scenario: Scenario
+    result: SimulationResult | None
+    steady: SteadyState | None
+    steady_error: str | None
+    t90: float | None
+    reference: dict
+
+    def ratios(self) -> dict:
+        """Steady battery energy over the two-cell nonreciprocal and reciprocal limits (None if undefined)."""
+        out = {}
+        for k in ("nonreciprocal", "reciprocal"):
+            ref = self.reference.get(k)
+            ok = self.steady is not None and ref is not None and ref > 0
+            out[k] = self.steady.battery_energy / ref if ok else None
+        return out
+
+    def summary(self) -> dict:
+        """A JSON-ready dict of the numbers (energies in omega, times in 1/omega)."""
+        sc = self.scenario
+        names = [_json_name(c) for c in cells(sc.network)]
+        out = {
+            "scenario": sc.source, "title": sc.title, "description": sc.description,
+            "units": {"energy": "omega (hbar = 1)", "time": "1/omega", "rate": "omega"},
+            "cells": names,
+            "battery_cells": [_json_name(c) for c in battery_cells(sc.network)],
+        }
+        if self.steady is not None:
+            out["steady"] = {"energies": dict(zip(map(str, names), self.steady.energies.tolist())),
+                             "battery_energy": self.steady.battery_energy,
+                             "total_energy": self.steady.total_energy, "method": self.steady.method}
+        else:
+            out["steady"] = None
+            out["steady_error"] = self.steady_error
+        if self.result is not None:
+            res = self.result
+            out["simulation"] = {
+                "method": res.method, "n_times": int(res.times.size), "t_start": float(res.times[0]),
+                "t_end": float(res.times[-1]), "stats": res.stats,
+                "final_energies": dict(zip(map(str, names), res.energies[-1].tolist())),
+                "final_battery_energy": float(res.battery_energy[-1]),
+                "time_to_90_percent": self.t90,
+            }
+        out["two_cell_reference"] = self.reference
+        out["ratio_to_two_cell"] = self.ratios()
+        return out
+
+
+def _json_name(c):
+    return c if isinstance(c, (str, int)) and not isinstance(c, bool) else str(c)
+
+
+def run_scenario(scenario: Scenario, *, simulate_times: bool = True) -> ScenarioRun:
+    """Simulate a scenario over its times (if asked) and solve its steady state.
+
+    Parameters
+    ----------
+    scenario : Scenario
+    simulate_times : bool
+        False: steady state only (``chiralnet steady``); then ``[times]`` is not needed.
+    """
+    G = scenario.network
+    model = build_model(G)
+    try:
+        steady = steady_state(model)
+        error = None
+    except NoSteadyStateError as exc:
+        steady, error = None, _one_line(exc)
+    result = None
+    t90 = None
+    if simulate_times:
+        times = scenario.require_times()
+        result = simulate(model, times, **scenario.solver_options())
+        if steady is not None:
+            t90 = charging_time(result.times, result.battery_energy, steady.battery_energy)
+    return ScenarioRun(scenario=scenario, result=result, steady=steady, steady_error=error, t90=t90,
+                       reference=two_cell_reference(G))
