@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
+import secrets
 from numbers import Integral, Number, Real
 from pathlib import Path
 
@@ -59,8 +59,8 @@ def atomic_path(path):
     'done'
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    # A fresh unique name, not created here, so the writer creates it with the usual permissions.
+    tmp = str(path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     try:
         yield tmp
         os.replace(tmp, path)

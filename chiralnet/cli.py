@@ -1,0 +1,367 @@
+"""The ``chiralnet`` command: ``run``, ``steady`` and ``paper`` (``python -m chiralnet`` does the same).
+
+No physics here: every number comes from a library function (:mod:`chiralnet.scenario`,
+:mod:`chiralnet.paper`); this module parses arguments, prints tables and writes files.
+
+Adding subcommands
+------------------
+Each module in :data:`COMMAND_MODULES` exposes ``register(subparsers)`` and adds its commands with
+:func:`add_command`, which gives every command ``--debug`` and an example in its ``--help``. A handler
+takes the parsed ``args`` and returns an exit status (or None for 0). Errors are handled once, in
+:func:`main`: a :class:`~chiralnet.errors.ChiralnetError` (bad input) prints one line
+``chiralnet: error: ...`` and exits with status 2; an ``OSError`` (cannot write) prints one line and
+exits with 1; ``--debug`` shows the traceback instead. Write output files with
+:func:`chiralnet.io.atomic_path` / :func:`chiralnet.io.atomic_write_text` so nothing is half written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib
+import io as _stdio
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ChiralnetError, NoSteadyStateError
+
+__all__ = ["main", "build_parser", "add_command", "COMMAND_MODULES", "EXIT_BAD_INPUT", "EXIT_IO"]
+
+#: Modules that add subcommands through ``register(subparsers)``; add one line per module.
+COMMAND_MODULES = (
+    "chiralnet.cli",
+)
+
+EXIT_BAD_INPUT = 2
+EXIT_IO = 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared machinery.
+
+
+def add_command(subparsers, name: str, handler, *, help: str, description: str, example: str):
+    """Add subcommand ``name`` (with ``--debug`` and an example in its help) and return its parser.
+
+    Parameters
+    ----------
+    subparsers
+        The object ``register(subparsers)`` receives.
+    handler : callable
+        ``handler(args) -> int | None``, the exit status.
+    help, description : str
+        One line for ``chiralnet --help``; a paragraph for ``chiralnet NAME --help``.
+    example : str
+        Shell lines shown under "example:".
+    """
+    parser = subparsers.add_parser(
+        name, help=help, description=description, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n" + "\n".join("  " + line for line in example.strip().splitlines()),
+    )
+    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the full traceback on errors")
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every registered subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="chiralnet",
+        description="Simulate multicell quantum batteries built as chiral (nonreciprocal) networks. "
+                    "Frequencies and rates in units of omega, times in 1/omega, energies in units of omega.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  chiralnet run examples/two_cell.toml --out out\n"
+               "  chiralnet steady examples/chain10.toml\n  chiralnet paper --out paper\n"
+               "  chiralnet COMMAND --help",
+    )
+    parser.add_argument("--debug", action="store_true", default=False, help="show the full traceback on errors")
+    parser.add_argument("--version", action="version", version=f"chiralnet {_version()}")
+    subparsers = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def main(argv=None) -> int:
+    """Run the command line ``argv`` (default ``sys.argv[1:]``) and return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    debug = getattr(args, "debug", False)
+    try:
+        status = args.handler(args)
+    except ChiralnetError as exc:
+        if debug:
+            raise
+        print(f"chiralnet: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except BrokenPipeError:  # e.g. `chiralnet run x.toml | head`: stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_IO
+    except OSError as exc:
+        if debug:
+            raise
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        print(f"chiralnet: error: {where}{exc.strerror or _one_line(exc)}", file=sys.stderr)
+        return EXIT_IO
+    except KeyboardInterrupt:
+        print("chiralnet: interrupted", file=sys.stderr)
+        return 130
+    return 0 if status is None else int(status)
+
+
+# ---------------------------------------------------------------------------------------------
+# Formatting and writing (no physics).
+
+
+def _fmt(x, spec=".6g", none="n/a") -> str:
+    return none if x is None else format(x, spec)
+
+
+def _cell_table(run, max_rows: int = 30) -> list[str]:
+    names = [str(c) for c in (run.steady.cells if run.steady is not None else run.result.cells)]
+    battery = run.steady.battery if run.steady is not None else run.result.battery
+    width = max(4, *(len(n) for n in names))
+    head = f"  {'cell':>{width}}  battery  {'E_ss (omega)':>14}"
+    if run.result is not None:
+        head += f"  {'E(t_end) (omega)':>16}"
+    lines = [head]
+    for i, name in enumerate(names[:max_rows]):
+        row = f"  {name:>{width}}  {'yes' if battery[i] else 'no':>7}  "
+        row += f"{_fmt(run.steady.energies[i] if run.steady is not None else None, '14.6g'):>14}"
+        if run.result is not None:
+            row += f"  {run.result.energies[-1, i]:16.6g}"
+        lines.append(row)
+    if len(names) > max_rows:
+        lines.append(f"  ... {len(names) - max_rows} more cells (all in summary.json)")
+    return lines
+
+
+def _report_lines(run) -> list[str]:
+    sc = run.scenario
+    n_cells = len(run.steady.cells if run.steady is not None else run.result.cells)
+    head = f"{sc.title}  [{sc.source}]"
+    info = f"{n_cells} cells"
+    if run.result is not None:
+        res = run.result
+        info += f"; simulated with method {res.method!r} at {res.times.size} times, t = {res.times[0]:g}..{res.times[-1]:g} (1/omega)"
+    lines = [head, info, ""] + _cell_table(run) + [""]
+    if run.steady is not None:
+        lines.append(f"battery total, steady state:    {run.steady.battery_energy:.6g} omega")
+        lines.append(f"total, steady state:            {run.steady.total_energy:.6g} omega")
+    else:
+        lines.append(f"no steady state: {run.steady_error}")
+    if run.result is not None:
+        lines.append(f"battery total at t_end:         {run.result.battery_energy[-1]:.6g} omega")
+        if run.steady is not None:
+            if run.t90 is None:
+                lines.append("time to 90% of steady battery:  not reached within the simulated times")
+            else:
+                stay = "not within the simulated times" if run.t90_stay is None else f"{run.t90_stay:.6g}"
+                lines.append(f"time to 90% of steady battery:  {run.t90:.6g} (1/omega) first reached, "
+                             f"stays above from {stay}")
+    ref, ratio = run.reference, run.ratios()
+    if ref.get("gamma") is not None:
+        lines.append("")
+        lines.append(
+            f"two-cell limits with the same rates (E = {ref['E']:.4g}, kappa_a = {ref['kappa_a']:.4g}, "
+            f"kappa_b = {ref['kappa_b']:.4g}, Gamma = {ref['gamma']:.4g}, omega = {ref['omega']:.4g}):"
+        )
+        for key, label in (("nonreciprocal", "nonreciprocal"), ("reciprocal", "reciprocal (J = Gamma/2)")):
+            lines.append(f"  {label:<26} E_B = {_fmt(ref[key], '.6g'):>10} omega   "
+                         f"battery / limit = {_fmt(ratio[key], '.4f')}")
+    return lines
+
+
+def _energies_csv(result) -> str:
+    buf = _stdio.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["time", *[str(c) for c in result.cells], "battery_total", "total"])
+    data = np.column_stack([result.times, result.energies, result.battery_energy, result.total_energy])
+    for row in data:
+        writer.writerow([repr(float(x)) for x in row])
+    return buf.getvalue()
+
+
+def _json_text(data) -> str:
+    return json.dumps(data, indent=2, allow_nan=False) + "\n"
+
+
+def _out_dir(args_out, scenario) -> Path:
+    if args_out is not None:
+        return Path(args_out)
+    if scenario.output.get("dir"):
+        path = Path(scenario.output["dir"])
+        return path if path.is_absolute() else Path(scenario.source).parent / path
+    return Path("chiralnet-out") / Path(scenario.source).stem
+
+
+def _figures(run) -> dict:
+    """Name -> Figure for the figures the scenario asks for (those that apply to its size)."""
+    from . import plotting
+
+    sc, res, ss = run.scenario, run.result, run.steady
+    want = sc.output.get("figures", ())
+    n = len(res.cells) if res is not None else len(ss.cells)
+    figs = {}
+    if "energy" in want and res is not None:
+        figs["energy"] = plotting.plot_energies(res, title=sc.title)
+    if "heatmap" in want and res is not None and n >= 3:
+        figs["heatmap"] = plotting.plot_heatmap(res, title=sc.title)
+    if "profile" in want and ss is not None and n >= 3:
+        figs["profile"] = plotting.plot_profile(ss, result=res, title=sc.title)
+    if "network" in want:
+        energies = ss.energies if ss is not None else (res.energies[-1] if res is not None else None)
+        figs["network"] = plotting.plot_network(sc.network, energies, title=sc.title)
+    return figs
+
+
+def _write_outputs(run, out: Path, *, with_series: bool) -> list[Path]:
+    """Render everything in memory first, then write each file atomically; return the paths written."""
+    from .io import atomic_write_text, graph_to_data
+    from .plotting import save_figure
+
+    sc = run.scenario
+    texts = {}
+    if with_series and sc.output.get("csv", True) and run.result is not None:
+        texts["energies.csv"] = _energies_csv(run.result)
+    if sc.output.get("summary", True):
+        texts["summary.json" if with_series else "steady.json"] = _json_text(run.summary())
+    if sc.output.get("graph", True):
+        texts["network.json"] = _json_text(graph_to_data(sc.network))
+    figs = _figures(run)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in texts.items():
+        atomic_write_text(out / name, text)
+        written.append(out / name)
+    for name, fig in figs.items():
+        save_figure(fig, out / f"{name}.png", dpi=sc.output.get("dpi", 150))
+        written.append(out / f"{name}.png")
+    return written
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands.
+
+
+def _cmd_run(args) -> int:
+    from .scenario import load_scenario, run_scenario
+
+    scenario = load_scenario(args.scenario)
+    scenario.require_times()
+    run = run_scenario(scenario)
+    print("\n".join(_report_lines(run)))
+    if not args.no_files:
+        out = _out_dir(args.out, scenario)
+        written = _write_outputs(run, out, with_series=True)
+        print(f"\nwrote {len(written)} files to {out}/: {', '.join(p.name for p in written)}")
+    return 0
+
+
+def _cmd_steady(args) -> int:
+    from .scenario import load_scenario, run_scenario
+
+    scenario = load_scenario(args.scenario)
+    run = run_scenario(scenario, simulate_times=False)
+    if run.steady is None:
+        raise NoSteadyStateError(f"{scenario.source}: {run.steady_error}")
+    print("\n".join(_report_lines(run)))
+    if args.out is not None:
+        written = _write_outputs(run, Path(args.out), with_series=False)
+        print(f"\nwrote {len(written)} files to {args.out}/: {', '.join(p.name for p in written)}")
+    return 0
+
+
+def _cmd_paper(args) -> int:
+    from .io import atomic_write_text
+    from .paper import reproduce
+    from .plotting import save_figure
+
+    if args.n_times < 11:
+        raise ChiralnetError(f"--n-times: expected an integer >= 11, got {args.n_times}")
+    if not 20 <= args.dpi <= 1200:
+        raise ChiralnetError(f"--dpi: expected an integer between 20 and 1200, got {args.dpi}")
+    rep = reproduce(n_times=args.n_times)
+    print("Seed paper (PRL 132, 210402): steady-state ratios, simulated vs closed form")
+    width = max(len(r["name"]) for r in rep.ratios)
+    print(f"  {'quantity':<{width}}  {'simulated':>12}  {'closed form':>12}  equation")
+    for r in rep.ratios:
+        print(f"  {r['name']:<{width}}  {r['simulated']:12.6f}  {r['closed_form']:12.6f}  {r['equation']}")
+    print("\nmax |simulated - closed form| / max |closed form| over time:")
+    width = max(len(k) for k in rep.deviations)
+    for k, v in rep.deviations.items():
+        print(f"  {k:<{width}}  {v:.2e}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, fig in rep.figures.items():
+        save_figure(fig, out / f"{name}.{args.format}", dpi=args.dpi)
+        written.append(f"{name}.{args.format}")
+    atomic_write_text(out / "paper.json", _json_text({"ratios": rep.ratios, "deviations": rep.deviations}))
+    written.append("paper.json")
+    print(f"\nwrote {len(written)} files to {out}/: {', '.join(written)}")
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add ``run``, ``steady`` and ``paper``."""
+    p = add_command(
+        subparsers, "run", _cmd_run,
+        help="simulate a scenario file: table, energies.csv, summary.json, figures",
+        description="Simulate the network of a TOML scenario over its [times], solve its steady state, "
+                    "print per-cell steady energies, the battery total, the time to reach 90% of the steady "
+                    "battery energy and the ratios to the two-cell nonreciprocal and reciprocal limits with "
+                    "the same rates; write energies.csv, summary.json, network.json and PNG figures.",
+        example="chiralnet run examples/two_cell.toml --out out\nchiralnet run examples/chain10.toml --no-files",
+    )
+    p.add_argument("scenario", help="TOML scenario file (see examples/*.toml)")
+    p.add_argument("--out", metavar="DIR", default=None,
+                   help="output folder (default: [output] dir of the scenario, else chiralnet-out/NAME)")
+    p.add_argument("--no-files", action="store_true", help="print the table only; write nothing")
+
+    p = add_command(
+        subparsers, "steady", _cmd_steady,
+        help="steady state of a scenario file only",
+        description="Solve the steady state of a scenario's network ([times] not needed) and print the "
+                    "per-cell energies, the battery total and the ratios to the two-cell limits. Exits "
+                    "with status 2 when the network has no steady state.",
+        example="chiralnet steady examples/ring.toml\nchiralnet steady examples/lattice.toml --out out/lattice",
+    )
+    p.add_argument("scenario", help="TOML scenario file")
+    p.add_argument("--out", metavar="DIR", default=None,
+                   help="also write steady.json, network.json and figures into DIR")
+
+    p = add_command(
+        subparsers, "paper", _cmd_paper,
+        help="reproduce Figs. 2-4 of the seed paper and print its steady-state ratios",
+        description="Simulate the seed paper's two-cell battery (PRL 132, 210402) and draw Figs. 2(a,b), "
+                    "3(a,b), 4(a,b,c) with the corrected closed forms overlaid; print eta_AB(inf) = C_d, "
+                    "eta_BB(inf) of Eqs. (10)-(12), the fourfold limit, and the largest deviation of each "
+                    "simulated curve from its closed form.",
+        example="chiralnet paper --out paper\nchiralnet paper --out paper --format pdf",
+    )
+    p.add_argument("--out", metavar="DIR", default="chiralnet-paper", help="output folder (default: %(default)s)")
+    p.add_argument("--format", choices=("png", "pdf", "svg"), default="png", help="figure format (default: png)")
+    p.add_argument("--dpi", type=int, default=150, help="resolution of PNG figures (default: 150)")
+    p.add_argument("--n-times", type=int, default=601, help="points per time grid (default: 601)")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
