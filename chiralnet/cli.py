@@ -166,7 +166,7 @@ def _report_lines(run) -> list[str]:
         lines.append(f"battery total, steady state:    {run.steady.battery_energy:.6g} omega")
         lines.append(f"total, steady state:            {run.steady.total_energy:.6g} omega")
     else:
-        lines.append(f"no steady state: {run.steady_error}")
+        lines.append(run.steady_error)
     if run.result is not None:
         lines.append(f"battery total at t_end:         {run.result.battery_energy[-1]:.6g} omega")
         if run.steady is not None:
