@@ -1,0 +1,142 @@
+"""JSON round trip of networks (chiralnet.io) and atomic writes."""
+
+import json
+import os
+
+import networkx as nx
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import chiralnet as cn
+from chiralnet.errors import NetworkError
+from chiralnet.io import atomic_path, atomic_write_text, graph_from_data, graph_to_data, load_graph, save_graph
+
+finite = st.floats(allow_nan=False, allow_infinity=False, min_value=-1e6, max_value=1e6)
+
+
+def _same_graph(G, H):
+    """Equal node order, attributes (values and types), edge directions and graph attributes."""
+    assert H.is_directed() and not H.is_multigraph()
+    assert list(G.nodes) == list(H.nodes)
+    assert G.graph == H.graph
+    for n in G.nodes:
+        assert G.nodes[n] == H.nodes[n], n
+        for k, v in G.nodes[n].items():
+            assert type(H.nodes[n][k]) is type(v), (n, k)
+    assert list(G.edges) == list(H.edges)
+    for u, v, data in G.edges(data=True):
+        assert H.edges[u, v] == data
+        for k, x in data.items():
+            assert type(H.edges[u, v][k]) is type(x), (u, v, k)
+
+
+def _mixed_network():
+    """Tuple, int and str names; complex drive, alpha0, J and p; hot baths; pos and labels."""
+    G = cn.network(drive_frequency=0.98, name="mixed")
+    cn.add_cell(G, (0, 0), omega=1.0, kappa=0.003, drive=0.1 - 0.02j, pos=(0.0, 0.0), label="charger")
+    cn.add_cell(G, (0, 1), omega=1.02, kappa=0.004, n_th=0.5, alpha0=0.3j, n0=0.2, battery=True)
+    cn.add_cell(G, 7, omega=0.99, kappa=0.0, battery=True)
+    cn.add_cell(G, "far", omega=1.0, kappa=0.01, battery=False)
+    cn.add_chiral_link(G, (0, 0), (0, 1), gamma=0.04, xi=2.0, n_th=0.1)
+    cn.add_coherent_link(G, 7, (0, 1), 0.01 + 0.003j)
+    cn.add_reservoir(G, {(0, 1): 1.0, 7: np.exp(0.3j), "far": -0.5}, gamma=0.02, name="waveguide")
+    return G
+
+
+@pytest.mark.parametrize("make", [
+    lambda: cn.two_cell(), lambda: cn.two_cell(optimal=True, kappa_a=0.1), lambda: cn.two_cell(nonreciprocal=False),
+    lambda: cn.chain(5), lambda: cn.ring(4, n_th=0.2), lambda: cn.star(3), lambda: cn.lattice(2, 3), _mixed_network,
+], ids=["two_cell", "optimal", "reciprocal", "chain", "ring_thermal", "star", "lattice", "mixed"])
+def test_round_trip_loses_nothing(tmp_path, make):
+    G = make()
+    path = tmp_path / "g.json"
+    save_graph(G, path)
+    H = load_graph(path)
+    _same_graph(G, H)
+    a, b = cn.build_model(G), cn.build_model(H)
+    assert a.cells == b.cells
+    np.testing.assert_array_equal(a.dense_M(), b.dense_M())  # bit-for-bit: JSON floats round-trip exactly
+    np.testing.assert_array_equal(a.dense_Q(), b.dense_Q())
+    np.testing.assert_array_equal(a.drive, b.drive)
+
+
+def test_file_is_plain_node_link_json(tmp_path):
+    path = tmp_path / "g.json"
+    save_graph(_mixed_network(), path)
+    data = json.loads(path.read_text())
+    assert data["chiralnet_format"] == 1 and data["directed"] is True and "edges" in data
+    cell = next(n for n in data["nodes"] if n["id"] == [0, 0])
+    assert cell["drive"] == [0.1, -0.02] and cell["kappa"] == 0.003  # complex as a pair, real as a number
+    # NetworkX reads it directly (tuple names come back as lists there; chiralnet restores tuples).
+    assert nx.node_link_graph(data, edges="edges").number_of_nodes() == 6
+
+
+def test_direction_survives(tmp_path):
+    G = cn.network()
+    cn.add_cell(G, "a", omega=1.0, kappa=0.003)
+    cn.add_cell(G, "b", omega=1.0, kappa=0.003, drive=0.1)
+    cn.add_chiral_link(G, "b", "a", gamma=0.04)  # one-way b -> a
+    save_graph(G, tmp_path / "g.json")
+    H = load_graph(tmp_path / "g.json")
+    assert H.has_edge("b", "a") and not H.has_edge("a", "b")
+    M = cn.build_model(H).dense_M()
+    assert M[0, 1] != 0 and M[1, 0] == 0  # a is driven by b, b never by a
+
+
+@settings(max_examples=30, deadline=None)
+@given(J=st.builds(complex, finite, finite), p=st.builds(complex, finite, finite), drive=finite)
+def test_complex_values_exact(J, p, drive):
+    G = cn.network()
+    cn.add_cell(G, "a", omega=1.0, drive=drive)
+    cn.add_cell(G, "b", omega=1.0)
+    cn.add_coherent_link(G, "a", "b", J)
+    cn.add_reservoir(G, {"a": p, "b": 1.0}, gamma=0.1)
+    H = graph_from_data(json.loads(json.dumps(graph_to_data(G))))
+    _same_graph(G, H)
+
+
+@pytest.mark.parametrize("edit, expected", [
+    (lambda d: d["nodes"][0].update(kapa=0.1), "unknown attribute 'kapa'"),
+    (lambda d: d["edges"][0].update(J=[1.0, 2.0, 3.0]), "pair [re, im]"),
+    (lambda d: d.update(directed=False), "directed"),
+    (lambda d: d["nodes"][0].update(omega=-1.0), "'omega' must be > 0"),
+    (lambda d: d.update(chiralnet_format=99), "chiralnet_format"),
+])
+def test_bad_files_name_file_and_key(tmp_path, edit, expected):
+    data = graph_to_data(cn.two_cell())
+    edit(data)
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(NetworkError) as info:
+        load_graph(path)
+    msg = str(info.value)
+    assert str(path) in msg and expected in msg and "\n" not in msg
+
+
+def test_not_json(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text("{nodes: ")
+    with pytest.raises(NetworkError, match="not valid JSON"):
+        load_graph(path)
+
+
+def test_unstorable_name_raises(tmp_path):
+    G = cn.network()
+    cn.add_cell(G, frozenset({1}), omega=1.0)
+    with pytest.raises(NetworkError, match="cannot be stored in JSON"):
+        save_graph(G, tmp_path / "g.json")
+    assert os.listdir(tmp_path) == []
+
+
+def test_atomic_write_leaves_nothing_on_error(tmp_path):
+    target = tmp_path / "x.txt"
+    atomic_write_text(target, "old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            with open(tmp, "w") as fh:
+                fh.write("half")
+            raise RuntimeError("crash while writing")
+    assert target.read_text() == "old"
+    assert sorted(os.listdir(tmp_path)) == ["x.txt"]
