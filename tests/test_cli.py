@@ -1,0 +1,182 @@
+"""The chiralnet command: subprocess runs on temporary folders, help, errors, registration."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from chiralnet import analytic, cli
+from chiralnet.errors import ChiralnetError
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: Steady values printed/written by the CLI against closed forms (exact steady state).
+STEADY_REL = 1e-10
+
+
+def chiralnet(*args, cwd):
+    """Run ``python -m chiralnet ARGS`` in a subprocess, as a user would."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), MPLBACKEND="Agg")
+    return subprocess.run([sys.executable, "-m", "chiralnet", *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_run_two_cell_subprocess(tmp_path):
+    proc = chiralnet("run", EXAMPLES / "two_cell.toml", "--out", tmp_path / "out", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.iterdir()) == [
+        "energies.csv", "energy.png", "network.json", "network.png", "summary.json"]
+    for png in ("energy.png", "network.png"):
+        data = (out / png).read_bytes()
+        assert data[:8] == PNG_SIGNATURE and len(data) > 5000
+    rows = list(csv.reader((out / "energies.csv").open()))
+    assert rows[0] == ["time", "a", "b", "battery_total", "total"] and len(rows) == 602
+    table = np.array(rows[1:], float)
+    np.testing.assert_allclose(table[:, 2], table[:, 3], rtol=0, atol=0)  # battery = cell b only
+    summary = json.loads((out / "summary.json").read_text())
+    want = analytic.steady_battery_energy_nonreciprocal(omega=1.0, E=0.1, gamma=0.04, Lambda_a=0.043,
+                                                        Lambda_b=0.043)
+    assert summary["steady"]["battery_energy"] == pytest.approx(want, rel=STEADY_REL)
+    assert summary["ratio_to_two_cell"]["nonreciprocal"] == pytest.approx(1.0, rel=STEADY_REL)
+    assert "battery total, steady state:    74.8801 omega" in proc.stdout
+    assert "time to 90% of steady battery" in proc.stdout
+
+
+def test_console_help_subprocess(tmp_path):
+    proc = chiralnet("--help", cwd=tmp_path)
+    assert proc.returncode == 0
+    for command in ("run", "steady", "paper"):
+        assert command in proc.stdout
+
+
+@pytest.mark.parametrize("command", ["run", "steady", "paper"])
+def test_every_command_has_help_with_example(command, capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main([command, "--help"])
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    assert "example:" in text and f"chiralnet {command}" in text
+
+
+BAD = [
+    ("[network]\nbuilder = 'chain'\nn_cells = 4\nkapa = 0.1\n[times]\nt_end = 10.0\n", "network.kapa"),
+    ("[network]\nbuilder = 'chain'\nn_cells = 4.5\n[times]\nt_end = 10.0\n", "network.n_cells"),
+    ("[network]\nbuilder = 'chain'\nn_cells = 4\n[times]\nt_end = -3.0\n", "times.t_end"),
+    ("[network]\n[[network.cells]]\nname = 'a'\nomega = 1.0\n[[network.chiral_links]]\nfrom = 'a'\nto = 'b'\n"
+     "gamma = 0.1\n[times]\nt_end = 10.0\n", "network.chiral_links[0]"),
+    ("[network]\nbuilder = 'chain'\nn_cells = 4\n", "times"),
+]
+
+
+@pytest.mark.parametrize("text, key", BAD[:2], ids=[b[1] for b in BAD[:2]])
+def test_bad_input_subprocess(tmp_path, text, key):
+    """Exit status 2, one line naming the file and the key, no traceback, no output written."""
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    proc = chiralnet("run", path, "--out", tmp_path / "out", cwd=tmp_path)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert lines[0].startswith(f"chiralnet: error: {path}: {key}")
+    assert not (tmp_path / "out").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml"]
+
+
+@pytest.mark.parametrize("text, key", BAD, ids=[b[1] for b in BAD])
+def test_bad_input_in_process(tmp_path, capsys, text, key):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    assert cli.main(["run", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"chiralnet: error: {path}: {key}")
+    assert not (tmp_path / "out").exists()
+
+
+def test_debug_shows_traceback(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text(BAD[0][0])
+    proc = chiralnet("run", path, "--debug", cwd=tmp_path)
+    assert proc.returncode != 0 and "Traceback" in proc.stderr and "ScenarioError" in proc.stderr
+
+
+def test_missing_file_and_usage_errors(tmp_path, capsys):
+    assert cli.main(["steady", str(tmp_path / "nope.toml")]) == 2
+    assert "nope.toml: file not found" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        cli.main(["run"])
+    assert info.value.code == 2
+
+
+def test_steady_and_no_steady_state(tmp_path, capsys):
+    assert cli.main(["steady", str(EXAMPLES / "ring.toml"), "--out", str(tmp_path / "ring")]) == 0
+    out = capsys.readouterr().out
+    assert "battery total, steady state:" in out and "time to 90%" not in out
+    assert sorted(p.name for p in (tmp_path / "ring").iterdir()) == [
+        "network.json", "network.png", "profile.png", "steady.json"]
+    path = tmp_path / "undamped.toml"
+    path.write_text("[network]\nbuilder = 'two_cell'\nnonreciprocal = false\nkappa_a = 0.0\nkappa_b = 0.0\n")
+    assert cli.main(["steady", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no steady state" in err and "undamped.toml" in err
+
+
+def test_output_dir_from_scenario(tmp_path, capsys):
+    path = tmp_path / "s.toml"
+    path.write_text("[network]\nbuilder = 'chain'\nn_cells = 3\n[times]\nt_end = 50.0\nn_times = 11\n"
+                    "[output]\ndir = 'results'\nfigures = ['heatmap']\ngraph = false\ndpi = 50\n")
+    assert cli.main(["run", str(path)]) == 0
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["energies.csv", "heatmap.png",
+                                                                        "summary.json"]
+
+
+def test_paper(tmp_path, capsys):
+    assert cli.main(["paper", "--out", str(tmp_path), "--n-times", "41", "--dpi", "40"]) == 0
+    out = capsys.readouterr().out
+    assert "eta_AB(inf)" in out and "fourfold limit" in out
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["fig2a.png", "fig2b.png", "fig3a.png", "fig3b.png", "fig4a.png", "fig4b.png", "fig4c.png",
+                     "paper.json"]
+    data = json.loads((tmp_path / "paper.json").read_text())
+    for r in data["ratios"]:
+        assert r["simulated"] == pytest.approx(r["closed_form"], rel=STEADY_REL), r["name"]
+    eta_ab = data["ratios"][0]
+    assert eta_ab["closed_form"] == pytest.approx(4 * 0.04**2 / 0.043**2, rel=1e-14)  # C_d
+    assert data["ratios"][-1]["simulated"] == pytest.approx(4.0, abs=2e-3)  # the fourfold limit
+    # Simulated curves against the corrected closed forms; the printed Eq. (6) is visibly off.
+    for name, dev in data["deviations"].items():
+        if "as printed" in name:
+            assert dev > 0.1, name
+        else:
+            assert dev < 1e-12, name
+
+
+def test_one_line_registration_and_shared_errors(monkeypatch, capsys):
+    """A module listed in COMMAND_MODULES adds commands with add_command and gets the shared error handling."""
+    def boom(args):
+        raise ChiralnetError(f"sweep.toml: sweep.values: expected an array, got {args.values}")
+
+    def register(subparsers):
+        p = cli.add_command(subparsers, "sweep", boom, help="a test command", description="test",
+                            example="chiralnet sweep 3")
+        p.add_argument("values")
+
+    module = types.ModuleType("chiralnet_test_sweep_cli")
+    module.register = register
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    monkeypatch.setattr(cli, "COMMAND_MODULES", (*cli.COMMAND_MODULES, module.__name__))
+    assert cli.main(["sweep", "3"]) == 2
+    err = capsys.readouterr().err
+    assert err == "chiralnet: error: sweep.toml: sweep.values: expected an array, got 3\n"
+    with pytest.raises(ChiralnetError):
+        cli.main(["sweep", "3", "--debug"])
+    with pytest.raises(ChiralnetError):
+        cli.main(["--debug", "sweep", "3"])
