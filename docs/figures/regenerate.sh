@@ -1,0 +1,15 @@
+#!/bin/sh
+# Regenerate the figures shown in README.md with the chiralnet command itself.
+# Run from anywhere: sh docs/figures/regenerate.sh   (uses $PYTHON, default python3)
+set -e
+cd "$(dirname "$0")/../.."
+PY="${PYTHON:-python3}"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" MPLBACKEND=Agg
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+"$PY" -m chiralnet paper --out "$tmp/paper" --dpi 100 > /dev/null
+"$PY" -m chiralnet run examples/lattice.toml --out "$tmp/lattice" > /dev/null
+cp "$tmp/paper/fig3a.png" docs/figures/paper_fig3a.png
+cp "$tmp/paper/fig4c.png" docs/figures/paper_fig4c.png
+cp "$tmp/lattice/network.png" docs/figures/lattice_network.png
+ls -l docs/figures/*.png
