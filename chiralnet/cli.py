@@ -23,6 +23,7 @@ import io as _stdio
 import json
 import os
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +60,8 @@ def add_command(subparsers, name: str, handler, *, help: str, description: str, 
         Shell lines shown under "example:".
     """
     parser = subparsers.add_parser(
-        name, help=help, description=description, formatter_class=argparse.RawDescriptionHelpFormatter,
+        name, help=help, description=textwrap.fill(" ".join(description.split()), 79),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="example:\n" + "\n".join("  " + line for line in example.strip().splitlines()),
     )
     parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,

@@ -872,7 +872,10 @@ def run_scenario(scenario: Scenario, *, simulate_times: bool = True) -> Scenario
     t90 = t90_stay = None
     if simulate_times:
         times = scenario.require_times()
-        result = simulate(model, times, **scenario.solver_options())
+        try:
+            result = simulate(model, times, **scenario.solver_options())
+        except ChiralnetError as exc:  # name the file: the scenario chose the solver and the times
+            raise type(exc)(f"{scenario.source}: solver: {_one_line(exc)}") from exc
         if steady is not None:
             t90 = charging_time(result.times, result.battery_energy, steady.battery_energy)
             t90_stay = charging_time(result.times, result.battery_energy, steady.battery_energy, stay=True)

@@ -74,6 +74,8 @@ BAD = [
     ("[network]\n[[network.cells]]\nname = 'a'\nomega = 1.0\n[[network.chiral_links]]\nfrom = 'a'\nto = 'b'\n"
      "gamma = 0.1\n[times]\nt_end = 10.0\n", "network.chiral_links[0]"),
     ("[network]\nbuilder = 'chain'\nn_cells = 4\n", "times"),
+    ("[network]\nbuilder = 'chain'\nn_cells = 4\n[times]\nt_end = 1000.0\n[solver]\nmethod = 'rk45'\n"
+     "max_steps = 3\n", "solver"),
 ]
 
 
