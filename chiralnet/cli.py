@@ -39,6 +39,8 @@ COMMAND_MODULES = (
 
 EXIT_BAD_INPUT = 2
 EXIT_IO = 1
+#: Above this many cells ``run`` skips the network drawing (one arrow per link is slow and unreadable).
+NETWORK_FIGURE_MAX_CELLS = 1000
 
 
 # ---------------------------------------------------------------------------------------------
@@ -228,7 +230,7 @@ def _figures(run) -> dict:
         figs["heatmap"] = plotting.plot_heatmap(res, title=sc.title)
     if "profile" in want and ss is not None and n >= 3:
         figs["profile"] = plotting.plot_profile(ss, result=res, title=sc.title)
-    if "network" in want:
+    if "network" in want and n <= NETWORK_FIGURE_MAX_CELLS:
         energies = ss.energies if ss is not None else (res.energies[-1] if res is not None else None)
         figs["network"] = plotting.plot_network(sc.network, energies, title=sc.title)
     return figs

@@ -61,7 +61,7 @@ Times and solver::
 
     [output]
     dir = "out/chain"               # chiralnet run --out overrides it
-    figures = ["energy", "heatmap", "profile", "network"]
+    figures = ["energy", "heatmap", "profile", "network"]   # heatmap, profile: >= 3 cells; network: <= 1000
     csv = true                      # energies.csv
     summary = true                  # summary.json
     graph = true                    # network.json
