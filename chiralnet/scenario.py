@@ -25,16 +25,17 @@ The network, one of three forms::
     omega = 1.0
     kappa = 0.003
     [[network.chiral_links]]        #    one-way a -> b: reservoir plus balancing J
-    from = "a"
+    from = "a"                      #    (optional: xi, n_th, name)
     to = "b"
     gamma = 0.04
-    [[network.coherent_links]]      #    J a_u^dag a_v + h.c.
-    cells = ["a", "b"]
-    J = [0.0, -0.02]
-    [[network.reservoirs]]          #    jump operator sum_i p_i a_i
-    gamma = 0.04
-    cells = ["a", "b"]
-    p = [1.0, -1.0]
+    # ... or the same link spelled out (use one or the other, not both):
+    # [[network.coherent_links]]    #    J a_u^dag a_v + h.c.
+    # cells = ["a", "b"]
+    # J = [0.0, -0.02]
+    # [[network.reservoirs]]        #    jump operator sum_i p_i a_i (any number of cells)
+    # gamma = 0.04
+    # cells = ["a", "b"]
+    # p = [1.0, -1.0]
 
     [network]                       # 3. a graph saved with chiralnet.io.save_graph
     graph = "my_network.json"       #    relative to the scenario file
