@@ -1,0 +1,242 @@
+"""The result of a sweep: arrays labelled by the swept parameters; CSV, xarray/NetCDF and a figure."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tempfile
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .spec import QUANTITIES
+
+__all__ = ["SweepResult", "atomic_write"]
+
+STATUS_MEANING = {0: "ok", 1: "no steady state (quantities NaN)", 2: "time_to_90 not reached within the horizon"}
+
+
+def atomic_write(path, write, mode="wb"):
+    """Write ``path`` all at once: ``write(fh)`` fills a temp file in the same folder, then os.replace.
+
+    A reader never sees a half-written file, and an interrupted write leaves the old file (or none).
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    suffix = os.path.splitext(path)[1]
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=suffix)
+    try:
+        with os.fdopen(fd, mode) as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+@dataclass(frozen=True, eq=False)
+class SweepResult:
+    """Quantities on the grid of swept parameters.
+
+    Attributes
+    ----------
+    dims : tuple of str
+        Swept parameter names, the leading axes of every array.
+    coords : dict
+        name -> values of each swept axis (floats, ints, bools or strings); also ``cell`` and
+        ``time`` when a quantity has those extra axes.
+    data : dict
+        quantity name -> ndarray of shape (*grid_shape) or (*grid_shape, n_cells) or
+        (*grid_shape, n_times); energies in omega, times in 1/omega.
+    status : ndarray (*grid_shape) int8
+        0 ok, 1 no steady state at that point (its quantities are NaN), 2 time_to_90 not reached.
+    attrs : dict
+        Provenance (builder, fixed parameters, engine, chunk counts).
+    """
+
+    dims: tuple
+    coords: dict
+    data: dict
+    status: np.ndarray
+    attrs: dict = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple:
+        return self.status.shape
+
+    def __getitem__(self, name) -> np.ndarray:
+        return self.data[name]
+
+    def _extra_dim(self, q):
+        return QUANTITIES[q][1]
+
+    def to_xarray(self):
+        """An :class:`xarray.Dataset`, one variable per quantity plus ``status`` (needs xarray)."""
+        import xarray as xr
+
+        coords = {d: np.asarray(self.coords[d]) for d in self.dims}
+        for extra in ("cell", "time"):
+            if extra in self.coords:
+                coords[extra] = np.asarray([str(c) for c in self.coords[extra]] if extra == "cell" else self.coords[extra])
+        vars_ = {}
+        for q, arr in self.data.items():
+            extra = self._extra_dim(q)
+            dims = self.dims + ((extra,) if extra else ())
+            vars_[q] = (dims, arr, {"description": QUANTITIES[q][0]})
+        vars_["status"] = (self.dims, self.status, {"description": "; ".join(f"{k}: {v}" for k, v in STATUS_MEANING.items())})
+        attrs = {k: str(v) for k, v in self.attrs.items()}
+        return xr.Dataset(vars_, coords=coords, attrs=attrs)
+
+    def to_netcdf(self, path) -> None:
+        """Write NetCDF (needs xarray; h5netcdf or scipy as engine), atomically."""
+        ds = self.to_xarray()
+        try:
+            import h5netcdf  # noqa: F401
+            engine = "h5netcdf"
+        except ImportError:
+            engine = "scipy"
+        data = ds.to_netcdf(engine=engine) if engine == "scipy" else None
+        if data is None:
+            folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".nc")
+            os.close(fd)
+            try:
+                ds.to_netcdf(tmp, engine=engine)
+                os.replace(tmp, path)
+            except BaseException:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+                raise
+        else:
+            atomic_write(path, lambda fh: fh.write(bytes(data)))
+
+    def csv_text(self) -> str:
+        """The result as CSV text: one row per grid point, one column per swept parameter and value.
+
+        Quantities with a cell or time axis get one column each, named ``cell_energy[<cell>]`` and
+        ``battery_energy_at[t=<time>]``. No pandas or xarray needed.
+        """
+        header = list(self.dims)
+        cols = []
+        for q, arr in self.data.items():
+            extra = self._extra_dim(q)
+            if extra == "cell":
+                for k, c in enumerate(self.coords["cell"]):
+                    header.append(f"{q}[{c}]")
+                    cols.append(arr.reshape(-1, arr.shape[-1])[:, k])
+            elif extra == "time":
+                for k, t in enumerate(self.coords["time"]):
+                    header.append(f"{q}[t={t!r}]")
+                    cols.append(arr.reshape(-1, arr.shape[-1])[:, k])
+            else:
+                header.append(q)
+                cols.append(arr.reshape(-1))
+        header.append("status")
+        cols.append(self.status.reshape(-1))
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(header)
+        grids = np.unravel_index(np.arange(self.status.size), self.shape)
+        axes = [self.coords[d] for d in self.dims]
+        for p in range(self.status.size):
+            row = [_fmt(axes[a][grids[a][p]]) for a in range(len(self.dims))]
+            row += [_fmt(c[p]) for c in cols]
+            w.writerow(row)
+        return buf.getvalue()
+
+    def to_csv(self, path) -> None:
+        """Write :meth:`csv_text` to ``path`` atomically."""
+        text = self.csv_text().encode()
+        atomic_write(path, lambda fh: fh.write(text))
+
+    def plot(self, quantity: str | None = None, ax=None):
+        """Line plot (one swept parameter) or map (two; further axes at their first value).
+
+        Returns the matplotlib Figure. ``quantity`` defaults to the first scalar quantity.
+        """
+        import matplotlib
+
+        if ax is None:
+            matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+
+        scalars = [q for q in self.data if self._extra_dim(q) is None]
+        q = quantity or (scalars[0] if scalars else next(iter(self.data)))
+        arr = self.data[q]
+        if self._extra_dim(q) is not None:
+            arr = arr[..., -1]
+        if ax is None:
+            fig, ax = plt.subplots(figsize=(6, 4.2), constrained_layout=True)
+        else:
+            fig = ax.figure
+        sub = arr[(slice(None),) * min(2, arr.ndim) + (0,) * max(0, arr.ndim - 2)]
+        fixed = ", ".join(f"{d}={self.coords[d][0]!r}" for d in self.dims[2:])
+        label = q + (f" (last {self._extra_dim(quantity or q)})" if self._extra_dim(quantity or q) else "")
+        x = self._axis_values(self.dims[0])
+        if sub.ndim == 1 or sub.shape[1] == 1:
+            y = sub.reshape(-1)
+            ax.plot(x, y, marker="." if y.size < 60 else None)
+            ax.set_xlabel(self.dims[0])
+            ax.set_ylabel(label)
+            if self._is_log(self.dims[0]):
+                ax.set_xscale("log")
+        else:
+            y = self._axis_values(self.dims[1])
+            mesh = ax.pcolormesh(x, y, sub.T, shading="nearest")
+            fig.colorbar(mesh, ax=ax, label=label)
+            ax.set_xlabel(self.dims[0])
+            ax.set_ylabel(self.dims[1])
+            if self._is_log(self.dims[0]):
+                ax.set_xscale("log")
+            if self._is_log(self.dims[1]):
+                ax.set_yscale("log")
+        if fixed:
+            ax.set_title(fixed, fontsize=9)
+        self._categorical_ticks(ax)
+        return fig
+
+    def _axis_values(self, d):
+        v = np.asarray(self.coords[d])
+        return np.arange(v.size) if v.dtype.kind in "USbO" else v
+
+    def _is_log(self, d):
+        v = np.asarray(self.coords[d])
+        if v.dtype.kind not in "f" or v.size < 3 or np.any(v <= 0):
+            return False
+        r = v[1:] / v[:-1]
+        return bool(np.allclose(r, r[0], rtol=1e-9) and not np.allclose(np.diff(v), v[1] - v[0], rtol=1e-9))
+
+    def _categorical_ticks(self, ax):
+        for k, d in enumerate(self.dims[:2]):
+            v = np.asarray(self.coords[d])
+            if v.dtype.kind in "USbO":
+                setter = (ax.set_xticks, ax.set_xticklabels) if k == 0 else (ax.set_yticks, ax.set_yticklabels)
+                setter[0](np.arange(v.size))
+                setter[1]([str(s) for s in v])
+
+    def save_figure(self, path, quantity: str | None = None) -> None:
+        """Draw :meth:`plot` and save it to ``path`` (PNG) atomically."""
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+
+        fig = self.plot(quantity)
+        buf = io.BytesIO()
+        fig.savefig(buf, format=os.path.splitext(os.fspath(path))[1].lstrip(".") or "png", dpi=120)
+        plt.close(fig)
+        atomic_write(path, lambda fh: fh.write(buf.getvalue()))
+
+
+def _fmt(v):
+    if isinstance(v, (float, np.floating)):
+        return repr(float(v))
+    if isinstance(v, (np.integer,)):
+        return str(int(v))
+    if isinstance(v, (np.bool_, bool)):
+        return str(bool(v))
+    return str(v)
