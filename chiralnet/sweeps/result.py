@@ -93,13 +93,12 @@ class SweepResult:
 
     def to_netcdf(self, path) -> None:
         """Write NetCDF (needs xarray; h5netcdf or scipy as engine), atomically."""
+        import importlib.util
+
         ds = self.to_xarray()
-        try:
-            import h5netcdf  # noqa: F401
-            engine = "h5netcdf"
-        except ImportError:
-            engine = "scipy"
-        data = ds.to_netcdf(engine=engine) if engine == "scipy" else None
+        have_h5 = all(importlib.util.find_spec(m) is not None for m in ("h5netcdf", "h5py"))
+        engine = "h5netcdf" if have_h5 else "scipy"
+        data = ds.to_netcdf(engine="scipy") if engine == "scipy" else None
         if data is None:
             folder = os.path.dirname(os.path.abspath(os.fspath(path)))
             fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".nc")
@@ -154,50 +153,67 @@ class SweepResult:
         atomic_write(path, lambda fh: fh.write(text))
 
     def plot(self, quantity: str | None = None, ax=None):
-        """Line plot (one swept parameter) or map (two; further axes at their first value).
+        """Figure of one quantity: a line plot for one swept parameter, a map for two float ones.
 
-        Returns the matplotlib Figure. ``quantity`` defaults to the first scalar quantity.
+        With two axes of which one is categorical (strings, booleans, ints) or has at most 6 values, one
+        line per value is drawn instead of a map. Further axes are held at their first value (named in the
+        title). ``quantity`` defaults to the first scalar quantity; a cell or time axis shows its last entry.
+        Returns the :class:`matplotlib.figure.Figure` (no pyplot state is touched when ``ax`` is None).
         """
-        import matplotlib
-
-        if ax is None:
-            matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
 
         scalars = [q for q in self.data if self._extra_dim(q) is None]
         q = quantity or (scalars[0] if scalars else next(iter(self.data)))
+        if q not in self.data:
+            raise KeyError(f"no quantity {q!r} in this result; have {list(self.data)}")
         arr = self.data[q]
+        label = q
         if self._extra_dim(q) is not None:
             arr = arr[..., -1]
+            label = f"{q} ({self._extra_dim(q)} = {self.coords[self._extra_dim(q)][-1]})"
         if ax is None:
-            fig, ax = plt.subplots(figsize=(6, 4.2), constrained_layout=True)
+            fig = Figure(figsize=(6, 4.2), layout="constrained")
+            ax = fig.add_subplot()
         else:
             fig = ax.figure
-        sub = arr[(slice(None),) * min(2, arr.ndim) + (0,) * max(0, arr.ndim - 2)]
+        dims = list(self.dims[:2])
+        sub = arr[(slice(None),) * len(dims) + (0,) * (arr.ndim - len(dims))]
         fixed = ", ".join(f"{d}={self.coords[d][0]!r}" for d in self.dims[2:])
-        label = q + (f" (last {self._extra_dim(quantity or q)})" if self._extra_dim(quantity or q) else "")
-        x = self._axis_values(self.dims[0])
-        if sub.ndim == 1 or sub.shape[1] == 1:
+        if len(dims) == 2 and self._categorical(dims[0]) and not self._categorical(dims[1]):
+            dims, sub = dims[::-1], sub.T
+        if len(dims) == 1 or sub.shape[1] == 1:
             y = sub.reshape(-1)
-            ax.plot(x, y, marker="." if y.size < 60 else None)
-            ax.set_xlabel(self.dims[0])
+            ax.plot(self._axis_values(dims[0]), y, marker="." if y.size < 60 else None)
             ax.set_ylabel(label)
-            if self._is_log(self.dims[0]):
-                ax.set_xscale("log")
+        elif self._categorical(dims[1]) or len(self.coords[dims[1]]) <= 6:
+            for k, v in enumerate(self.coords[dims[1]]):
+                ax.plot(self._axis_values(dims[0]), sub[:, k], marker="." if sub.shape[0] < 60 else None,
+                        label=f"{dims[1]} = {v}")
+            ax.set_ylabel(label)
+            ax.legend(fontsize=8)
         else:
-            y = self._axis_values(self.dims[1])
-            mesh = ax.pcolormesh(x, y, sub.T, shading="nearest")
+            mesh = ax.pcolormesh(self._axis_values(dims[0]), self._axis_values(dims[1]), sub.T, shading="nearest")
             fig.colorbar(mesh, ax=ax, label=label)
-            ax.set_xlabel(self.dims[0])
-            ax.set_ylabel(self.dims[1])
-            if self._is_log(self.dims[0]):
-                ax.set_xscale("log")
-            if self._is_log(self.dims[1]):
+            ax.set_ylabel(dims[1])
+            if self._is_log(dims[1]):
                 ax.set_yscale("log")
+            self._ticks(ax, dims[1], "y")
+        ax.set_xlabel(dims[0])
+        if self._is_log(dims[0]):
+            ax.set_xscale("log")
+        self._ticks(ax, dims[0], "x")
         if fixed:
             ax.set_title(fixed, fontsize=9)
-        self._categorical_ticks(ax)
         return fig
+
+    def _categorical(self, d):
+        return np.asarray(self.coords[d]).dtype.kind not in "f"
+
+    def _ticks(self, ax, d, which):
+        v = np.asarray(self.coords[d])
+        if v.dtype.kind in "USbO":
+            getattr(ax, f"set_{which}ticks")(np.arange(v.size))
+            getattr(ax, f"set_{which}ticklabels")([str(s) for s in v])
 
     def _axis_values(self, d):
         v = np.asarray(self.coords[d])
@@ -210,25 +226,11 @@ class SweepResult:
         r = v[1:] / v[:-1]
         return bool(np.allclose(r, r[0], rtol=1e-9) and not np.allclose(np.diff(v), v[1] - v[0], rtol=1e-9))
 
-    def _categorical_ticks(self, ax):
-        for k, d in enumerate(self.dims[:2]):
-            v = np.asarray(self.coords[d])
-            if v.dtype.kind in "USbO":
-                setter = (ax.set_xticks, ax.set_xticklabels) if k == 0 else (ax.set_yticks, ax.set_yticklabels)
-                setter[0](np.arange(v.size))
-                setter[1]([str(s) for s in v])
-
     def save_figure(self, path, quantity: str | None = None) -> None:
-        """Draw :meth:`plot` and save it to ``path`` (PNG) atomically."""
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
-
+        """Draw :meth:`plot` and save it to ``path`` (format from the suffix, PNG by default) atomically."""
         fig = self.plot(quantity)
         buf = io.BytesIO()
         fig.savefig(buf, format=os.path.splitext(os.fspath(path))[1].lstrip(".") or "png", dpi=120)
-        plt.close(fig)
         atomic_write(path, lambda fh: fh.write(buf.getvalue()))
 
 
