@@ -45,6 +45,8 @@ CHUNKS = "chunks"
 FORMAT = "chiralnet-sweep/1"
 #: Seconds to wait for a Dask scheduler before reporting it unreachable.
 SCHEDULER_TIMEOUT = 3.0
+#: Below this many points the embedded engine does not start a process pool (start-up costs seconds).
+POOL_MIN_POINTS = 2000
 _THREAD_ENV = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -82,6 +84,10 @@ class ChunkStore:
             if os.path.isdir(self.out) and any(not n.startswith(".") for n in os.listdir(self.out)):
                 raise SweepError(f"output folder {self.out!r} is not empty and holds no sweep; choose a new folder")
         os.makedirs(self.dir, exist_ok=True)
+        for name in os.listdir(self.dir):  # temp files of writes cut short by a crash
+            if name.startswith(".tmp-"):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(self.dir, name))
         if not os.path.exists(path):
             text = json.dumps(manifest, indent=1).encode()
             atomic_write(path, lambda fh: fh.write(text))
@@ -291,7 +297,7 @@ def run_sweep(spec: SweepSpec, *, out=None, resume: bool = False, workers: int |
         if client is not None:
             engine = "dask"
             _run_dask(client, plan, todo, finished, show)
-        elif processes == 1 or len(todo) <= 1 or all(g.batched for g in plan.groups.values()):
+        elif _in_process(plan, todo, processes):
             engine = "in-process"
             bar = _Progress(show, sum(e - s for _, s, e in todo), "sweep")
             try:
@@ -319,6 +325,15 @@ def run_sweep(spec: SweepSpec, *, out=None, resume: bool = False, workers: int |
     if store is not None:
         write_outputs(result, store.out, spec.output)
     return result
+
+
+def _in_process(plan, todo, processes) -> bool:
+    """Run here unless points need their own model and there are enough of them to pay for a pool."""
+    if processes == 1 or len(todo) <= 1 or all(g.batched for g in plan.groups.values()):
+        return True
+    if processes is not None:
+        return False
+    return sum(e - s for _, s, e in todo) < POOL_MIN_POINTS
 
 
 def _run_pool(plan, todo, finished, n_proc, show):

@@ -129,7 +129,7 @@ class SweepResult:
                     cols.append(arr.reshape(-1, arr.shape[-1])[:, k])
             elif extra == "time":
                 for k, t in enumerate(self.coords["time"]):
-                    header.append(f"{q}[t={t!r}]")
+                    header.append(f"{q}[t={float(t)!r}]")
                     cols.append(arr.reshape(-1, arr.shape[-1])[:, k])
             else:
                 header.append(q)
