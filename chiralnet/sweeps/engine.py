@@ -143,10 +143,11 @@ def _pool_chunk(cid, start, stop):
 def _dask_chunk(plan, cid, start, stop):
     _limit_threads()
     fault = os.environ.get("CHIRALNET_SWEEP_TEST_KILL_ONCE")
-    if fault and cid == 0:
-        # Test hook: the first attempt at chunk 0 kills its worker process (marker file says it happened).
+    if fault and cid == 0 and os.path.exists(os.path.join(fault, "arm")):
+        # Test hook (tests/test_sweep_dask.py): when the folder holds "arm", the first attempt at chunk 0
+        # kills its worker process; "fired" (created exclusively) makes it happen once only.
         try:
-            fd = os.open(fault, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            fd = os.open(os.path.join(fault, "fired"), os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
             pass
         else:
@@ -242,8 +243,10 @@ def connect_dask(workers=None, scheduler=None, timeout=None):
                 "is it running, and is the address right?"
             ) from None
         return client, None
+    # Single-threaded worker processes (Dask also sets OMP/MKL/OPENBLAS_NUM_THREADS=1 in them); the
+    # dashboard on a free port, so a second cluster on this machine does not collide.
     cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True, host="127.0.0.1",
-                           dashboard_address=None)
+                           dashboard_address=":0")
     return Client(cluster, set_as_default=False), cluster
 
 
@@ -275,9 +278,6 @@ def run_sweep(spec: SweepSpec, *, out=None, resume: bool = False, workers: int |
     n = spec.n_points
     n_chunks = -(-n // chunk_size)
     bounds = [(c, c * chunk_size, min(n, (c + 1) * chunk_size)) for c in range(n_chunks)]
-    store = ChunkStore(out, spec, chunk_size, n_chunks, resume) if out is not None else None
-    have = store.done() if store is not None else set()
-    todo = [b for b in bounds if b[0] not in have]
     memory = {}
 
     def finished(cid, arrays):
@@ -291,6 +291,16 @@ def run_sweep(spec: SweepSpec, *, out=None, resume: bool = False, workers: int |
     if client is None and (workers is not None or scheduler is not None):
         client, cluster = connect_dask(workers, scheduler)
         own_client = client
+    try:
+        store = ChunkStore(out, spec, chunk_size, n_chunks, resume) if out is not None else None
+    except BaseException:
+        if own_client is not None:
+            own_client.close()
+        if cluster is not None:
+            cluster.close()
+        raise
+    have = store.done() if store is not None else set()
+    todo = [b for b in bounds if b[0] not in have]
     show = sys.stderr.isatty() if progress is None else bool(progress)
     t0 = time.perf_counter()
     try:
