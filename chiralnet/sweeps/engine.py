@@ -383,7 +383,7 @@ def _run_dask(client, plan, todo, finished, show):
     if show:
         _dask_progress(futures, client)
     try:
-        for fut in as_completed(futures):
+        for fut in as_completed(futures, loop=client.loop):
             cid, arrays = fut.result()
             finished(cid, arrays)
             fut.release()
