@@ -45,7 +45,7 @@ def test_batched_steady_state_equals_core(nonreciprocal):
 
 
 def test_additive_assembly_equals_build_model_everywhere():
-    spec = make_spec("chain", {"gamma": [0.01, 0.04, 0.1], "kappa": [0.001, 0.003], "drive": [0.05, 0.2]},
+    spec = make_spec("chain", {"gamma": np.geomspace(0.01, 0.1, 6), "kappa": [0.001, 0.003], "drive": [0.05, 0.2]},
                      params={"n_cells": 5})
     plan = make_plan(spec)
     (g,) = plan.groups.values()

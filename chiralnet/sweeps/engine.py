@@ -256,7 +256,9 @@ def connect_dask(workers=None, scheduler=None, timeout=None):
 
 def default_chunk_size(plan: Plan) -> int:
     if all(g.batched for g in plan.groups.values()):
-        return int(min(65536, max(1024, 2 ** math.ceil(math.log2(max(1, plan.spec.n_points // 64))))))
+        # Large chunks: each is one parallel kernel launch (with Numba's OpenMP layer a launch can cost
+        # ~10 ms when threads sleep between launches), and a few dozen chunks keep resume fine-grained.
+        return int(min(65536, max(4096, 2 ** math.ceil(math.log2(max(1, plan.spec.n_points // 32))))))
     return 32
 
 

@@ -176,20 +176,10 @@ def _try_batch(plan, g, origin):
     M0, b0, w0, a0 = m0.M, m0.forcing, m0.omega, m0.alpha0
     raw = []
     for ax in plan.float_axes:
-        n = len(spec.axes[ax][1])
-        dM = np.zeros((n,) + M0.shape, complex)
-        db = np.zeros((n,) + b0.shape, complex)
-        dw = np.zeros((n,) + w0.shape)
-        da = np.zeros((n,) + a0.shape, complex)
-        for i in range(n):
-            multi = origin.copy()
-            multi[ax] = i
-            m = m0 if i == 0 else _model_at(plan, multi)
-            if m.cells != m0.cells or m.thermal or not np.array_equal(m.battery, m0.battery):
-                g.reason = f"structure changes along {spec.axes[ax][0]!r}"
-                return
-            dM[i], db[i], dw[i], da[i] = m.M - M0, m.forcing - b0, m.omega - w0, m.alpha0 - a0
-        raw.append((dM, db, dw, da))
+        deltas = _axis_deltas(plan, g, origin, ax, m0)
+        if deltas is None:
+            return
+        raw.append(deltas)
     pattern = (M0 != 0) | np.any([np.any(d[0] != 0, axis=0) for d in raw], axis=0)
     rows, cols = np.nonzero(np.any([np.any(d[0] != 0, axis=0) for d in raw], axis=0))
     g.cells, g.battery = m0.cells, m0.battery.copy()
@@ -219,6 +209,58 @@ def _try_batch(plan, g, origin):
                 g.reason = f"{name} is not additive over the swept axes (checked at {plan.describe_point(multi)})"
                 return
     g.batched = True
+
+
+def _axis_deltas(plan, g, origin, ax, m0):
+    """Model differences X(axis value) - X(origin) along one float axis: (dM, db, domega, dalpha0), or None.
+
+    When the model is affine in the parameter (checked at two interior values against build_model) the
+    differences are interpolated from the last value; otherwise every value's model is built.
+    """
+    spec = plan.spec
+    vals = np.asarray(spec.axes[ax][1], float)
+    n = vals.size
+
+    def at(i):
+        if i == 0:
+            return m0
+        multi = origin.copy()
+        multi[ax] = i
+        m = _model_at(plan, multi)
+        if m.cells != m0.cells or m.thermal or not np.array_equal(m.battery, m0.battery):
+            g.reason = f"structure changes along {spec.axes[ax][0]!r}"
+            return None
+        return m
+
+    def diff(m):
+        return m.M - m0.M, m.forcing - m0.forcing, m.omega - m0.omega, m.alpha0 - m0.alpha0
+
+    if n > 4 and vals[-1] != vals[0]:
+        last = at(n - 1)
+        if last is None:
+            return None
+        d_last = diff(last)
+        affine = True
+        for i in (n // 3, (2 * n) // 3):
+            m = at(i)
+            if m is None:
+                return None
+            f = (vals[i] - vals[0]) / (vals[-1] - vals[0])
+            for x, y in zip(diff(m), d_last):
+                scale = max(1.0, float(np.abs(y).max(initial=0.0)))
+                if np.abs(x - f * y).max(initial=0.0) > ASSEMBLY_RTOL * scale:
+                    affine = False
+        if affine:
+            f = (vals - vals[0]) / (vals[-1] - vals[0])
+            return tuple(np.multiply.outer(f, y) for y in d_last)
+    out = [np.zeros((n,) + x.shape, x.dtype) for x in (m0.M, m0.forcing, m0.omega, m0.alpha0)]
+    for i in range(n):
+        m = at(i)
+        if m is None:
+            return None
+        for buf, x in zip(out, diff(m)):
+            buf[i] = x
+    return tuple(out)
 
 
 def assemble(g: Group, ci):
@@ -385,13 +427,15 @@ def compute_chunk(plan: Plan, start: int, stop: int) -> dict:
     res["status"] = np.zeros(n, np.int8)
     struct = list(plan.struct_axes)
     flt = list(plan.float_axes)
-    keys = [tuple(r) for r in multi_all[:, struct]] if struct else [()] * n
-    by_key = {}
-    for i, k in enumerate(keys):
-        by_key.setdefault(k, []).append(i)
+    if struct:
+        sub = multi_all[:, struct]
+        _, first, inverse = np.unique(np.ravel_multi_index(sub.T, [spec.shape[i] for i in struct]),
+                                      return_index=True, return_inverse=True)
+        by_key = {tuple(sub[f]): np.flatnonzero(inverse == k) for k, f in enumerate(first)}
+    else:
+        by_key = {(): np.arange(n)}
     for key, idx in by_key.items():
-        idx = np.asarray(idx)
-        g = plan.groups[key]
+        g = plan.groups[tuple(int(k) for k in key)]
         if g.batched:
             M, b, w, a0 = assemble(g, multi_all[idx][:, flt])
             _store(res, idx, _stack_quantities(plan, M, b, w, a0, g.battery, g.blocks), spec)
