@@ -127,6 +127,27 @@ def test_topology_axis_and_cell_energy():
                                rtol=RTOL_STEADY)
 
 
+def test_thermal_networks_go_through_the_core_solvers():
+    times = [0.0, 200.0, 1500.0]
+    res = sweep("two_cell", {"gamma": [0.01, 0.04]}, ["battery_energy", "battery_energy_at"], params={"n_th": 0.5},
+                times=times)
+    for i, g in enumerate([0.01, 0.04]):
+        G = cn.two_cell(gamma=g, n_th=0.5)
+        assert res["battery_energy"][i] == pytest.approx(cn.steady_state(G).battery_energy, rel=RTOL_STEADY)
+        np.testing.assert_allclose(res["battery_energy_at"][i], cn.simulate(G, times).battery_energy, rtol=RTOL_STEADY)
+    with pytest.raises(SweepError, match="time_to_90 is computed for zero-temperature networks"):
+        sweep("two_cell", {"gamma": [0.01]}, ["time_to_90"], params={"n_th": 0.5})
+
+
+def test_local_callable_base_runs_in_process():
+    def pair(gamma):
+        return cn.two_cell(gamma=gamma, nonreciprocal=False)
+
+    with pytest.warns(RuntimeWarning, match="cannot be pickled"):
+        res = sweep(pair, {"gamma": [0.01, 0.02, 0.03]}, batched=False, processes=2, chunk_size=1)
+    assert res["battery_energy"][1] == pytest.approx(cn.steady_state(pair(0.02)).battery_energy, rel=RTOL_STEADY)
+
+
 def test_unstable_points_are_flagged_not_silent():
     with pytest.warns(RuntimeWarning, match="1 of 2 points have no steady state"):
         res = sweep("two_cell", {"kappa_a": [0.0, 0.003]}, ["battery_energy"],

@@ -318,6 +318,13 @@ def run_sweep(spec: SweepSpec, *, out=None, resume: bool = False, workers: int |
                     bar.update(e - s)
             finally:
                 bar.close()
+        elif not _picklable(plan):
+            warnings.warn("the base network's builder cannot be pickled (a lambda or a local function?), so the "
+                          "sweep runs in this process; define it at module level to use the process pool",
+                          RuntimeWarning, stacklevel=2)
+            engine = "in-process"
+            for cid, s, e in todo:
+                finished(cid, compute_chunk(plan, s, e))
         else:
             engine = "local-pool"
             _run_pool(plan, todo, finished, processes or os.cpu_count() or 1, show)
@@ -337,6 +344,16 @@ def run_sweep(spec: SweepSpec, *, out=None, resume: bool = False, workers: int |
     if store is not None:
         write_outputs(result, store.out, spec.output)
     return result
+
+
+def _picklable(plan) -> bool:
+    import pickle
+
+    try:
+        pickle.dumps(plan)
+    except Exception:  # noqa: BLE001 - any pickling failure means: stay in this process
+        return False
+    return True
 
 
 def _in_process(plan, todo, processes) -> bool:

@@ -23,7 +23,7 @@ import scipy.sparse as sp
 import scipy.sparse.csgraph as csgraph
 
 from .. import analytic
-from ..errors import ChiralnetError
+from ..errors import ChiralnetError, NoSteadyStateError
 from ..model import build_model
 from ..network import cells as cell_nodes
 from ..solvers import simulate, steady_state
@@ -405,15 +405,16 @@ def _point_quantities(plan, model, where):
     try:
         ss = steady_state(model)
         energies = ss.energies[None]
-    except ChiralnetError as exc:
-        if type(exc).__name__ != "NoSteadyStateError":
-            raise SweepError(f"at {where}: {exc}") from None
+    except NoSteadyStateError:
         out["status"][0] = K.NO_STEADY_STATE
         energies = np.full((1, model.n_cells), np.nan)
     out["_energies"] = energies
     out["_battery"] = model.battery
     if "battery_energy_at" in spec.quantities:
-        out["battery_energy_at"] = simulate(model, spec.times).battery_energy[None]
+        try:
+            out["battery_energy_at"] = simulate(model, spec.times).battery_energy[None]
+        except ChiralnetError as exc:
+            raise SweepError(f"at {where}: {exc}") from None
     return out
 
 
