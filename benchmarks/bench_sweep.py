@@ -9,7 +9,9 @@ Run from the repository root:  python benchmarks/bench_sweep.py  [--points 10000
    sampled values are compared with the sweep's.
 3. The Dask path: the same kind of sweep on a LocalCluster of 2 single-threaded worker processes against the
    embedded engine on the same points; overhead per task (chunk) and per point.
-Timings are wall-clock seconds on this machine; ratios come from the same run.
+Timings are wall-clock seconds on this machine; ratios come from the same run. On small machines
+``OMP_WAIT_POLICY=PASSIVE`` (for Numba's OpenMP threading layer) can halve the embedded times; the worker
+processes chiralnet starts always get it.
 """
 
 import argparse
@@ -40,7 +42,8 @@ def main(argv=None):
     import numba
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"numba {numba.__version__} ({numba.get_num_threads()} threads), python {platform.python_version()}")
+          f"numba {numba.__version__} ({numba.get_num_threads()} threads), python {platform.python_version()}, "
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}")
 
     t = time.perf_counter()
     sweep("two_cell", {"gamma": [0.01, 0.02], "kappa_b": [0.003]})
@@ -71,24 +74,32 @@ def main(argv=None):
         return
     from distributed import Client, LocalCluster
 
+    from chiralnet.sweeps.engine import WORKER_ENV
+
+    # the cluster `chiralnet sweep --workers 2` starts
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+                      dashboard_address=None, env=dict(WORKER_ENV)) as cluster, Client(cluster) as client:
         small = grid(200_000)
+        n_small = small["gamma"].size ** 2
         sweep("two_cell", {"gamma": [0.01, 0.02]}, scheduler=cluster.scheduler_address)  # warm the workers
-        print(f"\nDask LocalCluster, 2 workers x 1 thread, {small['gamma'].size ** 2} points:")
-        print(f"{'chunk':>7} {'tasks':>6} {'embedded s':>11} {'dask s':>8} {'overhead/task ms':>17} {'overhead/point us':>18}")
-        for chunk in (256, 2048, 16384):
-            t = time.perf_counter()
-            emb = sweep("two_cell", small, chunk_size=chunk, processes=1)
-            t_emb = time.perf_counter() - t
+        t = time.perf_counter()
+        emb = sweep("two_cell", small)
+        t_emb = time.perf_counter() - t
+        print(f"\nDask LocalCluster, 2 workers x 1 thread, {n_small} points; embedded default (2 Numba threads, "
+              f"{emb.attrs['chunks']} chunks): {t_emb:.3f} s")
+        print(f"{'chunk':>7} {'tasks':>6} {'dask s':>8} {'dask - embedded, us/point':>26}")
+        tasks, times = [], []
+        for chunk in (512, 2048, 8192, 32768):
             t = time.perf_counter()
             dsk = sweep("two_cell", small, chunk_size=chunk, scheduler=cluster.scheduler_address)
             t_dsk = time.perf_counter() - t
             assert np.array_equal(emb["battery_energy"], dsk["battery_energy"])
-            tasks = dsk.attrs["chunks"]
-            over = t_dsk - t_emb
-            print(f"{chunk:>7} {tasks:>6} {t_emb:11.3f} {t_dsk:8.3f} {over / tasks * 1e3:17.2f} "
-                  f"{over / emb.status.size * 1e6:18.2f}")
+            tasks.append(dsk.attrs["chunks"])
+            times.append(t_dsk)
+            print(f"{chunk:>7} {tasks[-1]:>6} {t_dsk:8.3f} {(t_dsk - t_emb) / n_small * 1e6:26.2f}")
+        slope, intercept = np.polyfit(tasks, times, 1)
+        print(f"fit dask seconds = {intercept:.3f} + {slope * 1e3:.2f} ms x tasks  (per-task overhead {slope * 1e3:.2f} ms,"
+              f" i.e. {slope / 32768 * 1e9:.0f} ns/point at 32768-point chunks)")
         del client
 
 

@@ -76,8 +76,11 @@ def test_scheduler_address_and_cli(client, tmp_path, capsys):
     np.testing.assert_array_equal(via_address["battery_energy"], embedded["battery_energy"])
 
 
-def test_unreachable_scheduler_fails_at_once(tmp_path):
-    with pytest.raises(SweepError, match="cannot reach the Dask scheduler at 'tcp://127.0.0.1:9'"):
+def test_unreachable_scheduler_fails_at_once(tmp_path, monkeypatch):
+    from chiralnet.sweeps import engine
+
+    monkeypatch.setattr(engine, "SCHEDULER_TIMEOUT", 0.5)  # default 3 s
+    with pytest.raises(SweepError, match="cannot reach the Dask scheduler at 'tcp://127.0.0.1:9' within 0.5 s"):
         sweep("two_cell", {"gamma": [0.01]}, scheduler="tcp://127.0.0.1:9", out=tmp_path / "never")
     assert not (tmp_path / "never").exists()  # nothing scheduled, nothing written
     with pytest.raises(SweepError, match="either workers"):
