@@ -1,6 +1,7 @@
 """The ``chiralnet sweep`` and ``chiralnet study`` subcommands.
 
-``register(subparsers)`` adds both to the main ``chiralnet`` command; ``main(argv)`` runs them standalone
+``register(subparsers)`` adds both to the main ``chiralnet`` command (each parser's default ``handler``
+is ``handler(args) -> int``); ``main(argv)`` runs them standalone
 (``python -m chiralnet.sweep_cli sweep SWEEP.toml --out DIR``). No physics here.
 """
 
@@ -29,23 +30,29 @@ def register(subparsers) -> None:
         "sweep", help="run a parameter sweep from a TOML sweep file",
         description="Run the sweep described by SWEEP.toml. Finished chunks are stored in DIR as they complete; "
                     "--resume finishes an interrupted sweep. Writes DIR/result.csv, DIR/result.nc (with xarray) "
-                    "and DIR/figure.png.")
+                    "and DIR/figure.png.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  chiralnet sweep examples/two_cell_map.sweep.toml --out two_cell_map\n"
+               "  chiralnet sweep SWEEP.toml --out DIR --workers 4\n"
+               "  chiralnet sweep SWEEP.toml --out DIR --scheduler tcp://10.0.0.5:8786\n"
+               "  chiralnet sweep SWEEP.toml --out DIR --resume")
     p.add_argument("sweep_file", metavar="SWEEP.toml")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created; must be new unless --resume)")
     p.add_argument("--resume", action="store_true", help="reuse the chunks already in DIR, compute the missing ones")
     _engine_options(p)
-    p.set_defaults(func=run_sweep_command)
+    p.set_defaults(handler=run_sweep_command)
 
     from .studies import STUDIES
 
     s = subparsers.add_parser(
         "study", help="run a built-in scale study (writes a figure, CSV and a summary)",
-        description="Built-in studies: " + "; ".join(f"{k}: {v.__doc__.strip().splitlines()[0]}" for k, v in STUDIES.items()))
+        description="Built-in studies: " + "; ".join(f"{k}: {v.__doc__.strip().splitlines()[0]}" for k, v in STUDIES.items()),
+        epilog="example: chiralnet study cooperativity --out fig4c")
     s.add_argument("name", choices=sorted(STUDIES), metavar="NAME", help=f"one of {sorted(STUDIES)}")
     s.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
     s.add_argument("--quick", action="store_true", help="a small grid (seconds) instead of the full study")
     _engine_options(s)
-    s.set_defaults(func=run_study_command)
+    s.set_defaults(handler=run_study_command)
 
 
 def _engine_kwargs(args):
@@ -57,7 +64,11 @@ def run_sweep_command(args) -> int:
     from .sweeps import load_sweep, run_sweep
 
     spec = load_sweep(args.sweep_file)
-    res = run_sweep(spec, out=args.out, resume=args.resume, **_engine_kwargs(args))
+    try:
+        res = run_sweep(spec, out=args.out, resume=args.resume, **_engine_kwargs(args))
+    except KeyboardInterrupt:
+        print(f"finished chunks are kept in {args.out}; rerun with --resume to compute only the rest", file=sys.stderr)
+        raise
     a = res.attrs
     print(f"{spec.n_points} points over {', '.join(f'{d} ({n})' for d, n in zip(res.dims, res.shape))}; "
           f"engine {a['engine']}; {a['computed_chunks']} chunks computed, {a['reused_chunks']} reused; "
@@ -82,13 +93,12 @@ def main(argv=None) -> int:
     register(sub)
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        return args.handler(args)
     except ChiralnetError as exc:
         print(f"chiralnet {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"chiralnet {args.command}: interrupted; finished chunks are kept, rerun with --resume",
-              file=sys.stderr)
+        print(f"chiralnet {args.command}: interrupted", file=sys.stderr)
         return 130
 
 
