@@ -290,3 +290,21 @@ def test_cli_main(tmp_path, capsys):
     assert "bad.toml [grid] key 'n_cell'" in err and "'n_cells'" in err
     with pytest.raises(SystemExit):
         sweep_cli.main(["sweep", str(f), "--out", "x", "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"])
+
+
+def test_pool_workers_do_not_oversubscribe():
+    import numba
+
+    from chiralnet.sweeps import engine
+
+    before = numba.get_num_threads()
+    try:
+        engine._pool_init(None)  # what every pool worker runs first
+        assert numba.get_num_threads() == 1
+    finally:
+        numba.set_num_threads(before)
+        engine._WORKER_PLAN = None
+    saved = os.environ.get("OMP_NUM_THREADS")
+    with engine._single_threaded_children():  # the environment pool children are spawned with
+        assert all(os.environ[k] == v for k, v in engine.WORKER_ENV.items())
+    assert os.environ.get("OMP_NUM_THREADS") == saved
