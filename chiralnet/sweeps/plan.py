@@ -28,7 +28,7 @@ from ..model import build_model
 from ..network import cells as cell_nodes
 from ..solvers import simulate, steady_state
 from . import _kernels as K
-from .spec import QUANTITIES, SweepError, SweepSpec, builder_parameters, resolve_builder
+from .spec import _REQUIRED, QUANTITIES, SweepError, SweepSpec, builder_parameters, resolve_builder
 
 __all__ = ["Plan", "make_plan", "compute_chunk", "BATCH_MAX_CELLS"]
 
@@ -292,24 +292,22 @@ def _blocks(pattern):
     return ptr, order
 
 
-def _limit_values(plan, multi_all, name, default_name=None):
-    """Per-point values of a builder parameter (grid, base, or the builder's default)."""
+def _limit_values(plan, multi_all, name) -> list:
+    """Per-point values of a builder parameter: swept, fixed, or the builder's default (None if it has none)."""
     spec = plan.spec
     dims = spec.dims
-    out = np.empty(multi_all.shape[0], dtype=object)
+    n = multi_all.shape[0]
     if name in dims:
-        ax = dims.index(name)
-        vals = spec.axes[ax][1]
-        return np.asarray([vals[i] for i in multi_all[:, ax]], dtype=object)
+        vals = spec.axes[dims.index(name)][1]
+        return [vals[i] for i in multi_all[:, dims.index(name)]]
     if name in spec.params:
-        out[:] = [spec.params[name]]
-        return out
+        return [spec.params[name]] * n
     if "builder" in dims:
-        ax = dims.index("builder")
-        names = spec.axes[ax][1]
-        return np.asarray([plan.defaults[names[i]].get(name) for i in multi_all[:, ax]], dtype=object)
-    out[:] = [plan.defaults[resolve_builder(spec.builder)[0]].get(name)]
-    return out
+        names = spec.axes[dims.index("builder")][1]
+        vals = [plan.defaults[names[i]].get(name) for i in multi_all[:, dims.index("builder")]]
+    else:
+        vals = [plan.defaults[resolve_builder(spec.builder)[0]].get(name)] * n
+    return [None if v is _REQUIRED else v for v in vals]
 
 
 _LIMIT_PARAMS = ("omega", "drive", "gamma")
@@ -346,14 +344,12 @@ def two_cell_limits(plan, multi_all):
         return np.array([np.nan if v is None else abs(complex(v)) for v in x], float)
 
     omega, E, gamma = as_float(get("omega")), as_float(get("drive")), as_float(get("gamma"))
-    dims = set(plan.spec.dims) | set(plan.spec.params) | set().union(*plan.defaults.values())
-    if "kappa_a" in dims:
-        ka, kb = as_float(get("kappa_a")), as_float(get("kappa_b"))
-    else:
-        ka = kb = as_float(get("kappa"))
-    optimal = np.array([bool(v) for v in get("optimal")]) if "optimal" in dims else np.zeros(len(E), bool)
-    Jraw = get("J") if "J" in dims else np.full(len(E), None, dtype=object)
-    J = np.array([g / 2 if v is None else abs(complex(v)) for v, g in zip(Jraw, gamma)], float)
+    kappa = get("kappa")
+    # per point: kappa_a / kappa_b where the builder has them (two_cell), else kappa for both
+    ka = as_float([k if v is None else v for v, k in zip(get("kappa_a"), kappa)])
+    kb = as_float([k if v is None else v for v, k in zip(get("kappa_b"), kappa)])
+    optimal = np.array([bool(v) for v in get("optimal")])
+    J = np.array([g / 2 if v is None else abs(complex(v)) for v, g in zip(get("J"), gamma)], float)
     with np.errstate(divide="ignore", invalid="ignore"):
         xi = np.where(optimal, np.sqrt(ka / kb), 1.0)
         nonrec = analytic.steady_battery_energy_nonreciprocal(
