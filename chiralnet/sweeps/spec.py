@@ -372,7 +372,10 @@ def load_sweep(path) -> SweepSpec:
     try:
         import tomllib
     except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib
+        try:
+            import tomli as tomllib
+        except ModuleNotFoundError:
+            raise SweepError("reading sweep files on Python 3.10 needs tomli: pip install 'chiralnet[sweep]'") from None
     try:
         with open(path, "rb") as fh:
             doc = tomllib.load(fh)
