@@ -8,6 +8,8 @@ import time
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import chiralnet as cn
 from chiralnet import sweep_cli
@@ -308,3 +310,29 @@ def test_pool_workers_do_not_oversubscribe():
     with engine._single_threaded_children():  # the environment pool children are spawned with
         assert all(os.environ[k] == v for k, v in engine.WORKER_ENV.items())
     assert os.environ.get("OMP_NUM_THREADS") == saved
+
+
+def three_cells(j=0.01, g=0.02, k=0.003, phase=0.0, p1=1.0, p2=-0.5, detuning=0.0):
+    """A driven cell 0, a complex coherent link 0-1, and one reservoir shared by all three cells."""
+    G = cn.network(1.0)
+    cn.add_cell(G, 0, omega=1.0, kappa=k, drive=0.1)
+    cn.add_cell(G, 1, omega=1.0 + detuning, kappa=k, battery=True)
+    cn.add_cell(G, 2, omega=1.0, kappa=2 * k, battery=True)
+    cn.add_coherent_link(G, 0, 1, j * np.exp(1j * phase))
+    cn.add_reservoir(G, {0: 1.0, 1: p1, 2: p2 * np.exp(1j * phase)}, gamma=g)
+    return G
+
+
+@settings(max_examples=12, deadline=None)
+@given(phase=st.floats(0, 2 * np.pi), p1=st.floats(-2, 2), p2=st.floats(-2, 2), detuning=st.floats(-0.05, 0.05))
+def test_random_networks_batched_equal_steady_state(phase, p1, p2, detuning):
+    grid = {"j": [0.0, 0.01, 0.03], "g": np.geomspace(0.005, 0.1, 5), "k": [0.001, 0.01]}
+    params = {"phase": phase, "p1": p1, "p2": p2, "detuning": detuning}
+    res = sweep(three_cells, grid, ["battery_energy", "cell_energy"], params=params)
+    for i, j in enumerate(grid["j"]):
+        for m, g in enumerate(grid["g"]):
+            for n, k in enumerate(grid["k"]):
+                ss = cn.steady_state(three_cells(j, float(g), k, **params))
+                # relative to the largest cell energy (small cells may sit near a node); measured worst 3e-14
+                np.testing.assert_allclose(res["cell_energy"][i, m, n], ss.energies, rtol=0,
+                                           atol=1e-11 * ss.energies.max())
