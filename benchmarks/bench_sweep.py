@@ -63,7 +63,8 @@ def main(argv=None):
     cn.steady_state(cn.two_cell())  # warm-up
     t = time.perf_counter()
     for k, (i, j) in enumerate(idx):
-        vals[k] = cn.steady_state(cn.two_cell(gamma=float(g["gamma"][i]), kappa_b=float(g["kappa_b"][j]))).battery_energy
+        G = cn.two_cell(gamma=float(g["gamma"][i]), kappa_b=float(g["kappa_b"][j]))
+        vals[k] = cn.steady_state(G).battery_energy
     t_loop = (time.perf_counter() - t) / args.sample
     dev = np.max(np.abs(vals / res["battery_energy"][idx[:, 0], idx[:, 1]] - 1))
     print(f"python loop of steady_state: {t_loop * 1e6:.0f} us/point on {args.sample} sampled points "
@@ -98,7 +99,8 @@ def main(argv=None):
             times.append(t_dsk)
             print(f"{chunk:>7} {tasks[-1]:>6} {t_dsk:8.3f} {(t_dsk - t_emb) / n_small * 1e6:26.2f}")
         slope, intercept = np.polyfit(tasks, times, 1)
-        print(f"fit dask seconds = {intercept:.3f} + {slope * 1e3:.2f} ms x tasks  (per-task overhead {slope * 1e3:.2f} ms,"
+        print(f"fit dask seconds = {intercept:.3f} + {slope * 1e3:.2f} ms x tasks  "
+              f"(per-task overhead {slope * 1e3:.2f} ms,"
               f" i.e. {slope / 32768 * 1e9:.0f} ns/point at 32768-point chunks)")
         del client
 

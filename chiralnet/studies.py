@@ -91,15 +91,19 @@ def chain_length(*, out=None, quick: bool = False, n_battery=None, workers=None,
         Battery-cell counts (default 1 ... 10^4 on a log grid; ``quick``: 1 ... 50).
     """
     if n_battery is None:
-        n_battery = [1, 2, 3, 5, 10, 20, 50] if quick else [1, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000]
+        n_battery = [1, 2, 3, 5, 10, 20, 50]
+        if not quick:
+            n_battery += [100, 200, 500, 1000, 2000, 5000, 10000]
     n_battery = sorted({int(n) for n in n_battery})
     res = _sweep(out, "chain_length", "chain", {"n_cells": [n + 1 for n in n_battery], "nonreciprocal": [True, False]},
                  ["battery_energy", "total_energy"], workers=workers, scheduler=scheduler, processes=processes,
                  progress=progress)
     eb = res["battery_energy"]
     lam = GAMMA + KAPPA
-    lim_nr = float(analytic.steady_battery_energy_nonreciprocal(omega=1.0, E=DRIVE, gamma=GAMMA, Lambda_a=lam, Lambda_b=lam))
-    lim_r = float(analytic.steady_battery_energy_reciprocal(omega=1.0, E=DRIVE, J=GAMMA / 2, kappa_a=KAPPA, kappa_b=KAPPA))
+    lim_nr = float(analytic.steady_battery_energy_nonreciprocal(omega=1.0, E=DRIVE, gamma=GAMMA, Lambda_a=lam,
+                                                                Lambda_b=lam))
+    lim_r = float(analytic.steady_battery_energy_reciprocal(omega=1.0, E=DRIVE, J=GAMMA / 2, kappa_a=KAPPA,
+                                                            kappa_b=KAPPA))
     n = np.array(n_battery)
     data = {"n_battery": n, "battery_energy_nonreciprocal": eb[:, 0], "battery_energy_reciprocal": eb[:, 1],
             "ratio_nonreciprocal_to_reciprocal": eb[:, 0] / eb[:, 1]}

@@ -46,7 +46,8 @@ def register(subparsers) -> None:
 
     s = subparsers.add_parser(
         "study", help="run a built-in scale study (writes a figure, CSV and a summary)",
-        description="Built-in studies: " + "; ".join(f"{k}: {v.__doc__.strip().splitlines()[0]}" for k, v in STUDIES.items()),
+        description="Built-in studies: "
+                    + "; ".join(f"{k}: {v.__doc__.strip().splitlines()[0]}" for k, v in STUDIES.items()),
         epilog="example: chiralnet study cooperativity --out fig4c")
     s.add_argument("name", choices=sorted(STUDIES), metavar="NAME", help=f"one of {sorted(STUDIES)}")
     s.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")

@@ -177,7 +177,8 @@ def test_bad_input_raises_before_work(grid, quantities, match):
 
 def test_sweep_file_errors_name_file_and_key(tmp_path):
     f = tmp_path / "bad.sweep.toml"
-    f.write_text('[base]\nbuilder = "two_cell"\n[grid]\ngamma = [0.01]\n[quantities]\nnames = ["battery_energy"]\nfoo = 1\n')
+    f.write_text('[base]\nbuilder = "two_cell"\n[grid]\ngamma = [0.01]\n'
+                 '[quantities]\nnames = ["battery_energy"]\nfoo = 1\n')
     with pytest.raises(SweepError, match=r"bad\.sweep\.toml \[quantities\]: unknown key 'foo'"):
         load_sweep(f)
     f.write_text('[base]\nbuilder = "two_cell"\n[grids]\ngamma = [0.01]\n')

@@ -36,7 +36,7 @@ import numpy as np
 
 from .plan import Plan, compute_chunk, make_plan
 from .result import SweepResult, atomic_write
-from .spec import QUANTITIES, SweepError, SweepSpec
+from .spec import SweepError, SweepSpec
 
 __all__ = ["run_sweep", "open_sweep", "SCHEDULER_TIMEOUT"]
 
@@ -438,7 +438,8 @@ def _assemble(plan, bounds, chunks, attrs) -> SweepResult:
 
 
 def _warn_status(plan, result):
-    for code, what in ((1, "have no steady state"), (2, "did not reach 90% of the steady battery energy within the horizon")):
+    for code, what in ((1, "have no steady state"),
+                       (2, "did not reach 90% of the steady battery energy within the horizon")):
         bad = np.flatnonzero(result.status.reshape(-1) == code)
         if bad.size:
             first = np.unravel_index(bad[0], result.shape)

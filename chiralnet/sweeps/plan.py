@@ -15,7 +15,6 @@ points of the group, and a group that fails falls back to building the model of 
 from __future__ import annotations
 
 import itertools
-import math
 from dataclasses import dataclass, field
 
 import numpy as np

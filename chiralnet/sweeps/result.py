@@ -81,13 +81,15 @@ class SweepResult:
         coords = {d: np.asarray(self.coords[d]) for d in self.dims}
         for extra in ("cell", "time"):
             if extra in self.coords:
-                coords[extra] = np.asarray([str(c) for c in self.coords[extra]] if extra == "cell" else self.coords[extra])
+                vals = self.coords[extra]
+                coords[extra] = np.asarray([str(c) for c in vals] if extra == "cell" else vals)
         vars_ = {}
         for q, arr in self.data.items():
             extra = self._extra_dim(q)
             dims = self.dims + ((extra,) if extra else ())
             vars_[q] = (dims, arr, {"description": QUANTITIES[q][0]})
-        vars_["status"] = (self.dims, self.status, {"description": "; ".join(f"{k}: {v}" for k, v in STATUS_MEANING.items())})
+        meaning = "; ".join(f"{k}: {v}" for k, v in STATUS_MEANING.items())
+        vars_["status"] = (self.dims, self.status, {"description": meaning})
         attrs = {k: str(v) for k, v in self.attrs.items()}
         return xr.Dataset(vars_, coords=coords, attrs=attrs)
 

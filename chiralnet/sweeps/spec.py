@@ -76,7 +76,8 @@ def resolve_builder(ref, where: str = "base builder"):
     if callable(ref):
         return f"{getattr(ref, '__module__', '?')}:{getattr(ref, '__qualname__', repr(ref))}", ref
     if not isinstance(ref, str):
-        raise SweepError(f"{where} must be a builder name {sorted(BUILDERS)}, 'module:function' or a callable, got {ref!r}")
+        raise SweepError(
+            f"{where} must be a builder name {sorted(BUILDERS)}, 'module:function' or a callable, got {ref!r}")
     if ref in BUILDERS:
         return ref, BUILDERS[ref]
     if ":" in ref:
@@ -290,7 +291,8 @@ def make_spec(builder, grid: dict, quantities=("battery_energy",), *, params=Non
             )
         times = t
     elif times is not None:
-        raise SweepError(f"{source} [quantities]: times given but battery_energy_at not asked for; add it or drop times")
+        raise SweepError(
+            f"{source} [quantities]: times given but battery_energy_at not asked for; add it or drop times")
     if t90_max is not None and not (isinstance(t90_max, Real) and math.isfinite(t90_max) and t90_max > 0):
         raise SweepError(f"{source} [quantities] t90_max must be a finite time > 0, got {t90_max!r}")
     if isinstance(t90_steps, bool) or not isinstance(t90_steps, Integral) or t90_steps < 2:
