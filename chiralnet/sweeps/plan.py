@@ -100,7 +100,11 @@ class Plan:
         return builder, kw
 
     def describe_point(self, multi):
-        return ", ".join(f"{n}={vals[i]!r}" for (n, vals), i in zip(self.spec.axes, multi))
+        """``"gamma=0.01, n_cells=4"`` for a multi-index (error and warning messages)."""
+        def show(v):
+            return repr(v.item() if isinstance(v, np.generic) else v)
+
+        return ", ".join(f"{n}={show(vals[i])}" for (n, vals), i in zip(self.spec.axes, multi))
 
 
 def _build(fn, kw, where):
@@ -203,7 +207,7 @@ def _try_batch(plan, g, origin):
             return
         for name, x, y in (("M", M[0], m.M), ("drive", b[0], m.forcing), ("omega", w[0], m.omega),
                            ("alpha0", a[0], m.alpha0)):
-            scale = max(1.0, float(np.abs(y).max(initial=0.0)))
+            scale = float(np.abs(y).max(initial=0.0))  # relative to the array's own size
             if x.shape != y.shape or np.abs(x - y).max(initial=0.0) > ASSEMBLY_RTOL * scale:
                 g.reason = f"{name} is not additive over the swept axes (checked at {plan.describe_point(multi)})"
                 return
@@ -246,7 +250,7 @@ def _axis_deltas(plan, g, origin, ax, m0):
                 return None
             f = (vals[i] - vals[0]) / (vals[-1] - vals[0])
             for x, y in zip(diff(m), d_last):
-                scale = max(1.0, float(np.abs(y).max(initial=0.0)))
+                scale = max(float(np.abs(x).max(initial=0.0)), float(np.abs(y).max(initial=0.0)))
                 if np.abs(x - f * y).max(initial=0.0) > ASSEMBLY_RTOL * scale:
                     affine = False
         if affine:
