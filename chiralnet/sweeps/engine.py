@@ -269,7 +269,12 @@ def default_chunk_size(plan: Plan) -> int:
 def run_sweep(spec: SweepSpec, *, out=None, resume: bool = False, workers: int | None = None,
               scheduler: str | None = None, processes: int | None = None, progress: bool | None = None,
               client=None) -> SweepResult:
-    """Run a validated sweep; see :func:`chiralnet.sweeps.sweep` for the parameters."""
+    """Run a validated sweep (from :func:`make_spec` or :func:`load_sweep`).
+
+    The parameters are those of :func:`chiralnet.sweeps.sweep`, plus ``client``: an existing
+    ``distributed.Client`` to run on (the caller keeps ownership; it is not closed).
+    Bad input (spec, plan, scheduler, output folder) raises :class:`SweepError` before any chunk runs.
+    """
     if workers is not None and scheduler is not None:
         raise SweepError("give either workers (a local Dask cluster) or scheduler (a running one), not both")
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
