@@ -24,7 +24,8 @@ __all__ = ["sweep", "run_sweep", "load_sweep", "parse_sweep", "make_spec", "make
 def sweep(base, grid: dict, quantities=("battery_energy",), *, params: dict | None = None, times=None,
           t90_max: float | None = None, t90_steps: int = 2000, out=None, resume: bool = False,
           workers: int | None = None, scheduler: str | None = None, processes: int | None = None,
-          chunk_size: int | None = None, batched: bool = True, progress: bool | None = None) -> SweepResult:
+          chunk_size: int | None = None, batched: bool = True, progress: bool | None = None,
+          output: dict | None = None) -> SweepResult:
     """Compute ``quantities`` at every point of ``grid`` over the parameters of a base network.
 
     Parameters
@@ -64,6 +65,8 @@ def sweep(base, grid: dict, quantities=("battery_energy",), *, params: dict | No
         Allow the batched kernel for points of one structure (False builds every point's model).
     progress : bool, optional
         Show a progress bar with an ETA (default: only when stderr is a terminal).
+    output : dict, optional
+        Which files a run with ``out`` writes: ``{"csv": True, "netcdf": True, "figure": True}`` (default all).
 
     Returns
     -------
@@ -75,6 +78,6 @@ def sweep(base, grid: dict, quantities=("battery_energy",), *, params: dict | No
     if chunk_size is not None:
         run["chunk_size"] = chunk_size
     spec = make_spec(base, grid, quantities, params=params, times=times, t90_max=t90_max, t90_steps=t90_steps,
-                     run=run)
+                     run=run, output=output)
     return run_sweep(spec, out=out, resume=resume, workers=workers, scheduler=scheduler, processes=processes,
                      progress=progress)
