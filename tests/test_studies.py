@@ -68,3 +68,20 @@ def test_study_cli(tmp_path, capsys):
     assert sweep_cli.main(["study", "topology", "--quick", "--out", str(tmp_path), "--no-progress"]) == 0
     with pytest.raises(SystemExit):
         sweep_cli.main(["study", "nosuch", "--out", str(tmp_path)])
+
+
+def test_long_reciprocal_chain_stability_check():
+    # check_stability proves damped blocks stable from the Hermitian part (no eig of a 3001-cell block) ...
+    m = cn.build_model(cn.chain(3001, nonreciprocal=False))
+    cn.check_stability(m)
+    assert cn.steady_state(m).battery_energy == pytest.approx(297.8736, rel=1e-6)  # the study's plateau
+    # ... and still finds undamped modes: no kappa, coherent link only
+    with pytest.raises(cn.NoSteadyStateError, match="no steady state"):
+        cn.check_stability(cn.two_cell(kappa_a=0.0, kappa_b=0.0, nonreciprocal=False))
+    # a reservoir that damps only the symmetric mode leaves the antisymmetric one undamped
+    G = cn.network(1.0)
+    cn.add_cell(G, "a", omega=1.0, drive=0.1)
+    cn.add_cell(G, "b", omega=1.0)
+    cn.add_reservoir(G, {"a": 1.0, "b": 1.0}, gamma=0.04)
+    with pytest.raises(cn.NoSteadyStateError):
+        cn.check_stability(G)
