@@ -1,0 +1,236 @@
+"""Built-in scale studies, one call (or one ``chiralnet study NAME --out DIR``) each, with figures.
+
+chain_length
+    Steady battery energy of a chain against its number of battery cells N = 1 ... 10^4, nonreciprocal
+    (one-way links) and reciprocal (coherent links J = gamma/2), at the paper's Fig. 2 rates. The chain
+    has N + 1 cells: cell 0 is the driven charger, so N = 1 is the two-cell battery.
+cooperativity
+    The paper's Fig. 4(c): eta_BB(inf) and eta_BB^opt(inf) against the cooperativity C = 4J^2/(kappa_a kappa_b),
+    simulated (steady states of the nonreciprocal, optimal nonreciprocal and reciprocal two-cell systems with
+    Gamma = 2|J|, kappa_a = 0.1, kappa_b = 0.003) on a dense grid of C and compared with Eqs. (10)-(12).
+topology
+    The steady battery energy of chains, rings, stars and square lattices over the two-cell limit, at
+    *equal total reservoir rate*: every network gets the same budget Gamma_tot = 0.04 of engineered
+    dissipation, split equally over its links (per-link gamma = Gamma_tot / n_links), with the same kappa,
+    drive and omega; the two-cell limit is the two-cell battery whose one link has the whole Gamma_tot,
+    16 omega Gamma_tot^2 E^2 / (Gamma_tot + kappa)^4.
+
+Each study writes ``<name>.csv``, ``<name>.png`` and ``<name>.txt`` (the summary) into ``out``, keeps its
+sweeps' chunk stores under ``out/sweeps/`` (so a rerun resumes), and returns a :class:`StudyResult`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import analytic
+from .builders import chain, lattice, ring, star
+from .errors import NetworkError
+from .sweeps import sweep
+from .sweeps.result import atomic_write
+
+__all__ = ["STUDIES", "StudyResult", "chain_length", "cooperativity", "topology", "equal_rate_network"]
+
+#: The seed paper's Fig. 2 rates (units of omega).
+GAMMA, KAPPA, DRIVE = 0.04, 0.003, 0.1
+
+
+@dataclass(frozen=True, eq=False)
+class StudyResult:
+    """What a study computed: ``data`` (name -> array), the summary ``text`` and the files written."""
+
+    name: str
+    data: dict
+    text: str
+    paths: dict = field(default_factory=dict)
+
+
+def _sweep(out, tag, *args, **kwargs):
+    folder = None if out is None else os.path.join(out, "sweeps", tag)
+    resume = folder is not None and os.path.exists(os.path.join(folder, "sweep.json"))
+    return sweep(*args, out=folder, resume=resume, **kwargs)
+
+
+def _finish(name, out, data, text, fig, columns):
+    paths = {}
+    if out is not None:
+        os.makedirs(out, exist_ok=True)
+        paths = {k: os.path.join(out, f"{name}.{k}") for k in ("csv", "png", "txt")}
+        lines = [",".join(columns)]
+        for row in zip(*(data[c] for c in columns)):
+            lines.append(",".join(repr(float(v)) if isinstance(v, (float, np.floating)) else str(v) for v in row))
+        csv_bytes = ("\n".join(lines) + "\n").encode()
+        atomic_write(paths["csv"], lambda fh: fh.write(csv_bytes))
+        atomic_write(paths["txt"], lambda fh: fh.write(text.encode()))
+        import io
+
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=120)
+        atomic_write(paths["png"], lambda fh: fh.write(buf.getvalue()))
+    return StudyResult(name=name, data=data, text=text, paths=paths)
+
+
+def _figure():
+    from matplotlib.figure import Figure  # no pyplot: no global backend state, works headless
+
+    fig = Figure(figsize=(6.4, 4.4), layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def chain_length(*, out=None, quick: bool = False, n_battery=None, workers=None, scheduler=None,
+                 processes=None, progress=None) -> StudyResult:
+    """Battery energy vs chain length N (battery cells), nonreciprocal and reciprocal chains.
+
+    Parameters
+    ----------
+    n_battery : sequence of int, optional
+        Battery-cell counts (default 1 ... 10^4 on a log grid; ``quick``: 1 ... 50).
+    """
+    if n_battery is None:
+        n_battery = [1, 2, 3, 5, 10, 20, 50]
+        if not quick:
+            n_battery += [100, 200, 500, 1000, 2000, 5000, 10000]
+    n_battery = sorted({int(n) for n in n_battery})
+    res = _sweep(out, "chain_length", "chain", {"n_cells": [n + 1 for n in n_battery], "nonreciprocal": [True, False]},
+                 ["battery_energy", "total_energy"], workers=workers, scheduler=scheduler, processes=processes,
+                 progress=progress)
+    eb = res["battery_energy"]
+    lam = GAMMA + KAPPA
+    lim_nr = float(analytic.steady_battery_energy_nonreciprocal(omega=1.0, E=DRIVE, gamma=GAMMA, Lambda_a=lam,
+                                                                Lambda_b=lam))
+    lim_r = float(analytic.steady_battery_energy_reciprocal(omega=1.0, E=DRIVE, J=GAMMA / 2, kappa_a=KAPPA,
+                                                            kappa_b=KAPPA))
+    n = np.array(n_battery)
+    data = {"n_battery": n, "battery_energy_nonreciprocal": eb[:, 0], "battery_energy_reciprocal": eb[:, 1],
+            "ratio_nonreciprocal_to_reciprocal": eb[:, 0] / eb[:, 1]}
+    fig, ax = _figure()
+    ax.loglog(n, eb[:, 0], "o-", label="nonreciprocal chain")
+    ax.loglog(n, eb[:, 1], "s-", label="reciprocal chain (J = gamma/2)")
+    ax.axhline(lim_nr, ls="--", c="C0", lw=0.8, label="two-cell limit, nonreciprocal")
+    ax.axhline(lim_r, ls="--", c="C1", lw=0.8, label="two-cell limit, reciprocal")
+    ax.set_xlabel("battery cells N (chain of N + 1 cells)")
+    ax.set_ylabel("steady battery energy (omega)")
+    ax.set_title(f"gamma = {GAMMA}, kappa = {KAPPA}, E = {DRIVE}")
+    ax.legend(fontsize=8)
+    rows = [f"{'N':>6} {'E_B nonrec':>12} {'E_B recip':>12} {'ratio':>8}"]
+    rows += [f"{k:>6d} {a:12.4f} {b:12.4f} {a / b:8.3f}" for k, a, b in zip(n, eb[:, 0], eb[:, 1])]
+    text = (f"chain_length: steady battery energy vs battery cells N (gamma={GAMMA}, kappa={KAPPA}, E={DRIVE})\n"
+            f"two-cell limits: nonreciprocal {lim_nr:.4f}, reciprocal {lim_r:.4f}; "
+            f"N = 1 reproduces them to {max(abs(eb[0, 0] / lim_nr - 1), abs(eb[0, 1] / lim_r - 1)):.1e} "
+            "(relative)\n" + "\n".join(rows) + "\n")
+    return _finish("chain_length", out, data, text, fig, list(data))
+
+
+def cooperativity(*, out=None, quick: bool = False, n_points=None, kappa_a: float = 0.1, kappa_b: float = 0.003,
+                  workers=None, scheduler=None, processes=None, progress=None) -> StudyResult:
+    """eta_BB(inf) and eta_BB^opt(inf) vs cooperativity C (the paper's Fig. 4(c)), simulated vs Eqs. 10-12."""
+    n_points = n_points or (40 if quick else 2000)
+    C = np.geomspace(1e-2, 1e3, n_points)
+    gamma = np.sqrt(C * kappa_a * kappa_b)  # Gamma = 2|J| and C = 4 J^2/(kappa_a kappa_b)
+    common = dict(params={"kappa_a": kappa_a, "kappa_b": kappa_b, "drive": DRIVE}, workers=workers,
+                  scheduler=scheduler, processes=processes, progress=progress)
+    grid = {"gamma": gamma, "nonreciprocal": [True, False]}
+    both = _sweep(out, "cooperativity", "two_cell", grid, ["battery_energy"], **common)
+    opt = _sweep(out, "cooperativity_opt", "two_cell", {"gamma": gamma}, ["battery_energy"],
+                 **{**common, "params": {**common["params"], "optimal": True}})
+    e_nr, e_r = both["battery_energy"][:, 0], both["battery_energy"][:, 1]
+    e_opt = opt["battery_energy"]
+    eta, eta_opt = e_nr / e_r, e_opt / e_r
+    xi = math.sqrt(kappa_a / kappa_b)
+    eq10 = analytic.eta_bb(C, xi)
+    eq11 = analytic.eta_bb_opt(gamma=gamma, J=gamma / 2, kappa_a=kappa_a, kappa_b=kappa_b)
+    eq12 = analytic.eta_bb_opt_balanced(C)
+    dev10 = float(np.max(np.abs(eta / eq10 - 1)))
+    dev11 = float(np.max(np.abs(eta_opt / eq11 - 1)))
+    dev12 = float(np.max(np.abs(eta_opt / eq12 - 1)))
+    i1 = int(np.argmin(np.abs(np.log(C))))
+    data = {"C": C, "gamma": gamma, "eta_bb": eta, "eta_bb_opt": eta_opt, "eq10": eq10, "eq11": eq11, "eq12": eq12}
+    fig, ax = _figure()
+    step = max(1, n_points // 60)
+    ax.semilogx(C, eq10, "-", c="C0", label=f"Eq. (10), xi = {xi:.3g}")
+    ax.semilogx(C, eq12, "-", c="C1", label="Eq. (12), optimal couplings")
+    ax.semilogx(C[::step], eta[::step], "o", ms=3.5, mfc="none", c="C0", label="simulated eta_BB(inf)")
+    ax.semilogx(C[::step], eta_opt[::step], "s", ms=3.5, mfc="none", c="C1", label="simulated eta_BB^opt(inf)")
+    ax.axhline(1.0, c="k", lw=0.6)
+    ax.set_xlabel("cooperativity C = 4 J^2 / (kappa_a kappa_b)")
+    ax.set_ylabel("battery energy ratio, nonreciprocal / reciprocal")
+    ax.set_yscale("log")
+    ax.set_title(f"Fig. 4(c): kappa_a = {kappa_a}, kappa_b = {kappa_b}, Gamma = 2|J|")
+    ax.legend(fontsize=8)
+    text = (f"cooperativity: {n_points} values of C in [1e-2, 1e3], kappa_a={kappa_a}, kappa_b={kappa_b}, "
+            f"Gamma = 2|J|\nmax relative deviation of the simulated ratios from the closed forms: "
+            f"Eq. (10) {dev10:.2e}, Eq. (11) {dev11:.2e}, Eq. (12) {dev12:.2e}\n"
+            f"at C = {C[i1]:.4g} (nearest grid point to 1): eta_BB(inf) = {eta[i1]:.6f} (Eq. 10: {eq10[i1]:.6f}), "
+            f"eta_BB^opt(inf) = {eta_opt[i1]:.6f} (Eq. 12: {eq12[i1]:.6f})\n")
+    return _finish("cooperativity", out, data, text, fig, list(data))
+
+
+TOPOLOGIES = ("chain", "ring", "star", "lattice")
+
+
+def n_links(topology: str, n_cells: int) -> int:
+    """Number of links of a builder network with ``n_cells`` cells."""
+    if topology in ("chain", "star"):
+        return n_cells - 1
+    if topology == "ring":
+        return n_cells
+    if topology == "lattice":
+        r = math.isqrt(n_cells)
+        return 2 * r * (r - 1)
+    raise NetworkError(f"unknown topology {topology!r}; valid: {list(TOPOLOGIES)}")
+
+
+def equal_rate_network(topology: str, n_cells: int, *, total_gamma: float = GAMMA, kappa: float = KAPPA,
+                       drive: float = DRIVE, nonreciprocal: bool = True):
+    """A builder network whose links share ``total_gamma`` equally (per-link gamma = total_gamma / n_links).
+
+    ``n_cells`` must be a perfect square for ``lattice`` (a sqrt x sqrt grid); a star has n_cells - 1 leaves.
+    """
+    if topology == "lattice" and math.isqrt(n_cells) ** 2 != n_cells:
+        raise NetworkError(f"lattice needs a square number of cells, got n_cells = {n_cells}")
+    g = total_gamma / n_links(topology, n_cells)
+    opts = dict(gamma=g, kappa=kappa, drive=drive, nonreciprocal=nonreciprocal)
+    if topology == "chain":
+        return chain(n_cells, **opts)
+    if topology == "ring":
+        return ring(n_cells, **opts)
+    if topology == "star":
+        return star(n_cells - 1, **opts)
+    r = math.isqrt(n_cells)
+    return lattice(r, r, **opts)
+
+
+def topology(*, out=None, quick: bool = False, sizes=None, total_gamma: float = GAMMA, workers=None,
+             scheduler=None, processes=None, progress=None) -> StudyResult:
+    """Battery energy over the two-cell limit across topologies at equal total reservoir rate."""
+    sizes = sizes or ([4, 9] if quick else [4, 9, 16, 25, 36, 49, 64, 100, 225, 400])
+    res = _sweep(out, "topology", equal_rate_network, {"topology": list(TOPOLOGIES), "n_cells": list(sizes)},
+                 ["battery_energy"], params={"total_gamma": total_gamma}, workers=workers, scheduler=scheduler,
+                 processes=processes, progress=progress)
+    lam = total_gamma + KAPPA
+    limit = float(analytic.steady_battery_energy_nonreciprocal(omega=1.0, E=DRIVE, gamma=total_gamma,
+                                                               Lambda_a=lam, Lambda_b=lam))
+    ratio = res["battery_energy"] / limit
+    data = {"topology": np.repeat(TOPOLOGIES, len(sizes)), "n_cells": np.tile(sizes, len(TOPOLOGIES)),
+            "battery_energy": res["battery_energy"].reshape(-1), "ratio_to_two_cell": ratio.reshape(-1)}
+    fig, ax = _figure()
+    for k, t in enumerate(TOPOLOGIES):
+        ax.semilogx(sizes, ratio[k], "o-", label=t)
+    ax.axhline(1.0, c="k", lw=0.6)
+    ax.set_xlabel("cells N")
+    ax.set_ylabel("battery energy / two-cell limit")
+    ax.set_title(f"equal total reservoir rate Gamma_tot = {total_gamma}, kappa = {KAPPA}, E = {DRIVE}")
+    ax.legend(fontsize=8)
+    rows = [f"{'N':>5} " + " ".join(f"{t:>9}" for t in TOPOLOGIES)]
+    rows += [f"{s:>5d} " + " ".join(f"{ratio[k, j]:9.4f}" for k in range(len(TOPOLOGIES))) for j, s in enumerate(sizes)]
+    text = (f"topology: steady battery energy / two-cell limit ({limit:.4f} omega, one link with Gamma_tot = "
+            f"{total_gamma}); every network's links share Gamma_tot equally\n" + "\n".join(rows) + "\n")
+    return _finish("topology", out, data, text, fig, list(data))
+
+
+#: name -> study function (the ``chiralnet study NAME`` choices).
+STUDIES = {"chain-length": chain_length, "cooperativity": cooperativity, "topology": topology}

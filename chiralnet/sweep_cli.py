@@ -1,0 +1,107 @@
+"""The ``chiralnet sweep`` and ``chiralnet study`` subcommands.
+
+``register(subparsers)`` adds both to the main ``chiralnet`` command (each parser's default ``handler``
+is ``handler(args) -> int``); ``main(argv)`` runs them standalone
+(``python -m chiralnet.sweep_cli sweep SWEEP.toml --out DIR``). No physics here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .errors import ChiralnetError
+
+__all__ = ["register", "main", "run_sweep_command", "run_study_command"]
+
+
+def _engine_options(p):
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--workers", type=int, metavar="N", help="run on a local Dask cluster of N worker processes")
+    g.add_argument("--scheduler", metavar="ADDRESS", help="run on the Dask scheduler at ADDRESS (tcp://host:8786)")
+    g.add_argument("--processes", type=int, metavar="N",
+                   help="size of the embedded local process pool (default: one per core)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (it shows only on a terminal anyway)")
+
+
+def register(subparsers) -> None:
+    """Add ``sweep`` and ``study`` to an argparse subparsers object."""
+    p = subparsers.add_parser(
+        "sweep", help="run a parameter sweep from a TOML sweep file",
+        description="Run the sweep described by SWEEP.toml. Finished chunks are stored in DIR as they complete; "
+                    "--resume finishes an interrupted sweep. Writes DIR/result.csv, DIR/result.nc (with xarray) "
+                    "and DIR/figure.png.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  chiralnet sweep examples/two_cell_map.sweep.toml --out two_cell_map\n"
+               "  chiralnet sweep SWEEP.toml --out DIR --workers 4\n"
+               "  chiralnet sweep SWEEP.toml --out DIR --scheduler tcp://10.0.0.5:8786\n"
+               "  chiralnet sweep SWEEP.toml --out DIR --resume")
+    p.add_argument("sweep_file", metavar="SWEEP.toml")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created; must be new unless --resume)")
+    p.add_argument("--resume", action="store_true", help="reuse the chunks already in DIR, compute the missing ones")
+    _engine_options(p)
+    p.set_defaults(handler=run_sweep_command)
+
+    from .studies import STUDIES
+
+    s = subparsers.add_parser(
+        "study", help="run a built-in scale study (writes a figure, CSV and a summary)",
+        description="Built-in studies: "
+                    + "; ".join(f"{k}: {v.__doc__.strip().splitlines()[0]}" for k, v in STUDIES.items()),
+        epilog="example: chiralnet study cooperativity --out fig4c")
+    s.add_argument("name", choices=sorted(STUDIES), metavar="NAME", help=f"one of {sorted(STUDIES)}")
+    s.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
+    s.add_argument("--quick", action="store_true", help="a small grid (seconds) instead of the full study")
+    _engine_options(s)
+    s.set_defaults(handler=run_study_command)
+
+
+def _engine_kwargs(args):
+    return dict(workers=args.workers, scheduler=args.scheduler, processes=args.processes,
+                progress=False if args.no_progress else None)
+
+
+def run_sweep_command(args) -> int:
+    from .sweeps import load_sweep, run_sweep
+
+    spec = load_sweep(args.sweep_file)
+    try:
+        res = run_sweep(spec, out=args.out, resume=args.resume, **_engine_kwargs(args))
+    except KeyboardInterrupt:
+        print(f"finished chunks are kept in {args.out}; rerun with --resume to compute only the rest", file=sys.stderr)
+        raise
+    a = res.attrs
+    print(f"{spec.n_points} points over {', '.join(f'{d} ({n})' for d, n in zip(res.dims, res.shape))}; "
+          f"engine {a['engine']}; {a['computed_chunks']} chunks computed, {a['reused_chunks']} reused; "
+          f"{a['seconds']:.3g} s")
+    print(f"wrote {args.out}/result.csv" + (", result.nc" if spec.output.get("netcdf") else "")
+          + (", figure.png" if spec.output.get("figure") else ""))
+    return 0
+
+
+def run_study_command(args) -> int:
+    from .studies import STUDIES
+
+    summary = STUDIES[args.name](out=args.out, quick=args.quick, **_engine_kwargs(args))
+    print(summary.text)
+    return 0
+
+
+def main(argv=None) -> int:
+    """Run ``sweep`` or ``study`` from ``argv`` (default sys.argv[1:]); returns the exit status."""
+    parser = argparse.ArgumentParser(prog="chiralnet", description="chiralnet sweeps and scale studies")
+    sub = parser.add_subparsers(dest="command", required=True)
+    register(sub)
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except ChiralnetError as exc:
+        print(f"chiralnet {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"chiralnet {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,488 @@
+"""Running a sweep: chunks, the append-only chunk store, and the three engines.
+
+Engines
+-------
+in-process
+    Every structure group is batched: chunks run one after another in this process, each one call
+    of the parallel (prange) Numba kernels, which use all cores.
+local pool
+    Some points need their own model: a ``concurrent.futures.ProcessPoolExecutor`` (spawn) runs chunks,
+    one process per core, each with Numba and BLAS limited to one thread (no oversubscription).
+dask
+    ``scheduler="tcp://host:port"`` connects to a running scheduler; ``workers=N`` starts a
+    ``LocalCluster`` of N single-threaded worker processes. One task per chunk; a worker that dies
+    has its tasks rescheduled on another worker by Dask.
+
+Output folder (``out``)
+-----------------------
+``sweep.json`` (manifest: the spec, its fingerprint, chunk size), ``chunks/c<id>.npz`` (one per finished
+chunk, written atomically with a temp file and ``os.replace`` by the parent as soon as the chunk
+returns), then ``result.csv``, ``result.nc`` (with xarray) and ``figure.png``, each written atomically.
+``resume=True`` reuses every chunk already stored and computes only the missing ones.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import sys
+import threading
+import time
+import warnings
+
+import numpy as np
+
+from .plan import Plan, compute_chunk, make_plan
+from .result import SweepResult, atomic_write
+from .spec import SweepError, SweepSpec
+
+__all__ = ["run_sweep", "open_sweep", "SCHEDULER_TIMEOUT"]
+
+MANIFEST = "sweep.json"
+CHUNKS = "chunks"
+FORMAT = "chiralnet-sweep/1"
+#: Seconds to wait for a Dask scheduler before reporting it unreachable.
+SCHEDULER_TIMEOUT = 3.0
+#: Below this many points the embedded engine does not start a process pool (start-up costs seconds).
+POOL_MIN_POINTS = 2000
+#: Environment of the worker processes this module starts (pool and LocalCluster): one thread each for
+#: Numba, OpenMP and BLAS, and OpenMP threads that sleep instead of spin between kernel launches (on a
+#: small machine spinning threads starve the worker's own Python work: ~10 ms per launch measured).
+WORKER_ENV = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+              "MKL_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Chunk store.
+
+
+class ChunkStore:
+    """Append-only store of finished chunks in ``out``; never holds a half-written file."""
+
+    def __init__(self, out, spec: SweepSpec, chunk_size: int, n_chunks: int, resume: bool):
+        self.out = os.fspath(out)
+        self.dir = os.path.join(self.out, CHUNKS)
+        self.n_chunks = n_chunks
+        manifest = {"format": FORMAT, "fingerprint": spec.fingerprint(), "chunk_size": chunk_size,
+                    "n_chunks": n_chunks, "n_points": spec.n_points, "spec": spec.to_json()}
+        path = os.path.join(self.out, MANIFEST)
+        if os.path.exists(path):
+            if not resume:
+                raise SweepError(
+                    f"output folder {self.out!r} already holds a sweep ({MANIFEST}); pass --resume (resume=True) "
+                    "to finish it, or choose another folder"
+                )
+            try:
+                with open(path) as fh:
+                    old = json.load(fh)
+            except (OSError, ValueError) as exc:
+                raise SweepError(f"{path!r} cannot be read ({exc}); remove the folder to start again") from None
+            if old.get("fingerprint") != manifest["fingerprint"] or old.get("chunk_size") != chunk_size:
+                raise SweepError(
+                    f"output folder {self.out!r} holds a different sweep (spec or chunk_size changed); "
+                    "resume with the same sweep file, or choose another folder"
+                )
+        else:
+            if os.path.isdir(self.out) and any(not n.startswith(".") for n in os.listdir(self.out)):
+                raise SweepError(f"output folder {self.out!r} is not empty and holds no sweep; choose a new folder")
+        os.makedirs(self.dir, exist_ok=True)
+        for name in os.listdir(self.dir):  # temp files of writes cut short by a crash
+            if name.startswith(".tmp-"):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(self.dir, name))
+        if not os.path.exists(path):
+            text = json.dumps(manifest, indent=1).encode()
+            atomic_write(path, lambda fh: fh.write(text))
+
+    def path(self, cid) -> str:
+        return os.path.join(self.dir, f"c{cid:08d}.npz")
+
+    def done(self) -> set:
+        """Ids of chunks stored completely (files that load)."""
+        ids = set()
+        for name in os.listdir(self.dir):
+            if name.startswith("c") and name.endswith(".npz"):
+                try:
+                    cid = int(name[1:-4])
+                except ValueError:
+                    continue
+                if cid < self.n_chunks:
+                    ids.add(cid)
+        return ids
+
+    def write(self, cid, arrays: dict) -> None:
+        atomic_write(self.path(cid), lambda fh: np.savez(fh, **arrays))
+
+    def read(self, cid) -> dict:
+        with np.load(self.path(cid)) as z:
+            return {k: z[k] for k in z.files}
+
+
+# ---------------------------------------------------------------------------------------------
+# Workers.
+
+_WORKER_PLAN = None
+
+
+def _limit_threads():
+    """One Numba thread in this worker (the pool or the Dask worker provides the parallelism)."""
+    import numba
+
+    if numba.get_num_threads() != 1:
+        numba.set_num_threads(1)
+
+
+def _pool_init(plan):
+    global _WORKER_PLAN
+    _WORKER_PLAN = plan
+    _limit_threads()
+
+
+def _pool_chunk(cid, start, stop):
+    return cid, compute_chunk(_WORKER_PLAN, start, stop)
+
+
+def _dask_chunk(plan, cid, start, stop):
+    _limit_threads()
+    fault = os.environ.get("CHIRALNET_SWEEP_TEST_KILL_ONCE")
+    if fault and cid == 0 and os.path.exists(os.path.join(fault, "arm")):
+        # Test hook (tests/test_sweep_dask.py): when the folder holds "arm", the first attempt at chunk 0
+        # kills its worker process; "fired" (created exclusively) makes it happen once only.
+        try:
+            fd = os.open(os.path.join(fault, "fired"), os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            pass
+        else:
+            os.close(fd)
+            os._exit(17)
+    return cid, compute_chunk(plan, start, stop)
+
+
+@contextlib.contextmanager
+def _single_threaded_children():
+    """Children spawned inside this block start with one Numba/BLAS thread each."""
+    saved = {k: os.environ.get(k) for k in WORKER_ENV}
+    os.environ.update(WORKER_ENV)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+# ---------------------------------------------------------------------------------------------
+# Progress.
+
+
+class _Progress:
+    def __init__(self, enabled, total, desc):
+        self.bar = None
+        if enabled:
+            try:
+                from tqdm import tqdm
+            except ImportError:
+                return
+            self.bar = tqdm(total=total, desc=desc, unit="pt", unit_scale=True, dynamic_ncols=True)
+
+    def update(self, n):
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _dask_progress(futures, client):
+    """Dask's own text progress bar, extended with an ETA, in a background thread (terminal only)."""
+    from distributed.diagnostics.progressbar import TextProgressBar, format_time
+
+    class EtaBar(TextProgressBar):
+        def _draw_bar(self, remaining, all, **kwargs):
+            frac = (1 - remaining / all) if all else 1.0
+            eta = format_time(self.elapsed * (1 - frac) / frac) if frac > 0 else "?"
+            msg = "\r[{0:<{1}}] | {2}% Completed | {3} | ETA {4}".format(
+                "#" * int(self.width * frac), self.width, int(100 * frac), format_time(self.elapsed), eta)
+            with contextlib.suppress(ValueError):
+                sys.stderr.write(msg)
+                sys.stderr.flush()
+
+        def _draw_stop(self, **kwargs):
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+    def target():
+        with contextlib.suppress(Exception):
+            EtaBar(futures, scheduler=client.scheduler.address)
+
+    t = threading.Thread(target=target, daemon=True)
+    t.start()
+    return t
+
+
+# ---------------------------------------------------------------------------------------------
+# Dask connection.
+
+
+def connect_dask(workers=None, scheduler=None, timeout=None):
+    """A ``distributed.Client`` (and the LocalCluster it owns, or None). Raises SweepError at once."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise SweepError("the Dask engine needs the 'sweep' extra: pip install 'chiralnet[sweep]'") from None
+    timeout = SCHEDULER_TIMEOUT if timeout is None else timeout
+    if scheduler is not None:
+        if not isinstance(scheduler, str) or not scheduler.strip():
+            raise SweepError(f"scheduler must be an address such as 'tcp://10.0.0.5:8786', got {scheduler!r}")
+        try:
+            client = Client(scheduler, timeout=timeout, set_as_default=False)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise SweepError(
+                f"cannot reach the Dask scheduler at {scheduler!r} within {timeout:g} s ({type(exc).__name__}: {exc}); "
+                "is it running, and is the address right?"
+            ) from None
+        return client, None
+    # Single-threaded worker processes (Dask also sets OMP/MKL/OPENBLAS_NUM_THREADS=1 in them); the
+    # dashboard on a free port, so a second cluster on this machine does not collide.
+    cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True, host="127.0.0.1",
+                           dashboard_address=":0", env=dict(WORKER_ENV))
+    return Client(cluster, set_as_default=False), cluster
+
+
+# ---------------------------------------------------------------------------------------------
+# The run.
+
+
+def default_chunk_size(plan: Plan) -> int:
+    if all(g.batched for g in plan.groups.values()):
+        # Large chunks: each is one parallel kernel launch (with Numba's OpenMP layer a launch can cost
+        # ~10 ms when threads sleep between launches), and a few dozen chunks keep resume fine-grained.
+        return int(min(65536, max(4096, 2 ** math.ceil(math.log2(max(1, plan.spec.n_points // 32))))))
+    return 32
+
+
+def run_sweep(spec: SweepSpec, *, out=None, resume: bool = False, workers: int | None = None,
+              scheduler: str | None = None, processes: int | None = None, progress: bool | None = None,
+              client=None) -> SweepResult:
+    """Run a validated sweep (from :func:`make_spec` or :func:`load_sweep`).
+
+    The parameters are those of :func:`chiralnet.sweeps.sweep`, plus ``client``: an existing
+    ``distributed.Client`` to run on (the caller keeps ownership; it is not closed).
+    Bad input (spec, plan, scheduler, output folder) raises :class:`SweepError` before any chunk runs.
+    """
+    if workers is not None and scheduler is not None:
+        raise SweepError("give either workers (a local Dask cluster) or scheduler (a running one), not both")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise SweepError(f"workers must be an integer >= 1, got {workers!r}")
+    processes = processes or spec.run.get("processes")
+    if processes is not None and (isinstance(processes, bool) or not isinstance(processes, int) or processes < 1):
+        raise SweepError(f"processes must be an integer >= 1, got {processes!r}")
+    if resume and out is None:
+        raise SweepError("resume needs the output folder of the interrupted sweep (out=...)")
+    plan = make_plan(spec)
+    chunk_size = int(spec.run.get("chunk_size") or default_chunk_size(plan))
+    n = spec.n_points
+    n_chunks = -(-n // chunk_size)
+    bounds = [(c, c * chunk_size, min(n, (c + 1) * chunk_size)) for c in range(n_chunks)]
+    memory = {}
+
+    def finished(cid, arrays):
+        if store is not None:
+            store.write(cid, arrays)
+        else:
+            memory[cid] = arrays
+
+    own_client = None
+    cluster = None
+    if client is None and (workers is not None or scheduler is not None):
+        client, cluster = connect_dask(workers, scheduler)
+        own_client = client
+    try:
+        store = ChunkStore(out, spec, chunk_size, n_chunks, resume) if out is not None else None
+    except BaseException:
+        if own_client is not None:
+            own_client.close()
+        if cluster is not None:
+            cluster.close()
+        raise
+    have = store.done() if store is not None else set()
+    todo = [b for b in bounds if b[0] not in have]
+    show = sys.stderr.isatty() if progress is None else bool(progress)
+    t0 = time.perf_counter()
+    try:
+        if client is not None:
+            engine = "dask"
+            _run_dask(client, plan, todo, finished, show)
+        elif _in_process(plan, todo, processes):
+            engine = "in-process"
+            bar = _Progress(show, sum(e - s for _, s, e in todo), "sweep")
+            try:
+                for cid, s, e in todo:
+                    finished(cid, compute_chunk(plan, s, e))
+                    bar.update(e - s)
+            finally:
+                bar.close()
+        elif not _picklable(plan):
+            warnings.warn("the base network's builder cannot be pickled (a lambda or a local function?), so the "
+                          "sweep runs in this process; define it at module level to use the process pool",
+                          RuntimeWarning, stacklevel=2)
+            engine = "in-process"
+            for cid, s, e in todo:
+                finished(cid, compute_chunk(plan, s, e))
+        else:
+            engine = "local-pool"
+            _run_pool(plan, todo, finished, processes or os.cpu_count() or 1, show)
+    finally:
+        if own_client is not None:
+            own_client.close()
+        if cluster is not None:
+            cluster.close()
+    elapsed = time.perf_counter() - t0
+    chunks = {cid: (store.read(cid) if store is not None else memory[cid]) for cid, _, _ in bounds}
+    result = _assemble(plan, bounds, chunks, {
+        "engine": engine, "chunks": n_chunks, "computed_chunks": len(todo), "reused_chunks": n_chunks - len(todo),
+        "chunk_size": chunk_size, "seconds": round(elapsed, 3), "fingerprint": spec.fingerprint(),
+        "batched_groups": sum(g.batched for g in plan.groups.values()), "groups": len(plan.groups),
+    })
+    _warn_status(plan, result)
+    if store is not None:
+        write_outputs(result, store.out, spec.output)
+    return result
+
+
+def _picklable(plan) -> bool:
+    import pickle
+
+    try:
+        pickle.dumps(plan)
+    except Exception:  # noqa: BLE001 - any pickling failure means: stay in this process
+        return False
+    return True
+
+
+def _in_process(plan, todo, processes) -> bool:
+    """Run here unless points need their own model and there are enough of them to pay for a pool."""
+    if processes == 1 or len(todo) <= 1 or all(g.batched for g in plan.groups.values()):
+        return True
+    if processes is not None:
+        return False
+    return sum(e - s for _, s, e in todo) < POOL_MIN_POINTS
+
+
+def _run_pool(plan, todo, finished, n_proc, show):
+    import multiprocessing as mp
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    bar = _Progress(show, sum(e - s for _, s, e in todo), "sweep")
+    sizes = {cid: e - s for cid, s, e in todo}
+    with _single_threaded_children():
+        ex = ProcessPoolExecutor(max_workers=n_proc, mp_context=mp.get_context("spawn"),
+                                 initializer=_pool_init, initargs=(plan,))
+        try:
+            pending = {ex.submit(_pool_chunk, cid, s, e) for cid, s, e in todo}
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for f in done:
+                    cid, arrays = f.result()
+                    finished(cid, arrays)
+                    bar.update(sizes[cid])
+        except BaseException:
+            ex.shutdown(wait=False, cancel_futures=True)
+            raise
+        finally:
+            bar.close()
+        ex.shutdown(wait=True)
+
+
+def _run_dask(client, plan, todo, finished, show):
+    from distributed import as_completed
+
+    if not todo:
+        return
+    plan_f = client.scatter(plan, broadcast=True, hash=False)
+    tag = plan.spec.fingerprint()
+    futures = [client.submit(_dask_chunk, plan_f, cid, s, e, key=f"chiralnet-sweep-{tag}-{cid}-{time.time_ns()}",
+                             pure=False) for cid, s, e in todo]
+    if show:
+        _dask_progress(futures, client)
+    try:
+        for fut in as_completed(futures, loop=client.loop):
+            cid, arrays = fut.result()
+            finished(cid, arrays)
+            fut.release()
+    except BaseException:
+        client.cancel(futures)
+        raise
+
+
+def _assemble(plan, bounds, chunks, attrs) -> SweepResult:
+    spec = plan.spec
+    n = spec.n_points
+    data = {}
+    for q in spec.quantities:
+        full = np.empty((n,) + plan.extra_shape(q))
+        for cid, s, e in bounds:
+            full[s:e] = chunks[cid][q]
+        data[q] = full.reshape(spec.shape + plan.extra_shape(q))
+    status = np.empty(n, np.int8)
+    for cid, s, e in bounds:
+        status[s:e] = chunks[cid]["status"]
+    coords = {name: (vals.copy() if isinstance(vals, np.ndarray) else list(vals)) for name, vals in spec.axes}
+    if plan.cells is not None:
+        coords["cell"] = list(plan.cells)
+    if spec.times is not None:
+        coords["time"] = spec.times.copy()
+    attrs = {"builder": "swept" if spec.builder is None else plan.spec.to_json()["builder"],
+             "params": json.dumps(spec.to_json()["params"]), **attrs}
+    return SweepResult(dims=spec.dims, coords=coords, data=data, status=status.reshape(spec.shape), attrs=attrs)
+
+
+def _warn_status(plan, result):
+    for code, what in ((1, "have no steady state"),
+                       (2, "did not reach 90% of the steady battery energy within the horizon")):
+        bad = np.flatnonzero(result.status.reshape(-1) == code)
+        if bad.size:
+            first = np.unravel_index(bad[0], result.shape)
+            warnings.warn(
+                f"{bad.size} of {result.status.size} points {what} (first at {plan.describe_point(first)}); "
+                f"their values are NaN and status = {code}" + (" (raise t90_max)" if code == 2 else ""),
+                RuntimeWarning, stacklevel=3,
+            )
+
+
+def write_outputs(result: SweepResult, out, output: dict) -> dict:
+    """Write result.csv, result.nc (xarray) and figure.png into ``out`` as ``output`` asks; returns the paths."""
+    paths = {}
+    if output.get("csv", True):
+        paths["csv"] = os.path.join(out, "result.csv")
+        result.to_csv(paths["csv"])
+    if output.get("netcdf", True):
+        try:
+            import xarray  # noqa: F401
+        except ImportError:
+            pass
+        else:
+            paths["netcdf"] = os.path.join(out, "result.nc")
+            result.to_netcdf(paths["netcdf"])
+    if output.get("figure", True):
+        paths["figure"] = os.path.join(out, "figure.png")
+        result.save_figure(paths["figure"])
+    return paths
+
+
+def open_sweep(out) -> dict:
+    """The manifest of an output folder plus the ids of its stored chunks (for inspection)."""
+    path = os.path.join(os.fspath(out), MANIFEST)
+    if not os.path.exists(path):
+        raise SweepError(f"{os.fspath(out)!r} holds no sweep ({MANIFEST} missing)")
+    with open(path) as fh:
+        manifest = json.load(fh)
+    chunk_dir = os.path.join(os.fspath(out), CHUNKS)
+    done = sorted(int(n[1:-4]) for n in os.listdir(chunk_dir) if n.startswith("c") and n.endswith(".npz"))
+    manifest["done_chunks"] = done
+    return manifest

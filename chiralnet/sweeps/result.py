@@ -1,0 +1,246 @@
+"""The result of a sweep: arrays labelled by the swept parameters; CSV, xarray/NetCDF and a figure."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tempfile
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .spec import QUANTITIES
+
+__all__ = ["SweepResult", "atomic_write"]
+
+STATUS_MEANING = {0: "ok", 1: "no steady state (quantities NaN)", 2: "time_to_90 not reached within the horizon"}
+
+
+def atomic_write(path, write, mode="wb"):
+    """Write ``path`` all at once: ``write(fh)`` fills a temp file in the same folder, then os.replace.
+
+    A reader never sees a half-written file, and an interrupted write leaves the old file (or none).
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    suffix = os.path.splitext(path)[1]
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=suffix)
+    try:
+        with os.fdopen(fd, mode) as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+@dataclass(frozen=True, eq=False)
+class SweepResult:
+    """Quantities on the grid of swept parameters.
+
+    Attributes
+    ----------
+    dims : tuple of str
+        Swept parameter names, the leading axes of every array.
+    coords : dict
+        name -> values of each swept axis (floats, ints, bools or strings); also ``cell`` and
+        ``time`` when a quantity has those extra axes.
+    data : dict
+        quantity name -> ndarray of shape (*grid_shape) or (*grid_shape, n_cells) or
+        (*grid_shape, n_times); energies in omega, times in 1/omega.
+    status : ndarray (*grid_shape) int8
+        0 ok, 1 no steady state at that point (its quantities are NaN), 2 time_to_90 not reached.
+    attrs : dict
+        Provenance (builder, fixed parameters, engine, chunk counts).
+    """
+
+    dims: tuple
+    coords: dict
+    data: dict
+    status: np.ndarray
+    attrs: dict = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple:
+        return self.status.shape
+
+    def __getitem__(self, name) -> np.ndarray:
+        return self.data[name]
+
+    def _extra_dim(self, q):
+        return QUANTITIES[q][1]
+
+    def to_xarray(self):
+        """An :class:`xarray.Dataset`, one variable per quantity plus ``status`` (needs xarray)."""
+        import xarray as xr
+
+        coords = {d: np.asarray(self.coords[d]) for d in self.dims}
+        for extra in ("cell", "time"):
+            if extra in self.coords:
+                vals = self.coords[extra]
+                coords[extra] = np.asarray([str(c) for c in vals] if extra == "cell" else vals)
+        vars_ = {}
+        for q, arr in self.data.items():
+            extra = self._extra_dim(q)
+            dims = self.dims + ((extra,) if extra else ())
+            vars_[q] = (dims, arr, {"description": QUANTITIES[q][0]})
+        meaning = "; ".join(f"{k}: {v}" for k, v in STATUS_MEANING.items())
+        vars_["status"] = (self.dims, self.status, {"description": meaning})
+        attrs = {k: str(v) for k, v in self.attrs.items()}
+        return xr.Dataset(vars_, coords=coords, attrs=attrs)
+
+    def to_netcdf(self, path) -> None:
+        """Write NetCDF (needs xarray; h5netcdf or scipy as engine), atomically."""
+        import importlib.util
+
+        ds = self.to_xarray()
+        have_h5 = all(importlib.util.find_spec(m) is not None for m in ("h5netcdf", "h5py"))
+        engine = "h5netcdf" if have_h5 else "scipy"
+        data = ds.to_netcdf(engine="scipy") if engine == "scipy" else None
+        if data is None:
+            folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".nc")
+            os.close(fd)
+            try:
+                ds.to_netcdf(tmp, engine=engine)
+                os.replace(tmp, path)
+            except BaseException:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+                raise
+        else:
+            atomic_write(path, lambda fh: fh.write(bytes(data)))
+
+    def csv_text(self) -> str:
+        """The result as CSV text: one row per grid point, one column per swept parameter and value.
+
+        Quantities with a cell or time axis get one column each, named ``cell_energy[<cell>]`` and
+        ``battery_energy_at[t=<time>]``. No pandas or xarray needed.
+        """
+        header = list(self.dims)
+        cols = []
+        for q, arr in self.data.items():
+            extra = self._extra_dim(q)
+            if extra == "cell":
+                for k, c in enumerate(self.coords["cell"]):
+                    header.append(f"{q}[{c}]")
+                    cols.append(arr.reshape(-1, arr.shape[-1])[:, k])
+            elif extra == "time":
+                for k, t in enumerate(self.coords["time"]):
+                    header.append(f"{q}[t={float(t)!r}]")
+                    cols.append(arr.reshape(-1, arr.shape[-1])[:, k])
+            else:
+                header.append(q)
+                cols.append(arr.reshape(-1))
+        header.append("status")
+        cols.append(self.status.reshape(-1))
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(header)
+        grids = np.unravel_index(np.arange(self.status.size), self.shape)
+        axes = [self.coords[d] for d in self.dims]
+        for p in range(self.status.size):
+            row = [_fmt(axes[a][grids[a][p]]) for a in range(len(self.dims))]
+            row += [_fmt(c[p]) for c in cols]
+            w.writerow(row)
+        return buf.getvalue()
+
+    def to_csv(self, path) -> None:
+        """Write :meth:`csv_text` to ``path`` atomically."""
+        text = self.csv_text().encode()
+        atomic_write(path, lambda fh: fh.write(text))
+
+    def plot(self, quantity: str | None = None, ax=None):
+        """Figure of one quantity: a line plot for one swept parameter, a map for two float ones.
+
+        With two axes of which one is categorical (strings, booleans, ints) or has at most 6 values, one
+        line per value is drawn instead of a map. Further axes are held at their first value (named in the
+        title). ``quantity`` defaults to the first scalar quantity; a cell or time axis shows its last entry.
+        Returns the :class:`matplotlib.figure.Figure` (no pyplot state is touched when ``ax`` is None).
+        """
+        from matplotlib.figure import Figure
+
+        scalars = [q for q in self.data if self._extra_dim(q) is None]
+        q = quantity or (scalars[0] if scalars else next(iter(self.data)))
+        if q not in self.data:
+            raise KeyError(f"no quantity {q!r} in this result; have {list(self.data)}")
+        arr = self.data[q]
+        label = q
+        if self._extra_dim(q) is not None:
+            arr = arr[..., -1]
+            label = f"{q} ({self._extra_dim(q)} = {self.coords[self._extra_dim(q)][-1]})"
+        if ax is None:
+            fig = Figure(figsize=(6, 4.2), layout="constrained")
+            ax = fig.add_subplot()
+        else:
+            fig = ax.figure
+        dims = list(self.dims[:2])
+        sub = arr[(slice(None),) * len(dims) + (0,) * (arr.ndim - len(dims))]
+        fixed = ", ".join(f"{d}={self.coords[d][0]!r}" for d in self.dims[2:])
+        if len(dims) == 2 and self._categorical(dims[0]) and not self._categorical(dims[1]):
+            dims, sub = dims[::-1], sub.T
+        if len(dims) == 1 or sub.shape[1] == 1:
+            y = sub.reshape(-1)
+            ax.plot(self._axis_values(dims[0]), y, marker="." if y.size < 60 else None)
+            ax.set_ylabel(label)
+        elif self._categorical(dims[1]) or len(self.coords[dims[1]]) <= 6:
+            for k, v in enumerate(self.coords[dims[1]]):
+                ax.plot(self._axis_values(dims[0]), sub[:, k], marker="." if sub.shape[0] < 60 else None,
+                        label=f"{dims[1]} = {v}")
+            ax.set_ylabel(label)
+            ax.legend(fontsize=8)
+        else:
+            mesh = ax.pcolormesh(self._axis_values(dims[0]), self._axis_values(dims[1]), sub.T, shading="nearest")
+            fig.colorbar(mesh, ax=ax, label=label)
+            ax.set_ylabel(dims[1])
+            if self._is_log(dims[1]):
+                ax.set_yscale("log")
+            self._ticks(ax, dims[1], "y")
+        ax.set_xlabel(dims[0])
+        if self._is_log(dims[0]):
+            ax.set_xscale("log")
+        self._ticks(ax, dims[0], "x")
+        if fixed:
+            ax.set_title(fixed, fontsize=9)
+        return fig
+
+    def _categorical(self, d):
+        return np.asarray(self.coords[d]).dtype.kind not in "f"
+
+    def _ticks(self, ax, d, which):
+        v = np.asarray(self.coords[d])
+        if v.dtype.kind in "USbO":
+            getattr(ax, f"set_{which}ticks")(np.arange(v.size))
+            getattr(ax, f"set_{which}ticklabels")([str(s) for s in v])
+
+    def _axis_values(self, d):
+        v = np.asarray(self.coords[d])
+        return np.arange(v.size) if v.dtype.kind in "USbO" else v
+
+    def _is_log(self, d):
+        v = np.asarray(self.coords[d])
+        if v.dtype.kind not in "f" or v.size < 3 or np.any(v <= 0):
+            return False
+        r = v[1:] / v[:-1]
+        return bool(np.allclose(r, r[0], rtol=1e-9) and not np.allclose(np.diff(v), v[1] - v[0], rtol=1e-9))
+
+    def save_figure(self, path, quantity: str | None = None) -> None:
+        """Draw :meth:`plot` and save it to ``path`` (format from the suffix, PNG by default) atomically."""
+        fig = self.plot(quantity)
+        buf = io.BytesIO()
+        fig.savefig(buf, format=os.path.splitext(os.fspath(path))[1].lstrip(".") or "png", dpi=120)
+        atomic_write(path, lambda fh: fh.write(buf.getvalue()))
+
+
+def _fmt(v):
+    if isinstance(v, (float, np.floating)):
+        return repr(float(v))
+    if isinstance(v, (np.integer,)):
+        return str(int(v))
+    if isinstance(v, (np.bool_, bool)):
+        return str(bool(v))
+    return str(v)

@@ -1,0 +1,388 @@
+"""What to sweep: the base network, the grid, the quantities; TOML sweep files.
+
+A sweep is a base network (a builder of :mod:`chiralnet.builders` named by string, an importable
+``"module:function"``, or a Python callable returning a graph), fixed keyword parameters, an
+ordered grid of swept parameters and the quantities to compute at every grid point.
+See :func:`load_sweep` for the file format.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+import json
+import math
+from dataclasses import dataclass, field
+from numbers import Integral, Real
+
+import numpy as np
+
+from .. import builders
+from ..errors import ChiralnetError
+
+__all__ = ["SweepError", "SweepSpec", "QUANTITIES", "load_sweep", "parse_sweep", "grid_values"]
+
+
+class SweepError(ChiralnetError):
+    """A sweep is ill-defined (names the file, section, key or point and what would fix it)."""
+
+
+#: name -> (description, extra dimension or None). Steady quantities use the steady state.
+QUANTITIES = {
+    "battery_energy": ("steady battery energy, sum over battery cells (omega)", None),
+    "total_energy": ("steady total energy, sum over all cells (omega)", None),
+    "cell_energy": ("steady energy of each cell (omega)", "cell"),
+    "battery_energy_at": ("battery energy at the given times, from vacuum or alpha0 at t = 0 (omega)", "time"),
+    "time_to_90": ("first time the battery energy reaches 90% of its steady value (1/omega)", None),
+    "ratio_nonreciprocal": ("battery_energy / two-cell nonreciprocal limit with the same rates", None),
+    "ratio_reciprocal": ("battery_energy / two-cell reciprocal limit with the same rates", None),
+}
+
+BUILDERS = {name: getattr(builders, name) for name in builders.__all__}
+#: Builders that forward ``**link_options`` to the shared link builder (their keywords come from it).
+_LINK_OPTION_BUILDERS = {"chain", "ring", "star", "lattice"}
+_REQUIRED = object()
+
+SECTIONS = {
+    "base": None,  # builder + its keyword parameters
+    "grid": None,  # any parameter of the builder
+    "quantities": {"names", "times", "t90_max", "t90_steps"},
+    "output": {"csv", "netcdf", "figure"},
+    "run": {"chunk_size", "batched", "processes"},
+}
+
+
+def builder_parameters(fn, name: str) -> dict:
+    """Keyword parameters a builder accepts, name -> default (``_REQUIRED`` when it has none)."""
+    params, var_kw = {}, False
+    for pname, p in inspect.signature(fn).parameters.items():
+        if p.kind is inspect.Parameter.VAR_KEYWORD:
+            var_kw = True
+        elif p.kind is not inspect.Parameter.VAR_POSITIONAL:
+            params[pname] = _REQUIRED if p.default is inspect.Parameter.empty else p.default
+    if var_kw and name in _LINK_OPTION_BUILDERS:
+        # chain/ring/star/lattice forward **link_options to the one link builder of builders.py.
+        for pname, p in inspect.signature(builders._build).parameters.items():
+            if p.kind is inspect.Parameter.KEYWORD_ONLY and pname != "pos":
+                params[pname] = p.default
+    elif var_kw:
+        raise SweepError(f"builder {name!r} takes **kwargs; its parameters cannot be checked. Give it named keywords")
+    return params
+
+
+def resolve_builder(ref, where: str = "base builder"):
+    """(name, callable) for a builder name, ``"module:function"``, or a callable."""
+    if callable(ref):
+        return f"{getattr(ref, '__module__', '?')}:{getattr(ref, '__qualname__', repr(ref))}", ref
+    if not isinstance(ref, str):
+        raise SweepError(
+            f"{where} must be a builder name {sorted(BUILDERS)}, 'module:function' or a callable, got {ref!r}")
+    if ref in BUILDERS:
+        return ref, BUILDERS[ref]
+    if ":" in ref:
+        mod, _, attr = ref.partition(":")
+        try:
+            fn = getattr(importlib.import_module(mod), attr)
+        except (ImportError, AttributeError) as exc:
+            raise SweepError(f"{where} {ref!r} cannot be imported ({exc}); check the module path") from None
+        if not callable(fn):
+            raise SweepError(f"{where} {ref!r} is not callable")
+        return ref, fn
+    raise SweepError(f"{where}: unknown builder {ref!r}; valid: {sorted(BUILDERS)} or 'module:function'")
+
+
+def grid_values(name: str, spec, where: str = "grid") -> np.ndarray | list:
+    """Values of one grid axis: a list, or ``{start, stop, num, scale}`` (scale 'linear' or 'log')."""
+    label = f"{where} key {name!r}"
+    if isinstance(spec, dict):
+        unknown = set(spec) - {"start", "stop", "num", "scale"}
+        if unknown:
+            raise SweepError(f"{label}: unknown range key(s) {sorted(unknown)}; use start, stop, num, scale")
+        missing = {"start", "stop", "num"} - set(spec)
+        if missing:
+            raise SweepError(f"{label}: range needs {sorted(missing)}")
+        start, stop, num = spec["start"], spec["stop"], spec["num"]
+        scale = spec.get("scale", "linear")
+        for k, v in (("start", start), ("stop", stop)):
+            if isinstance(v, bool) or not isinstance(v, Real) or not math.isfinite(v):
+                raise SweepError(f"{label}: {k} must be a finite number, got {v!r}")
+        if isinstance(num, bool) or not isinstance(num, Integral) or num < 1:
+            raise SweepError(f"{label}: num must be an integer >= 1, got {num!r}")
+        if scale == "linear":
+            vals = np.linspace(float(start), float(stop), int(num))
+        elif scale == "log":
+            if not (start > 0 and stop > 0):
+                raise SweepError(f"{label}: a log range needs start > 0 and stop > 0, got {start}, {stop}")
+            vals = np.geomspace(float(start), float(stop), int(num))
+        else:
+            raise SweepError(f"{label}: scale must be 'linear' or 'log', got {scale!r}")
+        if num > 1 and start == stop:
+            raise SweepError(f"{label}: empty range (start == stop = {start}) with num = {num}")
+        return vals
+    if isinstance(spec, np.ndarray):
+        spec = spec.tolist()
+    if isinstance(spec, (str, bytes)) or not hasattr(spec, "__len__"):
+        raise SweepError(f"{label}: give a list of values or a range {{start, stop, num, scale}}, got {spec!r}")
+    vals = list(spec)
+    if not vals:
+        raise SweepError(f"{label}: empty list of values; give at least one")
+    kinds = {_kind(v) for v in vals}
+    if None in kinds or len(kinds) > 1 and kinds != {"int", "float"}:
+        raise SweepError(f"{label}: values must all be numbers, all booleans or all strings, got {vals[:5]!r}")
+    if kinds <= {"int", "float"}:
+        bad = [v for v in vals if not math.isfinite(v)]
+        if bad:
+            raise SweepError(f"{label}: non-finite value {bad[0]!r}; every value must be finite")
+        if kinds == {"int"}:
+            return [int(v) for v in vals]
+        return np.array(vals, float)
+    if len(set(vals)) != len(vals):
+        raise SweepError(f"{label}: repeated values in {vals!r}")
+    return [bool(v) for v in vals] if kinds == {"bool"} else [str(v) for v in vals]
+
+
+def _kind(v):
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, Integral):
+        return "int"
+    if isinstance(v, Real):
+        return "float"
+    if isinstance(v, str):
+        return "str"
+    return None
+
+
+@dataclass(frozen=True, eq=False)
+class SweepSpec:
+    """A validated sweep.
+
+    Attributes
+    ----------
+    builder : str or callable or None
+        The base network's builder; None when the grid sweeps ``builder`` (topology).
+    params : dict
+        Fixed keyword parameters of the builder.
+    axes : tuple of (name, values)
+        Swept parameters in grid order; float axes are 1-D float arrays, others lists
+        (int, bool or str). The axis ``builder`` sweeps builders by name.
+    quantities : tuple of str
+        Names from :data:`QUANTITIES`.
+    times : ndarray (T,) or None
+        Output times of ``battery_energy_at`` (1/omega).
+    t90_max : float or None
+        Horizon searched by ``time_to_90`` (default 40 / slowest decay rate of M).
+    t90_steps : int
+        Grid steps over the horizon before bisection refines the crossing.
+    output : dict
+        ``csv``, ``netcdf``, ``figure`` flags for files written by a run with an output folder.
+    run : dict
+        ``chunk_size`` (points per stored chunk), ``batched`` (allow the batched kernel),
+        ``processes`` (local pool size).
+    source : str
+        Where the spec came from (a file name or ``"<api>"``), used in error messages.
+    """
+
+    builder: object
+    params: dict
+    axes: tuple
+    quantities: tuple
+    times: np.ndarray | None = None
+    t90_max: float | None = None
+    t90_steps: int = 2000
+    output: dict = field(default_factory=lambda: {"csv": True, "netcdf": True, "figure": True})
+    run: dict = field(default_factory=dict)
+    source: str = "<api>"
+
+    @property
+    def dims(self) -> tuple:
+        return tuple(name for name, _ in self.axes)
+
+    @property
+    def shape(self) -> tuple:
+        return tuple(len(v) for _, v in self.axes)
+
+    @property
+    def n_points(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def builder_for(self, point_builder=None):
+        """(name, callable) of the builder used at a point (the swept one if ``builder`` is an axis)."""
+        return resolve_builder(self.builder if point_builder is None else point_builder)
+
+    def to_json(self) -> dict:
+        """A JSON-able description (the manifest of an output folder; resume compares its fingerprint)."""
+        b = None if self.builder is None else resolve_builder(self.builder)[0]
+        return {
+            "builder": b,
+            "params": {k: _jsonable(v) for k, v in self.params.items()},
+            "axes": [[n, _jsonable(v)] for n, v in self.axes],
+            "quantities": list(self.quantities),
+            "times": None if self.times is None else self.times.tolist(),
+            "t90_max": self.t90_max,
+            "t90_steps": self.t90_steps,
+        }
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_json(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _jsonable(v):
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, complex):
+        return [v.real, v.imag]
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    return v
+
+
+def make_spec(builder, grid: dict, quantities=("battery_energy",), *, params=None, times=None, t90_max=None,
+              t90_steps=2000, output=None, run=None, source="<api>") -> SweepSpec:
+    """Validate everything that can be checked without building a network and return a :class:`SweepSpec`."""
+    params = dict(params or {})
+    if not isinstance(grid, dict) or not grid:
+        raise SweepError(f"{source}: the grid is empty; sweep at least one parameter")
+    axes = tuple((str(name), grid_values(name, vals, f"{source} [grid]")) for name, vals in grid.items())
+    names = [n for n, _ in axes]
+    if "builder" in names:
+        if builder is not None:
+            raise SweepError(f"{source}: the grid sweeps 'builder'; do not also give a base builder")
+        builder_names = dict(axes)["builder"]
+        if not all(isinstance(b, str) for b in builder_names):
+            raise SweepError(f"{source} [grid] key 'builder': give builder names as strings")
+        candidates = [resolve_builder(b, f"{source} [grid] builder") for b in builder_names]
+    else:
+        if builder is None:
+            raise SweepError(f"{source}: no base builder; set [base] builder = 'two_cell' (or another builder)")
+        candidates = [resolve_builder(builder, f"{source} [base] builder")]
+    both = set(params) & set(names)
+    if both:
+        raise SweepError(f"{source}: {sorted(both)} is both fixed in [base] and swept in [grid]; keep one")
+    for bname, fn in candidates:
+        accepted = builder_parameters(fn, bname)
+        for key in list(params) + [n for n in names if n != "builder"]:
+            if key not in accepted:
+                section = "[grid]" if key in names else "[base]"
+                raise SweepError(
+                    f"{source} {section} key {key!r}: builder {bname!r} has no parameter {key!r}; "
+                    f"its parameters are {sorted(accepted)}"
+                )
+        missing = [k for k, d in accepted.items() if d is _REQUIRED and k not in params and k not in names]
+        if missing:
+            raise SweepError(f"{source}: builder {bname!r} needs {missing}; give them in [base] or [grid]")
+    quantities = tuple(quantities)
+    if not quantities:
+        raise SweepError(f"{source} [quantities]: no quantity asked for; valid: {sorted(QUANTITIES)}")
+    for q in quantities:
+        if q not in QUANTITIES:
+            raise SweepError(f"{source} [quantities]: unknown quantity {q!r}; valid: {sorted(QUANTITIES)}")
+    if len(set(quantities)) != len(quantities):
+        raise SweepError(f"{source} [quantities]: repeated quantity in {list(quantities)}")
+    if "battery_energy_at" in quantities:
+        if times is None:
+            raise SweepError(f"{source} [quantities]: battery_energy_at needs times = [t1, t2, ...] (1/omega)")
+        t = np.asarray(times, float)
+        if t.ndim != 1 or t.size == 0 or not np.all(np.isfinite(t)) or np.any(t < 0) or np.any(np.diff(t) <= 0):
+            raise SweepError(
+                f"{source} [quantities] times must be a non-empty, strictly increasing list of finite times >= 0 "
+                f"(1/omega), got {times!r}"
+            )
+        times = t
+    elif times is not None:
+        raise SweepError(
+            f"{source} [quantities]: times given but battery_energy_at not asked for; add it or drop times")
+    if t90_max is not None and not (isinstance(t90_max, Real) and math.isfinite(t90_max) and t90_max > 0):
+        raise SweepError(f"{source} [quantities] t90_max must be a finite time > 0, got {t90_max!r}")
+    if isinstance(t90_steps, bool) or not isinstance(t90_steps, Integral) or t90_steps < 2:
+        raise SweepError(f"{source} [quantities] t90_steps must be an integer >= 2, got {t90_steps!r}")
+    out = {"csv": True, "netcdf": True, "figure": True}
+    for k, v in (output or {}).items():
+        if k not in out:
+            raise SweepError(f"{source} [output]: unknown key {k!r}; known: {sorted(out)}")
+        if not isinstance(v, bool):
+            raise SweepError(f"{source} [output] {k} must be true or false, got {v!r}")
+        out[k] = v
+    run = dict(run or {})
+    for k, v in run.items():
+        if k not in SECTIONS["run"]:
+            raise SweepError(f"{source} [run]: unknown key {k!r}; known: {sorted(SECTIONS['run'])}")
+        if k == "batched" and not isinstance(v, bool):
+            raise SweepError(f"{source} [run] batched must be true or false, got {v!r}")
+        if k in ("chunk_size", "processes") and (isinstance(v, bool) or not isinstance(v, Integral) or v < 1):
+            raise SweepError(f"{source} [run] {k} must be an integer >= 1, got {v!r}")
+    return SweepSpec(builder=builder, params=params, axes=axes, quantities=quantities, times=times,
+                     t90_max=None if t90_max is None else float(t90_max), t90_steps=int(t90_steps),
+                     output=out, run=run, source=source)
+
+
+def parse_sweep(doc: dict, source: str = "<toml>") -> SweepSpec:
+    """Build a :class:`SweepSpec` from a parsed sweep document (the dict of a TOML file)."""
+    for section in doc:
+        if section not in SECTIONS:
+            raise SweepError(f"{source}: unknown section [{section}]; known: {sorted(SECTIONS)}")
+        if not isinstance(doc[section], dict):
+            raise SweepError(f"{source}: {section!r} must be a table [{section}]")
+    base = dict(doc.get("base", {}))
+    builder = base.pop("builder", None)
+    q = dict(doc.get("quantities", {}))
+    for k in q:
+        if k not in SECTIONS["quantities"]:
+            raise SweepError(f"{source} [quantities]: unknown key {k!r}; known: {sorted(SECTIONS['quantities'])}")
+    names = q.get("names", ["battery_energy"])
+    if isinstance(names, str) or not isinstance(names, list):
+        raise SweepError(f"{source} [quantities] names must be a list of names, got {names!r}")
+    return make_spec(builder, doc.get("grid", {}), names, params=base, times=q.get("times"),
+                     t90_max=q.get("t90_max"), t90_steps=q.get("t90_steps", 2000), output=doc.get("output"),
+                     run=doc.get("run"), source=source)
+
+
+def load_sweep(path) -> SweepSpec:
+    """Read a sweep file (TOML).
+
+    Format::
+
+        [base]                      # the network at every point
+        builder = "two_cell"        # a chiralnet builder, or "module:function" returning a graph
+        kappa_a = 0.003             # fixed keyword parameters of the builder
+
+        [grid]                      # swept parameters, in this order (the dims of the result)
+        gamma = {start = 0.001, stop = 0.1, num = 100, scale = "log"}   # or scale = "linear"
+        kappa_b = [0.001, 0.003, 0.01]                                    # or an explicit list
+        # builder = ["chain", "ring"]   sweeps the topology (then [base] has no builder)
+
+        [quantities]                # optional; default names = ["battery_energy"]
+        names = ["battery_energy", "cell_energy", "battery_energy_at", "time_to_90",
+                 "ratio_nonreciprocal", "ratio_reciprocal", "total_energy"]
+        times = [100.0, 1000.0]     # for battery_energy_at (1/omega)
+        t90_max = 5000.0            # optional horizon of time_to_90
+        t90_steps = 2000
+
+        [output]                    # optional files besides the chunk store
+        csv = true
+        netcdf = true
+        figure = true
+
+        [run]                       # optional
+        chunk_size = 4096           # points per stored chunk
+        batched = true              # allow the batched kernel for same-structure points
+        processes = 2               # local pool size when the pool is used
+
+    Unknown sections and keys raise :class:`SweepError` naming the file and key.
+    """
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        try:
+            import tomli as tomllib
+        except ModuleNotFoundError:
+            raise SweepError("reading sweep files on Python 3.10 needs tomli: pip install 'chiralnet[sweep]'") from None
+    try:
+        with open(path, "rb") as fh:
+            doc = tomllib.load(fh)
+    except FileNotFoundError:
+        raise SweepError(f"sweep file {str(path)!r} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SweepError(f"sweep file {str(path)!r} is not valid TOML: {exc}") from None
+    return parse_sweep(doc, source=str(path))
