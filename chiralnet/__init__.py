@@ -27,6 +27,7 @@ from .results import SimulationResult, SteadyState
 from .io import load_graph, save_graph
 from .scenario import Scenario, ScenarioError, build_network, load_scenario, run_scenario
 from .solvers import METHODS, check_stability, simulate, steady_state
+from .sweeps import SweepResult, load_sweep, sweep
 
 __version__ = "0.1.0"
 
@@ -36,6 +37,7 @@ __all__ = [
     "two_cell", "chain", "ring", "star", "lattice",
     "Model", "build_model",
     "simulate", "steady_state", "check_stability", "METHODS",
+    "sweep", "load_sweep", "SweepResult",
     "SimulationResult", "SteadyState",
     "analytic", "config",
     "save_graph", "load_graph", "load_scenario", "build_network", "run_scenario", "Scenario", "ScenarioError",

@@ -35,6 +35,7 @@ __all__ = ["main", "build_parser", "add_command", "COMMAND_MODULES", "EXIT_BAD_I
 #: Modules that add subcommands through ``register(subparsers)``; add one line per module.
 COMMAND_MODULES = (
     "chiralnet.cli",
+    "chiralnet.sweep_cli",
 )
 
 EXIT_BAD_INPUT = 2

@@ -1,18 +1,14 @@
 """The ``chiralnet sweep`` and ``chiralnet study`` subcommands.
 
-``register(subparsers)`` adds both to the main ``chiralnet`` command (each parser's default ``handler``
-is ``handler(args) -> int``); ``main(argv)`` runs them standalone
-(``python -m chiralnet.sweep_cli sweep SWEEP.toml --out DIR``). No physics here.
+``register(subparsers)`` adds both to the main ``chiralnet`` command through
+:func:`chiralnet.cli.add_command` (shared ``--debug`` and error handling). No physics here.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from .errors import ChiralnetError
-
-__all__ = ["register", "main", "run_sweep_command", "run_study_command"]
+__all__ = ["register", "run_sweep_command", "run_study_command"]
 
 
 def _engine_options(p):
@@ -25,35 +21,35 @@ def _engine_options(p):
 
 
 def register(subparsers) -> None:
-    """Add ``sweep`` and ``study`` to an argparse subparsers object."""
-    p = subparsers.add_parser(
-        "sweep", help="run a parameter sweep from a TOML sweep file",
+    """Add ``sweep`` and ``study`` to the ``chiralnet`` command's subparsers."""
+    from .cli import add_command
+    from .studies import STUDIES
+
+    p = add_command(
+        subparsers, "sweep", run_sweep_command,
+        help="run a parameter sweep from a TOML sweep file",
         description="Run the sweep described by SWEEP.toml. Finished chunks are stored in DIR as they complete; "
                     "--resume finishes an interrupted sweep. Writes DIR/result.csv, DIR/result.nc (with xarray) "
                     "and DIR/figure.png.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="examples:\n  chiralnet sweep examples/two_cell_map.sweep.toml --out two_cell_map\n"
-               "  chiralnet sweep SWEEP.toml --out DIR --workers 4\n"
-               "  chiralnet sweep SWEEP.toml --out DIR --scheduler tcp://10.0.0.5:8786\n"
-               "  chiralnet sweep SWEEP.toml --out DIR --resume")
+        example="chiralnet sweep examples/two_cell_map.sweep.toml --out two_cell_map\n"
+                "chiralnet sweep SWEEP.toml --out DIR --workers 4\n"
+                "chiralnet sweep SWEEP.toml --out DIR --scheduler tcp://10.0.0.5:8786\n"
+                "chiralnet sweep SWEEP.toml --out DIR --resume")
     p.add_argument("sweep_file", metavar="SWEEP.toml")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created; must be new unless --resume)")
     p.add_argument("--resume", action="store_true", help="reuse the chunks already in DIR, compute the missing ones")
     _engine_options(p)
-    p.set_defaults(handler=run_sweep_command)
 
-    from .studies import STUDIES
-
-    s = subparsers.add_parser(
-        "study", help="run a built-in scale study (writes a figure, CSV and a summary)",
+    s = add_command(
+        subparsers, "study", run_study_command,
+        help="run a built-in scale study (writes a figure, CSV and a summary)",
         description="Built-in studies: "
                     + "; ".join(f"{k}: {v.__doc__.strip().splitlines()[0]}" for k, v in STUDIES.items()),
-        epilog="example: chiralnet study cooperativity --out fig4c")
+        example="chiralnet study cooperativity --out fig4c")
     s.add_argument("name", choices=sorted(STUDIES), metavar="NAME", help=f"one of {sorted(STUDIES)}")
     s.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
     s.add_argument("--quick", action="store_true", help="a small grid (seconds) instead of the full study")
     _engine_options(s)
-    s.set_defaults(handler=run_study_command)
 
 
 def _engine_kwargs(args):
@@ -85,23 +81,3 @@ def run_study_command(args) -> int:
     summary = STUDIES[args.name](out=args.out, quick=args.quick, **_engine_kwargs(args))
     print(summary.text)
     return 0
-
-
-def main(argv=None) -> int:
-    """Run ``sweep`` or ``study`` from ``argv`` (default sys.argv[1:]); returns the exit status."""
-    parser = argparse.ArgumentParser(prog="chiralnet", description="chiralnet sweeps and scale studies")
-    sub = parser.add_subparsers(dest="command", required=True)
-    register(sub)
-    args = parser.parse_args(argv)
-    try:
-        return args.handler(args)
-    except ChiralnetError as exc:
-        print(f"chiralnet {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"chiralnet {args.command}: interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -167,18 +167,18 @@ def test_one_line_registration_and_shared_errors(monkeypatch, capsys):
         raise ChiralnetError(f"sweep.toml: sweep.values: expected an array, got {args.values}")
 
     def register(subparsers):
-        p = cli.add_command(subparsers, "sweep", boom, help="a test command", description="test",
-                            example="chiralnet sweep 3")
+        p = cli.add_command(subparsers, "boom", boom, help="a test command", description="test",
+                            example="chiralnet boom 3")
         p.add_argument("values")
 
     module = types.ModuleType("chiralnet_test_sweep_cli")
     module.register = register
     monkeypatch.setitem(sys.modules, module.__name__, module)
     monkeypatch.setattr(cli, "COMMAND_MODULES", (*cli.COMMAND_MODULES, module.__name__))
-    assert cli.main(["sweep", "3"]) == 2
+    assert cli.main(["boom", "3"]) == 2
     err = capsys.readouterr().err
     assert err == "chiralnet: error: sweep.toml: sweep.values: expected an array, got 3\n"
     with pytest.raises(ChiralnetError):
-        cli.main(["sweep", "3", "--debug"])
+        cli.main(["boom", "3", "--debug"])
     with pytest.raises(ChiralnetError):
-        cli.main(["--debug", "sweep", "3"])
+        cli.main(["--debug", "boom", "3"])

@@ -14,7 +14,8 @@ from chiralnet import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
-SCENARIOS = sorted(EXAMPLES.glob("*.toml"))
+SCENARIOS = sorted(p for p in EXAMPLES.glob("*.toml") if not p.name.endswith(".sweep.toml"))
+SWEEPS = sorted(EXAMPLES.glob("*.sweep.toml"))
 SCRIPTS = sorted(EXAMPLES.glob("*.py"))
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: Steady state against the chain's forward-substitution closed form.
@@ -25,6 +26,21 @@ def test_examples_exist():
     names = {p.stem for p in SCENARIOS}
     assert {"two_cell", "two_cell_reciprocal", "two_cell_overdamped", "chain10", "ring", "star", "lattice"} <= names
     assert "two_cell" in {p.stem for p in SCRIPTS}
+
+
+@pytest.mark.parametrize("path", SWEEPS, ids=[p.stem for p in SWEEPS])
+def test_sweep_example_runs(tmp_path, capsys, path):
+    out = tmp_path / "out"
+    assert cli.main(["sweep", str(path), "--out", str(out), "--no-progress"]) == 0
+    assert "points over" in capsys.readouterr().out
+    header, *rows = (out / "result.csv").read_text().splitlines()
+    columns = header.split(",")
+    assert len(rows) > 100
+    table = [dict(zip(columns, row.split(","))) for row in rows]
+    assert all(r["status"] == "0" for r in table)  # every point solved
+    battery = np.array([float(r["battery_energy"]) for r in table])
+    assert np.isfinite(battery).all() and (battery > 0).all()
+    assert (out / "figure.png").read_bytes()[:8] == PNG_SIGNATURE
 
 
 @pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])

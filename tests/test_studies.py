@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import chiralnet as cn
-from chiralnet import analytic, studies, sweep_cli
+from chiralnet import analytic, cli, studies
 
 RTOL = 1e-12  # steady states of 2..10-cell networks against closed forms / steady_state
 
@@ -61,13 +61,13 @@ def test_topology_equal_total_rate(tmp_path):
 
 
 def test_study_cli(tmp_path, capsys):
-    assert sweep_cli.main(["study", "topology", "--quick", "--out", str(tmp_path), "--no-progress"]) == 0
+    assert cli.main(["study", "topology", "--quick", "--out", str(tmp_path), "--no-progress"]) == 0
     assert "two-cell limit" in capsys.readouterr().out
     assert (tmp_path / "topology.csv").read_text().startswith("topology,n_cells,battery_energy,ratio_to_two_cell\n")
     # rerunning resumes from the stored chunks
-    assert sweep_cli.main(["study", "topology", "--quick", "--out", str(tmp_path), "--no-progress"]) == 0
+    assert cli.main(["study", "topology", "--quick", "--out", str(tmp_path), "--no-progress"]) == 0
     with pytest.raises(SystemExit):
-        sweep_cli.main(["study", "nosuch", "--out", str(tmp_path)])
+        cli.main(["study", "nosuch", "--out", str(tmp_path)])
 
 
 def test_long_reciprocal_chain_stability_check():

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import chiralnet as cn
-from chiralnet import sweep_cli
+from chiralnet import cli
 from chiralnet.sweeps import (SweepError, load_sweep, make_plan, make_spec, open_sweep, parse_sweep, run_sweep,
                               sweep)
 from chiralnet.sweeps.plan import assemble
@@ -250,7 +250,7 @@ def test_killed_sweep_resumes_to_the_uninterrupted_result(tmp_path):
     _write_sweep(f, 1200, 10)
     out = tmp_path / "out"
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.Popen([sys.executable, "-m", "chiralnet.sweep_cli", "sweep", str(f), "--out", str(out),
+    proc = subprocess.Popen([sys.executable, "-m", "chiralnet", "sweep", str(f), "--out", str(out),
                              "--processes", "1", "--no-progress"], env=env, cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -280,19 +280,19 @@ def test_killed_sweep_resumes_to_the_uninterrupted_result(tmp_path):
 def test_cli_main(tmp_path, capsys):
     f = tmp_path / "s.sweep.toml"
     _write_sweep(f, 6, 4)
-    assert sweep_cli.main(["sweep", str(f), "--out", str(tmp_path / "o")]) == 0
+    assert cli.main(["sweep", str(f), "--out", str(tmp_path / "o")]) == 0
     assert "6 points over gamma (6)" in capsys.readouterr().out
     assert (tmp_path / "o" / "result.csv").exists()
-    assert sweep_cli.main(["sweep", str(f), "--out", str(tmp_path / "o")]) == 2
+    assert cli.main(["sweep", str(f), "--out", str(tmp_path / "o")]) == 2
     assert "pass --resume" in capsys.readouterr().err
-    assert sweep_cli.main(["sweep", str(f), "--out", str(tmp_path / "o"), "--resume"]) == 0
+    assert cli.main(["sweep", str(f), "--out", str(tmp_path / "o"), "--resume"]) == 0
     assert "0 chunks computed, 2 reused" in capsys.readouterr().out
     (tmp_path / "bad.toml").write_text('[base]\nbuilder = "ring"\n[grid]\nn_cell = [3]\n')
-    assert sweep_cli.main(["sweep", str(tmp_path / "bad.toml"), "--out", str(tmp_path / "b")]) == 2
+    assert cli.main(["sweep", str(tmp_path / "bad.toml"), "--out", str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err
     assert "bad.toml [grid] key 'n_cell'" in err and "'n_cells'" in err
     with pytest.raises(SystemExit):
-        sweep_cli.main(["sweep", str(f), "--out", "x", "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"])
+        cli.main(["sweep", str(f), "--out", "x", "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"])
 
 
 def test_pool_workers_do_not_oversubscribe():

@@ -7,7 +7,7 @@ import pytest
 
 distributed = pytest.importorskip("distributed")
 
-from chiralnet import sweep_cli  # noqa: E402
+from chiralnet import cli  # noqa: E402
 from chiralnet.sweeps import SweepError, make_spec, run_sweep, sweep  # noqa: E402
 
 GRID = {"gamma": np.geomspace(0.005, 0.2, 9), "kappa_b": [0.001, 0.003, 0.01], "nonreciprocal": [True, False]}
@@ -69,7 +69,7 @@ def test_scheduler_address_and_cli(client, tmp_path, capsys):
     f.write_text('[base]\nbuilder = "two_cell"\n[grid]\ngamma = {start = 0.01, stop = 0.1, num = 5}\n'
                  '[output]\nfigure = false\n')
     addr = client.scheduler.address
-    assert sweep_cli.main(["sweep", str(f), "--out", str(tmp_path / "o"), "--scheduler", addr, "--no-progress"]) == 0
+    assert cli.main(["sweep", str(f), "--out", str(tmp_path / "o"), "--scheduler", addr, "--no-progress"]) == 0
     assert "engine dask" in capsys.readouterr().out
     embedded = sweep("two_cell", {"gamma": np.linspace(0.01, 0.1, 5)})
     via_address = sweep("two_cell", {"gamma": np.linspace(0.01, 0.1, 5)}, scheduler=addr)
@@ -91,7 +91,7 @@ def test_workers_start_a_local_cluster(tmp_path, capsys):
     f = tmp_path / "w.sweep.toml"
     f.write_text('[base]\nbuilder = "chain"\nn_cells = 4\n[grid]\ngamma = [0.02, 0.04]\n'
                  '[quantities]\nnames = ["cell_energy"]\n[output]\nfigure = false\nnetcdf = false\n')
-    assert sweep_cli.main(["sweep", str(f), "--out", str(tmp_path / "o"), "--workers", "1", "--no-progress"]) == 0
+    assert cli.main(["sweep", str(f), "--out", str(tmp_path / "o"), "--workers", "1", "--no-progress"]) == 0
     assert "engine dask" in capsys.readouterr().out
     text = (tmp_path / "o" / "result.csv").read_text()
     embedded = sweep("chain", {"gamma": [0.02, 0.04]}, ["cell_energy"], params={"n_cells": 4})
