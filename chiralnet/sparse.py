@@ -569,7 +569,7 @@ def chain_model(n_cells: int, *, sparse: bool | None = None, **options) -> Model
     --------
     >>> import chiralnet as cn
     >>> from chiralnet.sparse import chain_model
-    >>> round(cn.steady_state(chain_model(6)).energies[5], 1)
+    >>> round(cn.steady_state(chain_model(6)).energy(5), 1)
     55.8
     """
     n = _count(n_cells, "n_cells", 2)
