@@ -30,9 +30,11 @@ TAYLOR_TOL = 2.0**-53
 TAYLOR_MAX_TERMS = 80
 
 #: Threads over rows (Numba prange) from this many cells on: vector kernels, and the N x N
-#: fluctuation kernels (whose per-row work is O(N), so threads pay much earlier).
-PARALLEL_MIN_CELLS = 50_000
-PARALLEL_MIN_CELLS_THERMAL = 200
+#: fluctuation kernels. Measured on the 2-core reference machine (shared, loaded): threads made the
+#: vector kernel 3x slower at 10^5 cells (one parallel region per Taylor term costs more than the
+#: ~1 ms of work in it), so both are off by default; lower them on an idle many-core machine.
+PARALLEL_MIN_CELLS = 10**9
+PARALLEL_MIN_CELLS_THERMAL = 10**9
 
 #: method="auto": dense exact propagators up to this many cells; above it, the sparse exact
 #: stepping when M has at most SPARSE_MAX_DENSITY * N^2 nonzeros.

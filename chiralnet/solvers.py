@@ -313,13 +313,14 @@ def check_stability(G_or_model) -> None:
 
 def _check_stability(model: Model, order) -> None:
     """check_stability given the cascade order (None when M has feedback loops)."""
-    M = sp.csr_array(model.M) if not model.is_sparse else model.M
+    M = model.M
     if order is not None:  # triangular after permutation: the eigenvalues are the diagonal
-        diag = M.diagonal()
+        diag = sparse_path.diagonal(M)
         bad = np.flatnonzero(diag.real >= -1e-13 * max(1.0, float(np.abs(diag).max(initial=0.0))))
         if bad.size:
             _raise_unstable(model, bad[0], diag[bad[0]])
         return
+    M = sp.csr_array(M)
     scale = max(1.0, float(np.abs(M.data).max(initial=0.0)))
     tol = 1e-13 * scale
     # Sparsity pattern of the off-diagonal part (real ones: csgraph casts to float, and a purely
