@@ -122,7 +122,18 @@ def _run_exact(model: Model, times, options):
     fluct = np.zeros((T, n))
     cov = None
     if model.thermal:
-        Phi, W = _noise_propagators(P, M, model.dense_Q(), dts)
+        try:
+            order = sparse_path.cascade_order(model.M)
+            _check_stability(model, order)
+        except NoSteadyStateError:
+            Phi, W = _noise_propagators(P, M, model.dense_Q(), dts)
+        else:
+            # W = Nc_ss - Phi Nc_ss Phi^H: exact, and free of the cancellation Van Loan's e^{-A dt}
+            # suffers on long steps (|error| ~ 1e-10 at Gamma dt ~ 10).
+            Phi = np.ascontiguousarray(np.conj(P))
+            X = _steady_covariance(model, order)[0]
+            W = X[None] - Phi @ X[None] @ np.conj(np.swapaxes(Phi, 1, 2))
+            W = np.ascontiguousarray(0.5 * (W + np.conj(np.swapaxes(W, 1, 2))))
         cov = kernels.propagate_fluctuations(Phi, W, kind, np.diag(model.n0).astype(complex), fluct)
         energies += model.omega * fluct
     return dict(amplitudes=alpha, energies=energies, fluctuations=fluct, covariance=cov,
@@ -357,6 +368,22 @@ def _raise_unstable(model, i, lam):
     )
 
 
+def _steady_covariance(model: Model, order):
+    """Nc_ss from conj(M) X + X M^T = -Q (M stable), and the name of the solver used.
+
+    Triangular recursion in O(N nnz) when ``order`` (the cascade order) is given, else Bartels-Stewart.
+    """
+    if model.Q is None:
+        return np.zeros((model.n_cells,) * 2, complex), "zero-noise"
+    if order is not None:
+        cov = sparse_path.lyapunov_cascaded(np.conj(model.M), -model.dense_Q(), order)
+        how = "triangular-lyapunov"
+    else:
+        cov = la.solve_continuous_lyapunov(np.conj(model.dense_M()), -model.dense_Q())
+        how = "bartels-stewart"
+    return 0.5 * (cov + np.conj(cov).T), how
+
+
 def steady_state(G_or_model) -> SteadyState:
     """Steady state of the network: alpha_ss = i M^{-1} E and Nc_ss from conj(M) X + X M^T = -Q.
 
@@ -399,14 +426,8 @@ def steady_state(G_or_model) -> SteadyState:
     cov = None
     fluct = np.zeros(n)
     if model.Q is not None:
-        A = np.conj(model.dense_M())
-        if order is not None:
-            cov = sparse_path.lyapunov_cascaded(A, -model.dense_Q(), order)
-            method += "+triangular-lyapunov"
-        else:
-            cov = la.solve_continuous_lyapunov(A, -model.dense_Q())
-            method += "+bartels-stewart"
-        cov = 0.5 * (cov + np.conj(cov).T)
+        cov, how = _steady_covariance(model, order)
+        method += "+" + how
         fluct = cov.diagonal().real.copy()
     energies = model.omega * (alpha.real**2 + alpha.imag**2 + fluct)
     return SteadyState(cells=model.cells, energies=energies, amplitudes=alpha, fluctuations=fluct,

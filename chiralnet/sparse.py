@@ -581,16 +581,19 @@ _DEFAULTS = dict(_build.__kwdefaults__)
 _OPTIONS = set(_DEFAULTS) - {"pos"}
 
 
-def _topology_model(name, n, u, v, *, sparse=None, **options) -> Model:
+def _topology_model(name, n, n_links, links, *, sparse=None, **options) -> Model:
+    """Model of ``n`` builder cells joined by ``n_links`` links; ``links()`` returns (u, v) index arrays
+    (called after the memory check, so an oversized request allocates nothing)."""
     unknown = set(options) - _OPTIONS
     if unknown:
         raise NetworkError(f"{name}_model: unknown option(s) {sorted(unknown)}; valid: {sorted(_OPTIONS)}")
     o = {**_DEFAULTS, **options}
     if o["nonreciprocal"] and o["J"] is not None:
         raise NetworkError(f"{name}: J is fixed by the balance condition when nonreciprocal=True; drop J")
-    L = u.size
+    L = n_links
     memory.check(memory.model_bytes(n, n + (2 + 4) * L if o["nonreciprocal"] else n + 2 * L, L),
                  f"building the {n}-cell {name} model", "fewer cells")
+    u, v = links()
     omega = np.full(n, float(o["omega"]))
     kappa = np.full(n, float(o["kappa"]))
     n_th = np.full(n, float(o["n_th"]))
@@ -646,8 +649,7 @@ def chain_model(n_cells: int, *, sparse: bool | None = None, **options) -> Model
     55.8
     """
     n = _count(n_cells, "n_cells", 2)
-    u = np.arange(n - 1)
-    return _topology_model("chain", n, u, u + 1, sparse=sparse, **options)
+    return _topology_model("chain", n, n - 1, lambda: (np.arange(n - 1), np.arange(1, n)), sparse=sparse, **options)
 
 
 def lattice_model(rows: int, cols: int, *, sparse: bool | None = None, **options) -> Model:
@@ -659,7 +661,9 @@ def lattice_model(rows: int, cols: int, *, sparse: bool | None = None, **options
     c = _count(cols, "cols", 1)
     if r * c < 2:
         raise NetworkError("lattice: rows * cols must be >= 2")
-    idx = np.arange(r * c).reshape(r, c)
-    u = np.concatenate([idx[:, :-1].ravel(), idx[:-1, :].ravel()])
-    v = np.concatenate([idx[:, 1:].ravel(), idx[1:, :].ravel()])
-    return _topology_model("lattice", r * c, u, v, sparse=sparse, **options)
+    def links():
+        idx = np.arange(r * c).reshape(r, c)
+        return (np.concatenate([idx[:, :-1].ravel(), idx[:-1, :].ravel()]),
+                np.concatenate([idx[:, 1:].ravel(), idx[1:, :].ravel()]))
+
+    return _topology_model("lattice", r * c, r * (c - 1) + (r - 1) * c, links, sparse=sparse, **options)
