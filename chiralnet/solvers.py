@@ -56,10 +56,17 @@ def _distinct_steps(times):
     Steps that differ only by the rounding of the times themselves (a few ulp of max(times),
     as np.linspace leaves) count as one, their mean: a uniform grid gives K <= 2.
     """
-    steps = np.diff(np.r_[0.0, times])
+    steps = np.diff(times, prepend=0.0)
+    tol = 8 * np.finfo(float).eps * float(times[-1])
+    if steps.size > 1 and np.ptp(steps[1:]) <= tol:  # uniform after the first step: the common case
+        rest = float(steps[1:].mean())
+        if abs(steps[0] - rest) <= tol:
+            return np.array([rest]), np.zeros(steps.size, np.int64)
+        kind = np.ones(steps.size, np.int64)
+        kind[0] = 0
+        return np.array([steps[0], rest]), kind
     order = np.argsort(steps, kind="stable")
     s = steps[order]
-    tol = 8 * np.finfo(float).eps * float(times[-1])
     label = np.cumsum(np.r_[True, np.diff(s) > tol]) - 1
     first = np.r_[0, np.flatnonzero(np.diff(label)) + 1]
     last = np.r_[first[1:] - 1, s.size - 1]
@@ -78,8 +85,29 @@ def _affine_propagators(M, b, dts):
     aug = np.zeros((dts.size, n + 1, n + 1), complex)
     aug[:, :n, :n] = M[None] * dts[:, None, None]
     aug[:, :n, n] = b[None] * dts[:, None]
-    E = la.expm(aug)
+    E = _expm_small(aug) if n < config.AUTO_DENSE_MAX_CELLS else la.expm(aug)
     return np.ascontiguousarray(E[:, :n, :n]), np.ascontiguousarray(E[:, :n, n])
+
+
+def _expm_small(A):
+    """e^A for a stack (K, m, m) of small matrices: Taylor series after scaling to ||A||_1 <= 1 (degree
+    chosen so the remainder bound is below 2^-53, at most 18), then squaring; NumPy products only (scipy's expm routes
+    3 x 3 products through threaded BLAS, which costs milliseconds per call on a loaded machine)."""
+    norm = float(np.abs(A).sum(axis=-2).max(initial=0.0))
+    s = max(0, int(np.ceil(np.log2(norm)))) if norm > 1 else 0
+    X = A / 2.0**s
+    theta = norm / 2.0**s
+    q, bound = 1, theta  # smallest degree q with theta^(q+1)/(q+1)! below 2^-53 (at most 18)
+    while q < 18 and bound * theta / (q + 1) > 2.0**-53:
+        q += 1
+        bound *= theta / q
+    eye = np.broadcast_to(np.eye(A.shape[-1], dtype=complex), A.shape)
+    E = eye + X / q
+    for k in range(q - 1, 0, -1):
+        E = eye + (X @ E) / k
+    for _ in range(s):
+        E = E @ E
+    return E
 
 
 def _noise_propagators(P, M, Q, dts):
@@ -97,23 +125,24 @@ def _noise_propagators(P, M, Q, dts):
     return np.ascontiguousarray(Phi), np.ascontiguousarray(W)
 
 
-def _exact_fits(model: Model, times) -> bool:
+def _exact_fits(model: Model, times, grid=None) -> bool:
     n = model.n_cells
     if n > config.EXACT_MAX_CELLS:
         return False
-    k = _distinct_steps(times)[0].size
+    k = (grid or _distinct_steps(times))[0].size
     per = (2 * n) ** 2 if model.thermal else (n + 1) ** 2
     return k * per <= config.EXACT_MAX_PROPAGATOR_ENTRIES
 
 
 def _run_exact(model: Model, times, options):
-    if not _exact_fits(model, times):
+    grid = options.get("grid") or _distinct_steps(times)
+    if not _exact_fits(model, times, grid):
         raise SolverError(
             f"method 'exact' would need too many dense propagators ({model.n_cells} cells, "
-            f"{_distinct_steps(times)[0].size} distinct time steps); use a uniform time grid or method='rk45'"
+            f"{grid[0].size} distinct time steps); use a uniform time grid or method='rk45'"
         )
     M = model.dense_M()
-    dts, kind = _distinct_steps(times)
+    dts, kind = grid
     P, c = _affine_propagators(M, model.forcing, dts)
     T, n = times.size, model.n_cells
     alpha = np.empty((T, n), complex)
@@ -145,7 +174,7 @@ def _run_exact(model: Model, times, options):
 
 
 def _run_exact_sparse(model: Model, times, options):
-    dts, kind = _distinct_steps(times)
+    dts, kind = options.get("grid") or _distinct_steps(times)
     T, n = times.size, model.n_cells
     store = options.get("store_amplitudes", True)
     alpha = np.empty((T, n) if store else (0, n), complex)
@@ -222,25 +251,25 @@ def _nnz(model: Model) -> int:
     return int(model.M.nnz) if model.is_sparse else int(np.count_nonzero(model.M))
 
 
-def _choose_method(model: Model, times) -> str:
+def _choose_method(model: Model, times, grid) -> str:
     """Dense exact propagators for small N; exact CSR stepping for large sparse M; rk45 for long
     output intervals (zero temperature) or dense large M that does not fit the exact method."""
     n = model.n_cells
-    if n <= config.AUTO_DENSE_MAX_CELLS and _exact_fits(model, times):
+    if n <= config.AUTO_DENSE_MAX_CELLS and _exact_fits(model, times, grid):
         return "exact"
-    if _nnz(model) <= config.SPARSE_MAX_DENSITY * n * n or not _exact_fits(model, times):
+    if _nnz(model) <= config.SPARSE_MAX_DENSITY * n * n or not _exact_fits(model, times, grid):
         if model.thermal:  # rk45 would integrate Nc with dense N^3 products: exact-sparse is cheaper
             return "exact-sparse"
-        dts, kind = _distinct_steps(times)
+        dts, kind = grid
         substeps = sparse_path._substeps(sparse_path.one_norm(model.M), dts)[kind].sum()
         return "exact-sparse" if substeps <= config.AUTO_MAX_SUBSTEPS_PER_OUTPUT * times.size else "rk45"
     return "exact"
 
 
-def _check_simulation_memory(model: Model, times, method: str, store: bool) -> None:
+def _check_simulation_memory(model: Model, times, grid, method: str, store: bool) -> None:
     items = memory.simulation_bytes(model.n_cells, times.size, method=method, thermal=model.thermal,
                                     store_amplitudes=store, nnz=_nnz(model) if model.is_sparse else None,
-                                    n_steps=_distinct_steps(times)[0].size if method == "exact" else 1)
+                                    n_steps=grid[0].size if method == "exact" else 1)
     fixes = "fewer output times or fewer cells"
     if store:
         fixes += ", or store_amplitudes=False (energies only)"
@@ -287,14 +316,15 @@ def simulate(G_or_model, times, *, method: str = "auto", rtol: float | None = No
     """
     model = _as_model(G_or_model)
     t = _check_times(times)
+    grid = _distinct_steps(t)
     if method == "auto":
-        method = _choose_method(model, t)
+        method = _choose_method(model, t, grid)
     if method not in METHODS:
         raise ChiralnetError(f"unknown method {method!r}; valid: {['auto', *METHODS]}")
     store = bool(store_amplitudes)
-    _check_simulation_memory(model, t, method, store)
+    _check_simulation_memory(model, t, grid, method, store)
     raw = METHODS[method](model, t, {"rtol": rtol, "atol": atol, "max_steps": max_steps,
-                                     "store_amplitudes": store})
+                                     "store_amplitudes": store, "grid": grid})
     if not store:
         raw["amplitudes"] = None
     bad = ~np.isfinite(raw["energies"])
