@@ -113,7 +113,7 @@ def simulation_bytes(n_cells: int, n_times: int, *, method: str, thermal: bool, 
     elif method == "exact-sparse":
         items["CSR and work vectors"] = nnz * (_C + _F) + 6 * n * _C
         if thermal:
-            items["fluctuation matrix and Taylor terms (N x N)"] = 6 * n * n * _C
+            items["fluctuation matrix and Taylor terms (N x N)"] = 7 * n * n * _C
     else:  # rk45
         dim = n + n * n if thermal else n
         items["Runge-Kutta stages"] = 11 * dim * _C
