@@ -26,7 +26,7 @@ from numba import prange
 from . import config, memory
 from ._jit import jit
 from .builders import _build, _count
-from .errors import NetworkError
+from .errors import NetworkError, SolverError
 from .model import Model, assemble_model
 
 __all__ = [
@@ -439,8 +439,6 @@ def propagate_vector(M, b, x0, omega, steps, step_kind, *, out_x, out_energy, pa
 
 
 def _check_status(status, k):
-    from .errors import SolverError
-
     if status == NO_CONVERGENCE:
         raise SolverError(
             f"the Taylor series of e^(M dt) did not converge within config.TAYLOR_MAX_TERMS terms at output "

@@ -164,6 +164,9 @@ def test_exact_sparse_without_amplitudes():
     lean = cn.simulate(model, TIMES, store_amplitudes=False)
     assert lean.amplitudes is None
     assert np.array_equal(lean.energies, full.energies)
+    pytest.importorskip("xarray")
+    ds = lean.to_xarray()
+    assert "amplitude" not in ds and np.array_equal(ds["energy"].values, full.energies)
     assert np.allclose(full.energies, model.omega * np.abs(full.amplitudes) ** 2, rtol=1e-14, atol=0)
 
 
