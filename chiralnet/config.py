@@ -15,3 +15,32 @@ ATOL = 1e-10
 
 #: Fraction of the machine's memory a single request may use before MemoryLimitError.
 MEMORY_FRACTION = 0.8
+
+#: Absolute memory limit in GB for one request; None means MEMORY_FRACTION of physical memory.
+MEMORY_LIMIT_GB = None
+
+#: Entries of M with |M_ij| <= STRUCTURAL_ZERO * max|M| count as zero when looking for a cascade
+#: (triangular) structure: the rounding left where a chiral link cancels M[u, v].
+STRUCTURAL_ZERO = 1e-15
+
+#: Exact sparse stepping: substeps keep ||M h||_1 <= TAYLOR_THETA; the Taylor series of e^{M h}
+#: stops when two successive terms fall below TAYLOR_TOL relative to the sum (1-norms).
+TAYLOR_THETA = 3.0
+TAYLOR_TOL = 2.0**-53
+TAYLOR_MAX_TERMS = 80
+
+#: Threads over rows (Numba prange) from this many cells on: vector kernels, and the N x N
+#: fluctuation kernels. Measured on the 2-core reference machine (shared, loaded): threads made the
+#: vector kernel 3x slower at 10^5 cells (one parallel region per Taylor term costs more than the
+#: ~1 ms of work in it), so both are off by default; lower them on an idle many-core machine.
+PARALLEL_MIN_CELLS = 10**9
+PARALLEL_MIN_CELLS_THERMAL = 10**9
+
+#: method="auto": dense exact propagators up to this many cells; above it, the sparse exact
+#: stepping when M has at most SPARSE_MAX_DENSITY * N^2 nonzeros.
+AUTO_DENSE_MAX_CELLS = 64
+SPARSE_MAX_DENSITY = 0.1
+
+#: method="auto" picks rk45 instead of exact-sparse when the exact stepping would need more than
+#: this many Taylor substeps per output time on average (very sparse output grids).
+AUTO_MAX_SUBSTEPS_PER_OUTPUT = 8

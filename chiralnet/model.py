@@ -22,7 +22,7 @@ from .errors import NetworkError
 from .network import cells as cell_nodes
 from .network import validate_network
 
-__all__ = ["Model", "build_model"]
+__all__ = ["Model", "build_model", "assemble_model"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -121,7 +121,6 @@ def build_model(G, *, nodelist=None, sparse: bool | None = None) -> Model:
                 f"not cells or repeated {sorted(map(repr, extra)) or 'none'}"
             )
         order = nodelist
-    n = len(order)
     index = {c: i for i, c in enumerate(order)}
     nodes = G.nodes
     omega = np.array([nodes[c]["omega"] for c in order], float)
@@ -131,15 +130,13 @@ def build_model(G, *, nodelist=None, sparse: bool | None = None) -> Model:
     alpha0 = np.array([nodes[c].get("alpha0", 0.0) for c in order], complex)
     n0 = np.array([nodes[c].get("n0", 0.0) for c in order], float)
     battery = np.array([bool(nodes[c].get("battery", False)) for c in order])
-    if not battery.any():
-        battery[:] = True
     omega_L = float(G.graph.get("drive_frequency", 1.0))
 
     # Coherent links: -i J at (u, v) and -i conj(J) at (v, u).
     links = [(index[u], index[v], complex(J)) for u, v, J in G.edges(data="J") if J is not None]
     lu, lv, lJ = (np.array(x) for x in zip(*links)) if links else (np.zeros(0, int),) * 2 + (np.zeros(0, complex),)
 
-    # Reservoir couplings, grouped by reservoir: every pair (j, k) inside one reservoir.
+    # Reservoir couplings, grouped by reservoir.
     res_names = [r for r, k in nodes(data="kind", default="cell") if k == "reservoir"]
     rate = np.array([nodes[r]["gamma"] for r in res_names], float)
     occupation = np.array([nodes[r].get("n_th", 0.0) for r in res_names], float)
@@ -149,9 +146,48 @@ def build_model(G, *, nodelist=None, sparse: bool | None = None) -> Model:
             coup_res.append(r_idx)
             coup_cell.append(index[c])
             coup_p.append(complex(p))
-    coup_res = np.array(coup_res, int)
-    coup_cell = np.array(coup_cell, int)
-    coup_p = np.array(coup_p, complex)
+    return assemble_model(
+        tuple(order), omega=omega, kappa=kappa, n_th=n_th, drive=drive, alpha0=alpha0, n0=n0, battery=battery,
+        drive_frequency=omega_L, link_u=lu, link_v=lv, link_J=lJ, rate=rate, occupation=occupation,
+        coupling_reservoir=np.array(coup_res, int), coupling_cell=np.array(coup_cell, int),
+        coupling_p=np.array(coup_p, complex), sparse=sparse,
+    )
+
+
+def assemble_model(cells, *, omega, kappa, n_th, drive, alpha0, n0, battery, drive_frequency, link_u, link_v,
+                   link_J, rate, occupation, coupling_reservoir, coupling_cell, coupling_p, sparse=None) -> Model:
+    """Assemble a :class:`Model` from plain arrays (no graph): the one place M and Q are built.
+
+    :func:`build_model` calls it after reading a graph; the array-level builders of
+    :mod:`chiralnet.sparse` call it directly for networks too large for NetworkX.
+
+    Parameters
+    ----------
+    cells : tuple, length N
+        Cell names in node order.
+    omega, kappa, n_th, n0 : ndarray (N,) float
+        Per-cell frequency, local damping, bath occupation, initial thermal occupation.
+    drive, alpha0 : ndarray (N,) complex
+        Drive amplitudes and initial coherent amplitudes.
+    battery : ndarray (N,) bool
+        Battery cells; all cells when none is marked.
+    drive_frequency : float
+        omega_L.
+    link_u, link_v : ndarray (L,) int; link_J : ndarray (L,) complex
+        Coherent links J a_u^dag a_v + h.c., by cell index.
+    rate, occupation : ndarray (R,) float
+        Reservoir rates Gamma_r and occupations n_r.
+    coupling_reservoir, coupling_cell : ndarray (C,) int; coupling_p : ndarray (C,) complex
+        Reservoir couplings p_{r,i}, grouped (sorted) by reservoir index.
+    sparse : bool, optional
+        CSR (True) or dense (False) M and Q; default sparse above ``config.DENSE_MAX_CELLS`` cells.
+    """
+    n = len(cells)
+    battery = np.asarray(battery, bool).copy()
+    if not battery.any():
+        battery[:] = True
+    lu, lv, lJ = link_u, link_v, link_J
+    coup_res, coup_cell, coup_p = coupling_reservoir, coupling_cell, coupling_p
     first, second = _pairs_within_groups(coup_res)
     pair_res = coup_res[first]
     pj, pk = coup_p[first], coup_p[second]
@@ -161,13 +197,14 @@ def build_model(G, *, nodelist=None, sparse: bool | None = None) -> Model:
     rows = np.concatenate([diag, lu, lv, cj])
     cols = np.concatenate([diag, lv, lu, ck])
     vals = np.concatenate([
-        -1j * (omega - omega_L) - kappa / 2,
+        -1j * (omega - drive_frequency) - kappa / 2,
         -1j * lJ,
         -1j * np.conj(lJ),
         -0.5 * rate[pair_res] * np.conj(pj) * pk,
     ])
     M = sp.coo_array((vals, (rows, cols)), shape=(n, n)).tocsr()
     M.sum_duplicates()
+    M.eliminate_zeros()  # a chiral link cancels M[u, v] exactly: a third fewer entries in a chain
 
     q_local = kappa * n_th
     q_pair = rate[pair_res] * occupation[pair_res] * pj * np.conj(pk)
@@ -185,7 +222,7 @@ def build_model(G, *, nodelist=None, sparse: bool | None = None) -> Model:
         M = M.toarray()
         Q = None if Q is None else Q.toarray()
     return Model(
-        cells=tuple(order), omega=omega, drive_frequency=omega_L, M=M, drive=drive, Q=Q,
+        cells=tuple(cells), omega=omega, drive_frequency=float(drive_frequency), M=M, drive=drive, Q=Q,
         alpha0=alpha0, n0=n0, battery=battery,
     )
 

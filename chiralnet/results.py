@@ -33,8 +33,9 @@ class SimulationResult(_CellLookup):
         Node order of every per-cell axis.
     energies : ndarray (T, N)
         Stored energy E_i = omega_i (|alpha_i|^2 + Nc_ii), units of omega.
-    amplitudes : ndarray (T, N) complex
-        Mean amplitudes alpha_i in the frame rotating at the drive frequency.
+    amplitudes : ndarray (T, N) complex or None
+        Mean amplitudes alpha_i in the frame rotating at the drive frequency
+        (None after ``simulate(..., store_amplitudes=False)``).
     fluctuations : ndarray (T, N)
         Incoherent occupations Nc_ii (zero for a coherent state).
     battery : ndarray (N,) bool
@@ -50,7 +51,7 @@ class SimulationResult(_CellLookup):
     times: np.ndarray
     cells: tuple
     energies: np.ndarray
-    amplitudes: np.ndarray
+    amplitudes: np.ndarray | None
     fluctuations: np.ndarray
     battery: np.ndarray
     method: str
@@ -82,13 +83,16 @@ class SimulationResult(_CellLookup):
         import xarray as xr
 
         coords = {"time": self.times, "cell": [str(c) for c in self.cells]}
+        data = {
+            "energy": (("time", "cell"), self.energies),
+            "amplitude": (("time", "cell"), self.amplitudes),
+            "fluctuation": (("time", "cell"), np.asarray(self.fluctuations)),
+            "battery": (("cell",), self.battery),
+        }
+        if self.amplitudes is None:  # simulate(..., store_amplitudes=False)
+            del data["amplitude"]
         return xr.Dataset(
-            {
-                "energy": (("time", "cell"), self.energies),
-                "amplitude": (("time", "cell"), self.amplitudes),
-                "fluctuation": (("time", "cell"), self.fluctuations),
-                "battery": (("cell",), self.battery),
-            },
+            data,
             coords=coords,
             attrs={"method": self.method},
         )

@@ -12,7 +12,8 @@ import scipy.sparse as sp
 import scipy.sparse.csgraph as csgraph
 import scipy.sparse.linalg as spla
 
-from . import config, kernels
+from . import config, kernels, memory
+from . import sparse as sparse_path
 from .errors import ChiralnetError, NoSteadyStateError, SolverError
 from .model import Model, build_model
 from .results import SimulationResult, SteadyState
@@ -50,9 +51,32 @@ def _check_times(times) -> np.ndarray:
 
 
 def _distinct_steps(times):
-    steps = np.diff(np.r_[0.0, times])
-    unique, kind = np.unique(steps, return_inverse=True)
-    return unique, kind.astype(np.int64)
+    """Distinct step lengths (K,) and, per output time, which one leads to it (T,) int64.
+
+    Steps that differ only by the rounding of the times themselves (a few ulp of max(times),
+    as np.linspace leaves) count as one, their mean: a uniform grid gives K <= 2.
+    """
+    steps = np.diff(times, prepend=0.0)
+    tol = 8 * np.finfo(float).eps * float(times[-1])
+    if steps.size > 1 and np.ptp(steps[1:]) <= tol:  # uniform after the first step: the common case
+        rest = float(steps[1:].mean())
+        if abs(steps[0] - rest) <= tol:
+            return np.array([rest]), np.zeros(steps.size, np.int64)
+        kind = np.ones(steps.size, np.int64)
+        kind[0] = 0
+        return np.array([steps[0], rest]), kind
+    order = np.argsort(steps, kind="stable")
+    s = steps[order]
+    label = np.cumsum(np.r_[True, np.diff(s) > tol]) - 1
+    first = np.r_[0, np.flatnonzero(np.diff(label)) + 1]
+    last = np.r_[first[1:] - 1, s.size - 1]
+    if np.any(s[last] - s[first] > 2 * tol):  # a slowly varying grid chained into one group: no snapping
+        unique, label = np.unique(s, return_inverse=True)
+    else:
+        unique = np.where(s[first] == 0.0, 0.0, np.bincount(label, weights=s) / np.bincount(label))
+    kind = np.empty(steps.size, np.int64)
+    kind[order] = label
+    return unique, kind
 
 
 def _affine_propagators(M, b, dts):
@@ -61,8 +85,29 @@ def _affine_propagators(M, b, dts):
     aug = np.zeros((dts.size, n + 1, n + 1), complex)
     aug[:, :n, :n] = M[None] * dts[:, None, None]
     aug[:, :n, n] = b[None] * dts[:, None]
-    E = la.expm(aug)
+    E = _expm_small(aug) if n < config.AUTO_DENSE_MAX_CELLS else la.expm(aug)
     return np.ascontiguousarray(E[:, :n, :n]), np.ascontiguousarray(E[:, :n, n])
+
+
+def _expm_small(A):
+    """e^A for a stack (K, m, m) of small matrices: Taylor series after scaling to ||A||_1 <= 1 (degree
+    chosen so the remainder bound is below 2^-53, at most 18), then squaring; NumPy products only (scipy's expm routes
+    3 x 3 products through threaded BLAS, which costs milliseconds per call on a loaded machine)."""
+    norm = float(np.abs(A).sum(axis=-2).max(initial=0.0))
+    s = max(0, int(np.ceil(np.log2(norm)))) if norm > 1 else 0
+    X = A / 2.0**s
+    theta = norm / 2.0**s
+    q, bound = 1, theta  # smallest degree q with theta^(q+1)/(q+1)! below 2^-53 (at most 18)
+    while q < 18 and bound * theta / (q + 1) > 2.0**-53:
+        q += 1
+        bound *= theta / q
+    eye = np.broadcast_to(np.eye(A.shape[-1], dtype=complex), A.shape)
+    E = eye + X / q
+    for k in range(q - 1, 0, -1):
+        E = eye + (X @ E) / k
+    for _ in range(s):
+        E = E @ E
+    return E
 
 
 def _noise_propagators(P, M, Q, dts):
@@ -80,23 +125,24 @@ def _noise_propagators(P, M, Q, dts):
     return np.ascontiguousarray(Phi), np.ascontiguousarray(W)
 
 
-def _exact_fits(model: Model, times) -> bool:
+def _exact_fits(model: Model, times, grid=None) -> bool:
     n = model.n_cells
     if n > config.EXACT_MAX_CELLS:
         return False
-    k = _distinct_steps(times)[0].size
+    k = (grid or _distinct_steps(times))[0].size
     per = (2 * n) ** 2 if model.thermal else (n + 1) ** 2
     return k * per <= config.EXACT_MAX_PROPAGATOR_ENTRIES
 
 
 def _run_exact(model: Model, times, options):
-    if not _exact_fits(model, times):
+    grid = options.get("grid") or _distinct_steps(times)
+    if not _exact_fits(model, times, grid):
         raise SolverError(
             f"method 'exact' would need too many dense propagators ({model.n_cells} cells, "
-            f"{_distinct_steps(times)[0].size} distinct time steps); use a uniform time grid or method='rk45'"
+            f"{grid[0].size} distinct time steps); use a uniform time grid or method='rk45'"
         )
     M = model.dense_M()
-    dts, kind = _distinct_steps(times)
+    dts, kind = grid
     P, c = _affine_propagators(M, model.forcing, dts)
     T, n = times.size, model.n_cells
     alpha = np.empty((T, n), complex)
@@ -105,11 +151,47 @@ def _run_exact(model: Model, times, options):
     fluct = np.zeros((T, n))
     cov = None
     if model.thermal:
-        Phi, W = _noise_propagators(P, M, model.dense_Q(), dts)
+        try:
+            order = sparse_path.cascade_order(model.M)
+            _check_stability(model, order)
+        except NoSteadyStateError:
+            Phi, W = _noise_propagators(P, M, model.dense_Q(), dts)
+        else:
+            # W = Nc_ss - Phi Nc_ss Phi^H: exact, and free of the cancellation Van Loan's e^{-A dt}
+            # suffers on long steps (|error| ~ 1e-10 at Gamma dt ~ 10).
+            Phi = np.ascontiguousarray(np.conj(P))
+            X = _steady_covariance(model, order)[0]
+            W = X[None] - Phi @ X[None] @ np.conj(np.swapaxes(Phi, 1, 2))
+            W = np.ascontiguousarray(0.5 * (W + np.conj(np.swapaxes(W, 1, 2))))
         cov = kernels.propagate_fluctuations(Phi, W, kind, np.diag(model.n0).astype(complex), fluct)
         energies += model.omega * fluct
     return dict(amplitudes=alpha, energies=energies, fluctuations=fluct, covariance=cov,
                 stats={"propagators": int(dts.size)})
+
+
+# ---------------------------------------------------------------------------------------------
+# Exact stepping on CSR (chiralnet.sparse): O(nnz) per Taylor term, no propagator matrix.
+
+
+def _run_exact_sparse(model: Model, times, options):
+    dts, kind = options.get("grid") or _distinct_steps(times)
+    T, n = times.size, model.n_cells
+    store = options.get("store_amplitudes", True)
+    alpha = np.empty((T, n) if store else (0, n), complex)
+    energies = np.empty((T, n))
+    stats = sparse_path.propagate_vector(model.M, model.forcing, model.alpha0, model.omega, dts, kind,
+                                         out_x=alpha, out_energy=energies)
+    cov = None
+    if model.thermal:
+        fluct = np.empty((T, n))
+        cov, more = sparse_path.propagate_matrix(model.M, model.dense_Q(), np.diag(model.n0).astype(complex),
+                                                 dts, kind, out_diag=fluct)
+        energies += model.omega * fluct
+        stats.update(more)
+    else:
+        fluct = np.broadcast_to(np.zeros(1), (T, n))  # coherent state: no fluctuations, no memory
+    return dict(amplitudes=alpha if store else None, energies=energies, fluctuations=fluct, covariance=cov,
+                stats={**stats, "format": "csr"})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -160,17 +242,44 @@ def _run_rk45(model: Model, times, options):
 
 
 #: name -> function(model, times, options) -> dict of arrays. Add a method by adding an entry.
-METHODS = {"exact": _run_exact, "rk45": _run_rk45}
+METHODS = {"exact": _run_exact, "exact-sparse": _run_exact_sparse, "rk45": _run_rk45}
 
 _OPTIONS = {"rtol", "atol", "max_steps"}
 
 
-def _choose_method(model: Model, times) -> str:
-    return "exact" if _exact_fits(model, times) else "rk45"
+def _nnz(model: Model) -> int:
+    return int(model.M.nnz) if model.is_sparse else int(np.count_nonzero(model.M))
+
+
+def _choose_method(model: Model, times, grid) -> str:
+    """Dense exact propagators for small N; exact CSR stepping for large sparse M; rk45 for long
+    output intervals (zero temperature) or dense large M that does not fit the exact method."""
+    n = model.n_cells
+    if n <= config.AUTO_DENSE_MAX_CELLS and _exact_fits(model, times, grid):
+        return "exact"
+    if _nnz(model) <= config.SPARSE_MAX_DENSITY * n * n or not _exact_fits(model, times, grid):
+        if model.thermal:  # rk45 would integrate Nc with dense N^3 products: exact-sparse is cheaper
+            return "exact-sparse"
+        dts, kind = grid
+        substeps = sparse_path._substeps(sparse_path.one_norm(model.M), dts)[kind].sum()
+        return "exact-sparse" if substeps <= config.AUTO_MAX_SUBSTEPS_PER_OUTPUT * times.size else "rk45"
+    return "exact"
+
+
+def _check_simulation_memory(model: Model, times, grid, method: str, store: bool) -> None:
+    items = memory.simulation_bytes(model.n_cells, times.size, method=method, thermal=model.thermal,
+                                    store_amplitudes=store, nnz=_nnz(model) if model.is_sparse else None,
+                                    n_steps=grid[0].size if method == "exact" else 1)
+    fixes = "fewer output times or fewer cells"
+    if store:
+        fixes += ", or store_amplitudes=False (energies only)"
+    if model.thermal:
+        fixes += ", or zero-temperature baths and initial state (no N x N fluctuation matrix)"
+    memory.check(items, f"simulate ({model.n_cells} cells, {times.size} output times, method {method!r})", fixes)
 
 
 def simulate(G_or_model, times, *, method: str = "auto", rtol: float | None = None, atol: float | None = None,
-             max_steps: int | None = None) -> SimulationResult:
+             max_steps: int | None = None, store_amplitudes: bool = True) -> SimulationResult:
     """Integrate the moment equations from the initial state at t = 0.
 
     Parameters
@@ -179,13 +288,19 @@ def simulate(G_or_model, times, *, method: str = "auto", rtol: float | None = No
         The network, or a model from :func:`build_model` (skips re-assembly).
     times : array_like (T,)
         Output times in 1/omega, finite, >= 0, strictly increasing.
-    method : {"auto", "exact", "rk45"}
-        ``"exact"`` steps with e^{M dt} (machine precision, best on uniform grids);
+    method : {"auto", "exact", "exact-sparse", "rk45"}
+        ``"exact"`` steps with dense propagators e^{M dt} (machine precision, best on uniform grids,
+        N up to ``config.EXACT_MAX_CELLS``); ``"exact-sparse"`` applies e^{M dt} to the state through a
+        Taylor series on CSR (machine precision, O(nnz) per term, any grid, 10^5+ cells);
         ``"rk45"`` is adaptive Dormand-Prince 5(4) with error control on rtol/atol.
+        ``"auto"`` picks by size and structure (see ``config.AUTO_*``); ``result.method`` says which ran.
     rtol, atol : float, optional
         Tolerances of ``"rk45"`` (default ``config.RTOL``, ``config.ATOL``).
     max_steps : int, optional
         Step limit of ``"rk45"``.
+    store_amplitudes : bool
+        Keep the (T, N) complex amplitudes (16 bytes per entry); False keeps energies only
+        (``result.amplitudes`` is None), for the largest runs.
 
     Returns
     -------
@@ -201,11 +316,17 @@ def simulate(G_or_model, times, *, method: str = "auto", rtol: float | None = No
     """
     model = _as_model(G_or_model)
     t = _check_times(times)
+    grid = _distinct_steps(t)
     if method == "auto":
-        method = _choose_method(model, t)
+        method = _choose_method(model, t, grid)
     if method not in METHODS:
         raise ChiralnetError(f"unknown method {method!r}; valid: {['auto', *METHODS]}")
-    raw = METHODS[method](model, t, {"rtol": rtol, "atol": atol, "max_steps": max_steps})
+    store = bool(store_amplitudes)
+    _check_simulation_memory(model, t, grid, method, store)
+    raw = METHODS[method](model, t, {"rtol": rtol, "atol": atol, "max_steps": max_steps,
+                                     "store_amplitudes": store, "grid": grid})
+    if not store:
+        raw["amplitudes"] = None
     bad = ~np.isfinite(raw["energies"])
     if bad.any():
         k, i = np.argwhere(bad)[0]
@@ -228,7 +349,19 @@ def check_stability(G_or_model) -> None:
     The message names the cell on which the failing mode lives.
     """
     model = _as_model(G_or_model)
-    M = sp.csr_array(model.M) if not model.is_sparse else model.M
+    _check_stability(model, sparse_path.cascade_order(model.M))
+
+
+def _check_stability(model: Model, order) -> None:
+    """check_stability given the cascade order (None when M has feedback loops)."""
+    M = model.M
+    if order is not None:  # triangular after permutation: the eigenvalues are the diagonal
+        diag = sparse_path.diagonal(M)
+        bad = np.flatnonzero(diag.real >= -1e-13 * max(1.0, float(np.abs(diag).max(initial=0.0))))
+        if bad.size:
+            _raise_unstable(model, bad[0], diag[bad[0]])
+        return
+    M = sp.csr_array(M)
     scale = max(1.0, float(np.abs(M.data).max(initial=0.0)))
     tol = 1e-13 * scale
     # Sparsity pattern of the off-diagonal part (real ones: csgraph casts to float, and a purely
@@ -281,13 +414,35 @@ def _raise_unstable(model, i, lam):
     )
 
 
+def _steady_covariance(model: Model, order):
+    """Nc_ss from conj(M) X + X M^T = -Q (M stable), and the name of the solver used.
+
+    Triangular recursion in O(N nnz) when ``order`` (the cascade order) is given, else Bartels-Stewart.
+    """
+    if model.Q is None:
+        return np.zeros((model.n_cells,) * 2, complex), "zero-noise"
+    if order is not None:
+        cov = sparse_path.lyapunov_cascaded(np.conj(model.M), -model.dense_Q(), order)
+        how = "triangular-lyapunov"
+    else:
+        cov = la.solve_continuous_lyapunov(np.conj(model.dense_M()), -model.dense_Q())
+        how = "bartels-stewart"
+    return 0.5 * (cov + np.conj(cov).T), how
+
+
 def steady_state(G_or_model) -> SteadyState:
     """Steady state of the network: alpha_ss = i M^{-1} E and Nc_ss from conj(M) X + X M^T = -Q.
+
+    Cascaded networks (M triangular after a topological ordering of the cells, found in
+    O(N + nnz)) are solved by forward substitution in O(nnz), and their fluctuation matrix by a
+    triangular Lyapunov recursion in O(N nnz); otherwise sparse or dense LU and Bartels-Stewart.
 
     Returns
     -------
     SteadyState
-        ``energies`` (N,), ``amplitudes`` (N,), ``total_energy``, ``battery_energy``.
+        ``energies`` (N,), ``amplitudes`` (N,), ``total_energy``, ``battery_energy``;
+        ``method`` names the solve ("forward-substitution", "sparse-lu" or "dense-lu", plus the
+        Lyapunov solver when there is thermal noise).
 
     Raises
     ------
@@ -295,21 +450,30 @@ def steady_state(G_or_model) -> SteadyState:
         If an eigenvalue of M has real part >= 0, naming the cell it lives on.
     """
     model = _as_model(G_or_model)
-    check_stability(model)
+    n = model.n_cells
+    order = sparse_path.cascade_order(model.M)
+    memory.check(
+        memory.steady_state_bytes(n, nnz=_nnz(model), thermal=model.Q is not None, cascaded=order is not None,
+                                  sparse=model.is_sparse),
+        f"steady_state ({n} cells)",
+        "fewer cells, or zero-temperature baths (no N x N fluctuation matrix)",
+    )
+    _check_stability(model, order)
     b = model.forcing
-    if model.is_sparse:
+    if order is not None:
+        alpha = sparse_path.solve_cascaded(model.M, -b, order)
+        method = "forward-substitution"
+    elif model.is_sparse:
         alpha = spla.spsolve(model.M.tocsc(), -b)
         method = "sparse-lu"
     else:
         alpha = la.solve(model.M, -b)
         method = "dense-lu"
-    n = model.n_cells
     cov = None
     fluct = np.zeros(n)
     if model.Q is not None:
-        A = np.conj(model.dense_M())
-        cov = la.solve_continuous_lyapunov(A, -model.dense_Q())
-        cov = 0.5 * (cov + np.conj(cov).T)
+        cov, how = _steady_covariance(model, order)
+        method += "+" + how
         fluct = cov.diagonal().real.copy()
     energies = model.omega * (alpha.real**2 + alpha.imag**2 + fluct)
     return SteadyState(cells=model.cells, energies=energies, amplitudes=alpha, fluctuations=fluct,

@@ -1,0 +1,393 @@
+"""chiralnet benchmarks: one command, ratios against baselines measured in the same run.
+
+    python3 benchmarks/run.py            # full run (a few minutes on 2 cores)
+    python3 benchmarks/run.py --quick    # smaller sizes, about a minute
+
+Prints a markdown table (paste into README "Performance"), writes benchmarks/results.json and
+benchmarks/time_vs_n.png. Every time is the best of a few warm runs (Numba cache on); cold
+start (compilation) is measured apart, in fresh processes.
+
+Sections
+--------
+1. chiralnet vs scipy.integrate.solve_ivp (RK45, same rtol/atol, NumPy / scipy.sparse rhs): the
+   paper's two-cell trace (1,000 output times) and chains of 10, 1,000, 100,000 cells.
+2. steady state vs scipy.sparse.linalg.spsolve on chains up to 1,000,000 cells.
+3. chiralnet vs QuTiP mesolve, 2 and 3 cells at a small drive: time ratio and accuracy of each
+   against the exact answer (an independent expm of the moment equations / the paper's closed form).
+4. cost against N (10^3 ... 10^6) with fitted exponents; a 100,000-cell 2D lattice; thermal runs
+   at 2,000 cells; threads (prange) against serial kernels.
+5. cold start: compile (empty Numba cache), load from cache (new process), warm.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy
+import scipy.integrate as si
+import scipy.linalg as la
+import scipy.sparse.linalg as spla
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+import numba  # noqa: E402
+
+import chiralnet as cn  # noqa: E402
+from chiralnet import analytic, config  # noqa: E402
+from chiralnet import sparse as S  # noqa: E402
+
+RTOL, ATOL = config.RTOL, config.ATOL
+ROWS: list[dict] = []
+
+
+def best_of(fn, repeat):
+    """Minimum wall time of ``repeat`` calls, and the last return value."""
+    best, out = np.inf, None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def rel_err(a, b):
+    return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
+
+
+def record(section, case, ours, base, baseline, target=None, **extra):
+    row = dict(section=section, case=case, chiralnet_s=ours, baseline=baseline, baseline_s=base,
+               ratio=(base / ours) if (base and ours) else None, target=target, **extra)
+    ROWS.append(row)
+    ratio = f"{row['ratio']:.1f}x" if row["ratio"] else "-"
+    more = " ".join(f"{k}={v:.2e}" if isinstance(v, float) else f"{k}={v}" for k, v in extra.items())
+    print(f"  {case:<44} chiralnet {ours:9.4f} s   {baseline} {base if base else float('nan'):9.4f} s   "
+          f"ratio {ratio:>8}  {more}", flush=True)
+
+
+def machine():
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    from chiralnet.memory import physical_bytes
+
+    return dict(cpu=cpu, cores=os.cpu_count(), memory_gb=round(physical_bytes() / 1e9, 1),
+                load_average=os.getloadavg(), python=platform.python_version(), numpy=np.__version__,
+                scipy=scipy.__version__, numba=numba.__version__, threading_layer=numba.config.THREADING_LAYER)
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. solve_ivp
+
+
+def ivp_solve(model, times):
+    """What a careful user would write: RK45 on d alpha/dt = M alpha + b, vectorised rhs."""
+    M = model.M.tocsr() if model.is_sparse else np.ascontiguousarray(model.M)
+    b = model.forcing
+
+    def rhs(t, y):
+        return M @ y + b
+
+    sol = si.solve_ivp(rhs, (0.0, times[-1]), model.alpha0.astype(complex), t_eval=times, rtol=RTOL, atol=ATOL)
+    assert sol.success, sol.message
+    return model.omega * (sol.y.real.T ** 2 + sol.y.imag.T ** 2)
+
+
+def bench_solve_ivp(quick):
+    print("\n1. chiralnet vs scipy.integrate.solve_ivp (RK45, rtol=%g, atol=%g)" % (RTOL, ATOL), flush=True)
+    times = np.linspace(0.0, 3000.0, 1000)
+    # The paper's two-cell trace (Figs. 2-3 parameters); exact answer: corrected Eq. (6).
+    g, k, E = 0.04, 0.003, 0.1
+    model = cn.build_model(cn.two_cell(gamma=g, kappa_a=k, kappa_b=k, drive=E))
+    exact_b = analytic.battery_energy_symmetric(times, omega=1.0, E=E, gamma=g, Lambda=g + k)
+    cases = [("two-cell trace, 1000 times", model, 5, 30)]
+    for n, rep, target in ((10, 5, 30), (1000, 3, None), (100_000, 1, 3)):
+        if quick and n == 100_000:
+            continue
+        cases.append((f"chain {n} cells, 1000 times", S.chain_model(n, sparse=n > 100), rep, target))
+    for case, model, rep, target in cases:
+        t_ivp, e_ivp = best_of(lambda: ivp_solve(model, times), rep)
+        t_auto, r_auto = best_of(lambda: cn.simulate(model, times), rep)
+        t_rk, r_rk = best_of(lambda: cn.simulate(model, times, method="rk45"), rep)
+        ref = exact_b if model.n_cells == 2 else r_auto.energies
+        col = (lambda e: e[:, 1]) if model.n_cells == 2 else (lambda e: e)
+        record("solve_ivp", case + f" [auto: {r_auto.method}]", t_auto, t_ivp, "solve_ivp", target,
+               err_chiralnet=rel_err(col(r_auto.energies), ref), err_solve_ivp=rel_err(col(e_ivp), ref))
+        record("solve_ivp", case + " [rk45, same tolerances]", t_rk, t_ivp, "solve_ivp", None,
+               err_chiralnet=rel_err(col(r_rk.energies), ref))
+        del e_ivp, r_auto, r_rk
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. steady state vs spsolve; 4. cost vs N
+
+
+def bench_steady(quick):
+    print("\n2. steady state vs scipy.sparse.linalg.spsolve (chiral chains)", flush=True)
+    sizes = [10**3, 10**4, 10**5] + ([] if quick else [10**6])
+    out = []
+    for n in sizes:
+        model = S.chain_model(n, sparse=True)
+        M, b = model.M, -model.forcing
+        rep = 5 if n < 10**6 else 3
+        t_ours, ss = best_of(lambda: cn.steady_state(model), rep)
+        t_lu, x = best_of(lambda: spla.spsolve(M, b), 2 if n >= 10**5 else rep)
+        record("steady", f"chain {n} cells [{ss.method}]", t_ours, t_lu, "spsolve", 50 if n == 10**6 else None,
+               agreement=rel_err(ss.amplitudes, x))
+        out.append((n, t_ours))
+    return out
+
+
+def bench_cost_vs_n(quick):
+    print("\n4. cost against N (exact-sparse, zero temperature, 100 output times, dt = 3)", flush=True)
+    times = np.linspace(3.0, 300.0, 100)
+    sizes = [10**3, 10**4, 10**5] + ([] if quick else [10**6])
+    out = []
+    for n in sizes:
+        model = S.chain_model(n, sparse=True)
+        t, r = best_of(lambda: cn.simulate(model, times, store_amplitudes=False), 3 if n < 10**6 else 1)
+        per = t / times.size
+        record("cost", f"chain {n} cells, per output time [{r.method}]", per, None, "-", None,
+               terms_per_output=r.stats["terms"] / times.size)
+        out.append((n, per))
+    return out
+
+
+def fit_exponent(points):
+    n, t = np.array(points, float).T
+    keep = n >= 1e4 if (n >= 1e4).sum() >= 2 else np.ones_like(n, bool)
+    return float(np.polyfit(np.log(n[keep]), np.log(t[keep]), 1)[0]), float(np.polyfit(np.log(n), np.log(t), 1)[0])
+
+
+def bench_large(quick):
+    print("\n4b. large networks and thermal runs", flush=True)
+    rows, cols = (100, 100) if quick else (316, 317)
+    t_build, model = best_of(lambda: S.lattice_model(rows, cols), 1)
+    t_ss, ss = best_of(lambda: cn.steady_state(model), 3)
+    record("large", f"2D lattice {rows * cols} cells: steady state [{ss.method}]", t_ss, None, "-", None,
+           build_s=t_build)
+    times = np.linspace(0.0, 300.0, 101)
+    t_sim, r = best_of(lambda: cn.simulate(model, times, store_amplitudes=False), 1)
+    record("large", f"2D lattice {rows * cols} cells: 101 times [{r.method}]", t_sim, None, "-", None)
+    del r
+    n = 500 if quick else 2000
+    model = S.chain_model(n, n_th=0.2, sparse=False)
+    t_ss, ss = best_of(lambda: cn.steady_state(model), 1)
+    record("thermal", f"thermal chain {n} cells: steady state [{ss.method}]", t_ss, None, "-", None)
+    times = np.linspace(0.0, 300.0, 11)
+    t_sim, r = best_of(lambda: cn.simulate(model, times), 1)
+    record("thermal", f"thermal chain {n} cells: 11 times [{r.method}]", t_sim, None, "-", None,
+           matrix_terms=r.stats.get("matrix_terms", 0))
+    # Lyapunov baseline at 1,000 cells (Bartels-Stewart is O(N^3): ~100 s at 2,000 on 2 cores), with
+    # unequal baths so Nc_ss is not just n_th * identity.
+    n = 300 if quick else 1000
+    G_model = S.chain_model(n, n_th=0.2, sparse=False)
+    Q = G_model.dense_Q().copy()
+    Q[0, 0] += 0.05  # a hotter bath on the charger
+    model = cn.Model(cells=G_model.cells, omega=G_model.omega, drive_frequency=G_model.drive_frequency,
+                     M=G_model.M, drive=G_model.drive, Q=Q, alpha0=G_model.alpha0, n0=G_model.n0,
+                     battery=G_model.battery)
+    t_ss, ss = best_of(lambda: cn.steady_state(model), 3)
+    t_lyap, X = best_of(lambda: la.solve_continuous_lyapunov(np.conj(model.dense_M()), -model.dense_Q()), 1)
+    record("thermal", f"thermal chain {n}: steady state [{ss.method}]", t_ss, t_lyap,
+           "solve_continuous_lyapunov", None, agreement=rel_err(ss.covariance, X))
+
+
+def bench_threads(quick):
+    print("\n4c. threads (prange over rows) against serial kernels, %d cores" % os.cpu_count(), flush=True)
+    times = np.linspace(3.0, 30.0, 10)
+    for n, thermal in ((10**5 if not quick else 10**4, False), (1000 if not quick else 300, True)):
+        model = S.chain_model(n, n_th=0.2 if thermal else 0.0, sparse=True)
+        key = "PARALLEL_MIN_CELLS_THERMAL" if thermal else "PARALLEL_MIN_CELLS"
+        old = getattr(config, key)
+        try:
+            setattr(config, key, 10**12)
+            t_serial, _ = best_of(lambda: cn.simulate(model, times, method="exact-sparse"), 3)
+            setattr(config, key, 0)
+            cn.simulate(S.chain_model(20, n_th=0.2 if thermal else 0.0), times[:2], method="exact-sparse")
+            t_par, _ = best_of(lambda: cn.simulate(model, times, method="exact-sparse"), 3)
+        finally:
+            setattr(config, key, old)
+        record("threads", f"{'thermal ' if thermal else ''}chain {n}, 10 times: threads vs serial", t_par,
+               t_serial, "serial", None)
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. QuTiP
+
+
+def qutip_energies(model, G, times, cutoff):
+    """mesolve on the truncated Fock space of the same network (rotating frame, resonant drive)."""
+    import qutip as qt
+
+    n = model.n_cells
+    ops = [qt.tensor([qt.destroy(cutoff) if j == i else qt.qeye(cutoff) for j in range(n)]) for i in range(n)]
+    idx = {c: i for i, c in enumerate(model.cells)}
+    H = 0
+    for i in range(n):
+        H = H + (model.omega[i] - model.drive_frequency) * ops[i].dag() * ops[i]
+        E = model.drive[i]
+        if E != 0:
+            H = H + np.conj(E) * ops[i].dag() + E * ops[i]
+    c_ops = []
+    for u, v, J in G.edges(data="J"):
+        if J is not None:
+            a, b = ops[idx[u]], ops[idx[v]]
+            H = H + J * a.dag() * b + np.conj(J) * b.dag() * a
+    for i in range(n):
+        kappa = G.nodes[model.cells[i]].get("kappa", 0.0)
+        if kappa > 0:
+            c_ops.append(np.sqrt(kappa) * ops[i])
+    for r in cn.reservoirs(G):
+        z = sum(p * ops[idx[c]] for _, c, p in G.out_edges(r, data="p"))
+        c_ops.append(np.sqrt(G.nodes[r]["gamma"]) * z)
+    psi0 = qt.tensor([qt.basis(cutoff, 0)] * n)
+    e_ops = [model.omega[i] * ops[i].dag() * ops[i] for i in range(n)]
+    res = qt.mesolve(H, psi0, times, c_ops=c_ops, e_ops=e_ops)
+    return np.array([np.real(e) for e in res.expect]).T
+
+
+def expm_oracle(model, times):
+    """Independent exact answer: alpha(t) = alpha_ss + e^{Mt}(alpha0 - alpha_ss), one expm per time."""
+    M = model.dense_M()
+    ss = la.solve(M, -model.forcing)
+    alpha = np.array([ss + la.expm(M * t) @ (model.alpha0 - ss) for t in times])
+    return model.omega * np.abs(alpha) ** 2
+
+
+def bench_qutip(quick):
+    print("\n3. chiralnet vs QuTiP mesolve (small drive E = 0.01, Fock cutoff per mode)", flush=True)
+    try:
+        import qutip
+    except ImportError:
+        print("  QuTiP not installed: skipped")
+        return
+    times = np.linspace(0.0, 600.0, 61)
+    for n, cutoff in ((2, 12), (3, 6)) if not quick else ((2, 10),):
+        G = cn.two_cell(drive=0.01) if n == 2 else cn.chain(3, drive=0.01)
+        model = cn.build_model(G)
+        exact = expm_oracle(model, times)
+        t_q, e_q = best_of(lambda: qutip_energies(model, G, times, cutoff), 1)
+        t_c, r = best_of(lambda: cn.simulate(model, times), 20)
+        record("qutip", f"{n} cells, cutoff {cutoff}, 61 times [{r.method}]", t_c, t_q,
+               f"mesolve (qutip {qutip.__version__})", 1000, err_chiralnet=rel_err(r.energies, exact),
+               err_qutip=rel_err(e_q, exact))
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. cold start
+
+_COLD = r"""
+import time, numpy as np
+t0 = time.perf_counter()
+import chiralnet as cn
+from chiralnet import sparse as S
+t1 = time.perf_counter()
+times = np.linspace(0, 3000, 1000)
+cn.simulate(cn.two_cell(), times)                                      # dense exact kernel
+cn.simulate(S.chain_model(200), times)                                  # sparse Taylor kernel
+cn.simulate(cn.two_cell(), times, method="rk45")                        # adaptive kernel
+cn.steady_state(S.chain_model(200))                                     # cascade + substitution
+t2 = time.perf_counter()
+cn.simulate(cn.two_cell(), times); cn.simulate(S.chain_model(200), times)
+cn.simulate(cn.two_cell(), times, method="rk45"); cn.steady_state(S.chain_model(200))
+t3 = time.perf_counter()
+print(t1 - t0, t2 - t1, t3 - t2)
+"""
+
+
+def bench_cold():
+    print("\n5. cold start: import, first calls (compile or cache load), warm calls", flush=True)
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache, PYTHONPATH=str(HERE.parent))
+        out = {}
+        for label in ("empty Numba cache (compile)", "populated cache (new process)"):
+            res = subprocess.run([sys.executable, "-c", _COLD], env=env, capture_output=True, text=True, check=True)
+            imp, first, warm = map(float, res.stdout.split())
+            out[label] = (imp, first, warm)
+            record("cold", f"first calls, {label}", first, None, "-", None, import_s=imp, warm_calls_s=warm)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def plot(steady, cost, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for pts, label in ((steady, "steady state (forward substitution)"), (cost, "simulate, per output time")):
+        n, t = np.array(pts, float).T
+        ax.loglog(n, t, "o-", label=label)
+    spl = [(r["case"], r["baseline_s"]) for r in ROWS if r["section"] == "steady"]
+    if spl:
+        n = [int(c.split()[1]) for c, _ in spl]
+        ax.loglog(n, [b for _, b in spl], "s--", label="scipy spsolve (steady state)")
+    n = np.array([1e3, 1e6])
+    ax.loglog(n, cost[0][1] * n / 1e3, ":", color="gray", label="slope 1")
+    ax.set_xlabel("cells N (chiral chain)")
+    ax.set_ylabel("wall time (s)")
+    ax.set_title("chiralnet cost against N")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="smaller sizes (about a minute)")
+    ap.add_argument("--no-cold", action="store_true", help="skip the cold-start subprocesses")
+    args = ap.parse_args(argv)
+    info = machine()
+    print("machine:", json.dumps(info), flush=True)
+    t_start = time.perf_counter()
+    # warm the kernels once so section timings are warm runs
+    cn.simulate(cn.two_cell(), np.linspace(0, 10, 5))
+    cn.simulate(S.chain_model(20, sparse=True), np.linspace(0, 10, 5), store_amplitudes=False)
+    cn.simulate(S.chain_model(20, sparse=True), np.linspace(0, 10, 5), method="rk45")
+    cn.steady_state(S.chain_model(20, sparse=True))
+    cold = None if args.no_cold else bench_cold()
+    bench_solve_ivp(args.quick)
+    steady = bench_steady(args.quick)
+    bench_qutip(args.quick)
+    cost = bench_cost_vs_n(args.quick)
+    bench_large(args.quick)
+    bench_threads(args.quick)
+    exps = {"steady state": fit_exponent(steady), "simulate per output time": fit_exponent(cost)}
+    print("\nfitted exponents (time ~ N^p; N >= 1e4 / all N):")
+    for k, (p_big, p_all) in exps.items():
+        print(f"  {k:<28} p = {p_big:.2f} (N >= 1e4)   {p_all:.2f} (all N)   target <= 1.1")
+    total = time.perf_counter() - t_start
+    print(f"\ntotal benchmark time {total:.0f} s")
+    out = dict(machine=info, quick=args.quick, rows=ROWS, exponents=exps, cold=cold, total_s=total)
+    suffix = "_quick" if args.quick else ""
+    (HERE / f"results{suffix}.json").write_text(json.dumps(out, indent=1, default=float))
+    plot(steady, cost, HERE / f"time_vs_n{suffix}.png")
+    print("\n| case | chiralnet (s) | baseline | baseline (s) | ratio | target |")
+    print("|---|---|---|---|---|---|")
+    for r in ROWS:
+        ratio = f"{r['ratio']:.1f}x" if r["ratio"] else "-"
+        base = f"{r['baseline_s']:.4g}" if r["baseline_s"] else "-"
+        tgt = f">= {r['target']}x" if r["target"] else ""
+        print(f"| {r['case']} | {r['chiralnet_s']:.4g} | {r['baseline']} | {base} | {ratio} | {tgt} |")
+
+
+if __name__ == "__main__":
+    main()

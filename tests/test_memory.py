@@ -1,0 +1,61 @@
+"""Memory estimates refuse oversized requests at once, before allocating them."""
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import chiralnet as cn
+from chiralnet import config, memory
+from chiralnet import sparse as S
+
+SMALL_PEAK = 100e6  # bytes: a refused request allocates no more than this (time-grid bookkeeping)
+
+
+def refused_without_allocating(fn, match):
+    tracemalloc.start()
+    try:
+        with pytest.raises(cn.MemoryLimitError, match=match) as err:
+            fn()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < SMALL_PEAK, peak
+    return str(err.value)
+
+
+def test_oversized_simulation_is_refused_with_estimate_and_fixes():
+    model = S.chain_model(100_000)
+    times = np.linspace(0.0, 1.0, 500_000)  # 5e10 output entries: about a terabyte
+    msg = refused_without_allocating(lambda: cn.simulate(model, times), r"GB")
+    assert "would need about" in msg and "store_amplitudes=False" in msg and "fewer output times" in msg
+    assert "100000 cells" in msg
+    # the estimate is honest: energies alone are 8 bytes per entry
+    assert memory.simulation_bytes(100_000, 500_000, method="exact-sparse", thermal=False,
+                                   store_amplitudes=False)["energies (T x N)"] == 8 * 100_000 * 500_000
+
+
+def test_memory_limit_from_config(monkeypatch):
+    monkeypatch.setattr(config, "MEMORY_LIMIT_GB", 0.001)
+    msg = refused_without_allocating(lambda: cn.simulate(S.chain_model(2000), np.linspace(0, 10, 200)),
+                                     "MEMORY_LIMIT_GB")
+    assert "0.001 GB" in msg
+    monkeypatch.setattr(config, "MEMORY_LIMIT_GB", None)
+    assert memory.limit_bytes() == pytest.approx(config.MEMORY_FRACTION * memory.physical_bytes())
+
+
+def test_thermal_fluctuation_matrix_is_refused_when_too_large():
+    model = S.chain_model(300_000, n_th=0.1)  # N x N complex = 1.4 TB
+    msg = refused_without_allocating(lambda: cn.simulate(model, [0.0, 1.0]), "zero-temperature")
+    assert "fluctuation" in msg
+    refused_without_allocating(lambda: cn.steady_state(model), "steady_state")
+
+
+def test_oversized_array_builder_is_refused():
+    msg = refused_without_allocating(lambda: S.chain_model(10**11), "fewer cells")
+    assert "chain" in msg
+
+
+def test_check_passes_small_requests():
+    assert memory.check({"a": 10.0, "b": 20.0}, "x", "y") == 30.0
+    assert memory.check(5.0, "x", "y") == 5.0
