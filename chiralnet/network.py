@@ -31,6 +31,7 @@ import math
 from numbers import Number, Real
 
 import networkx as nx
+import numpy as np
 
 from .errors import NetworkError
 
@@ -129,12 +130,13 @@ def add_cell(
     if node in G:
         raise NetworkError(f"node {node!r} already exists; pick another name for the new cell")
     attrs = dict(kind="cell", omega=omega, kappa=kappa, n_th=n_th, drive=drive, alpha0=alpha0,
-                 n0=n0, battery=bool(battery))
+                 n0=n0, battery=battery)
     if pos is not None:
         attrs["pos"] = tuple(float(x) for x in pos)
     if label is not None:
         attrs["label"] = str(label)
     _check_cell(node, attrs)
+    attrs["battery"] = bool(battery)
     G.add_node(node, **attrs)
 
 
@@ -300,7 +302,7 @@ def _check_cell(node, attrs) -> None:
     for key in ("drive", "alpha0"):
         if key in attrs:
             _complex(attrs[key], f"{where} attribute {key!r}")
-    if "battery" in attrs and not isinstance(attrs["battery"], (bool, int)):
+    if "battery" in attrs and not (isinstance(attrs["battery"], (bool, np.bool_)) or attrs["battery"] in (0, 1)):
         raise NetworkError(f"{where} attribute 'battery' must be True or False, got {attrs['battery']!r}")
 
 
