@@ -25,6 +25,8 @@ def _as_model(G_or_model) -> Model:
 
 
 def _check_times(times) -> np.ndarray:
+    if np.iscomplexobj(times):
+        raise SolverError(f"times must be real numbers (1/omega), got complex values {times!r}")
     try:
         t = np.asarray(times, dtype=float)
     except (TypeError, ValueError):
@@ -138,11 +140,14 @@ _STATUS = {
 
 
 def _run_rk45(model: Model, times, options):
-    rtol = options.get("rtol") or config.RTOL
-    atol = options.get("atol") or config.ATOL
-    max_steps = int(options.get("max_steps") or 10_000_000)
+    rtol = config.RTOL if options.get("rtol") is None else options["rtol"]
+    atol = config.ATOL if options.get("atol") is None else options["atol"]
+    max_steps = 10_000_000 if options.get("max_steps") is None else options["max_steps"]
     if not (rtol > 0 and atol > 0):
         raise SolverError(f"rtol and atol must be > 0, got rtol={rtol}, atol={atol}")
+    if not max_steps >= 1:
+        raise SolverError(f"max_steps must be >= 1, got {max_steps}")
+    max_steps = int(max_steps)
     n = model.n_cells
     b = model.forcing
     A, B, E = kernels.dopri5_tableau()

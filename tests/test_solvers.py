@@ -177,3 +177,57 @@ def test_thermal_cell_relaxes_exactly_over_long_steps(method, t_end):
     want = 1.3 * (n_th + (n0 - n_th) * np.exp(-kappa * t))
     res = cn.simulate(G, t, method=method, **TIGHT[method])
     assert rel_err(res.energies[:, 0], want) <= {"exact": 1e-14, "rk45": RANDOM_RK_REL}.get(method, 1e-7)
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad times, methods and options.
+
+
+@pytest.mark.parametrize("times,fragment", [
+    ([0.0, np.nan, 2.0], "times[1]"),
+    ([0.0, 1.0, np.inf], "times[2]"),
+    ([-1.0, 1.0], "negative"),
+    ([0.0, 2.0, 1.0], "increase"),
+    ([0.0, 1.0, 1.0], "increase"),
+    ([], "non-empty"),
+    (np.zeros((2, 2)), "1-D"),
+    ("soon", "times"),
+    ([0.0, "x"], "times"),
+    ([0.0, 1 + 1j], "times"),
+    (np.array([0.0, 1 + 1j]), "times"),
+    (None, "times"),
+])
+@pytest.mark.parametrize("method", ["auto", *sorted(cn.METHODS)])
+def test_bad_times(times, fragment, method):
+    with pytest.raises(cn.SolverError) as info:
+        cn.simulate(cn.two_cell(), times, method=method)
+    assert fragment in str(info.value)
+
+
+def test_unknown_method_lists_valid_ones():
+    with pytest.raises(cn.ChiralnetError) as info:
+        cn.simulate(cn.two_cell(), [0.0, 1.0], method="rk4")
+    msg = str(info.value)
+    assert "'rk4'" in msg and all(repr(m) in msg for m in ["auto", *cn.METHODS])
+
+
+@pytest.mark.parametrize("opts,fragment", [(dict(rtol=-1e-6), "rtol"), (dict(atol=-1.0), "atol"),
+                                           (dict(rtol=np.nan), "rtol"), (dict(rtol=0.0), "rtol"),
+                                           (dict(atol=0.0), "atol"), (dict(max_steps=0), "max_steps")])
+def test_bad_rk45_options(opts, fragment):
+    with pytest.raises(cn.SolverError, match=fragment):
+        cn.simulate(cn.two_cell(), [0.0, 1.0], method="rk45", **opts)
+
+
+def test_unknown_option_raises():
+    with pytest.raises(TypeError, match="rtl"):
+        cn.simulate(cn.two_cell(), [0.0, 1.0], rtl=1e-6)
+
+
+def test_single_time_and_time_zero():
+    G = cn.two_cell()
+    for method in cn.METHODS:
+        res = cn.simulate(G, [0.0], method=method)
+        assert res.energies.shape == (1, 2) and np.all(res.energies == 0)
+        res = cn.simulate(G, [5.0], method=method, **TIGHT[method])
+        assert rel_err(res.energies, naive_simulate(G, [5.0])[0]) <= ACCURACY[method]
