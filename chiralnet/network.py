@@ -7,7 +7,9 @@ Graph attributes
     ``name`` (str, optional).
 Cell nodes (``kind="cell"``, the default when ``kind`` is absent)
     ``omega`` (required, > 0): cell frequency. ``kappa`` (>= 0): local damping rate.
-    ``n_th`` (>= 0): local bath occupation. ``drive`` (complex): drive amplitude E_i.
+    ``n_th`` (>= 0): local bath occupation. ``drive`` (complex): drive amplitude E_i; the
+    Hamiltonian term is E_i e^{-i omega_L t} a_i^dag + h.c., so that d alpha_i/dt = ... - i E_i
+    (PHYSICS.md section 2; checked against QuTiP in tests/test_qutip.py).
     ``alpha0`` (complex): initial coherent amplitude. ``n0`` (>= 0): initial thermal occupation.
     ``battery`` (bool): counts towards the battery energy. ``pos`` (pair of floats) and
     ``label`` (str): display only.
