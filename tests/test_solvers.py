@@ -231,3 +231,27 @@ def test_single_time_and_time_zero():
         assert res.energies.shape == (1, 2) and np.all(res.energies == 0)
         res = cn.simulate(G, [5.0], method=method, **TIGHT[method])
         assert rel_err(res.energies, naive_simulate(G, [5.0])[0]) <= ACCURACY[method]
+
+
+@given(G=networks(thermal=False, initial=False))
+def test_zero_temperature_sparse_rk45_path(G):
+    # Zero temperature from vacuum: no fluctuation matrix, and a CSR model takes the sparse rk45 kernel.
+    model = cn.build_model(G, sparse=True)
+    assert not model.thermal
+    t = np.linspace(0, 20, 5)
+    want, _ = naive_simulate(G, t)
+    res = cn.simulate(model, t, method="rk45", **RK_TIGHT)
+    assert rel_err(res.energies, want) <= RANDOM_RK_REL
+    assert np.all(res.fluctuations == 0)
+
+
+def test_auto_falls_back_to_rk45_when_exact_propagators_do_not_fit(monkeypatch):
+    G = cn.two_cell(n_th=0.1)
+    t = np.cumsum(np.linspace(1.0, 2.0, 40))          # 40 distinct steps
+    exact = cn.simulate(G, t, method="exact")
+    monkeypatch.setattr(cn.config, "EXACT_MAX_PROPAGATOR_ENTRIES", 100)
+    with pytest.raises(cn.SolverError, match="rk45"):
+        cn.simulate(G, t, method="exact")
+    res = cn.simulate(G, t)
+    assert res.method == "rk45"
+    assert rel_err(res.energies, exact.energies) <= 1e-6   # default rtol = 1e-8
