@@ -79,6 +79,19 @@ def test_eq5_eq7_against_simulate(method, name):
             assert rel_err(res.energy("b"), printed) <= METHOD_REL[method]
 
 
+def test_printed_eq6_error_size_at_fig2():
+    # Printed: (1 - x)^2, corrected: (1 - x (1 + Lambda t/2))^2 with x = e^{-Lambda t/2}. Their largest
+    # difference is 0.41 of the steady value (near Lambda t/2 = 2), not ~5% as PHYSICS.md section 5 says.
+    p = FIG2
+    L = p["kappa_a"] + p["gamma"]
+    t = np.linspace(0, 16 / L, 2001)
+    kw = dict(omega=1.0, E=p["E"], gamma=p["gamma"], Lambda=L)
+    exact = cn.simulate(cn.two_cell(), t, method="exact").energy("b")
+    steady = an.steady_battery_energy_nonreciprocal(omega=1.0, E=p["E"], gamma=p["gamma"], Lambda_a=L, Lambda_b=L)
+    gap = np.abs(_eq6_printed(t, **kw) - exact).max() / steady
+    assert 0.40 < gap < 0.42, gap
+
+
 def test_two_cell_builder_optimal_is_eq5_with_optimal_xi():
     p = FIG4
     G = cn.two_cell(kappa_a=p["kappa_a"], kappa_b=p["kappa_b"], gamma=p["gamma"], drive=p["E"], optimal=True)
