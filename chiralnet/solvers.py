@@ -71,7 +71,8 @@ def _noise_propagators(P, M, Q, dts):
     """Van Loan: W_k = int_0^dt e^{A s} Q e^{A^H s} ds with A = conj(M); Phi_k = conj(P_k).
 
     The Van Loan block e^{-A h} grows like e^{mu h}, mu = lambda_max(D)/2 (the log-norm of -A),
-    so it overflows for mu dt > ~709 (seen as a non-finite state). It is therefore evaluated at h = dt / 2^s with mu h <= 1, and W is doubled back up:
+    so it overflows for mu dt > ~709 (seen as a non-finite state). It is therefore evaluated at
+    h = dt / 2^s with mu h <= 1, and W is doubled back up:
     W(2h) = W(h) + Phi(h) W(h) Phi(h)^H, Phi(2h) = Phi(h)^2.
     """
     n = M.shape[0]
