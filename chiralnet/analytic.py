@@ -60,12 +60,13 @@ def battery_energy_nonreciprocal(t, *, omega, E, gamma, Lambda_a, Lambda_b):
     """
     t = np.asarray(t, float)
     a, b = Lambda_a / 2, Lambda_b / 2
-    d = b - a
-    # (e^{-a t} - e^{-b t}) / (b - a) = e^{-a t} t phi((a - b) t), phi(x) = expm1(x)/x, phi(0) = 1
-    x = -d * t
+    # (e^{-a t} - e^{-b t}) / (b - a) = t e^{-m t} g(|a - b| t), m = min(a, b), g(x) = -expm1(-x)/x,
+    # g(0) = 1: no cancellation at a = b and no overflow at large t for either order of a, b.
+    m = np.minimum(a, b)
+    x = np.abs(a - b) * t
     with np.errstate(invalid="ignore", divide="ignore"):
-        phi = np.where(x == 0, 1.0, np.expm1(x) / np.where(x == 0, 1.0, x))
-    Y = np.exp(-a * t) * (1 + a * t * phi)
+        g = np.where(x == 0, 1.0, -np.expm1(-x) / np.where(x == 0, 1.0, x))
+    Y = np.exp(-a * t) + a * t * np.exp(-m * t) * g
     return 16 * omega * gamma**2 * E**2 / (Lambda_a**2 * Lambda_b**2) * (1 - Y) ** 2
 
 
@@ -108,19 +109,32 @@ def battery_energy_reciprocal(t, *, omega, E, J, kappa_a, kappa_b):
     kab = kappa_a + kappa_b
     D = delta(J, kappa_a, kappa_b)
     q, h = D * t / 4, D * t / 2
-    # sinh(x)/x and (cosh(x) - 1)/x^2 = sinhc(x/2)^2 / 2, regular at x = 0.
-    alpha = 2 * np.cosh(q) + 2 * kab * (t / 4) * _sinhc(q)
-    # beta - 2 kappa_a kappa_b (C+1)/Delta^2 = cosh(h)/2 + 1/2 + kab^2 (cosh(h) - 1)/(2 Delta^2) + kab sinh(h)/Delta
-    bracket = np.cosh(h) / 2 + 0.5 + kab**2 * (t / 2) ** 2 * _sinhc(h / 2) ** 2 / 4 + kab * (t / 2) * _sinhc(h)
-    value = zeta * (1 - alpha * np.exp(-kab * t / 4) + bracket * np.exp(-kab * t / 2))
+    s = kab * t / 4
+    # Every hyperbolic function is multiplied by its decay factor before evaluation (|Re Delta| < kappa_ab,
+    # so cosh(q) e^{-s} etc. stay bounded); evaluating cosh and exp separately gives inf * 0 = NaN at
+    # large t in the overdamped regime.
+    # alpha e^{-s} with sinh(x)/x and (cosh(x) - 1)/x^2 = sinhc(x/2)^2 / 2, regular at x = 0.
+    alpha_e = 2 * _cosh_exp(q, s) + 2 * kab * (t / 4) * _sinhc_exp(q, s)
+    # [beta - 2 kappa_a kappa_b (C+1)/Delta^2] e^{-2s}
+    #   = [cosh(h)/2 + 1/2 + kab^2 (cosh(h) - 1)/(2 Delta^2) + kab sinh(h)/Delta] e^{-2s}
+    bracket_e = (_cosh_exp(h, 2 * s) / 2 + 0.5 * np.exp(-2 * s)
+                 + kab**2 * (t / 2) ** 2 * _sinhc_exp(h / 2, s) ** 2 / 4 + kab * (t / 2) * _sinhc_exp(h, 2 * s))
+    value = zeta * (1 - alpha_e + bracket_e)
     return value.real
 
 
-def _sinhc(x):
+def _cosh_exp(x, s):
+    """cosh(x) e^{-s} for complex x and real s >= |Re x|, without overflow."""
+    x = np.asarray(x, complex)
+    return (np.exp(x - s) + np.exp(-x - s)) / 2
+
+
+def _sinhc_exp(x, s):
+    """sinh(x)/x e^{-s} (1 at x = 0) for complex x and real s >= |Re x|, without overflow."""
     x = np.asarray(x, complex)
     small = np.abs(x) < 1e-4
     safe = np.where(small, 1.0, x)
-    return np.where(small, 1 + x**2 / 6 + x**4 / 120, np.sinh(safe) / safe)
+    return np.where(small, (1 + x**2 / 6 + x**4 / 120) * np.exp(-s), (np.exp(safe - s) - np.exp(-safe - s)) / (2 * safe))
 
 
 def steady_battery_energy_nonreciprocal(*, omega, E, gamma, Lambda_a, Lambda_b):

@@ -7,7 +7,9 @@ Graph attributes
     ``name`` (str, optional).
 Cell nodes (``kind="cell"``, the default when ``kind`` is absent)
     ``omega`` (required, > 0): cell frequency. ``kappa`` (>= 0): local damping rate.
-    ``n_th`` (>= 0): local bath occupation. ``drive`` (complex): drive amplitude E_i.
+    ``n_th`` (>= 0): local bath occupation. ``drive`` (complex): drive amplitude E_i; the
+    Hamiltonian term is E_i e^{-i omega_L t} a_i^dag + h.c., so that d alpha_i/dt = ... - i E_i
+    (PHYSICS.md section 2; checked against QuTiP in tests/test_qutip.py).
     ``alpha0`` (complex): initial coherent amplitude. ``n0`` (>= 0): initial thermal occupation.
     ``battery`` (bool): counts towards the battery energy. ``pos`` (pair of floats) and
     ``label`` (str): display only.
@@ -31,6 +33,7 @@ import math
 from numbers import Number, Real
 
 import networkx as nx
+import numpy as np
 
 from .errors import NetworkError
 
@@ -129,12 +132,13 @@ def add_cell(
     if node in G:
         raise NetworkError(f"node {node!r} already exists; pick another name for the new cell")
     attrs = dict(kind="cell", omega=omega, kappa=kappa, n_th=n_th, drive=drive, alpha0=alpha0,
-                 n0=n0, battery=bool(battery))
+                 n0=n0, battery=battery)
     if pos is not None:
         attrs["pos"] = tuple(float(x) for x in pos)
     if label is not None:
         attrs["label"] = str(label)
     _check_cell(node, attrs)
+    attrs["battery"] = bool(battery)
     G.add_node(node, **attrs)
 
 
@@ -297,7 +301,7 @@ def _check_cell(node, attrs) -> None:
     for key in ("drive", "alpha0"):
         if key in attrs:
             _complex(attrs[key], f"{where} attribute {key!r}")
-    if "battery" in attrs and not isinstance(attrs["battery"], (bool, int)):
+    if "battery" in attrs and not (isinstance(attrs["battery"], (bool, np.bool_)) or attrs["battery"] in (0, 1)):
         raise NetworkError(f"{where} attribute 'battery' must be True or False, got {attrs['battery']!r}")
 
 

@@ -26,6 +26,8 @@ def _as_model(G_or_model) -> Model:
 
 
 def _check_times(times) -> np.ndarray:
+    if np.iscomplexobj(times):
+        raise SolverError(f"times must be real numbers (1/omega), got complex values {times!r}")
     try:
         t = np.asarray(times, dtype=float)
     except (TypeError, ValueError):
@@ -111,16 +113,32 @@ def _expm_small(A):
 
 
 def _noise_propagators(P, M, Q, dts):
-    """Van Loan: W_k = int_0^dt e^{A s} Q e^{A^H s} ds with A = conj(M); Phi_k = conj(P_k)."""
+    """Van Loan: W_k = int_0^dt e^{A s} Q e^{A^H s} ds with A = conj(M); Phi_k = conj(P_k).
+
+    The Van Loan block e^{-A h} grows like e^{mu h}, mu = lambda_max(D)/2 (the log-norm of -A),
+    so it overflows for mu dt > ~709 (seen as a non-finite state). It is therefore evaluated at
+    h = dt / 2^s with mu h <= 1, and W is doubled back up:
+    W(2h) = W(h) + Phi(h) W(h) Phi(h)^H, Phi(2h) = Phi(h)^2.
+    """
     n = M.shape[0]
     A = np.conj(M)
+    mu = max(0.0, float(np.linalg.eigvalsh(-(A + np.conj(A).T) / 2).max()))
+    levels = np.zeros(dts.size, np.int64)
+    if mu > 0:
+        levels = np.maximum(0, np.ceil(np.log2(np.maximum(mu * dts, 1e-300)))).astype(np.int64)
+    h = dts / 2.0**levels
     C = np.zeros((dts.size, 2 * n, 2 * n), complex)
-    C[:, :n, :n] = -A[None] * dts[:, None, None]
-    C[:, :n, n:] = Q[None] * dts[:, None, None]
-    C[:, n:, n:] = np.conj(A).T[None] * dts[:, None, None]
+    C[:, :n, :n] = -A[None] * h[:, None, None]
+    C[:, :n, n:] = Q[None] * h[:, None, None]
+    C[:, n:, n:] = np.conj(A).T[None] * h[:, None, None]
     F = la.expm(C)
+    Phi_h = np.conj(F[:, n:, n:]).swapaxes(1, 2)   # e^{A h} = (e^{A^H h})^H
+    W = Phi_h @ F[:, :n, n:]
+    for level in range(int(levels.max(initial=0))):
+        k = levels > level
+        W[k] = W[k] + Phi_h[k] @ W[k] @ np.conj(Phi_h[k]).swapaxes(1, 2)
+        Phi_h[k] = Phi_h[k] @ Phi_h[k]
     Phi = np.conj(P)
-    W = Phi @ F[:, :n, n:]
     W = 0.5 * (W + np.conj(np.swapaxes(W, 1, 2)))  # Hermitian by construction; remove rounding
     return np.ascontiguousarray(Phi), np.ascontiguousarray(W)
 
@@ -205,11 +223,14 @@ _STATUS = {
 
 
 def _run_rk45(model: Model, times, options):
-    rtol = options.get("rtol") or config.RTOL
-    atol = options.get("atol") or config.ATOL
-    max_steps = int(options.get("max_steps") or 10_000_000)
+    rtol = config.RTOL if options.get("rtol") is None else options["rtol"]
+    atol = config.ATOL if options.get("atol") is None else options["atol"]
+    max_steps = 10_000_000 if options.get("max_steps") is None else options["max_steps"]
     if not (rtol > 0 and atol > 0):
         raise SolverError(f"rtol and atol must be > 0, got rtol={rtol}, atol={atol}")
+    if not max_steps >= 1:
+        raise SolverError(f"max_steps must be >= 1, got {max_steps}")
+    max_steps = int(max_steps)
     n = model.n_cells
     b = model.forcing
     A, B, E = kernels.dopri5_tableau()

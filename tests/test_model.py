@@ -1,0 +1,125 @@
+"""Model assembly (graph -> M, drive, Q, initial state) against the naive loops of tests/naive.py."""
+
+import networkx as nx
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import chiralnet as cn
+from conftest import ASSEMBLY_ABS, BALANCE_ABS
+from naive import naive_arrays
+from strategies import networks
+
+
+def _compare(model, ref):
+    assert list(model.cells) == ref["cells"]
+    np.testing.assert_allclose(model.dense_M(), ref["M"], rtol=0, atol=ASSEMBLY_ABS)
+    np.testing.assert_allclose(model.dense_Q(), ref["Q"], rtol=0, atol=ASSEMBLY_ABS)
+    np.testing.assert_array_equal(model.drive, ref["E"])
+    np.testing.assert_array_equal(model.omega, ref["omega"])
+    np.testing.assert_array_equal(model.alpha0, ref["alpha0"])
+    np.testing.assert_array_equal(model.n0, ref["n0"])
+
+
+@given(networks(damped=False))
+def test_dense_assembly_matches_naive(G):
+    _compare(cn.build_model(G), naive_arrays(G))
+
+
+@given(networks(damped=False))
+def test_sparse_assembly_matches_naive(G):
+    model = cn.build_model(G, sparse=True)
+    assert model.is_sparse
+    _compare(model, naive_arrays(G))
+
+
+@given(networks(damped=False, thermal=False))
+def test_zero_temperature_has_no_noise_matrix(G):
+    assert cn.build_model(G).Q is None
+
+
+@given(networks(damped=False, thermal=True))
+def test_noise_matrix_is_hermitian_psd(G):
+    Q = cn.build_model(G).dense_Q()
+    np.testing.assert_allclose(Q, Q.conj().T, rtol=0, atol=ASSEMBLY_ABS)
+    assert np.linalg.eigvalsh(Q).min() >= -1e-14
+
+
+@given(networks(damped=False), st.randoms())
+def test_nodelist_permutes_every_array(G, rnd):
+    order = list(cn.cells(G))
+    rnd.shuffle(order)
+    m0 = cn.build_model(G)
+    m1 = cn.build_model(G, nodelist=order)
+    perm = [m0.index(c) for c in order]
+    assert list(m1.cells) == order
+    np.testing.assert_array_equal(m1.dense_M(), m0.dense_M()[np.ix_(perm, perm)])
+    np.testing.assert_array_equal(m1.dense_Q(), m0.dense_Q()[np.ix_(perm, perm)])
+    np.testing.assert_array_equal(m1.drive, m0.drive[perm])
+
+
+@given(networks(damped=False))
+def test_dissipator_is_negative_semidefinite(G):
+    # The Hermitian part of M is -D/2 with D >= 0: no random network can have a growing mode.
+    M = cn.build_model(G).dense_M()
+    assert np.linalg.eigvalsh((M + M.conj().T) / 2).max() <= 1e-14
+
+
+@pytest.mark.parametrize("xi", [1.0, 0.3, 2.7, 1 / 3, 5.773502691896258])
+@pytest.mark.parametrize("gamma", [0.04, 0.01, 1.3])
+def test_chiral_link_is_one_way(xi, gamma):
+    G = cn.network(drive_frequency=1.1)
+    cn.add_cell(G, "u", omega=1.0, kappa=0.01, drive=0.1)
+    cn.add_cell(G, "v", omega=1.2, kappa=0.02)
+    cn.add_chiral_link(G, "u", "v", gamma=gamma, xi=xi)
+    model = cn.build_model(G)
+    M = model.dense_M()
+    assert abs(M[0, 1]) <= BALANCE_ABS * max(1.0, gamma)   # v never acts on u
+    assert abs(M[1, 0] - gamma) <= BALANCE_ABS * max(1.0, gamma)
+    # Diagonal: -i(omega - omega_L) - Lambda/2 with Lambda_u = kappa_u + xi gamma, Lambda_v = kappa_v + gamma/xi.
+    np.testing.assert_allclose(M[0, 0], 0.1j - (0.01 + xi * gamma) / 2, rtol=1e-15, atol=1e-16)
+    np.testing.assert_allclose(M[1, 1], -0.1j - (0.02 + gamma / xi) / 2, rtol=1e-15, atol=1e-16)
+
+
+def test_reverse_balance_reverses_direction():
+    # PHYSICS.md section 4: J = +i mu Gamma / 2 makes the link v -> u.
+    gamma, pu, pv = 0.05, 0.8 * np.exp(0.3j), 1.1 * np.exp(-1.2j)
+    mu = -pv * np.conj(pu)
+    G = cn.network()
+    cn.add_cell(G, "u", omega=1.0, kappa=0.01)
+    cn.add_cell(G, "v", omega=1.0, kappa=0.01)
+    cn.add_reservoir(G, {"u": pu, "v": pv}, gamma=gamma)
+    cn.add_coherent_link(G, "u", "v", +1j * mu * gamma / 2)
+    M = cn.build_model(G).dense_M()
+    assert abs(M[1, 0]) <= BALANCE_ABS
+    np.testing.assert_allclose(M[0, 1], mu * gamma, rtol=1e-14)
+
+
+def test_model_from_plain_networkx_graph():
+    # Any graph following the schema works, not only the ones the helpers make.
+    G = nx.DiGraph(drive_frequency=1.0)
+    G.add_node("x", omega=1.0, kappa=0.1, drive=0.2j)
+    G.add_node("y", kind="cell", omega=1.5)
+    G.add_node("bath", kind="reservoir", gamma=0.3, n_th=0.1)
+    G.add_edge("x", "y", J=0.1 - 0.2j)
+    G.add_edge("bath", "x", p=1.0)
+    G.add_edge("bath", "y", p=-1j)
+    _compare(cn.build_model(G), naive_arrays(G))
+
+
+def test_model_index_unknown_cell():
+    model = cn.build_model(cn.two_cell())
+    assert model.index("b") == 1
+    with pytest.raises(cn.NetworkError, match="'zz'"):
+        model.index("zz")
+
+
+def test_battery_defaults_to_all_cells():
+    G = cn.network()
+    cn.add_cell(G, 0, omega=1.0)
+    cn.add_cell(G, 1, omega=1.0)
+    assert cn.build_model(G).battery.tolist() == [True, True]
+    assert cn.battery_cells(G) == [0, 1]
+    G.nodes[1]["battery"] = True
+    assert cn.build_model(G).battery.tolist() == [False, True]

@@ -1,0 +1,83 @@
+"""Result objects: sums, per-cell lookup, and conversion to pandas / xarray."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+import chiralnet as cn
+
+
+@pytest.fixture(scope="module")
+def chain_run():
+    G = cn.chain(4, n_th=0.05)
+    G.nodes[2]["battery"] = False                   # battery cells: 1 and 3
+    t = np.linspace(0, 500, 11)
+    return G, cn.simulate(G, t), cn.steady_state(G)
+
+
+def test_simulation_sums(chain_run):
+    G, res, _ = chain_run
+    assert res.cells == (0, 1, 2, 3)
+    assert res.battery.tolist() == [False, True, False, True]
+    assert res.energies.shape == res.amplitudes.shape == res.fluctuations.shape == (11, 4)
+    assert res.total_energy.shape == res.battery_energy.shape == (11,)
+    np.testing.assert_allclose(res.total_energy, res.energies.sum(axis=1), rtol=1e-15)
+    np.testing.assert_allclose(res.battery_energy, res.energies[:, 1] + res.energies[:, 3], rtol=1e-15)
+    # E_i = omega_i (|alpha_i|^2 + Nc_ii), omega = 1 here.
+    np.testing.assert_allclose(res.energies, np.abs(res.amplitudes) ** 2 + res.fluctuations, rtol=1e-14)
+    assert np.all(res.fluctuations[1:] > 0)         # the baths are hot (t = 0 starts from vacuum)
+    assert res.covariance.shape == (4, 4)
+
+
+def test_steady_sums(chain_run):
+    _, _, ss = chain_run
+    assert ss.energies.shape == ss.amplitudes.shape == (4,)
+    assert isinstance(ss.total_energy, float) and isinstance(ss.battery_energy, float)
+    assert ss.total_energy == pytest.approx(ss.energies.sum(), rel=1e-15)
+    assert ss.battery_energy == pytest.approx(ss.energies[1] + ss.energies[3], rel=1e-15)
+
+
+def test_energy_lookup(chain_run):
+    _, res, ss = chain_run
+    np.testing.assert_array_equal(res.energy(3), res.energies[:, 3])
+    assert ss.energy(3) == ss.energies[3]
+    for obj in (res, ss):
+        with pytest.raises(cn.ChiralnetError, match="'nope'"):
+            obj.energy("nope")
+        with pytest.raises(cn.ChiralnetError, match="7"):
+            obj.energy(7)
+
+
+def test_to_dataframe(chain_run):
+    _, res, _ = chain_run
+    df = res.to_dataframe()
+    assert isinstance(df, pd.DataFrame)
+    assert df.shape == (11, 4) and list(df.columns) == [0, 1, 2, 3]
+    np.testing.assert_array_equal(df.index.to_numpy(), res.times)
+    np.testing.assert_array_equal(df.to_numpy(), res.energies)
+
+
+def test_to_xarray(chain_run):
+    _, res, _ = chain_run
+    ds = res.to_xarray()
+    assert isinstance(ds, xr.Dataset)
+    assert ds["energy"].dims == ("time", "cell") and ds["energy"].shape == (11, 4)
+    assert ds["amplitude"].shape == ds["fluctuation"].shape == (11, 4)
+    assert ds.sizes == {"time": 11, "cell": 4}
+    np.testing.assert_array_equal(ds["energy"].sel(cell="3").to_numpy(), res.energy(3))
+    assert ds.attrs["method"] == res.method
+
+
+def test_results_are_frozen(chain_run):
+    _, res, ss = chain_run
+    with pytest.raises(AttributeError):
+        res.method = "x"
+    with pytest.raises(AttributeError):
+        ss.method = "x"
+
+
+def test_zero_temperature_has_no_fluctuations():
+    res = cn.simulate(cn.two_cell(), [0.0, 10.0])
+    assert np.all(res.fluctuations == 0) and res.covariance is None
+    assert cn.steady_state(cn.two_cell()).covariance is None

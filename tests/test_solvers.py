@@ -1,0 +1,264 @@
+"""simulate and steady_state on random networks against the naive expm / Lyapunov reference.
+
+Every method in the registry chiralnet.METHODS is run, so a new method is covered automatically.
+"""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import chiralnet as cn
+from conftest import RANDOM_EXACT_REL, RANDOM_RK_REL, RANDOM_STEADY_REL, RK_TIGHT
+from naive import naive_simulate, naive_steady_state, rel_err
+from strategies import networks
+
+#: Options per method that make it as accurate as it can be.
+TIGHT = {"exact": {}, "exact-sparse": {}, "rk45": RK_TIGHT}
+#: Accuracy each method must reach against the naive reference at TIGHT options.
+ACCURACY = {"exact": RANDOM_EXACT_REL, "exact-sparse": RANDOM_EXACT_REL, "rk45": RANDOM_RK_REL}
+
+
+def test_every_method_has_a_tolerance():
+    assert set(cn.METHODS) == set(TIGHT) == set(ACCURACY)
+
+
+uniform_times = st.builds(lambda t1, k: np.linspace(0.0, t1, k), st.floats(1.0, 60.0), st.integers(2, 25))
+nonuniform_times = st.builds(
+    lambda steps, start: start + np.cumsum(steps),
+    st.lists(st.floats(0.01, 8.0), min_size=1, max_size=20), st.sampled_from([0.0, 0.37]),
+)
+
+
+@pytest.mark.parametrize("method", sorted(cn.METHODS))
+@given(G=networks(), times=st.one_of(uniform_times, nonuniform_times))
+def test_simulate_matches_naive_expm(method, G, times):
+    want, alpha = naive_simulate(G, times)
+    res = cn.simulate(G, times, method=method, **TIGHT[method])
+    assert res.method == method
+    assert res.energies.shape == (times.size, G.number_of_nodes() - len(cn.reservoirs(G)))
+    np.testing.assert_array_equal(res.times, times)
+    assert rel_err(res.energies, want) <= ACCURACY[method]
+    assert rel_err(res.amplitudes, alpha) <= ACCURACY[method] if np.abs(alpha).max() > 0 else True
+
+
+@given(G=networks(), times=nonuniform_times)
+def test_rk45_matches_exact(G, times):
+    exact = cn.simulate(G, times, method="exact")
+    rk = cn.simulate(G, times, method="rk45", **RK_TIGHT)
+    assert rel_err(rk.energies, exact.energies) <= RANDOM_RK_REL
+
+
+@given(G=networks())
+def test_steady_state_matches_naive(G):
+    want, alpha = naive_steady_state(G)
+    ss = cn.steady_state(G)
+    assert ss.energies.shape == want.shape
+    assert rel_err(ss.energies, want) <= RANDOM_STEADY_REL
+    if np.abs(alpha).max() > 0:
+        assert rel_err(ss.amplitudes, alpha) <= RANDOM_STEADY_REL
+
+
+@given(G=networks())
+def test_sparse_model_gives_the_same_results(G):
+    dense, sparse = cn.build_model(G, sparse=False), cn.build_model(G, sparse=True)
+    a, b = cn.steady_state(dense), cn.steady_state(sparse)
+    assert rel_err(b.energies, a.energies) <= RANDOM_STEADY_REL
+    t = np.linspace(0, 10, 6)
+    for method in cn.METHODS:
+        x = cn.simulate(dense, t, method=method, **TIGHT[method])
+        y = cn.simulate(sparse, t, method=method, **TIGHT[method])
+        assert rel_err(y.energies, x.energies) <= ACCURACY[method]
+
+
+@pytest.mark.parametrize("method", sorted(cn.METHODS))
+@given(G=networks())
+def test_long_time_reaches_steady_state(method, G):
+    # kappa >= 0.02 everywhere, so every mode decays at least as e^{-0.01 t}: e^{-40} at t = 4000.
+    ss = cn.steady_state(G)
+    res = cn.simulate(G, [0.0, 1000.0, 4000.0], method=method, **TIGHT[method])
+    assert rel_err(res.energies[-1], ss.energies) <= ACCURACY[method]
+
+
+def test_simulate_accepts_model_and_graph_alike():
+    G = cn.chain(4, n_th=0.1)
+    t = np.linspace(0, 50, 11)
+    a = cn.simulate(G, t)
+    b = cn.simulate(cn.build_model(G), t)
+    np.testing.assert_array_equal(a.energies, b.energies)
+    np.testing.assert_array_equal(cn.steady_state(G).energies, cn.steady_state(cn.build_model(G)).energies)
+
+
+def test_auto_picks_exact_on_uniform_grid():
+    assert cn.simulate(cn.two_cell(), np.linspace(0, 10, 11)).method == "exact"
+
+
+def test_undamped_cell_simulates_without_steady_state():
+    # A resonantly driven, undamped cell: alpha = -i E t, no steady state, simulate still exact.
+    G = cn.network()
+    cn.add_cell(G, "c", omega=1.0, drive=0.1)
+    t = np.linspace(0, 100, 11)
+    for method in cn.METHODS:
+        res = cn.simulate(G, t, method=method, **TIGHT[method])
+        assert rel_err(res.amplitudes[:, 0], -0.1j * t) <= ACCURACY[method]
+    with pytest.raises(cn.NoSteadyStateError, match="'c'"):
+        cn.steady_state(G)
+
+
+# ---------------------------------------------------------------------------------------------
+# rk45: cost set by accuracy, and convergence.
+
+
+def _test_network():
+    G = cn.network(drive_frequency=1.0)
+    for i in range(4):
+        cn.add_cell(G, i, omega=1 + 0.2 * i, kappa=0.05, n_th=0.1 * i, drive=0.3 * np.exp(1j * i),
+                    alpha0=0.5j, n0=0.1)
+    cn.add_coherent_link(G, 0, 1, 0.2 + 0.1j)
+    cn.add_coherent_link(G, 2, 1, 0.3j)
+    cn.add_reservoir(G, {0: 1, 2: 0.5j, 3: -1}, gamma=0.2, n_th=0.3)
+    return G
+
+
+RTOLS = [1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10]
+
+
+@pytest.fixture(scope="module")
+def rk_sweep():
+    G = _test_network()
+    t = np.linspace(0, 100, 51)
+    exact = cn.simulate(G, t, method="exact").energies
+    runs = [cn.simulate(G, t, method="rk45", rtol=r, atol=r * 1e-2) for r in RTOLS]
+    return exact, runs
+
+
+def test_rk45_cost_is_set_by_accuracy(rk_sweep):
+    _, runs = rk_sweep
+    steps = [r.stats["steps"] for r in runs]
+    assert all(a < b for a, b in zip(steps, steps[1:])), steps
+    # A fixed tiny step would not care about rtol; 5th order needs ~10^(6/5) = 16x, not 10^6x, more steps.
+    assert steps[-1] < 30 * steps[0], steps
+    assert runs[0].stats["rhs_evaluations"] < runs[-1].stats["rhs_evaluations"]
+
+
+def test_rk45_error_tracks_rtol_and_fits_fifth_order(rk_sweep):
+    exact, runs = rk_sweep
+    errs = np.array([rel_err(r.energies, exact) for r in runs])
+    assert np.all(np.diff(errs) < 0), errs
+    # Global error within a factor 30 of rtol (error control works, and is not wildly pessimistic).
+    ratio = errs / np.array(RTOLS)
+    assert np.all((ratio < 30) & (ratio > 1 / 30)), ratio
+    # Like diffrax's test_integrate: fit the order p in err ~ steps^-p (Dormand-Prince is 5th order).
+    steps = np.array([r.stats["steps"] for r in runs], float)
+    order = -np.polyfit(np.log(steps), np.log(errs), 1)[0]
+    assert 4.0 <= order <= 6.5, order
+
+
+def test_rk45_stats_reported():
+    res = cn.simulate(cn.two_cell(), np.linspace(0, 100, 5), method="rk45")
+    assert set(res.stats) >= {"steps", "rejected", "rhs_evaluations"}
+    assert res.stats["rhs_evaluations"] >= 6 * res.stats["steps"]
+
+
+def test_rk45_max_steps_reports_failure():
+    with pytest.raises(cn.SolverError, match="max_steps"):
+        cn.simulate(cn.two_cell(), [0.0, 1000.0], method="rk45", max_steps=3)
+
+
+@pytest.mark.parametrize("method", sorted(cn.METHODS))
+@pytest.mark.parametrize("t_end", [1.0, 60.0, 3000.0, 1e5])
+def test_thermal_cell_relaxes_exactly_over_long_steps(method, t_end):
+    # Regression: the Van Loan block e^{-conj(M) dt} of "exact" overflowed for kappa dt / 2 > 709
+    # (reported as "network unstable").
+    kappa, n_th, n0 = 0.5, 0.5, 0.1
+    G = cn.network()
+    cn.add_cell(G, "hot", omega=1.3, kappa=kappa, n_th=n_th, n0=n0)
+    t = np.array([0.0, t_end / 3, t_end])
+    want = 1.3 * (n_th + (n0 - n_th) * np.exp(-kappa * t))
+    res = cn.simulate(G, t, method=method, **TIGHT[method])
+    assert rel_err(res.energies[:, 0], want) <= {"exact": 1e-14, "rk45": RANDOM_RK_REL}.get(method, 1e-7)
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad times, methods and options.
+
+
+@pytest.mark.parametrize("times,fragment", [
+    ([0.0, np.nan, 2.0], "times[1]"),
+    ([0.0, 1.0, np.inf], "times[2]"),
+    ([-1.0, 1.0], "negative"),
+    ([0.0, 2.0, 1.0], "increase"),
+    ([0.0, 1.0, 1.0], "increase"),
+    ([], "non-empty"),
+    (np.zeros((2, 2)), "1-D"),
+    ("soon", "times"),
+    ([0.0, "x"], "times"),
+    ([0.0, 1 + 1j], "times"),
+    (np.array([0.0, 1 + 1j]), "times"),
+    (None, "times"),
+])
+@pytest.mark.parametrize("method", ["auto", *sorted(cn.METHODS)])
+def test_bad_times(times, fragment, method):
+    with pytest.raises(cn.SolverError) as info:
+        cn.simulate(cn.two_cell(), times, method=method)
+    assert fragment in str(info.value)
+
+
+def test_unknown_method_lists_valid_ones():
+    with pytest.raises(cn.ChiralnetError) as info:
+        cn.simulate(cn.two_cell(), [0.0, 1.0], method="rk4")
+    msg = str(info.value)
+    assert "'rk4'" in msg and all(repr(m) in msg for m in ["auto", *cn.METHODS])
+
+
+@pytest.mark.parametrize("opts,fragment", [(dict(rtol=-1e-6), "rtol"), (dict(atol=-1.0), "atol"),
+                                           (dict(rtol=np.nan), "rtol"), (dict(rtol=0.0), "rtol"),
+                                           (dict(atol=0.0), "atol"), (dict(max_steps=0), "max_steps")])
+def test_bad_rk45_options(opts, fragment):
+    with pytest.raises(cn.SolverError, match=fragment):
+        cn.simulate(cn.two_cell(), [0.0, 1.0], method="rk45", **opts)
+
+
+def test_unknown_option_raises():
+    with pytest.raises(TypeError, match="rtl"):
+        cn.simulate(cn.two_cell(), [0.0, 1.0], rtl=1e-6)
+
+
+def test_single_time_and_time_zero():
+    G = cn.two_cell()
+    for method in cn.METHODS:
+        res = cn.simulate(G, [0.0], method=method)
+        assert res.energies.shape == (1, 2) and np.all(res.energies == 0)
+        res = cn.simulate(G, [5.0], method=method, **TIGHT[method])
+        assert rel_err(res.energies, naive_simulate(G, [5.0])[0]) <= ACCURACY[method]
+
+
+@given(G=networks(thermal=False, initial=False))
+def test_zero_temperature_sparse_rk45_path(G):
+    # Zero temperature from vacuum: no fluctuation matrix, and a CSR model takes the sparse rk45 kernel.
+    model = cn.build_model(G, sparse=True)
+    assert not model.thermal
+    t = np.linspace(0, 20, 5)
+    want, _ = naive_simulate(G, t)
+    res = cn.simulate(model, t, method="rk45", **RK_TIGHT)
+    assert rel_err(res.energies, want) <= RANDOM_RK_REL
+    assert np.all(res.fluctuations == 0)
+
+
+def test_auto_avoids_dense_propagators_that_do_not_fit(monkeypatch):
+    hot, cold = cn.two_cell(n_th=0.1), cn.two_cell()
+    t_hot = np.cumsum(np.linspace(1.0, 2.0, 40))          # 40 distinct steps
+    t_cold = np.cumsum(np.linspace(500.0, 900.0, 12))     # outputs far apart: many Taylor substeps each
+    exact_hot = cn.simulate(hot, t_hot, method="exact")
+    exact_cold = cn.simulate(cold, t_cold, method="exact")
+    monkeypatch.setattr(cn.config, "EXACT_MAX_PROPAGATOR_ENTRIES", 100)
+    with pytest.raises(cn.SolverError, match="rk45"):
+        cn.simulate(hot, t_hot, method="exact")
+    # Thermal: exact CSR stepping (rk45 would integrate Nc with dense N^3 products).
+    res = cn.simulate(hot, t_hot)
+    assert res.method == "exact-sparse"
+    assert rel_err(res.energies, exact_hot.energies) <= RANDOM_EXACT_REL
+    # Zero temperature, outputs far apart: adaptive rk45.
+    res = cn.simulate(cold, t_cold)
+    assert res.method == "rk45"
+    assert rel_err(res.energies, exact_cold.energies) <= 1e-6   # default rtol = 1e-8
