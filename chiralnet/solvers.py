@@ -265,7 +265,8 @@ def _run_rk45(model: Model, times, options):
 #: name -> function(model, times, options) -> dict of arrays. Add a method by adding an entry.
 METHODS = {"exact": _run_exact, "exact-sparse": _run_exact_sparse, "rk45": _run_rk45}
 
-_OPTIONS = {"rtol", "atol", "max_steps"}
+#: Options that only some methods use; asking another method for them is an error, not a no-op.
+_METHOD_OPTIONS = {"rtol": {"rk45"}, "atol": {"rk45"}, "max_steps": {"rk45"}}
 
 
 def _nnz(model: Model) -> int:
@@ -316,9 +317,10 @@ def simulate(G_or_model, times, *, method: str = "auto", rtol: float | None = No
         ``"rk45"`` is adaptive Dormand-Prince 5(4) with error control on rtol/atol.
         ``"auto"`` picks by size and structure (see ``config.AUTO_*``); ``result.method`` says which ran.
     rtol, atol : float, optional
-        Tolerances of ``"rk45"`` (default ``config.RTOL``, ``config.ATOL``).
+        Tolerances of ``"rk45"`` (default ``config.RTOL``, ``config.ATOL``). Passing them with an exact
+        method raises; with ``"auto"`` they apply if rk45 is picked.
     max_steps : int, optional
-        Step limit of ``"rk45"``.
+        Step limit of ``"rk45"`` (same rule).
     store_amplitudes : bool
         Keep the (T, N) complex amplitudes (16 bytes per entry); False keeps energies only
         (``result.amplitudes`` is None), for the largest runs.
@@ -335,16 +337,23 @@ def simulate(G_or_model, times, *, method: str = "auto", rtol: float | None = No
     >>> res.energies.shape
     (5, 2)
     """
+    if method != "auto" and method not in METHODS:
+        raise ChiralnetError(f"unknown method {method!r}; valid: {['auto', *METHODS]}")
+    given = {"rtol": rtol, "atol": atol, "max_steps": max_steps}
+    for name, value in given.items():
+        if value is not None and method != "auto" and method not in _METHOD_OPTIONS[name]:
+            raise SolverError(f"{name} applies to method {sorted(_METHOD_OPTIONS[name])} only, not {method!r} "
+                              "(exact methods are accurate to machine precision); drop it or use method='rk45'")
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float, np.number))):
+            raise SolverError(f"{name} must be a number, got {value!r}")
     model = _as_model(G_or_model)
     t = _check_times(times)
     grid = _distinct_steps(t)
     if method == "auto":
         method = _choose_method(model, t, grid)
-    if method not in METHODS:
-        raise ChiralnetError(f"unknown method {method!r}; valid: {['auto', *METHODS]}")
     store = bool(store_amplitudes)
     _check_simulation_memory(model, t, grid, method, store)
-    raw = METHODS[method](model, t, {"rtol": rtol, "atol": atol, "max_steps": max_steps,
+    raw = METHODS[method](model, t, {**given,
                                      "store_amplitudes": store, "grid": grid})
     if not store:
         raw["amplitudes"] = None

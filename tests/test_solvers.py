@@ -219,6 +219,19 @@ def test_bad_rk45_options(opts, fragment):
         cn.simulate(cn.two_cell(), [0.0, 1.0], method="rk45", **opts)
 
 
+@pytest.mark.parametrize("method", ["exact", "exact-sparse"])
+@pytest.mark.parametrize("opts", [dict(rtol=1e-6), dict(atol=1e-9), dict(max_steps=10)])
+def test_rk45_options_with_an_exact_method_raise(method, opts):
+    name = next(iter(opts))
+    with pytest.raises(cn.SolverError, match=f"{name} applies to method \\['rk45'\\] only, not '{method}'"):
+        cn.simulate(cn.two_cell(), [0.0, 1.0], method=method, **opts)
+
+
+def test_non_numeric_tolerance_raises():
+    with pytest.raises(cn.SolverError, match="rtol must be a number"):
+        cn.simulate(cn.two_cell(), [0.0, 1.0], method="rk45", rtol="1e-6")
+
+
 def test_unknown_option_raises():
     with pytest.raises(TypeError, match="rtl"):
         cn.simulate(cn.two_cell(), [0.0, 1.0], rtl=1e-6)
