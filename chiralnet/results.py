@@ -82,7 +82,11 @@ class SimulationResult(_CellLookup):
         """An xarray Dataset with energies, amplitudes and fluctuations on (time, cell) (needs xarray)."""
         import xarray as xr
 
-        coords = {"time": self.times, "cell": [str(c) for c in self.cells]}
+        labels = [str(c) for c in self.cells]
+        if len(set(labels)) < len(labels):
+            raise ChiralnetError("to_xarray labels cells by str(name), and two cells share a label "
+                                 "(e.g. 1 and '1'); rename one of them")
+        coords = {"time": self.times, "cell": labels}
         data = {
             "energy": (("time", "cell"), self.energies),
             "amplitude": (("time", "cell"), self.amplitudes),

@@ -69,6 +69,15 @@ def test_to_xarray(chain_run):
     assert ds.attrs["method"] == res.method
 
 
+def test_to_xarray_refuses_cells_with_the_same_label():
+    G = cn.network()
+    cn.add_cell(G, 1, omega=1.0, kappa=0.1, drive=0.1)
+    cn.add_cell(G, "1", omega=1.0, kappa=0.1)
+    res = cn.simulate(G, [0.0, 1.0])
+    with pytest.raises(cn.ChiralnetError, match="share a label"):
+        res.to_xarray()
+
+
 def test_results_are_frozen(chain_run):
     _, res, ss = chain_run
     with pytest.raises(AttributeError):
