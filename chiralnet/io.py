@@ -50,12 +50,13 @@ def atomic_path(path):
 
     Examples
     --------
-    >>> import os, tempfile
+    >>> import tempfile
+    >>> from pathlib import Path
     >>> from chiralnet.io import atomic_path
-    >>> target = os.path.join(tempfile.mkdtemp(), "x.txt")
+    >>> target = Path(tempfile.mkdtemp()) / "x.txt"
     >>> with atomic_path(target) as tmp:
-    ...     _ = open(tmp, "w").write("done")
-    >>> open(target).read()
+    ...     _ = Path(tmp).write_text("done")
+    >>> target.read_text()
     'done'
     """
     path = Path(path)

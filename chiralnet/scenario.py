@@ -587,9 +587,10 @@ def load_scenario(path) -> Scenario:
 
     Examples
     --------
-    >>> import os, tempfile, chiralnet as cn
-    >>> path = os.path.join(tempfile.mkdtemp(), "chain.toml")
-    >>> _ = open(path, "w").write('[network]\nbuilder = "chain"\nn_cells = 6\n[times]\nt_end = 100.0\n')
+    >>> import tempfile, chiralnet as cn
+    >>> from pathlib import Path
+    >>> path = Path(tempfile.mkdtemp()) / "chain.toml"
+    >>> _ = path.write_text('[network]\nbuilder = "chain"\nn_cells = 6\n[times]\nt_end = 100.0\n')
     >>> sc = cn.load_scenario(path)
     >>> len(cn.cells(sc.network)), sc.times.shape, sc.method
     (6, (301,), 'auto')

@@ -38,7 +38,7 @@ def test_run_two_cell_subprocess(tmp_path):
     for png in ("energy.png", "network.png"):
         data = (out / png).read_bytes()
         assert data[:8] == PNG_SIGNATURE and len(data) > 5000
-    rows = list(csv.reader((out / "energies.csv").open()))
+    rows = list(csv.reader((out / "energies.csv").read_text().splitlines()))
     assert rows[0] == ["time", "a", "b", "battery_total", "total"] and len(rows) == 602
     table = np.array(rows[1:], float)
     np.testing.assert_allclose(table[:, 2], table[:, 3], rtol=0, atol=0)  # battery = cell b only
