@@ -354,14 +354,11 @@ def check_stability(G_or_model) -> None:
 
 def _check_stability(model: Model, order) -> None:
     """check_stability given the cascade order (None when M has feedback loops)."""
-    M = model.M
     if order is not None:  # triangular after permutation: the eigenvalues are the diagonal
-        diag = sparse_path.diagonal(M)
-        bad = np.flatnonzero(diag.real >= -1e-13 * max(1.0, float(np.abs(diag).max(initial=0.0))))
-        if bad.size:
-            _raise_unstable(model, bad[0], diag[bad[0]])
+        diag = sparse_path.diagonal(model.M)
+        _check_diagonal(model, float(diag.real.max(initial=-np.inf)), float(np.abs(diag).max(initial=0.0)))
         return
-    M = sp.csr_array(M)
+    M = sp.csr_array(model.M)
     scale = max(1.0, float(np.abs(M.data).max(initial=0.0)))
     tol = 1e-13 * scale
     # Sparsity pattern of the off-diagonal part (real ones: csgraph casts to float, and a purely
@@ -391,6 +388,16 @@ def _check_stability(model: Model, order) -> None:
             lam, vec = w[0], v[:, 0]
         if lam.real >= -tol:
             _raise_unstable(model, idx[int(np.argmax(abs(vec)))], lam)
+
+
+def _check_diagonal(model: Model, max_real: float, max_abs: float) -> None:
+    """Stability of a triangular (cascaded) M from its diagonal's largest real part and modulus:
+    every Re M_ii must be < -1e-13 max(1, max|M_ii|). The failing cell is looked up only on failure."""
+    tol = 1e-13 * max(1.0, max_abs)
+    if max_real >= -tol:
+        diag = sparse_path.diagonal(model.M)
+        i = int(np.flatnonzero(diag.real >= -tol)[0])
+        _raise_unstable(model, i, diag[i])
 
 
 def _hermitian_part_negative(S, tol) -> bool:
@@ -434,7 +441,8 @@ def steady_state(G_or_model) -> SteadyState:
     """Steady state of the network: alpha_ss = i M^{-1} E and Nc_ss from conj(M) X + X M^T = -Q.
 
     Cascaded networks (M triangular after a topological ordering of the cells, found in
-    O(N + nnz)) are solved by forward substitution in O(nnz), and their fluctuation matrix by a
+    O(N + nnz)) are solved by forward substitution in O(nnz) (cells already in cascade order, as
+    in a chain or lattice, take a single pass that also checks stability and forms the energies), and their fluctuation matrix by a
     triangular Lyapunov recursion in O(N nnz); otherwise sparse or dense LU and Bartels-Stewart.
 
     Returns
@@ -451,30 +459,41 @@ def steady_state(G_or_model) -> SteadyState:
     """
     model = _as_model(G_or_model)
     n = model.n_cells
-    order = sparse_path.cascade_order(model.M)
-    memory.check(
-        memory.steady_state_bytes(n, nnz=_nnz(model), thermal=model.Q is not None, cascaded=order is not None,
-                                  sparse=model.is_sparse),
-        f"steady_state ({n} cells)",
-        "fewer cells, or zero-temperature baths (no N x N fluctuation matrix)",
-    )
-    _check_stability(model, order)
-    b = model.forcing
+    thermal = model.Q is not None
+
+    def check_memory(cascaded):
+        memory.check(memory.steady_state_bytes(n, nnz=_nnz(model), thermal=thermal, cascaded=cascaded,
+                                               sparse=model.is_sparse),
+                     f"steady_state ({n} cells)",
+                     "fewer cells, or zero-temperature baths (no N x N fluctuation matrix)")
+
+    check_memory(cascaded=True)  # the smallest estimate; the others are checked when they apply
+    rhs = 1j * model.drive  # M alpha = i E
+    # One pass: cells already in cascade order (a chain, a lattice), substitution, energies.
+    sub = sparse_path.forward_substitution(model.M, rhs, model.omega)
+    order = None if sub is not None else sparse_path.cascade_order(model.M)
     if order is not None:
-        alpha = sparse_path.solve_cascaded(model.M, -b, order)
+        sub = sparse_path.forward_substitution(model.M, rhs, model.omega, order)
+    if sub is not None:
+        _check_diagonal(model, sub.diag_max_real, sub.diag_max_abs)
+        alpha = sub.x
         method = "forward-substitution"
-    elif model.is_sparse:
-        alpha = spla.spsolve(model.M.tocsc(), -b)
-        method = "sparse-lu"
     else:
-        alpha = la.solve(model.M, -b)
-        method = "dense-lu"
+        check_memory(cascaded=False)
+        _check_stability(model, None)
+        if model.is_sparse:
+            alpha = spla.spsolve(model.M.tocsc(), rhs)
+            method = "sparse-lu"
+        else:
+            alpha = la.solve(model.M, rhs)
+            method = "dense-lu"
+    energies = sub.energy if sub is not None else model.omega * (alpha.real**2 + alpha.imag**2)
     cov = None
     fluct = np.zeros(n)
-    if model.Q is not None:
-        cov, how = _steady_covariance(model, order)
+    if thermal:
+        cov, how = _steady_covariance(model, np.arange(n) if sub is not None and order is None else order)
         method += "+" + how
         fluct = cov.diagonal().real.copy()
-    energies = model.omega * (alpha.real**2 + alpha.imag**2 + fluct)
+        energies = energies + model.omega * fluct
     return SteadyState(cells=model.cells, energies=energies, amplitudes=alpha, fluctuations=fluct,
                        battery=model.battery, method=method, covariance=cov)

@@ -18,6 +18,7 @@ O(nnz) per matrix-vector product, so it reaches networks of 10^5 - 10^6 cells.
 from __future__ import annotations
 
 import types
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -30,8 +31,8 @@ from .errors import NetworkError, SolverError
 from .model import Model, assemble_model
 
 __all__ = [
-    "csr_parts", "pruned_csr", "diagonal", "cascade_order", "solve_cascaded", "lyapunov_cascaded", "one_norm",
-    "propagate_vector", "propagate_matrix", "chain_model", "lattice_model",
+    "csr_parts", "pruned_csr", "diagonal", "cascade_order", "forward_substitution", "Substitution", "solve_cascaded",
+    "lyapunov_cascaded", "one_norm", "propagate_vector", "propagate_matrix", "chain_model", "lattice_model",
 ]
 
 # Status codes of the Taylor kernels.
@@ -118,16 +119,6 @@ def _max_abs2(data):
 
 
 @jit
-def _is_lower(indptr, indices, data, zero_tol2):
-    """True when every entry above the diagonal has |M_ij|^2 <= zero_tol2 (natural order is a cascade)."""
-    for i in range(indptr.shape[0] - 1):
-        for p in range(indptr[i], indptr[i + 1]):
-            if indices[p] > i and data[p].real * data[p].real + data[p].imag * data[p].imag > zero_tol2:
-                return False
-    return True
-
-
-@jit
 def _topological_order(indptr, indices, data, zero_tol2, order):
     """Kahn's algorithm on the dependency graph i <- j (M_ij != 0, i != j).
 
@@ -177,6 +168,7 @@ def cascade_order(M):
 
     Entries with |M_ij| <= ``config.STRUCTURAL_ZERO`` * max|M| count as zero: they are the
     rounding left where a chiral link cancels M[u, v] = -iJ + mu Gamma / 2 (PHYSICS.md section 4).
+    (:func:`forward_substitution` checks the natural order itself, within its one pass.)
 
     Parameters
     ----------
@@ -190,29 +182,100 @@ def cascade_order(M):
     indptr, indices, data = csr_parts(M)
     n = indptr.size - 1
     zero_tol2 = config.STRUCTURAL_ZERO**2 * _max_abs2(data)
-    if _is_lower(indptr, indices, data, zero_tol2):
-        return np.arange(n)
     order = np.empty(n, np.int64)
     placed = _topological_order(indptr, indices, data, zero_tol2, order)
     return order if placed == n else None
 
 
 @jit
-def _forward_substitution(indptr, indices, data, order, rhs, x):
-    """Solve M x = rhs for M triangular in ``order``; x (N,) is written in place."""
-    x[:] = 0.0
-    for q in range(order.shape[0]):
-        i = order[q]
+def _forward_substitution(indptr, indices, data, rhs, omega, x, energy):
+    """One pass over M (CSR, lower triangular): x = M^{-1} rhs and energy = omega |x|^2, both (N,).
+
+    Entries above the diagonal are skipped. Returns what the caller needs to trust x without
+    another pass: the largest |M_ij|^2 over all entries and over those above the diagonal (they
+    must be structural zeros), the largest Re M_ii and the largest |M_ii|^2 (stability).
+    x[i - 1] is kept in registers: a chain's recursion then never waits on a store.
+    """
+    max_all2 = 0.0
+    max_upper2 = 0.0
+    max_re = -np.inf
+    max_diag2 = 0.0
+    prev = 0j
+    for i in range(indptr.shape[0] - 1):
         acc = rhs[i]
         d = 0j
         for p in range(indptr[i], indptr[i + 1]):
             j = indices[p]
-            if j == i:
-                d += data[p]
+            a = data[p]
+            a2 = a.real * a.real + a.imag * a.imag
+            max_all2 = max(max_all2, a2)
+            if j < i:
+                acc -= a * (prev if j == i - 1 else x[j])
+            elif j == i:
+                d += a
             else:
-                acc -= data[p] * x[j]
-        r = 1.0 / (d.real * d.real + d.imag * d.imag)  # acc / d without Numba's slower complex division
-        x[i] = _flush(acc * (d.real * r - 1j * (d.imag * r)))
+                max_upper2 = max(max_upper2, a2)
+        max_re = max(max_re, d.real)
+        d2 = d.real * d.real + d.imag * d.imag
+        max_diag2 = max(max_diag2, d2)
+        # acc / d without Numba's slower complex division; d = 0 leaves x non-finite for the caller's
+        # stability check to reject (instead of raising ZeroDivisionError here)
+        r = 1.0 / d2 if d2 > 0.0 else np.inf
+        prev = _flush(acc * (d.real * r - 1j * (d.imag * r)))
+        x[i] = prev
+        energy[i] = omega[i] * (prev.real * prev.real + prev.imag * prev.imag)
+    return max_all2, max_upper2, max_re, max_diag2
+
+
+class Substitution(NamedTuple):
+    """Result of :func:`forward_substitution`: x (N,) complex, energy = omega |x|^2 (N,) float, and the
+    largest Re M_ii and |M_ii| (M triangular: its eigenvalues are its diagonal)."""
+
+    x: np.ndarray
+    energy: np.ndarray
+    diag_max_real: float
+    diag_max_abs: float
+
+
+def forward_substitution(M, rhs, omega=None, order=None) -> Substitution | None:
+    """Solve M x = rhs by forward substitution in O(nnz), when M is triangular in ``order``.
+
+    In natural order (``order`` None) this is one pass over M that also checks that every entry
+    above the diagonal is a structural zero (|M_ij| <= ``config.STRUCTURAL_ZERO`` max|M|) and
+    returns None when one is not; with an ``order`` from :func:`cascade_order`, M is permuted first.
+
+    Parameters
+    ----------
+    M : ndarray (N, N) or sparse
+    rhs : ndarray (N,) complex
+    omega : ndarray (N,) float, optional
+        Cell frequencies for ``energy`` (default ones: energy = |x|^2).
+    order : ndarray (N,) int, optional
+        Topological order of the cells (:func:`cascade_order`); default natural order.
+
+    Returns
+    -------
+    Substitution or None
+    """
+    rhs = np.asarray(rhs, complex)
+    omega = np.ones(rhs.size) if omega is None else np.asarray(omega, float)
+    if order is not None:
+        A = sp.csr_array(M)[order][:, order]
+        sub = forward_substitution(A, rhs[order], omega[order])
+        if sub is None:
+            raise SolverError("forward_substitution: M is not triangular in the given order (use cascade_order)")
+        x = np.empty_like(sub.x)
+        energy = np.empty_like(sub.energy)
+        x[order] = sub.x
+        energy[order] = sub.energy
+        return sub._replace(x=x, energy=energy)
+    indptr, indices, data = csr_parts(M)
+    x = np.empty(rhs.size, complex)
+    energy = np.empty(rhs.size)
+    max_all2, max_upper2, max_re, max_diag2 = _forward_substitution(indptr, indices, data, rhs, omega, x, energy)
+    if max_upper2 > config.STRUCTURAL_ZERO**2 * max_all2:
+        return None
+    return Substitution(x, energy, float(max_re), float(np.sqrt(max_diag2)))
 
 
 def solve_cascaded(M, rhs, order) -> np.ndarray:
@@ -228,10 +291,7 @@ def solve_cascaded(M, rhs, order) -> np.ndarray:
     -------
     ndarray (N,) complex
     """
-    indptr, indices, data = csr_parts(M)
-    x = np.empty(indptr.size - 1, complex)
-    _forward_substitution(indptr, indices, data, order, np.asarray(rhs, complex), x)
-    return x
+    return forward_substitution(M, rhs, order=order).x
 
 
 @jit

@@ -185,3 +185,29 @@ def test_duplicate_csr_entries_are_summed():
     order = S.cascade_order(M)
     x = S.solve_cascaded(M, np.array([1.0, 1.0], complex), order)
     assert rel(x, la.solve(M.toarray(), [1.0, 1.0])) <= SOLVES_AGREE
+
+
+def test_one_pass_substitution_checks_triangularity_and_reports_the_diagonal():
+    model = S.chain_model(50, drive=0.3, sparse=True)
+    sub = S.forward_substitution(model.M, 1j * model.drive, model.omega)
+    alpha = spla.spsolve(model.M.tocsc(), 1j * model.drive)
+    assert rel(sub.x, alpha) <= SOLVES_AGREE
+    assert rel(sub.energy, model.omega * np.abs(alpha) ** 2) <= SOLVES_AGREE
+    diag = model.M.diagonal()
+    assert sub.diag_max_real == diag.real.max() and sub.diag_max_abs == pytest.approx(np.abs(diag).max(), rel=1e-15)
+    upper = cn.build_model(cn.chain(6), nodelist=list(reversed(range(6))), sparse=True)
+    assert S.forward_substitution(upper.M, np.ones(6)) is None  # a real entry above the diagonal
+
+
+def test_unstable_cascade_names_the_first_undamped_cell():
+    """Triangular M: stable iff every Re M_ii < 0. Cell 3 (of 5) undamped; both cell orders."""
+    M = np.diag([-0.1, -0.2, -0.3, 0.0, -0.5]).astype(complex) + np.diag(np.full(4, 0.05 + 0.01j), -1)
+    base = S.chain_model(5)
+    for perm in (np.arange(5), np.array([4, 2, 0, 3, 1])):
+        model = cn.Model(cells=tuple(np.array(base.cells)[perm].tolist()), omega=base.omega, drive_frequency=1.0,
+                         M=sp.csr_array(M[np.ix_(perm, perm)]), drive=np.full(5, 0.1 + 0j), Q=None,
+                         alpha0=base.alpha0, n0=base.n0, battery=base.battery)
+        with pytest.raises(cn.NoSteadyStateError, match=r"no steady state.*cell 3\b"):
+            cn.steady_state(model)
+        with pytest.raises(cn.NoSteadyStateError, match=r"cell 3\b"):
+            cn.check_stability(model)
