@@ -355,17 +355,19 @@ def _renamed(f, suffix):
     return g
 
 
-def _term(indptr, indices, data, v, b, beta, scale, out, acc):
-    """out = scale (M v + beta b); acc += out. Returns (||out||, ||acc||), 1-norms of the real and
-    imaginary parts together (cheaper than |z|, within a factor sqrt(2) of it)."""
-    n = v.shape[0]
+def _term(indptr, indices, data, v, b, first, scale, rows, out, acc):
+    """out = scale (M v + b if ``first``) and acc += out, on rows [0, rows) (beyond, out is zero).
+
+    Returns (||out||, ||acc||) over those rows: 1-norms of the real and imaginary parts together
+    (cheaper than |z|, within a factor sqrt(2) of it).
+    """
     s_out = 0.0
     s_acc = 0.0
-    for i in prange(n):
-        t = beta * b[i]
+    for i in prange(rows):
+        t = b[i] if first else 0j
         for p in range(indptr[i], indptr[i + 1]):
             t += data[p] * v[indices[p]]
-        t *= scale
+        t = complex(t.real * scale, t.imag * scale)
         out[i] = t
         a = acc[i] + t
         acc[i] = a
@@ -379,46 +381,85 @@ _term_parallel = jit(parallel=True)(_renamed(_term, "_parallel"))
 
 
 @jit
-def _taylor_vector(indptr, indices, data, b, x, h, n_sub, tol, max_terms, parallel, t1, t2, acc, stats):
-    """x <- e^{M h} x + int_0^h e^{M s} b ds, in ``n_sub`` equal substeps. Returns a status.
+def _reach(indptr, indices):
+    """reach[c] = 1 + the last row with an entry in a column <= c (at least c + 1): if v is zero from
+    row k on, M v is zero from row reach[k - 1] on."""
+    n = indptr.shape[0] - 1
+    reach = np.arange(1, n + 1)
+    for i in range(n):
+        for p in range(indptr[i], indptr[i + 1]):
+            reach[indices[p]] = max(reach[indices[p]], i + 1)
+    for c in range(1, n):
+        reach[c] = max(reach[c], reach[c - 1])
+    return reach
+
+
+@jit
+def _support(v, rows):
+    """1 + the last nonzero row of v below ``rows`` (0 if none)."""
+    k = rows
+    while k > 0 and v[k - 1] == 0:
+        k -= 1
+    return k
+
+
+@jit
+def _taylor_vector(indptr, indices, data, reach, b, b_rows, x, x_rows, h, n_sub, tol, max_terms, parallel,
+                   terms, acc, terms_rows, stats):
+    """x <- e^{M h} x + int_0^h e^{M s} b ds, in ``n_sub`` equal substeps. Returns (status, x_rows).
 
     The forcing enters the first term only, hs (M x + b): the Taylor series of the augmented
-    matrix [[M, b], [0, 0]], so no steady state is needed.
+    matrix [[M, b], [0, 0]], so no steady state is needed. Only rows the state can have reached
+    are computed: x is zero from row ``x_rows`` on, b from ``b_rows`` on, and the reach of M
+    (:func:`_reach`) bounds each term's rows; a signal entering a long chain at one end costs
+    only the cells it has reached. ``acc`` equals x on entry and exit; ``terms`` (2, N) are
+    the term buffers, zero from row ``terms_rows[k]`` on.
     """
-    n = x.shape[0]
     hs = h / n_sub
     for _ in range(n_sub):
         norm_x = 0.0
-        for i in range(n):
-            acc[i] = x[i]
+        for i in range(x_rows):
             norm_x += abs(x[i].real) + abs(x[i].imag)
-        if parallel:
-            prev, total = _term_parallel(indptr, indices, data, x, b, 1.0, hs, t1, acc)
-        else:
-            prev, total = _term_serial(indptr, indices, data, x, b, 1.0, hs, t1, acc)
-        stats[0] += 1
-        src, dst = t1, t2
+        rows = max(b_rows, reach[x_rows - 1] if x_rows > 0 else 0)
+        dst = 0
+        src_vec = x
         prev2 = norm_x
-        converged = prev + prev2 <= tol * total
-        m = 2
+        prev = 0.0
+        total = 0.0
+        converged = False
+        m = 1
         while not converged and m <= max_terms:
+            out = terms[dst]
+            for i in range(rows, terms_rows[dst]):
+                out[i] = 0j  # stale rows of an earlier, longer term
             if parallel:
-                cur, total = _term_parallel(indptr, indices, data, src, b, 0.0, hs / m, dst, acc)
+                cur, total = _term_parallel(indptr, indices, data, src_vec, b, m == 1, hs / m, rows, out, acc)
             else:
-                cur, total = _term_serial(indptr, indices, data, src, b, 0.0, hs / m, dst, acc)
+                cur, total = _term_serial(indptr, indices, data, src_vec, b, m == 1, hs / m, rows, out, acc)
+            terms_rows[dst] = rows
             stats[0] += 1
-            prev2 = prev
+            if m > 1:
+                prev2 = prev
             prev = cur
-            src, dst = dst, src
             converged = prev + prev2 <= tol * total
+            support = _support(out, rows)
+            rows = max(rows, reach[support - 1] if support > 0 else 0)  # never shrinks: acc's norm stays whole
+            src_vec = out
+            dst = 1 - dst
             m += 1
         if not np.isfinite(total):
-            return NOT_FINITE
+            return NOT_FINITE, x_rows
         if not converged:
-            return NO_CONVERGENCE
-        for i in range(n):
-            x[i] = _flush(acc[i])  # no subnormals left to slow the next substep down
-    return OK
+            return NO_CONVERGENCE, x_rows
+        last = 0
+        for i in range(terms_rows[1 - dst]):  # the last term's rows: every row acc has
+            z = _flush(acc[i])  # no subnormals left to slow the next substep down
+            x[i] = z
+            acc[i] = z
+            if z != 0:
+                last = i + 1
+        x_rows = last
+    return OK, x_rows
 
 
 @jit
@@ -426,15 +467,18 @@ def _propagate_vector(indptr, indices, data, b, x0, omega, step_h, step_sub, ste
                       parallel, out_x, out_energy, stats):
     n = x0.shape[0]
     x = x0.copy()
-    t1 = np.empty(n, np.complex128)
-    t2 = np.empty(n, np.complex128)
-    acc = np.empty(n, np.complex128)
+    acc = x0.copy()
+    terms = np.zeros((2, n), np.complex128)
+    terms_rows = np.zeros(2, np.int64)
+    reach = _reach(indptr, indices)
+    x_rows = _support(x, n)
+    b_rows = _support(b, n)
     store = out_x.shape[0] > 0
     for k in range(step_kind.shape[0]):
         s = step_kind[k]
         if step_h[s] > 0.0:
-            status = _taylor_vector(indptr, indices, data, b, x, step_h[s], step_sub[s], tol, max_terms,
-                                    parallel, t1, t2, acc, stats)
+            status, x_rows = _taylor_vector(indptr, indices, data, reach, b, b_rows, x, x_rows, step_h[s],
+                                            step_sub[s], tol, max_terms, parallel, terms, acc, terms_rows, stats)
             if status != OK:
                 return status, k
         if store:
