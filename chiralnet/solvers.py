@@ -32,14 +32,13 @@ def _check_times(times) -> np.ndarray:
         raise SolverError(f"times must be a 1-D array of numbers, got {times!r}") from None
     if t.ndim != 1 or t.size == 0:
         raise SolverError(f"times must be a non-empty 1-D array (1/omega), got shape {t.shape}")
-    bad = np.flatnonzero(~np.isfinite(t))
-    if bad.size:
+    if not np.isfinite(t).all():
+        bad = np.flatnonzero(~np.isfinite(t))
         raise SolverError(f"times[{bad[0]}] = {t[bad[0]]} is not finite")
     if t[0] < 0:
         raise SolverError(f"times[0] = {t[0]} is negative; the simulation starts at t = 0")
-    steps = np.diff(t)
-    bad = np.flatnonzero(steps <= 0)
-    if bad.size:
+    if not (t[1:] > t[:-1]).all():
+        bad = np.flatnonzero(t[1:] <= t[:-1])
         raise SolverError(
             f"times must increase strictly: times[{bad[0] + 1}] = {t[bad[0] + 1]} <= times[{bad[0]}] = {t[bad[0]]}"
         )
@@ -56,9 +55,11 @@ def _distinct_steps(times):
     Steps that differ only by the rounding of the times themselves (a few ulp of max(times),
     as np.linspace leaves) count as one, their mean: a uniform grid gives K <= 2.
     """
-    steps = np.diff(times, prepend=0.0)
+    steps = np.empty_like(times)
+    steps[0] = times[0]
+    np.subtract(times[1:], times[:-1], out=steps[1:])
     tol = 8 * np.finfo(float).eps * float(times[-1])
-    if steps.size > 1 and np.ptp(steps[1:]) <= tol:  # uniform after the first step: the common case
+    if steps.size > 1 and steps[1:].max() - steps[1:].min() <= tol:  # uniform after the first step: common
         rest = float(steps[1:].mean())
         if abs(steps[0] - rest) <= tol:
             return np.array([rest]), np.zeros(steps.size, np.int64)
@@ -85,29 +86,12 @@ def _affine_propagators(M, b, dts):
     aug = np.zeros((dts.size, n + 1, n + 1), complex)
     aug[:, :n, :n] = M[None] * dts[:, None, None]
     aug[:, :n, n] = b[None] * dts[:, None]
-    E = _expm_small(aug) if n < config.AUTO_DENSE_MAX_CELLS else la.expm(aug)
+    if n < config.AUTO_DENSE_MAX_CELLS:  # scipy's expm routes tiny products through threaded BLAS (slow)
+        E = np.empty_like(aug)
+        kernels.expm_small(aug, E)
+    else:
+        E = la.expm(aug)
     return np.ascontiguousarray(E[:, :n, :n]), np.ascontiguousarray(E[:, :n, n])
-
-
-def _expm_small(A):
-    """e^A for a stack (K, m, m) of small matrices: Taylor series after scaling to ||A||_1 <= 1 (degree
-    chosen so the remainder bound is below 2^-53, at most 18), then squaring; NumPy products only (scipy's expm routes
-    3 x 3 products through threaded BLAS, which costs milliseconds per call on a loaded machine)."""
-    norm = float(np.abs(A).sum(axis=-2).max(initial=0.0))
-    s = max(0, int(np.ceil(np.log2(norm)))) if norm > 1 else 0
-    X = A / 2.0**s
-    theta = norm / 2.0**s
-    q, bound = 1, theta  # smallest degree q with theta^(q+1)/(q+1)! below 2^-53 (at most 18)
-    while q < 18 and bound * theta / (q + 1) > 2.0**-53:
-        q += 1
-        bound *= theta / q
-    eye = np.broadcast_to(np.eye(A.shape[-1], dtype=complex), A.shape)
-    E = eye + X / q
-    for k in range(q - 1, 0, -1):
-        E = eye + (X @ E) / k
-    for _ in range(s):
-        E = E @ E
-    return E
 
 
 def _noise_propagators(P, M, Q, dts):

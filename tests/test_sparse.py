@@ -229,3 +229,16 @@ def test_exact_sparse_skips_only_rows_the_signal_has_not_reached():
         assert rel(res.amplitudes, ref.amplitudes) <= PATHS_AGREE
         pulse = [model.index(c) for c in range(135, 150)]
         assert rel(res.amplitudes[3][pulse], ref.amplitudes[3][pulse]) <= PATHS_AGREE
+
+
+def test_small_expm_kernel_matches_scipy():
+    """kernels.expm_small (the dense exact method's propagators for a few cells) against scipy's expm,
+    with and without scaling and squaring."""
+    from chiralnet import kernels
+
+    rng = np.random.default_rng(3)
+    for m, size in ((3, 0.1), (3, 5.0), (9, 40.0)):
+        A = (rng.standard_normal((4, m, m)) + 1j * rng.standard_normal((4, m, m))) * size / m
+        out = np.empty_like(A)
+        kernels.expm_small(A, out)
+        assert rel(out, la.expm(A)) <= 1e-13, (m, size)
