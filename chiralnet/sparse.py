@@ -552,41 +552,37 @@ def _check_status(status, k):
         raise SolverError(f"the state became non-finite at output {k}; is the network unstable?")
 
 
-def _lyap_term(indptr, indices, data, T, Q, beta, scale, Y, out, acc):
-    """out = scale (A T + T A^H + beta Q) for Hermitian T, A = conj(M) in CSR; acc += out.
+def _lyap_term(indptr, indices, data, T, Q, first, scale, out, acc):
+    """out = scale (A T + T A^H + Q if ``first``), A = conj(M) in CSR; acc += out. All (N, N).
 
-    Two passes: Y = A T row by row (contiguous, vectorised), then out = Y + Y^H in 32 x 32 tiles
-    (T A^H = (A T)^H when T is Hermitian). Returns (||out||, ||acc||) as entrywise 1-norms of the
-    real and imaginary parts. Rows (tiles) are split over threads when compiled parallel.
+    One pass, row by row: (A T)[i, :] adds the rows of T that A's row i names (contiguous), and
+    (T A^H)[i, j] = sum_k T[i, k] conj(A_jk) reads row i of T only, so each row of out is
+    finished while its inputs are in cache. Returns (||out||, ||acc||) as entrywise 1-norms of
+    the real and imaginary parts. Rows are split over threads when compiled parallel.
     """
     n = T.shape[0]
+    s_out = 0.0
+    s_acc = 0.0
     for i in prange(n):
         for j in range(n):
-            Y[i, j] = 0.0
+            out[i, j] = Q[i, j] if first else 0j
         for p in range(indptr[i], indptr[i + 1]):
             a = data[p]
             k = indices[p]
             for j in range(n):
-                Y[i, j] += a * T[k, j]
-    B = 32
-    n_blocks = (n + B - 1) // B
-    s_out = 0.0
-    s_acc = 0.0
-    for bi in prange(n_blocks):
-        i0 = bi * B
-        i1 = min(n, i0 + B)
+                out[i, j] += a * T[k, j]
         so = 0.0
         sa = 0.0
-        for j0 in range(0, n, B):
-            j1 = min(n, j0 + B)
-            for i in range(i0, i1):
-                for j in range(j0, j1):
-                    t = scale * (Y[i, j] + np.conj(Y[j, i]) + beta * Q[i, j])
-                    out[i, j] = t
-                    v = acc[i, j] + t
-                    acc[i, j] = v
-                    so += abs(t.real) + abs(t.imag)
-                    sa += abs(v.real) + abs(v.imag)
+        for j in range(n):
+            t = out[i, j]
+            for p in range(indptr[j], indptr[j + 1]):
+                t += T[i, indices[p]] * np.conj(data[p])
+            t = complex(t.real * scale, t.imag * scale)
+            out[i, j] = t
+            v = acc[i, j] + t
+            acc[i, j] = v
+            so += abs(t.real) + abs(t.imag)
+            sa += abs(v.real) + abs(v.imag)
         s_out += so
         s_acc += sa
     return s_out, s_acc
@@ -605,7 +601,6 @@ def _propagate_matrix(indptr, indices, data, Q, X0, step_h, step_sub, step_kind,
     t1 = np.empty((n, n), np.complex128)
     t2 = np.empty((n, n), np.complex128)
     acc = np.empty((n, n), np.complex128)
-    Y = np.empty((n, n), np.complex128)
     for k in range(step_kind.shape[0]):
         s = step_kind[k]
         h = step_h[s]
@@ -615,9 +610,9 @@ def _propagate_matrix(indptr, indices, data, Q, X0, step_h, step_sub, step_kind,
                 acc[:, :] = X
                 norm_x = np.abs(X.real).sum() + np.abs(X.imag).sum()
                 if parallel:
-                    prev, total = _lyap_term_parallel(indptr, indices, data, X, Q, 1.0, hs, Y, t1, acc)
+                    prev, total = _lyap_term_parallel(indptr, indices, data, X, Q, True, hs, t1, acc)
                 else:
-                    prev, total = _lyap_term_serial(indptr, indices, data, X, Q, 1.0, hs, Y, t1, acc)
+                    prev, total = _lyap_term_serial(indptr, indices, data, X, Q, True, hs, t1, acc)
                 stats[0] += 1
                 src, dst = t1, t2
                 prev2 = norm_x
@@ -625,9 +620,9 @@ def _propagate_matrix(indptr, indices, data, Q, X0, step_h, step_sub, step_kind,
                 m = 2
                 while not converged and m <= max_terms:
                     if parallel:
-                        cur, total = _lyap_term_parallel(indptr, indices, data, src, Q, 0.0, hs / m, Y, dst, acc)
+                        cur, total = _lyap_term_parallel(indptr, indices, data, src, Q, False, hs / m, dst, acc)
                     else:
-                        cur, total = _lyap_term_serial(indptr, indices, data, src, Q, 0.0, hs / m, Y, dst, acc)
+                        cur, total = _lyap_term_serial(indptr, indices, data, src, Q, False, hs / m, dst, acc)
                     stats[0] += 1
                     prev2 = prev
                     prev = cur
