@@ -452,12 +452,11 @@ def steady_state(G_or_model) -> SteadyState:
                      "fewer cells, or zero-temperature baths (no N x N fluctuation matrix)")
 
     check_memory(cascaded=True)  # the smallest estimate; the others are checked when they apply
-    rhs = 1j * model.drive  # M alpha = i E
-    # One pass: cells already in cascade order (a chain, a lattice), substitution, energies.
-    sub = sparse_path.forward_substitution(model.M, rhs, model.omega)
+    # M alpha = i E. One pass: cells already in cascade order (a chain, a lattice), substitution, energies.
+    sub = sparse_path.forward_substitution(model.M, model.drive, model.omega, scale=1j)
     order = None if sub is not None else sparse_path.cascade_order(model.M)
     if order is not None:
-        sub = sparse_path.forward_substitution(model.M, rhs, model.omega, order)
+        sub = sparse_path.forward_substitution(model.M, model.drive, model.omega, order, scale=1j)
     if sub is not None:
         _check_diagonal(model, sub.diag_max_real, sub.diag_max_abs)
         alpha = sub.x
@@ -466,10 +465,10 @@ def steady_state(G_or_model) -> SteadyState:
         check_memory(cascaded=False)
         _check_stability(model, None)
         if model.is_sparse:
-            alpha = spla.spsolve(model.M.tocsc(), rhs)
+            alpha = spla.spsolve(model.M.tocsc(), 1j * model.drive)
             method = "sparse-lu"
         else:
-            alpha = la.solve(model.M, rhs)
+            alpha = la.solve(model.M, 1j * model.drive)
             method = "dense-lu"
     energies = sub.energy if sub is not None else model.omega * (alpha.real**2 + alpha.imag**2)
     cov = None

@@ -188,13 +188,14 @@ def cascade_order(M):
 
 
 @jit
-def _forward_substitution(indptr, indices, data, rhs, omega, x, energy):
-    """One pass over M (CSR, lower triangular): x = M^{-1} rhs and energy = omega |x|^2, both (N,).
+def _forward_substitution(indptr, indices, data, rhs, scale, omega, x, energy):
+    """One pass over M (CSR, lower triangular): x = M^{-1} (scale rhs) and energy = omega |x|^2, (N,).
 
     Entries above the diagonal are skipped. Returns what the caller needs to trust x without
     another pass: the largest |M_ij|^2 over all entries and over those above the diagonal (they
     must be structural zeros), the largest Re M_ii and the largest |M_ii|^2 (stability).
-    x[i - 1] is kept in registers: a chain's recursion then never waits on a store.
+    x[i - 1] is kept in registers: a chain's recursion then never waits on a store; a row that is
+    exactly (i - 1, i), as in a chain, skips the general loop.
     """
     max_all2 = 0.0
     max_upper2 = 0.0
@@ -202,19 +203,27 @@ def _forward_substitution(indptr, indices, data, rhs, omega, x, energy):
     max_diag2 = 0.0
     prev = 0j
     for i in range(indptr.shape[0] - 1):
-        acc = rhs[i]
-        d = 0j
-        for p in range(indptr[i], indptr[i + 1]):
-            j = indices[p]
-            a = data[p]
-            a2 = a.real * a.real + a.imag * a.imag
-            max_all2 = max(max_all2, a2)
-            if j < i:
-                acc -= a * (prev if j == i - 1 else x[j])
-            elif j == i:
-                d += a
-            else:
-                max_upper2 = max(max_upper2, a2)
+        acc = scale * rhs[i]
+        p0 = indptr[i]
+        p1 = indptr[i + 1]
+        if p1 - p0 == 2 and indices[p0] == i - 1 and indices[p0 + 1] == i:
+            a = data[p0]
+            d = data[p0 + 1]
+            max_all2 = max(max_all2, a.real * a.real + a.imag * a.imag, d.real * d.real + d.imag * d.imag)
+            acc -= a * prev
+        else:
+            d = 0j
+            for p in range(p0, p1):
+                j = indices[p]
+                a = data[p]
+                a2 = a.real * a.real + a.imag * a.imag
+                max_all2 = max(max_all2, a2)
+                if j < i:
+                    acc -= a * (prev if j == i - 1 else x[j])
+                elif j == i:
+                    d += a
+                else:
+                    max_upper2 = max(max_upper2, a2)
         max_re = max(max_re, d.real)
         d2 = d.real * d.real + d.imag * d.imag
         max_diag2 = max(max_diag2, d2)
@@ -237,8 +246,8 @@ class Substitution(NamedTuple):
     diag_max_abs: float
 
 
-def forward_substitution(M, rhs, omega=None, order=None) -> Substitution | None:
-    """Solve M x = rhs by forward substitution in O(nnz), when M is triangular in ``order``.
+def forward_substitution(M, rhs, omega=None, order=None, scale=1.0) -> Substitution | None:
+    """Solve M x = scale rhs by forward substitution in O(nnz), when M is triangular in ``order``.
 
     In natural order (``order`` None) this is one pass over M that also checks that every entry
     above the diagonal is a structural zero (|M_ij| <= ``config.STRUCTURAL_ZERO`` max|M|) and
@@ -252,6 +261,8 @@ def forward_substitution(M, rhs, omega=None, order=None) -> Substitution | None:
         Cell frequencies for ``energy`` (default ones: energy = |x|^2).
     order : ndarray (N,) int, optional
         Topological order of the cells (:func:`cascade_order`); default natural order.
+    scale : complex
+        Factor applied to rhs inside the pass (the steady state solves M alpha = i E: scale 1j, exact).
 
     Returns
     -------
@@ -261,7 +272,7 @@ def forward_substitution(M, rhs, omega=None, order=None) -> Substitution | None:
     omega = np.ones(rhs.size) if omega is None else np.asarray(omega, float)
     if order is not None:
         A = sp.csr_array(M)[order][:, order]
-        sub = forward_substitution(A, rhs[order], omega[order])
+        sub = forward_substitution(A, rhs[order], omega[order], scale=scale)
         if sub is None:
             raise SolverError("forward_substitution: M is not triangular in the given order (use cascade_order)")
         x = np.empty_like(sub.x)
@@ -272,7 +283,8 @@ def forward_substitution(M, rhs, omega=None, order=None) -> Substitution | None:
     indptr, indices, data = csr_parts(M)
     x = np.empty(rhs.size, complex)
     energy = np.empty(rhs.size)
-    max_all2, max_upper2, max_re, max_diag2 = _forward_substitution(indptr, indices, data, rhs, omega, x, energy)
+    max_all2, max_upper2, max_re, max_diag2 = _forward_substitution(indptr, indices, data, rhs, complex(scale),
+                                                                    omega, x, energy)
     if max_upper2 > config.STRUCTURAL_ZERO**2 * max_all2:
         return None
     return Substitution(x, energy, float(max_re), float(np.sqrt(max_diag2)))

@@ -195,6 +195,10 @@ def test_one_pass_substitution_checks_triangularity_and_reports_the_diagonal():
     assert rel(sub.energy, model.omega * np.abs(alpha) ** 2) <= SOLVES_AGREE
     diag = model.M.diagonal()
     assert sub.diag_max_real == diag.real.max() and sub.diag_max_abs == pytest.approx(np.abs(diag).max(), rel=1e-15)
+    assert np.array_equal(S.forward_substitution(model.M, model.drive, model.omega, scale=1j).x, sub.x)  # exact
+    lattice = S.lattice_model(4, 5, sparse=True)  # rows with two off-diagonal entries: the general loop
+    sub = S.forward_substitution(lattice.M, 1j * lattice.drive)
+    assert rel(sub.x, spla.spsolve(lattice.M.tocsc(), 1j * lattice.drive)) <= SOLVES_AGREE
     upper = cn.build_model(cn.chain(6), nodelist=list(reversed(range(6))), sparse=True)
     assert S.forward_substitution(upper.M, np.ones(6)) is None  # a real entry above the diagonal
 
