@@ -5,8 +5,9 @@ O(nnz) per matrix-vector product, so it reaches networks of 10^5 - 10^6 cells.
 
 - Cascaded (chiral, feed-forward) networks have a triangular M once the cells are put in
   topological order: :func:`cascade_order` finds that order in O(N + nnz), and
-  :func:`solve_cascaded` / :func:`lyapunov_cascaded` give the steady state by forward
-  substitution in O(nnz) (amplitudes) and O(N nnz) (fluctuation matrix).
+  :func:`forward_substitution` / :func:`lyapunov_cascaded` give the steady state in O(nnz)
+  (amplitudes; one pass when the cells are already in cascade order) and O(N nnz)
+  (fluctuation matrix).
 - :func:`propagate_vector` and :func:`propagate_matrix` step alpha and Nc exactly on any
   time grid: each step applies e^{M h} (and e^{conj(M) h} . e^{M^T h}) through a Taylor series
   truncated below machine precision, with substeps so that ||M h||_1 <= ``config.TAYLOR_THETA``.
