@@ -39,6 +39,61 @@ def propagate_affine(P, c, step_kind, alpha0, omega, out_alpha, out_energy):
 
 
 @jit
+def _matmul(A, B, out):
+    """out = A B for small square matrices (no BLAS call)."""
+    m = A.shape[0]
+    for i in range(m):
+        for j in range(m):
+            acc = 0j
+            for l in range(m):
+                acc += A[i, l] * B[l, j]
+            out[i, j] = acc
+
+
+@jit
+def expm_small(A, out):
+    """out[k] = e^{A[k]} for a stack A (K, m, m) complex of small matrices (a few cells).
+
+    Taylor series after scaling by 2^-s to ||A||_1 <= 1 (one s for the stack), of the smallest degree q
+    (at most 18) whose remainder bound theta^(q+1)/(q+1)! is below 2^-53, in Horner form
+    E = I + X E / k; then s squarings. Writes out (K, m, m) complex.
+    """
+    K, m = A.shape[0], A.shape[1]
+    norm = 0.0
+    for k in range(K):
+        for j in range(m):
+            col = 0.0
+            for i in range(m):
+                col += abs(A[k, i, j])
+            norm = max(norm, col)
+    s = max(0, int(np.ceil(np.log2(norm)))) if norm > 1.0 else 0
+    theta = norm / 2.0**s
+    q = 1
+    bound = theta
+    while q < 18 and bound * theta / (q + 1) > 2.0**-53:
+        q += 1
+        bound *= theta / q
+    X = np.empty((m, m), np.complex128)
+    E = np.empty((m, m), np.complex128)
+    T = np.empty((m, m), np.complex128)
+    for k in range(K):
+        for i in range(m):
+            for j in range(m):
+                X[i, j] = A[k, i, j] / 2.0**s
+                E[i, j] = X[i, j] / q + (1.0 if i == j else 0.0)
+        for d in range(q - 1, 0, -1):
+            _matmul(X, E, T)
+            for i in range(m):
+                for j in range(m):
+                    T[i, j] = T[i, j] / d + (1.0 if i == j else 0.0)
+            E, T = T, E
+        for _ in range(s):
+            _matmul(E, E, T)
+            E, T = T, E
+        out[k] = E
+
+
+@jit
 def propagate_fluctuations(Phi, W, step_kind, Nc0, out_occupation):
     """Nc_k = Phi[s] Nc_{k-1} Phi[s]^H + W[s], s = step_kind[k]; Nc_{-1} = Nc0.
 

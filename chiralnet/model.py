@@ -72,7 +72,7 @@ class Model:
     @property
     def thermal(self) -> bool:
         """True when fluctuations Nc are needed (a hot bath or a thermal initial state)."""
-        return self.Q is not None or bool(np.any(self.n0 > 0))
+        return self.Q is not None or bool((self.n0 > 0).any())  # ndarray.any: no np.any dispatch (hot)
 
     @property
     def forcing(self) -> np.ndarray:

@@ -34,14 +34,13 @@ def _check_times(times) -> np.ndarray:
         raise SolverError(f"times must be a 1-D array of numbers, got {times!r}") from None
     if t.ndim != 1 or t.size == 0:
         raise SolverError(f"times must be a non-empty 1-D array (1/omega), got shape {t.shape}")
-    bad = np.flatnonzero(~np.isfinite(t))
-    if bad.size:
+    if not np.isfinite(t).all():
+        bad = np.flatnonzero(~np.isfinite(t))
         raise SolverError(f"times[{bad[0]}] = {t[bad[0]]} is not finite")
     if t[0] < 0:
         raise SolverError(f"times[0] = {t[0]} is negative; the simulation starts at t = 0")
-    steps = np.diff(t)
-    bad = np.flatnonzero(steps <= 0)
-    if bad.size:
+    if not (t[1:] > t[:-1]).all():
+        bad = np.flatnonzero(t[1:] <= t[:-1])
         raise SolverError(
             f"times must increase strictly: times[{bad[0] + 1}] = {t[bad[0] + 1]} <= times[{bad[0]}] = {t[bad[0]]}"
         )
@@ -58,9 +57,11 @@ def _distinct_steps(times):
     Steps that differ only by the rounding of the times themselves (a few ulp of max(times),
     as np.linspace leaves) count as one, their mean: a uniform grid gives K <= 2.
     """
-    steps = np.diff(times, prepend=0.0)
+    steps = np.empty_like(times)
+    steps[0] = times[0]
+    np.subtract(times[1:], times[:-1], out=steps[1:])
     tol = 8 * np.finfo(float).eps * float(times[-1])
-    if steps.size > 1 and np.ptp(steps[1:]) <= tol:  # uniform after the first step: the common case
+    if steps.size > 1 and steps[1:].max() - steps[1:].min() <= tol:  # uniform after the first step: common
         rest = float(steps[1:].mean())
         if abs(steps[0] - rest) <= tol:
             return np.array([rest]), np.zeros(steps.size, np.int64)
@@ -87,29 +88,12 @@ def _affine_propagators(M, b, dts):
     aug = np.zeros((dts.size, n + 1, n + 1), complex)
     aug[:, :n, :n] = M[None] * dts[:, None, None]
     aug[:, :n, n] = b[None] * dts[:, None]
-    E = _expm_small(aug) if n < config.AUTO_DENSE_MAX_CELLS else la.expm(aug)
+    if n < config.AUTO_DENSE_MAX_CELLS:  # scipy's expm routes tiny products through threaded BLAS (slow)
+        E = np.empty_like(aug)
+        kernels.expm_small(aug, E)
+    else:
+        E = la.expm(aug)
     return np.ascontiguousarray(E[:, :n, :n]), np.ascontiguousarray(E[:, :n, n])
-
-
-def _expm_small(A):
-    """e^A for a stack (K, m, m) of small matrices: Taylor series after scaling to ||A||_1 <= 1 (degree
-    chosen so the remainder bound is below 2^-53, at most 18), then squaring; NumPy products only (scipy's expm routes
-    3 x 3 products through threaded BLAS, which costs milliseconds per call on a loaded machine)."""
-    norm = float(np.abs(A).sum(axis=-2).max(initial=0.0))
-    s = max(0, int(np.ceil(np.log2(norm)))) if norm > 1 else 0
-    X = A / 2.0**s
-    theta = norm / 2.0**s
-    q, bound = 1, theta  # smallest degree q with theta^(q+1)/(q+1)! below 2^-53 (at most 18)
-    while q < 18 and bound * theta / (q + 1) > 2.0**-53:
-        q += 1
-        bound *= theta / q
-    eye = np.broadcast_to(np.eye(A.shape[-1], dtype=complex), A.shape)
-    E = eye + X / q
-    for k in range(q - 1, 0, -1):
-        E = eye + (X @ E) / k
-    for _ in range(s):
-        E = E @ E
-    return E
 
 
 def _noise_propagators(P, M, Q, dts):
@@ -384,14 +368,11 @@ def check_stability(G_or_model) -> None:
 
 def _check_stability(model: Model, order) -> None:
     """check_stability given the cascade order (None when M has feedback loops)."""
-    M = model.M
     if order is not None:  # triangular after permutation: the eigenvalues are the diagonal
-        diag = sparse_path.diagonal(M)
-        bad = np.flatnonzero(diag.real >= -1e-13 * max(1.0, float(np.abs(diag).max(initial=0.0))))
-        if bad.size:
-            _raise_unstable(model, bad[0], diag[bad[0]])
+        diag = sparse_path.diagonal(model.M)
+        _check_diagonal(model, float(diag.real.max(initial=-np.inf)), float(np.abs(diag).max(initial=0.0)))
         return
-    M = sp.csr_array(M)
+    M = sp.csr_array(model.M)
     scale = max(1.0, float(np.abs(M.data).max(initial=0.0)))
     tol = 1e-13 * scale
     # Sparsity pattern of the off-diagonal part (real ones: csgraph casts to float, and a purely
@@ -421,6 +402,16 @@ def _check_stability(model: Model, order) -> None:
             lam, vec = w[0], v[:, 0]
         if lam.real >= -tol:
             _raise_unstable(model, idx[int(np.argmax(abs(vec)))], lam)
+
+
+def _check_diagonal(model: Model, max_real: float, max_abs: float) -> None:
+    """Stability of a triangular (cascaded) M from its diagonal's largest real part and modulus:
+    every Re M_ii must be < -1e-13 max(1, max|M_ii|). The failing cell is looked up only on failure."""
+    tol = 1e-13 * max(1.0, max_abs)
+    if max_real >= -tol:
+        diag = sparse_path.diagonal(model.M)
+        i = int(np.flatnonzero(diag.real >= -tol)[0])
+        _raise_unstable(model, i, diag[i])
 
 
 def _hermitian_part_negative(S, tol) -> bool:
@@ -464,7 +455,8 @@ def steady_state(G_or_model) -> SteadyState:
     """Steady state of the network: alpha_ss = i M^{-1} E and Nc_ss from conj(M) X + X M^T = -Q.
 
     Cascaded networks (M triangular after a topological ordering of the cells, found in
-    O(N + nnz)) are solved by forward substitution in O(nnz), and their fluctuation matrix by a
+    O(N + nnz)) are solved by forward substitution in O(nnz) (cells already in cascade order, as
+    in a chain or lattice, take a single pass that also checks stability and forms the energies), and their fluctuation matrix by a
     triangular Lyapunov recursion in O(N nnz); otherwise sparse or dense LU and Bartels-Stewart.
 
     Returns
@@ -481,30 +473,40 @@ def steady_state(G_or_model) -> SteadyState:
     """
     model = _as_model(G_or_model)
     n = model.n_cells
-    order = sparse_path.cascade_order(model.M)
-    memory.check(
-        memory.steady_state_bytes(n, nnz=_nnz(model), thermal=model.Q is not None, cascaded=order is not None,
-                                  sparse=model.is_sparse),
-        f"steady_state ({n} cells)",
-        "fewer cells, or zero-temperature baths (no N x N fluctuation matrix)",
-    )
-    _check_stability(model, order)
-    b = model.forcing
+    thermal = model.Q is not None
+
+    def check_memory(cascaded):
+        memory.check(memory.steady_state_bytes(n, nnz=_nnz(model), thermal=thermal, cascaded=cascaded,
+                                               sparse=model.is_sparse),
+                     f"steady_state ({n} cells)",
+                     "fewer cells, or zero-temperature baths (no N x N fluctuation matrix)")
+
+    check_memory(cascaded=True)  # the smallest estimate; the others are checked when they apply
+    # M alpha = i E. One pass: cells already in cascade order (a chain, a lattice), substitution, energies.
+    sub = sparse_path.forward_substitution(model.M, model.drive, model.omega, scale=1j)
+    order = None if sub is not None else sparse_path.cascade_order(model.M)
     if order is not None:
-        alpha = sparse_path.solve_cascaded(model.M, -b, order)
+        sub = sparse_path.forward_substitution(model.M, model.drive, model.omega, order, scale=1j)
+    if sub is not None:
+        _check_diagonal(model, sub.diag_max_real, sub.diag_max_abs)
+        alpha = sub.x
         method = "forward-substitution"
-    elif model.is_sparse:
-        alpha = spla.spsolve(model.M.tocsc(), -b)
-        method = "sparse-lu"
     else:
-        alpha = la.solve(model.M, -b)
-        method = "dense-lu"
+        check_memory(cascaded=False)
+        _check_stability(model, None)
+        if model.is_sparse:
+            alpha = spla.spsolve(model.M.tocsc(), 1j * model.drive)
+            method = "sparse-lu"
+        else:
+            alpha = la.solve(model.M, 1j * model.drive)
+            method = "dense-lu"
+    energies = sub.energy if sub is not None else model.omega * (alpha.real**2 + alpha.imag**2)
     cov = None
     fluct = np.zeros(n)
-    if model.Q is not None:
-        cov, how = _steady_covariance(model, order)
+    if thermal:
+        cov, how = _steady_covariance(model, np.arange(n) if sub is not None and order is None else order)
         method += "+" + how
         fluct = cov.diagonal().real.copy()
-    energies = model.omega * (alpha.real**2 + alpha.imag**2 + fluct)
+        energies = energies + model.omega * fluct
     return SteadyState(cells=model.cells, energies=energies, amplitudes=alpha, fluctuations=fluct,
                        battery=model.battery, method=method, covariance=cov)

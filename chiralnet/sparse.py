@@ -5,8 +5,9 @@ O(nnz) per matrix-vector product, so it reaches networks of 10^5 - 10^6 cells.
 
 - Cascaded (chiral, feed-forward) networks have a triangular M once the cells are put in
   topological order: :func:`cascade_order` finds that order in O(N + nnz), and
-  :func:`solve_cascaded` / :func:`lyapunov_cascaded` give the steady state by forward
-  substitution in O(nnz) (amplitudes) and O(N nnz) (fluctuation matrix).
+  :func:`forward_substitution` / :func:`lyapunov_cascaded` give the steady state in O(nnz)
+  (amplitudes; one pass when the cells are already in cascade order) and O(N nnz)
+  (fluctuation matrix).
 - :func:`propagate_vector` and :func:`propagate_matrix` step alpha and Nc exactly on any
   time grid: each step applies e^{M h} (and e^{conj(M) h} . e^{M^T h}) through a Taylor series
   truncated below machine precision, with substeps so that ||M h||_1 <= ``config.TAYLOR_THETA``.
@@ -18,6 +19,7 @@ O(nnz) per matrix-vector product, so it reaches networks of 10^5 - 10^6 cells.
 from __future__ import annotations
 
 import types
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -30,8 +32,8 @@ from .errors import NetworkError, SolverError
 from .model import Model, assemble_model
 
 __all__ = [
-    "csr_parts", "pruned_csr", "diagonal", "cascade_order", "solve_cascaded", "lyapunov_cascaded", "one_norm",
-    "propagate_vector", "propagate_matrix", "chain_model", "lattice_model",
+    "csr_parts", "pruned_csr", "diagonal", "cascade_order", "forward_substitution", "Substitution", "solve_cascaded",
+    "lyapunov_cascaded", "one_norm", "propagate_vector", "propagate_matrix", "chain_model", "lattice_model",
 ]
 
 # Status codes of the Taylor kernels.
@@ -118,16 +120,6 @@ def _max_abs2(data):
 
 
 @jit
-def _is_lower(indptr, indices, data, zero_tol2):
-    """True when every entry above the diagonal has |M_ij|^2 <= zero_tol2 (natural order is a cascade)."""
-    for i in range(indptr.shape[0] - 1):
-        for p in range(indptr[i], indptr[i + 1]):
-            if indices[p] > i and data[p].real * data[p].real + data[p].imag * data[p].imag > zero_tol2:
-                return False
-    return True
-
-
-@jit
 def _topological_order(indptr, indices, data, zero_tol2, order):
     """Kahn's algorithm on the dependency graph i <- j (M_ij != 0, i != j).
 
@@ -177,6 +169,7 @@ def cascade_order(M):
 
     Entries with |M_ij| <= ``config.STRUCTURAL_ZERO`` * max|M| count as zero: they are the
     rounding left where a chiral link cancels M[u, v] = -iJ + mu Gamma / 2 (PHYSICS.md section 4).
+    (:func:`forward_substitution` checks the natural order itself, within its one pass.)
 
     Parameters
     ----------
@@ -190,29 +183,112 @@ def cascade_order(M):
     indptr, indices, data = csr_parts(M)
     n = indptr.size - 1
     zero_tol2 = config.STRUCTURAL_ZERO**2 * _max_abs2(data)
-    if _is_lower(indptr, indices, data, zero_tol2):
-        return np.arange(n)
     order = np.empty(n, np.int64)
     placed = _topological_order(indptr, indices, data, zero_tol2, order)
     return order if placed == n else None
 
 
 @jit
-def _forward_substitution(indptr, indices, data, order, rhs, x):
-    """Solve M x = rhs for M triangular in ``order``; x (N,) is written in place."""
-    x[:] = 0.0
-    for q in range(order.shape[0]):
-        i = order[q]
-        acc = rhs[i]
-        d = 0j
-        for p in range(indptr[i], indptr[i + 1]):
-            j = indices[p]
-            if j == i:
-                d += data[p]
-            else:
-                acc -= data[p] * x[j]
-        r = 1.0 / (d.real * d.real + d.imag * d.imag)  # acc / d without Numba's slower complex division
-        x[i] = _flush(acc * (d.real * r - 1j * (d.imag * r)))
+def _forward_substitution(indptr, indices, data, rhs, scale, omega, x, energy):
+    """One pass over M (CSR, lower triangular): x = M^{-1} (scale rhs) and energy = omega |x|^2, (N,).
+
+    Entries above the diagonal are skipped. Returns what the caller needs to trust x without
+    another pass: the largest |M_ij|^2 over all entries and over those above the diagonal (they
+    must be structural zeros), the largest Re M_ii and the largest |M_ii|^2 (stability).
+    x[i - 1] is kept in registers: a chain's recursion then never waits on a store; a row that is
+    exactly (i - 1, i), as in a chain, skips the general loop.
+    """
+    max_all2 = 0.0
+    max_upper2 = 0.0
+    max_re = -np.inf
+    max_diag2 = 0.0
+    prev = 0j
+    for i in range(indptr.shape[0] - 1):
+        acc = scale * rhs[i]
+        p0 = indptr[i]
+        p1 = indptr[i + 1]
+        if p1 - p0 == 2 and indices[p0] == i - 1 and indices[p0 + 1] == i:
+            a = data[p0]
+            d = data[p0 + 1]
+            max_all2 = max(max_all2, a.real * a.real + a.imag * a.imag, d.real * d.real + d.imag * d.imag)
+            acc -= a * prev
+        else:
+            d = 0j
+            for p in range(p0, p1):
+                j = indices[p]
+                a = data[p]
+                a2 = a.real * a.real + a.imag * a.imag
+                max_all2 = max(max_all2, a2)
+                if j < i:
+                    acc -= a * (prev if j == i - 1 else x[j])
+                elif j == i:
+                    d += a
+                else:
+                    max_upper2 = max(max_upper2, a2)
+        max_re = max(max_re, d.real)
+        d2 = d.real * d.real + d.imag * d.imag
+        max_diag2 = max(max_diag2, d2)
+        # acc / d without Numba's slower complex division; d = 0 leaves x non-finite for the caller's
+        # stability check to reject (instead of raising ZeroDivisionError here)
+        r = 1.0 / d2 if d2 > 0.0 else np.inf
+        prev = _flush(acc * (d.real * r - 1j * (d.imag * r)))
+        x[i] = prev
+        energy[i] = omega[i] * (prev.real * prev.real + prev.imag * prev.imag)
+    return max_all2, max_upper2, max_re, max_diag2
+
+
+class Substitution(NamedTuple):
+    """Result of :func:`forward_substitution`: x (N,) complex, energy = omega |x|^2 (N,) float, and the
+    largest Re M_ii and |M_ii| (M triangular: its eigenvalues are its diagonal)."""
+
+    x: np.ndarray
+    energy: np.ndarray
+    diag_max_real: float
+    diag_max_abs: float
+
+
+def forward_substitution(M, rhs, omega=None, order=None, scale=1.0) -> Substitution | None:
+    """Solve M x = scale rhs by forward substitution in O(nnz), when M is triangular in ``order``.
+
+    In natural order (``order`` None) this is one pass over M that also checks that every entry
+    above the diagonal is a structural zero (|M_ij| <= ``config.STRUCTURAL_ZERO`` max|M|) and
+    returns None when one is not; with an ``order`` from :func:`cascade_order`, M is permuted first.
+
+    Parameters
+    ----------
+    M : ndarray (N, N) or sparse
+    rhs : ndarray (N,) complex
+    omega : ndarray (N,) float, optional
+        Cell frequencies for ``energy`` (default ones: energy = |x|^2).
+    order : ndarray (N,) int, optional
+        Topological order of the cells (:func:`cascade_order`); default natural order.
+    scale : complex
+        Factor applied to rhs inside the pass (the steady state solves M alpha = i E: scale 1j, exact).
+
+    Returns
+    -------
+    Substitution or None
+    """
+    rhs = np.asarray(rhs, complex)
+    omega = np.ones(rhs.size) if omega is None else np.asarray(omega, float)
+    if order is not None:
+        A = sp.csr_array(M)[order][:, order]
+        sub = forward_substitution(A, rhs[order], omega[order], scale=scale)
+        if sub is None:
+            raise SolverError("forward_substitution: M is not triangular in the given order (use cascade_order)")
+        x = np.empty_like(sub.x)
+        energy = np.empty_like(sub.energy)
+        x[order] = sub.x
+        energy[order] = sub.energy
+        return sub._replace(x=x, energy=energy)
+    indptr, indices, data = csr_parts(M)
+    x = np.empty(rhs.size, complex)
+    energy = np.empty(rhs.size)
+    max_all2, max_upper2, max_re, max_diag2 = _forward_substitution(indptr, indices, data, rhs, complex(scale),
+                                                                    omega, x, energy)
+    if max_upper2 > config.STRUCTURAL_ZERO**2 * max_all2:
+        return None
+    return Substitution(x, energy, float(max_re), float(np.sqrt(max_diag2)))
 
 
 def solve_cascaded(M, rhs, order) -> np.ndarray:
@@ -228,10 +304,7 @@ def solve_cascaded(M, rhs, order) -> np.ndarray:
     -------
     ndarray (N,) complex
     """
-    indptr, indices, data = csr_parts(M)
-    x = np.empty(indptr.size - 1, complex)
-    _forward_substitution(indptr, indices, data, order, np.asarray(rhs, complex), x)
-    return x
+    return forward_substitution(M, rhs, order=order).x
 
 
 @jit
@@ -295,17 +368,19 @@ def _renamed(f, suffix):
     return g
 
 
-def _term(indptr, indices, data, v, b, beta, scale, out, acc):
-    """out = scale (M v + beta b); acc += out. Returns (||out||, ||acc||), 1-norms of the real and
-    imaginary parts together (cheaper than |z|, within a factor sqrt(2) of it)."""
-    n = v.shape[0]
+def _term(indptr, indices, data, v, b, first, scale, rows, out, acc):
+    """out = scale (M v + b if ``first``) and acc += out, on rows [0, rows) (beyond, out is zero).
+
+    Returns (||out||, ||acc||) over those rows: 1-norms of the real and imaginary parts together
+    (cheaper than |z|, within a factor sqrt(2) of it).
+    """
     s_out = 0.0
     s_acc = 0.0
-    for i in prange(n):
-        t = beta * b[i]
+    for i in prange(rows):
+        t = b[i] if first else 0j
         for p in range(indptr[i], indptr[i + 1]):
             t += data[p] * v[indices[p]]
-        t *= scale
+        t = complex(t.real * scale, t.imag * scale)
         out[i] = t
         a = acc[i] + t
         acc[i] = a
@@ -319,46 +394,85 @@ _term_parallel = jit(parallel=True)(_renamed(_term, "_parallel"))
 
 
 @jit
-def _taylor_vector(indptr, indices, data, b, x, h, n_sub, tol, max_terms, parallel, t1, t2, acc, stats):
-    """x <- e^{M h} x + int_0^h e^{M s} b ds, in ``n_sub`` equal substeps. Returns a status.
+def _reach(indptr, indices):
+    """reach[c] = 1 + the last row with an entry in a column <= c (at least c + 1): if v is zero from
+    row k on, M v is zero from row reach[k - 1] on."""
+    n = indptr.shape[0] - 1
+    reach = np.arange(1, n + 1)
+    for i in range(n):
+        for p in range(indptr[i], indptr[i + 1]):
+            reach[indices[p]] = max(reach[indices[p]], i + 1)
+    for c in range(1, n):
+        reach[c] = max(reach[c], reach[c - 1])
+    return reach
+
+
+@jit
+def _support(v, rows):
+    """1 + the last nonzero row of v below ``rows`` (0 if none)."""
+    k = rows
+    while k > 0 and v[k - 1] == 0:
+        k -= 1
+    return k
+
+
+@jit
+def _taylor_vector(indptr, indices, data, reach, b, b_rows, x, x_rows, h, n_sub, tol, max_terms, parallel,
+                   terms, acc, terms_rows, stats):
+    """x <- e^{M h} x + int_0^h e^{M s} b ds, in ``n_sub`` equal substeps. Returns (status, x_rows).
 
     The forcing enters the first term only, hs (M x + b): the Taylor series of the augmented
-    matrix [[M, b], [0, 0]], so no steady state is needed.
+    matrix [[M, b], [0, 0]], so no steady state is needed. Only rows the state can have reached
+    are computed: x is zero from row ``x_rows`` on, b from ``b_rows`` on, and the reach of M
+    (:func:`_reach`) bounds each term's rows; a signal entering a long chain at one end costs
+    only the cells it has reached. ``acc`` equals x on entry and exit; ``terms`` (2, N) are
+    the term buffers, zero from row ``terms_rows[k]`` on.
     """
-    n = x.shape[0]
     hs = h / n_sub
     for _ in range(n_sub):
         norm_x = 0.0
-        for i in range(n):
-            acc[i] = x[i]
+        for i in range(x_rows):
             norm_x += abs(x[i].real) + abs(x[i].imag)
-        if parallel:
-            prev, total = _term_parallel(indptr, indices, data, x, b, 1.0, hs, t1, acc)
-        else:
-            prev, total = _term_serial(indptr, indices, data, x, b, 1.0, hs, t1, acc)
-        stats[0] += 1
-        src, dst = t1, t2
+        rows = max(b_rows, reach[x_rows - 1] if x_rows > 0 else 0)
+        dst = 0
+        src_vec = x
         prev2 = norm_x
-        converged = prev + prev2 <= tol * total
-        m = 2
+        prev = 0.0
+        total = 0.0
+        converged = False
+        m = 1
         while not converged and m <= max_terms:
+            out = terms[dst]
+            for i in range(rows, terms_rows[dst]):
+                out[i] = 0j  # stale rows of an earlier, longer term
             if parallel:
-                cur, total = _term_parallel(indptr, indices, data, src, b, 0.0, hs / m, dst, acc)
+                cur, total = _term_parallel(indptr, indices, data, src_vec, b, m == 1, hs / m, rows, out, acc)
             else:
-                cur, total = _term_serial(indptr, indices, data, src, b, 0.0, hs / m, dst, acc)
+                cur, total = _term_serial(indptr, indices, data, src_vec, b, m == 1, hs / m, rows, out, acc)
+            terms_rows[dst] = rows
             stats[0] += 1
-            prev2 = prev
+            if m > 1:
+                prev2 = prev
             prev = cur
-            src, dst = dst, src
             converged = prev + prev2 <= tol * total
+            support = _support(out, rows)
+            rows = max(rows, reach[support - 1] if support > 0 else 0)  # never shrinks: acc's norm stays whole
+            src_vec = out
+            dst = 1 - dst
             m += 1
         if not np.isfinite(total):
-            return NOT_FINITE
+            return NOT_FINITE, x_rows
         if not converged:
-            return NO_CONVERGENCE
-        for i in range(n):
-            x[i] = _flush(acc[i])  # no subnormals left to slow the next substep down
-    return OK
+            return NO_CONVERGENCE, x_rows
+        last = 0
+        for i in range(terms_rows[1 - dst]):  # the last term's rows: every row acc has
+            z = _flush(acc[i])  # no subnormals left to slow the next substep down
+            x[i] = z
+            acc[i] = z
+            if z != 0:
+                last = i + 1
+        x_rows = last
+    return OK, x_rows
 
 
 @jit
@@ -366,15 +480,18 @@ def _propagate_vector(indptr, indices, data, b, x0, omega, step_h, step_sub, ste
                       parallel, out_x, out_energy, stats):
     n = x0.shape[0]
     x = x0.copy()
-    t1 = np.empty(n, np.complex128)
-    t2 = np.empty(n, np.complex128)
-    acc = np.empty(n, np.complex128)
+    acc = x0.copy()
+    terms = np.zeros((2, n), np.complex128)
+    terms_rows = np.zeros(2, np.int64)
+    reach = _reach(indptr, indices)
+    x_rows = _support(x, n)
+    b_rows = _support(b, n)
     store = out_x.shape[0] > 0
     for k in range(step_kind.shape[0]):
         s = step_kind[k]
         if step_h[s] > 0.0:
-            status = _taylor_vector(indptr, indices, data, b, x, step_h[s], step_sub[s], tol, max_terms,
-                                    parallel, t1, t2, acc, stats)
+            status, x_rows = _taylor_vector(indptr, indices, data, reach, b, b_rows, x, x_rows, step_h[s],
+                                            step_sub[s], tol, max_terms, parallel, terms, acc, terms_rows, stats)
             if status != OK:
                 return status, k
         if store:
@@ -448,41 +565,37 @@ def _check_status(status, k):
         raise SolverError(f"the state became non-finite at output {k}; is the network unstable?")
 
 
-def _lyap_term(indptr, indices, data, T, Q, beta, scale, Y, out, acc):
-    """out = scale (A T + T A^H + beta Q) for Hermitian T, A = conj(M) in CSR; acc += out.
+def _lyap_term(indptr, indices, data, T, Q, first, scale, out, acc):
+    """out = scale (A T + T A^H + Q if ``first``), A = conj(M) in CSR; acc += out. All (N, N).
 
-    Two passes: Y = A T row by row (contiguous, vectorised), then out = Y + Y^H in 32 x 32 tiles
-    (T A^H = (A T)^H when T is Hermitian). Returns (||out||, ||acc||) as entrywise 1-norms of the
-    real and imaginary parts. Rows (tiles) are split over threads when compiled parallel.
+    One pass, row by row: (A T)[i, :] adds the rows of T that A's row i names (contiguous), and
+    (T A^H)[i, j] = sum_k T[i, k] conj(A_jk) reads row i of T only, so each row of out is
+    finished while its inputs are in cache. Returns (||out||, ||acc||) as entrywise 1-norms of
+    the real and imaginary parts. Rows are split over threads when compiled parallel.
     """
     n = T.shape[0]
+    s_out = 0.0
+    s_acc = 0.0
     for i in prange(n):
         for j in range(n):
-            Y[i, j] = 0.0
+            out[i, j] = Q[i, j] if first else 0j
         for p in range(indptr[i], indptr[i + 1]):
             a = data[p]
             k = indices[p]
             for j in range(n):
-                Y[i, j] += a * T[k, j]
-    B = 32
-    n_blocks = (n + B - 1) // B
-    s_out = 0.0
-    s_acc = 0.0
-    for bi in prange(n_blocks):
-        i0 = bi * B
-        i1 = min(n, i0 + B)
+                out[i, j] += a * T[k, j]
         so = 0.0
         sa = 0.0
-        for j0 in range(0, n, B):
-            j1 = min(n, j0 + B)
-            for i in range(i0, i1):
-                for j in range(j0, j1):
-                    t = scale * (Y[i, j] + np.conj(Y[j, i]) + beta * Q[i, j])
-                    out[i, j] = t
-                    v = acc[i, j] + t
-                    acc[i, j] = v
-                    so += abs(t.real) + abs(t.imag)
-                    sa += abs(v.real) + abs(v.imag)
+        for j in range(n):
+            t = out[i, j]
+            for p in range(indptr[j], indptr[j + 1]):
+                t += T[i, indices[p]] * np.conj(data[p])
+            t = complex(t.real * scale, t.imag * scale)
+            out[i, j] = t
+            v = acc[i, j] + t
+            acc[i, j] = v
+            so += abs(t.real) + abs(t.imag)
+            sa += abs(v.real) + abs(v.imag)
         s_out += so
         s_acc += sa
     return s_out, s_acc
@@ -501,7 +614,6 @@ def _propagate_matrix(indptr, indices, data, Q, X0, step_h, step_sub, step_kind,
     t1 = np.empty((n, n), np.complex128)
     t2 = np.empty((n, n), np.complex128)
     acc = np.empty((n, n), np.complex128)
-    Y = np.empty((n, n), np.complex128)
     for k in range(step_kind.shape[0]):
         s = step_kind[k]
         h = step_h[s]
@@ -511,9 +623,9 @@ def _propagate_matrix(indptr, indices, data, Q, X0, step_h, step_sub, step_kind,
                 acc[:, :] = X
                 norm_x = np.abs(X.real).sum() + np.abs(X.imag).sum()
                 if parallel:
-                    prev, total = _lyap_term_parallel(indptr, indices, data, X, Q, 1.0, hs, Y, t1, acc)
+                    prev, total = _lyap_term_parallel(indptr, indices, data, X, Q, True, hs, t1, acc)
                 else:
-                    prev, total = _lyap_term_serial(indptr, indices, data, X, Q, 1.0, hs, Y, t1, acc)
+                    prev, total = _lyap_term_serial(indptr, indices, data, X, Q, True, hs, t1, acc)
                 stats[0] += 1
                 src, dst = t1, t2
                 prev2 = norm_x
@@ -521,9 +633,9 @@ def _propagate_matrix(indptr, indices, data, Q, X0, step_h, step_sub, step_kind,
                 m = 2
                 while not converged and m <= max_terms:
                     if parallel:
-                        cur, total = _lyap_term_parallel(indptr, indices, data, src, Q, 0.0, hs / m, Y, dst, acc)
+                        cur, total = _lyap_term_parallel(indptr, indices, data, src, Q, False, hs / m, dst, acc)
                     else:
-                        cur, total = _lyap_term_serial(indptr, indices, data, src, Q, 0.0, hs / m, Y, dst, acc)
+                        cur, total = _lyap_term_serial(indptr, indices, data, src, Q, False, hs / m, dst, acc)
                     stats[0] += 1
                     prev2 = prev
                     prev = cur

@@ -185,3 +185,64 @@ def test_duplicate_csr_entries_are_summed():
     order = S.cascade_order(M)
     x = S.solve_cascaded(M, np.array([1.0, 1.0], complex), order)
     assert rel(x, la.solve(M.toarray(), [1.0, 1.0])) <= SOLVES_AGREE
+
+
+def test_one_pass_substitution_checks_triangularity_and_reports_the_diagonal():
+    model = S.chain_model(50, drive=0.3, sparse=True)
+    sub = S.forward_substitution(model.M, 1j * model.drive, model.omega)
+    alpha = spla.spsolve(model.M.tocsc(), 1j * model.drive)
+    assert rel(sub.x, alpha) <= SOLVES_AGREE
+    assert rel(sub.energy, model.omega * np.abs(alpha) ** 2) <= SOLVES_AGREE
+    diag = model.M.diagonal()
+    assert sub.diag_max_real == diag.real.max() and sub.diag_max_abs == pytest.approx(np.abs(diag).max(), rel=1e-15)
+    assert np.array_equal(S.forward_substitution(model.M, model.drive, model.omega, scale=1j).x, sub.x)  # exact
+    lattice = S.lattice_model(4, 5, sparse=True)  # rows with two off-diagonal entries: the general loop
+    sub = S.forward_substitution(lattice.M, 1j * lattice.drive)
+    assert rel(sub.x, spla.spsolve(lattice.M.tocsc(), 1j * lattice.drive)) <= SOLVES_AGREE
+    upper = cn.build_model(cn.chain(6), nodelist=list(reversed(range(6))), sparse=True)
+    assert S.forward_substitution(upper.M, np.ones(6)) is None  # a real entry above the diagonal
+
+
+def test_unstable_cascade_names_the_first_undamped_cell():
+    """Triangular M: stable iff every Re M_ii < 0. Cell 3 (of 5) undamped; both cell orders."""
+    M = np.diag([-0.1, -0.2, -0.3, 0.0, -0.5]).astype(complex) + np.diag(np.full(4, 0.05 + 0.01j), -1)
+    base = S.chain_model(5)
+    for perm in (np.arange(5), np.array([4, 2, 0, 3, 1])):
+        model = cn.Model(cells=tuple(np.array(base.cells)[perm].tolist()), omega=base.omega, drive_frequency=1.0,
+                         M=sp.csr_array(M[np.ix_(perm, perm)]), drive=np.full(5, 0.1 + 0j), Q=None,
+                         alpha0=base.alpha0, n0=base.n0, battery=base.battery)
+        with pytest.raises(cn.NoSteadyStateError, match=r"no steady state.*cell 3\b"):
+            cn.steady_state(model)
+        with pytest.raises(cn.NoSteadyStateError, match=r"cell 3\b"):
+            cn.check_stability(model)
+
+
+def test_exact_sparse_skips_only_rows_the_signal_has_not_reached():
+    """The stepping computes rows up to the reach of the state's support (M's pattern); the answer must
+    not depend on where the signal enters (cells listed with or against the flow, so M lower or upper
+    triangular) or on a state that starts with a gap (a pulse far ahead of the driven front)."""
+    times = np.linspace(0.0, 900.0, 61)
+    for nodelist in (None, list(reversed(range(150)))):
+        model = cn.build_model(cn.chain(150, kappa=0.2), nodelist=nodelist, sparse=True)
+        alpha0 = model.alpha0.copy()
+        alpha0[model.index(140)] = 3.0
+        model = cn.Model(cells=model.cells, omega=model.omega, drive_frequency=model.drive_frequency, M=model.M,
+                         drive=model.drive, Q=None, alpha0=alpha0, n0=model.n0, battery=model.battery)
+        ref = cn.simulate(model, times, method="exact")
+        res = cn.simulate(model, times, method="exact-sparse")
+        assert rel(res.amplitudes, ref.amplitudes) <= PATHS_AGREE
+        pulse = [model.index(c) for c in range(135, 150)]
+        assert rel(res.amplitudes[3][pulse], ref.amplitudes[3][pulse]) <= PATHS_AGREE
+
+
+def test_small_expm_kernel_matches_scipy():
+    """kernels.expm_small (the dense exact method's propagators for a few cells) against scipy's expm,
+    with and without scaling and squaring."""
+    from chiralnet import kernels
+
+    rng = np.random.default_rng(3)
+    for m, size in ((3, 0.1), (3, 5.0), (9, 40.0)):
+        A = (rng.standard_normal((4, m, m)) + 1j * rng.standard_normal((4, m, m))) * size / m
+        out = np.empty_like(A)
+        kernels.expm_small(A, out)
+        assert rel(out, la.expm(A)) <= 1e-13, (m, size)
