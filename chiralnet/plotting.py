@@ -68,7 +68,7 @@ def plot_energies(result, *, cells=None, total: bool = True, battery: bool = Tru
     for k, i in enumerate(chosen):
         color = cmap(k / max(1, len(chosen) - 1) * 0.9)
         ax.plot(result.times, result.energies[:, i], color=color, lw=1.2, label=f"cell {result.cells[i]}")
-    if battery and not result.battery.all():
+    if battery and 1 < result.battery.sum() < result.battery.size:  # one battery cell: its own line says it
         ax.plot(result.times, result.battery_energy, color="C3", lw=2.2, label="battery total")
     if total:
         ax.plot(result.times, result.total_energy, color="k", lw=1.4, ls="--", label="total")
@@ -112,18 +112,18 @@ def plot_profile(steady, *, result=None, title: str | None = None, ax=None) -> F
     fig, ax = _axes(ax)
     x = np.arange(len(steady.cells))
     colors = np.where(steady.battery, "C0", "0.65")
-    ax.bar(x, steady.energies, color=colors, width=0.75, label="steady state")
+    ax.bar(x, steady.energies, color=colors, width=0.75)
     if result is not None:
-        ax.plot(x, result.energies[-1], "o", color="C3", ms=4, label=f"t = {result.times[-1]:g} $1/\\omega$")
+        (last,) = ax.plot(x, result.energies[-1], "o", color="C3", ms=4, label=f"t = {result.times[-1]:g} $1/\\omega$")
     ax.set_xlabel("cell")
     ax.set_ylabel(ENERGY_LABEL)
     if len(x) <= 30:
         ax.set_xticks(x, _labels(steady.cells))
     from matplotlib.patches import Patch
 
-    handles = [Patch(color="C0", label="battery cell"), Patch(color="0.65", label="other cell")]
+    handles = [Patch(color="C0", label="battery cell, steady state"), Patch(color="0.65", label="other cell, steady state")]
     if result is not None:
-        handles.append(ax.get_legend_handles_labels()[0][-1])
+        handles.append(last)
     ax.legend(handles=handles, fontsize="small", frameon=False)
     if title:
         ax.set_title(title)
