@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 __all__ = ["register", "run_sweep_command", "run_study_command"]
@@ -68,10 +69,11 @@ def run_sweep_command(args) -> int:
         raise
     a = res.attrs
     print(f"{spec.n_points} points over {', '.join(f'{d} ({n})' for d, n in zip(res.dims, res.shape))}; "
-          f"engine {a['engine']}; {a['computed_chunks']} chunks computed, {a['reused_chunks']} reused; "
+          f"engine {a['engine']}; chunks: {a['computed_chunks']} computed, {a['reused_chunks']} reused; "
           f"{a['seconds']:.3g} s")
-    print(f"wrote {args.out}/result.csv" + (", result.nc" if spec.output.get("netcdf") else "")
-          + (", figure.png" if spec.output.get("figure") else ""))
+    asked = {"csv": "result.csv", "netcdf": "result.nc", "figure": "figure.png"}  # result.nc needs xarray
+    files = [f for k, f in asked.items() if spec.output.get(k) and os.path.exists(os.path.join(args.out, f))]
+    print(f"wrote {args.out}/: sweep.json, chunks/" + "".join(f", {f}" for f in files))
     return 0
 
 
