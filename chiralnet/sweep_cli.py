@@ -69,7 +69,7 @@ def run_sweep_command(args) -> int:
         raise
     a = res.attrs
     print(f"{spec.n_points} points over {', '.join(f'{d} ({n})' for d, n in zip(res.dims, res.shape))}; "
-          f"engine {a['engine']}; chunks: {a['computed_chunks']} computed, {a['reused_chunks']} reused; "
+          f"engine {a['engine']}; {a['computed_chunks']} chunks computed, {a['reused_chunks']} reused; "
           f"{a['seconds']:.3g} s")
     asked = {"csv": "result.csv", "netcdf": "result.nc", "figure": "figure.png"}  # result.nc needs xarray
     files = [f for k, f in asked.items() if spec.output.get(k) and os.path.exists(os.path.join(args.out, f))]
