@@ -55,7 +55,7 @@ Times and solver::
     # values = [0.0, 10.0, 100.0]   # or an explicit, strictly increasing list
 
     [solver]
-    method = "auto"                 # auto, exact, rk45
+    method = "auto"                 # auto, exact, exact-sparse, rk45
     rtol = 1e-8                     # rk45 only
     atol = 1e-10
     max_steps = 10000000

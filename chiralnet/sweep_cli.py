@@ -46,7 +46,7 @@ def register(subparsers) -> None:
         help="run a built-in scale study (writes a figure, CSV and a summary)",
         description="Built-in studies: "
                     + "; ".join(f"{k}: {v.__doc__.strip().splitlines()[0]}" for k, v in STUDIES.items()),
-        example="chiralnet study cooperativity --out fig4c")
+        example="chiralnet study cooperativity --quick --out fig4c\nchiralnet study topology --out topology --workers 2")
     s.add_argument("name", choices=sorted(STUDIES), metavar="NAME", help=f"one of {sorted(STUDIES)}")
     s.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
     s.add_argument("--quick", action="store_true", help="a small grid (seconds) instead of the full study")
@@ -81,5 +81,7 @@ def run_study_command(args) -> int:
     from .studies import STUDIES
 
     summary = STUDIES[args.name](out=args.out, quick=args.quick, **_engine_kwargs(args))
-    print(summary.text)
+    print(summary.text.rstrip("\n"))
+    if summary.paths:
+        print(f"\nwrote {args.out}/: {', '.join(os.path.basename(p) for p in summary.paths.values())}")
     return 0
