@@ -189,6 +189,13 @@ def test_sweep_file_errors_name_file_and_key(tmp_path):
         load_sweep(f)
     with pytest.raises(SweepError, match="both fixed"):
         parse_sweep({"base": {"builder": "two_cell", "gamma": 0.1}, "grid": {"gamma": [0.2]}})
+    # A wrong type fails when the file is read, before any output folder exists.
+    f.write_text('[base]\nbuilder = "two_cell"\n[grid]\ngamma = ["a"]\n')
+    with pytest.raises(SweepError, match=r"bad\.sweep\.toml \[grid\] key 'gamma': builder 'two_cell' expects a number"):
+        load_sweep(f)
+    f.write_text('[base]\nbuilder = "chain"\nn_cells = 3.0\n[grid]\ngamma = [0.01]\n')
+    with pytest.raises(SweepError, match=r"\[base\] key 'n_cells': builder 'chain' expects an integer"):
+        load_sweep(f)
 
 
 def test_example_sweep_files_parse():
