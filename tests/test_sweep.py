@@ -175,6 +175,15 @@ def test_bad_input_raises_before_work(grid, quantities, match):
         sweep("two_cell", grid, quantities or ["battery_energy"])
 
 
+def test_point_error_names_file_and_leaves_no_output(tmp_path):
+    f = tmp_path / "bad.sweep.toml"
+    f.write_text('[base]\nbuilder = "chain"\n[grid]\nn_cells = [3, 0]\n')
+    out = tmp_path / "out"
+    with pytest.raises(SweepError, match=r"bad\.sweep\.toml: at n_cells=0: n_cells must be"):
+        run_sweep(load_sweep(f), out=str(out))
+    assert not out.exists()  # no sweep.json left behind that a rerun would refuse
+
+
 def test_sweep_file_errors_name_file_and_key(tmp_path):
     f = tmp_path / "bad.sweep.toml"
     f.write_text('[base]\nbuilder = "two_cell"\n[grid]\ngamma = [0.01]\n'
