@@ -357,7 +357,11 @@ def plot(steady, cost, path):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  python3 benchmarks/run.py           # the README table; writes results.json, "
+               "time_vs_n.png\n  python3 benchmarks/run.py --quick   # smaller sizes; writes results_quick.json, "
+               "time_vs_n_quick.png")
     ap.add_argument("--quick", action="store_true", help="smaller sizes (about a minute)")
     ap.add_argument("--no-cold", action="store_true", help="skip the cold-start subprocesses")
     args = ap.parse_args(argv)
