@@ -61,7 +61,7 @@ Times and solver::
     max_steps = 10000000
 
     [output]
-    dir = "out/chain"               # chiralnet run --out overrides it
+    dir = "out/chain"               # relative to the scenario file; chiralnet run --out overrides it
     figures = ["energy", "heatmap", "profile", "network"]   # heatmap, profile: >= 3 cells; network: <= 1000
     csv = true                      # energies.csv
     summary = true                  # summary.json
