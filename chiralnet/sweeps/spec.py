@@ -229,10 +229,6 @@ class SweepSpec:
     def n_points(self) -> int:
         return int(np.prod(self.shape, dtype=np.int64))
 
-    def builder_for(self, point_builder=None):
-        """(name, callable) of the builder used at a point (the swept one if ``builder`` is an axis)."""
-        return resolve_builder(self.builder if point_builder is None else point_builder)
-
     def to_json(self) -> dict:
         """A JSON-able description (the manifest of an output folder; resume compares its fingerprint)."""
         b = None if self.builder is None else resolve_builder(self.builder)[0]
