@@ -100,20 +100,14 @@ class SweepResult:
         ds = self.to_xarray()
         have_h5 = all(importlib.util.find_spec(m) is not None for m in ("h5netcdf", "h5py"))
         engine = "h5netcdf" if have_h5 else "scipy"
-        data = ds.to_netcdf(engine="scipy") if engine == "scipy" else None
-        if data is None:
-            folder = os.path.dirname(os.path.abspath(os.fspath(path)))
-            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".nc")
-            os.close(fd)
-            try:
+        if engine == "scipy":
+            data = bytes(ds.to_netcdf(engine="scipy"))
+            atomic_write(path, lambda fh: fh.write(data))
+        else:  # h5netcdf writes to a path: a temporary one, renamed when complete
+            from ..io import atomic_path
+
+            with atomic_path(path) as tmp:
                 ds.to_netcdf(tmp, engine=engine)
-                os.replace(tmp, path)
-            except BaseException:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-                raise
-        else:
-            atomic_write(path, lambda fh: fh.write(bytes(data)))
 
     def csv_text(self) -> str:
         """The result as CSV text: one row per grid point, one column per swept parameter and value.
