@@ -90,7 +90,7 @@ class ChunkStore:
         self._made = (not os.path.exists(path), not os.path.isdir(self.out))  # (manifest, folder) made here
         os.makedirs(self.dir, exist_ok=True)
         for name in os.listdir(self.dir):  # temp files of writes cut short by a crash
-            if name.startswith(".tmp-"):
+            if name.startswith(".") and name.endswith(".tmp") or name.startswith(".tmp-"):  # (older name)
                 with contextlib.suppress(OSError):
                     os.unlink(os.path.join(self.dir, name))
         if not os.path.exists(path):
