@@ -223,7 +223,7 @@ def test_output_folder_files_and_resume_rules(tmp_path):
     res = sweep("two_cell", grid, q, times=[10.0, 100.0], out=out, chunk_size=2)
     assert sorted(os.listdir(out)) == ["chunks", "figure.png", "result.csv", "result.nc", "sweep.json"]
     assert open_sweep(out)["done_chunks"] == [0, 1, 2]
-    assert not [n for n in os.listdir(out / "chunks") if n.startswith(".tmp")]
+    assert not [n for n in os.listdir(out / "chunks") if n.startswith(".")]  # no temp file left
     assert (out / "figure.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     ds = xr.open_dataset(out / "result.nc")
     np.testing.assert_array_equal(ds["battery_energy"].values, res["battery_energy"])
