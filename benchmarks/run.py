@@ -1,7 +1,7 @@
 """chiralnet benchmarks: one command, ratios against baselines measured in the same run.
 
     python3 benchmarks/run.py            # full run (a few minutes on 2 cores)
-    python3 benchmarks/run.py --quick    # smaller sizes, about a minute
+    python3 benchmarks/run.py --quick    # smaller sizes, about 20 s
 
 Prints a markdown table (paste into README "Performance"), writes benchmarks/results.json and
 benchmarks/time_vs_n.png. Every time is the best of a few warm runs (Numba cache on); cold
@@ -357,8 +357,12 @@ def plot(steady, cost, path):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="smaller sizes (about a minute)")
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  python3 benchmarks/run.py           # the README table; writes results.json, "
+               "time_vs_n.png\n  python3 benchmarks/run.py --quick   # smaller sizes; writes results_quick.json, "
+               "time_vs_n_quick.png")
+    ap.add_argument("--quick", action="store_true", help="smaller sizes (about 20 s)")
     ap.add_argument("--no-cold", action="store_true", help="skip the cold-start subprocesses")
     args = ap.parse_args(argv)
     info = machine()

@@ -82,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  chiralnet run examples/two_cell.toml --out out\n"
                "  chiralnet steady examples/chain10.toml\n  chiralnet paper --out paper\n"
+               "  chiralnet sweep examples/chain_cells.sweep.toml --out chain_cells\n"
+               "  chiralnet study cooperativity --quick --out fig4c\n"
                "  chiralnet COMMAND --help",
     )
     parser.add_argument("--debug", action="store_true", default=False, help="show the full traceback on errors")

@@ -71,6 +71,18 @@ def _time_axes(J, figsize=(5.6, 3.9)):
     return fig, ax
 
 
+def _finish(ax, t, *, ylabel, title, loc, ylim=(0, None), yscale="linear"):
+    """The styling every time-axis figure shares: labels, x range, y range or scale, legend, title."""
+    ax.set_ylabel(ylabel)
+    ax.set_xlim(t[0], t[-1])
+    if yscale != "linear":
+        ax.set_yscale(yscale)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    ax.legend(fontsize="small", frameon=False, loc=loc)
+    ax.set_title(title, fontsize="medium")
+
+
 def _ratio(num, den):
     with np.errstate(divide="ignore", invalid="ignore"):
         r = np.asarray(num, float) / np.asarray(den, float)
@@ -127,11 +139,7 @@ def reproduce(n_times: int = 601, n_cooperativity: int = 13) -> PaperReproductio
     ax.plot(t, EB_c, "k--", lw=1, label="closed forms (Eqs. 6 corrected, 7)")
     ax.plot(t, EA_c, "k--", lw=1)
     ax.plot(t, EB_printed, ":", color="0.5", lw=1.2, label="Eq. (6) as printed")
-    ax.set_ylabel(ENERGY_LABEL)
-    ax.set_xlim(t[0], t[-1])
-    ax.set_ylim(bottom=0)
-    ax.legend(fontsize="small", frameon=False, loc="center right")
-    ax.set_title("Fig. 2(a): charger and battery, nonreciprocal", fontsize="medium")
+    _finish(ax, t, ylabel=ENERGY_LABEL, title="Fig. 2(a): charger and battery, nonreciprocal", loc="center right")
     figs["fig2a"] = fig
 
     ss_nr = steady_state(two_cell(**FIG23))
@@ -141,11 +149,8 @@ def reproduce(n_times: int = 601, n_cooperativity: int = 13) -> PaperReproductio
     ax.plot(t, _ratio(EB_c, EA_c), "k--", lw=1, label="closed forms")
     ax.axhline(Cd, color="C3", lw=1, ls=":", label=rf"$C_d = 4\Gamma^2/\Lambda^2 = {Cd:.3f}$")
     ax.axhline(1.0, color="0.6", lw=0.8)
-    ax.set_ylabel(r"$\eta_{AB}^{nr} = E_B^{nr}/E_A^{nr}$")
-    ax.set_xlim(t[0], t[-1])
-    ax.set_ylim(0, 1.15 * Cd)
-    ax.legend(fontsize="small", frameon=False, loc="lower right")
-    ax.set_title("Fig. 2(b): battery-to-charger ratio", fontsize="medium")
+    _finish(ax, t, ylabel=r"$\eta_{AB}^{nr} = E_B^{nr}/E_A^{nr}$",
+            title="Fig. 2(b): battery-to-charger ratio", loc="lower right", ylim=(0, 1.15 * Cd))
     figs["fig2b"] = fig
     ratios.append(dict(name="eta_AB(inf), Figs. 2-3 parameters", simulated=ss_nr.energy("b") / ss_nr.energy("a"),
                        closed_form=Cd, equation="C_d = 4 Gamma^2 / Lambda^2"))
@@ -155,11 +160,8 @@ def reproduce(n_times: int = 601, n_cooperativity: int = 13) -> PaperReproductio
     ax.plot(t, EBr, color="C2", lw=2, label=r"$E_B$ (reciprocal) simulated")
     ax.plot(t, EB_c, "k--", lw=1, label="closed forms (Eqs. 6, 8-9 corrected)")
     ax.plot(t, EBr_c, "k--", lw=1)
-    ax.set_ylabel(ENERGY_LABEL)
-    ax.set_xlim(t[0], t[-1])
-    ax.set_ylim(bottom=0)
-    ax.legend(fontsize="small", frameon=False, loc="lower right")
-    ax.set_title(r"Fig. 3(a): battery energy, underdamped ($\Delta = 0.08i\,\omega$)", fontsize="medium")
+    _finish(ax, t, ylabel=ENERGY_LABEL,
+            title=r"Fig. 3(a): battery energy, underdamped ($\Delta = 0.08i\,\omega$)", loc="lower right")
     figs["fig3a"] = fig
 
     C23 = float(analytic.cooperativity(J, ka, kb))
@@ -170,11 +172,8 @@ def reproduce(n_times: int = 601, n_cooperativity: int = 13) -> PaperReproductio
     ax.plot(t, _ratio(EB_c, EBr_c), "k--", lw=1, label="closed forms")
     ax.axhline(eta10, color="C3", lw=1, ls=":", label=rf"Eq. (10): $\eta_{{BB}}(\infty) = {eta10:.3f}$")
     ax.axhline(1.0, color="0.6", lw=0.8)
-    ax.set_ylabel(r"$\eta_{BB} = E_B^{nr}/E_B$")
-    ax.set_xlim(t[0], t[-1])
-    ax.set_yscale("log")
-    ax.legend(fontsize="small", frameon=False, loc="upper right")
-    ax.set_title("Fig. 3(b): nonreciprocal over reciprocal battery energy", fontsize="medium")
+    _finish(ax, t, ylabel=r"$\eta_{BB} = E_B^{nr}/E_B$",
+            title="Fig. 3(b): nonreciprocal over reciprocal battery energy", loc="upper right", ylim=None, yscale="log")
     figs["fig3b"] = fig
     ratios.append(dict(name="eta_BB(inf), Figs. 2-3 parameters (xi = 1)",
                        simulated=ss_nr.battery_energy / ss_r.battery_energy, closed_form=eta10,
@@ -202,11 +201,8 @@ def reproduce(n_times: int = 601, n_cooperativity: int = 13) -> PaperReproductio
     for k in ("rec", "nr", "opt"):
         ax.plot(t, sim[k], color=colors[k], lw=2, label=labels[k] + " simulated")
         ax.plot(t, closed[k], "k--", lw=1, label="closed forms (Eqs. 5, 8-9)" if k == "opt" else None)
-    ax.set_ylabel(ENERGY_LABEL)
-    ax.set_xlim(t[0], t[-1])
-    ax.set_ylim(bottom=0)
-    ax.legend(fontsize="small", frameon=False, loc="center right")
-    ax.set_title(r"Fig. 4(a): overdamped ($\Delta \approx 0.095\,\omega$)", fontsize="medium")
+    _finish(ax, t, ylabel=ENERGY_LABEL,
+            title=r"Fig. 4(a): overdamped ($\Delta \approx 0.095\,\omega$)", loc="center right")
     figs["fig4a"] = fig
 
     C4 = float(analytic.cooperativity(J, ka, kb))
@@ -220,11 +216,8 @@ def reproduce(n_times: int = 601, n_cooperativity: int = 13) -> PaperReproductio
     ax.plot(t, _ratio(closed["opt"], closed["rec"]), "k--", lw=1)
     ax.axhline(eta10_4, color="C0", lw=1, ls=":", label=rf"Eq. (10): {eta10_4:.3f}")
     ax.axhline(eta11, color="C3", lw=1, ls=":", label=rf"Eq. (11): {eta11:.3f}")
-    ax.set_ylabel(r"$\eta_{BB} = E_B^{nr}/E_B$")
-    ax.set_xlim(t[0], t[-1])
-    ax.set_ylim(bottom=0)
-    ax.legend(fontsize="small", frameon=False, loc="lower right")
-    ax.set_title("Fig. 4(b): ratio with and without optimal couplings", fontsize="medium")
+    _finish(ax, t, ylabel=r"$\eta_{BB} = E_B^{nr}/E_B$",
+            title="Fig. 4(b): ratio with and without optimal couplings", loc="lower right")
     figs["fig4b"] = fig
     ratios.append(dict(name="eta_BB(inf), Fig. 4 parameters", simulated=ss["nr"] / ss["rec"], closed_form=eta10_4,
                        equation=f"Eq. (10), C = {C4:.4g}, xi = {xi:.4g}"))

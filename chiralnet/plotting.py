@@ -134,8 +134,8 @@ def link_directions(model, *, rtol: float = 1e-12):
     """Split the couplings of a model into one-way and two-way links, from M itself.
 
     A pair of cells (u, v) is linked when M[u, v] or M[v, u] is nonzero. The link is one-way
-    u -> v when M[v, u] != 0 and M[u, v] == 0 (u drives v and v never acts back on u, PHYSICS.md
-    section 4); zero means below ``rtol`` times the largest off-diagonal |M|.
+    u -> v when M[v, u] != 0 and M[u, v] == 0 (u drives v and v never acts back on u, as
+    :func:`chiralnet.add_chiral_link` makes it); zero means below ``rtol`` times the largest off-diagonal |M|.
 
     Parameters
     ----------

@@ -55,13 +55,13 @@ Times and solver::
     # values = [0.0, 10.0, 100.0]   # or an explicit, strictly increasing list
 
     [solver]
-    method = "auto"                 # auto, exact, rk45
+    method = "auto"                 # auto, exact, exact-sparse, rk45
     rtol = 1e-8                     # rk45 only
     atol = 1e-10
     max_steps = 10000000
 
     [output]
-    dir = "out/chain"               # chiralnet run --out overrides it
+    dir = "out/chain"               # relative to the scenario file; chiralnet run --out overrides it
     figures = ["energy", "heatmap", "profile", "network"]   # heatmap, profile: >= 3 cells; network: <= 1000
     csv = true                      # energies.csv
     summary = true                  # summary.json

@@ -30,8 +30,8 @@ import numpy as np
 from . import analytic
 from .builders import chain, lattice, ring, star
 from .errors import NetworkError
+from .io import atomic_write_text
 from .sweeps import sweep
-from .sweeps.result import atomic_write
 
 __all__ = ["STUDIES", "StudyResult", "chain_length", "cooperativity", "topology", "equal_rate_network"]
 
@@ -63,14 +63,11 @@ def _finish(name, out, data, text, fig, columns):
         lines = [",".join(columns)]
         for row in zip(*(data[c] for c in columns)):
             lines.append(",".join(repr(float(v)) if isinstance(v, (float, np.floating)) else str(v) for v in row))
-        csv_bytes = ("\n".join(lines) + "\n").encode()
-        atomic_write(paths["csv"], lambda fh: fh.write(csv_bytes))
-        atomic_write(paths["txt"], lambda fh: fh.write(text.encode()))
-        import io
+        from .plotting import save_figure  # matplotlib only when a figure is written
 
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=120)
-        atomic_write(paths["png"], lambda fh: fh.write(buf.getvalue()))
+        atomic_write_text(paths["csv"], "\n".join(lines) + "\n")
+        atomic_write_text(paths["txt"], text)
+        save_figure(fig, paths["png"], dpi=120)
     return StudyResult(name=name, data=data, text=text, paths=paths)
 
 

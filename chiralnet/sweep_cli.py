@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 __all__ = ["register", "run_sweep_command", "run_study_command"]
@@ -45,7 +46,7 @@ def register(subparsers) -> None:
         help="run a built-in scale study (writes a figure, CSV and a summary)",
         description="Built-in studies: "
                     + "; ".join(f"{k}: {v.__doc__.strip().splitlines()[0]}" for k, v in STUDIES.items()),
-        example="chiralnet study cooperativity --out fig4c")
+        example="chiralnet study cooperativity --quick --out fig4c\nchiralnet study topology --out topology --workers 2")
     s.add_argument("name", choices=sorted(STUDIES), metavar="NAME", help=f"one of {sorted(STUDIES)}")
     s.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
     s.add_argument("--quick", action="store_true", help="a small grid (seconds) instead of the full study")
@@ -70,8 +71,9 @@ def run_sweep_command(args) -> int:
     print(f"{spec.n_points} points over {', '.join(f'{d} ({n})' for d, n in zip(res.dims, res.shape))}; "
           f"engine {a['engine']}; {a['computed_chunks']} chunks computed, {a['reused_chunks']} reused; "
           f"{a['seconds']:.3g} s")
-    print(f"wrote {args.out}/result.csv" + (", result.nc" if spec.output.get("netcdf") else "")
-          + (", figure.png" if spec.output.get("figure") else ""))
+    asked = {"csv": "result.csv", "netcdf": "result.nc", "figure": "figure.png"}  # result.nc needs xarray
+    files = [f for k, f in asked.items() if spec.output.get(k) and os.path.exists(os.path.join(args.out, f))]
+    print(f"wrote {args.out}/: sweep.json, chunks/" + "".join(f", {f}" for f in files))
     return 0
 
 
@@ -79,5 +81,7 @@ def run_study_command(args) -> int:
     from .studies import STUDIES
 
     summary = STUDIES[args.name](out=args.out, quick=args.quick, **_engine_kwargs(args))
-    print(summary.text)
+    print(summary.text.rstrip("\n"))
+    if summary.paths:
+        print(f"\nwrote {args.out}/: {', '.join(os.path.basename(p) for p in summary.paths.values())}")
     return 0

@@ -1,7 +1,8 @@
 """How much does a chiral chain store as it grows? Steady battery energy against the two-cell limit.
 
-Each chain has cell 0 driven and cells 1..N-1 as the battery (paper Fig. 2 rates). The end cell,
-touching one reservoir only, holds the most; the battery total grows with N.
+Each chain has cell 0 driven and cells 1..N-1 as the battery (paper Fig. 2 rates). The energy falls
+along the chain; the end cell, touching one reservoir only, holds about 3.5 times its neighbour (the
+most of any cell up to N = 18). The battery total grows with N and levels off beyond a few tens of cells.
 
 Run: python examples/chain_scaling.py [OUT_DIR]   (writes chain_profile.png into OUT_DIR, default ".")
 """

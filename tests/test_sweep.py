@@ -175,6 +175,15 @@ def test_bad_input_raises_before_work(grid, quantities, match):
         sweep("two_cell", grid, quantities or ["battery_energy"])
 
 
+def test_point_error_names_file_and_leaves_no_output(tmp_path):
+    f = tmp_path / "bad.sweep.toml"
+    f.write_text('[base]\nbuilder = "chain"\n[grid]\nn_cells = [3, 0]\n')
+    out = tmp_path / "out"
+    with pytest.raises(SweepError, match=r"bad\.sweep\.toml: at n_cells=0: n_cells must be"):
+        run_sweep(load_sweep(f), out=str(out))
+    assert not out.exists()  # no sweep.json left behind that a rerun would refuse
+
+
 def test_sweep_file_errors_name_file_and_key(tmp_path):
     f = tmp_path / "bad.sweep.toml"
     f.write_text('[base]\nbuilder = "two_cell"\n[grid]\ngamma = [0.01]\n'
@@ -189,6 +198,13 @@ def test_sweep_file_errors_name_file_and_key(tmp_path):
         load_sweep(f)
     with pytest.raises(SweepError, match="both fixed"):
         parse_sweep({"base": {"builder": "two_cell", "gamma": 0.1}, "grid": {"gamma": [0.2]}})
+    # A wrong type fails when the file is read, before any output folder exists.
+    f.write_text('[base]\nbuilder = "two_cell"\n[grid]\ngamma = ["a"]\n')
+    with pytest.raises(SweepError, match=r"bad\.sweep\.toml \[grid\] key 'gamma': builder 'two_cell' expects a number"):
+        load_sweep(f)
+    f.write_text('[base]\nbuilder = "chain"\nn_cells = 3.0\n[grid]\ngamma = [0.01]\n')
+    with pytest.raises(SweepError, match=r"\[base\] key 'n_cells': builder 'chain' expects an integer"):
+        load_sweep(f)
 
 
 def test_example_sweep_files_parse():
@@ -207,7 +223,7 @@ def test_output_folder_files_and_resume_rules(tmp_path):
     res = sweep("two_cell", grid, q, times=[10.0, 100.0], out=out, chunk_size=2)
     assert sorted(os.listdir(out)) == ["chunks", "figure.png", "result.csv", "result.nc", "sweep.json"]
     assert open_sweep(out)["done_chunks"] == [0, 1, 2]
-    assert not [n for n in os.listdir(out / "chunks") if n.startswith(".tmp")]
+    assert not [n for n in os.listdir(out / "chunks") if n.startswith(".")]  # no temp file left
     assert (out / "figure.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     ds = xr.open_dataset(out / "result.nc")
     np.testing.assert_array_equal(ds["battery_energy"].values, res["battery_energy"])

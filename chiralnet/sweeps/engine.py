@@ -87,14 +87,26 @@ class ChunkStore:
         else:
             if os.path.isdir(self.out) and any(not n.startswith(".") for n in os.listdir(self.out)):
                 raise SweepError(f"output folder {self.out!r} is not empty and holds no sweep; choose a new folder")
+        self._made = (not os.path.exists(path), not os.path.isdir(self.out))  # (manifest, folder) made here
         os.makedirs(self.dir, exist_ok=True)
         for name in os.listdir(self.dir):  # temp files of writes cut short by a crash
-            if name.startswith(".tmp-"):
+            if name.startswith(".") and name.endswith(".tmp") or name.startswith(".tmp-"):  # (older name)
                 with contextlib.suppress(OSError):
                     os.unlink(os.path.join(self.dir, name))
         if not os.path.exists(path):
             text = json.dumps(manifest, indent=1).encode()
             atomic_write(path, lambda fh: fh.write(text))
+
+    def discard_if_unused(self) -> None:
+        """Remove what this store created, if no chunk was finished (a sweep whose first point failed)."""
+        made_manifest, made_folder = self._made
+        if not made_manifest or self.done():
+            return
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(self.out, MANIFEST))
+            os.rmdir(self.dir)
+            if made_folder:
+                os.rmdir(self.out)
 
     def path(self, cid) -> str:
         return os.path.join(self.dir, f"c{cid:08d}.npz")
@@ -337,6 +349,10 @@ def run_sweep(spec: SweepSpec, *, out=None, resume: bool = False, workers: int |
         else:
             engine = "local-pool"
             _run_pool(plan, todo, finished, processes or os.cpu_count() or 1, show)
+    except SweepError:  # bad input found at a point: leave no half-made output folder behind
+        if store is not None:
+            store.discard_if_unused()
+        raise
     finally:
         if own_client is not None:
             own_client.close()

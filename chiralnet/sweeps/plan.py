@@ -106,25 +106,30 @@ class Plan:
 
         return ", ".join(f"{n}={show(vals[i])}" for (n, vals), i in zip(self.spec.axes, multi))
 
+    def locate(self, multi) -> str:
+        """``"file.sweep.toml: at gamma=0.01"`` (no file for a sweep made in Python): error messages."""
+        src = self.spec.source
+        return ("" if src == "<api>" else f"{src}: ") + f"at {self.describe_point(multi)}"
+
 
 def _build(fn, kw, where):
     try:
         G = fn(**kw)
     except ChiralnetError as exc:
-        raise SweepError(f"at {where}: {exc}") from None
+        raise SweepError(f"{where}: {exc}") from None
     except TypeError as exc:
-        raise SweepError(f"at {where}: the builder rejected its parameters ({exc})") from None
+        raise SweepError(f"{where}: the builder rejected its parameters ({exc})") from None
     return G
 
 
 def _model_at(plan, multi):
     builder, kw = plan.point_kwargs(multi)
     _, fn = resolve_builder(builder)
-    G = _build(fn, kw, plan.describe_point(multi))
+    G = _build(fn, kw, plan.locate(multi))
     try:
         return build_model(G, sparse=False) if len(cell_nodes(G)) <= BATCH_MAX_CELLS else build_model(G)
     except ChiralnetError as exc:
-        raise SweepError(f"at {plan.describe_point(multi)}: {exc}") from None
+        raise SweepError(f"{plan.locate(multi)}: {exc}") from None
 
 
 def make_plan(spec: SweepSpec) -> Plan:
@@ -157,7 +162,7 @@ def make_plan(spec: SweepSpec) -> Plan:
                 cells_seen[key] = g.cells
             else:
                 bl, kw = plan.point_kwargs(origin)
-                cells_seen[key] = tuple(cell_nodes(_build(resolve_builder(bl)[1], kw, plan.describe_point(origin))))
+                cells_seen[key] = tuple(cell_nodes(_build(resolve_builder(bl)[1], kw, plan.locate(origin))))
     if "cell_energy" in spec.quantities:
         distinct = set(cells_seen.values())
         if len(distinct) > 1:
@@ -397,7 +402,7 @@ def _point_quantities(plan, model, where):
     spec = plan.spec
     if "time_to_90" in spec.quantities:
         raise SweepError(
-            f"at {where}: time_to_90 is computed for zero-temperature networks of at most {BATCH_MAX_CELLS} cells "
+            f"{where}: time_to_90 is computed for zero-temperature networks of at most {BATCH_MAX_CELLS} cells "
             f"(this one: {model.n_cells} cells{', thermal' if model.thermal else ''}); drop time_to_90"
         )
     out = {"status": np.zeros(1, np.int8)}
@@ -413,7 +418,7 @@ def _point_quantities(plan, model, where):
         try:
             out["battery_energy_at"] = simulate(model, spec.times).battery_energy[None]
         except ChiralnetError as exc:
-            raise SweepError(f"at {where}: {exc}") from None
+            raise SweepError(f"{where}: {exc}") from None
     return out
 
 
@@ -442,7 +447,7 @@ def compute_chunk(plan: Plan, start: int, stop: int) -> dict:
             continue
         small = {}
         for i in idx:
-            where = plan.describe_point(multi_all[i])
+            where = plan.locate(multi_all[i])
             model = _model_at(plan, multi_all[i])
             if model.n_cells <= BATCH_MAX_CELLS and not model.thermal:
                 sig = (model.n_cells, model.battery.tobytes())

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,21 +20,16 @@ def atomic_write(path, write, mode="wb"):
     """Write ``path`` all at once: ``write(fh)`` fills a temp file in the same folder, then os.replace.
 
     A reader never sees a half-written file, and an interrupted write leaves the old file (or none).
+    The data are flushed to disk before the rename (a stored chunk survives a crash).
+    Temporary names are those of :func:`chiralnet.io.atomic_path` (``.<name>.<pid>-<hex>.tmp``).
     """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    suffix = os.path.splitext(path)[1]
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=suffix)
-    try:
-        with os.fdopen(fd, mode) as fh:
+    from ..io import atomic_path
+
+    with atomic_path(path) as tmp:
+        with open(tmp, mode) as fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 @dataclass(frozen=True, eq=False)
@@ -100,20 +94,14 @@ class SweepResult:
         ds = self.to_xarray()
         have_h5 = all(importlib.util.find_spec(m) is not None for m in ("h5netcdf", "h5py"))
         engine = "h5netcdf" if have_h5 else "scipy"
-        data = ds.to_netcdf(engine="scipy") if engine == "scipy" else None
-        if data is None:
-            folder = os.path.dirname(os.path.abspath(os.fspath(path)))
-            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".nc")
-            os.close(fd)
-            try:
+        if engine == "scipy":
+            data = bytes(ds.to_netcdf(engine="scipy"))
+            atomic_write(path, lambda fh: fh.write(data))
+        else:  # h5netcdf writes to a path: a temporary one, renamed when complete
+            from ..io import atomic_path
+
+            with atomic_path(path) as tmp:
                 ds.to_netcdf(tmp, engine=engine)
-                os.replace(tmp, path)
-            except BaseException:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-                raise
-        else:
-            atomic_write(path, lambda fh: fh.write(bytes(data)))
 
     def csv_text(self) -> str:
         """The result as CSV text: one row per grid point, one column per swept parameter and value.

@@ -14,7 +14,7 @@ import inspect
 import json
 import math
 from dataclasses import dataclass, field
-from numbers import Integral, Real
+from numbers import Integral, Number, Real
 
 import numpy as np
 
@@ -142,6 +142,28 @@ def grid_values(name: str, spec, where: str = "grid") -> np.ndarray | list:
     return [bool(v) for v in vals] if kinds == {"bool"} else [str(v) for v in vals]
 
 
+def _wrong_type(bname: str, key: str, values) -> str | None:
+    """What a built-in builder's parameter ``key`` expects, when ``values`` are not of that type; else None.
+
+    Checked here so that a wrong type in a sweep file fails before an output folder is created.
+    The parameter types are those of the scenario files (:data:`chiralnet.scenario.BUILDERS`).
+    """
+    from ..scenario import BUILDERS as TYPED_BUILDERS
+
+    want = TYPED_BUILDERS.get(bname, (None, {}))[1].get(key)
+    if want is None:
+        return None
+    kinds = {_kind(v) for v in values}
+    if want == "bool":
+        return None if kinds == {"bool"} else "true or false"
+    if want == "int":
+        return None if kinds == {"int"} else "an integer"
+    numbers = all(isinstance(v, Number) and not isinstance(v, bool) for v in values)
+    if want != "complex" and not kinds <= {"int", "float"} or not numbers:
+        return "a number" if want != "complex" else "a number (complex allowed as a fixed [base] value)"
+    return None
+
+
 def _kind(v):
     if isinstance(v, bool):
         return "bool"
@@ -207,10 +229,6 @@ class SweepSpec:
     def n_points(self) -> int:
         return int(np.prod(self.shape, dtype=np.int64))
 
-    def builder_for(self, point_builder=None):
-        """(name, callable) of the builder used at a point (the swept one if ``builder`` is an axis)."""
-        return resolve_builder(self.builder if point_builder is None else point_builder)
-
     def to_json(self) -> dict:
         """A JSON-able description (the manifest of an output folder; resume compares its fingerprint)."""
         b = None if self.builder is None else resolve_builder(self.builder)[0]
@@ -269,6 +287,12 @@ def make_spec(builder, grid: dict, quantities=("battery_energy",), *, params=Non
                     f"{source} {section} key {key!r}: builder {bname!r} has no parameter {key!r}; "
                     f"its parameters are {sorted(accepted)}"
                 )
+        for key, vals in [(k, [v]) for k, v in params.items()] + [a for a in axes if a[0] != "builder"]:
+            wrong = _wrong_type(bname, key, vals)
+            if wrong:
+                section = "[grid]" if key in names else "[base]"
+                raise SweepError(f"{source} {section} key {key!r}: builder {bname!r} expects {wrong}, "
+                                 f"got {[v.item() if isinstance(v, np.generic) else v for v in vals][:5]!r}")
         missing = [k for k, d in accepted.items() if d is _REQUIRED and k not in params and k not in names]
         if missing:
             raise SweepError(f"{source}: builder {bname!r} needs {missing}; give them in [base] or [grid]")
