@@ -277,7 +277,7 @@ def _check_simulation_memory(model: Model, times, grid, method: str, store: bool
                                     store_amplitudes=store, nnz=_nnz(model) if model.is_sparse else None,
                                     n_steps=grid[0].size if method == "exact" else 1)
     fixes = "fewer output times or fewer cells"
-    if store:
+    if store and method == "exact-sparse":  # the other methods compute the amplitudes either way
         fixes += ", or store_amplitudes=False (energies only)"
     if model.thermal:
         fixes += ", or zero-temperature baths and initial state (no N x N fluctuation matrix)"
@@ -307,7 +307,8 @@ def simulate(G_or_model, times, *, method: str = "auto", rtol: float | None = No
         Step limit of ``"rk45"`` (same rule).
     store_amplitudes : bool
         Keep the (T, N) complex amplitudes (16 bytes per entry); False keeps energies only
-        (``result.amplitudes`` is None), for the largest runs.
+        (``result.amplitudes`` is None), for the largest runs. Only ``"exact-sparse"`` saves the memory:
+        ``"exact"`` and ``"rk45"`` compute the amplitudes either way and drop them at the end.
 
     Returns
     -------
