@@ -37,7 +37,8 @@ PARALLEL_MIN_CELLS = 10**9
 PARALLEL_MIN_CELLS_THERMAL = 10**9
 
 #: method="auto": dense exact propagators up to this many cells; above it, the sparse exact
-#: stepping when M has at most SPARSE_MAX_DENSITY * N^2 nonzeros.
+#: stepping when M has at most SPARSE_MAX_DENSITY * N^2 nonzeros. Below it, "exact" also forms
+#: e^{M dt} with the Numba kernel kernels.expm_small instead of scipy.linalg.expm.
 AUTO_DENSE_MAX_CELLS = 64
 SPARSE_MAX_DENSITY = 0.1
 

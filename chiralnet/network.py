@@ -63,7 +63,6 @@ CELL_DEFAULTS = {
 }
 RESERVOIR_DEFAULTS = {"gamma": None, "n_th": 0.0}
 COMPLEX_KEYS = {"drive", "alpha0", "J", "p"}
-NONNEGATIVE_KEYS = {"kappa", "n_th", "n0", "gamma"}
 
 
 def network(drive_frequency: float = 1.0, *, name: str | None = None) -> nx.DiGraph:
@@ -221,7 +220,8 @@ def add_chiral_link(G: nx.DiGraph, u, v, *, gamma: float, n_th: float = 0.0, xi:
     if u == v:
         raise NetworkError(f"chiral link ({u!r}, {v!r}) is a self-loop; link two different cells")
     if G.has_edge(u, v) or G.has_edge(v, u):
-        raise NetworkError(f"cells {u!r} and {v!r} already have a coherent link")
+        raise NetworkError(f"cells {u!r} and {v!r} already have a coherent link, and a chiral link adds "
+                           "another (its balancing J); remove that link first or use add_reservoir")
     s = math.sqrt(xi)
     name = add_reservoir(G, {u: s, v: -1.0 / s}, gamma=gamma, n_th=n_th, name=name)
     add_coherent_link(G, u, v, -0.5j * gamma)

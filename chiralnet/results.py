@@ -132,11 +132,14 @@ class SteadyState(_CellLookup):
 
     @property
     def total_energy(self) -> float:
+        """Sum of every cell's steady energy, units of omega."""
         return float(self.energies.sum())
 
     @property
     def battery_energy(self) -> float:
+        """Sum over the battery cells, units of omega."""
         return float(self.energies[self.battery].sum())
 
     def energy(self, cell) -> float:
+        """Steady energy of one cell, units of omega."""
         return float(self.energies[self._index(cell)])

@@ -212,8 +212,8 @@ def _run_rk45(model: Model, times, options):
     max_steps = 10_000_000 if options.get("max_steps") is None else options["max_steps"]
     if not (rtol > 0 and atol > 0):
         raise SolverError(f"rtol and atol must be > 0, got rtol={rtol}, atol={atol}")
-    if not max_steps >= 1:
-        raise SolverError(f"max_steps must be >= 1, got {max_steps}")
+    if not 1 <= max_steps < 2**62:
+        raise SolverError(f"max_steps must be a finite number >= 1, got {max_steps}")
     max_steps = int(max_steps)
     n = model.n_cells
     b = model.forcing
@@ -322,14 +322,14 @@ def simulate(G_or_model, times, *, method: str = "auto", rtol: float | None = No
     >>> res.energies.shape
     (5, 2)
     """
-    if method != "auto" and method not in METHODS:
+    if not isinstance(method, str) or (method != "auto" and method not in METHODS):
         raise ChiralnetError(f"unknown method {method!r}; valid: {['auto', *METHODS]}")
     given = {"rtol": rtol, "atol": atol, "max_steps": max_steps}
     for name, value in given.items():
         if value is not None and method != "auto" and method not in _METHOD_OPTIONS[name]:
             raise SolverError(f"{name} applies to method {sorted(_METHOD_OPTIONS[name])} only, not {method!r} "
                               "(exact methods are accurate to machine precision); drop it or use method='rk45'")
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float, np.number))):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating))):
             raise SolverError(f"{name} must be a number, got {value!r}")
     model = _as_model(G_or_model)
     t = _check_times(times)

@@ -209,11 +209,15 @@ def test_unknown_method_lists_valid_ones():
         cn.simulate(cn.two_cell(), [0.0, 1.0], method="rk4")
     msg = str(info.value)
     assert "'rk4'" in msg and all(repr(m) in msg for m in ["auto", *cn.METHODS])
+    with pytest.raises(cn.ChiralnetError, match="unknown method"):  # not a TypeError (unhashable)
+        cn.simulate(cn.two_cell(), [0.0, 1.0], method=["rk45"])
 
 
 @pytest.mark.parametrize("opts,fragment", [(dict(rtol=-1e-6), "rtol"), (dict(atol=-1.0), "atol"),
                                            (dict(rtol=np.nan), "rtol"), (dict(rtol=0.0), "rtol"),
-                                           (dict(atol=0.0), "atol"), (dict(max_steps=0), "max_steps")])
+                                           (dict(atol=0.0), "atol"), (dict(max_steps=0), "max_steps"),
+                                           (dict(max_steps=np.inf), "max_steps"),
+                                           (dict(rtol=np.complex128(1e-6)), "rtol")])
 def test_bad_rk45_options(opts, fragment):
     with pytest.raises(cn.SolverError, match=fragment):
         cn.simulate(cn.two_cell(), [0.0, 1.0], method="rk45", **opts)
