@@ -279,3 +279,34 @@ def test_auto_avoids_dense_propagators_that_do_not_fit(monkeypatch):
     res = cn.simulate(cold, t_cold)
     assert res.method == "rk45"
     assert rel_err(res.energies, exact_cold.energies) <= 1e-6   # default rtol = 1e-8
+
+
+def _paired_chain(kappa_odd, n=8):
+    """Coherent pairs (2k, 2k+1), chirally linked 2k+1 -> 2k+2: n/2 feedback blocks of two cells."""
+    G = cn.network()
+    for i in range(n):
+        cn.add_cell(G, i, omega=1.0, kappa=0.01 if i % 2 == 0 else kappa_odd, drive=0.1 if i == 0 else 0.0)
+    for k in range(0, n, 2):
+        cn.add_coherent_link(G, k, k + 1, 0.02)
+        if k + 2 < n:
+            cn.add_chiral_link(G, k + 1, k + 2, gamma=0.04)
+    return G
+
+
+def test_stability_of_many_feedback_blocks():
+    # kappa = 0 on odd cells: each block fails the Gershgorin test but is stable (eigenvalue check).
+    G = _paired_chain(0.0)
+    cn.check_stability(G)
+    M = cn.build_model(G).dense_M()
+    assert np.linalg.eigvals(M).real.max() < 0
+    alpha = np.linalg.solve(M, 1j * cn.build_model(G).drive)
+    ss = cn.steady_state(G)
+    assert rel_err(ss.amplitudes, alpha) <= RANDOM_STEADY_REL
+    # a block with no loss at all: undamped pair (6, 7) with no reservoir on 7; named in the error
+    G = _paired_chain(0.01)
+    G.nodes[6]["kappa"] = 0.0
+    G.nodes[7]["kappa"] = 0.0
+    G.remove_node("R2")  # the chiral link 5 -> 6 (its reservoir would damp cell 6)
+    G.remove_edge(5, 6)
+    with pytest.raises(cn.NoSteadyStateError, match="cell (6|7)"):
+        cn.check_stability(G)
