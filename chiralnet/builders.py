@@ -86,13 +86,16 @@ def chain(n_cells: int, **link_options):
 
 
 def ring(n_cells: int, **link_options):
-    """A chain closed by the link n_cells-1 -> 0 (energy circulates one way)."""
+    """A chain closed by the link n_cells-1 -> 0 (energy circulates one way); n_cells >= 3.
+
+    Options as in :func:`chain`.
+    """
     n = _count(n_cells, "n_cells", 3)
     return _build("ring", range(n), [(i, (i + 1) % n) for i in range(n)], link_options)
 
 
 def star(n_leaves: int, **link_options):
-    """A driven hub 0 with links 0 -> 1..n_leaves; the leaves are the battery."""
+    """A driven hub 0 with links 0 -> 1..n_leaves; the leaves are the battery. Options as in :func:`chain`."""
     n = _count(n_leaves, "n_leaves", 1)
     return _build("star", range(n + 1), [(0, i) for i in range(1, n + 1)], link_options)
 
@@ -100,7 +103,8 @@ def star(n_leaves: int, **link_options):
 def lattice(rows: int, cols: int, **link_options):
     """A rows x cols grid, cells numbered r*cols + c, links pointing right and down.
 
-    Cell 0 (top-left corner) is the driven charger; every other cell is battery.
+    Cell 0 (top-left corner) is the driven charger; every other cell is battery. Options as in
+    :func:`chain`; ``pos`` is set from the grid.
     """
     r = _count(rows, "rows", 1)
     c = _count(cols, "cols", 1)

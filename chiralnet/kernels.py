@@ -1,7 +1,8 @@
 """Numba kernels: arrays and scalars in, caller-allocated buffers out. No Python objects.
 
 Notation: N cells, T output times. ``alpha`` is (N,) complex, ``Nc`` (N, N) complex Hermitian,
-``Mc = conj(M)``, ``b = -i E`` the constant forcing. All loops over time steps live here.
+``Mc = conj(M)``, ``b = -i E`` the constant forcing. The dense methods' loops over time steps
+live here ("exact" and "rk45"; the CSR Taylor stepping of "exact-sparse" is in :mod:`chiralnet.sparse`).
 """
 
 import numpy as np

@@ -94,7 +94,8 @@ class Model:
         try:
             return self.cells.index(cell)
         except ValueError:
-            raise NetworkError(f"cell {cell!r} is not in this model; cells are {list(self.cells)[:10]}...") from None
+            shown = f"{list(self.cells)[:10]}" + ("..." if len(self.cells) > 10 else "")
+            raise NetworkError(f"cell {cell!r} is not in this model; cells are {shown}") from None
 
 
 def build_model(G, *, nodelist=None, sparse: bool | None = None) -> Model:

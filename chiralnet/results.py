@@ -43,7 +43,8 @@ class SimulationResult(_CellLookup):
     method : str
         The method that ran (``"auto"`` resolved).
     stats : dict
-        Solver counters (steps, rejected steps, rhs evaluations, propagators).
+        Solver counters: ``propagators`` ("exact"); ``terms``, ``substeps``, ``matrix_terms`` (thermal)
+        and ``format`` ("exact-sparse"); ``steps``, ``rejected``, ``rhs_evaluations`` ("rk45").
     covariance : ndarray (N, N) complex or None
         Nc at the last output time, when fluctuations were integrated.
     """
