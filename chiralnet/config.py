@@ -3,7 +3,8 @@
 #: Above this many cells the model is assembled as scipy.sparse CSR instead of dense arrays.
 DENSE_MAX_CELLS = 2000
 
-#: Largest N for which the "exact" method builds dense propagators e^{M dt} (N x N each).
+#: Largest N for which the "exact" method builds dense propagators e^{M dt} (N x N each); also the
+#: largest feedback block check_stability eigendecomposes densely (larger ones: sparse eigs).
 EXACT_MAX_CELLS = 3000
 
 #: Budget (complex entries) for the stack of dense propagators "exact" precomputes, one per distinct dt.

@@ -464,8 +464,9 @@ def steady_state(G_or_model) -> SteadyState:
 
     Cascaded networks (M triangular after a topological ordering of the cells, found in
     O(N + nnz)) are solved by forward substitution in O(nnz) (cells already in cascade order, as
-    in a chain or lattice, take a single pass that also checks stability and forms the energies), and their fluctuation matrix by a
-    triangular Lyapunov recursion in O(N nnz); otherwise sparse or dense LU and Bartels-Stewart.
+    in a chain or lattice, take a single pass that also checks stability and forms the energies),
+    and their fluctuation matrix by a triangular Lyapunov recursion in O(N nnz); otherwise sparse
+    or dense LU and Bartels-Stewart.
 
     Returns
     -------
