@@ -10,7 +10,7 @@ import numpy as np
 from numba import prange
 
 from .._jit import jit
-from ..kernels import expm_small
+from ..kernels import _one_norm, expm_one, expm_parameters
 
 OK = 0
 NO_STEADY_STATE = 1
@@ -102,17 +102,12 @@ def _solve_inplace(A, x):
 
 
 @jit
-def _expm_t(A, t, At, out):
-    """out[0] = e^{A t} for a small dense A (N, N), by the core kernel :func:`chiralnet.kernels.expm_small`.
-
-    At, out: (1, N, N) complex buffers (At receives A t). The core kernel scales and squares a
-    Taylor series (no eigendecomposition, so defective A, as in cascaded chains, is fine).
-    """
-    n = A.shape[0]
-    for i in range(n):
-        for j in range(n):
-            At[0, i, j] = A[i, j] * t
-    expm_small(At, out)
+def _expm_t(A, t, X, E, T, out):
+    """out = e^{A t} for a small dense A (N, N), by the core kernel :func:`chiralnet.kernels.expm_one`
+    (scaling and squaring a Taylor series; no eigendecomposition, so defective A, as in cascaded
+    chains, is fine). X, E, T: (N, N) complex work buffers."""
+    s, q = expm_parameters(_one_norm(A) * abs(t))
+    expm_one(A, t, s, q, X, E, T, out)
 
 
 @jit
@@ -145,12 +140,14 @@ def battery_energy_at_batch(M, alpha_ss, alpha0, omega, battery, status, times, 
             for k in range(T):
                 out[p, k] = np.nan
             continue
-        E = np.empty((1, N, N), np.complex128)
-        At = np.empty((1, N, N), np.complex128)
+        E = np.empty((N, N), np.complex128)
+        X = np.empty((N, N), np.complex128)
+        W = np.empty((N, N), np.complex128)
+        V = np.empty((N, N), np.complex128)
         a = np.empty(N, np.complex128)
         for k in range(T):
-            _expm_t(M[p], times[k], At, E)
-            _propagate(E[0], alpha_ss[p], alpha0[p], a)
+            _expm_t(M[p], times[k], X, W, V, E)
+            _propagate(E, alpha_ss[p], alpha0[p], a)
             out[p, k] = _battery(a, omega[p], battery)
 
 
@@ -173,15 +170,17 @@ def time_to_fraction_batch(M, alpha_ss, alpha0, omega, battery, status, fraction
             out[p] = 0.0
             continue
         h = horizon[p] / steps
-        Eh = np.empty((1, N, N), np.complex128)
-        Es = np.empty((1, N, N), np.complex128)
-        At = np.empty((1, N, N), np.complex128)
+        Eh = np.empty((N, N), np.complex128)
+        Es = np.empty((N, N), np.complex128)
+        X = np.empty((N, N), np.complex128)
+        W = np.empty((N, N), np.complex128)
+        V = np.empty((N, N), np.complex128)
         a = alpha0[p].copy()
         nxt = np.empty(N, np.complex128)
-        _expm_t(M[p], h, At, Eh)
+        _expm_t(M[p], h, X, W, V, Eh)
         found = -1
         for j in range(1, steps + 1):
-            _propagate(Eh[0], alpha_ss[p], a, nxt)
+            _propagate(Eh, alpha_ss[p], a, nxt)
             if _battery(nxt, omega[p], battery) >= target:
                 found = j
                 break
@@ -192,8 +191,8 @@ def time_to_fraction_batch(M, alpha_ss, alpha0, omega, battery, status, fraction
         lo, hi = 0.0, h  # offsets from t_{found-1}, where the state is a
         while hi - lo > 1e-12 * horizon[p]:
             mid = 0.5 * (lo + hi)
-            _expm_t(M[p], mid, At, Es)
-            _propagate(Es[0], alpha_ss[p], a, nxt)
+            _expm_t(M[p], mid, X, W, V, Es)
+            _propagate(Es, alpha_ss[p], a, nxt)
             if _battery(nxt, omega[p], battery) >= target:
                 hi = mid
             else:
