@@ -52,7 +52,7 @@ def _matmul(A, B, out):
 
 
 @jit
-def _one_norm(A):
+def one_norm_small(A):
     """||A||_1 of one (m, m) matrix: the largest column sum of |A_ij|."""
     m = A.shape[0]
     norm = 0.0
@@ -113,7 +113,7 @@ def expm_small(A, out):
     K, m = A.shape[0], A.shape[1]
     norm = 0.0
     for k in range(K):
-        norm = max(norm, _one_norm(A[k]))
+        norm = max(norm, one_norm_small(A[k]))
     s, q = expm_parameters(norm)
     X = np.empty((m, m), np.complex128)
     E = np.empty((m, m), np.complex128)
