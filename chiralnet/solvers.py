@@ -336,6 +336,8 @@ def simulate(G_or_model, times, *, method: str = "auto", rtol: float | None = No
     grid = _distinct_steps(t)
     if method == "auto":
         method = _choose_method(model, t, grid)
+    if not isinstance(store_amplitudes, (bool, np.bool_)):  # bool("no") would silently mean True
+        raise SolverError(f"store_amplitudes must be True or False, got {store_amplitudes!r}")
     store = bool(store_amplitudes)
     _check_simulation_memory(model, t, grid, method, store)
     raw = METHODS[method](model, t, {**given,

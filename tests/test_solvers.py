@@ -234,6 +234,8 @@ def test_rk45_options_with_an_exact_method_raise(method, opts):
 def test_non_numeric_tolerance_raises():
     with pytest.raises(cn.SolverError, match="rtol must be a number"):
         cn.simulate(cn.two_cell(), [0.0, 1.0], method="rk45", rtol="1e-6")
+    with pytest.raises(cn.SolverError, match="store_amplitudes"):
+        cn.simulate(cn.two_cell(), [0.0, 1.0], store_amplitudes="no")
 
 
 def test_unknown_option_raises():
