@@ -13,7 +13,7 @@ import math
 from numbers import Integral
 
 from .errors import NetworkError
-from .network import add_cell, add_chiral_link, add_coherent_link, network
+from .network import _real, add_cell, add_chiral_link, add_coherent_link, network
 
 __all__ = ["two_cell", "chain", "ring", "star", "lattice"]
 
@@ -128,6 +128,7 @@ def _options(name, options) -> dict:
     if unknown:
         raise NetworkError(f"{name}: unknown option(s) {sorted(unknown)}; valid: {sorted(LINK_DEFAULTS)}")
     o = {**LINK_DEFAULTS, **options}
+    o["gamma"] = _real(o["gamma"], f"{name}: option 'gamma'")  # also J = gamma/2 of coherent links
     if o["nonreciprocal"] and o["J"] is not None:
         raise NetworkError(f"{name}: J is fixed by the balance condition when nonreciprocal=True; drop J")
     return o

@@ -705,7 +705,7 @@ def _topology_model(name, n, n_links, links, *, sparse=None, **options) -> Model
     _check_cell(0, {key: o[key] for key in ("omega", "kappa", "n_th", "drive")})
     if o["drive_frequency"] is not None:
         _real(o["drive_frequency"], "graph attribute 'drive_frequency'")
-    gamma = _real(o["gamma"], f"{name}_model option 'gamma'")
+    gamma = o["gamma"]  # a real number (builders._options)
     if not o["nonreciprocal"] and o["J"] is not None:
         _complex(o["J"], f"{name}_model option 'J'")
     L = n_links
