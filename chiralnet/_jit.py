@@ -8,7 +8,10 @@ import numba
 
 
 def jit(fn=None, *, parallel=False):
-    """Decorate ``fn`` with ``numba.njit(cache=True, fastmath=False)``."""
+    """Decorate ``fn`` with ``numba.njit(cache=True, fastmath=False, nogil=True, parallel=parallel)``.
+
+    Use as ``@jit`` or ``@jit(parallel=True)`` (a kernel with ``prange`` loops).
+    """
     def wrap(f):
         return numba.njit(cache=True, fastmath=False, nogil=True, parallel=parallel)(f)
 

@@ -13,7 +13,7 @@ import math
 from numbers import Integral
 
 from .errors import NetworkError
-from .network import add_cell, add_chiral_link, add_coherent_link, network
+from .network import _real, add_cell, add_chiral_link, add_coherent_link, network
 
 __all__ = ["two_cell", "chain", "ring", "star", "lattice"]
 
@@ -82,25 +82,29 @@ def chain(n_cells: int, **link_options):
         As in :func:`two_cell`; ``n_th`` applies to every bath and reservoir.
     """
     n = _count(n_cells, "n_cells", 2)
-    return _build("chain", range(n), [(i, i + 1) for i in range(n - 1)], **link_options)
+    return _build("chain", range(n), [(i, i + 1) for i in range(n - 1)], link_options)
 
 
 def ring(n_cells: int, **link_options):
-    """A chain closed by the link n_cells-1 -> 0 (energy circulates one way)."""
+    """A chain closed by the link n_cells-1 -> 0 (energy circulates one way); n_cells >= 3.
+
+    Options as in :func:`chain`.
+    """
     n = _count(n_cells, "n_cells", 3)
-    return _build("ring", range(n), [(i, (i + 1) % n) for i in range(n)], **link_options)
+    return _build("ring", range(n), [(i, (i + 1) % n) for i in range(n)], link_options)
 
 
 def star(n_leaves: int, **link_options):
-    """A driven hub 0 with links 0 -> 1..n_leaves; the leaves are the battery."""
+    """A driven hub 0 with links 0 -> 1..n_leaves; the leaves are the battery. Options as in :func:`chain`."""
     n = _count(n_leaves, "n_leaves", 1)
-    return _build("star", range(n + 1), [(0, i) for i in range(1, n + 1)], **link_options)
+    return _build("star", range(n + 1), [(0, i) for i in range(1, n + 1)], link_options)
 
 
 def lattice(rows: int, cols: int, **link_options):
     """A rows x cols grid, cells numbered r*cols + c, links pointing right and down.
 
-    Cell 0 (top-left corner) is the driven charger; every other cell is battery.
+    Cell 0 (top-left corner) is the driven charger; every other cell is battery. Options as in
+    :func:`chain`; ``pos`` is set from the grid.
     """
     r = _count(rows, "rows", 1)
     c = _count(cols, "cols", 1)
@@ -109,22 +113,38 @@ def lattice(rows: int, cols: int, **link_options):
     links = [(i * c + j, i * c + j + 1) for i in range(r) for j in range(c - 1)]
     links += [(i * c + j, (i + 1) * c + j) for i in range(r - 1) for j in range(c)]
     pos = {i * c + j: (float(j), float(-i)) for i in range(r) for j in range(c)}
-    return _build("lattice", range(r * c), links, pos=pos, **link_options)
+    return _build("lattice", range(r * c), links, link_options, pos=pos)
 
 
-def _build(name, nodes, links, *, omega=1.0, kappa=0.003, gamma=0.04, drive=0.1, n_th=0.0,
-           nonreciprocal=True, J=None, drive_frequency=None, pos=None):
-    G = network(omega if drive_frequency is None else drive_frequency, name=name)
-    for i in nodes:
-        add_cell(G, i, omega=omega, kappa=kappa, n_th=n_th, drive=drive if i == 0 else 0.0,
-                 battery=i != 0, pos=None if pos is None else pos[i])
-    if nonreciprocal and J is not None:
+#: Options of chain, ring, star and lattice (and of the array-level builders in chiralnet.sparse),
+#: with their defaults: the seed paper's Fig. 2 parameters, units of omega.
+LINK_DEFAULTS = dict(omega=1.0, kappa=0.003, gamma=0.04, drive=0.1, n_th=0.0, nonreciprocal=True, J=None,
+                     drive_frequency=None)
+
+
+def _options(name, options) -> dict:
+    """LINK_DEFAULTS updated by ``options``; an unknown option or J with nonreciprocal=True raises."""
+    unknown = set(options) - set(LINK_DEFAULTS)
+    if unknown:
+        raise NetworkError(f"{name}: unknown option(s) {sorted(unknown)}; valid: {sorted(LINK_DEFAULTS)}")
+    o = {**LINK_DEFAULTS, **options}
+    o["gamma"] = _real(o["gamma"], f"{name}: option 'gamma'")  # also J = gamma/2 of coherent links
+    if o["nonreciprocal"] and o["J"] is not None:
         raise NetworkError(f"{name}: J is fixed by the balance condition when nonreciprocal=True; drop J")
+    return o
+
+
+def _build(name, nodes, links, options, pos=None):
+    o = _options(name, options)
+    G = network(o["omega"] if o["drive_frequency"] is None else o["drive_frequency"], name=name)
+    for i in nodes:
+        add_cell(G, i, omega=o["omega"], kappa=o["kappa"], n_th=o["n_th"], drive=o["drive"] if i == 0 else 0.0,
+                 battery=i != 0, pos=None if pos is None else pos[i])
     for u, v in links:
-        if nonreciprocal:
-            add_chiral_link(G, u, v, gamma=gamma, n_th=n_th)
+        if o["nonreciprocal"]:
+            add_chiral_link(G, u, v, gamma=o["gamma"], n_th=o["n_th"])
         else:
-            add_coherent_link(G, u, v, gamma / 2 if J is None else J)
+            add_coherent_link(G, u, v, o["gamma"] / 2 if o["J"] is None else o["J"])
     return G
 
 

@@ -3,7 +3,8 @@
 #: Above this many cells the model is assembled as scipy.sparse CSR instead of dense arrays.
 DENSE_MAX_CELLS = 2000
 
-#: Largest N for which the "exact" method builds dense propagators e^{M dt} (N x N each).
+#: Largest N for which the "exact" method builds dense propagators e^{M dt} (N x N each); also the
+#: largest feedback block check_stability eigendecomposes densely (larger ones: sparse eigs).
 EXACT_MAX_CELLS = 3000
 
 #: Budget (complex entries) for the stack of dense propagators "exact" precomputes, one per distinct dt.
@@ -37,7 +38,8 @@ PARALLEL_MIN_CELLS = 10**9
 PARALLEL_MIN_CELLS_THERMAL = 10**9
 
 #: method="auto": dense exact propagators up to this many cells; above it, the sparse exact
-#: stepping when M has at most SPARSE_MAX_DENSITY * N^2 nonzeros.
+#: stepping when M has at most SPARSE_MAX_DENSITY * N^2 nonzeros. Below it, "exact" also forms
+#: e^{M dt} with the Numba kernel kernels.expm_small instead of scipy.linalg.expm.
 AUTO_DENSE_MAX_CELLS = 64
 SPARSE_MAX_DENSITY = 0.1
 

@@ -1,7 +1,8 @@
 """Numba kernels: arrays and scalars in, caller-allocated buffers out. No Python objects.
 
 Notation: N cells, T output times. ``alpha`` is (N,) complex, ``Nc`` (N, N) complex Hermitian,
-``Mc = conj(M)``, ``b = -i E`` the constant forcing. All loops over time steps live here.
+``Mc = conj(M)``, ``b = -i E`` the constant forcing. The dense methods' loops over time steps
+live here ("exact" and "rk45"; the CSR Taylor stepping of "exact-sparse" is in :mod:`chiralnet.sparse`).
 """
 
 import numpy as np
@@ -51,21 +52,22 @@ def _matmul(A, B, out):
 
 
 @jit
-def expm_small(A, out):
-    """out[k] = e^{A[k]} for a stack A (K, m, m) complex of small matrices (a few cells).
-
-    Taylor series after scaling by 2^-s to ||A||_1 <= 1 (one s for the stack), of the smallest degree q
-    (at most 18) whose remainder bound theta^(q+1)/(q+1)! is below 2^-53, in Horner form
-    E = I + X E / k; then s squarings. Writes out (K, m, m) complex.
-    """
-    K, m = A.shape[0], A.shape[1]
+def one_norm_small(A):
+    """||A||_1 of one (m, m) matrix: the largest column sum of |A_ij|."""
+    m = A.shape[0]
     norm = 0.0
-    for k in range(K):
-        for j in range(m):
-            col = 0.0
-            for i in range(m):
-                col += abs(A[k, i, j])
-            norm = max(norm, col)
+    for j in range(m):
+        col = 0.0
+        for i in range(m):
+            col += abs(A[i, j])
+        norm = max(norm, col)
+    return norm
+
+
+@jit
+def expm_parameters(norm):
+    """(s, q) for e^X with ||X||_1 = ``norm``: s squarings bring it to theta = norm 2^-s <= 1, and q
+    (at most 18) is the smallest Taylor degree whose remainder bound theta^(q+1)/(q+1)! is below 2^-53."""
     s = max(0, int(np.ceil(np.log2(norm)))) if norm > 1.0 else 0
     theta = norm / 2.0**s
     q = 1
@@ -73,24 +75,51 @@ def expm_small(A, out):
     while q < 18 and bound * theta / (q + 1) > 2.0**-53:
         q += 1
         bound *= theta / q
+    return s, q
+
+
+@jit
+def expm_one(A, c, s, q, X, E, T, out):
+    """out = e^{c A} for one small (m, m) complex A and scalar c, with (s, q) from :func:`expm_parameters`.
+
+    Taylor series of X = c A / 2^s in Horner form E = I + X E / k, then s squarings.
+    X, E, T: (m, m) complex work buffers; writes out (m, m).
+    """
+    m = A.shape[0]
+    for i in range(m):
+        for j in range(m):
+            X[i, j] = A[i, j] * c / 2.0**s
+            E[i, j] = X[i, j] / q + (1.0 if i == j else 0.0)
+    for d in range(q - 1, 0, -1):
+        _matmul(X, E, T)
+        for i in range(m):
+            for j in range(m):
+                T[i, j] = T[i, j] / d + (1.0 if i == j else 0.0)
+        E, T = T, E
+    for _ in range(s):
+        _matmul(E, E, T)
+        E, T = T, E
+    out[:, :] = E
+
+
+@jit
+def expm_small(A, out):
+    """out[k] = e^{A[k]} for a stack A (K, m, m) complex of small matrices (a few cells).
+
+    Taylor series after scaling by 2^-s to ||A||_1 <= 1 (one s for the stack), of the smallest degree q
+    (at most 18) whose remainder bound theta^(q+1)/(q+1)! is below 2^-53, in Horner form
+    E = I + X E / k; then s squarings (:func:`expm_parameters`, :func:`expm_one`). Writes out (K, m, m) complex.
+    """
+    K, m = A.shape[0], A.shape[1]
+    norm = 0.0
+    for k in range(K):
+        norm = max(norm, one_norm_small(A[k]))
+    s, q = expm_parameters(norm)
     X = np.empty((m, m), np.complex128)
     E = np.empty((m, m), np.complex128)
     T = np.empty((m, m), np.complex128)
     for k in range(K):
-        for i in range(m):
-            for j in range(m):
-                X[i, j] = A[k, i, j] / 2.0**s
-                E[i, j] = X[i, j] / q + (1.0 if i == j else 0.0)
-        for d in range(q - 1, 0, -1):
-            _matmul(X, E, T)
-            for i in range(m):
-                for j in range(m):
-                    T[i, j] = T[i, j] / d + (1.0 if i == j else 0.0)
-            E, T = T, E
-        for _ in range(s):
-            _matmul(E, E, T)
-            E, T = T, E
-        out[k] = E
+        expm_one(A[k], 1.0, s, q, X, E, T, out[k])
 
 
 @jit

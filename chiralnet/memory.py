@@ -93,7 +93,7 @@ def simulation_bytes(n_cells: int, n_times: int, *, method: str, thermal: bool, 
     thermal : bool
         Whether the N x N fluctuation matrix is integrated.
     store_amplitudes : bool
-        Whether the (T, N) complex amplitudes are kept.
+        Whether the (T, N) complex amplitudes are kept (only ``"exact-sparse"`` runs without them).
     nnz : int, optional
         Nonzeros of M (default N^2).
     n_steps : int
@@ -102,7 +102,7 @@ def simulation_bytes(n_cells: int, n_times: int, *, method: str, thermal: bool, 
     n, t = int(n_cells), int(n_times)
     nnz = n * n if nnz is None else int(nnz)
     items = {"energies (T x N)": t * n * _F}
-    if store_amplitudes:
+    if store_amplitudes or method != "exact-sparse":  # "exact" and rk45 compute them either way
         items["amplitudes (T x N complex)"] = t * n * _C
     if thermal:
         items["fluctuations (T x N)"] = t * n * _F
@@ -117,6 +117,7 @@ def simulation_bytes(n_cells: int, n_times: int, *, method: str, thermal: bool, 
     else:  # rk45
         dim = n + n * n if thermal else n
         items["Runge-Kutta stages"] = 11 * dim * _C
+        items["diag(Nc) output (T x N complex)"] = t * n * _C  # the kernel's (T, N, 2) output buffer
         if thermal or nnz == n * n:
             items["dense M, conj(M), Q"] = 3 * n * n * _C
     return items

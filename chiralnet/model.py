@@ -19,6 +19,7 @@ import scipy.sparse as sp
 
 from . import config
 from .errors import NetworkError
+from .network import CELL_DEFAULTS, RESERVOIR_DEFAULTS
 from .network import cells as cell_nodes
 from .network import validate_network
 
@@ -94,7 +95,8 @@ class Model:
         try:
             return self.cells.index(cell)
         except ValueError:
-            raise NetworkError(f"cell {cell!r} is not in this model; cells are {list(self.cells)[:10]}...") from None
+            shown = f"{list(self.cells)[:10]}" + ("..." if len(self.cells) > 10 else "")
+            raise NetworkError(f"cell {cell!r} is not in this model; cells are {shown}") from None
 
 
 def build_model(G, *, nodelist=None, sparse: bool | None = None) -> Model:
@@ -124,12 +126,12 @@ def build_model(G, *, nodelist=None, sparse: bool | None = None) -> Model:
     index = {c: i for i, c in enumerate(order)}
     nodes = G.nodes
     omega = np.array([nodes[c]["omega"] for c in order], float)
-    kappa = np.array([nodes[c].get("kappa", 0.0) for c in order], float)
-    n_th = np.array([nodes[c].get("n_th", 0.0) for c in order], float)
-    drive = np.array([nodes[c].get("drive", 0.0) for c in order], complex)
-    alpha0 = np.array([nodes[c].get("alpha0", 0.0) for c in order], complex)
-    n0 = np.array([nodes[c].get("n0", 0.0) for c in order], float)
-    battery = np.array([bool(nodes[c].get("battery", False)) for c in order])
+    kappa = np.array([nodes[c].get("kappa", CELL_DEFAULTS["kappa"]) for c in order], float)
+    n_th = np.array([nodes[c].get("n_th", CELL_DEFAULTS["n_th"]) for c in order], float)
+    drive = np.array([nodes[c].get("drive", CELL_DEFAULTS["drive"]) for c in order], complex)
+    alpha0 = np.array([nodes[c].get("alpha0", CELL_DEFAULTS["alpha0"]) for c in order], complex)
+    n0 = np.array([nodes[c].get("n0", CELL_DEFAULTS["n0"]) for c in order], float)
+    battery = np.array([bool(nodes[c].get("battery", CELL_DEFAULTS["battery"])) for c in order])
     omega_L = float(G.graph.get("drive_frequency", 1.0))
 
     # Coherent links: -i J at (u, v) and -i conj(J) at (v, u).
@@ -139,7 +141,7 @@ def build_model(G, *, nodelist=None, sparse: bool | None = None) -> Model:
     # Reservoir couplings, grouped by reservoir.
     res_names = [r for r, k in nodes(data="kind", default="cell") if k == "reservoir"]
     rate = np.array([nodes[r]["gamma"] for r in res_names], float)
-    occupation = np.array([nodes[r].get("n_th", 0.0) for r in res_names], float)
+    occupation = np.array([nodes[r].get("n_th", RESERVOIR_DEFAULTS["n_th"]) for r in res_names], float)
     coup_res, coup_cell, coup_p = [], [], []
     for r_idx, r in enumerate(res_names):
         for _, c, p in G.out_edges(r, data="p"):

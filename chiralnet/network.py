@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import cmath
 import math
+from collections.abc import Mapping
 from numbers import Number, Real
 
 import networkx as nx
@@ -63,7 +64,6 @@ CELL_DEFAULTS = {
 }
 RESERVOIR_DEFAULTS = {"gamma": None, "n_th": 0.0}
 COMPLEX_KEYS = {"drive", "alpha0", "J", "p"}
-NONNEGATIVE_KEYS = {"kappa", "n_th", "n0", "gamma"}
 
 
 def network(drive_frequency: float = 1.0, *, name: str | None = None) -> nx.DiGraph:
@@ -134,7 +134,7 @@ def add_cell(
     attrs = dict(kind="cell", omega=omega, kappa=kappa, n_th=n_th, drive=drive, alpha0=alpha0,
                  n0=n0, battery=battery)
     if pos is not None:
-        attrs["pos"] = tuple(float(x) for x in pos)
+        attrs["pos"] = _pos(pos, f"cell {node!r} attribute 'pos'")
     if label is not None:
         attrs["label"] = str(label)
     _check_cell(node, attrs)
@@ -173,8 +173,8 @@ def add_reservoir(G: nx.DiGraph, couplings: dict, *, gamma: float, n_th: float =
     -------
     The reservoir's node name.
     """
-    if not couplings:
-        raise NetworkError("a reservoir needs at least one cell in 'couplings' (a dict cell -> p)")
+    if not isinstance(couplings, Mapping) or not couplings:
+        raise NetworkError(f"a reservoir needs a non-empty dict cell -> p as 'couplings', got {couplings!r}")
     if name is None:
         name = _free_reservoir_name(G)
     elif name in G:
@@ -221,7 +221,8 @@ def add_chiral_link(G: nx.DiGraph, u, v, *, gamma: float, n_th: float = 0.0, xi:
     if u == v:
         raise NetworkError(f"chiral link ({u!r}, {v!r}) is a self-loop; link two different cells")
     if G.has_edge(u, v) or G.has_edge(v, u):
-        raise NetworkError(f"cells {u!r} and {v!r} already have a coherent link")
+        raise NetworkError(f"cells {u!r} and {v!r} already have a coherent link, and a chiral link adds "
+                           "another (its balancing J); remove that link first or use add_reservoir")
     s = math.sqrt(xi)
     name = add_reservoir(G, {u: s, v: -1.0 / s}, gamma=gamma, n_th=n_th, name=name)
     add_coherent_link(G, u, v, -0.5j * gamma)
@@ -301,6 +302,8 @@ def _check_cell(node, attrs) -> None:
     for key in ("drive", "alpha0"):
         if key in attrs:
             _complex(attrs[key], f"{where} attribute {key!r}")
+    if attrs.get("pos") is not None:
+        _pos(attrs["pos"], f"{where} attribute 'pos'")
     if "battery" in attrs and not (isinstance(attrs["battery"], (bool, np.bool_)) or attrs["battery"] in (0, 1)):
         raise NetworkError(f"{where} attribute 'battery' must be True or False, got {attrs['battery']!r}")
 
@@ -345,6 +348,12 @@ def _complex(value, where) -> complex:
     if not cmath.isfinite(value):
         raise NetworkError(f"{where} must be finite, got {value}")
     return value
+
+
+def _pos(value, where) -> tuple:
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
+        raise NetworkError(f"{where} must be a pair of numbers (x, y), got {value!r}")
+    return tuple(_real(x, where) for x in value)
 
 
 def _free_reservoir_name(G) -> str:

@@ -43,7 +43,8 @@ class SimulationResult(_CellLookup):
     method : str
         The method that ran (``"auto"`` resolved).
     stats : dict
-        Solver counters (steps, rejected steps, rhs evaluations, propagators).
+        Solver counters: ``propagators`` ("exact"); ``terms``, ``substeps``, ``matrix_terms`` (thermal)
+        and ``format`` ("exact-sparse"); ``steps``, ``rejected``, ``rhs_evaluations`` ("rk45").
     covariance : ndarray (N, N) complex or None
         Nc at the last output time, when fluctuations were integrated.
     """
@@ -132,11 +133,14 @@ class SteadyState(_CellLookup):
 
     @property
     def total_energy(self) -> float:
+        """Sum of every cell's steady energy, units of omega."""
         return float(self.energies.sum())
 
     @property
     def battery_energy(self) -> float:
+        """Sum over the battery cells, units of omega."""
         return float(self.energies[self.battery].sum())
 
     def energy(self, cell) -> float:
+        """Steady energy of one cell, units of omega."""
         return float(self.energies[self._index(cell)])

@@ -212,8 +212,8 @@ def _run_rk45(model: Model, times, options):
     max_steps = 10_000_000 if options.get("max_steps") is None else options["max_steps"]
     if not (rtol > 0 and atol > 0):
         raise SolverError(f"rtol and atol must be > 0, got rtol={rtol}, atol={atol}")
-    if not max_steps >= 1:
-        raise SolverError(f"max_steps must be >= 1, got {max_steps}")
+    if not 1 <= max_steps < 2**62:
+        raise SolverError(f"max_steps must be a finite number >= 1, got {max_steps}")
     max_steps = int(max_steps)
     n = model.n_cells
     b = model.forcing
@@ -277,7 +277,7 @@ def _check_simulation_memory(model: Model, times, grid, method: str, store: bool
                                     store_amplitudes=store, nnz=_nnz(model) if model.is_sparse else None,
                                     n_steps=grid[0].size if method == "exact" else 1)
     fixes = "fewer output times or fewer cells"
-    if store:
+    if store and method == "exact-sparse":  # the other methods compute the amplitudes either way
         fixes += ", or store_amplitudes=False (energies only)"
     if model.thermal:
         fixes += ", or zero-temperature baths and initial state (no N x N fluctuation matrix)"
@@ -307,7 +307,8 @@ def simulate(G_or_model, times, *, method: str = "auto", rtol: float | None = No
         Step limit of ``"rk45"`` (same rule).
     store_amplitudes : bool
         Keep the (T, N) complex amplitudes (16 bytes per entry); False keeps energies only
-        (``result.amplitudes`` is None), for the largest runs.
+        (``result.amplitudes`` is None), for the largest runs. Only ``"exact-sparse"`` saves the memory:
+        ``"exact"`` and ``"rk45"`` compute the amplitudes either way and drop them at the end.
 
     Returns
     -------
@@ -321,20 +322,22 @@ def simulate(G_or_model, times, *, method: str = "auto", rtol: float | None = No
     >>> res.energies.shape
     (5, 2)
     """
-    if method != "auto" and method not in METHODS:
+    if not isinstance(method, str) or (method != "auto" and method not in METHODS):
         raise ChiralnetError(f"unknown method {method!r}; valid: {['auto', *METHODS]}")
     given = {"rtol": rtol, "atol": atol, "max_steps": max_steps}
     for name, value in given.items():
         if value is not None and method != "auto" and method not in _METHOD_OPTIONS[name]:
             raise SolverError(f"{name} applies to method {sorted(_METHOD_OPTIONS[name])} only, not {method!r} "
                               "(exact methods are accurate to machine precision); drop it or use method='rk45'")
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float, np.number))):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating))):
             raise SolverError(f"{name} must be a number, got {value!r}")
     model = _as_model(G_or_model)
     t = _check_times(times)
     grid = _distinct_steps(t)
     if method == "auto":
         method = _choose_method(model, t, grid)
+    if not isinstance(store_amplitudes, (bool, np.bool_)):  # bool("no") would silently mean True
+        raise SolverError(f"store_amplitudes must be True or False, got {store_amplitudes!r}")
     store = bool(store_amplitudes)
     _check_simulation_memory(model, t, grid, method, store)
     raw = METHODS[method](model, t, {**given,
@@ -388,11 +391,16 @@ def _check_stability(model: Model, order) -> None:
     if bad.size:
         i = bad[0]
         _raise_unstable(model, i, diag[i])
-    for blk in np.flatnonzero(sizes > 1):
-        idx = np.flatnonzero(label == blk)
+    # Every block at once: the Gershgorin test of each block's Hermitian part needs only the entries
+    # inside blocks (one O(nnz) pass, not a Python loop per block); only failing blocks are cut out.
+    inside = (label[coo.row] == label[coo.col]) & ~single[coo.row]
+    within = sp.csr_array((coo.data[inside], (coo.row[inside], coo.col[inside])), shape=M.shape)
+    doubtful = np.unique(label[~single & ~_hermitian_part_negative_rows(within, tol)])
+    members = np.argsort(label, kind="stable")  # cells of block k: members[start[k]:start[k + 1]], ascending
+    start = np.r_[0, np.cumsum(sizes)]
+    for blk in doubtful:
+        idx = members[start[blk]:start[blk + 1]]
         sub = M[idx][:, idx]
-        if _hermitian_part_negative(sub, tol):
-            continue
         if idx.size <= config.EXACT_MAX_CELLS:
             w, v = la.eig(sub.toarray())
             j = int(np.argmax(w.real))
@@ -414,18 +422,20 @@ def _check_diagonal(model: Model, max_real: float, max_abs: float) -> None:
         _raise_unstable(model, i, diag[i])
 
 
-def _hermitian_part_negative(S, tol) -> bool:
-    """Sufficient for stability, O(nnz): Gershgorin discs of (S + S^H)/2 all left of -tol.
+def _hermitian_part_negative_rows(S, tol) -> np.ndarray:
+    """Sufficient for stability, O(nnz): per row (N,) bool, whether its Gershgorin disc of (S + S^H)/2
+    lies left of -tol; a block whose rows all do is stable.
 
     The real part of every eigenvalue of S lies in the numerical range of its Hermitian part, here
     -D/2 (damping and reservoirs), so a damped network (every cell with kappa > 0, or strong enough
-    reservoirs) is proven stable without an eigendecomposition.
+    reservoirs) is proven stable without an eigendecomposition. S holds only entries inside blocks,
+    so each row's disc is that of its block.
     """
     S = sp.csr_array(S)
     H = (S + S.conj().T) * 0.5
     d = H.diagonal()
     radius = np.asarray(abs(H).sum(axis=1)).ravel() - np.abs(d)
-    return bool(np.all(d.real + radius < -tol))
+    return d.real + radius < -tol
 
 
 def _raise_unstable(model, i, lam):
@@ -456,8 +466,9 @@ def steady_state(G_or_model) -> SteadyState:
 
     Cascaded networks (M triangular after a topological ordering of the cells, found in
     O(N + nnz)) are solved by forward substitution in O(nnz) (cells already in cascade order, as
-    in a chain or lattice, take a single pass that also checks stability and forms the energies), and their fluctuation matrix by a
-    triangular Lyapunov recursion in O(N nnz); otherwise sparse or dense LU and Bartels-Stewart.
+    in a chain or lattice, take a single pass that also checks stability and forms the energies),
+    and their fluctuation matrix by a triangular Lyapunov recursion in O(N nnz); otherwise sparse
+    or dense LU and Bartels-Stewart.
 
     Returns
     -------

@@ -27,9 +27,10 @@ from numba import prange
 
 from . import config, memory
 from ._jit import jit
-from .builders import _build, _count
+from .builders import _count, _options
 from .errors import NetworkError, SolverError
 from .model import Model, assemble_model
+from .network import _check_cell, _complex, _real
 
 __all__ = [
     "csr_parts", "pruned_csr", "diagonal", "cascade_order", "forward_substitution", "Substitution", "solve_cascaded",
@@ -642,10 +643,10 @@ def _propagate_matrix(indptr, indices, data, Q, X0, step_h, step_sub, step_kind,
                     src, dst = dst, src
                     converged = prev + prev2 <= tol * total
                     m += 1
+                if not np.isfinite(total):  # first: a NaN sum never converges either
+                    return NOT_FINITE, k, X
                 if not converged:
                     return NO_CONVERGENCE, k, X
-                if not np.isfinite(total):
-                    return NOT_FINITE, k, X
                 for i in range(n):
                     for j in range(n):
                         X[i, j] = _flush(acc[i, j])
@@ -695,20 +696,18 @@ def propagate_matrix(M, Q, X0, steps, step_kind, *, out_diag, parallel=None):
 # ---------------------------------------------------------------------------------------------
 # Array-level builders: the Model of a builder network without building the graph.
 
-#: The builders' defaults, read from the one place they are defined (chiralnet.builders).
-_DEFAULTS = dict(_build.__kwdefaults__)
-_OPTIONS = set(_DEFAULTS) - {"pos"}
-
-
 def _topology_model(name, n, n_links, links, *, sparse=None, **options) -> Model:
     """Model of ``n`` builder cells joined by ``n_links`` links; ``links()`` returns (u, v) index arrays
-    (called after the memory check, so an oversized request allocates nothing)."""
-    unknown = set(options) - _OPTIONS
-    if unknown:
-        raise NetworkError(f"{name}_model: unknown option(s) {sorted(unknown)}; valid: {sorted(_OPTIONS)}")
-    o = {**_DEFAULTS, **options}
-    if o["nonreciprocal"] and o["J"] is not None:
-        raise NetworkError(f"{name}: J is fixed by the balance condition when nonreciprocal=True; drop J")
+    (called after the memory check, so an oversized request allocates nothing). Options and their
+    checks are those of the graph builders (:data:`chiralnet.builders.LINK_DEFAULTS`)."""
+    o = _options(f"{name}_model", options)
+    # Every cell shares these values: check them as the graph builder's add_cell(G, 0, ...) does.
+    _check_cell(0, {key: o[key] for key in ("omega", "kappa", "n_th", "drive")})
+    if o["drive_frequency"] is not None:
+        _real(o["drive_frequency"], "graph attribute 'drive_frequency'")
+    gamma = o["gamma"]  # a real number (builders._options)
+    if not o["nonreciprocal"] and o["J"] is not None:
+        _complex(o["J"], f"{name}_model option 'J'")
     L = n_links
     memory.check(memory.model_bytes(n, n + (2 + 4) * L if o["nonreciprocal"] else n + 2 * L, L),
                  f"building the {n}-cell {name} model", "fewer cells")
@@ -722,7 +721,6 @@ def _topology_model(name, n, n_links, links, *, sparse=None, **options) -> Model
     battery[0] = False
     omega_L = o["omega"] if o["drive_frequency"] is None else o["drive_frequency"]
     if o["nonreciprocal"]:
-        gamma = float(o["gamma"])
         if not gamma > 0:
             raise NetworkError(f"{name}: 'gamma' must be > 0, got {gamma}")
         link_J = np.full(L, -0.5j * gamma)
@@ -734,7 +732,7 @@ def _topology_model(name, n, n_links, links, *, sparse=None, **options) -> Model
         c_cell[1::2] = v
         c_p = np.tile(np.array([1.0, -1.0], complex), L)
     else:
-        link_J = np.full(L, complex(o["gamma"] / 2 if o["J"] is None else o["J"]))
+        link_J = np.full(L, complex(gamma / 2 if o["J"] is None else o["J"]))
         rate = occupation = np.zeros(0)
         c_res = c_cell = np.zeros(0, np.int64)
         c_p = np.zeros(0, complex)

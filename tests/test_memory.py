@@ -59,3 +59,16 @@ def test_oversized_array_builder_is_refused():
 def test_check_passes_small_requests():
     assert memory.check({"a": 10.0, "b": 20.0}, "x", "y") == 30.0
     assert memory.check(5.0, "x", "y") == 5.0
+
+
+def test_store_amplitudes_false_saves_memory_only_with_exact_sparse():
+    # "exact" and rk45 compute the (T, N) amplitudes either way, so the estimate keeps them
+    # and the refusal does not suggest store_amplitudes=False as a fix.
+    for method in ("exact", "rk45"):
+        items = memory.simulation_bytes(10, 100, method=method, thermal=False, store_amplitudes=False)
+        assert items["amplitudes (T x N complex)"] == 16 * 10 * 100
+    assert "amplitudes (T x N complex)" not in memory.simulation_bytes(10, 100, method="exact-sparse",
+                                                                       thermal=False, store_amplitudes=False)
+    msg = refused_without_allocating(
+        lambda: cn.simulate(S.chain_model(100_000), np.linspace(0.0, 1.0, 500_000), method="rk45"), "GB")
+    assert "store_amplitudes=False" not in msg and "fewer output times" in msg

@@ -326,3 +326,15 @@ def test_battery_flag_accepts_booleans(value):
     G = cn.network()
     cn.add_cell(G, "x", omega=1.0, battery=value)
     assert G.nodes["x"]["battery"] is bool(value)
+
+
+@pytest.mark.parametrize("value", ["ab", (1.0,), (1.0, "y"), (1.0, np.nan), 3.0])
+def test_pos_must_be_a_pair_of_numbers(value):
+    _raises(lambda: cn.add_cell(cn.network(), "x", omega=1.0, pos=value), "'x'", "pos")
+    G = _two()
+    G.nodes["a"]["pos"] = value
+    _raises(_build(G), "'a'", "pos")
+
+
+def test_reservoir_couplings_must_be_a_dict():
+    _raises(lambda: cn.add_reservoir(_two(), [("a", 1.0)], gamma=0.1), "couplings", "dict")

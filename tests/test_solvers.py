@@ -209,11 +209,15 @@ def test_unknown_method_lists_valid_ones():
         cn.simulate(cn.two_cell(), [0.0, 1.0], method="rk4")
     msg = str(info.value)
     assert "'rk4'" in msg and all(repr(m) in msg for m in ["auto", *cn.METHODS])
+    with pytest.raises(cn.ChiralnetError, match="unknown method"):  # not a TypeError (unhashable)
+        cn.simulate(cn.two_cell(), [0.0, 1.0], method=["rk45"])
 
 
 @pytest.mark.parametrize("opts,fragment", [(dict(rtol=-1e-6), "rtol"), (dict(atol=-1.0), "atol"),
                                            (dict(rtol=np.nan), "rtol"), (dict(rtol=0.0), "rtol"),
-                                           (dict(atol=0.0), "atol"), (dict(max_steps=0), "max_steps")])
+                                           (dict(atol=0.0), "atol"), (dict(max_steps=0), "max_steps"),
+                                           (dict(max_steps=np.inf), "max_steps"),
+                                           (dict(rtol=np.complex128(1e-6)), "rtol")])
 def test_bad_rk45_options(opts, fragment):
     with pytest.raises(cn.SolverError, match=fragment):
         cn.simulate(cn.two_cell(), [0.0, 1.0], method="rk45", **opts)
@@ -230,6 +234,8 @@ def test_rk45_options_with_an_exact_method_raise(method, opts):
 def test_non_numeric_tolerance_raises():
     with pytest.raises(cn.SolverError, match="rtol must be a number"):
         cn.simulate(cn.two_cell(), [0.0, 1.0], method="rk45", rtol="1e-6")
+    with pytest.raises(cn.SolverError, match="store_amplitudes"):
+        cn.simulate(cn.two_cell(), [0.0, 1.0], store_amplitudes="no")
 
 
 def test_unknown_option_raises():
@@ -275,3 +281,34 @@ def test_auto_avoids_dense_propagators_that_do_not_fit(monkeypatch):
     res = cn.simulate(cold, t_cold)
     assert res.method == "rk45"
     assert rel_err(res.energies, exact_cold.energies) <= 1e-6   # default rtol = 1e-8
+
+
+def _paired_chain(kappa_odd, n=8):
+    """Coherent pairs (2k, 2k+1), chirally linked 2k+1 -> 2k+2: n/2 feedback blocks of two cells."""
+    G = cn.network()
+    for i in range(n):
+        cn.add_cell(G, i, omega=1.0, kappa=0.01 if i % 2 == 0 else kappa_odd, drive=0.1 if i == 0 else 0.0)
+    for k in range(0, n, 2):
+        cn.add_coherent_link(G, k, k + 1, 0.02)
+        if k + 2 < n:
+            cn.add_chiral_link(G, k + 1, k + 2, gamma=0.04)
+    return G
+
+
+def test_stability_of_many_feedback_blocks():
+    # kappa = 0 on odd cells: each block fails the Gershgorin test but is stable (eigenvalue check).
+    G = _paired_chain(0.0)
+    cn.check_stability(G)
+    M = cn.build_model(G).dense_M()
+    assert np.linalg.eigvals(M).real.max() < 0
+    alpha = np.linalg.solve(M, 1j * cn.build_model(G).drive)
+    ss = cn.steady_state(G)
+    assert rel_err(ss.amplitudes, alpha) <= RANDOM_STEADY_REL
+    # a block with no loss at all: undamped pair (6, 7) with no reservoir on 7; named in the error
+    G = _paired_chain(0.01)
+    G.nodes[6]["kappa"] = 0.0
+    G.nodes[7]["kappa"] = 0.0
+    G.remove_node("R2")  # the chiral link 5 -> 6 (its reservoir would damp cell 6)
+    G.remove_edge(5, 6)
+    with pytest.raises(cn.NoSteadyStateError, match="cell (6|7)"):
+        cn.check_stability(G)

@@ -143,6 +143,21 @@ def test_array_builders_equal_graph_builders():
         S.chain_model(4, kapa=0.1)
     with pytest.raises(cn.NetworkError, match="drop J"):
         S.chain_model(4, J=0.1)
+    # Same checks as the graph builders, which add_cell(G, 0, ...) would raise.
+    for bad, key in ((dict(kappa=-0.1), "kappa"), (dict(omega=0.0), "omega"), (dict(drive="0.1"), "drive"),
+                     (dict(gamma="0.04"), "gamma"), (dict(n_th=float("nan")), "n_th")):
+        with pytest.raises(cn.NetworkError, match=key):
+            S.lattice_model(2, 3, **bad)
+        with pytest.raises(cn.NetworkError, match=key):
+            cn.lattice(2, 3, **bad)
+
+
+def test_matrix_stepping_reports_a_non_finite_state_as_such():
+    X0 = np.eye(2, dtype=complex)
+    X0[1, 1] = np.nan  # a NaN sum never converges: the message must say non-finite, not "did not converge"
+    with pytest.raises(cn.SolverError, match="non-finite"):
+        S.propagate_matrix(np.array([[-1.0, 0.0], [1.0, -1.0]], complex), np.eye(2, dtype=complex), X0,
+                           np.array([1.0]), np.zeros(1, np.int64), out_diag=np.empty((1, 2)))
 
 
 def test_large_chain_steady_state_closed_form():

@@ -10,13 +10,11 @@ import numpy as np
 from numba import prange
 
 from .._jit import jit
+from ..kernels import expm_one, expm_parameters, one_norm_small
 
 OK = 0
 NO_STEADY_STATE = 1
 NOT_REACHED = 2
-
-_TAYLOR_DEGREE = 14  # remainder 0.5^15/15! < 3e-17 once ||X|| <= 1/2
-
 
 @jit(parallel=True)
 def steady_batch(M, forcing, blk_ptr, blk_idx, alpha_out, decay_out, status_out):
@@ -104,54 +102,12 @@ def _solve_inplace(A, x):
 
 
 @jit
-def _matmul(A, B, out):
-    n = A.shape[0]
-    for i in range(n):
-        for j in range(n):
-            acc = 0j
-            for k in range(n):
-                acc += A[i, k] * B[k, j]
-            out[i, j] = acc
-
-
-@jit
-def expm_small(A, t, out, w1, w2):
-    """out = e^{A t} for a small dense A (N, N): scaling and squaring with a degree-14 Taylor core.
-
-    w1, w2: (N, N) complex work buffers. Accurate to a few ulps times the squarings (no eigendecomposition,
-    so defective A, as in cascaded chains, is fine).
-    """
-    n = A.shape[0]
-    nrm = 0.0
-    for j in range(n):
-        col = 0.0
-        for i in range(n):
-            col += abs(A[i, j])
-        if col > nrm:
-            nrm = col
-    nrm *= abs(t)
-    s = 0
-    while nrm > 0.5:
-        nrm *= 0.5
-        s += 1
-    c = t / 2.0**s
-    # Horner: out = I + X (I + X/2 (I + X/3 (...))), X = c A.
-    for i in range(n):
-        for j in range(n):
-            out[i, j] = 1.0 if i == j else 0.0
-    for k in range(_TAYLOR_DEGREE, 0, -1):
-        for i in range(n):
-            for j in range(n):
-                acc = 0j
-                for m in range(n):
-                    acc += A[i, m] * out[m, j]
-                w1[i, j] = acc * (c / k)
-        for i in range(n):
-            for j in range(n):
-                out[i, j] = w1[i, j] + (1.0 if i == j else 0.0)
-    for _ in range(s):
-        _matmul(out, out, w2)
-        out[:, :] = w2
+def _expm_t(A, t, X, E, T, out):
+    """out = e^{A t} for a small dense A (N, N), by the core kernel :func:`chiralnet.kernels.expm_one`
+    (scaling and squaring a Taylor series; no eigendecomposition, so defective A, as in cascaded
+    chains, is fine). X, E, T: (N, N) complex work buffers."""
+    s, q = expm_parameters(one_norm_small(A) * abs(t))
+    expm_one(A, t, s, q, X, E, T, out)
 
 
 @jit
@@ -185,11 +141,12 @@ def battery_energy_at_batch(M, alpha_ss, alpha0, omega, battery, status, times, 
                 out[p, k] = np.nan
             continue
         E = np.empty((N, N), np.complex128)
-        w1 = np.empty((N, N), np.complex128)
-        w2 = np.empty((N, N), np.complex128)
+        X = np.empty((N, N), np.complex128)
+        W = np.empty((N, N), np.complex128)
+        V = np.empty((N, N), np.complex128)
         a = np.empty(N, np.complex128)
         for k in range(T):
-            expm_small(M[p], times[k], E, w1, w2)
+            _expm_t(M[p], times[k], X, W, V, E)
             _propagate(E, alpha_ss[p], alpha0[p], a)
             out[p, k] = _battery(a, omega[p], battery)
 
@@ -215,11 +172,12 @@ def time_to_fraction_batch(M, alpha_ss, alpha0, omega, battery, status, fraction
         h = horizon[p] / steps
         Eh = np.empty((N, N), np.complex128)
         Es = np.empty((N, N), np.complex128)
-        w1 = np.empty((N, N), np.complex128)
-        w2 = np.empty((N, N), np.complex128)
+        X = np.empty((N, N), np.complex128)
+        W = np.empty((N, N), np.complex128)
+        V = np.empty((N, N), np.complex128)
         a = alpha0[p].copy()
         nxt = np.empty(N, np.complex128)
-        expm_small(M[p], h, Eh, w1, w2)
+        _expm_t(M[p], h, X, W, V, Eh)
         found = -1
         for j in range(1, steps + 1):
             _propagate(Eh, alpha_ss[p], a, nxt)
@@ -233,7 +191,7 @@ def time_to_fraction_batch(M, alpha_ss, alpha0, omega, battery, status, fraction
         lo, hi = 0.0, h  # offsets from t_{found-1}, where the state is a
         while hi - lo > 1e-12 * horizon[p]:
             mid = 0.5 * (lo + hi)
-            expm_small(M[p], mid, Es, w1, w2)
+            _expm_t(M[p], mid, X, W, V, Es)
             _propagate(Es, alpha_ss[p], a, nxt)
             if _battery(nxt, omega[p], battery) >= target:
                 hi = mid

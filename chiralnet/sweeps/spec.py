@@ -62,10 +62,8 @@ def builder_parameters(fn, name: str) -> dict:
         elif p.kind is not inspect.Parameter.VAR_POSITIONAL:
             params[pname] = _REQUIRED if p.default is inspect.Parameter.empty else p.default
     if var_kw and name in _LINK_OPTION_BUILDERS:
-        # chain/ring/star/lattice forward **link_options to the one link builder of builders.py.
-        for pname, p in inspect.signature(builders._build).parameters.items():
-            if p.kind is inspect.Parameter.KEYWORD_ONLY and pname != "pos":
-                params[pname] = p.default
+        # chain/ring/star/lattice take the options of builders.LINK_DEFAULTS as **link_options.
+        params.update(builders.LINK_DEFAULTS)
     elif var_kw:
         raise SweepError(f"builder {name!r} takes **kwargs; its parameters cannot be checked. Give it named keywords")
     return params
