@@ -4,7 +4,7 @@ Charger a (driven on resonance with amplitude E) and battery b, both at frequenc
 Lambda_i = Gamma_i + kappa_i. Frequencies and rates in units of omega, times in 1/omega.
 All functions broadcast over NumPy arrays.
 
-Errata (checked against exact propagation, see PHYSICS.md section 5):
+Errata (checked against exact propagation; README "Errata in the seed paper"):
 
 * Eq. (6) as printed, 16 omega Gamma^2 E^2/Lambda^4 [1 + e^{-Lambda t/2}(e^{-Lambda t/2} - 2)],
   is wrong at finite t. The Lambda_a = Lambda_b limit of Eq. (5) is

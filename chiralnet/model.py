@@ -1,7 +1,7 @@
 """Graph -> plain arrays: the generator M, drive, noise matrix Q and initial state.
 
 This is the last layer that knows about NetworkX. With N cells in node order ``cells``
-and the frame rotating at the drive frequency omega_L (PHYSICS.md section 2)::
+and the frame rotating at the drive frequency omega_L (README "Conventions")::
 
     d alpha/dt = M alpha - i E,            M = -i H - D/2
     dNc/dt     = conj(M) Nc + Nc M^T + Q

@@ -9,7 +9,7 @@ Cell nodes (``kind="cell"``, the default when ``kind`` is absent)
     ``omega`` (required, > 0): cell frequency. ``kappa`` (>= 0): local damping rate.
     ``n_th`` (>= 0): local bath occupation. ``drive`` (complex): drive amplitude E_i; the
     Hamiltonian term is E_i e^{-i omega_L t} a_i^dag + h.c., so that d alpha_i/dt = ... - i E_i
-    (PHYSICS.md section 2; checked against QuTiP in tests/test_qutip.py).
+    (README "Conventions"; checked against QuTiP in tests/test_qutip.py).
     ``alpha0`` (complex): initial coherent amplitude. ``n0`` (>= 0): initial thermal occupation.
     ``battery`` (bool): counts towards the battery energy. ``pos`` (pair of floats) and
     ``label`` (str): display only.
@@ -195,7 +195,7 @@ def add_chiral_link(G: nx.DiGraph, u, v, *, gamma: float, n_th: float = 0.0, xi:
 
     The reservoir couples with p_u = sqrt(xi), p_v = -1/sqrt(xi) (so mu = -p_v conj(p_u) = 1,
     Gamma_u = xi gamma, Gamma_v = gamma/xi) and the coherent link has J = -i gamma/2.
-    Then M[u, v] = 0 (v never acts on u) and M[v, u] = gamma (PHYSICS.md section 4).
+    Then M[u, v] = -iJ + mu gamma/2 = 0 (v never acts on u) and M[v, u] = gamma.
 
     Parameters
     ----------

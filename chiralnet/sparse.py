@@ -169,7 +169,7 @@ def cascade_order(M):
     """Topological order of the cells if M is triangular after permutation, else None.
 
     Entries with |M_ij| <= ``config.STRUCTURAL_ZERO`` * max|M| count as zero: they are the
-    rounding left where a chiral link cancels M[u, v] = -iJ + mu Gamma / 2 (PHYSICS.md section 4).
+    rounding left where a chiral link cancels M[u, v] = -iJ + mu Gamma / 2 (its balance condition).
     (:func:`forward_substitution` checks the natural order itself, within its one pass.)
 
     Parameters
