@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import chiralnet as cn
-from conftest import BALANCE_ABS, RANDOM_EXACT_REL, STEADY_REL
+from conftest import BALANCE_ABS, RANDOM_EXACT_REL
 from naive import naive_arrays, naive_simulate, rel_err
 
 #: Rounding in the forward substitution of the chain's closed form.
