@@ -22,7 +22,6 @@ Sections
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import platform
@@ -45,7 +44,7 @@ import numba  # noqa: E402
 
 import chiralnet as cn  # noqa: E402
 from chiralnet import analytic, config  # noqa: E402
-from chiralnet import sparse as S  # noqa: E402
+from chiralnet import arrays as S  # noqa: E402
 
 RTOL, ATOL = config.RTOL, config.ATOL
 ROWS: list[dict] = []
@@ -95,15 +94,16 @@ def machine():
 # 1. solve_ivp
 
 
-def ivp_solve(model, times):
+def ivp_solve(model, times, state0=None):
     """What a careful user would write: RK45 on d alpha/dt = M alpha + b, vectorised rhs."""
+    alpha0 = np.zeros(model.n_cells, complex) if state0 is None else state0.alpha
     M = model.M.tocsr() if model.is_sparse else np.ascontiguousarray(model.M)
     b = model.forcing
 
     def rhs(t, y):
         return M @ y + b
 
-    sol = si.solve_ivp(rhs, (0.0, times[-1]), model.alpha0.astype(complex), t_eval=times, rtol=RTOL, atol=ATOL)
+    sol = si.solve_ivp(rhs, (0.0, times[-1]), alpha0.astype(complex), t_eval=times, rtol=RTOL, atol=ATOL)
     assert sol.success, sol.message
     return model.omega * (sol.y.real.T ** 2 + sol.y.imag.T ** 2)
 
@@ -115,20 +115,21 @@ def bench_solve_ivp(quick):
     g, k, E = 0.04, 0.003, 0.1
     model = cn.build_model(cn.two_cell(gamma=g, kappa_a=k, kappa_b=k, drive=E))
     exact_b = analytic.battery_energy_symmetric(times, omega=1.0, E=E, gamma=g, Lambda=g + k)
-    cases = [("two-cell trace, 1000 times", model, 5, 30)]
+    cases = [("two-cell trace, 1000 times", model, 5, 30, None)]
     for n, rep, target in ((10, 5, 30), (1000, 3, None), (100_000, 1, 3)):
         if quick and n == 100_000:
             continue
-        cases.append((f"chain {n} cells, 1000 times", S.chain_model(n, sparse=n > 100), rep, target))
+        cases.append((f"chain {n} cells, 1000 times", S.chain_model(n, sparse=n > 100), rep, target, None))
     if not quick:
         # The driven chain starts empty and its signal reaches only ~700 cells by t = 3000, so the exact
         # stepping skips the rest; a state nonzero on every cell shows the cost without that help.
-        full = dataclasses.replace(S.chain_model(100_000, sparse=True), alpha0=np.full(100_000, 0.1 + 0j))
-        cases.append(("chain 100000 cells, 1000 times, alpha0 = 0.1 on every cell", full, 1, None))
-    for case, model, rep, target in cases:
-        t_ivp, e_ivp = best_of(lambda: ivp_solve(model, times), rep)
-        t_auto, r_auto = best_of(lambda: cn.simulate(model, times), rep)
-        t_rk, r_rk = best_of(lambda: cn.simulate(model, times, method="rk45"), rep)
+        full = S.chain_model(100_000, sparse=True)
+        start = cn.State(full.cells, np.full(100_000, 0.1 + 0j))
+        cases.append(("chain 100000 cells, 1000 times, alpha0 = 0.1 on every cell", full, 1, None, start))
+    for case, model, rep, target, start in cases:
+        t_ivp, e_ivp = best_of(lambda: ivp_solve(model, times, start), rep)
+        t_auto, r_auto = best_of(lambda: cn.simulate(model, times, state0=start), rep)
+        t_rk, r_rk = best_of(lambda: cn.simulate(model, times, method="rk45", state0=start), rep)
         ref = exact_b if model.n_cells == 2 else r_auto.energies
         col = (lambda e: e[:, 1]) if model.n_cells == 2 else (lambda e: e)
         record("solve_ivp", case + f" [auto: {r_auto.method}]", t_auto, t_ivp, "solve_ivp", target,
@@ -205,12 +206,11 @@ def bench_large(quick):
     Q = G_model.dense_Q().copy()
     Q[0, 0] += 0.05  # a hotter bath on the charger
     model = cn.Model(cells=G_model.cells, omega=G_model.omega, drive_frequency=G_model.drive_frequency,
-                     M=G_model.M, drive=G_model.drive, Q=Q, alpha0=G_model.alpha0, n0=G_model.n0,
-                     battery=G_model.battery)
+                     M=G_model.M, drive=G_model.drive, Q=Q, battery=G_model.battery)
     t_ss, ss = best_of(lambda: cn.steady_state(model), 3)
     t_lyap, X = best_of(lambda: la.solve_continuous_lyapunov(np.conj(model.dense_M()), -model.dense_Q()), 1)
     record("thermal", f"thermal chain {n}: steady state [{ss.method}]", t_ss, t_lyap,
-           "solve_continuous_lyapunov", None, agreement=rel_err(ss.covariance, X))
+           "solve_continuous_lyapunov", None, agreement=rel_err(ss.state.Nc, X))
 
 
 def bench_threads(quick):
@@ -271,7 +271,8 @@ def expm_oracle(model, times):
     """Independent exact answer: alpha(t) = alpha_ss + e^{Mt}(alpha0 - alpha_ss), one expm per time."""
     M = model.dense_M()
     ss = la.solve(M, -model.forcing)
-    alpha = np.array([ss + la.expm(M * t) @ (model.alpha0 - ss) for t in times])
+    alpha0 = np.zeros(model.n_cells, complex)  # the model's initial state: the vacuum
+    alpha = np.array([ss + la.expm(M * t) @ (alpha0 - ss) for t in times])
     return model.omega * np.abs(alpha) ** 2
 
 
@@ -301,7 +302,7 @@ _COLD = r"""
 import time, numpy as np
 t0 = time.perf_counter()
 import chiralnet as cn
-from chiralnet import sparse as S
+from chiralnet import arrays as S
 t1 = time.perf_counter()
 times = np.linspace(0, 3000, 1000)
 cn.simulate(cn.two_cell(), times)                                      # dense exact kernel

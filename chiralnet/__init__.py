@@ -11,7 +11,7 @@ Build a network (NetworkX), then ``simulate`` or ``steady_state`` it::
 from . import analytic, config
 from .builders import chain, lattice, ring, star, two_cell
 from .errors import ChiralnetError, MemoryLimitError, NetworkError, NoSteadyStateError, SolverError
-from .model import Model, build_model
+from .model import Model, State, build_model, initial_state
 from .network import (
     add_cell,
     add_chiral_link,
@@ -26,7 +26,7 @@ from .network import (
 from .results import SimulationResult, SteadyState
 from .io import load_graph, save_graph
 from .scenario import Scenario, ScenarioError, build_network, load_scenario, run_scenario
-from .solvers import METHODS, check_stability, simulate, steady_state
+from .solve import METHODS, check_stability, simulate, steady_state
 from .sweeps import SweepResult, load_sweep, sweep
 
 __version__ = "0.1.0"
@@ -35,7 +35,7 @@ __all__ = [
     "network", "add_cell", "add_coherent_link", "add_reservoir", "add_chiral_link", "validate_network",
     "cells", "reservoirs", "battery_cells",
     "two_cell", "chain", "ring", "star", "lattice",
-    "Model", "build_model",
+    "Model", "State", "build_model", "initial_state",
     "simulate", "steady_state", "check_stability", "METHODS",
     "sweep", "load_sweep", "SweepResult",
     "SimulationResult", "SteadyState",

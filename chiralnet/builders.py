@@ -116,7 +116,7 @@ def lattice(rows: int, cols: int, **link_options):
     return _build("lattice", range(r * c), links, link_options, pos=pos)
 
 
-#: Options of chain, ring, star and lattice (and of the array-level builders in chiralnet.sparse),
+#: Options of chain, ring, star and lattice (and of the array builders in chiralnet.arrays),
 #: with their defaults: the seed paper's Fig. 2 parameters, units of omega.
 LINK_DEFAULTS = dict(omega=1.0, kappa=0.003, gamma=0.04, drive=0.1, n_th=0.0, nonreciprocal=True, J=None,
                      drive_frequency=None)

@@ -30,6 +30,14 @@ TAYLOR_THETA = 3.0
 TAYLOR_TOL = 2.0**-53
 TAYLOR_MAX_TERMS = 80
 
+#: Most Taylor substeps one exact-sparse run may take (summed over output times) before it refuses
+#: with SolverError instead of running for hours. Steps long enough for e^{M h} to fall below 2^-60
+#: (proven from the damping) land on the steady state and cost nothing.
+MAX_TAYLOR_SUBSTEPS = 10**7
+
+#: Default step limit of the adaptive integrator ("rk45").
+RK45_MAX_STEPS = 10_000_000
+
 #: Threads over rows (Numba prange) from this many cells on: vector kernels, and the N x N
 #: fluctuation kernels. Measured on the 2-core reference machine (shared, loaded): threads made the
 #: vector kernel 3x slower at 10^5 cells (one parallel region per Taylor term costs more than the
@@ -39,7 +47,7 @@ PARALLEL_MIN_CELLS_THERMAL = 10**9
 
 #: method="auto": dense exact propagators up to this many cells; above it, the sparse exact
 #: stepping when M has at most SPARSE_MAX_DENSITY * N^2 nonzeros. Below it, "exact" also forms
-#: e^{M dt} with the Numba kernel kernels.expm_small instead of scipy.linalg.expm.
+#: e^{M dt} with the Numba kernel linalg.expm.expm_small instead of scipy.linalg.expm.
 AUTO_DENSE_MAX_CELLS = 64
 SPARSE_MAX_DENSITY = 0.1
 

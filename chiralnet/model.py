@@ -1,4 +1,4 @@
-"""Graph -> plain arrays: the generator M, drive, noise matrix Q and initial state.
+"""Graph -> plain arrays: the generator (:class:`Model`), and the state it acts on (:class:`State`).
 
 This is the last layer that knows about NetworkX. With N cells in node order ``cells``
 and the frame rotating at the drive frequency omega_L (README "Conventions")::
@@ -23,12 +23,12 @@ from .network import CELL_DEFAULTS, RESERVOIR_DEFAULTS
 from .network import cells as cell_nodes
 from .network import validate_network
 
-__all__ = ["Model", "build_model", "assemble_model"]
+__all__ = ["Model", "State", "build_model", "assemble_model", "initial_state"]
 
 
 @dataclass(frozen=True, eq=False)
 class Model:
-    """Arrays describing N cells; everything below this layer works on these.
+    """The generator of N cells: arrays that every solver works on (no state: see :class:`State`).
 
     Attributes
     ----------
@@ -44,10 +44,6 @@ class Model:
         Drive amplitudes E_i.
     Q : ndarray (N, N) complex, csr_array, or None
         Noise matrix; None when every bath and reservoir is at zero temperature.
-    alpha0 : ndarray (N,) complex
-        Initial coherent amplitudes.
-    n0 : ndarray (N,) float
-        Initial thermal occupations (the initial Nc is diag(n0)).
     battery : ndarray (N,) bool
         Cells counted in the battery energy.
     """
@@ -58,8 +54,6 @@ class Model:
     M: object
     drive: np.ndarray
     Q: object
-    alpha0: np.ndarray
-    n0: np.ndarray
     battery: np.ndarray
 
     @property
@@ -72,8 +66,8 @@ class Model:
 
     @property
     def thermal(self) -> bool:
-        """True when fluctuations Nc are needed (a hot bath or a thermal initial state)."""
-        return self.Q is not None or bool((self.n0 > 0).any())  # ndarray.any: no np.any dispatch (hot)
+        """True when a bath or reservoir is hot (Q != 0): the fluctuations Nc are driven."""
+        return self.Q is not None
 
     @property
     def forcing(self) -> np.ndarray:
@@ -97,6 +91,89 @@ class Model:
         except ValueError:
             shown = f"{list(self.cells)[:10]}" + ("..." if len(self.cells) > 10 else "")
             raise NetworkError(f"cell {cell!r} is not in this model; cells are {shown}") from None
+
+
+@dataclass(frozen=True, eq=False)
+class State:
+    """The Gaussian state of N cells: mean amplitudes and fluctuations (no squeezing in this model).
+
+    A run starts from a state and ends with one (``SimulationResult.final_state``), so runs chain:
+    ``simulate(G, times, state0=result.final_state)`` continues where ``result`` stopped.
+
+    Attributes
+    ----------
+    cells : tuple, length N
+        Cell names, in the order of the arrays (the model's node order).
+    alpha : ndarray (N,) complex
+        Mean amplitudes <a_i> in the frame rotating at the drive frequency.
+    Nc : ndarray (N, N) complex Hermitian, or None
+        Fluctuations Nc_jk = <a_j^dag a_k> - conj(alpha_j) alpha_k; None means zero (a coherent state).
+    time : float
+        The time the state belongs to (1/omega; ``inf`` for a steady state). Informational:
+        ``simulate(..., state0=...)`` places the state at ``times[0]``.
+    """
+
+    cells: tuple
+    alpha: np.ndarray
+    Nc: np.ndarray | None = None
+    time: float = 0.0
+
+    def __post_init__(self):
+        n = len(self.cells)
+        alpha = np.asarray(self.alpha)
+        if alpha.shape != (n,) or not np.isfinite(alpha).all():
+            raise NetworkError(f"State.alpha must be {n} finite complex numbers (one per cell), got shape {alpha.shape}")
+        if self.Nc is not None:
+            Nc = np.asarray(self.Nc)
+            if Nc.shape != (n, n) or not np.isfinite(Nc).all():
+                raise NetworkError(f"State.Nc must be a finite ({n}, {n}) matrix or None, got shape {Nc.shape}")
+
+    @property
+    def n_cells(self) -> int:
+        return len(self.cells)
+
+    @property
+    def occupations(self) -> np.ndarray:
+        """<a_i^dag a_i> = |alpha_i|^2 + Nc_ii, shape (N,)."""
+        occ = self.alpha.real**2 + self.alpha.imag**2
+        return occ if self.Nc is None else occ + self.Nc.diagonal().real
+
+    def dense_Nc(self) -> np.ndarray:
+        """Nc as a dense (N, N) complex array (zeros for a coherent state)."""
+        return np.zeros((self.n_cells,) * 2, complex) if self.Nc is None else np.asarray(self.Nc, complex)
+
+    def for_cells(self, cells) -> "State":
+        """This state with its arrays in the order ``cells`` (the same set of names); else NetworkError."""
+        cells = tuple(cells)
+        if cells == self.cells:
+            return self
+        if len(cells) != len(self.cells) or set(cells) != set(self.cells):
+            missing = [c for c in cells if c not in set(self.cells)]
+            extra = [c for c in self.cells if c not in set(cells)]
+            raise NetworkError(f"the state does not belong to this network: cells {missing[:5]} have no "
+                               f"amplitude in it and it has cells {extra[:5]} the network lacks")
+        pos = {c: i for i, c in enumerate(self.cells)}
+        idx = np.array([pos[c] for c in cells])
+        Nc = None if self.Nc is None else self.Nc[np.ix_(idx, idx)]
+        return State(cells, self.alpha[idx], Nc, self.time)
+
+
+def initial_state(G_or_model) -> State:
+    """The state a network starts from: coherent amplitudes ``alpha0`` and thermal occupations ``n0``
+    of its cells (Nc = diag(n0), None when all are zero). A :class:`Model` carries no initial state:
+    its initial state is the vacuum."""
+    if isinstance(G_or_model, Model):
+        return State(G_or_model.cells, np.zeros(G_or_model.n_cells, complex))
+    validate_network(G_or_model)
+    return graph_state(G_or_model, tuple(cell_nodes(G_or_model)))
+
+
+def graph_state(G, order) -> State:
+    """initial_state of a validated graph ``G`` with its cells in ``order`` (no second validation)."""
+    nodes = G.nodes
+    alpha0 = np.array([nodes[c].get("alpha0", CELL_DEFAULTS["alpha0"]) for c in order], complex)
+    n0 = np.array([nodes[c].get("n0", CELL_DEFAULTS["n0"]) for c in order], float)
+    return State(tuple(order), alpha0, np.diag(n0).astype(complex) if (n0 > 0).any() else None)
 
 
 def build_model(G, *, nodelist=None, sparse: bool | None = None) -> Model:
@@ -129,8 +206,6 @@ def build_model(G, *, nodelist=None, sparse: bool | None = None) -> Model:
     kappa = np.array([nodes[c].get("kappa", CELL_DEFAULTS["kappa"]) for c in order], float)
     n_th = np.array([nodes[c].get("n_th", CELL_DEFAULTS["n_th"]) for c in order], float)
     drive = np.array([nodes[c].get("drive", CELL_DEFAULTS["drive"]) for c in order], complex)
-    alpha0 = np.array([nodes[c].get("alpha0", CELL_DEFAULTS["alpha0"]) for c in order], complex)
-    n0 = np.array([nodes[c].get("n0", CELL_DEFAULTS["n0"]) for c in order], float)
     battery = np.array([bool(nodes[c].get("battery", CELL_DEFAULTS["battery"])) for c in order])
     omega_L = float(G.graph.get("drive_frequency", 1.0))
 
@@ -149,28 +224,28 @@ def build_model(G, *, nodelist=None, sparse: bool | None = None) -> Model:
             coup_cell.append(index[c])
             coup_p.append(complex(p))
     return assemble_model(
-        tuple(order), omega=omega, kappa=kappa, n_th=n_th, drive=drive, alpha0=alpha0, n0=n0, battery=battery,
+        tuple(order), omega=omega, kappa=kappa, n_th=n_th, drive=drive, battery=battery,
         drive_frequency=omega_L, link_u=lu, link_v=lv, link_J=lJ, rate=rate, occupation=occupation,
         coupling_reservoir=np.array(coup_res, int), coupling_cell=np.array(coup_cell, int),
         coupling_p=np.array(coup_p, complex), sparse=sparse,
     )
 
 
-def assemble_model(cells, *, omega, kappa, n_th, drive, alpha0, n0, battery, drive_frequency, link_u, link_v,
+def assemble_model(cells, *, omega, kappa, n_th, drive, battery, drive_frequency, link_u, link_v,
                    link_J, rate, occupation, coupling_reservoir, coupling_cell, coupling_p, sparse=None) -> Model:
     """Assemble a :class:`Model` from plain arrays (no graph): the one place M and Q are built.
 
     :func:`build_model` calls it after reading a graph; the array-level builders of
-    :mod:`chiralnet.sparse` call it directly for networks too large for NetworkX.
+    :mod:`chiralnet.arrays` call it directly for networks too large for NetworkX.
 
     Parameters
     ----------
     cells : tuple, length N
         Cell names in node order.
-    omega, kappa, n_th, n0 : ndarray (N,) float
-        Per-cell frequency, local damping, bath occupation, initial thermal occupation.
-    drive, alpha0 : ndarray (N,) complex
-        Drive amplitudes and initial coherent amplitudes.
+    omega, kappa, n_th : ndarray (N,) float
+        Per-cell frequency, local damping, bath occupation.
+    drive : ndarray (N,) complex
+        Drive amplitudes.
     battery : ndarray (N,) bool
         Battery cells; all cells when none is marked.
     drive_frequency : float
@@ -224,8 +299,7 @@ def assemble_model(cells, *, omega, kappa, n_th, drive, alpha0, n0, battery, dri
         M = M.toarray()
         Q = None if Q is None else Q.toarray()
     return Model(
-        cells=tuple(cells), omega=omega, drive_frequency=float(drive_frequency), M=M, drive=drive, Q=Q,
-        alpha0=alpha0, n0=n0, battery=battery,
+        cells=tuple(cells), omega=omega, drive_frequency=float(drive_frequency), M=M, drive=drive, Q=Q, battery=battery,
     )
 
 

@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 from . import analytic
 from .builders import two_cell
 from .plotting import ENERGY_LABEL, TIME_LABEL, plot_eta_vs_cooperativity
-from .solvers import simulate, steady_state
+from .solve import simulate, steady_state
 
 __all__ = ["FIG23", "FIG4", "PaperReproduction", "reproduce", "FIGURE_NAMES"]
 

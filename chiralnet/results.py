@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import ChiralnetError
+from .model import State
 
 __all__ = ["SimulationResult", "SteadyState"]
 
@@ -45,8 +46,9 @@ class SimulationResult(_CellLookup):
     stats : dict
         Solver counters: ``propagators`` ("exact"); ``terms``, ``substeps``, ``matrix_terms`` (thermal)
         and ``format`` ("exact-sparse"); ``steps``, ``rejected``, ``rhs_evaluations`` ("rk45").
-    covariance : ndarray (N, N) complex or None
-        Nc at the last output time, when fluctuations were integrated.
+    final_state : State
+        The state at the last output time (alpha and, when integrated, Nc): pass it as
+        ``simulate(..., state0=result.final_state)`` to continue the run.
     """
 
     times: np.ndarray
@@ -57,7 +59,7 @@ class SimulationResult(_CellLookup):
     battery: np.ndarray
     method: str
     stats: dict = field(default_factory=dict)
-    covariance: np.ndarray | None = None
+    final_state: State | None = None
 
     @property
     def total_energy(self) -> np.ndarray:
@@ -119,8 +121,9 @@ class SteadyState(_CellLookup):
     battery : ndarray (N,) bool
     method : str
         How it was solved.
-    covariance : ndarray (N, N) complex or None
-        Nc_ss when there is thermal noise.
+    state : State
+        The steady state as a :class:`~chiralnet.model.State` (Nc_ss, or None at zero temperature),
+        to start a run from: ``simulate(G, times, state0=ss.state)``.
     """
 
     cells: tuple
@@ -129,7 +132,7 @@ class SteadyState(_CellLookup):
     fluctuations: np.ndarray
     battery: np.ndarray
     method: str
-    covariance: np.ndarray | None = None
+    state: State | None = None
 
     @property
     def total_energy(self) -> float:

@@ -103,7 +103,7 @@ from .network import (
     reservoirs,
 )
 from .results import SimulationResult, SteadyState
-from .solvers import METHODS, simulate, steady_state
+from .solve import METHODS, simulate, steady_state
 
 __all__ = [
     "ScenarioError",

@@ -7,7 +7,7 @@ import pytest
 
 import chiralnet as cn
 from chiralnet import config, memory
-from chiralnet import sparse as S
+from chiralnet import arrays as S
 
 SMALL_PEAK = 100e6  # bytes: a refused request allocates no more than this (time-grid bookkeeping)
 

@@ -18,8 +18,16 @@ def _compare(model, ref):
     np.testing.assert_allclose(model.dense_Q(), ref["Q"], rtol=0, atol=ASSEMBLY_ABS)
     np.testing.assert_array_equal(model.drive, ref["E"])
     np.testing.assert_array_equal(model.omega, ref["omega"])
-    np.testing.assert_array_equal(model.alpha0, ref["alpha0"])
-    np.testing.assert_array_equal(model.n0, ref["n0"])
+
+
+@given(networks(damped=False))
+def test_initial_state_matches_naive(G):
+    ref = naive_arrays(G)
+    state = cn.initial_state(G)
+    assert list(state.cells) == ref["cells"]
+    np.testing.assert_array_equal(state.alpha, ref["alpha0"])
+    np.testing.assert_array_equal(state.dense_Nc(), np.diag(ref["n0"]).astype(complex))
+    assert (state.Nc is None) == (not np.any(ref["n0"] > 0))
 
 
 @given(networks(damped=False))

@@ -27,7 +27,8 @@ def test_simulation_sums(chain_run):
     # E_i = omega_i (|alpha_i|^2 + Nc_ii), omega = 1 here.
     np.testing.assert_allclose(res.energies, np.abs(res.amplitudes) ** 2 + res.fluctuations, rtol=1e-14)
     assert np.all(res.fluctuations[1:] > 0)         # the baths are hot (t = 0 starts from vacuum)
-    assert res.covariance.shape == (4, 4)
+    assert res.final_state.Nc.shape == (4, 4) and res.final_state.time == res.times[-1]
+    np.testing.assert_allclose(res.final_state.Nc.diagonal().real, res.fluctuations[-1], rtol=1e-14)
 
 
 def test_steady_sums(chain_run):
@@ -88,5 +89,5 @@ def test_results_are_frozen(chain_run):
 
 def test_zero_temperature_has_no_fluctuations():
     res = cn.simulate(cn.two_cell(), [0.0, 10.0])
-    assert np.all(res.fluctuations == 0) and res.covariance is None
-    assert cn.steady_state(cn.two_cell()).covariance is None
+    assert np.all(res.fluctuations == 0) and res.final_state.Nc is None
+    assert cn.steady_state(cn.two_cell()).state.Nc is None

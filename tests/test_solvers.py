@@ -312,3 +312,64 @@ def test_stability_of_many_feedback_blocks():
     G.remove_edge(5, 6)
     with pytest.raises(cn.NoSteadyStateError, match="cell (6|7)"):
         cn.check_stability(G)
+
+
+# --- State: runs start from any state and end with one -------------------------------------------------
+
+CONTINUE_REL = 1e-12   # a run continued from final_state against one long run (rounding of the steps)
+
+
+@pytest.mark.parametrize("method", sorted(cn.METHODS))
+@pytest.mark.parametrize("thermal", [False, True])
+def test_a_continued_run_equals_one_long_run(method, thermal):
+    G = cn.chain(5, n_th=0.3 if thermal else 0.0)
+    cn.add_cell(G, "extra", omega=1.1, kappa=0.02, alpha0=0.4j, n0=0.2)
+    cn.add_chiral_link(G, 4, "extra", gamma=0.03)
+    opts = {"rtol": 1e-11, "atol": 1e-13} if method == "rk45" else {}
+    tol = 1e-8 if method == "rk45" else CONTINUE_REL
+    whole = cn.simulate(G, np.linspace(0, 400, 41), method=method, **opts)
+    first = cn.simulate(G, np.linspace(0, 200, 21), method=method, **opts)
+    second = cn.simulate(G, np.linspace(200, 400, 21), method=method, state0=first.final_state, **opts)
+    assert first.final_state.time == 200.0 and second.times[0] == 200.0
+    np.testing.assert_allclose(second.energies, whole.energies[20:], rtol=tol, atol=tol * whole.energies.max())
+    np.testing.assert_allclose(second.final_state.alpha, whole.final_state.alpha, rtol=0,
+                               atol=tol * np.abs(whole.final_state.alpha).max())
+    if thermal or method != "rk45":
+        a, b = second.final_state.dense_Nc(), whole.final_state.dense_Nc()
+        assert np.abs(a - b).max() <= tol * max(np.abs(b).max(), 1.0)
+
+
+@pytest.mark.parametrize("method", sorted(cn.METHODS))
+def test_starting_in_the_steady_state_stays_there(method):
+    G = cn.chain(4, n_th=0.1)
+    ss = cn.steady_state(G)
+    res = cn.simulate(G, np.linspace(50, 1000, 11), state0=ss.state, method=method)
+    tol = 1e-7 if method == "rk45" else 1e-12
+    np.testing.assert_allclose(res.energies, np.broadcast_to(ss.energies, res.energies.shape), rtol=tol)
+
+
+def test_state0_must_belong_to_the_network():
+    st = cn.steady_state(cn.chain(3)).state
+    with pytest.raises(cn.NetworkError, match="does not belong to this network"):
+        cn.simulate(cn.chain(4), [0.0, 1.0], state0=st)
+    with pytest.raises(cn.SolverError, match="state0 must be a chiralnet.State"):
+        cn.simulate(cn.chain(3), [0.0, 1.0], state0=np.zeros(3))
+    with pytest.raises(cn.NetworkError, match="finite"):
+        cn.State((0, 1), np.array([np.nan, 0.0]))
+
+
+def test_state0_in_another_cell_order_is_reordered():
+    G = cn.chain(3)
+    st = cn.simulate(G, [0.0, 300.0]).final_state
+    flipped = cn.State(st.cells[::-1], st.alpha[::-1], None, st.time)
+    a = cn.simulate(G, [300.0, 600.0], state0=st).energies
+    b = cn.simulate(G, [300.0, 600.0], state0=flipped).energies
+    np.testing.assert_array_equal(a, b)
+
+
+def test_non_finite_tolerances_are_refused():
+    for bad in (np.inf, np.nan):
+        with pytest.raises(cn.SolverError, match="finite"):
+            cn.simulate(cn.two_cell(), [0.0, 1.0], method="rk45", atol=bad)
+        with pytest.raises(cn.SolverError, match="finite"):
+            cn.simulate(cn.two_cell(), [0.0, 1.0], method="rk45", rtol=bad)

@@ -10,7 +10,7 @@ import numpy as np
 from numba import prange
 
 from .._jit import jit
-from ..kernels import expm_one, expm_parameters, one_norm_small
+from ..linalg.expm import expm_one, expm_parameters, one_norm_small
 
 OK = 0
 NO_STEADY_STATE = 1
@@ -103,7 +103,7 @@ def _solve_inplace(A, x):
 
 @jit
 def _expm_t(A, t, X, E, T, out):
-    """out = e^{A t} for a small dense A (N, N), by the core kernel :func:`chiralnet.kernels.expm_one`
+    """out = e^{A t} for a small dense A (N, N), by the core kernel :func:`chiralnet.linalg.expm.expm_one`
     (scaling and squaring a Taylor series; no eigendecomposition, so defective A, as in cascaded
     chains, is fine). X, E, T: (N, N) complex work buffers."""
     s, q = expm_parameters(one_norm_small(A) * abs(t))

@@ -23,9 +23,9 @@ import scipy.sparse.csgraph as csgraph
 
 from .. import analytic
 from ..errors import ChiralnetError, NoSteadyStateError
-from ..model import build_model
+from ..model import Model, State, build_model, graph_state
 from ..network import cells as cell_nodes
-from ..solvers import simulate, steady_state
+from ..solve import simulate, steady_state
 from . import _kernels as K
 from .spec import _REQUIRED, QUANTITIES, SweepError, SweepSpec, builder_parameters, resolve_builder
 
@@ -122,12 +122,32 @@ def _build(fn, kw, where):
     return G
 
 
-def _model_at(plan, multi):
+@dataclass(frozen=True)
+class _Point:
+    """The model of one grid point and its initial state (t = 0), read as one set of arrays."""
+
+    model: Model
+    state: State
+
+    def __getattr__(self, name):  # M, forcing, omega, cells, battery, n_cells, ...: the model's
+        return getattr(self.model, name)
+
+    @property
+    def alpha0(self):
+        return self.state.alpha
+
+    @property
+    def thermal(self) -> bool:
+        return self.model.thermal or self.state.Nc is not None
+
+
+def _model_at(plan, multi) -> _Point:
     builder, kw = plan.point_kwargs(multi)
     _, fn = resolve_builder(builder)
     G = _build(fn, kw, plan.locate(multi))
     try:
-        return build_model(G, sparse=False) if len(cell_nodes(G)) <= BATCH_MAX_CELLS else build_model(G)
+        model = build_model(G, sparse=False) if len(cell_nodes(G)) <= BATCH_MAX_CELLS else build_model(G)
+        return _Point(model, graph_state(G, model.cells))
     except ChiralnetError as exc:
         raise SweepError(f"{plan.locate(multi)}: {exc}") from None
 
@@ -406,6 +426,7 @@ def _point_quantities(plan, model, where):
             f"(this one: {model.n_cells} cells{', thermal' if model.thermal else ''}); drop time_to_90"
         )
     out = {"status": np.zeros(1, np.int8)}
+    point, model = model, model.model
     try:
         ss = steady_state(model)
         energies = ss.energies[None]
@@ -416,7 +437,11 @@ def _point_quantities(plan, model, where):
     out["_battery"] = model.battery
     if "battery_energy_at" in spec.quantities:
         try:
-            out["battery_energy_at"] = simulate(model, spec.times).battery_energy[None]
+            times = np.asarray(spec.times, float)
+            at_zero = times[0] == 0.0  # the initial state is at t = 0: start there, drop it if not asked
+            run = simulate(model, times if at_zero else np.r_[0.0, times], state0=point.state)
+            energy = run.battery_energy if at_zero else run.battery_energy[1:]
+            out["battery_energy_at"] = energy[None]
         except ChiralnetError as exc:
             raise SweepError(f"{where}: {exc}") from None
     return out

@@ -1,13 +1,24 @@
-"""Numba kernels: arrays and scalars in, caller-allocated buffers out. No Python objects.
+"""Method "rk45": adaptive Dormand-Prince 5(4) with error control on rtol/atol.
 
-Notation: N cells, T output times. ``alpha`` is (N,) complex, ``Nc`` (N, N) complex Hermitian,
-``Mc = conj(M)``, ``b = -i E`` the constant forcing. The dense methods' loops over time steps
-live here ("exact" and "rk45"; the CSR Taylor stepping of "exact-sparse" is in :mod:`chiralnet.sparse`).
+For what the exact forms cannot do cheaply (very sparse output grids, and later time-dependent
+drives). FSAL; the step is only shortened to land on an output time, never forced small; its cost
+is set by accuracy. Dense M (alpha and, with thermal noise, vec(Nc)) or CSR M (alpha only).
+
+Options: ``rtol`` (default ``config.RTOL``), ``atol`` (default ``config.ATOL``), ``max_steps``
+(default ``config.RK45_MAX_STEPS``).
 """
+
+from __future__ import annotations
 
 import numpy as np
 
-from ._jit import jit
+from .. import config
+from .._jit import jit
+from ..errors import SolverError
+from ..model import Model, State
+from .base import Method, Trace
+
+__all__ = ["RK45", "dopri5_tableau"]
 
 # Status codes returned by the adaptive kernel.
 OK = 0
@@ -15,131 +26,9 @@ MAX_STEPS = 1
 STEP_UNDERFLOW = 2
 NOT_FINITE = 3
 
-
-@jit
-def propagate_affine(P, c, step_kind, alpha0, omega, out_alpha, out_energy):
-    """alpha_{k} = P[s] alpha_{k-1} + c[s] with s = step_kind[k]; alpha_{-1} = alpha0.
-
-    P: (K, N, N) complex, c: (K, N) complex, step_kind: (T,) int, alpha0: (N,) complex,
-    omega: (N,) float. Writes out_alpha (T, N) complex and out_energy (T, N) = omega |alpha|^2.
-    """
-    n = alpha0.shape[0]
-    a = alpha0.copy()
-    nxt = np.empty_like(a)
-    for k in range(step_kind.shape[0]):
-        s = step_kind[k]
-        for i in range(n):
-            acc = c[s, i]
-            for j in range(n):
-                acc += P[s, i, j] * a[j]
-            nxt[i] = acc
-        a, nxt = nxt, a
-        for i in range(n):
-            out_alpha[k, i] = a[i]
-            out_energy[k, i] = omega[i] * (a[i].real * a[i].real + a[i].imag * a[i].imag)
-
-
-@jit
-def _matmul(A, B, out):
-    """out = A B for small square matrices (no BLAS call)."""
-    m = A.shape[0]
-    for i in range(m):
-        for j in range(m):
-            acc = 0j
-            for l in range(m):
-                acc += A[i, l] * B[l, j]
-            out[i, j] = acc
-
-
-@jit
-def one_norm_small(A):
-    """||A||_1 of one (m, m) matrix: the largest column sum of |A_ij|."""
-    m = A.shape[0]
-    norm = 0.0
-    for j in range(m):
-        col = 0.0
-        for i in range(m):
-            col += abs(A[i, j])
-        norm = max(norm, col)
-    return norm
-
-
-@jit
-def expm_parameters(norm):
-    """(s, q) for e^X with ||X||_1 = ``norm``: s squarings bring it to theta = norm 2^-s <= 1, and q
-    (at most 18) is the smallest Taylor degree whose remainder bound theta^(q+1)/(q+1)! is below 2^-53."""
-    s = max(0, int(np.ceil(np.log2(norm)))) if norm > 1.0 else 0
-    theta = norm / 2.0**s
-    q = 1
-    bound = theta
-    while q < 18 and bound * theta / (q + 1) > 2.0**-53:
-        q += 1
-        bound *= theta / q
-    return s, q
-
-
-@jit
-def expm_one(A, c, s, q, X, E, T, out):
-    """out = e^{c A} for one small (m, m) complex A and scalar c, with (s, q) from :func:`expm_parameters`.
-
-    Taylor series of X = c A / 2^s in Horner form E = I + X E / k, then s squarings.
-    X, E, T: (m, m) complex work buffers; writes out (m, m).
-    """
-    m = A.shape[0]
-    for i in range(m):
-        for j in range(m):
-            X[i, j] = A[i, j] * c / 2.0**s
-            E[i, j] = X[i, j] / q + (1.0 if i == j else 0.0)
-    for d in range(q - 1, 0, -1):
-        _matmul(X, E, T)
-        for i in range(m):
-            for j in range(m):
-                T[i, j] = T[i, j] / d + (1.0 if i == j else 0.0)
-        E, T = T, E
-    for _ in range(s):
-        _matmul(E, E, T)
-        E, T = T, E
-    out[:, :] = E
-
-
-@jit
-def expm_small(A, out):
-    """out[k] = e^{A[k]} for a stack A (K, m, m) complex of small matrices (a few cells).
-
-    Taylor series after scaling by 2^-s to ||A||_1 <= 1 (one s for the stack), of the smallest degree q
-    (at most 18) whose remainder bound theta^(q+1)/(q+1)! is below 2^-53, in Horner form
-    E = I + X E / k; then s squarings (:func:`expm_parameters`, :func:`expm_one`). Writes out (K, m, m) complex.
-    """
-    K, m = A.shape[0], A.shape[1]
-    norm = 0.0
-    for k in range(K):
-        norm = max(norm, one_norm_small(A[k]))
-    s, q = expm_parameters(norm)
-    X = np.empty((m, m), np.complex128)
-    E = np.empty((m, m), np.complex128)
-    T = np.empty((m, m), np.complex128)
-    for k in range(K):
-        expm_one(A[k], 1.0, s, q, X, E, T, out[k])
-
-
-@jit
-def propagate_fluctuations(Phi, W, step_kind, Nc0, out_occupation):
-    """Nc_k = Phi[s] Nc_{k-1} Phi[s]^H + W[s], s = step_kind[k]; Nc_{-1} = Nc0.
-
-    Phi, W: (K, N, N) complex; Nc0: (N, N) complex. Writes out_occupation (T, N) = Re diag Nc_k
-    and returns the last Nc (N, N).
-    """
-    Nc = Nc0.copy()
-    for k in range(step_kind.shape[0]):
-        s = step_kind[k]
-        Nc = Phi[s] @ Nc @ np.conj(Phi[s]).T + W[s]
-        for i in range(Nc.shape[0]):
-            out_occupation[k, i] = Nc[i, i].real
-    return Nc
-
-
-# Dormand-Prince 5(4) tableau.
 _C = np.array([0.0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1.0, 1.0])
+
+
 _A = np.array([
     [0, 0, 0, 0, 0, 0],
     [1 / 5, 0, 0, 0, 0, 0],
@@ -149,7 +38,11 @@ _A = np.array([
     [9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656, 0],
     [35 / 384, 0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84],
 ])
+
+
 _B = np.array([35 / 384, 0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84, 0])
+
+
 _E = np.array([71 / 57600, 0, -71 / 16695, 71 / 1920, -17253 / 339200, 22 / 525, -1 / 40])  # b5 - b4
 
 
@@ -277,3 +170,60 @@ def dopri5(sparse, M, Mc, indptr, indices, data, b, Q, thermal, y0, times, rtol,
             out_y_diag[out_i, i, 0] = y[i]
             out_y_diag[out_i, i, 1] = y[n + i * n + i].real if thermal else 0.0
     return OK, y
+
+
+
+_STATUS = {
+    MAX_STEPS: "reached max_steps before the last output time; raise max_steps or loosen rtol/atol",
+    STEP_UNDERFLOW: "step size underflow; the equations are too stiff for rk45 at this tolerance",
+    NOT_FINITE: "the state became non-finite (inf or NaN); is the network unstable?",
+}
+
+
+def _run(model: Model, state0: State, times, options) -> Trace:
+    rtol = config.RTOL if options.get("rtol") is None else options["rtol"]
+    atol = config.ATOL if options.get("atol") is None else options["atol"]
+    max_steps = config.RK45_MAX_STEPS if options.get("max_steps") is None else options["max_steps"]
+    if not (0 < rtol < 1 and 0 < atol < np.inf):
+        raise SolverError(f"rtol must be in (0, 1) and atol a finite number > 0, got rtol={rtol}, atol={atol}")
+    if not 1 <= max_steps < 2**62:
+        raise SolverError(f"max_steps must be a finite number >= 1, got {max_steps}")
+    max_steps = int(max_steps)
+    n = model.n_cells
+    b = model.forcing
+    A, B, E = dopri5_tableau()
+    empty_c = np.zeros((0, 0), complex)
+    thermal = model.thermal or state0.Nc is not None
+    if model.is_sparse and not thermal:
+        M = model.M
+        args = (True, empty_c, empty_c, M.indptr.astype(np.int64), M.indices.astype(np.int64),
+                M.data.astype(complex), b, empty_c, False, np.array(state0.alpha, complex))
+    else:
+        M = np.ascontiguousarray(model.dense_M())
+        y0 = np.array(state0.alpha, complex)
+        Q = np.ascontiguousarray(model.dense_Q())
+        if thermal:
+            y0 = np.concatenate([y0, state0.dense_Nc().ravel()])
+        empty_i = np.zeros(0, np.int64)
+        args = (False, M, np.ascontiguousarray(np.conj(M)), empty_i, empty_i, np.zeros(0, complex), b, Q,
+                thermal, y0)
+    out = np.zeros((times.size, n, 2), complex)
+    stats = np.zeros(3, np.int64)
+    status, y = dopri5(*args, times, float(rtol), float(atol), max_steps, A, B, E, out, stats)
+    if status != OK:
+        raise SolverError(f"rk45 failed: {_STATUS[status]}")
+    alpha = out[:, :, 0]
+    fluct = out[:, :, 1].real.copy()
+    energies = model.omega * (alpha.real**2 + alpha.imag**2 + fluct)
+    Nc = y[n:].reshape(n, n).copy() if thermal else None
+    if Nc is not None:
+        Nc = 0.5 * (Nc + Nc.conj().T)
+    final = State(model.cells, y[:n].copy(), Nc)
+    return Trace(alpha, energies, fluct, final,
+                 {"steps": int(stats[0]), "rejected": int(stats[1]), "rhs_evaluations": int(stats[2])})
+
+
+#: Adaptive Dormand-Prince 5(4).
+RK45 = Method("rk45", _run, frozenset({"rtol", "atol", "max_steps"}),
+              "adaptive Dormand-Prince 5(4) with rtol/atol error control")
+

@@ -1,0 +1,255 @@
+"""Cascaded (chiral, feed-forward) networks: M is triangular once the cells are put in topological order.
+
+:func:`cascade_order` finds that order in O(N + nnz); :func:`forward_substitution` and
+:func:`lyapunov_cascaded` then give the steady amplitudes in O(nnz) (one pass when the cells are
+already in cascade order) and the steady fluctuation matrix in O(N nnz).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import scipy.sparse as sp
+
+from .. import config
+from .._jit import jit
+from ..errors import SolverError
+from .csr import csr_parts, diagonal, flush, max_abs2
+
+__all__ = ["cascade_order", "forward_substitution", "Substitution", "solve_cascaded", "lyapunov_cascaded"]
+
+
+@jit
+def _topological_order(indptr, indices, data, zero_tol2, order):
+    """Kahn's algorithm on the dependency graph i <- j (M_ij != 0, i != j).
+
+    Writes ``order`` (N,) so that every row's off-diagonal entries with |M_ij|^2 > ``zero_tol2`` point to
+    cells placed earlier. Returns how many cells were placed: N iff M is triangular after
+    permutation (no feedback loop).
+    """
+    n = indptr.shape[0] - 1
+    waiting = np.zeros(n, np.int64)
+    start = np.zeros(n + 1, np.int64)
+    for i in range(n):
+        for p in range(indptr[i], indptr[i + 1]):
+            j = indices[p]
+            if j != i and data[p].real * data[p].real + data[p].imag * data[p].imag > zero_tol2:
+                waiting[i] += 1
+                start[j + 1] += 1
+    for j in range(n):
+        start[j + 1] += start[j]
+    fill = start[:n].copy()
+    dependents = np.empty(start[n], np.int64)
+    for i in range(n):
+        for p in range(indptr[i], indptr[i + 1]):
+            j = indices[p]
+            if j != i and data[p].real * data[p].real + data[p].imag * data[p].imag > zero_tol2:
+                dependents[fill[j]] = i
+                fill[j] += 1
+    tail = 0
+    for i in range(n):
+        if waiting[i] == 0:
+            order[tail] = i
+            tail += 1
+    head = 0
+    while head < tail:
+        j = order[head]
+        head += 1
+        for q in range(start[j], start[j + 1]):
+            i = dependents[q]
+            waiting[i] -= 1
+            if waiting[i] == 0:
+                order[tail] = i
+                tail += 1
+    return tail
+
+
+def cascade_order(M):
+    """Topological order of the cells if M is triangular after permutation, else None.
+
+    Entries with |M_ij| <= ``config.STRUCTURAL_ZERO`` * max|M| count as zero: they are the
+    rounding left where a chiral link cancels M[u, v] = -iJ + mu Gamma / 2 (its balance condition).
+    (:func:`forward_substitution` checks the natural order itself, within its one pass.)
+
+    Parameters
+    ----------
+    M : ndarray (N, N) or sparse
+        The generator.
+
+    Returns
+    -------
+    ndarray (N,) int64 or None
+    """
+    indptr, indices, data = csr_parts(M)
+    n = indptr.size - 1
+    zero_tol2 = config.STRUCTURAL_ZERO**2 * max_abs2(data)
+    order = np.empty(n, np.int64)
+    placed = _topological_order(indptr, indices, data, zero_tol2, order)
+    return order if placed == n else None
+
+
+@jit
+def _forward_substitution(indptr, indices, data, rhs, scale, omega, x, energy):
+    """One pass over M (CSR, lower triangular): x = M^{-1} (scale rhs) and energy = omega |x|^2, (N,).
+
+    Entries above the diagonal are skipped. Returns what the caller needs to trust x without
+    another pass: the largest |M_ij|^2 over all entries and over those above the diagonal (they
+    must be structural zeros), the largest Re M_ii and the largest |M_ii|^2 (stability).
+    x[i - 1] is kept in registers: a chain's recursion then never waits on a store; a row that is
+    exactly (i - 1, i), as in a chain, skips the general loop.
+    """
+    max_all2 = 0.0
+    max_upper2 = 0.0
+    max_re = -np.inf
+    max_diag2 = 0.0
+    prev = 0j
+    for i in range(indptr.shape[0] - 1):
+        acc = scale * rhs[i]
+        p0 = indptr[i]
+        p1 = indptr[i + 1]
+        if p1 - p0 == 2 and indices[p0] == i - 1 and indices[p0 + 1] == i:
+            a = data[p0]
+            d = data[p0 + 1]
+            max_all2 = max(max_all2, a.real * a.real + a.imag * a.imag, d.real * d.real + d.imag * d.imag)
+            acc -= a * prev
+        else:
+            d = 0j
+            for p in range(p0, p1):
+                j = indices[p]
+                a = data[p]
+                a2 = a.real * a.real + a.imag * a.imag
+                max_all2 = max(max_all2, a2)
+                if j < i:
+                    acc -= a * (prev if j == i - 1 else x[j])
+                elif j == i:
+                    d += a
+                else:
+                    max_upper2 = max(max_upper2, a2)
+        max_re = max(max_re, d.real)
+        d2 = d.real * d.real + d.imag * d.imag
+        max_diag2 = max(max_diag2, d2)
+        # acc / d without Numba's slower complex division; d = 0 leaves x non-finite for the caller's
+        # stability check to reject (instead of raising ZeroDivisionError here)
+        r = 1.0 / d2 if d2 > 0.0 else np.inf
+        prev = flush(acc * (d.real * r - 1j * (d.imag * r)))
+        x[i] = prev
+        energy[i] = omega[i] * (prev.real * prev.real + prev.imag * prev.imag)
+    return max_all2, max_upper2, max_re, max_diag2
+
+
+class Substitution(NamedTuple):
+    """Result of :func:`forward_substitution`: x (N,) complex, energy = omega |x|^2 (N,) float, and the
+    largest Re M_ii and |M_ii| (M triangular: its eigenvalues are its diagonal)."""
+
+    x: np.ndarray
+    energy: np.ndarray
+    diag_max_real: float
+    diag_max_abs: float
+
+
+def forward_substitution(M, rhs, omega=None, order=None, scale=1.0) -> Substitution | None:
+    """Solve M x = scale rhs by forward substitution in O(nnz), when M is triangular in ``order``.
+
+    In natural order (``order`` None) this is one pass over M that also checks that every entry
+    above the diagonal is a structural zero (|M_ij| <= ``config.STRUCTURAL_ZERO`` max|M|) and
+    returns None when one is not; with an ``order`` from :func:`cascade_order`, M is permuted first.
+
+    Parameters
+    ----------
+    M : ndarray (N, N) or sparse
+    rhs : ndarray (N,) complex
+    omega : ndarray (N,) float, optional
+        Cell frequencies for ``energy`` (default ones: energy = |x|^2).
+    order : ndarray (N,) int, optional
+        Topological order of the cells (:func:`cascade_order`); default natural order.
+    scale : complex
+        Factor applied to rhs inside the pass (the steady state solves M alpha = i E: scale 1j, exact).
+
+    Returns
+    -------
+    Substitution or None
+    """
+    rhs = np.asarray(rhs, complex)
+    omega = np.ones(rhs.size) if omega is None else np.asarray(omega, float)
+    if order is not None:
+        A = sp.csr_array(M)[order][:, order]
+        sub = forward_substitution(A, rhs[order], omega[order], scale=scale)
+        if sub is None:
+            raise SolverError("forward_substitution: M is not triangular in the given order (use cascade_order)")
+        x = np.empty_like(sub.x)
+        energy = np.empty_like(sub.energy)
+        x[order] = sub.x
+        energy[order] = sub.energy
+        return sub._replace(x=x, energy=energy)
+    indptr, indices, data = csr_parts(M)
+    x = np.empty(rhs.size, complex)
+    energy = np.empty(rhs.size)
+    max_all2, max_upper2, max_re, max_diag2 = _forward_substitution(indptr, indices, data, rhs, complex(scale),
+                                                                    omega, x, energy)
+    if max_upper2 > config.STRUCTURAL_ZERO**2 * max_all2:
+        return None
+    return Substitution(x, energy, float(max_re), float(np.sqrt(max_diag2)))
+
+
+def solve_cascaded(M, rhs, order) -> np.ndarray:
+    """Solve M x = rhs by forward substitution in the topological ``order``, O(nnz).
+
+    Parameters
+    ----------
+    M : ndarray (N, N) or sparse, triangular in ``order`` with a nonzero diagonal.
+    rhs : ndarray (N,) complex
+    order : ndarray (N,) int, from :func:`cascade_order`.
+
+    Returns
+    -------
+    ndarray (N,) complex
+    """
+    return forward_substitution(M, rhs, order=order).x
+
+
+@jit
+def _lyapunov_triangular(indptr, indices, data, diag, order, C, X):
+    """Solve A X + X A^H = C for A (CSR) triangular in ``order``; X (N, N) written in place.
+
+    (A_ii + conj(A_jj)) X_ij = C_ij - sum_{k != i} A_ik X_kj - sum_{k != j} X_ik conj(A_jk),
+    taking rows i, then columns j, in topological order so every X on the right is known.
+    """
+    n = order.shape[0]
+    X[:, :] = 0.0
+    for qi in range(n):
+        i = order[qi]
+        for qj in range(n):
+            j = order[qj]
+            acc = C[i, j]
+            for p in range(indptr[i], indptr[i + 1]):
+                k = indices[p]
+                if k != i:
+                    acc -= data[p] * X[k, j]
+            for p in range(indptr[j], indptr[j + 1]):
+                k = indices[p]
+                if k != j:
+                    acc -= X[i, k] * np.conj(data[p])
+            X[i, j] = flush(acc / (diag[i] + np.conj(diag[j])))
+
+
+def lyapunov_cascaded(A, C, order) -> np.ndarray:
+    """Solve A X + X A^H = C for A triangular in ``order``, in O(N nnz) instead of O(N^3).
+
+    Parameters
+    ----------
+    A : ndarray (N, N) or sparse
+        For the steady fluctuation matrix, A = conj(M) and C = -Q.
+    C : ndarray (N, N) complex
+    order : ndarray (N,) int, from :func:`cascade_order` (of A or of M: same pattern).
+
+    Returns
+    -------
+    ndarray (N, N) complex
+    """
+    indptr, indices, data = csr_parts(A)
+    diag = diagonal(A)
+    X = np.empty(C.shape, complex)
+    _lyapunov_triangular(indptr, indices, data, diag, order, np.ascontiguousarray(C, dtype=complex), X)
+    return X
+

@@ -1,0 +1,13 @@
+"""Solvers: one file per simulation method, the steady state, and the method contract.
+
+- :mod:`~chiralnet.solve.base`: the contract every method follows, time-grid checks.
+- :mod:`~chiralnet.solve.exact`, :mod:`~chiralnet.solve.exact_sparse`, :mod:`~chiralnet.solve.rk45`:
+  the methods (driver, Numba kernels, options), registered in :data:`METHODS`.
+- :mod:`~chiralnet.solve.steady`: steady state and stability.
+- :mod:`~chiralnet.solve.simulate`: :func:`simulate`.
+"""
+
+from .simulate import METHODS, simulate
+from .steady import check_stability, steady_state
+
+__all__ = ["simulate", "steady_state", "check_stability", "METHODS"]

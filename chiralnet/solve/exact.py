@@ -1,0 +1,163 @@
+"""Method "exact": dense affine propagators e^{M dt}, one per distinct output step (small N).
+
+alpha_k = P alpha_{k-1} + c with P = e^{M dt} and c = int_0^dt e^{M s} b ds from one augmented
+matrix exponential (no steady state needed); Nc_k = Phi Nc_{k-1} Phi^H + W with Phi = conj(P) and
+W from the steady fluctuations (or Van Loan's block exponential when M has no steady state).
+Machine precision; cost O(K N^3) for K distinct steps plus O(T N^2). No options of its own.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg as la
+
+from .. import config
+from .._jit import jit
+from ..errors import NoSteadyStateError, SolverError
+from ..linalg.cascade import cascade_order
+from ..linalg.expm import expm_small
+from ..linalg.stability import check_stability_arrays
+from ..model import Model, State
+from .base import Method, Trace, distinct_steps
+from .steady import steady_covariance
+
+__all__ = ["EXACT", "exact_fits"]
+
+
+@jit
+def propagate_affine(P, c, step_kind, alpha0, omega, out_alpha, out_energy):
+    """alpha_{k} = P[s] alpha_{k-1} + c[s] with s = step_kind[k]; alpha_{-1} = alpha0.
+
+    P: (K, N, N) complex, c: (K, N) complex, step_kind: (T,) int, alpha0: (N,) complex,
+    omega: (N,) float. Writes out_alpha (T, N) complex and out_energy (T, N) = omega |alpha|^2.
+    """
+    n = alpha0.shape[0]
+    a = alpha0.copy()
+    nxt = np.empty_like(a)
+    for k in range(step_kind.shape[0]):
+        s = step_kind[k]
+        for i in range(n):
+            acc = c[s, i]
+            for j in range(n):
+                acc += P[s, i, j] * a[j]
+            nxt[i] = acc
+        a, nxt = nxt, a
+        for i in range(n):
+            out_alpha[k, i] = a[i]
+            out_energy[k, i] = omega[i] * (a[i].real * a[i].real + a[i].imag * a[i].imag)
+
+
+@jit
+def propagate_fluctuations(Phi, W, step_kind, Nc0, out_occupation):
+    """Nc_k = Phi[s] Nc_{k-1} Phi[s]^H + W[s], s = step_kind[k]; Nc_{-1} = Nc0.
+
+    Phi, W: (K, N, N) complex; Nc0: (N, N) complex. Writes out_occupation (T, N) = Re diag Nc_k
+    and returns the last Nc (N, N).
+    """
+    Nc = Nc0.copy()
+    for k in range(step_kind.shape[0]):
+        s = step_kind[k]
+        Nc = Phi[s] @ Nc @ np.conj(Phi[s]).T + W[s]
+        for i in range(Nc.shape[0]):
+            out_occupation[k, i] = Nc[i, i].real
+    return Nc
+
+
+
+def _affine_propagators(M, b, dts):
+    """P_k = e^{M dt_k} and c_k = int_0^dt_k e^{M s} b ds, shapes (K, N, N), (K, N)."""
+    n = M.shape[0]
+    aug = np.zeros((dts.size, n + 1, n + 1), complex)
+    aug[:, :n, :n] = M[None] * dts[:, None, None]
+    aug[:, :n, n] = b[None] * dts[:, None]
+    if n < config.AUTO_DENSE_MAX_CELLS:  # scipy's expm routes tiny products through threaded BLAS (slow)
+        E = np.empty_like(aug)
+        expm_small(aug, E)
+    else:
+        E = la.expm(aug)
+    return np.ascontiguousarray(E[:, :n, :n]), np.ascontiguousarray(E[:, :n, n])
+
+
+def _noise_propagators(P, M, Q, dts):
+    """Van Loan: W_k = int_0^dt e^{A s} Q e^{A^H s} ds with A = conj(M); Phi_k = conj(P_k).
+
+    The Van Loan block e^{-A h} grows like e^{mu h}, mu = lambda_max(D)/2 (the log-norm of -A),
+    so it overflows for mu dt > ~709 (seen as a non-finite state). It is therefore evaluated at
+    h = dt / 2^s with mu h <= 1, and W is doubled back up:
+    W(2h) = W(h) + Phi(h) W(h) Phi(h)^H, Phi(2h) = Phi(h)^2.
+    """
+    n = M.shape[0]
+    A = np.conj(M)
+    mu = max(0.0, float(np.linalg.eigvalsh(-(A + np.conj(A).T) / 2).max()))
+    levels = np.zeros(dts.size, np.int64)
+    if mu > 0:
+        levels = np.maximum(0, np.ceil(np.log2(np.maximum(mu * dts, 1e-300)))).astype(np.int64)
+    h = dts / 2.0**levels
+    C = np.zeros((dts.size, 2 * n, 2 * n), complex)
+    C[:, :n, :n] = -A[None] * h[:, None, None]
+    C[:, :n, n:] = Q[None] * h[:, None, None]
+    C[:, n:, n:] = np.conj(A).T[None] * h[:, None, None]
+    F = la.expm(C)
+    Phi_h = np.conj(F[:, n:, n:]).swapaxes(1, 2)   # e^{A h} = (e^{A^H h})^H
+    W = Phi_h @ F[:, :n, n:]
+    for level in range(int(levels.max(initial=0))):
+        k = levels > level
+        W[k] = W[k] + Phi_h[k] @ W[k] @ np.conj(Phi_h[k]).swapaxes(1, 2)
+        Phi_h[k] = Phi_h[k] @ Phi_h[k]
+    Phi = np.conj(P)
+    W = 0.5 * (W + np.conj(np.swapaxes(W, 1, 2)))  # Hermitian by construction; remove rounding
+    return np.ascontiguousarray(Phi), np.ascontiguousarray(W)
+
+
+def exact_fits(model: Model, times, grid=None, thermal=False) -> bool:
+    """Whether the dense propagators of ``times`` fit ``config.EXACT_MAX_*``."""
+    n = model.n_cells
+    if n > config.EXACT_MAX_CELLS:
+        return False
+    k = (grid or distinct_steps(times))[0].size
+    per = (2 * n) ** 2 if model.thermal or thermal else (n + 1) ** 2
+    return k * per <= config.EXACT_MAX_PROPAGATOR_ENTRIES
+
+
+def _run(model: Model, state0: State, times, options) -> Trace:
+    grid = options.get("grid") or distinct_steps(times)
+    thermal = model.thermal or state0.Nc is not None
+    if not exact_fits(model, times, grid, thermal):
+        raise SolverError(
+            f"method 'exact' would need too many dense propagators ({model.n_cells} cells, "
+            f"{grid[0].size} distinct time steps); use a uniform time grid, method='exact-sparse' or method='rk45'"
+        )
+    M = model.dense_M()
+    dts, kind = grid
+    P, c = _affine_propagators(M, model.forcing, dts)
+    T, n = times.size, model.n_cells
+    alpha = np.empty((T, n), complex)
+    energies = np.empty((T, n))
+    propagate_affine(P, c, kind, np.ascontiguousarray(state0.alpha, dtype=complex), model.omega, alpha, energies)
+    fluct = np.broadcast_to(np.zeros(1), (T, n))  # coherent state: no fluctuations, no memory
+    Nc = None
+    if thermal:
+        fluct = np.zeros((T, n))
+        if model.Q is None:  # no noise: Nc only decays, W = 0
+            Phi, W = np.ascontiguousarray(np.conj(P)), np.zeros_like(P)
+        else:
+            try:
+                order = cascade_order(model.M)
+                check_stability_arrays(model.M, model.cells, order)
+            except NoSteadyStateError:
+                Phi, W = _noise_propagators(P, M, model.dense_Q(), dts)
+            else:
+                # W = Nc_ss - Phi Nc_ss Phi^H: exact, and free of the cancellation Van Loan's e^{-A dt}
+                # suffers on long steps (|error| ~ 1e-10 at Gamma dt ~ 10).
+                Phi = np.ascontiguousarray(np.conj(P))
+                X = steady_covariance(model, order)[0]
+                W = X[None] - Phi @ X[None] @ np.conj(np.swapaxes(Phi, 1, 2))
+                W = np.ascontiguousarray(0.5 * (W + np.conj(np.swapaxes(W, 1, 2))))
+        Nc = propagate_fluctuations(Phi, W, kind, state0.dense_Nc(), fluct)
+        energies += model.omega * fluct
+    final = State(model.cells, alpha[-1].copy(), Nc)
+    return Trace(alpha, energies, fluct, final, {"propagators": int(dts.size)})
+
+
+#: Dense propagators; machine precision; best on uniform grids, N up to ``config.EXACT_MAX_CELLS``.
+EXACT = Method("exact", _run, frozenset(), "dense propagators e^{M dt} (machine precision, small N)")

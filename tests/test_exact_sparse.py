@@ -1,0 +1,168 @@
+"""The exact-sparse method (CSR Taylor stepping) against the dense exact method and rk45."""
+
+import numpy as np
+import pytest
+import scipy.linalg as la
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+import chiralnet as cn
+from chiralnet import config
+from chiralnet import arrays, linalg  # noqa: F401
+from chiralnet.arrays import chain_model, lattice_model
+from chiralnet.linalg.cascade import cascade_order, forward_substitution, lyapunov_cascaded, solve_cascaded
+from chiralnet.solve.exact_sparse import propagate_matrix
+
+PATHS_AGREE = 1e-10      # sparse vs dense path, relative to the largest value
+SOLVES_AGREE = 1e-12     # cascaded (triangular) vs general solve, relative
+BUILDERS_AGREE = 1e-15   # array-level builder vs graph builder (same arithmetic)
+
+TIMES = np.linspace(0.0, 600.0, 41)
+UNEVEN = np.r_[0.0, np.geomspace(0.5, 800.0, 15)]
+
+NETWORKS = {
+    "two_cell": lambda: cn.two_cell(),
+    "two_cell_reciprocal": lambda: cn.two_cell(nonreciprocal=False),
+    "two_cell_optimal": lambda: cn.two_cell(kappa_a=0.1, kappa_b=0.003, gamma=0.01, optimal=True),
+    "chain": lambda: cn.chain(12),
+    "chain_reciprocal": lambda: cn.chain(12, nonreciprocal=False),
+    "ring": lambda: cn.ring(7),
+    "ring_reciprocal": lambda: cn.ring(7, nonreciprocal=False),
+    "star": lambda: cn.star(6),
+    "star_reciprocal": lambda: cn.star(6, nonreciprocal=False),
+    "lattice": lambda: cn.lattice(3, 4),
+    "lattice_reciprocal": lambda: cn.lattice(3, 4, nonreciprocal=False),
+    "chain_thermal": lambda: cn.chain(8, n_th=0.3),
+    "ring_thermal": lambda: cn.ring(5, n_th=0.2, nonreciprocal=False),
+    "lattice_thermal": lambda: cn.lattice(2, 3, n_th=0.5),
+}
+
+
+
+def rel(a, b):
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
+
+
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+def test_sparse_and_dense_paths_agree(name):
+    G = NETWORKS[name]()
+    dense = cn.build_model(G, sparse=False)
+    csr = cn.build_model(G, sparse=True)
+    assert not dense.is_sparse and csr.is_sparse
+    for times in (TIMES, UNEVEN):
+        ref = cn.simulate(dense, times, method="exact")
+        assert ref.method == "exact"
+        for model in (dense, csr):
+            for method in ("exact", "exact-sparse", "auto"):
+                res = cn.simulate(model, times, method=method)
+                assert res.method in cn.METHODS
+                assert rel(res.energies, ref.energies) <= PATHS_AGREE, (name, method, model.is_sparse)
+                assert rel(res.fluctuations, ref.fluctuations) <= PATHS_AGREE
+    ss_dense, ss_csr = cn.steady_state(dense), cn.steady_state(csr)
+    assert rel(ss_csr.energies, ss_dense.energies) <= PATHS_AGREE
+    assert rel(ss_csr.amplitudes, ss_dense.amplitudes) <= PATHS_AGREE
+    general = la.solve(dense.M, -dense.forcing)
+    assert rel(ss_csr.amplitudes, general) <= SOLVES_AGREE
+
+
+def test_rk45_on_csr_matches_exact():
+    """The adaptive CSR branch is accurate to its tolerance (it chooses its own steps)."""
+    model = cn.build_model(cn.chain(40), sparse=True)
+    ref = cn.simulate(model, TIMES, method="exact-sparse")
+    res = cn.simulate(model, TIMES, method="rk45", rtol=1e-10, atol=1e-12)
+    assert rel(res.energies, ref.energies) <= 1e-7
+
+
+def test_auto_records_its_choice():
+    assert cn.simulate(cn.two_cell(), TIMES).method == "exact"
+    assert cn.simulate(chain_model(300), TIMES).method == "exact-sparse"
+    # one long output interval: many Taylor substeps per output, so auto goes adaptive
+    assert cn.simulate(chain_model(300), [0.0, 1e4]).method == "rk45"
+    assert cn.steady_state(chain_model(300)).method == "forward-substitution"
+    assert cn.steady_state(cn.build_model(cn.ring(300), sparse=True)).method == "sparse-lu"
+    assert cn.steady_state(cn.ring(5)).method == "dense-lu"
+    assert cn.steady_state(cn.chain(5, n_th=0.1)).method == "forward-substitution+triangular-lyapunov"
+    assert cn.steady_state(cn.ring(5, n_th=0.1)).method == "dense-lu+bartels-stewart"
+
+
+def test_matrix_stepping_reports_a_non_finite_state_as_such():
+    X0 = np.eye(2, dtype=complex)
+    X0[1, 1] = np.nan  # a NaN sum never converges: the message must say non-finite, not "did not converge"
+    with pytest.raises(cn.SolverError, match="non-finite"):
+        propagate_matrix(np.array([[-1.0, 0.0], [1.0, -1.0]], complex), np.eye(2, dtype=complex), X0,
+                           np.array([1.0]), np.zeros(1, np.int64), out_diag=np.empty((1, 2)))
+
+
+def test_exact_sparse_without_amplitudes():
+    model = chain_model(500)
+    full = cn.simulate(model, TIMES)
+    lean = cn.simulate(model, TIMES, store_amplitudes=False)
+    assert lean.amplitudes is None
+    assert np.array_equal(lean.energies, full.energies)
+    pytest.importorskip("xarray")
+    ds = lean.to_xarray()
+    assert "amplitude" not in ds and np.array_equal(ds["energy"].values, full.energies)
+    assert np.allclose(full.energies, model.omega * np.abs(full.amplitudes) ** 2, rtol=1e-14, atol=0)
+
+
+def test_parallel_kernels_match_serial(monkeypatch):
+    model = chain_model(60, n_th=0.1)
+    serial = cn.simulate(model, TIMES[:10], method="exact-sparse")
+    monkeypatch.setattr(config, "PARALLEL_MIN_CELLS", 1)
+    monkeypatch.setattr(config, "PARALLEL_MIN_CELLS_THERMAL", 1)
+    threaded = cn.simulate(model, TIMES[:10], method="exact-sparse")
+    assert rel(threaded.energies, serial.energies) <= 1e-13
+
+
+def test_exact_sparse_skips_only_rows_the_signal_has_not_reached():
+    """The stepping computes rows up to the reach of the state's support (M's pattern); the answer must
+    not depend on where the signal enters (cells listed with or against the flow, so M lower or upper
+    triangular) or on a state that starts with a gap (a pulse far ahead of the driven front)."""
+    times = np.linspace(0.0, 900.0, 61)
+    for nodelist in (None, list(reversed(range(150)))):
+        model = cn.build_model(cn.chain(150, kappa=0.2), nodelist=nodelist, sparse=True)
+        alpha0 = np.zeros(model.n_cells, complex)
+        alpha0[model.index(140)] = 3.0
+        start = cn.State(model.cells, alpha0)
+        ref = cn.simulate(model, times, method="exact", state0=start)
+        res = cn.simulate(model, times, method="exact-sparse", state0=start)
+        assert rel(res.amplitudes, ref.amplitudes) <= PATHS_AGREE
+        pulse = [model.index(c) for c in range(135, 150)]
+        assert rel(res.amplitudes[3][pulse], ref.amplitudes[3][pulse]) <= PATHS_AGREE
+
+
+def test_a_step_too_long_to_take_lands_on_the_steady_state():
+    """t = 1e21 on a damped chain: the step count would overflow int64 (it once wrapped negative and the
+    initial state came back as the answer). The damping proves ||e^{M h}|| < 2^-60, so the state is the
+    steady state, exactly; with thermal noise too."""
+    for G in (cn.chain(100), cn.chain(8, n_th=0.2)):
+        ss = cn.steady_state(G)
+        for method in ("auto", "exact-sparse"):
+            res = cn.simulate(G, [0.0, 1.0, 1e21], method=method)
+            assert rel(res.energies[-1], ss.energies) <= 1e-13, method
+            assert rel(res.energies[1], cn.simulate(G, [0.0, 1.0], method="exact-sparse").energies[1]) <= 1e-13
+
+
+def test_unbounded_work_is_refused_before_it_starts():
+    """An undamped cell proves no decay: 1e12 time units of Taylor steps would take an hour."""
+    G = cn.network()
+    cn.add_cell(G, "a", omega=1.0, kappa=0.0, alpha0=1.0)
+    cn.add_cell(G, "b", omega=1.0, kappa=0.0)
+    cn.add_coherent_link(G, "a", "b", J=0.05)
+    with pytest.raises(cn.SolverError, match=r"would need .* Taylor substeps .*MAX_TAYLOR_SUBSTEPS"):
+        cn.simulate(G, [0.0, 1e12], method="exact-sparse")
+
+
+@pytest.mark.parametrize("method", ["exact", "exact-sparse"])
+def test_early_outputs_are_not_snapped_to_a_late_time(method):
+    """Steps are grouped at their own scale: outputs at t = 1, 2 beside t = 1e17 (or a log grid to 1e13)
+    are computed at t = 1, 2, not at the rounding scale of the last time."""
+    G = cn.two_cell()
+    ref = cn.simulate(G, [1.0, 2.0], method=method).energies
+    res = cn.simulate(G, [1.0, 2.0, 1e17], method=method).energies
+    assert rel(res[:2], ref) <= 1e-14
+    t = np.geomspace(1e-3, 1e13, 30)
+    log = cn.simulate(G, t, method=method).energies
+    for k in (0, 5, 10):
+        one = cn.simulate(G, [t[k]], method=method).energies[0]
+        assert rel(log[k], one) <= 1e-12, k

@@ -1,0 +1,142 @@
+"""chiralnet.linalg: cascade order, forward substitution, triangular Lyapunov, stability, small expm."""
+
+import numpy as np
+import pytest
+import scipy.linalg as la
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+import chiralnet as cn
+from chiralnet import config
+from chiralnet import arrays, linalg  # noqa: F401
+from chiralnet.arrays import chain_model, lattice_model
+from chiralnet.linalg.cascade import cascade_order, forward_substitution, lyapunov_cascaded, solve_cascaded
+from chiralnet.solve.exact_sparse import propagate_matrix
+
+PATHS_AGREE = 1e-10      # sparse vs dense path, relative to the largest value
+SOLVES_AGREE = 1e-12     # cascaded (triangular) vs general solve, relative
+BUILDERS_AGREE = 1e-15   # array-level builder vs graph builder (same arithmetic)
+
+TIMES = np.linspace(0.0, 600.0, 41)
+UNEVEN = np.r_[0.0, np.geomspace(0.5, 800.0, 15)]
+
+NETWORKS = {
+    "two_cell": lambda: cn.two_cell(),
+    "two_cell_reciprocal": lambda: cn.two_cell(nonreciprocal=False),
+    "two_cell_optimal": lambda: cn.two_cell(kappa_a=0.1, kappa_b=0.003, gamma=0.01, optimal=True),
+    "chain": lambda: cn.chain(12),
+    "chain_reciprocal": lambda: cn.chain(12, nonreciprocal=False),
+    "ring": lambda: cn.ring(7),
+    "ring_reciprocal": lambda: cn.ring(7, nonreciprocal=False),
+    "star": lambda: cn.star(6),
+    "star_reciprocal": lambda: cn.star(6, nonreciprocal=False),
+    "lattice": lambda: cn.lattice(3, 4),
+    "lattice_reciprocal": lambda: cn.lattice(3, 4, nonreciprocal=False),
+    "chain_thermal": lambda: cn.chain(8, n_th=0.3),
+    "ring_thermal": lambda: cn.ring(5, n_th=0.2, nonreciprocal=False),
+    "lattice_thermal": lambda: cn.lattice(2, 3, n_th=0.5),
+}
+
+
+
+def rel(a, b):
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
+
+
+def test_cascade_order_finds_permuted_triangular_structure():
+    G = cn.lattice(3, 3)
+    order = list(reversed(list(G.nodes)[:9]))  # cells listed against the flow: M upper triangular
+    model = cn.build_model(G, nodelist=order, sparse=True)
+    M = model.M.toarray()
+    assert np.count_nonzero(np.triu(M, 1)) > 0
+    perm = cascade_order(model.M)
+    assert perm is not None
+    P = M[np.ix_(perm, perm)]
+    assert np.count_nonzero(np.abs(np.triu(P, 1)) > 0) == 0
+    x = solve_cascaded(model.M, -model.forcing, perm)
+    assert rel(x, spla.spsolve(model.M.tocsc(), -model.forcing)) <= SOLVES_AGREE
+    assert cascade_order(cn.build_model(cn.ring(4)).M) is None
+
+
+def test_triangular_steady_state_matches_general_solves():
+    model = cn.build_model(cn.lattice(4, 5, n_th=0.4), nodelist=list(reversed(range(20))))
+    order = cascade_order(model.M)
+    alpha = solve_cascaded(model.M, -model.forcing, order)
+    assert rel(alpha, la.solve(model.dense_M(), -model.forcing)) <= SOLVES_AGREE
+    A = np.conj(model.dense_M())
+    X = lyapunov_cascaded(A, -model.dense_Q(), order)
+    ref = la.solve_continuous_lyapunov(A, -model.dense_Q())
+    assert rel(X, ref) <= SOLVES_AGREE
+    ss = cn.steady_state(model)
+    assert rel(ss.fluctuations, ref.diagonal().real) <= SOLVES_AGREE
+
+
+def test_chiral_link_with_asymmetric_coupling_counts_as_cascade():
+    """xi != 1 leaves |M[u, v]| ~ 1e-18 of rounding where the link cancels it: still a cascade."""
+    model = cn.build_model(cn.two_cell(kappa_a=0.1, kappa_b=0.003, gamma=0.01, optimal=True))
+    assert cascade_order(model.M) is not None
+    assert cn.steady_state(model).method == "forward-substitution"
+
+
+def test_large_chain_steady_state_closed_form():
+    """PHYSICS.md section 6 on 20,000 cells (sparse, O(N)): alpha_n = (2 Gamma / Lambda_n) alpha_{n-1}."""
+    n, g, k, E = 20_000, 0.04, 0.003, 0.1
+    ss = cn.steady_state(chain_model(n, gamma=g, kappa=k, drive=E))
+    lam = np.full(n, k + 2 * g)
+    lam[[0, -1]] = k + g
+    ratio = np.r_[1.0, 2 * g / lam[1:]]
+    expect = np.abs(-2j * E / lam[0] * np.cumprod(ratio)) ** 2
+    head = expect > 1e-250  # beyond, the amplitudes underflow (they are flushed to zero)
+    assert rel(ss.energies[head], expect[head]) <= SOLVES_AGREE
+    assert np.all(ss.energies[~head] < 1e-200)
+
+
+def test_duplicate_csr_entries_are_summed():
+    M = sp.csr_array((np.array([-1.0, -1.0, 0.5, -2.0], complex), np.array([0, 0, 0, 1]), np.array([0, 2, 4])),
+                     shape=(2, 2))
+    order = cascade_order(M)
+    x = solve_cascaded(M, np.array([1.0, 1.0], complex), order)
+    assert rel(x, la.solve(M.toarray(), [1.0, 1.0])) <= SOLVES_AGREE
+
+
+def test_one_pass_substitution_checks_triangularity_and_reports_the_diagonal():
+    model = chain_model(50, drive=0.3, sparse=True)
+    sub = forward_substitution(model.M, 1j * model.drive, model.omega)
+    alpha = spla.spsolve(model.M.tocsc(), 1j * model.drive)
+    assert rel(sub.x, alpha) <= SOLVES_AGREE
+    assert rel(sub.energy, model.omega * np.abs(alpha) ** 2) <= SOLVES_AGREE
+    diag = model.M.diagonal()
+    assert sub.diag_max_real == diag.real.max() and sub.diag_max_abs == pytest.approx(np.abs(diag).max(), rel=1e-15)
+    assert np.array_equal(forward_substitution(model.M, model.drive, model.omega, scale=1j).x, sub.x)  # exact
+    lattice = lattice_model(4, 5, sparse=True)  # rows with two off-diagonal entries: the general loop
+    sub = forward_substitution(lattice.M, 1j * lattice.drive)
+    assert rel(sub.x, spla.spsolve(lattice.M.tocsc(), 1j * lattice.drive)) <= SOLVES_AGREE
+    upper = cn.build_model(cn.chain(6), nodelist=list(reversed(range(6))), sparse=True)
+    assert forward_substitution(upper.M, np.ones(6)) is None  # a real entry above the diagonal
+
+
+def test_unstable_cascade_names_the_first_undamped_cell():
+    """Triangular M: stable iff every Re M_ii < 0. Cell 3 (of 5) undamped; both cell orders."""
+    M = np.diag([-0.1, -0.2, -0.3, 0.0, -0.5]).astype(complex) + np.diag(np.full(4, 0.05 + 0.01j), -1)
+    base = chain_model(5)
+    for perm in (np.arange(5), np.array([4, 2, 0, 3, 1])):
+        model = cn.Model(cells=tuple(np.array(base.cells)[perm].tolist()), omega=base.omega, drive_frequency=1.0,
+                         M=sp.csr_array(M[np.ix_(perm, perm)]), drive=np.full(5, 0.1 + 0j), Q=None,
+                         battery=base.battery)
+        with pytest.raises(cn.NoSteadyStateError, match=r"no steady state.*cell 3\b"):
+            cn.steady_state(model)
+        with pytest.raises(cn.NoSteadyStateError, match=r"cell 3\b"):
+            cn.check_stability(model)
+
+
+def test_small_expm_kernel_matches_scipy():
+    """linalg.expm.expm_small (the dense exact method's propagators for a few cells) against scipy's expm,
+    with and without scaling and squaring."""
+    from chiralnet.linalg.expm import expm_small
+
+    rng = np.random.default_rng(3)
+    for m, size in ((3, 0.1), (3, 5.0), (9, 40.0)):
+        A = (rng.standard_normal((4, m, m)) + 1j * rng.standard_normal((4, m, m))) * size / m
+        out = np.empty_like(A)
+        expm_small(A, out)
+        assert rel(out, la.expm(A)) <= 1e-13, (m, size)
