@@ -131,23 +131,32 @@ def _propagate(E, alpha_ss, start, out):
 
 
 @jit(parallel=True)
-def battery_energy_at_batch(M, alpha_ss, alpha0, omega, battery, status, times, out):
-    """out[p, k] = battery energy at times[k]: alpha(t) = alpha_ss + e^{M t}(alpha0 - alpha_ss) (exact)."""
+def battery_energy_at_batch(M, alpha_ss, alpha0, omega, battery, status, steps, step_kind, out):
+    """out[p, k] = battery energy at output k, stepping alpha <- alpha_ss + e^{M h}(alpha - alpha_ss) exactly.
+
+    ``steps`` (K,) are the distinct step lengths and ``step_kind`` (T,) which one leads to each output
+    (:func:`chiralnet.solve.base.distinct_steps`): one small expm per distinct step and point (K = 1 or 2
+    on a uniform grid), then a matrix-vector product per output, as ``simulate`` steps.
+    """
     P, N = alpha_ss.shape
-    T = times.shape[0]
+    T = step_kind.shape[0]
+    K = steps.shape[0]
     for p in prange(P):
         if status[p] != OK:
             for k in range(T):
                 out[p, k] = np.nan
             continue
-        E = np.empty((N, N), np.complex128)
+        E = np.empty((K, N, N), np.complex128)
         X = np.empty((N, N), np.complex128)
         W = np.empty((N, N), np.complex128)
         V = np.empty((N, N), np.complex128)
-        a = np.empty(N, np.complex128)
+        for s in range(K):
+            _expm_t(M[p], steps[s], X, W, V, E[s])
+        a = alpha0[p].copy()
+        nxt = np.empty(N, np.complex128)
         for k in range(T):
-            _expm_t(M[p], times[k], X, W, V, E)
-            _propagate(E, alpha_ss[p], alpha0[p], a)
+            _propagate(E[step_kind[k]], alpha_ss[p], a, nxt)
+            a, nxt = nxt, a
             out[p, k] = _battery(a, omega[p], battery)
 
 

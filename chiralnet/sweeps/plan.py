@@ -26,6 +26,7 @@ from ..errors import ChiralnetError, NoSteadyStateError
 from ..model import Model, State, build_model, graph_state
 from ..network import cells as cell_nodes
 from ..solve import simulate, steady_state
+from ..solve.base import distinct_steps
 from . import _kernels as K
 from .spec import _REQUIRED, QUANTITIES, SweepError, SweepSpec, builder_parameters, resolve_builder
 
@@ -403,8 +404,9 @@ def _stack_quantities(plan, M, b, w, a0, battery, blocks):
     out = {"status": status, "_energies": energies, "_battery": battery}
     if "battery_energy_at" in spec.quantities:
         e_at = np.empty((P, spec.times.size))
+        steps, kind = distinct_steps(np.asarray(spec.times, float))
         K.battery_energy_at_batch(M, alpha, np.ascontiguousarray(a0), np.ascontiguousarray(w), battery, status,
-                                  spec.times, e_at)
+                                  steps, kind, e_at)
         out["battery_energy_at"] = e_at
     if "time_to_90" in spec.quantities:
         horizon = np.full(P, spec.t90_max) if spec.t90_max else T90_HORIZON_DECAYS / np.where(decay > 0, decay, np.inf)
