@@ -18,6 +18,7 @@ import ast
 import json
 import logging
 import math
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -277,3 +278,35 @@ def on_page_markdown(markdown, page, config, files):
     if page.file.src_uri == "performance.md":
         return render_performance(markdown)
     return markdown
+
+
+_ROLE = re.compile(r":(?:func|class|data|mod|meth|attr|exc|obj):(<code>([\w.]+)</code>)")
+
+
+def link_roles(html: str) -> str:
+    """Sphinx roles left in docstrings (``:func:`build_model```) become links within the page.
+
+    Markdown renders them as ``:func:<code>build_model</code>``; the role prefix is dropped, and the name
+    links to the object's heading on the same page when there is one (``chiralnet.build_model``, or a
+    unique heading ending in ``.build_model``); otherwise it stays plain code.
+    """
+    ids = set(re.findall(r'id="(chiralnet[\w.]*)"', html))
+
+    def target(name):
+        for candidate in (name, f"chiralnet.{name}"):
+            if candidate in ids:
+                return candidate
+        tails = [i for i in ids if i.endswith("." + name)]
+        return tails[0] if len(tails) == 1 else None
+
+    def sub(m):
+        anchor = target(m.group(2))
+        return f'<a href="#{anchor}">{m.group(1)}</a>' if anchor else m.group(1)
+
+    return _ROLE.sub(sub, html)
+
+
+def on_page_content(html, page, config, files):
+    if page.file.src_uri == "reference.md":
+        return link_roles(html)
+    return html

@@ -56,7 +56,7 @@ def test_reference_covers_public_api():
     """docs/reference.md has one ``::: chiralnet.NAME`` per name of ``chiralnet.__all__`` and no stale one."""
     targets = re.findall(r"^::: (\S+)", (DOCS / "reference.md").read_text(), flags=re.M)
     assert len(targets) == len(set(targets)), "a target appears twice"
-    listed = {t.removeprefix("chiralnet.") for t in targets if t.count(".") == 1}
+    listed = {t.rpartition(".")[2] for t in targets}
     missing = sorted(set(cn.__all__) - listed)
     assert not missing, f"add to docs/reference.md: {', '.join('::: chiralnet.' + m for m in missing)}"
     for target in targets:  # every target resolves, as mkdocstrings will look it up
@@ -124,3 +124,10 @@ def test_readme_size_and_quick_start():
     assert "Phys. Rev. Lett. 132, 210402 (2024)" in readme
     for link in re.findall(r"\]\((docs/[^)#]+)", readme):  # links into the docs point at real files
         assert (ROOT / link).exists(), link
+
+
+def test_sphinx_roles_become_links():
+    link_roles = _hooks().link_roles
+    html = '<h3 id="chiralnet.build_model">x</h3><p>See :func:<code>build_model</code> and :mod:<code>os</code>.</p>'
+    assert link_roles(html) == ('<h3 id="chiralnet.build_model">x</h3><p>See <a href="#chiralnet.build_model">'
+                                '<code>build_model</code></a> and <code>os</code>.</p>')
