@@ -91,8 +91,15 @@ def _ratio(row: dict) -> str:
         return ""
     text = f"{r:,.1f}x" if r < 1000 else f"{r:,.0f}x"
     if target:
-        text = f"**{text}**" if r >= target else f"{text} (missed)"
+        met = r >= target
+        text = (f"**{text}**" if met else text) + f" (target {target:g}x{'' if met else ', missed'})"
     return text
+
+
+def _baseline(row: dict) -> str:
+    name = row.get("baseline") or ""
+    name = "" if name == "-" else name
+    return f"{name} {fmt_time(row.get('baseline_s'))}".strip()
 
 
 def machine_markdown(results: dict) -> str:
@@ -121,27 +128,18 @@ def tables_markdown(results: dict) -> str:
         sel = [r for r in rows if r["section"] == section]
         if not sel:
             continue
-        lines = [
-            f"### {SECTIONS.get(section, section)}",
-            "",
-            "| case | chiralnet | baseline | baseline time | ratio | target | errors (chiralnet / baseline) | notes |",
-            "|---|---|---|---|---|---|---|---|",
-        ]
-        for r in sel:
-            base = r.get("baseline") or ""
-            base = "" if base == "-" else base
-            target = f">= {r['target']:g}x" if r.get("target") else ""
-            cells = [
-                r["case"].replace("|", "/"),
-                fmt_time(r.get("chiralnet_s")),
-                base,
-                fmt_time(r.get("baseline_s")),
-                _ratio(r),
-                target,
-                _errors(r),
-                _notes(r),
-            ]
-            lines.append("| " + " | ".join(cells) + " |")
+        columns = {
+            "case": [r["case"].replace("|", "/") for r in sel],
+            "chiralnet": [fmt_time(r.get("chiralnet_s")) for r in sel],
+            "baseline": [_baseline(r) for r in sel],
+            "ratio": [_ratio(r) for r in sel],
+            "errors (chiralnet / baseline)": [_errors(r) for r in sel],
+            "notes": [_notes(r) for r in sel],
+        }
+        columns = {k: v for k, v in columns.items() if any(v)}  # no empty column
+        lines = [f"### {SECTIONS.get(section, section)}", "", "| " + " | ".join(columns) + " |",
+                 "|" + "---|" * len(columns)]
+        lines += ["| " + " | ".join(row) + " |" for row in zip(*columns.values())]
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 
