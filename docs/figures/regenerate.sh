@@ -1,5 +1,5 @@
 #!/bin/sh
-# Regenerate the figures shown in README.md with the chiralnet command itself.
+# Regenerate the figures shown in README.md and the docs site with the chiralnet command itself.
 # Run from anywhere: sh docs/figures/regenerate.sh   (uses $PYTHON, default python3)
 set -e
 cd "$(dirname "$0")/../.."
