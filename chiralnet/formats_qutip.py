@@ -183,7 +183,7 @@ def to_qutip(G, cutoff):
             D = qt.displace(d, alpha0)
             rho = D * rho * D.dag()
         states.append(rho)
-    rho0 = qt.tensor(*states) if len(states) > 1 else states[0]
+    rho0 = (qt.tensor(*states) if len(states) > 1 else states[0]).to("Dense")  # displaced states are dense
     return H, c_ops, rho0, a
 
 
