@@ -28,7 +28,7 @@ from .io import load_graph, save_graph
 from .scenario import Scenario, ScenarioError, build_network, load_scenario, run_scenario
 from .solvers import METHODS, check_stability, simulate, steady_state
 from .sweeps import SweepResult, load_sweep, sweep
-from .scattering import IsolationBand, ScatteringResult, isolation, isolation_bandwidth, scattering
+from .response import IsolationBand, ScatteringResult, isolation, isolation_bandwidth, scattering
 from .formats_qutip import to_qutip
 
 __version__ = "0.1.0"

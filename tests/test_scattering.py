@@ -1,4 +1,4 @@
-"""The scattering view (chiralnet.scattering), its figures, and the ``chiralnet spectrum`` command.
+"""The scattering view (chiralnet.response), its figures, and the ``chiralnet spectrum`` command.
 
 References: the matched isolator's closed forms (PHYSICS.md section 7), a chiral chain's product
 formula, a one-way ring of three cells (closed form below), and a naive dense solve written here
@@ -18,7 +18,7 @@ import chiralnet as cn
 from chiralnet import cli, config
 from chiralnet import plotting_scattering as ps
 from chiralnet.errors import MemoryLimitError, NoSteadyStateError
-from chiralnet.scattering import METHODS
+from chiralnet.response import METHODS
 from chiralnet.sparse import chain_model
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,5 +1,8 @@
 """The scattering (input-output) view of a network: transmission, reflection and isolation between ports.
 
+(The module is ``response``, as in the target layout's ``solve/response.py``: a module named
+``scattering`` would shadow the function ``chiralnet.scattering`` once imported by path.)
+
 The port of a cell is its local damping channel (rate kappa). A probe field a_in at frequency
 omega_L + delta enters port q; in the frame rotating at omega_L (units of omega, hbar = 1)::
 
