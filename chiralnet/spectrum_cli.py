@@ -241,9 +241,10 @@ def spectrum_summary(spec: SpectrumSpec, res, bands: dict) -> dict:
         known = iso[~np.isnan(iso)]
         out["isolation"].append({
             "from": str(u), "to": str(v), "min_db": _num(known.min()) if known.size else "nan",
-            "at_center_db": _num(b.isolation_center),
-            "bandwidth": {"level_db": b.level_db, "center": b.center, "low": b.low, "high": b.high,
-                          "low_found": b.low_found, "high_found": b.high_found, "width": b.width},
+            "at_center_db": _num(iso[f0] if b is None else b.isolation_center),
+            "bandwidth": None if b is None else {
+                "level_db": b.level_db, "center": b.center, "low": b.low, "high": b.high,
+                "low_found": b.low_found, "high_found": b.high_found, "width": b.width},
         })
     return out
 
@@ -257,9 +258,9 @@ def run_spectrum_command(args) -> int:
     res = scattering(spec.network, spec.detunings, spec.ports, method=spec.method)
     span = float(max(abs(spec.detunings[0] - spec.center), abs(spec.detunings[-1] - spec.center)))
     bands = {}
-    for u, v in spec.isolation:
-        bands[(u, v)] = isolation_bandwidth(spec.network, u, v, spec.level_db, span=max(span, 1e-300),
-                                            center=spec.center, method=spec.method)
+    for u, v in spec.isolation:  # no band to search when the detunings are the single point `center`
+        bands[(u, v)] = None if span == 0 else isolation_bandwidth(spec.network, u, v, spec.level_db, span=span,
+                                                                   center=spec.center, method=spec.method)
     texts = {}
     if spec.output["csv"]:
         texts["spectrum.csv"] = _csv(res)
@@ -285,9 +286,14 @@ def run_spectrum_command(args) -> int:
           f"{res.detunings.size} detunings {res.detunings[0]:g}..{res.detunings[-1]:g} (omega); method {res.method!r}")
     for item in summary["isolation"]:
         bw = item["bandwidth"]
-        width = f"{bw['width']:.6g}" + ("" if bw["low_found"] and bw["high_found"] else " (at least: the level holds "
-                                          "to the end of the detuning range)")
-        print(f"isolation {item['from']} -> {item['to']}: {item['at_center_db']} dB at detuning {spec.center:g}; "
+        if bw is None:
+            width = "n/a (one detuning)"
+        else:
+            width = f"{bw['width']:.6g}" + ("" if bw["low_found"] and bw["high_found"] else
+                                            " (at least: the level holds to the end of the detuning range)")
+        at = item["at_center_db"]
+        at = f"{at:.4g}" if isinstance(at, float) else at
+        print(f"isolation {item['from']} -> {item['to']}: {at} dB at detuning {spec.center:g}; "
               f"bandwidth at {spec.level_db:g} dB: {width}")
     print(f"wrote {out}/: {', '.join(list(texts) + list(figs))}")
     return 0

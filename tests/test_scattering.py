@@ -375,6 +375,20 @@ def test_spectrum_command(tmp_path, capsys):
     assert not list(out.glob(".*"))
 
 
+def test_spectrum_builder_network_one_detuning(tmp_path, capsys):
+    import json
+
+    path = tmp_path / "ring.spectrum.toml"
+    path.write_text('[network]\nbuilder = "ring"\nn_cells = 3\nkappa = 0.01\ngamma = 0.01\n'
+                    '[spectrum]\ndetunings = { values = [0.0] }\nisolation = [[0, 1]]\n'
+                    '[output]\nfigures = ["isolation_map"]\ncsv = false\n')
+    assert cli.main(["spectrum", str(path), "--out", str(tmp_path / "out")]) == 0
+    assert "3.522 dB" in capsys.readouterr().out                  # 10 log10(Lambda^2 / (4 Gamma^2)), Lambda = 3 Gamma
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["method"] == "dense" and summary["isolation"][0]["bandwidth"] is None
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["isolation_map.png", "summary.json"]
+
+
 NETWORK = """
 [network]
 [[network.cells]]
