@@ -237,33 +237,13 @@ def bench_threads(quick):
 
 
 def qutip_energies(model, G, times, cutoff):
-    """mesolve on the truncated Fock space of the same network (rotating frame, resonant drive)."""
+    """mesolve on the truncated Fock space of the same network: chiralnet's own export (cn.to_qutip),
+    frame rotating at omega_L, drive term E a^dag + conj(E) a."""
     import qutip as qt
 
-    n = model.n_cells
-    ops = [qt.tensor([qt.destroy(cutoff) if j == i else qt.qeye(cutoff) for j in range(n)]) for i in range(n)]
-    idx = {c: i for i, c in enumerate(model.cells)}
-    H = 0
-    for i in range(n):
-        H = H + (model.omega[i] - model.drive_frequency) * ops[i].dag() * ops[i]
-        E = model.drive[i]
-        if E != 0:
-            H = H + np.conj(E) * ops[i].dag() + E * ops[i]
-    c_ops = []
-    for u, v, J in G.edges(data="J"):
-        if J is not None:
-            a, b = ops[idx[u]], ops[idx[v]]
-            H = H + J * a.dag() * b + np.conj(J) * b.dag() * a
-    for i in range(n):
-        kappa = G.nodes[model.cells[i]].get("kappa", 0.0)
-        if kappa > 0:
-            c_ops.append(np.sqrt(kappa) * ops[i])
-    for r in cn.reservoirs(G):
-        z = sum(p * ops[idx[c]] for _, c, p in G.out_edges(r, data="p"))
-        c_ops.append(np.sqrt(G.nodes[r]["gamma"]) * z)
-    psi0 = qt.tensor([qt.basis(cutoff, 0)] * n)
-    e_ops = [model.omega[i] * ops[i].dag() * ops[i] for i in range(n)]
-    res = qt.mesolve(H, psi0, times, c_ops=c_ops, e_ops=e_ops)
+    H, c_ops, rho0, a = cn.to_qutip(G, cutoff)
+    e_ops = [model.omega[i] * a[i].dag() * a[i] for i in range(model.n_cells)]
+    res = qt.mesolve(H, rho0, times, c_ops=c_ops, e_ops=e_ops)
     return np.array([np.real(e) for e in res.expect]).T
 
 

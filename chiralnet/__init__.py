@@ -28,6 +28,8 @@ from .io import load_graph, save_graph
 from .scenario import Scenario, ScenarioError, build_network, load_scenario, run_scenario
 from .solve import METHODS, check_stability, simulate, steady_state
 from .sweeps import SweepResult, load_sweep, sweep
+from .response import IsolationBand, ScatteringResult, isolation, isolation_bandwidth, scattering
+from .formats_qutip import to_qutip
 
 __version__ = "0.1.0"
 
@@ -38,6 +40,7 @@ __all__ = [
     "Model", "State", "build_model", "initial_state",
     "simulate", "steady_state", "check_stability", "METHODS",
     "sweep", "load_sweep", "SweepResult",
+    "scattering", "isolation", "isolation_bandwidth", "ScatteringResult", "IsolationBand", "to_qutip",
     "SimulationResult", "SteadyState",
     "analytic", "config",
     "save_graph", "load_graph", "load_scenario", "build_network", "run_scenario", "Scenario", "ScenarioError",

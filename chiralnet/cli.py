@@ -36,6 +36,7 @@ __all__ = ["main", "build_parser", "add_command", "COMMAND_MODULES", "EXIT_BAD_I
 COMMAND_MODULES = (
     "chiralnet.cli",
     "chiralnet.sweep_cli",
+    "chiralnet.spectrum_cli",
 )
 
 EXIT_BAD_INPUT = 2

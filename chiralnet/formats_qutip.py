@@ -1,0 +1,195 @@
+"""Export a network as a Lindblad master equation in QuTiP 5 (truncated Fock space).
+
+:func:`to_qutip` gives the Hamiltonian, collapse operators, initial state and annihilation
+operators of the master equation whose exact moments chiralnet solves, in the frame rotating at
+omega_L, so a network can be cross-checked with ``qutip.mesolve`` or extended with what the
+linear model cannot hold (a Kerr term, a qubit). With N cells, cutoffs d_i, units of omega::
+
+    H = sum_i (omega_i - omega_L) a_i^dag a_i + sum_links (J a_u^dag a_v + h.c.)
+        + sum_i (E_i a_i^dag + conj(E_i) a_i)
+    c_ops: sqrt(kappa_i (n_i + 1)) a_i, sqrt(kappa_i n_i) a_i^dag        (local baths)
+           sqrt(Gamma_r (n_r + 1)) z_r, sqrt(Gamma_r n_r) z_r^dag         (reservoirs, z_r = sum_i p_ri a_i)
+
+The drive term E a^dag + conj(E) a gives d<a>/dt = M <a> - i E, chiralnet's convention.
+Only collapse operators with a nonzero rate are returned. QuTiP is optional:
+``pip install chiralnet[qutip]``.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Integral
+
+import numpy as np
+
+from . import memory
+from .errors import ChiralnetError
+from .model import Model
+from .network import CELL_DEFAULTS, RESERVOIR_DEFAULTS, validate_network
+from .network import cells as cell_nodes
+from .network import reservoirs as reservoir_nodes
+
+__all__ = ["to_qutip", "fock_bytes"]
+
+
+def _qutip():
+    try:
+        import qutip
+    except ImportError:
+        raise ChiralnetError("to_qutip needs QuTiP 5, which is not installed: pip install 'chiralnet[qutip]' "
+                             "(or pip install 'qutip>=5')") from None
+    major = str(getattr(qutip, "__version__", "0")).split(".")[0]
+    if not major.isdigit() or int(major) < 5:
+        raise ChiralnetError(f"to_qutip needs QuTiP >= 5, found {qutip.__version__}: pip install -U 'qutip>=5'")
+    return qutip
+
+
+def _cutoffs(cutoff, cells) -> list[int]:
+    n = len(cells)
+    if isinstance(cutoff, (list, tuple, np.ndarray)):
+        values = list(cutoff)
+        if len(values) != n:
+            raise ChiralnetError(f"to_qutip: 'cutoff' lists {len(values)} values for {n} cells; give one int or "
+                                 f"one per cell in cell order {cells[:8]}")
+    else:
+        values = [cutoff] * n
+    out = []
+    for c, d in zip(cells, values):
+        if isinstance(d, bool) or not isinstance(d, Integral):
+            raise ChiralnetError(f"to_qutip: Fock cutoff of cell {c!r} must be an integer >= 2, got {d!r}")
+        if d < 2:
+            raise ChiralnetError(f"to_qutip: Fock cutoff of cell {c!r} is {d}; it must be >= 2 (levels 0..cutoff-1)")
+        out.append(int(d))
+    return out
+
+
+def fock_bytes(cutoffs, *, n_hamiltonian_terms: int, collapse_sizes) -> dict:
+    """Estimated bytes of the density matrix, the sparse Liouvillian and the ODE solver's vectors.
+
+    Parameters
+    ----------
+    cutoffs : sequence of int
+        Fock cutoff per cell; D = prod(cutoffs).
+    n_hamiltonian_terms : int
+        Terms of H that are products of at most two ladder operators (each ~D nonzeros).
+    collapse_sizes : sequence of int
+        Number of cells in each collapse operator (a sum over k cells gives ~k^2 D nonzeros in c^dag c).
+    """
+    D = math.prod(int(d) for d in cutoffs)
+    D2 = float(D) * float(D)
+    # -i(H x 1 - 1 x H^T): 2 nnz(H) D; each c: c x conj(c) (k^2 D^2) and the two anticommutator halves (2 k^2 D^2).
+    nnz = 2.0 * D2 * max(1, n_hamiltonian_terms) + sum(3.0 * k * k * D2 for k in collapse_sizes)
+    return {
+        "density matrix (D^2 complex)": 16.0 * D2,
+        "Liouvillian (sparse, D^2 x D^2)": 24.0 * nnz,
+        "ODE solver vectors (about 10 x D^2 complex)": 160.0 * D2,
+    }
+
+
+def to_qutip(G, cutoff):
+    """The master equation of ``G`` as QuTiP objects: ``(H, c_ops, rho0, a)``.
+
+    Parameters
+    ----------
+    G : networkx.DiGraph
+        A chiralnet network (a :class:`~chiralnet.Model` no longer tells local baths from reservoirs,
+        so the graph is needed).
+    cutoff : int or sequence of int
+        Fock levels per cell (0..cutoff-1), >= 2; one int for every cell or one per cell in cell order.
+
+    Returns
+    -------
+    H : qutip.Qobj
+        Hamiltonian in the frame rotating at omega_L (detunings, coherent links, drive E a^dag + h.c.).
+    c_ops : list of qutip.Qobj
+        Collapse operators of every local bath and reservoir at its temperature (nonzero rates only).
+    rho0 : qutip.Qobj
+        Initial density matrix: the product over cells of displaced thermal states D(alpha0) rho_th(n0) D^dag
+        (coherent states when n0 = 0), built in the truncated space.
+    a : list of qutip.Qobj
+        Annihilation operators in cell order (``cn.cells(G)``).
+
+    Raises
+    ------
+    ChiralnetError
+        QuTiP missing, a cutoff < 2, or a Fock space too large for memory (``MemoryLimitError``, checked
+        before anything is built).
+
+    Examples
+    --------
+    >>> import numpy as np, qutip, chiralnet as cn
+    >>> G = cn.two_cell(drive=0.01)
+    >>> H, c_ops, rho0, a = cn.to_qutip(G, 4)
+    >>> H.dims, len(c_ops), len(a)
+    ([[4, 4], [4, 4]], 3, 2)
+    >>> out = qutip.mesolve(H, rho0, [0.0, 10.0], c_ops, e_ops=[a[0]])
+    >>> bool(abs(out.expect[0][-1] - cn.simulate(G, [0.0, 10.0]).amplitudes[-1, 0]) < 1e-6)
+    True
+    """
+    if isinstance(G, Model):
+        raise ChiralnetError("to_qutip needs the network graph: a Model no longer tells local baths from "
+                             "reservoirs (pass the graph it was built from)")
+    validate_network(G)
+    cells = cell_nodes(G)
+    dims = _cutoffs(cutoff, cells)
+    nodes = G.nodes
+    links = [(u, v, J) for u, v, J in G.edges(data="J") if J is not None and J != 0]
+    res = reservoir_nodes(G)
+    driven = [c for c in cells if nodes[c].get("drive", CELL_DEFAULTS["drive"]) != 0]
+    sizes = [1] * len(cells) + [len(list(G.successors(r))) for r in res]
+    memory.check(fock_bytes(dims, n_hamiltonian_terms=len(cells) + 2 * len(links) + 2 * len(driven),
+                            collapse_sizes=sizes),
+                 f"to_qutip: a Fock space of dimension D = prod(cutoff) = {math.prod(dims)} "
+                 f"({len(cells)} cells, cutoff {dims if len(set(dims)) > 1 else dims[0]})",
+                 "a smaller cutoff or fewer cells")
+    qt = _qutip()
+    eyes = [qt.qeye(d) for d in dims]
+    a = []
+    for i, d in enumerate(dims):
+        factors = list(eyes)
+        factors[i] = qt.destroy(d)
+        a.append(qt.tensor(*factors).to("CSR") if len(dims) > 1 else qt.destroy(d).to("CSR"))
+    index = {c: i for i, c in enumerate(cells)}
+    omega_L = float(G.graph.get("drive_frequency", 1.0))
+
+    H = 0 * a[0].dag() * a[0]
+    c_ops = []
+    for c in cells:
+        attrs, ai = nodes[c], a[index[c]]
+        detuning = float(attrs["omega"]) - omega_L
+        if detuning != 0:
+            H += detuning * ai.dag() * ai
+        E = complex(attrs.get("drive", CELL_DEFAULTS["drive"]))
+        if E != 0:
+            H += E * ai.dag() + np.conj(E) * ai
+        kappa = float(attrs.get("kappa", CELL_DEFAULTS["kappa"]))
+        n_th = float(attrs.get("n_th", CELL_DEFAULTS["n_th"]))
+        _bath(c_ops, kappa, n_th, ai)
+    for u, v, J in links:
+        J = complex(J)
+        H += J * a[index[u]].dag() * a[index[v]] + np.conj(J) * a[index[v]].dag() * a[index[u]]
+    for r in res:
+        z = 0 * a[0]
+        for _, c, p in G.out_edges(r, data="p"):
+            z += complex(p) * a[index[c]]
+        _bath(c_ops, float(nodes[r]["gamma"]), float(nodes[r].get("n_th", RESERVOIR_DEFAULTS["n_th"])), z)
+
+    states = []
+    for c, d in zip(cells, dims):
+        alpha0 = complex(nodes[c].get("alpha0", CELL_DEFAULTS["alpha0"]))
+        n0 = float(nodes[c].get("n0", CELL_DEFAULTS["n0"]))
+        rho = qt.thermal_dm(d, n0) if n0 > 0 else qt.fock_dm(d, 0)
+        if alpha0 != 0:
+            D = qt.displace(d, alpha0)
+            rho = D * rho * D.dag()
+        states.append(rho)
+    rho0 = (qt.tensor(*states) if len(states) > 1 else states[0]).to("Dense")  # displaced states are dense
+    return H, c_ops, rho0, a
+
+
+def _bath(c_ops, rate, n, op):
+    """Append sqrt(rate (n + 1)) op and sqrt(rate n) op^dag (nonzero rates only)."""
+    if rate > 0:
+        c_ops.append(math.sqrt(rate * (n + 1.0)) * op)
+        if n > 0:
+            c_ops.append(math.sqrt(rate * n) * op.dag())
