@@ -3,7 +3,7 @@
 Run from the repository root:  python benchmarks/bench_scattering.py  [--cells 10000] [--detunings 1000]
 
 1. First call (compile or load the cached kernels), timed apart.
-2. ``cn.scattering`` of a chiral chain (``chiralnet.sparse.chain_model``) at many detunings with 2, 10 and
+2. ``cn.scattering`` of a chiral chain (``chiralnet.arrays.chain_model``) at many detunings with 2, 10 and
    100 ports, serial and with threads over frequencies (``parallel=True``): best of 3, warm.
 3. The baseline in the same run: ``method="sparse"`` (SuperLU per frequency) on a sample of the detunings,
    extrapolated to all; the sampled S is compared with the cascaded kernel's.
@@ -21,7 +21,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import chiralnet as cn  # noqa: E402
-from chiralnet.sparse import chain_model  # noqa: E402
+from chiralnet.arrays import chain_model  # noqa: E402
 
 
 def best_of(fn, k=3):

@@ -28,8 +28,8 @@ from .io import load_graph, save_graph
 from .scenario import Scenario, ScenarioError, build_network, load_scenario, run_scenario
 from .solve import METHODS, check_stability, simulate, steady_state
 from .sweeps import SweepResult, load_sweep, sweep
-from .response import IsolationBand, ScatteringResult, isolation, isolation_bandwidth, scattering
-from .formats_qutip import to_qutip
+from .solve.response import IsolationBand, ScatteringResult, isolation, isolation_bandwidth, scattering
+from .formats.qutip import to_qutip
 
 __version__ = "0.1.0"
 

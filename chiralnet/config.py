@@ -54,3 +54,14 @@ SPARSE_MAX_DENSITY = 0.1
 #: method="auto" picks rk45 instead of exact-sparse when the exact stepping would need more than
 #: this many Taylor substeps per output time on average (very sparse output grids).
 AUTO_MAX_SUBSTEPS_PER_OUTPUT = 8
+
+#: chiralnet.scattering, method="auto" on a network with feedback loops: batched dense LU up to this
+#: many cells, one sparse LU per frequency above it.
+SCATTERING_DENSE_MAX_CELLS = 300
+
+#: Budget of complex entries for one batch of dense (M + i delta) matrices (scattering, "dense").
+SCATTERING_DENSE_BATCH_ENTRIES = 4_000_000
+
+#: The cascaded scattering kernel runs threads over frequencies from this much work on (frequencies x
+#: input ports x rows swept), with at least two frequencies per thread.
+SCATTERING_PARALLEL_MIN_WORK = 10**7

@@ -46,6 +46,8 @@ class Model:
         Noise matrix; None when every bath and reservoir is at zero temperature.
     battery : ndarray (N,) bool
         Cells counted in the battery energy.
+    kappa : ndarray (N,) float or None
+        Local damping rates (the cells' ports in :func:`chiralnet.scattering`); None when unknown.
     """
 
     cells: tuple
@@ -55,6 +57,7 @@ class Model:
     drive: np.ndarray
     Q: object
     battery: np.ndarray
+    kappa: np.ndarray | None = None
 
     @property
     def n_cells(self) -> int:
@@ -300,6 +303,7 @@ def assemble_model(cells, *, omega, kappa, n_th, drive, battery, drive_frequency
         Q = None if Q is None else Q.toarray()
     return Model(
         cells=tuple(cells), omega=omega, drive_frequency=float(drive_frequency), M=M, drive=drive, Q=Q, battery=battery,
+        kappa=np.asarray(kappa, float),
     )
 
 

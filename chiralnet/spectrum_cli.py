@@ -107,7 +107,7 @@ def load_spectrum(path) -> SpectrumSpec:
 
 def parse_spectrum(data: dict, *, source: str = "<dict>", base_dir=None) -> SpectrumSpec:
     """Check a spectrum file given as a dict (parsed TOML); see :func:`load_spectrum`."""
-    from .response import METHODS
+    from .solve.response import METHODS
 
     r = _Reader(source)
     r.keys(data, _TOP_KEYS, "", required={"network", "spectrum"})
@@ -252,7 +252,7 @@ def spectrum_summary(spec: SpectrumSpec, res, bands: dict) -> dict:
 def run_spectrum_command(args) -> int:
     from . import plotting_scattering as ps
     from .io import atomic_write_text
-    from .response import isolation_bandwidth, scattering
+    from .solve.response import isolation_bandwidth, scattering
 
     spec = load_spectrum(args.spectrum_file)
     res = scattering(spec.network, spec.detunings, spec.ports, method=spec.method)

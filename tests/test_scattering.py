@@ -1,4 +1,4 @@
-"""The scattering view (chiralnet.response), its figures, and the ``chiralnet spectrum`` command.
+"""The scattering view (chiralnet.solve.response), its figures, and the ``chiralnet spectrum`` command.
 
 References: the matched isolator's closed forms (PHYSICS.md section 7), a chiral chain's product
 formula, a one-way ring of three cells (closed form below), and a naive dense solve written here
@@ -9,6 +9,8 @@ import doctest
 import math
 from pathlib import Path
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -18,8 +20,8 @@ import chiralnet as cn
 from chiralnet import cli, config
 from chiralnet import plotting_scattering as ps
 from chiralnet.errors import MemoryLimitError, NoSteadyStateError
-from chiralnet.response import METHODS
-from chiralnet.sparse import chain_model
+from chiralnet.solve.response import METHODS
+from chiralnet.arrays import chain_model
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -304,10 +306,12 @@ def test_bad_ports_and_detunings():
         cn.scattering(G4, [0.0])
 
 
-def test_model_needs_kappa_and_bad_kappa():
+def test_model_kappa_and_bad_kappa():
     model = cn.build_model(isolator())
+    np.testing.assert_array_equal(cn.scattering(model, [0.0, 0.01]).S, cn.scattering(isolator(), [0.0, 0.01]).S)
+    bare = dataclasses.replace(model, kappa=None)  # a Model assembled by hand without its rates
     with pytest.raises(cn.ChiralnetError, match="pass kappa"):
-        cn.scattering(model, [0.0])
+        cn.scattering(bare, [0.0])
     with pytest.raises(cn.ChiralnetError, match="2 real numbers"):
         cn.scattering(model, [0.0], kappa=[0.01])
     with pytest.raises(cn.ChiralnetError, match="kappa of cell 'b'"):

@@ -22,12 +22,12 @@ from numbers import Integral
 
 import numpy as np
 
-from . import memory
-from .errors import ChiralnetError
-from .model import Model
-from .network import CELL_DEFAULTS, RESERVOIR_DEFAULTS, validate_network
-from .network import cells as cell_nodes
-from .network import reservoirs as reservoir_nodes
+from .. import memory
+from ..errors import ChiralnetError
+from ..model import Model
+from ..network import CELL_DEFAULTS, RESERVOIR_DEFAULTS, validate_network
+from ..network import cells as cell_nodes
+from ..network import reservoirs as reservoir_nodes
 
 __all__ = ["to_qutip", "fock_bytes"]
 

@@ -23,7 +23,7 @@ Solvers
 - ``"dense"``: batched dense LU (NumPy) over chunks of frequencies, for small N.
 - ``"sparse"``: one sparse LU (SuperLU) per frequency, for large networks with feedback loops.
 - ``"auto"`` (default): cascaded when M is triangular after permutation, else dense up to
-  :data:`DENSE_MAX_CELLS` cells, else sparse.
+  ``config.SCATTERING_DENSE_MAX_CELLS`` cells, else sparse.
 
 Examples
 --------
@@ -55,31 +55,22 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from numba import prange
 
-from . import config, memory
-from ._jit import jit
-from .errors import ChiralnetError, NetworkError, SolverError
-from .model import Model, build_model
-from .network import CELL_DEFAULTS
-from .network import cells as cell_nodes
-from .solvers import check_stability
-from .sparse import _flush, _renamed, cascade_order, csr_parts, pruned_csr
+from .. import config, memory
+from .._jit import jit
+from ..errors import ChiralnetError, NetworkError, SolverError
+from ..linalg.cascade import cascade_order
+from ..linalg.csr import csr_parts, flush, pruned_csr
+from ..model import Model, build_model
+from ..network import CELL_DEFAULTS
+from ..network import cells as cell_nodes
+from .exact_sparse import _renamed
+from .steady import check_stability
 
-__all__ = ["scattering", "isolation", "isolation_bandwidth", "ScatteringResult", "IsolationBand", "METHODS",
-           "DENSE_MAX_CELLS"]
+__all__ = ["scattering", "isolation", "isolation_bandwidth", "ScatteringResult", "IsolationBand", "METHODS"]
 
 #: Solvers of :func:`scattering` (``method=``), besides ``"auto"``.
 METHODS = ("cascaded", "dense", "sparse")
 
-#: ``method="auto"`` on a network with feedback loops: batched dense LU up to this many cells,
-#: one sparse LU per frequency above it.
-DENSE_MAX_CELLS = 300
-
-#: Budget of complex entries for one batch of dense (M + i delta) matrices (``"dense"``).
-DENSE_BATCH_ENTRIES = 4_000_000
-
-#: The cascaded kernel runs threads over frequencies from this much work on (frequencies x input
-#: ports x rows swept), with at least two frequencies per thread.
-PARALLEL_MIN_WORK = 10**7
 
 
 # ---------------------------------------------------------------------------------------------
@@ -204,7 +195,7 @@ def scattering(G, detunings, ports=None, *, kappa=None, method: str = "auto",
         The solver (see the module docstring); ``"cascaded"`` raises unless M is triangular after
         permutation.
     parallel : bool, optional
-        Threads over frequencies in the cascaded kernel; default from :data:`PARALLEL_MIN_WORK`.
+        Threads over frequencies in the cascaded kernel; default from ``config.SCATTERING_PARALLEL_MIN_WORK``.
 
     Returns
     -------
@@ -435,7 +426,7 @@ def _solve(model, kap, port_idx, delta, method, parallel) -> ScatteringResult:
         raise SolverError("scattering: method 'cascaded' needs a one-way (cascaded) network, but M has a "
                           "feedback loop; use method 'auto', 'dense' or 'sparse'")
     if method == "auto":
-        method = "cascaded" if order is not None else ("dense" if n <= DENSE_MAX_CELLS else "sparse")
+        method = "cascaded" if order is not None else ("dense" if n <= config.SCATTERING_DENSE_MAX_CELLS else "sparse")
     sqrt_k = np.sqrt(kap[port_idx])
     if method == "cascaded":
         S = _cascaded(M, order, port_idx, sqrt_k, delta, parallel)
@@ -475,7 +466,7 @@ def _cascade_scatter(indptr, indices, data, diag, delta, port_pos, sqrt_k, last,
                 acc = 0j
                 for p in range(indptr[i], indptr[i + 1]):
                     acc -= data[p] * x[indices[p]]
-                x[i] = _flush(acc * inv[i])
+                x[i] = flush(acc * inv[i])
             for p in range(P):
                 S[f, p, q] = sqrt_k[p] * x[port_pos[p]]
             S[f, q, q] += 1.0
@@ -503,7 +494,7 @@ def _cascaded(M, order, port_idx, sqrt_k, delta, parallel):
                  f"scattering (cascaded, {order.size} cells, {P} ports, {F} detunings)", "fewer ports or detunings")
     if parallel is None:
         work = F * float(np.sum(last + 1 - port_pos))
-        parallel = work >= PARALLEL_MIN_WORK and F >= 4
+        parallel = work >= config.SCATTERING_PARALLEL_MIN_WORK and F >= 4
     S = np.empty((F, P, P), complex)
     kernel = _cascade_scatter_parallel if parallel else _cascade_scatter_serial
     kernel(indptr, indices.astype(np.int64), data, diag, delta, port_pos, sqrt_k.astype(float), last, S)
@@ -515,7 +506,7 @@ def _dense(M, port_idx, sqrt_k, delta):
     n, P, F = A.shape[0], port_idx.size, delta.size
     B = np.zeros((n, P), complex)
     B[port_idx, np.arange(P)] = sqrt_k
-    chunk = max(1, min(F, DENSE_BATCH_ENTRIES // max(1, n * n)))
+    chunk = max(1, min(F, config.SCATTERING_DENSE_BATCH_ENTRIES // max(1, n * n)))
     memory.check({"batch of M + i delta": 16.0 * chunk * n * n * 2, "S": 16.0 * F * P * P},
                  f"scattering (dense LU, {n} cells)", "method='sparse'")
     S = np.empty((F, P, P), complex)
