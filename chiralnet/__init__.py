@@ -8,7 +8,7 @@ Build a network (NetworkX), then ``simulate`` or ``steady_state`` it::
     55.8
 """
 
-from . import analytic, config
+from . import analytic, config, observables
 from .builders import chain, lattice, ring, star, two_cell
 from .errors import ChiralnetError, MemoryLimitError, NetworkError, NoSteadyStateError, SolverError
 from .model import Model, State, build_model, initial_state
@@ -39,7 +39,7 @@ __all__ = [
     "simulate", "steady_state", "check_stability", "METHODS",
     "sweep", "load_sweep", "SweepResult",
     "SimulationResult", "SteadyState",
-    "analytic", "config",
+    "analytic", "config", "observables",
     "save_graph", "load_graph", "load_scenario", "build_network", "run_scenario", "Scenario", "ScenarioError",
     "ChiralnetError", "NetworkError", "NoSteadyStateError", "SolverError", "MemoryLimitError",
 ]

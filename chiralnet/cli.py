@@ -188,7 +188,7 @@ def _report_lines(run) -> list[str]:
         lines.append("")
         lines.append(
             f"two-cell limits with the same rates (E = {ref['E']:.4g}, kappa_a = {ref['kappa_a']:.4g}, "
-            f"kappa_b = {ref['kappa_b']:.4g}, Gamma = {ref['gamma']:.4g}, omega = {ref['omega']:.4g}):"
+            f"kappa_b = {ref['kappa_b']:.4g}, Gamma = {ref['gamma']:.4g}, xi = {ref['xi']:.4g}, omega = {ref['omega']:.4g}):"
         )
         for key, label in (("nonreciprocal", "nonreciprocal"), ("reciprocal", "reciprocal (J = Gamma/2)")):
             lines.append(f"  {label:<26} E_B = {_fmt(ref[key], '.6g'):>10} omega   "
