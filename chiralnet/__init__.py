@@ -23,6 +23,7 @@ from .network import (
     reservoirs,
     validate_network,
 )
+from .observables import ergotropy, injected_power
 from .results import SimulationResult, SteadyState
 from .io import load_graph, save_graph
 from .scenario import Scenario, ScenarioError, build_network, load_scenario, run_scenario
@@ -36,7 +37,7 @@ __all__ = [
     "cells", "reservoirs", "battery_cells",
     "two_cell", "chain", "ring", "star", "lattice",
     "Model", "State", "build_model", "initial_state",
-    "simulate", "steady_state", "check_stability", "METHODS",
+    "simulate", "steady_state", "check_stability", "METHODS", "ergotropy", "injected_power",
     "sweep", "load_sweep", "SweepResult",
     "SimulationResult", "SteadyState",
     "analytic", "config", "observables",

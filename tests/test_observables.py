@@ -178,3 +178,117 @@ def test_unknown_quantity_and_option_raise():
         evaluate(["time_to_90"], cn.two_cell(), horizn=3.0)
     with pytest.raises(ChiralnetError, match="need the network graph"):
         evaluate(["ratio_reciprocal"], cn.build_model(cn.two_cell()))
+
+
+# ---------------------------------------------------------------------------------------------
+# Ergotropy and injected power (issue 10).
+
+#: Ergotropy and power against the naive Lyapunov solve / expm propagation on random networks.
+WORK_REL = 1e-10
+
+
+def _hot_network(seed):
+    rng = np.random.default_rng(seed)
+    G = cn.network(drive_frequency=1.0)
+    n = 5
+    for i in range(n):
+        cn.add_cell(G, i, omega=1.0 + 0.2 * rng.uniform(-1, 1) * (i > 0), kappa=rng.uniform(0.01, 0.05),
+                    n_th=rng.uniform(0.0, 1.0), drive=complex(rng.normal(0, 0.1), rng.normal(0, 0.1)) if i == 0 else 0.0,
+                    battery=i >= 2)
+    for i in range(n - 1):
+        cn.add_chiral_link(G, i, i + 1, gamma=rng.uniform(0.02, 0.08))
+    cn.add_reservoir(G, {2: 1.0, 3: rng.uniform(0.5, 1.5), 4: complex(0.0, 0.7)}, gamma=0.03, n_th=0.8)
+    return G
+
+
+def test_displaced_thermal_mode():
+    G = cn.network(drive_frequency=1.3)
+    cn.add_cell(G, "a", omega=1.3, kappa=0.02, n_th=0.4, drive=0.05)
+    ss = cn.steady_state(G)
+    alpha = -0.05j / 0.01
+    assert cn.ergotropy(ss) == pytest.approx(1.3 * abs(alpha) ** 2, rel=1e-12)
+    assert cn.ergotropy(ss, collective=True) == pytest.approx(1.3 * abs(alpha) ** 2, rel=1e-12)
+    assert ss.battery_energy == pytest.approx(1.3 * (abs(alpha) ** 2 + 0.4), rel=1e-12)
+    assert cn.injected_power(ss) == pytest.approx(4 * 1.3 * 0.05**2 / 0.02, rel=1e-12)  # 4 omega |E|^2 / kappa
+
+
+def test_two_mode_gaussian_ergotropy():
+    from chiralnet.observables import gaussian_ergotropy
+    from chiralnet.results import SteadyState
+
+    omega = np.array([1.0, 2.0])
+    alpha = np.array([0.3, 0.4j])
+    Nc = np.array([[1.0, 0.5], [0.5, 0.5]], complex)
+    assert float(gaussian_ergotropy(omega, alpha, Nc)) == pytest.approx(0.7190169944, abs=1e-10)
+    lam = np.array([(1.5 + np.sqrt(1.25)) / 2, (1.5 - np.sqrt(1.25)) / 2])  # exact eigenvalues
+    assert float(gaussian_ergotropy(omega, alpha, Nc)) == pytest.approx(2.41 - lam[0] - 2 * lam[1], abs=1e-12)
+    ss = SteadyState(cells=("x", "y"), energies=omega * (abs(alpha) ** 2 + 1), amplitudes=alpha,
+                     fluctuations=Nc.diagonal().real, battery=np.array([True, True]), method="given",
+                     state=cn.State(("x", "y"), alpha, Nc), omega=omega, drive=np.zeros(2), drive_frequency=1.0)
+    assert cn.ergotropy(ss, collective=True) == pytest.approx(2.41 - lam[0] - 2 * lam[1], abs=1e-12)
+    assert cn.ergotropy(ss) == pytest.approx(0.09 + 2 * 0.16, abs=1e-15)
+    assert cn.ergotropy(ss, cells=["y"]) == pytest.approx(0.32, abs=1e-15)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_ergotropy_and_power_of_random_hot_networks_against_naive(seed):
+    G = _hot_network(seed)
+    a = naive_arrays(G)
+    alpha, Nc = naive_steady(a["M"], a["E"], a["Q"])
+    bat = np.array([2, 3, 4])
+    w = a["omega"][bat]
+    lam = np.sort(np.linalg.eigvals(Nc[np.ix_(bat, bat)]).real)[::-1]
+    want_coll = np.sum(w * (abs(alpha[bat]) ** 2 + Nc.diagonal().real[bat])) - np.sum(np.sort(w) * lam)
+    want_local = np.sum(w * abs(alpha[bat]) ** 2)
+    ss = cn.steady_state(G)
+    assert cn.ergotropy(ss, collective=True) == pytest.approx(want_coll, rel=WORK_REL)
+    assert cn.ergotropy(ss) == pytest.approx(want_local, rel=WORK_REL)
+    assert cn.ergotropy(ss, collective=True) >= cn.ergotropy(ss) - 1e-12
+    # energy balance: P_in = omega_L x net photon loss rate, Re sum_jk D_jk G_jk - Tr Q, G = <a_j^dag a_k>
+    Gm = np.outer(np.conj(alpha), alpha) + Nc
+    loss = float(np.real(np.sum(a["D"] * Gm)) - np.trace(a["Q"]).real)
+    assert cn.injected_power(ss) == pytest.approx(1.0 * loss, rel=WORK_REL)
+    # over time, every method: the battery block of Nc kept per time (|B|^2 numbers), none of N x N
+    times = np.array([0.0, 7.0, 40.0, 300.0])
+    from naive import naive_propagate
+
+    al, Ncs = naive_propagate(a["M"], a["E"], a["Q"], a["alpha0"], np.diag(a["n0"]).astype(complex), times)
+    lam_t = np.linalg.eigvalsh(Ncs[:, bat[:, None], bat[None, :]])[:, ::-1]
+    occ = abs(al[:, bat]) ** 2 + np.real(np.diagonal(Ncs, axis1=1, axis2=2))[:, bat]
+    want_t = (w * occ).sum(axis=1) - (np.sort(w) * lam_t).sum(axis=1)
+    p_t = -2 * (np.conj(a["E"]) * al).imag.sum(axis=1)
+    for method, rel in (("exact", WORK_REL), ("exact-sparse", WORK_REL), ("rk45", 1e-7)):
+        kw = dict(rtol=1e-11, atol=1e-13) if method == "rk45" else {}
+        res = cn.simulate(G, times, method=method, **kw)
+        assert res.battery_fluctuations.shape == (4, 3, 3)
+        assert rel_err(cn.ergotropy(res, collective=True), want_t) < rel
+        assert rel_err(cn.ergotropy(res), (w * abs(al[:, bat]) ** 2).sum(axis=1)) < rel
+        assert rel_err(cn.injected_power(res)[1:], p_t[1:]) < rel
+
+
+def test_energy_and_ergotropy_part_ways_with_hot_baths():
+    cold = cn.steady_state(cn.two_cell())
+    hot = cn.steady_state(cn.two_cell(n_th=2.0))
+    assert cn.ergotropy(hot) == pytest.approx(cn.ergotropy(cold), rel=1e-12)       # the mean field ignores noise
+    assert hot.battery_energy == pytest.approx(cold.battery_energy + 2.0, rel=1e-12)  # omega n_th more energy
+
+
+def test_ergotropy_bad_input():
+    G = cn.two_cell(n_th=0.3)
+    ss = cn.steady_state(G)
+    with pytest.raises(ChiralnetError, match=r"cells \['c'\] are not in the network"):
+        cn.ergotropy(ss, cells=["c"])
+    with pytest.raises(ChiralnetError, match="the cell set is empty"):
+        cn.ergotropy(ss, cells=[])
+    res = cn.simulate(G, [0.0, 10.0], store_amplitudes=False, method="exact-sparse")
+    with pytest.raises(ChiralnetError, match="store_amplitudes=True"):
+        cn.ergotropy(res)
+    res = cn.simulate(G, [0.0, 10.0])
+    with pytest.raises(ChiralnetError, match=r"keeps Nc only for the battery cells"):
+        cn.ergotropy(res, cells=["a"], collective=True)
+    import dataclasses
+
+    with pytest.raises(ChiralnetError, match="battery block of Nc"):
+        cn.ergotropy(dataclasses.replace(res, battery_fluctuations=None), collective=True)
+    with pytest.raises(ChiralnetError, match="takes a SteadyState"):
+        cn.injected_power(G)

@@ -45,6 +45,9 @@ class Quantity:
         Sweeps: the batched kernel in :mod:`chiralnet.sweeps._kernels` that computes it.
     sweep : bool
         Available as a sweep quantity.
+    cold : callable or None
+        Sweeps, zero-temperature batched points (Nc = 0): ``cold(energies (P, N), battery)`` -> (P,) when
+        the quantity reduces to the coherent energies there (ergotropy = energy); hot points use ``compute``.
     """
 
     name: str
@@ -57,6 +60,7 @@ class Quantity:
     reduce: Callable | None = None
     kernel: str | None = None
     sweep: bool = True
+    cold: Callable | None = None
 
 
 @dataclass(eq=False)
@@ -237,5 +241,17 @@ register(Quantity("time_to_90", "first time the battery energy reaches 90% of it
                   kernel="time_to_fraction_batch"))
 register(Quantity("ratio_nonreciprocal", "battery_energy / two-cell nonreciprocal limit with the same rates "
                   "(chiralnet.observables.reference)", "1", "max", "steady", _ratio("nonreciprocal")))
+def _ergotropy(collective):
+    def compute(inputs):
+        from .work import ergotropy
+
+        return ergotropy(inputs.steady_state(), collective=collective)
+    return compute
+
+
+register(Quantity("battery_ergotropy", "steady local ergotropy of the battery, sum of omega_i |alpha_i|^2",
+                  "omega", "max", "steady", _ergotropy(False), kernel="steady_batch", cold=_battery_sum))
+register(Quantity("battery_ergotropy_collective", "steady Gaussian (collective) ergotropy of the battery cells",
+                  "omega", "max", "steady", _ergotropy(True), kernel="steady_batch", cold=_battery_sum))
 register(Quantity("ratio_reciprocal", "battery_energy / two-cell reciprocal limit with the same rates "
                   "(chiralnet.observables.reference)", "1", "max", "steady", _ratio("reciprocal")))

@@ -398,6 +398,9 @@ def _stack_quantities(plan, M, b, w, a0, battery, blocks):
                                                    status)
     energies = w * (alpha.real**2 + alpha.imag**2)
     out = {"status": status, "_energies": energies, "_battery": battery}
+    for q in spec.quantities:  # zero temperature: quantities that reduce to the coherent energies
+        if REGISTRY[q].cold is not None:
+            out[q] = REGISTRY[q].cold(energies, battery)
     if "battery_energy_at" in spec.quantities:
         e_at = np.empty((P, spec.times.size))
         getattr(K, REGISTRY["battery_energy_at"].kernel)(M, alpha, np.ascontiguousarray(a0), np.ascontiguousarray(w), battery, status,
@@ -430,8 +433,10 @@ def _point_quantities(plan, model, where):
     out["_battery"] = model.battery
     inputs = Inputs(model, point.state, steady=ss,
                     options={"times": spec.times, "horizon": spec.t90_max, "steps": spec.t90_steps})
-    for q in ("battery_energy_at", "time_to_90"):
-        if q not in spec.quantities or (ss is None and REGISTRY[q].needs != "trace"):
+    for q in spec.quantities:
+        if q in out or REGISTRY[q].reduce is not None or q.startswith("ratio_"):
+            continue  # from the steady energies (_store) or the reference (compute_chunk)
+        if ss is None and REGISTRY[q].needs != "trace":
             continue
         try:
             value = REGISTRY[q].compute(inputs)
