@@ -101,7 +101,14 @@ from .network import (
     network,
     reservoirs,
 )
-from .observables import charging_time, time_staying_above, time_to_fraction, two_cell_reference
+from .observables import (
+    charging_time,
+    ergotropy,
+    injected_power,
+    time_staying_above,
+    time_to_fraction,
+    two_cell_reference,
+)
 from .results import SimulationResult, SteadyState
 from .solve import METHODS, simulate, steady_state
 
@@ -731,7 +738,10 @@ class ScenarioRun:
         if self.steady is not None:
             out["steady"] = {"energies": dict(zip(map(str, names), self.steady.energies.tolist())),
                              "battery_energy": self.steady.battery_energy,
-                             "total_energy": self.steady.total_energy, "method": self.steady.method}
+                             "total_energy": self.steady.total_energy, "method": self.steady.method,
+                             "battery_ergotropy": ergotropy(self.steady),
+                             "battery_ergotropy_collective": ergotropy(self.steady, collective=True),
+                             "injected_power": injected_power(self.steady)}
         else:
             out["steady"] = None
             out["steady_error"] = self.steady_error
@@ -742,6 +752,8 @@ class ScenarioRun:
                 "t_end": float(res.times[-1]), "stats": res.stats,
                 "final_energies": dict(zip(map(str, names), res.energies[-1].tolist())),
                 "final_battery_energy": float(res.battery_energy[-1]),
+                "final_battery_ergotropy": float(ergotropy(res)[-1]) if res.amplitudes is not None else None,
+                "final_injected_power": float(injected_power(res)[-1]) if res.amplitudes is not None else None,
                 "time_to_90_percent": self.t90,
                 "time_staying_above_90_percent": self.t90_stay,
             }

@@ -292,3 +292,14 @@ def test_ergotropy_bad_input():
         cn.ergotropy(dataclasses.replace(res, battery_fluctuations=None), collective=True)
     with pytest.raises(ChiralnetError, match="takes a SteadyState"):
         cn.injected_power(G)
+
+
+def test_run_reports_ergotropy_and_power():
+    run = run_scenario(parse_scenario({"network": {"builder": "two_cell", "n_th": 0.5},
+                                       "times": {"t_end": 300.0, "n_times": 4}}))
+    s = run.summary()
+    ss = cn.steady_state(cn.two_cell(n_th=0.5))
+    assert s["steady"]["battery_ergotropy"] == pytest.approx(cn.ergotropy(ss), rel=STEADY_REL)
+    assert s["steady"]["battery_energy"] - s["steady"]["battery_ergotropy"] == pytest.approx(0.5, rel=1e-10)
+    assert s["steady"]["injected_power"] == pytest.approx(cn.injected_power(ss), rel=STEADY_REL)
+    assert s["simulation"]["final_battery_ergotropy"] == pytest.approx(cn.ergotropy(run.result)[-1], rel=1e-15)
