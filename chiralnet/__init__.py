@@ -8,7 +8,7 @@ Build a network (NetworkX), then ``simulate`` or ``steady_state`` it::
     55.8
 """
 
-from . import analytic, config
+from . import analytic, config, observables
 from .builders import chain, lattice, ring, star, two_cell
 from .errors import ChiralnetError, MemoryLimitError, NetworkError, NoSteadyStateError, SolverError
 from .model import Model, State, build_model, initial_state
@@ -23,6 +23,7 @@ from .network import (
     reservoirs,
     validate_network,
 )
+from .observables import ergotropy, injected_power
 from .results import SimulationResult, SteadyState
 from .io import load_graph, save_graph
 from .scenario import Scenario, ScenarioError, build_network, load_scenario, run_scenario
@@ -38,11 +39,11 @@ __all__ = [
     "cells", "reservoirs", "battery_cells",
     "two_cell", "chain", "ring", "star", "lattice",
     "Model", "State", "build_model", "initial_state",
-    "simulate", "steady_state", "check_stability", "METHODS",
+    "simulate", "steady_state", "check_stability", "METHODS", "ergotropy", "injected_power",
     "sweep", "load_sweep", "SweepResult",
     "scattering", "isolation", "isolation_bandwidth", "ScatteringResult", "IsolationBand", "to_qutip",
     "SimulationResult", "SteadyState",
-    "analytic", "config",
+    "analytic", "config", "observables",
     "save_graph", "load_graph", "load_scenario", "build_network", "run_scenario", "Scenario", "ScenarioError",
     "ChiralnetError", "NetworkError", "NoSteadyStateError", "SolverError", "MemoryLimitError",
 ]

@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ChiralnetError, NoSteadyStateError
+from .observables import ergotropy as cn_ergotropy
+from .observables import injected_power as cn_injected_power
 
 __all__ = ["main", "build_parser", "add_command", "COMMAND_MODULES", "EXIT_BAD_INPUT", "EXIT_IO"]
 
@@ -173,6 +175,9 @@ def _report_lines(run) -> list[str]:
     if run.steady is not None:
         lines.append(f"battery total, steady state:    {run.steady.battery_energy:.6g} omega")
         lines.append(f"total, steady state:            {run.steady.total_energy:.6g} omega")
+        lines.append(f"battery ergotropy, steady:      {cn_ergotropy(run.steady):.6g} omega local, "
+                     f"{cn_ergotropy(run.steady, collective=True):.6g} omega collective (extractable work)")
+        lines.append(f"power injected by the drive:    {cn_injected_power(run.steady):.6g} omega^2 (steady)")
     else:
         lines.append(run.steady_error)
     if run.result is not None:
@@ -189,7 +194,7 @@ def _report_lines(run) -> list[str]:
         lines.append("")
         lines.append(
             f"two-cell limits with the same rates (E = {ref['E']:.4g}, kappa_a = {ref['kappa_a']:.4g}, "
-            f"kappa_b = {ref['kappa_b']:.4g}, Gamma = {ref['gamma']:.4g}, omega = {ref['omega']:.4g}):"
+            f"kappa_b = {ref['kappa_b']:.4g}, Gamma = {ref['gamma']:.4g}, xi = {ref['xi']:.4g}, omega = {ref['omega']:.4g}):"
         )
         for key, label in (("nonreciprocal", "nonreciprocal"), ("reciprocal", "reciprocal (J = Gamma/2)")):
             lines.append(f"  {label:<26} E_B = {_fmt(ref[key], '.6g'):>10} omega   "

@@ -49,6 +49,16 @@ class SimulationResult(_CellLookup):
     final_state : State
         The state at the last output time (alpha and, when integrated, Nc): pass it as
         ``simulate(..., state0=result.final_state)`` to continue the run.
+    battery_fluctuations : ndarray (T, B, B) complex or None
+        The battery block Nc[B, B] at every output time (B = the battery cells in node order), kept by
+        default whenever the fluctuations are integrated (a hot bath or a thermal start): what the
+        collective ergotropy needs, |B|^2 numbers per time, never N x N. None at zero temperature (Nc = 0).
+    omega : ndarray (N,) float or None
+        Lab-frame cell frequencies (for the ergotropy).
+    drive : ndarray (N,) complex or None
+        Drive amplitudes E_i (for the injected power).
+    drive_frequency : float or None
+        omega_L.
     """
 
     times: np.ndarray
@@ -60,6 +70,10 @@ class SimulationResult(_CellLookup):
     method: str
     stats: dict = field(default_factory=dict)
     final_state: State | None = None
+    battery_fluctuations: np.ndarray | None = None
+    omega: np.ndarray | None = None
+    drive: np.ndarray | None = None
+    drive_frequency: float | None = None
 
     @property
     def total_energy(self) -> np.ndarray:
@@ -124,6 +138,12 @@ class SteadyState(_CellLookup):
     state : State
         The steady state as a :class:`~chiralnet.model.State` (Nc_ss, or None at zero temperature),
         to start a run from: ``simulate(G, times, state0=ss.state)``.
+    omega : ndarray (N,) float or None
+        Lab-frame cell frequencies.
+    drive : ndarray (N,) complex or None
+        Drive amplitudes E_i.
+    drive_frequency : float or None
+        omega_L.
     """
 
     cells: tuple
@@ -133,6 +153,9 @@ class SteadyState(_CellLookup):
     battery: np.ndarray
     method: str
     state: State | None = None
+    omega: np.ndarray | None = None
+    drive: np.ndarray | None = None
+    drive_frequency: float | None = None
 
     @property
     def total_energy(self) -> float:

@@ -88,10 +88,9 @@ try:  # Python >= 3.11
 except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-from . import analytic
 from .builders import chain, lattice, ring, star, two_cell
 from .errors import ChiralnetError, NoSteadyStateError
-from .model import build_model
+from .model import build_model, initial_state
 from .network import (
     add_cell,
     add_chiral_link,
@@ -101,6 +100,14 @@ from .network import (
     cells,
     network,
     reservoirs,
+)
+from .observables import (
+    charging_time,
+    ergotropy,
+    injected_power,
+    time_staying_above,
+    time_to_fraction,
+    two_cell_reference,
 )
 from .results import SimulationResult, SteadyState
 from .solve import METHODS, simulate, steady_state
@@ -678,109 +685,6 @@ def _parse_output(r: _Reader, out: dict) -> dict:
 # Running a scenario and summarising it.
 
 
-def charging_time(times, energy, target: float, fraction: float = 0.9, *, stay: bool = False) -> float | None:
-    """First time at which ``energy`` reaches ``fraction * target`` (linear interpolation), or None.
-
-    With ``stay=True``: the time from which ``energy`` stays at or above that level up to the last
-    sample (an oscillating, reciprocal battery crosses the level early and may fall back below it).
-
-    Parameters
-    ----------
-    times : array_like (T,)
-        Times, 1/omega.
-    energy : array_like (T,)
-        Energy over time (e.g. the battery total), units of omega.
-    target : float
-        Reference energy, usually the steady battery energy.
-    fraction : float
-        Fraction of ``target`` to reach, default 0.9.
-
-    Examples
-    --------
-    >>> charging_time([0.0, 1.0, 2.0], [0.0, 0.5, 1.0], target=1.0)
-    1.8
-    >>> charging_time([0, 1, 2, 3, 4], [0.0, 1.0, 0.5, 1.0, 1.0], target=1.0, stay=True)
-    2.8
-    """
-    t = np.asarray(times, float)
-    e = np.asarray(energy, float)
-    level = fraction * target
-    if not level > 0:
-        return None
-    hit = np.flatnonzero(e >= level)
-    if hit.size == 0:
-        return None
-    k = int(hit[0])
-    if stay:
-        below = np.flatnonzero(e < level)
-        if below.size and below[-1] == e.size - 1:
-            return None
-        k = int(below[-1]) + 1 if below.size else 0
-    if k == 0:
-        return float(t[0])
-    t0, t1, e0, e1 = t[k - 1], t[k], e[k - 1], e[k]
-    return float(t0 + (level - e0) * (t1 - t0) / (e1 - e0))
-
-
-def two_cell_reference(G: nx.DiGraph) -> dict:
-    """The seed paper's two-cell steady battery energies "with the same rates" as network ``G``.
-
-    The reference pair is a charger driven on resonance with E = the largest |drive| in ``G``,
-    kappa_a = that cell's kappa, and a battery with kappa_b = the mean kappa of the battery cells
-    (other than the driven one) and omega = their mean frequency. Its link rate Gamma is the mean
-    over the reservoirs of Gamma_r times the geometric mean of |p_i|^2 over the cells it touches
-    (the reservoir rate for a plain chiral link, any xi); a network without reservoirs uses the
-    paper's comparison Gamma = 2 |J| with the mean |J| of its coherent links. Then
-
-    * nonreciprocal: E_B^nr = 16 omega Gamma^2 E^2 / ((Gamma + kappa_a)^2 (Gamma + kappa_b)^2),
-    * reciprocal (J = Gamma/2, no reservoir): E_B = 4 omega E^2 C / (kappa_a kappa_b (C + 1)^2),
-      C = Gamma^2 / (kappa_a kappa_b); None when kappa_a kappa_b = 0 (no steady state).
-
-    Returns
-    -------
-    dict
-        ``omega, E, kappa_a, kappa_b, gamma, nonreciprocal, reciprocal`` (floats or None);
-        all energies None when nothing is driven or there are no links.
-    """
-    model = build_model(G)
-    ref = dict(omega=None, E=None, kappa_a=None, kappa_b=None, gamma=None, nonreciprocal=None, reciprocal=None)
-    drive = np.abs(model.drive)
-    if not drive.any():
-        return ref
-    i = int(np.argmax(drive))
-    order = model.cells
-    kappa = np.array([G.nodes[c].get("kappa", 0.0) for c in order], float)
-    bat = model.battery.copy()
-    bat[i] = False
-    if not bat.any():
-        bat = np.ones(len(order), bool)
-        bat[i] = False
-    if not bat.any():
-        return ref
-    rates = []
-    for res in reservoirs(G):
-        ps = np.array([abs(p) ** 2 for _, _, p in G.out_edges(res, data="p")], float)
-        rates.append(G.nodes[res]["gamma"] * float(np.exp(np.mean(np.log(ps)))) if np.all(ps > 0) else 0.0)
-    if rates:
-        gamma = float(np.mean(rates))
-    else:
-        js = [abs(J) for _, _, J in G.edges(data="J") if J is not None]
-        if not js:
-            return ref
-        gamma = 2 * float(np.mean(js))
-    omega = float(np.mean(model.omega[bat]))
-    E = float(drive[i])
-    ka, kb = float(kappa[i]), float(np.mean(kappa[bat]))
-    ref.update(omega=omega, E=E, kappa_a=ka, kappa_b=kb, gamma=gamma)
-    if gamma + ka > 0 and gamma + kb > 0:
-        ref["nonreciprocal"] = float(analytic.steady_battery_energy_nonreciprocal(
-            omega=omega, E=E, gamma=gamma, Lambda_a=gamma + ka, Lambda_b=gamma + kb))
-    if ka * kb > 0:
-        ref["reciprocal"] = float(analytic.steady_battery_energy_reciprocal(
-            omega=omega, E=E, J=gamma / 2, kappa_a=ka, kappa_b=kb))
-    return ref
-
-
 @dataclass(frozen=True, eq=False)
 class ScenarioRun:
     """What :func:`run_scenario` found.
@@ -794,11 +698,14 @@ class ScenarioRun:
         None when the network has no steady state (``steady_error`` says why).
     steady_error : str or None
     t90 : float or None
-        First time (1/omega) the battery reaches 90% of its steady energy; None if not within the times.
+        First time (1/omega) the battery reaches 90% of its steady energy, exact
+        (:func:`chiralnet.observables.time_to_fraction`, the same number a sweep's ``time_to_90`` gives);
+        None if not reached within its horizon.
     t90_stay : float or None
-        Time from which the battery stays at or above 90% of its steady energy (up to the last time).
+        Time from which the battery stays at or above 90% of its steady energy up to the last output time
+        (bracketed by the output times, refined exactly).
     reference : dict
-        :func:`two_cell_reference` of the network.
+        :func:`chiralnet.observables.two_cell_reference` of the network (xi included).
     """
 
     scenario: Scenario
@@ -831,7 +738,10 @@ class ScenarioRun:
         if self.steady is not None:
             out["steady"] = {"energies": dict(zip(map(str, names), self.steady.energies.tolist())),
                              "battery_energy": self.steady.battery_energy,
-                             "total_energy": self.steady.total_energy, "method": self.steady.method}
+                             "total_energy": self.steady.total_energy, "method": self.steady.method,
+                             "battery_ergotropy": ergotropy(self.steady),
+                             "battery_ergotropy_collective": ergotropy(self.steady, collective=True),
+                             "injected_power": injected_power(self.steady)}
         else:
             out["steady"] = None
             out["steady_error"] = self.steady_error
@@ -842,6 +752,8 @@ class ScenarioRun:
                 "t_end": float(res.times[-1]), "stats": res.stats,
                 "final_energies": dict(zip(map(str, names), res.energies[-1].tolist())),
                 "final_battery_energy": float(res.battery_energy[-1]),
+                "final_battery_ergotropy": float(ergotropy(res)[-1]) if res.amplitudes is not None else None,
+                "final_injected_power": float(injected_power(res)[-1]) if res.amplitudes is not None else None,
                 "time_to_90_percent": self.t90,
                 "time_staying_above_90_percent": self.t90_stay,
             }
@@ -875,11 +787,13 @@ def run_scenario(scenario: Scenario, *, simulate_times: bool = True) -> Scenario
     if simulate_times:
         times = scenario.require_times()
         try:
-            result = simulate(model, times, **scenario.solver_options())
+            result = simulate(G, times, **scenario.solver_options())  # the graph: from its alpha0/n0 at t = 0
         except ChiralnetError as exc:  # name the file: the scenario chose the solver and the times
             raise type(exc)(f"{scenario.source}: solver: {_one_line(exc)}") from exc
         if steady is not None:
-            t90 = charging_time(result.times, result.battery_energy, steady.battery_energy)
-            t90_stay = charging_time(result.times, result.battery_energy, steady.battery_energy, stay=True)
+            state0 = initial_state(G)
+            horizon = None if model.n_cells <= 2000 else float(times[-1])
+            t90 = time_to_fraction(model, state0=state0, steady=steady, horizon=horizon)
+            t90_stay = time_staying_above(model, result, state0=state0, steady=steady)
     return ScenarioRun(scenario=scenario, result=result, steady=steady, steady_error=error, t90=t90,
                        reference=two_cell_reference(G), t90_stay=t90_stay)

@@ -31,6 +31,7 @@ from . import analytic
 from .builders import chain, lattice, ring, star
 from .errors import NetworkError
 from .io import atomic_write_text
+from .observables import two_cell_limits
 from .sweeps import sweep
 
 __all__ = ["STUDIES", "StudyResult", "chain_length", "cooperativity", "topology", "equal_rate_network"]
@@ -96,11 +97,7 @@ def chain_length(*, out=None, quick: bool = False, n_battery=None, workers=None,
                  ["battery_energy", "total_energy"], workers=workers, scheduler=scheduler, processes=processes,
                  progress=progress)
     eb = res["battery_energy"]
-    lam = GAMMA + KAPPA
-    lim_nr = float(analytic.steady_battery_energy_nonreciprocal(omega=1.0, E=DRIVE, gamma=GAMMA, Lambda_a=lam,
-                                                                Lambda_b=lam))
-    lim_r = float(analytic.steady_battery_energy_reciprocal(omega=1.0, E=DRIVE, J=GAMMA / 2, kappa_a=KAPPA,
-                                                            kappa_b=KAPPA))
+    lim_nr, lim_r = (float(x) for x in two_cell_limits(omega=1.0, E=DRIVE, kappa_a=KAPPA, kappa_b=KAPPA, gamma=GAMMA))
     n = np.array(n_battery)
     data = {"n_battery": n, "battery_energy_nonreciprocal": eb[:, 0], "battery_energy_reciprocal": eb[:, 1],
             "ratio_nonreciprocal_to_reciprocal": eb[:, 0] / eb[:, 1]}
@@ -208,9 +205,7 @@ def topology(*, out=None, quick: bool = False, sizes=None, total_gamma: float = 
     res = _sweep(out, "topology", equal_rate_network, {"topology": list(TOPOLOGIES), "n_cells": list(sizes)},
                  ["battery_energy"], params={"total_gamma": total_gamma}, workers=workers, scheduler=scheduler,
                  processes=processes, progress=progress)
-    lam = total_gamma + KAPPA
-    limit = float(analytic.steady_battery_energy_nonreciprocal(omega=1.0, E=DRIVE, gamma=total_gamma,
-                                                               Lambda_a=lam, Lambda_b=lam))
+    limit = float(two_cell_limits(omega=1.0, E=DRIVE, kappa_a=KAPPA, kappa_b=KAPPA, gamma=total_gamma)[0])
     ratio = res["battery_energy"] / limit
     data = {"topology": np.repeat(TOPOLOGIES, len(sizes)), "n_cells": np.tile(sizes, len(TOPOLOGIES)),
             "battery_energy": res["battery_energy"].reshape(-1), "ratio_to_two_cell": ratio.reshape(-1)}

@@ -137,8 +137,13 @@ def test_thermal_networks_go_through_the_core_solvers():
         G = cn.two_cell(gamma=g, n_th=0.5)
         assert res["battery_energy"][i] == pytest.approx(cn.steady_state(G).battery_energy, rel=RTOL_STEADY)
         np.testing.assert_allclose(res["battery_energy_at"][i], cn.simulate(G, times).battery_energy, rtol=RTOL_STEADY)
-    with pytest.raises(SweepError, match="time_to_90 is computed for zero-temperature networks"):
-        sweep("two_cell", {"gamma": [0.01]}, ["time_to_90"], params={"n_th": 0.5})
+    # time_to_90 of a hot network: the exact one of chiralnet.observables (Nc propagated too); at t90
+    # the battery energy is 90% of the steady one to rounding.
+    t90 = sweep("two_cell", {"gamma": [0.01]}, ["time_to_90"], params={"n_th": 0.5})["time_to_90"][0]
+    G = cn.two_cell(gamma=0.01, n_th=0.5)
+    assert t90 == cn.observables.time_to_fraction(G)
+    at = cn.simulate(G, [0.0, t90], method="exact").battery_energy[-1]
+    assert at == pytest.approx(0.9 * cn.steady_state(G).battery_energy, rel=1e-12)
 
 
 def test_local_callable_base_runs_in_process():

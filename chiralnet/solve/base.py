@@ -12,8 +12,10 @@ A simulation method is a :class:`Method`: a name, the options it accepts and a `
   never sees an option it did not declare (``simulate`` rejects those).
 
 It returns a :class:`Trace`: the amplitudes (T, N) complex (or None when not stored), energies
-(T, N), the incoherent occupations diag Nc (T, N), the state after the last output time and a
-dict of counters. A method raises :class:`~chiralnet.errors.SolverError` when it cannot deliver
+(T, N), the incoherent occupations diag Nc (T, N), the state after the last output time, a
+dict of counters and, when Nc is integrated, the battery block Nc[B, B] at every output time
+(T, B, B) complex, B = the battery cells in node order (``options["block"]``, (B,) int64): what the
+ergotropy needs, never N x N per time. A method raises :class:`~chiralnet.errors.SolverError` when it cannot deliver
 the requested accuracy; it never returns a non-finite number. Methods are registered in
 :data:`chiralnet.solve.METHODS`; a new method is one file with one ``Method`` and one registry line.
 As SciPy's ``OdeSolver`` documents its subclasses, each method module documents its options.
@@ -41,6 +43,7 @@ class Trace:
     fluctuations: np.ndarray
     final_state: State
     stats: dict = field(default_factory=dict)
+    battery_block: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

@@ -48,10 +48,11 @@ def propagate_affine(P, c, step_kind, alpha0, omega, out_alpha, out_energy):
 
 
 @jit
-def propagate_fluctuations(Phi, W, step_kind, Nc0, out_occupation):
+def propagate_fluctuations(Phi, W, step_kind, Nc0, out_occupation, block_idx, out_block):
     """Nc_k = Phi[s] Nc_{k-1} Phi[s]^H + W[s], s = step_kind[k]; Nc_{-1} = Nc0.
 
-    Phi, W: (K, N, N) complex; Nc0: (N, N) complex. Writes out_occupation (T, N) = Re diag Nc_k
+    Phi, W: (K, N, N) complex; Nc0: (N, N) complex; block_idx (B,) int64. Writes out_occupation
+    (T, N) = Re diag Nc_k and out_block (T, B, B) = Nc_k[block_idx, block_idx] (the battery block),
     and returns the last Nc (N, N).
     """
     Nc = Nc0.copy()
@@ -60,6 +61,9 @@ def propagate_fluctuations(Phi, W, step_kind, Nc0, out_occupation):
         Nc = Phi[s] @ Nc @ np.conj(Phi[s]).T + W[s]
         for i in range(Nc.shape[0]):
             out_occupation[k, i] = Nc[i, i].real
+        for u in range(block_idx.shape[0]):
+            for v in range(block_idx.shape[0]):
+                out_block[k, u, v] = Nc[block_idx[u], block_idx[v]]
     return Nc
 
 
@@ -135,9 +139,11 @@ def _run(model: Model, state0: State, times, options) -> Trace:
     energies = np.empty((T, n))
     propagate_affine(P, c, kind, np.ascontiguousarray(state0.alpha, dtype=complex), model.omega, alpha, energies)
     fluct = np.broadcast_to(np.zeros(1), (T, n))  # coherent state: no fluctuations, no memory
-    Nc = None
+    Nc = block = None
     if thermal:
         fluct = np.zeros((T, n))
+        idx = options.get("block", np.flatnonzero(model.battery)).astype(np.int64)
+        block = np.empty((T, idx.size, idx.size), complex)
         if model.Q is None:  # no noise: Nc only decays, W = 0
             Phi, W = np.ascontiguousarray(np.conj(P)), np.zeros_like(P)
         else:
@@ -153,10 +159,10 @@ def _run(model: Model, state0: State, times, options) -> Trace:
                 X = steady_covariance(model, order)[0]
                 W = X[None] - Phi @ X[None] @ np.conj(np.swapaxes(Phi, 1, 2))
                 W = np.ascontiguousarray(0.5 * (W + np.conj(np.swapaxes(W, 1, 2))))
-        Nc = propagate_fluctuations(Phi, W, kind, state0.dense_Nc(), fluct)
+        Nc = propagate_fluctuations(Phi, W, kind, state0.dense_Nc(), fluct, idx, block)
         energies += model.omega * fluct
     final = State(model.cells, alpha[-1].copy(), Nc)
-    return Trace(alpha, energies, fluct, final, {"propagators": int(dts.size)})
+    return Trace(alpha, energies, fluct, final, {"propagators": int(dts.size)}, block)
 
 
 #: Dense propagators; machine precision; best on uniform grids, N up to ``config.EXACT_MAX_CELLS``.

@@ -334,8 +334,9 @@ _lyap_term_parallel = jit(parallel=True)(_renamed(_lyap_term, "_parallel"))
 
 @jit
 def _propagate_matrix(indptr, indices, data, Q, X0, step_h, step_sub, step_kind, tol, max_terms, parallel,
-                      X_jump, out_diag, stats):
-    """Nc_k = e^{A h} Nc_{k-1} e^{A^H h} + int_0^h e^{A u} Q e^{A^H u} du, A = conj(M) in CSR."""
+                      X_jump, out_diag, block_idx, out_block, stats):
+    """Nc_k = e^{A h} Nc_{k-1} e^{A^H h} + int_0^h e^{A u} Q e^{A^H u} du, A = conj(M) in CSR.
+    Writes Re diag Nc_k to out_diag (T, N) and Nc_k[block_idx, block_idx] to out_block (T, B, B)."""
     n = X0.shape[0]
     X = X0.copy()
     t1 = np.empty((n, n), np.complex128)
@@ -380,10 +381,14 @@ def _propagate_matrix(indptr, indices, data, Q, X0, step_h, step_sub, step_kind,
                         X[i, j] = flush(acc[i, j])
         for i in range(n):
             out_diag[k, i] = X[i, i].real
+        for u in range(block_idx.shape[0]):
+            for v in range(block_idx.shape[0]):
+                out_block[k, u, v] = X[block_idx[u], block_idx[v]]
     return OK, step_kind.shape[0], X
 
 
-def propagate_matrix(M, Q, X0, steps, step_kind, *, out_diag, X_jump=None, jump=None, parallel=None):
+def propagate_matrix(M, Q, X0, steps, step_kind, *, out_diag, X_jump=None, jump=None, parallel=None,
+                     block_idx=None, out_block=None):
     """Exact fluctuation matrix: Nc_k = e^{conj(M) h} Nc_{k-1} e^{M^T h} + (noise over the step).
 
     Each Taylor term costs O(N nnz) (a CSR-times-dense product), never a dense N x N product.
@@ -401,6 +406,8 @@ def propagate_matrix(M, Q, X0, steps, step_kind, *, out_diag, X_jump=None, jump=
         Re diag(Nc) at the output times.
     X_jump : ndarray (N, N) complex, optional; jump : ndarray (K,) bool, optional
         The steady Nc, and the steps that land on it (:func:`jump_steps`).
+    block_idx : ndarray (B,) int, optional; out_block : ndarray (T, B, B) complex, optional
+        Cells whose block Nc[B, B] is written at every output time (the battery, for the ergotropy).
 
     Returns
     -------
@@ -415,10 +422,14 @@ def propagate_matrix(M, Q, X0, steps, step_kind, *, out_diag, X_jump=None, jump=
     n_sub = _bounded_substeps(substeps(2.0 * one_norm(A), steps, jump), step_kind, "the fluctuations")
     X_jump = np.zeros((n, n), complex) if X_jump is None else np.ascontiguousarray(X_jump, dtype=complex)
     stats = np.zeros(1, np.int64)
+    if block_idx is None:
+        block_idx = np.zeros(0, np.int64)
+        out_block = np.zeros((len(step_kind), 0, 0), complex)
     status, k, X = _propagate_matrix(indptr, indices, data, np.ascontiguousarray(Q, dtype=complex),
                                      np.ascontiguousarray(X0, dtype=complex), steps, n_sub,
                                      np.asarray(step_kind, np.int64), config.TAYLOR_TOL, config.TAYLOR_MAX_TERMS,
-                                     bool(parallel), X_jump, out_diag, stats)
+                                     bool(parallel), X_jump, out_diag, np.asarray(block_idx, np.int64), out_block,
+                                     stats)
     _check_status(status, k)
     X = 0.5 * (X + X.conj().T)
     return X, {"matrix_terms": int(stats[0])}
@@ -437,17 +448,19 @@ def _run(model: Model, state0: State, times, options) -> Trace:
     steady = steady_arrays(model, fluctuations=thermal) if jump.any() else (None, None)
     stats = propagate_vector(model.M, model.forcing, state0.alpha, model.omega, dts, kind,
                              out_x=alpha, out_energy=energies, out_last=alpha_end, x_jump=steady[0], jump=jump)
-    Nc = None
+    Nc = block = None
     if thermal:
         fluct = np.empty((T, n))
+        idx = options.get("block", np.flatnonzero(model.battery)).astype(np.int64)
+        block = np.empty((T, idx.size, idx.size), complex)
         Nc, more = propagate_matrix(model.M, model.dense_Q(), state0.dense_Nc(), dts, kind, out_diag=fluct,
-                                    X_jump=steady[1], jump=jump)
+                                    X_jump=steady[1], jump=jump, block_idx=idx, out_block=block)
         energies += model.omega * fluct
         stats.update(more)
     else:
         fluct = np.broadcast_to(np.zeros(1), (T, n))  # coherent state: no fluctuations, no memory
     return Trace(alpha if store else None, energies, fluct, State(model.cells, alpha_end, Nc),
-                 {**stats, "format": "csr"})
+                 {**stats, "format": "csr"}, block)
 
 
 #: Exact CSR stepping; machine precision; any grid; 10^5+ cells.

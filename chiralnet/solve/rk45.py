@@ -87,13 +87,14 @@ def _error_norm(err, y, y_new, rtol, atol):
 
 @jit
 def dopri5(sparse, M, Mc, indptr, indices, data, b, Q, thermal, y0, times, rtol, atol,
-           max_steps, A, B, E, out_y_diag, stats):
+           max_steps, A, B, E, out_y_diag, block_idx, out_block, stats):
     """Integrate from t = 0 to each of ``times`` with adaptive Dormand-Prince 5(4).
 
     Dense (``sparse`` False): y = [alpha, vec(Nc)] with M, Mc = conj(M), Q (n, n).
     Sparse: y = alpha, M in CSR (indptr, indices, data). Steps are chosen by the error
     estimate against rtol/atol and shortened only to land exactly on output times.
-    Writes out_y_diag (T, n, 2): alpha and diag(Nc) at each output time;
+    Writes out_y_diag (T, n, 2): alpha and diag(Nc) at each output time, and (thermal) out_block
+    (T, B, B) = Nc[block_idx, block_idx];
     stats[0..2] = accepted steps, rejected steps, rhs evaluations. Returns (status, y).
     """
     n = b.shape[0]
@@ -169,6 +170,10 @@ def dopri5(sparse, M, Mc, indptr, indices, data, b, Q, thermal, y0, times, rtol,
         for i in range(n):
             out_y_diag[out_i, i, 0] = y[i]
             out_y_diag[out_i, i, 1] = y[n + i * n + i].real if thermal else 0.0
+        if thermal:
+            for u in range(block_idx.shape[0]):
+                for v in range(block_idx.shape[0]):
+                    out_block[out_i, u, v] = y[n + block_idx[u] * n + block_idx[v]]
     return OK, y
 
 
@@ -209,7 +214,9 @@ def _run(model: Model, state0: State, times, options) -> Trace:
                 thermal, y0)
     out = np.zeros((times.size, n, 2), complex)
     stats = np.zeros(3, np.int64)
-    status, y = dopri5(*args, times, float(rtol), float(atol), max_steps, A, B, E, out, stats)
+    idx = options.get("block", np.flatnonzero(model.battery)).astype(np.int64) if thermal else np.zeros(0, np.int64)
+    block = np.empty((times.size, idx.size, idx.size), complex)
+    status, y = dopri5(*args, times, float(rtol), float(atol), max_steps, A, B, E, out, idx, block, stats)
     if status != OK:
         raise SolverError(f"rk45 failed: {_STATUS[status]}")
     alpha = out[:, :, 0]
@@ -220,7 +227,8 @@ def _run(model: Model, state0: State, times, options) -> Trace:
         Nc = 0.5 * (Nc + Nc.conj().T)
     final = State(model.cells, y[:n].copy(), Nc)
     return Trace(alpha, energies, fluct, final,
-                 {"steps": int(stats[0]), "rejected": int(stats[1]), "rhs_evaluations": int(stats[2])})
+                 {"steps": int(stats[0]), "rejected": int(stats[1]), "rhs_evaluations": int(stats[2])},
+                 block if thermal else None)
 
 
 #: Adaptive Dormand-Prince 5(4).

@@ -150,4 +150,6 @@ def simulate(G_or_model, times, *, state0: State | None = None, method: str = "a
     final = dataclasses.replace(trace.final_state, time=float(t[-1]))
     return SimulationResult(times=t, cells=model.cells, energies=trace.energies,
                             amplitudes=trace.amplitudes if store else None, fluctuations=trace.fluctuations,
-                            battery=model.battery, method=method, stats=trace.stats, final_state=final)
+                            battery=model.battery, method=method, stats=trace.stats, final_state=final,
+                            battery_fluctuations=trace.battery_block, omega=model.omega, drive=model.drive,
+                            drive_frequency=model.drive_frequency)

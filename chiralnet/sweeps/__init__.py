@@ -40,8 +40,8 @@ def sweep(base, grid: dict, quantities=("battery_energy",), *, params: dict | No
     quantities : sequence of str
         Names from :data:`QUANTITIES`: ``battery_energy``, ``total_energy``, ``cell_energy`` (steady);
         ``battery_energy_at`` (needs ``times``), ``time_to_90``; ``ratio_nonreciprocal``,
-        ``ratio_reciprocal`` (battery energy over the two-cell limit of :mod:`chiralnet.analytic` with the
-        point's omega, drive, gamma, kappa_a/kappa_b or kappa, optimal, J).
+        ``ratio_reciprocal`` (battery energy over the two-cell limit with the same rates as the point's
+        network, :func:`chiralnet.observables.two_cell_reference`, the same number ``chiralnet run`` reports).
     params : dict, optional
         Fixed keyword parameters of the builder.
     times : array_like (T,), optional

@@ -165,7 +165,8 @@ def time_to_fraction_batch(M, alpha_ss, alpha0, omega, battery, status, fraction
     """First time the battery energy reaches ``fraction`` of its steady value.
 
     Steps a uniform grid of ``steps`` intervals over [0, horizon[p]] exactly (one e^{M h} per point),
-    then bisects the first bracketing interval with exact propagation to a width of 1e-12 horizon.
+    then bisects the first bracketing interval with exact propagation until the time is resolved to
+    machine precision (the last bit of t_{found-1} + offset).
     out (P,) in 1/omega; out_status[p] = NOT_REACHED (and NaN) when the horizon is too short.
     """
     P, N = alpha_ss.shape
@@ -198,12 +199,15 @@ def time_to_fraction_batch(M, alpha_ss, alpha0, omega, battery, status, fraction
             out_status[p] = NOT_REACHED
             continue
         lo, hi = 0.0, h  # offsets from t_{found-1}, where the state is a
-        while hi - lo > 1e-12 * horizon[p]:
+        base = (found - 1) * h
+        while True:  # to machine precision: until the time base + offset cannot be split further
             mid = 0.5 * (lo + hi)
+            if base + mid == base + lo or base + mid == base + hi:
+                break
             _expm_t(M[p], mid, X, W, V, Es)
             _propagate(Es, alpha_ss[p], a, nxt)
             if _battery(nxt, omega[p], battery) >= target:
                 hi = mid
             else:
                 lo = mid
-        out[p] = (found - 1) * h + hi
+        out[p] = base + hi

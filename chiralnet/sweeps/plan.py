@@ -21,14 +21,17 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.csgraph as csgraph
 
-from .. import analytic
 from ..errors import ChiralnetError, NoSteadyStateError
 from ..model import Model, State, build_model, graph_state
 from ..network import cells as cell_nodes
+from ..observables import QUANTITIES as REGISTRY
+from ..observables import charging
+from ..observables.reference import RATE_KEYS, reference_rates, two_cell_limits
+from ..observables.registry import Inputs, ratio
 from ..solve import simulate, steady_state
 from ..solve.base import distinct_steps
 from . import _kernels as K
-from .spec import _REQUIRED, QUANTITIES, SweepError, SweepSpec, builder_parameters, resolve_builder
+from .spec import QUANTITIES, SweepError, SweepSpec, builder_parameters, resolve_builder
 
 __all__ = ["Plan", "make_plan", "compute_chunk", "BATCH_MAX_CELLS"]
 
@@ -38,9 +41,9 @@ BATCH_MAX_CELLS = 64
 ASSEMBLY_RTOL = 1e-12
 #: Sample points (besides up to 16 corners) checked per batched group.
 VERIFY_RANDOM_POINTS = 8
-#: Default horizon of time_to_90, in units of the slowest decay time of M.
-T90_HORIZON_DECAYS = 40.0
-FRACTION = 0.9
+#: Default horizon of time_to_90, in units of the slowest decay time of M (the observables' definition).
+T90_HORIZON_DECAYS = charging.HORIZON_DECAYS
+FRACTION = charging.FRACTION
 
 
 @dataclass(eq=False)
@@ -74,6 +77,7 @@ class Plan:
     groups: dict           # structural key -> Group
     cells: tuple | None    # cell names when cell_energy is asked for
     defaults: dict         # builder name -> {param: default}
+    rates: dict = field(default_factory=dict)  # structural key -> additive two-cell reference rates, or None
 
     @property
     def shape(self):
@@ -192,7 +196,11 @@ def make_plan(spec: SweepSpec) -> Plan:
                 f"(e.g. {sorted(map(len, distinct))} cells); drop cell_energy or do not sweep the size or topology"
             )
         plan.cells = distinct.pop()
-    _check_limits(plan)
+    if {"ratio_nonreciprocal", "ratio_reciprocal"} & set(spec.quantities):
+        for key in plan.groups:
+            origin = np.zeros(len(spec.axes), int)
+            origin[list(struct)] = key
+            plan.rates[key] = _additive_rates(plan, origin)
     return plan
 
 
@@ -321,70 +329,58 @@ def _blocks(pattern):
     return ptr, order
 
 
-def _limit_values(plan, multi_all, name) -> list:
-    """Per-point values of a builder parameter: swept, fixed, or the builder's default (None if it has none)."""
+def _rates_at(plan, multi) -> np.ndarray:
+    """The two-cell reference rates (:data:`RATE_KEYS`) of the network at one grid point, (6,)."""
+    builder, kw = plan.point_kwargs(multi)
+    G = _build(resolve_builder(builder)[1], kw, plan.locate(multi))
+    r = reference_rates(G)
+    return np.array([r[k] for k in RATE_KEYS], float)
+
+
+def _additive_rates(plan, origin):
+    """Reference rates of a structural group as rates(origin) + sum_k [rates(axis k at its value) - rates(origin)]
+    (one network built per axis value, not per point), verified at corners and random points like the
+    model assembly; None (build every point) when they are not additive (e.g. optimal xi over two axes)."""
     spec = plan.spec
-    dims = spec.dims
-    n = multi_all.shape[0]
-    if name in dims:
-        vals = spec.axes[dims.index(name)][1]
-        return [vals[i] for i in multi_all[:, dims.index(name)]]
-    if name in spec.params:
-        return [spec.params[name]] * n
-    if "builder" in dims:
-        names = spec.axes[dims.index("builder")][1]
-        vals = [plan.defaults[names[i]].get(name) for i in multi_all[:, dims.index("builder")]]
-    else:
-        vals = [plan.defaults[resolve_builder(spec.builder)[0]].get(name)] * n
-    return [None if v is _REQUIRED else v for v in vals]
+    flt = list(plan.float_axes)
+    r0 = _rates_at(plan, origin)
+    per_axis = []
+    for ax in flt:
+        vals = []
+        for i in range(len(spec.axes[ax][1])):
+            multi = origin.copy()
+            multi[ax] = i
+            vals.append(_rates_at(plan, multi) - r0)
+        per_axis.append(np.array(vals))
+    rng = np.random.default_rng(54321)
+    lens = [len(spec.axes[ax][1]) for ax in flt]
+    corners = list(itertools.product(*[sorted({0, n - 1}) for n in lens]))[:16]
+    randoms = [tuple(int(rng.integers(n)) for n in lens) for _ in range(VERIFY_RANDOM_POINTS)]
+    for ci in corners + randoms:
+        multi = origin.copy()
+        multi[flt] = ci
+        want = _rates_at(plan, multi)
+        got = r0 + sum((d[i] for d, i in zip(per_axis, ci)), np.zeros(len(RATE_KEYS)))
+        same_nan = np.array_equal(np.isnan(want), np.isnan(got))
+        if not same_nan or np.nanmax(np.abs(want - got), initial=0.0) > ASSEMBLY_RTOL * np.nanmax(np.abs(want), initial=0.0):
+            return None
+    return r0, per_axis
 
 
-_LIMIT_PARAMS = ("omega", "drive", "gamma")
-
-
-def _check_limits(plan):
+def reference_limits(plan, multi_all):
+    """The two-cell limits (nonreciprocal, reciprocal) (P,) of each point's network, by the one definition
+    :mod:`chiralnet.observables.reference` (the paper's pair with the same rates, xi included)."""
     spec = plan.spec
-    if not {"ratio_nonreciprocal", "ratio_reciprocal"} & set(spec.quantities):
-        return
-    for bname, defaults in plan.defaults.items():
-        have = set(defaults) | set(spec.params) | set(spec.dims)
-        need = set(_LIMIT_PARAMS)
-        if not ({"kappa"} <= have or {"kappa_a", "kappa_b"} <= have):
-            need.add("kappa")
-        missing = sorted(need - have)
-        if missing:
-            raise SweepError(
-                f"{spec.source}: the two-cell ratios need the rates {missing}, which builder {bname!r} lacks; "
-                "drop ratio_nonreciprocal/ratio_reciprocal or use a builder with omega, drive, gamma, kappa"
-            )
-
-
-def two_cell_limits(plan, multi_all):
-    """Analytic steady battery energies of the two-cell system with each point's rates: (nonrec, recip) (P,).
-
-    The rates are the point's builder parameters: omega, |drive| = E, gamma = Gamma, kappa_a and kappa_b
-    (or kappa for both); the nonreciprocal limit uses optimal couplings when the point has optimal=True,
-    the reciprocal one J (or gamma/2 when J is unset, as the builders do).
-    """
-    def get(name):
-        return _limit_values(plan, multi_all, name)
-
-    def as_float(x):
-        return np.array([np.nan if v is None else abs(complex(v)) for v in x], float)
-
-    omega, E, gamma = as_float(get("omega")), as_float(get("drive")), as_float(get("gamma"))
-    kappa = get("kappa")
-    # per point: kappa_a / kappa_b where the builder has them (two_cell), else kappa for both
-    ka = as_float([k if v is None else v for v, k in zip(get("kappa_a"), kappa)])
-    kb = as_float([k if v is None else v for v, k in zip(get("kappa_b"), kappa)])
-    optimal = np.array([bool(v) for v in get("optimal")])
-    J = np.array([g / 2 if v is None else abs(complex(v)) for v, g in zip(get("J"), gamma)], float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        xi = np.where(optimal, np.sqrt(ka / kb), 1.0)
-        nonrec = analytic.steady_battery_energy_nonreciprocal(
-            omega=omega, E=E, gamma=gamma, Lambda_a=xi * gamma + ka, Lambda_b=gamma / xi + kb)
-        recip = analytic.steady_battery_energy_reciprocal(omega=omega, E=E, J=J, kappa_a=ka, kappa_b=kb)
-    return nonrec, recip
+    struct, flt = list(plan.struct_axes), list(plan.float_axes)
+    rates = np.empty((multi_all.shape[0], len(RATE_KEYS)))
+    for p, multi in enumerate(multi_all):
+        entry = plan.rates.get(tuple(int(k) for k in multi[struct]))
+        if entry is None:
+            rates[p] = _rates_at(plan, multi)
+        else:
+            r0, per_axis = entry
+            rates[p] = r0 + sum((d[i] for d, i in zip(per_axis, multi[flt])), np.zeros(len(RATE_KEYS)))
+    return two_cell_limits(*rates.T)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -399,20 +395,24 @@ def _stack_quantities(plan, M, b, w, a0, battery, blocks):
     alpha = np.empty((P, N), complex)
     decay = np.empty(P)
     status = np.empty(P, np.int8)
-    K.steady_batch(M, np.ascontiguousarray(b), blocks[0], blocks[1], alpha, decay, status)
+    getattr(K, REGISTRY["battery_energy"].kernel)(M, np.ascontiguousarray(b), blocks[0], blocks[1], alpha, decay,
+                                                   status)
     energies = w * (alpha.real**2 + alpha.imag**2)
     out = {"status": status, "_energies": energies, "_battery": battery}
+    for q in spec.quantities:  # zero temperature: quantities that reduce to the coherent energies
+        if REGISTRY[q].cold is not None:
+            out[q] = REGISTRY[q].cold(energies, battery)
     if "battery_energy_at" in spec.quantities:
         e_at = np.empty((P, spec.times.size))
         steps, kind = distinct_steps(np.asarray(spec.times, float))
-        K.battery_energy_at_batch(M, alpha, np.ascontiguousarray(a0), np.ascontiguousarray(w), battery, status,
-                                  steps, kind, e_at)
+        getattr(K, REGISTRY["battery_energy_at"].kernel)(M, alpha, np.ascontiguousarray(a0), np.ascontiguousarray(w),
+                                                         battery, status, steps, kind, e_at)
         out["battery_energy_at"] = e_at
     if "time_to_90" in spec.quantities:
         horizon = np.full(P, spec.t90_max) if spec.t90_max else T90_HORIZON_DECAYS / np.where(decay > 0, decay, np.inf)
         t90 = np.empty(P)
         st = np.empty(P, np.int8)
-        K.time_to_fraction_batch(M, alpha, np.ascontiguousarray(a0), np.ascontiguousarray(w), battery, status,
+        getattr(K, REGISTRY["time_to_90"].kernel)(M, alpha, np.ascontiguousarray(a0), np.ascontiguousarray(w), battery, status,
                                  FRACTION, horizon, spec.t90_steps, t90, st)
         out["time_to_90"] = t90
         out["status"] = st
@@ -420,32 +420,34 @@ def _stack_quantities(plan, M, b, w, a0, battery, blocks):
 
 
 def _point_quantities(plan, model, where):
-    """One large or thermal network through steady_state / simulate."""
+    """One large or thermal network through the registry's definitions (steady_state, simulate, exact t90)."""
     spec = plan.spec
-    if "time_to_90" in spec.quantities:
-        raise SweepError(
-            f"{where}: time_to_90 is computed for zero-temperature networks of at most {BATCH_MAX_CELLS} cells "
-            f"(this one: {model.n_cells} cells{', thermal' if model.thermal else ''}); drop time_to_90"
-        )
     out = {"status": np.zeros(1, np.int8)}
     point, model = model, model.model
     try:
         ss = steady_state(model)
         energies = ss.energies[None]
     except NoSteadyStateError:
+        ss = None
         out["status"][0] = K.NO_STEADY_STATE
         energies = np.full((1, model.n_cells), np.nan)
     out["_energies"] = energies
     out["_battery"] = model.battery
-    if "battery_energy_at" in spec.quantities:
+    inputs = Inputs(model, point.state, steady=ss,
+                    options={"times": spec.times, "horizon": spec.t90_max, "steps": spec.t90_steps})
+    for q in spec.quantities:
+        if q in out or REGISTRY[q].reduce is not None or q.startswith("ratio_"):
+            continue  # from the steady energies (_store) or the reference (compute_chunk)
+        if ss is None and REGISTRY[q].needs != "trace":
+            continue
         try:
-            times = np.asarray(spec.times, float)
-            at_zero = times[0] == 0.0  # the initial state is at t = 0: start there, drop it if not asked
-            run = simulate(model, times if at_zero else np.r_[0.0, times], state0=point.state)
-            energy = run.battery_energy if at_zero else run.battery_energy[1:]
-            out["battery_energy_at"] = energy[None]
+            value = REGISTRY[q].compute(inputs)
         except ChiralnetError as exc:
             raise SweepError(f"{where}: {exc}") from None
+        if value is None:  # not reached within the horizon
+            out["status"][0] = K.NOT_REACHED
+            value = np.nan
+        out[q] = np.asarray(value, float)[None]
     return out
 
 
@@ -491,27 +493,22 @@ def compute_chunk(plan: Plan, start: int, stop: int) -> dict:
                                     models[0].battery, _blocks(pattern))
             _store(res, ii, out, spec)
     if {"ratio_nonreciprocal", "ratio_reciprocal"} & set(spec.quantities):
-        nonrec, recip = two_cell_limits(plan, multi_all)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            if "ratio_nonreciprocal" in spec.quantities:
-                res["ratio_nonreciprocal"] = res["_battery_energy"] / nonrec
-            if "ratio_reciprocal" in spec.quantities:
-                res["ratio_reciprocal"] = res["_battery_energy"] / recip
+        nonrec, recip = reference_limits(plan, multi_all)
+        if "ratio_nonreciprocal" in spec.quantities:
+            res["ratio_nonreciprocal"] = ratio(res["_battery_energy"], nonrec)
+        if "ratio_reciprocal" in spec.quantities:
+            res["ratio_reciprocal"] = ratio(res["_battery_energy"], recip)
     res.pop("_battery_energy", None)
     return res
 
 
 def _store(res, idx, out, spec):
     e = out["_energies"]
-    batt = e[:, out["_battery"]].sum(axis=1)
+    batt = REGISTRY["battery_energy"].reduce(e, out["_battery"])
     res.setdefault("_battery_energy", np.full(res["status"].shape, np.nan))[idx] = batt
     res["status"][idx] = out["status"]
     for q in spec.quantities:
-        if q == "battery_energy":
-            res[q][idx] = batt
-        elif q == "total_energy":
-            res[q][idx] = e.sum(axis=1)
-        elif q == "cell_energy":
-            res[q][idx] = e
+        if REGISTRY[q].reduce is not None:  # steady quantities: the registry's function of the energies
+            res[q][idx] = REGISTRY[q].reduce(e, out["_battery"])
         elif q in out:
             res[q][idx] = out[q]

@@ -20,6 +20,7 @@ import numpy as np
 
 from .. import builders
 from ..errors import ChiralnetError
+from ..observables import QUANTITIES as _REGISTRY
 
 __all__ = ["SweepError", "SweepSpec", "QUANTITIES", "load_sweep", "parse_sweep", "grid_values"]
 
@@ -28,16 +29,9 @@ class SweepError(ChiralnetError):
     """A sweep is ill-defined (names the file, section, key or point and what would fix it)."""
 
 
-#: name -> (description, extra dimension or None). Steady quantities use the steady state.
-QUANTITIES = {
-    "battery_energy": ("steady battery energy, sum over battery cells (omega)", None),
-    "total_energy": ("steady total energy, sum over all cells (omega)", None),
-    "cell_energy": ("steady energy of each cell (omega)", "cell"),
-    "battery_energy_at": ("battery energy at the given times, from vacuum or alpha0 at t = 0 (omega)", "time"),
-    "time_to_90": ("first time the battery energy reaches 90% of its steady value (1/omega)", None),
-    "ratio_nonreciprocal": ("battery_energy / two-cell nonreciprocal limit with the same rates", None),
-    "ratio_reciprocal": ("battery_energy / two-cell reciprocal limit with the same rates", None),
-}
+#: name -> (description, extra dimension or None), the sweep quantities of the one registry
+#: :data:`chiralnet.observables.QUANTITIES` (where each is defined, with its units and sweep kernel).
+QUANTITIES = {q.name: (f"{q.description} ({q.units})", q.dim) for q in _REGISTRY.values() if q.sweep}
 
 BUILDERS = {name: getattr(builders, name) for name in builders.__all__}
 #: Builders that forward ``**link_options`` to the shared link builder (their keywords come from it).

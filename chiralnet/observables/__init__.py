@@ -1,0 +1,20 @@
+"""Observables: one registry of named quantities, each defined once (:data:`QUANTITIES`).
+
+- :mod:`~chiralnet.observables.registry`: :class:`Quantity`, :data:`QUANTITIES`, :func:`evaluate`.
+- :mod:`~chiralnet.observables.charging`: :func:`time_to_fraction` (exact time to 90%).
+- :mod:`~chiralnet.observables.work`: :func:`ergotropy` (local and Gaussian), :func:`injected_power`.
+- :mod:`~chiralnet.observables.reference`: :func:`two_cell_reference`, the seed paper's pair with the
+  same rates as a network (xi included).
+
+``chiralnet run``, sweeps, studies and plots read these definitions.
+"""
+
+from .charging import charging_time, time_staying_above, time_to_fraction
+from .reference import reference_rates, two_cell_limits, two_cell_reference
+from .registry import QUANTITIES, Inputs, Quantity, evaluate, get, register
+from .work import ergotropy, gaussian_ergotropy, injected_power
+
+__all__ = ["QUANTITIES", "Quantity", "Inputs", "evaluate", "get", "register", "time_to_fraction", "time_staying_above",
+           "charging_time",
+           "two_cell_reference", "two_cell_limits", "reference_rates", "ergotropy", "injected_power",
+           "gaussian_ergotropy"]

@@ -1,0 +1,159 @@
+"""Work a battery can deliver and power the drive injects (no squeezing in this model: alpha and Nc).
+
+* Local ergotropy of cell i: W_i = omega_i |alpha_i|^2 (the passive state of a displaced thermal
+  state is the thermal state with the same Nc_ii); ``collective=False`` sums them over the cells.
+* Collective (Gaussian) ergotropy of cells B: W_B = sum_{i in B} omega_i (|alpha_i|^2 + Nc_ii)
+  - sum_k omega_(k)up lambda_(k)down, lambda the eigenvalues of Nc[B, B] sorted descending paired with
+  the frequencies of B sorted ascending (largest occupation on the lowest frequency): the work a
+  displacement plus a passive interferometer extracts. W_B >= sum of local ergotropies.
+* Injected power: P_in = -2 omega_L sum_i Im(conj(E_i) alpha_i) (alpha in the rotating frame). In steady
+  state it equals the net photon loss rate times omega_L (the steady field oscillates at omega_L); for
+  resonant cells that is the rate of energy loss (one resonant mode: 4 omega |E|^2 / kappa).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ChiralnetError
+
+__all__ = ["ergotropy", "injected_power", "gaussian_ergotropy"]
+
+
+def gaussian_ergotropy(omega, alpha, Nc):
+    """Collective Gaussian ergotropy of modes with frequencies ``omega`` (B,), amplitudes ``alpha`` (..., B)
+    and fluctuations ``Nc`` (..., B, B) Hermitian: float or (...,) array, vectorised over the leading axes.
+
+    Examples
+    --------
+    >>> Nc = np.array([[1.0, 0.5], [0.5, 0.5]])
+    >>> round(float(gaussian_ergotropy(np.array([1.0, 2.0]), np.array([0.3, 0.4j]), Nc)), 10)
+    0.7190169944
+    """
+    omega = np.asarray(omega, float)
+    alpha = np.asarray(alpha, complex)
+    Nc = np.asarray(Nc, complex)
+    occ = alpha.real**2 + alpha.imag**2 + np.diagonal(Nc, axis1=-2, axis2=-1).real
+    lam = np.linalg.eigvalsh(Nc)[..., ::-1]          # descending
+    passive = (lam * np.sort(omega)).sum(axis=-1)    # frequencies ascending
+    return (omega * occ).sum(axis=-1) - passive
+
+
+def _parts(state, what):
+    """(omega (N,), alpha (..., N), cells, kind) of a SteadyState or SimulationResult."""
+    from ..results import SimulationResult, SteadyState
+
+    if isinstance(state, SteadyState):
+        alpha = state.amplitudes
+        kind = "steady"
+    elif isinstance(state, SimulationResult):
+        if state.amplitudes is None:
+            raise ChiralnetError(f"{what} needs the amplitudes of the run, which simulate(..., "
+                                 "store_amplitudes=False) drops; simulate with store_amplitudes=True (the default)")
+        alpha = state.amplitudes
+        kind = "result"
+    else:
+        raise ChiralnetError(f"{what} takes a SteadyState (steady_state(G)) or a SimulationResult (simulate(G, "
+                             f"times)), got {type(state).__name__}")
+    if state.omega is None:
+        raise ChiralnetError(f"{what}: this {type(state).__name__} carries no cell frequencies (omega); "
+                             "make it with chiralnet.steady_state or chiralnet.simulate")
+    return np.asarray(state.omega, float), alpha, kind
+
+
+def _cell_index(state, cells):
+    if cells is None:
+        return np.flatnonzero(state.battery)
+    if isinstance(cells, (str, bytes)) or not hasattr(cells, "__iter__"):
+        cells = [cells]
+    cells = list(cells)
+    if not cells:
+        raise ChiralnetError("ergotropy: the cell set is empty; give at least one cell (default: the battery cells)")
+    pos = {c: i for i, c in enumerate(state.cells)}
+    missing = [c for c in cells if c not in pos]
+    if missing:
+        shown = list(state.cells)[:10]
+        raise ChiralnetError(f"ergotropy: cells {missing[:5]} are not in the network; cells are {shown}")
+    if len(set(cells)) != len(cells):
+        raise ChiralnetError(f"ergotropy: repeated cells in {cells[:10]}")
+    return np.array([pos[c] for c in cells], np.int64)
+
+
+def ergotropy(state, cells=None, collective: bool = False):
+    """Ergotropy (extractable work, units of omega) of a set of cells.
+
+    Parameters
+    ----------
+    state : SteadyState or SimulationResult
+        From :func:`chiralnet.steady_state` (returns a float) or :func:`chiralnet.simulate` (returns an
+        (n_times,) array).
+    cells : sequence, optional
+        Cell names; default the battery cells.
+    collective : bool
+        False: the sum of the local ergotropies omega_i |alpha_i|^2. True: the Gaussian ergotropy of the
+        cells together (eigenvalues of Nc[B, B]), which a simulation keeps for the battery cells
+        (``result.battery_fluctuations``) whenever it integrates the fluctuations.
+
+    Raises
+    ------
+    ChiralnetError
+        Cells not in the network, an empty set, or a result that lacks what is needed (the message says
+        which option keeps it).
+
+    Examples
+    --------
+    >>> import chiralnet as cn
+    >>> G = cn.two_cell(n_th=0.5)
+    >>> ss = cn.steady_state(G)
+    >>> round(ss.battery_energy, 4), round(ergotropy(ss), 4)   # the thermal part is no work
+    (75.3801, 74.8801)
+    """
+    omega, alpha, kind = _parts(state, "ergotropy")
+    idx = _cell_index(state, cells)
+    a = alpha[..., idx]
+    w = omega[idx]
+    local = (w * (a.real**2 + a.imag**2)).sum(axis=-1)
+    if not collective:
+        return float(local) if kind == "steady" else local
+    if kind == "steady":
+        Nc = state.state.Nc if state.state is not None else None
+        if Nc is None:
+            return float(local)  # Nc = 0: a coherent state, all of its energy is work
+        return float(gaussian_ergotropy(w, a, np.asarray(Nc)[np.ix_(idx, idx)]))
+    thermal = state.final_state is not None and state.final_state.Nc is not None
+    if not thermal:
+        return local
+    block = state.battery_fluctuations
+    bat = np.flatnonzero(state.battery)
+    if block is None:
+        raise ChiralnetError("ergotropy(collective=True) needs the battery block of Nc at each time, which this "
+                             "result lacks; chiralnet.simulate keeps it (result.battery_fluctuations) by default "
+                             "when the fluctuations are integrated")
+    where = {c: k for k, c in enumerate(bat)}
+    if not set(idx.tolist()) <= set(where):
+        other = [state.cells[i] for i in idx if i not in where]
+        raise ChiralnetError(f"ergotropy(collective=True) of cells {other[:5]}: a simulation keeps Nc only for the "
+                             "battery cells (result.battery_fluctuations); mark those cells battery=True, or use "
+                             "collective=False (local ergotropy needs no Nc)")
+    sub = np.array([where[i] for i in idx], np.int64)
+    return gaussian_ergotropy(w, a, block[:, sub[:, None], sub[None, :]])
+
+
+def injected_power(state):
+    """Power the drive injects, P_in = -2 omega_L sum_i Im(conj(E_i) alpha_i) (units of omega^2):
+    a float for a steady state, an (n_times,) array for a simulation result.
+
+    Examples
+    --------
+    >>> import chiralnet as cn
+    >>> G = cn.network(drive_frequency=1.0)
+    >>> cn.add_cell(G, "a", omega=1.0, kappa=0.01, drive=0.1)
+    >>> round(injected_power(cn.steady_state(G)), 12)   # 4 omega |E|^2 / kappa
+    4.0
+    """
+    omega, alpha, kind = _parts(state, "injected_power")
+    if state.drive is None or state.drive_frequency is None:
+        raise ChiralnetError("injected_power: this result carries no drive; make it with chiralnet.simulate")
+    E = np.asarray(state.drive, complex)
+    p = -2.0 * state.drive_frequency * (np.conj(E) * alpha).imag.sum(axis=-1)
+    return float(p) if kind == "steady" else p
