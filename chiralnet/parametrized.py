@@ -159,7 +159,8 @@ class AffineModel:
     theta0 : ndarray (n_theta,) float
         theta at the point (the real part of a complex parameter).
     model : Model
-        ``build_model(builder(**params, **point))``: the model at theta0.
+        The model at theta0: ``build_model(builder(**params, **point))`` (for chain, ring, star and lattice
+        built from arrays as :mod:`chiralnet.arrays` does, without a graph).
     dM, dQ, dE, domega : Derivative
         Derivatives of M, Q, the drive E and the lab-frame omega.
     q_affine : bool
@@ -404,13 +405,28 @@ def _prim_maps(lay, p_u, p_v, prims):
 
 
 def _derivative(P, A, n_theta, shape) -> Derivative:
-    D = (P @ A).tocoo()
-    k = D.row.astype(np.int64)
-    if len(shape) == 2:
-        index = np.divmod(D.col.astype(np.int64), shape[1])
-    else:
-        index = (D.col.astype(np.int64),)
-    return Derivative.from_coo(n_theta, shape, k, index, D.data)
+    """COO of the product P @ A (P: theta -> primitives, A: primitives -> flattened array), duplicates summed.
+
+    Done as a join on the primitive index: scipy's sparse product allocates a mask of A's N*N columns."""
+    P = P.tocoo()
+    A = A.tocsr()
+    A.sum_duplicates()
+    counts = A.indptr[P.col + 1] - A.indptr[P.col]
+    k = np.repeat(P.row.astype(np.int64), counts)
+    start = np.repeat(A.indptr[P.col].astype(np.int64), counts)
+    within = np.arange(counts.sum(), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+    pos = start + within
+    flat = A.indices[pos].astype(np.int64)
+    value = np.repeat(P.data, counts) * A.data[pos]
+    if k.size:  # sum duplicates (k, flat)
+        order = np.lexsort((flat, k))
+        k, flat, value = k[order], flat[order], value[order]
+        first = np.r_[True, (k[1:] != k[:-1]) | (flat[1:] != flat[:-1])]
+        starts = np.flatnonzero(first)
+        value = np.add.reduceat(value, starts)
+        k, flat = k[starts], flat[starts]
+    index = np.divmod(flat, shape[1]) if len(shape) == 2 else (flat,)
+    return Derivative.from_coo(n_theta, shape, k, index, value)
 
 
 def affine_model(builder, point: dict, params: dict | None = None, *, sparse: bool | None = None) -> AffineModel:
@@ -471,9 +487,13 @@ def affine_model(builder, point: dict, params: dict | None = None, *, sparse: bo
     missing = [k for k in info.required if k not in params]
     if missing:
         raise ChiralnetError(f"affine_model: builder {builder!r} needs {missing} in params")
-    G = info.function(**params, **point)          # checks every value; the model at the point
-    model = build_model(G, sparse=sparse)
-    lay, p_u, p_v, o = _structure(builder, params, point)
+    lay, p_u, p_v, o = _structure(builder, params, point)   # checks every value as the builder does
+    if builder == "two_cell":
+        model = build_model(info.function(**params, **point), sparse=sparse)
+    else:  # the array route: equal to build_model(builder(...)) (tests/test_arrays.py), O(N) without NetworkX
+        from .arrays import model_from_layout
+
+        model = model_from_layout(lay, sparse=sparse)
     names = tuple(point)
     shapes, slices, pos = {}, {}, 0
     for name in names:
