@@ -279,3 +279,55 @@ def test_per_cell_drive_and_frequency_default():
     m = cn.build_model(G)
     assert np.array_equal(m.drive, [0.1, 0.0, 0.05j])
     assert np.array_equal(np.diag(m.dense_M()).imag, -np.array([1.1, 1.0, 0.9]) + 1.1)
+
+
+# ---------------------------------------------------------------------------------------------
+# The registry's readers: scenario files and sweeps take per-cell / per-link arrays as TOML lists.
+
+
+def test_scenario_file_takes_arrays_as_toml_lists():
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+
+    doc = tomllib.loads("""
+[network]
+builder = "chain"
+n_cells = 3
+kappa = [0.003, 0.002, 0.004]
+gamma = [0.04, 0.05]
+drive = ["0.1", "0.02j", 0]
+""")
+    G = cn.build_network(doc["network"], source="s.toml")
+    want = cn.chain(3, kappa=[0.003, 0.002, 0.004], gamma=[0.04, 0.05], drive=[0.1, 0.02j, 0.0])
+    _same_graph(G, want)
+    # a list of exactly two real numbers is one complex number [re, im], as everywhere in scenario files
+    assert cn.build_network({"builder": "chain", "n_cells": 3, "drive": [0.1, -0.02]}).nodes[0]["drive"] == 0.1 - 0.02j
+    with pytest.raises(cn.ScenarioError, match=r"s.toml: network: .*'gamma' has one entry per link: expected 2, got 3"):
+        cn.build_network({"builder": "chain", "n_cells": 3, "gamma": [0.04, 0.04, 0.04]}, source="s.toml")
+    with pytest.raises(cn.ScenarioError, match=r"s.toml: network.kappa\[1\]: expected a number >= 0"):
+        cn.build_network({"builder": "chain", "n_cells": 3, "kappa": [0.1, -1.0, 0.1]}, source="s.toml")
+    with pytest.raises(cn.ScenarioError, match=r"s.toml: network.kappa_a: expected a number >= 0, got array"):
+        cn.build_network({"builder": "two_cell", "kappa_a": [0.1, 0.1]}, source="s.toml")
+    with pytest.raises(cn.ScenarioError, match="missing required key"):
+        cn.build_network({"builder": "lattice", "rows": 2}, source="s.toml")
+
+
+def test_sweep_base_takes_arrays():
+    from chiralnet.sweeps import SweepError, parse_sweep, run_sweep
+
+    gamma = [0.04, 0.03, 0.05]
+    spec = parse_sweep({"base": {"builder": "chain", "n_cells": 4, "gamma": gamma}, "grid": {"drive": [0.1, 0.2]}},
+                       source="a.sweep.toml")
+    res = run_sweep(spec)
+    want = [cn.steady_state(cn.chain(4, gamma=gamma, drive=d)).battery_energy for d in (0.1, 0.2)]
+    np.testing.assert_allclose(res["battery_energy"], want, rtol=1e-12)     # batched LU vs sparse/dense solve
+    with pytest.raises(SweepError, match=r"a.sweep.toml \[base\] key 'gamma': builder 'chain' expects a number"):
+        parse_sweep({"base": {"builder": "chain", "n_cells": 4, "gamma": ["x", 0.1, 0.1]}, "grid": {"drive": [0.1]}},
+                    source="a.sweep.toml")
+    with pytest.raises(SweepError, match="'gamma' has one entry per link: expected 3, got 2"):
+        run_sweep(parse_sweep({"base": {"builder": "chain", "n_cells": 4, "gamma": [0.1, 0.1]},
+                               "grid": {"drive": [0.1]}}, source="a.sweep.toml"))
+    with pytest.raises(SweepError, match="no parameter 'kapa'"):
+        parse_sweep({"base": {"builder": "chain", "n_cells": 4, "kapa": 0.1}, "grid": {"drive": [0.1]}})
