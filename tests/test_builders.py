@@ -329,5 +329,7 @@ def test_sweep_base_takes_arrays():
     with pytest.raises(SweepError, match="'gamma' has one entry per link: expected 3, got 2"):
         run_sweep(parse_sweep({"base": {"builder": "chain", "n_cells": 4, "gamma": [0.1, 0.1]},
                                "grid": {"drive": [0.1]}}, source="a.sweep.toml"))
+    with pytest.raises(SweepError, match="two-cell ratios need one value of 'gamma'"):
+        cn.sweep("chain", {"drive": [0.1]}, ["ratio_nonreciprocal"], params={"n_cells": 3, "gamma": [0.04, 0.03]})
     with pytest.raises(SweepError, match="no parameter 'kapa'"):
         parse_sweep({"base": {"builder": "chain", "n_cells": 4, "kapa": 0.1}, "grid": {"drive": [0.1]}})

@@ -250,6 +250,10 @@ def _check_limits(plan):
     spec = plan.spec
     if not {"ratio_nonreciprocal", "ratio_reciprocal"} & set(spec.quantities):
         return
+    for name, value in spec.params.items():
+        if name in _LIMIT_PARAMS + ("kappa", "kappa_a", "kappa_b", "J") and np.ndim(value) > 0:
+            raise SweepError(f"{spec.source}: the two-cell ratios need one value of {name!r}, but [base] gives one "
+                             "per cell or link; drop ratio_nonreciprocal/ratio_reciprocal or give a number")
     for bname, defaults in plan.defaults.items():
         have = set(defaults) | set(spec.params) | set(spec.dims)
         need = set(_LIMIT_PARAMS)
