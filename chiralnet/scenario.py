@@ -12,6 +12,8 @@ The network, one of three forms::
     gamma = 0.04
     kappa = 0.003
     drive = 0.1
+    # kappa = [0.003, 0.002, ...]   #    a list gives one value per cell (omega, kappa, n_th, drive)
+    #                               #    or per link (gamma, n_th_link, J), in the builder's link order
 
     [network]                       # 2. explicit cells and links
     drive_frequency = 1.0
@@ -88,7 +90,7 @@ try:  # Python >= 3.11
 except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-from .builders import chain, lattice, ring, star, two_cell
+from . import builders
 from .errors import ChiralnetError, NoSteadyStateError
 from .model import build_model, initial_state
 from .network import (
@@ -136,24 +138,9 @@ class ScenarioError(ChiralnetError):
 #: Figures ``chiralnet run`` can draw (``[output] figures``).
 FIGURES = ("energy", "heatmap", "profile", "network")
 
-_LINK_PARAMS = {
-    "omega": "positive", "kappa": "nonneg", "gamma": "nonneg", "drive": "complex", "n_th": "nonneg",
-    "nonreciprocal": "bool", "J": "complex", "drive_frequency": "real",
-}
-
-#: builder name -> (function, its parameters and their types). Types: int, real, positive, nonneg,
-#: complex, bool. ``build_network({"builder": name, **params})`` calls ``function(**params)``.
-BUILDERS = {
-    "two_cell": (two_cell, {
-        "omega": "positive", "kappa_a": "nonneg", "kappa_b": "nonneg", "gamma": "nonneg", "drive": "complex",
-        "J": "complex", "nonreciprocal": "bool", "optimal": "bool", "n_th": "nonneg", "drive_frequency": "real",
-    }),
-    "chain": (chain, {"n_cells": "int", **_LINK_PARAMS}),
-    "ring": (ring, {"n_cells": "int", **_LINK_PARAMS}),
-    "star": (star, {"n_leaves": "int", **_LINK_PARAMS}),
-    "lattice": (lattice, {"rows": "int", "cols": "int", **_LINK_PARAMS}),
-}
-_REQUIRED = {"chain": {"n_cells"}, "ring": {"n_cells"}, "star": {"n_leaves"}, "lattice": {"rows", "cols"}}
+#: builder name -> :class:`chiralnet.builders.BuilderInfo` (the one registry of builders and their
+#: parameters). ``build_network({"builder": name, **params})`` calls ``BUILDERS[name].function(**params)``.
+BUILDERS = builders.BUILDERS
 
 _EXPECT = {
     "int": "an integer", "real": "a real number", "positive": "a number > 0", "nonneg": "a number >= 0",
@@ -344,13 +331,25 @@ def _from_builder(r: _Reader, spec: dict, key: str) -> nx.DiGraph:
         close = difflib.get_close_matches(name, BUILDERS, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         r.fail(_join(key, "builder"), f"unknown builder {name!r}{hint}; expected one of {', '.join(BUILDERS)}")
-    func, params = BUILDERS[name]
-    r.keys(spec, {"builder", "battery", *params}, key, required=_REQUIRED.get(name, ()))
-    kwargs = {k: r.value(v, params[k], _join(key, k)) for k, v in spec.items() if k in params}
+    info = BUILDERS[name]
+    r.keys(spec, {"builder", "battery", *info.parameters}, key, required=info.required)
+    kwargs = {k: _builder_value(r, info.parameters[k], v, _join(key, k)) for k, v in spec.items() if k in info.parameters}
     try:
-        return func(**kwargs)
+        return info.function(**kwargs)
     except ChiralnetError as exc:
         r.fail(key, f"builder {name!r}: {_one_line(exc)}")
+
+
+def _builder_value(r: _Reader, param, value, key):
+    """A builder parameter: one value of its kind or, where it takes one per cell / link, a list of them.
+
+    For a complex parameter, a list of exactly two real numbers is one complex number [re, im]; write a
+    two-entry array of complex values with strings or pairs (["0.1", "0"] or [[0.1, 0], [0, 0]])."""
+    if param.per is None or not isinstance(value, list):
+        return r.value(value, param.kind, key)
+    if param.kind == "complex" and len(value) == 2 and all(isinstance(x, Real) and not isinstance(x, bool) for x in value):
+        return r.value(value, param.kind, key)
+    return r.list(value, key, param.kind, min_len=1)
 
 
 def _from_graph_file(r: _Reader, spec: dict, key: str, base_dir) -> nx.DiGraph:

@@ -63,7 +63,7 @@ def test_array_builders_equal_graph_builders():
         assert (a.Q is None) == (b.Q is None)
         if a.Q is not None:
             assert rel(a.dense_Q(), b.dense_Q()) <= BUILDERS_AGREE
-    with pytest.raises(cn.NetworkError, match="unknown option"):
+    with pytest.raises(TypeError, match="kapa"):
         chain_model(4, kapa=0.1)
     with pytest.raises(cn.NetworkError, match="drop J"):
         chain_model(4, J=0.1)
@@ -74,3 +74,25 @@ def test_array_builders_equal_graph_builders():
             lattice_model(2, 3, **bad)
         with pytest.raises(cn.NetworkError, match=key):
             cn.lattice(2, 3, **bad)
+
+
+@pytest.mark.parametrize("nonreciprocal", [True, False])
+def test_array_builders_with_per_cell_and_per_link_arrays(nonreciprocal):
+    rng = np.random.default_rng(3)
+    for fast, graph, args, n, L in ((chain_model, cn.chain, (7,), 7, 6), (lattice_model, cn.lattice, (3, 4), 12, 17)):
+        opts = dict(omega=rng.uniform(0.9, 1.1, n), kappa=rng.uniform(0.001, 0.01, n), n_th=rng.uniform(0, 0.4, n),
+                    drive=rng.normal(size=n) + 1j * rng.normal(size=n), gamma=rng.uniform(0.01, 0.08, L),
+                    nonreciprocal=nonreciprocal)
+        if nonreciprocal:
+            opts["n_th_link"] = rng.uniform(0, 0.3, L)
+        else:
+            opts["J"] = rng.normal(size=L) + 1j * rng.normal(size=L)
+        a = fast(*args, **opts)
+        b = cn.build_model(graph(*args, **opts))
+        assert a.cells == b.cells and a.drive_frequency == b.drive_frequency
+        for key in ("omega", "drive", "battery"):
+            assert np.array_equal(getattr(a, key), getattr(b, key)), key
+        assert rel(a.dense_M(), b.dense_M()) <= BUILDERS_AGREE
+        assert rel(a.dense_Q(), b.dense_Q()) <= BUILDERS_AGREE
+    with pytest.raises(cn.NetworkError, match="'gamma' has one entry per link: expected 6, got 5"):
+        chain_model(7, gamma=np.full(5, 0.04))

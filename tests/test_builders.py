@@ -101,9 +101,237 @@ def test_two_cell_variants():
 
 @pytest.mark.parametrize("call,key", [(lambda: cn.chain(1), "n_cells"), (lambda: cn.chain(2.5), "n_cells"),
                                       (lambda: cn.ring(2), "n_cells"), (lambda: cn.star(0), "n_leaves"),
-                                      (lambda: cn.lattice(1, 1), "rows"), (lambda: cn.chain(3, kapa=0.1), "kapa"),
-                                      (lambda: cn.chain(3, J=0.1), "J"), (lambda: cn.lattice(2, 2, pos={}), "pos"),
-                                      (lambda: cn.chain(3, nonreciprocal=False, gamma="0.04"), "gamma")])
+                                      (lambda: cn.lattice(1, 1), "rows"), (lambda: cn.chain(3, J=0.1), "J"),
+                                      (lambda: cn.chain(3, nonreciprocal=False, gamma="0.04"), "gamma"),
+                                      (lambda: cn.chain(3, nonreciprocal=1), "nonreciprocal"),
+                                      (lambda: cn.chain(3, gamma=0.0), "gamma"),
+                                      (lambda: cn.chain(3, drive_frequency="1"), "drive_frequency")])
 def test_builder_bad_arguments(call, key):
     with pytest.raises(cn.ChiralnetError, match=key):
         call()
+
+
+@pytest.mark.parametrize("call", [lambda: cn.chain(3, kapa=0.1), lambda: cn.lattice(2, 2, pos={}),
+                                  lambda: cn.chain(3, 0.003), lambda: cn.two_cell(n_cells=3)])
+def test_unknown_or_positional_options_are_type_errors(call):
+    # Explicit keyword-only signatures: Python itself names the bad keyword (no **options sink).
+    with pytest.raises(TypeError):
+        call()
+
+
+# ---------------------------------------------------------------------------------------------
+# Signatures, the registry, and per-cell / per-link arrays.
+
+from chiralnet.builders import BUILDERS, REQUIRED  # noqa: E402
+import inspect  # noqa: E402
+
+import networkx as nx  # noqa: E402
+
+#: Graph and array routes build the same numbers (same arithmetic): exact equality.
+EXACT = 0.0
+
+
+def test_registry_describes_every_builder_signature():
+    assert set(BUILDERS) == {"two_cell", "chain", "ring", "star", "lattice"}
+    for name, info in BUILDERS.items():
+        assert info.function is getattr(cn, name)
+        sig = inspect.signature(info.function)
+        assert not any(p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL) for p in sig.parameters.values()), name
+        assert list(sig.parameters) == list(info.parameters), name
+        for pname, p in sig.parameters.items():
+            want = info.parameters[pname]
+            assert (p.default is p.empty) == want.required, (name, pname)
+            if not want.required:
+                assert p.default == want.default, (name, pname)
+            # everything but the sizes is keyword-only
+            assert (p.kind is p.KEYWORD_ONLY) == (want.kind != "int"), (name, pname)
+            assert pname in info.function.__doc__, (name, pname)     # numpydoc documents each parameter
+    assert BUILDERS["chain"].required == ("n_cells",) and BUILDERS["lattice"].required == ("rows", "cols")
+    assert BUILDERS["star"].length("gamma", n_leaves=4) == 4 and BUILDERS["star"].length("kappa", n_leaves=4) == 5
+    assert BUILDERS["lattice"].length("gamma", rows=3, cols=4) == 3 * 3 + 2 * 4
+    assert BUILDERS["ring"].length("J", n_cells=5) == 5 and BUILDERS["chain"].length("nonreciprocal", n_cells=5) is None
+    assert BUILDERS["two_cell"].length("gamma") is None and repr(REQUIRED) == "REQUIRED"
+
+
+def _hand_links(name, *shape):
+    """The documented link order, written out independently of the builders."""
+    if name == "chain":
+        return [(i, i + 1) for i in range(shape[0] - 1)]
+    if name == "ring":
+        return [(i, (i + 1) % shape[0]) for i in range(shape[0])]
+    if name == "star":
+        return [(0, k) for k in range(1, shape[0] + 1)]
+    r, c = shape
+    return ([(i * c + j, i * c + j + 1) for i in range(r) for j in range(c - 1)]
+            + [(i * c + j, (i + 1) * c + j) for i in range(r - 1) for j in range(c)])
+
+
+def _by_hand(name, shape, omega, kappa, n_th, drive, gamma, n_th_link, nonreciprocal=True, J=None):
+    links = _hand_links(name, *shape)
+    n = len(omega)
+    G = cn.network(omega[0], name=name)
+    for i in range(n):
+        pos = None
+        if name == "lattice":
+            pos = (float(i % shape[1]), float(-(i // shape[1])))
+        cn.add_cell(G, i, omega=omega[i], kappa=kappa[i], n_th=n_th[i], drive=drive[i], battery=i != 0, pos=pos)
+    for k, (u, v) in enumerate(links):
+        if nonreciprocal:
+            cn.add_chiral_link(G, u, v, gamma=gamma[k], n_th=n_th_link[k])
+        else:
+            cn.add_coherent_link(G, u, v, gamma[k] / 2 if J is None else J[k])
+    return G
+
+
+SHAPES = {"chain": (5,), "ring": (4,), "star": (3,), "lattice": (2, 3)}
+
+
+def _sizes(name):
+    info = BUILDERS[name]
+    kw = dict(zip(info.required, SHAPES[name]))
+    return kw, info.sizes(**kw)
+
+
+def _same_graph(a, b):
+    assert list(a.nodes) == list(b.nodes)
+    assert dict(a.nodes(data=True)) == dict(b.nodes(data=True))
+    assert {(u, v): d for u, v, d in a.edges(data=True)} == {(u, v): d for u, v, d in b.edges(data=True)}
+    assert a.graph == b.graph
+
+
+@pytest.mark.parametrize("name", list(SHAPES))
+@pytest.mark.parametrize("nonreciprocal", [True, False])
+def test_arrays_equal_the_network_built_by_hand(name, nonreciprocal):
+    rng = np.random.default_rng(7)
+    kw, size = _sizes(name)
+    n, L = size["cell"], size["link"]
+    omega = rng.uniform(0.9, 1.1, n)
+    kappa = rng.uniform(0.001, 0.01, n)
+    n_th = rng.uniform(0.0, 0.5, n)
+    drive = rng.uniform(-0.2, 0.2, n) + 1j * rng.uniform(-0.2, 0.2, n)
+    gamma = rng.uniform(0.01, 0.08, L)
+    n_th_link = rng.uniform(0.0, 0.3, L)
+    J = rng.uniform(-0.03, 0.03, L) + 1j * rng.uniform(-0.03, 0.03, L)
+    opts = dict(omega=omega, kappa=kappa, n_th=n_th, drive=drive, gamma=gamma, nonreciprocal=nonreciprocal)
+    if nonreciprocal:
+        opts["n_th_link"] = n_th_link
+    G = getattr(cn, name)(**kw, **opts)
+    want = _by_hand(name, SHAPES[name], omega.tolist(), kappa.tolist(), n_th.tolist(), drive.tolist(), gamma.tolist(),
+                    n_th_link.tolist(), nonreciprocal)
+    _same_graph(G, want)
+    if not nonreciprocal:  # explicit per-link J (as lists: any sequence is an array)
+        G = getattr(cn, name)(**kw, **{**opts, "J": J.tolist()})
+        _same_graph(G, _by_hand(name, SHAPES[name], omega.tolist(), kappa.tolist(), n_th.tolist(), drive.tolist(),
+                                gamma.tolist(), n_th_link.tolist(), False, J.tolist()))
+
+
+@pytest.mark.parametrize("name", list(SHAPES))
+def test_constant_arrays_equal_numbers(name):
+    kw, size = _sizes(name)
+    n, L = size["cell"], size["link"]
+    fn = getattr(cn, name)
+    a = cn.build_model(fn(**kw, omega=1.2, kappa=0.004, gamma=0.05, n_th=0.2, drive=0.3))
+    drive = np.zeros(n)
+    drive[0] = 0.3
+    b = cn.build_model(fn(**kw, omega=np.full(n, 1.2), kappa=np.full(n, 0.004), gamma=np.full(L, 0.05),
+                          n_th=np.full(n, 0.2), n_th_link=np.full(L, 0.2), drive=drive))
+    assert np.abs(a.dense_M() - b.dense_M()).max() <= EXACT
+    assert np.abs(a.dense_Q() - b.dense_Q()).max() <= EXACT
+    assert np.array_equal(a.drive, b.drive) and np.array_equal(a.omega, b.omega)
+    assert a.drive_frequency == b.drive_frequency == 1.2
+
+
+@pytest.mark.parametrize("name", list(SHAPES))
+def test_wrong_lengths_name_parameter_expected_and_given(name):
+    kw, size = _sizes(name)
+    fn = getattr(cn, name)
+    for key, per in (("omega", "cell"), ("kappa", "cell"), ("n_th", "cell"), ("drive", "cell"), ("gamma", "link"),
+                     ("n_th_link", "link")):
+        want = size[per]
+        for got in (want - 1, want + 2):
+            with pytest.raises(cn.NetworkError, match=rf"'{key}' has one entry per {per}: expected {want}, got {got}"):
+                fn(**kw, **{key: np.full(got, 0.5)}, **({"n_th_link": 0.0} if key == "n_th" else {}))
+    want = size["link"]
+    with pytest.raises(cn.NetworkError, match=rf"'J' has one entry per link: expected {want}, got 1"):
+        fn(**kw, nonreciprocal=False, J=[0.1])
+
+
+def test_bad_array_entries_name_the_entry():
+    with pytest.raises(cn.NetworkError, match=r"'kappa'\[2\] must be >= 0, got -0.1"):
+        cn.chain(4, kappa=[0.003, 0.003, -0.1, 0.003])
+    with pytest.raises(cn.NetworkError, match=r"'gamma'\[1\] must be > 0"):
+        cn.chain(3, gamma=[0.04, 0.0])
+    with pytest.raises(cn.NetworkError, match=r"'omega'\[0\] must be finite"):
+        cn.ring(3, omega=[np.nan, 1.0, 1.0])
+    with pytest.raises(cn.NetworkError, match=r"'kappa' must be an array of real numbers"):
+        cn.chain(2, kappa=[0.1j, 0.1])
+    with pytest.raises(cn.NetworkError, match=r"'kappa' must be an array of real numbers"):
+        cn.chain(2, kappa=["a", "b"])
+    with pytest.raises(cn.NetworkError, match=r"shape \(2, 1\)"):
+        cn.chain(2, kappa=[[0.1], [0.1]])
+    with pytest.raises(cn.NetworkError, match="n_th_link"):
+        cn.chain(3, n_th=[0.1, 0.2, 0.3])        # per-cell baths: the link reservoirs' occupation must be given
+
+
+def test_per_cell_drive_and_frequency_default():
+    G = cn.chain(3, omega=[1.1, 1.0, 0.9], drive=[0.1, 0.0, 0.05j])
+    assert G.graph["drive_frequency"] == 1.1            # resonant with the charger, cell 0
+    m = cn.build_model(G)
+    assert np.array_equal(m.drive, [0.1, 0.0, 0.05j])
+    assert np.array_equal(np.diag(m.dense_M()).imag, -np.array([1.1, 1.0, 0.9]) + 1.1)
+
+
+# ---------------------------------------------------------------------------------------------
+# The registry's readers: scenario files and sweeps take per-cell / per-link arrays as TOML lists.
+
+
+def test_scenario_file_takes_arrays_as_toml_lists():
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+
+    doc = tomllib.loads("""
+[network]
+builder = "chain"
+n_cells = 3
+kappa = [0.003, 0.002, 0.004]
+gamma = [0.04, 0.05]
+drive = ["0.1", "0.02j", 0]
+""")
+    G = cn.build_network(doc["network"], source="s.toml")
+    want = cn.chain(3, kappa=[0.003, 0.002, 0.004], gamma=[0.04, 0.05], drive=[0.1, 0.02j, 0.0])
+    _same_graph(G, want)
+    # a list of exactly two real numbers is one complex number [re, im], as everywhere in scenario files
+    assert cn.build_network({"builder": "chain", "n_cells": 3, "drive": [0.1, -0.02]}).nodes[0]["drive"] == 0.1 - 0.02j
+    with pytest.raises(cn.ScenarioError, match=r"s.toml: network: .*'gamma' has one entry per link: expected 2, got 3"):
+        cn.build_network({"builder": "chain", "n_cells": 3, "gamma": [0.04, 0.04, 0.04]}, source="s.toml")
+    with pytest.raises(cn.ScenarioError, match=r"s.toml: network.kappa\[1\]: expected a number >= 0"):
+        cn.build_network({"builder": "chain", "n_cells": 3, "kappa": [0.1, -1.0, 0.1]}, source="s.toml")
+    with pytest.raises(cn.ScenarioError, match=r"s.toml: network.kappa_a: expected a number >= 0, got array"):
+        cn.build_network({"builder": "two_cell", "kappa_a": [0.1, 0.1]}, source="s.toml")
+    with pytest.raises(cn.ScenarioError, match="missing required key"):
+        cn.build_network({"builder": "lattice", "rows": 2}, source="s.toml")
+
+
+def test_sweep_base_takes_arrays():
+    from chiralnet.sweeps import SweepError, parse_sweep, run_sweep
+
+    gamma = [0.04, 0.03, 0.05]
+    spec = parse_sweep({"base": {"builder": "chain", "n_cells": 4, "gamma": gamma}, "grid": {"drive": [0.1, 0.2]}},
+                       source="a.sweep.toml")
+    res = run_sweep(spec)
+    want = [cn.steady_state(cn.chain(4, gamma=gamma, drive=d)).battery_energy for d in (0.1, 0.2)]
+    np.testing.assert_allclose(res["battery_energy"], want, rtol=1e-12)     # batched LU vs sparse/dense solve
+    with pytest.raises(SweepError, match=r"a.sweep.toml \[base\] key 'gamma': builder 'chain' expects a number"):
+        parse_sweep({"base": {"builder": "chain", "n_cells": 4, "gamma": ["x", 0.1, 0.1]}, "grid": {"drive": [0.1]}},
+                    source="a.sweep.toml")
+    with pytest.raises(SweepError, match="'gamma' has one entry per link: expected 3, got 2"):
+        run_sweep(parse_sweep({"base": {"builder": "chain", "n_cells": 4, "gamma": [0.1, 0.1]},
+                               "grid": {"drive": [0.1]}}, source="a.sweep.toml"))
+    # per-link rates: the two-cell reference takes the network's mean reservoir rate (one definition)
+    ratio = cn.sweep("chain", {"drive": [0.1]}, ["ratio_nonreciprocal"], params={"n_cells": 3, "gamma": [0.04, 0.03]})
+    want = cn.observables.evaluate(["ratio_nonreciprocal"], cn.chain(3, gamma=[0.04, 0.03], drive=0.1))
+    np.testing.assert_allclose(ratio["ratio_nonreciprocal"], [want["ratio_nonreciprocal"]], rtol=1e-12)
+    with pytest.raises(SweepError, match="no parameter 'kapa'"):
+        parse_sweep({"base": {"builder": "chain", "n_cells": 4, "kapa": 0.1}, "grid": {"drive": [0.1]}})

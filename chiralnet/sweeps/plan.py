@@ -1,15 +1,10 @@
 """From a :class:`SweepSpec` to computed points: structure groups, batched assembly, chunk compute.
 
 Points that differ only in float parameters usually share one structure (same cells, same sparsity).
-For such a group the model arrays are assembled for all points at once as
-
-    X(point) = X(origin) + sum_k [X(origin with axis k at its value) - X(origin)]
-
-where X is M, the drive, omega and alpha0 from :func:`chiralnet.build_model` (so the physics stays in
-model.py: one model per axis value is built, never one per point). This additive form is exact when
-every model entry depends on at most one swept axis additively (true for rates, couplings, drives and
-frequencies of the builders); it is *verified* against ``build_model`` at the corners and at random
-points of the group, and a group that fails falls back to building the model of every point.
+Such a group is batched through :class:`chiralnet.parametrized.TabulatedModel`: the model arrays of all
+its points are assembled at once from one model per axis value (never one per point), and the assembly
+is verified against ``build_model`` at the corners and at random points of the group; a group that fails
+falls back to building the model of every point.
 """
 
 from __future__ import annotations
@@ -21,6 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.csgraph as csgraph
 
+from .. import parametrized
 from ..errors import ChiralnetError, NoSteadyStateError
 from ..model import Model, State, build_model, graph_state
 from ..network import cells as cell_nodes
@@ -28,7 +24,7 @@ from ..observables import QUANTITIES as REGISTRY
 from ..observables import charging
 from ..observables.reference import RATE_KEYS, reference_rates, two_cell_limits
 from ..observables.registry import Inputs, ratio
-from ..solve import simulate, steady_state
+from ..solve import steady_state
 from ..solve.base import distinct_steps
 from . import _kernels as K
 from .spec import QUANTITIES, SweepError, SweepSpec, builder_parameters, resolve_builder
@@ -37,10 +33,9 @@ __all__ = ["Plan", "make_plan", "compute_chunk", "BATCH_MAX_CELLS"]
 
 #: Networks with at most this many cells (zero temperature) go through the batched kernels.
 BATCH_MAX_CELLS = 64
-#: Relative tolerance of the check that the additive assembly equals build_model.
-ASSEMBLY_RTOL = 1e-12
-#: Sample points (besides up to 16 corners) checked per batched group.
-VERIFY_RANDOM_POINTS = 8
+#: Tolerance and sample points of the check of batched groups (:mod:`chiralnet.parametrized`).
+ASSEMBLY_RTOL = parametrized.ASSEMBLY_RTOL
+VERIFY_RANDOM_POINTS = parametrized.VERIFY_RANDOM_POINTS
 #: Default horizon of time_to_90, in units of the slowest decay time of M (the observables' definition).
 T90_HORIZON_DECAYS = charging.HORIZON_DECAYS
 FRACTION = charging.FRACTION
@@ -57,13 +52,7 @@ class Group:
     reason: str = ""
     cells: tuple = ()
     battery: np.ndarray | None = None
-    M0: np.ndarray | None = None
-    b0: np.ndarray | None = None
-    omega0: np.ndarray | None = None
-    alpha00: np.ndarray | None = None
-    rows: np.ndarray | None = None
-    cols: np.ndarray | None = None
-    deltas: list = field(default_factory=list)   # per float axis: (dM (n, V), db (n, N), domega (n, N), dalpha0 (n, N))
+    table: parametrized.TabulatedModel | None = None   # the batched assembly of the group's points
     blocks: tuple = ()
 
 
@@ -210,113 +199,30 @@ def _try_batch(plan, g, origin):
     if m0.n_cells > BATCH_MAX_CELLS or m0.thermal:
         g.reason = "thermal" if m0.thermal else f"{m0.n_cells} cells > BATCH_MAX_CELLS"
         return
-    M0, b0, w0, a0 = m0.M, m0.forcing, m0.omega, m0.alpha0
-    raw = []
-    for ax in plan.float_axes:
-        deltas = _axis_deltas(plan, g, origin, ax, m0)
-        if deltas is None:
-            return
-        raw.append(deltas)
-    pattern = (M0 != 0) | np.any([np.any(d[0] != 0, axis=0) for d in raw], axis=0)
-    rows, cols = np.nonzero(np.any([np.any(d[0] != 0, axis=0) for d in raw], axis=0))
-    g.cells, g.battery = m0.cells, m0.battery.copy()
-    g.M0, g.b0, g.omega0, g.alpha00 = M0, b0, w0, a0
-    g.rows, g.cols = rows, cols
-    g.deltas = [(d[0][:, rows, cols], d[1], d[2], d[3]) for d in raw]
-    g.blocks = _blocks(pattern)
-    # Verify the additive assembly against build_model at corners and random points.
-    rng = np.random.default_rng(12345)
-    lens = [len(spec.axes[ax][1]) for ax in plan.float_axes]
-    corners = list(itertools.product(*[sorted({0, n - 1}) for n in lens]))
-    if len(corners) > 16:
-        corners = [corners[i] for i in rng.choice(len(corners), 16, replace=False)]
-    randoms = [tuple(int(rng.integers(n)) for n in lens) for _ in range(VERIFY_RANDOM_POINTS)]
-    for ci in corners + randoms:
-        multi = origin.copy()
-        multi[list(plan.float_axes)] = ci
-        m = _model_at(plan, multi)
-        M, b, w, a = assemble(g, np.array([ci]))
-        if m.cells != g.cells or m.thermal or not np.array_equal(m.battery, g.battery):
-            g.reason = f"structure changes at {plan.describe_point(multi)}"
-            return
-        for name, x, y in (("M", M[0], m.M), ("drive", b[0], m.forcing), ("omega", w[0], m.omega),
-                           ("alpha0", a[0], m.alpha0)):
-            scale = float(np.abs(y).max(initial=0.0))  # relative to the array's own size
-            if x.shape != y.shape or np.abs(x - y).max(initial=0.0) > ASSEMBLY_RTOL * scale:
-                g.reason = f"{name} is not additive over the swept axes (checked at {plan.describe_point(multi)})"
-                return
-    g.batched = True
+    flt = list(plan.float_axes)
 
-
-def _axis_deltas(plan, g, origin, ax, m0):
-    """Model differences X(axis value) - X(origin) along one float axis: (dM, db, domega, dalpha0), or None.
-
-    When the model is affine in the parameter (checked at two interior values against build_model) the
-    differences are interpolated from the last value; otherwise every value's model is built.
-    """
-    spec = plan.spec
-    vals = np.asarray(spec.axes[ax][1], float)
-    n = vals.size
-
-    def at(i):
-        if i == 0:
-            return m0
-        multi = origin.copy()
-        multi[ax] = i
-        m = _model_at(plan, multi)
-        if m.cells != m0.cells or m.thermal or not np.array_equal(m.battery, m0.battery):
-            g.reason = f"structure changes along {spec.axes[ax][0]!r}"
-            return None
+    def multi(ci):
+        m = origin.copy()
+        m[flt] = ci
         return m
 
-    def diff(m):
-        return m.M - m0.M, m.forcing - m0.forcing, m.omega - m0.omega, m.alpha0 - m0.alpha0
+    def model_at(ci):
+        return m0 if not any(ci) else _model_at(plan, multi(ci))
 
-    if n > 4 and vals[-1] != vals[0]:
-        last = at(n - 1)
-        if last is None:
-            return None
-        d_last = diff(last)
-        affine = True
-        for i in (n // 3, (2 * n) // 3):
-            m = at(i)
-            if m is None:
-                return None
-            f = (vals[i] - vals[0]) / (vals[-1] - vals[0])
-            for x, y in zip(diff(m), d_last):
-                scale = max(float(np.abs(x).max(initial=0.0)), float(np.abs(y).max(initial=0.0)))
-                if np.abs(x - f * y).max(initial=0.0) > ASSEMBLY_RTOL * scale:
-                    affine = False
-        if affine:
-            f = (vals - vals[0]) / (vals[-1] - vals[0])
-            return tuple(np.multiply.outer(f, y) for y in d_last)
-    out = [np.zeros((n,) + x.shape, x.dtype) for x in (m0.M, m0.forcing, m0.omega, m0.alpha0)]
-    for i in range(n):
-        m = at(i)
-        if m is None:
-            return None
-        for buf, x in zip(out, diff(m)):
-            buf[i] = x
-    return tuple(out)
+    table, reason = parametrized.TabulatedModel.build(
+        model_at, [spec.axes[ax][1] for ax in flt], [spec.axes[ax][0] for ax in flt],
+        lambda ci: plan.describe_point(multi(ci)))
+    if table is None:
+        g.reason = reason
+        return
+    g.table, g.cells, g.battery = table, table.cells, table.battery
+    g.blocks = _blocks(table.pattern)
+    g.batched = True
 
 
 def assemble(g: Group, ci):
     """Model arrays of a batched group at float-axis indices ci (P, n_float): M (P,N,N), b, omega, alpha0 (P,N)."""
-    P = ci.shape[0]
-    M = np.repeat(g.M0[None], P, axis=0)
-    b = np.repeat(g.b0[None], P, axis=0)
-    w = np.repeat(g.omega0[None], P, axis=0)
-    a = np.repeat(g.alpha00[None], P, axis=0)
-    if g.rows.size:
-        var = np.zeros((P, g.rows.size), complex)
-        for k, (dM, _, _, _) in enumerate(g.deltas):
-            var += dM[ci[:, k]]
-        M[:, g.rows, g.cols] += var
-    for k, (_, db, dw, da) in enumerate(g.deltas):
-        b += db[ci[:, k]]
-        w += dw[ci[:, k]]
-        a += da[ci[:, k]]
-    return M, b, w, a
+    return g.table.assemble(ci)
 
 
 def _blocks(pattern):
@@ -370,7 +276,6 @@ def _additive_rates(plan, origin):
 def reference_limits(plan, multi_all):
     """The two-cell limits (nonreciprocal, reciprocal) (P,) of each point's network, by the one definition
     :mod:`chiralnet.observables.reference` (the paper's pair with the same rates, xi included)."""
-    spec = plan.spec
     struct, flt = list(plan.struct_axes), list(plan.float_axes)
     rates = np.empty((multi_all.shape[0], len(RATE_KEYS)))
     for p, multi in enumerate(multi_all):

@@ -33,10 +33,9 @@ class SweepError(ChiralnetError):
 #: :data:`chiralnet.observables.QUANTITIES` (where each is defined, with its units and sweep kernel).
 QUANTITIES = {q.name: (f"{q.description} ({q.units})", q.dim) for q in _REGISTRY.values() if q.sweep}
 
-BUILDERS = {name: getattr(builders, name) for name in builders.__all__}
-#: Builders that forward ``**link_options`` to the shared link builder (their keywords come from it).
-_LINK_OPTION_BUILDERS = {"chain", "ring", "star", "lattice"}
-_REQUIRED = object()
+#: Builder name -> function, from the one registry :data:`chiralnet.builders.BUILDERS`.
+BUILDERS = {name: info.function for name, info in builders.BUILDERS.items()}
+_REQUIRED = builders.REQUIRED
 
 SECTIONS = {
     "base": None,  # builder + its keyword parameters
@@ -48,18 +47,18 @@ SECTIONS = {
 
 
 def builder_parameters(fn, name: str) -> dict:
-    """Keyword parameters a builder accepts, name -> default (``_REQUIRED`` when it has none)."""
-    params, var_kw = {}, False
+    """Keyword parameters a builder accepts, name -> default (``_REQUIRED`` when it has none).
+
+    Built-in builders are described by :data:`chiralnet.builders.BUILDERS`; any other callable by its
+    signature, which must name its keywords (no ``**kwargs``)."""
+    if name in builders.BUILDERS and builders.BUILDERS[name].function is fn:
+        return builders.BUILDERS[name].defaults
+    params = {}
     for pname, p in inspect.signature(fn).parameters.items():
         if p.kind is inspect.Parameter.VAR_KEYWORD:
-            var_kw = True
-        elif p.kind is not inspect.Parameter.VAR_POSITIONAL:
+            raise SweepError(f"builder {name!r} takes **kwargs; its parameters cannot be checked. Give it named keywords")
+        if p.kind is not inspect.Parameter.VAR_POSITIONAL:
             params[pname] = _REQUIRED if p.default is inspect.Parameter.empty else p.default
-    if var_kw and name in _LINK_OPTION_BUILDERS:
-        # chain/ring/star/lattice take the options of builders.LINK_DEFAULTS as **link_options.
-        params.update(builders.LINK_DEFAULTS)
-    elif var_kw:
-        raise SweepError(f"builder {name!r} takes **kwargs; its parameters cannot be checked. Give it named keywords")
     return params
 
 
@@ -138,13 +137,18 @@ def _wrong_type(bname: str, key: str, values) -> str | None:
     """What a built-in builder's parameter ``key`` expects, when ``values`` are not of that type; else None.
 
     Checked here so that a wrong type in a sweep file fails before an output folder is created.
-    The parameter types are those of the scenario files (:data:`chiralnet.scenario.BUILDERS`).
+    The parameter types are those of the registry (:data:`chiralnet.builders.BUILDERS`); a parameter
+    that takes one value per cell or link may be a list of numbers (checked for length by the builder).
     """
-    from ..scenario import BUILDERS as TYPED_BUILDERS
-
-    want = TYPED_BUILDERS.get(bname, (None, {}))[1].get(key)
-    if want is None:
+    info = builders.BUILDERS.get(bname)
+    param = None if info is None else info.parameters.get(key)
+    if param is None:
         return None
+    want = param.kind
+    if param.per is not None and all(isinstance(v, (list, tuple, np.ndarray)) for v in values):
+        values = [x for v in values for x in np.asarray(v, dtype=object).ravel()]
+        if not values:
+            return "a number or a non-empty list of numbers"
     kinds = {_kind(v) for v in values}
     if want == "bool":
         return None if kinds == {"bool"} else "true or false"
