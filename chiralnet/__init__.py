@@ -8,7 +8,7 @@ Build a network (NetworkX), then ``simulate`` or ``steady_state`` it::
     55.8
 """
 
-from . import analytic, config
+from . import analytic, config, drives
 from .builders import chain, lattice, ring, star, two_cell
 from .errors import ChiralnetError, MemoryLimitError, NetworkError, NoSteadyStateError, SolverError
 from .model import Model, State, build_model, initial_state
@@ -26,7 +26,7 @@ from .network import (
 from .results import SimulationResult, SteadyState
 from .io import load_graph, save_graph
 from .scenario import Scenario, ScenarioError, build_network, load_scenario, run_scenario
-from .solve import METHODS, check_stability, simulate, steady_state
+from .solve import METHODS, Protocol, check_stability, protocol, simulate, steady_state
 from .sweeps import SweepResult, load_sweep, sweep
 
 __version__ = "0.1.0"
@@ -36,7 +36,7 @@ __all__ = [
     "cells", "reservoirs", "battery_cells",
     "two_cell", "chain", "ring", "star", "lattice",
     "Model", "State", "build_model", "initial_state",
-    "simulate", "steady_state", "check_stability", "METHODS",
+    "simulate", "steady_state", "check_stability", "METHODS", "protocol", "Protocol", "drives",
     "sweep", "load_sweep", "SweepResult",
     "SimulationResult", "SteadyState",
     "analytic", "config",

@@ -49,6 +49,17 @@ class SimulationResult(_CellLookup):
     final_state : State
         The state at the last output time (alpha and, when integrated, Nc): pass it as
         ``simulate(..., state0=result.final_state)`` to continue the run.
+    phase : ndarray (T,) int or None
+        For a :func:`~chiralnet.protocol`: the phase each output time belongs to (a time on a
+        boundary belongs to the phase that ends there); None for a single network.
+    phase_ends : ndarray (P,) float or None
+        Protocol time at which each phase ends (1/omega).
+    phase_names : tuple of str or None
+        Phase names.
+    phase_energies : ndarray (P, N) or None
+        Energy of every cell at the end of each phase (NaN for phases after the last output time).
+    phase_states : tuple of State or None
+        The state at the end of each phase (None after the last output time).
     """
 
     times: np.ndarray
@@ -60,11 +71,21 @@ class SimulationResult(_CellLookup):
     method: str
     stats: dict = field(default_factory=dict)
     final_state: State | None = None
+    phase: np.ndarray | None = None
+    phase_ends: np.ndarray | None = None
+    phase_names: tuple | None = None
+    phase_energies: np.ndarray | None = None
+    phase_states: tuple | None = None
 
     @property
     def total_energy(self) -> np.ndarray:
         """Sum of every cell's energy, shape (T,)."""
         return self.energies.sum(axis=1)
+
+    @property
+    def phase_battery_energy(self) -> np.ndarray | None:
+        """Battery energy at the end of each protocol phase, shape (P,) (None for a single network)."""
+        return None if self.phase_energies is None else self.phase_energies[:, self.battery].sum(axis=1)
 
     @property
     def battery_energy(self) -> np.ndarray:
