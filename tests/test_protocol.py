@@ -188,3 +188,46 @@ def test_bad_input():
     bad.nodes["A"]["kapa"] = 1.0
     with pytest.raises(cn.NetworkError, match="phase 1.*kapa"):
         cn.protocol([(G, 1.0), (bad, 1.0)])
+
+
+# --- scenario files ------------------------------------------------------------------------------
+EXAMPLES = __import__("pathlib").Path(__file__).resolve().parent.parent / "examples"
+
+
+def test_charge_store_discharge_scenario():
+    run = cn.run_scenario(cn.load_scenario(EXAMPLES / "charge_store_discharge.toml"))
+    phases = run.summary()["phases"]
+    assert [p["name"] for p in phases] == ["charge", "store", "discharge"]
+    charged, stored, drained = (p["end_battery_energy"] for p in phases)
+    assert charged > 80 and 0.9 * charged < stored < charged and drained < 1e-6
+    # the same protocol written in Python
+    sc = cn.load_scenario(EXAMPLES / "charge_store_discharge.toml")
+    res = cn.simulate(cn.protocol(sc.phases), sc.times)
+    np.testing.assert_allclose(res.phase_battery_energy, [charged, stored, drained], rtol=EXACT_REL, atol=1e-15)
+
+
+def test_pulse_chain_scenario_has_a_gaussian_drive():
+    sc = cn.load_scenario(EXAMPLES / "pulse_chain.toml")
+    G = sc.phases[0][0]
+    assert isinstance(G.nodes[0]["drive"], cn.drives.Gaussian)
+    run = cn.run_scenario(sc)
+    assert run.steady is None and "time-dependent drive" in run.steady_error
+    assert run.result.battery_energy.max() > 10
+
+
+@pytest.mark.parametrize("change, key", [
+    ({"duration": -1.0}, "phase[0].duration"),
+    ({"durration": 1.0}, "phase[0].durration"),
+    ({"remove": [["a", "b"]]}, "phase[0].remove[0]"),
+    ({"cells": [{"name": "zz", "drive": 0.0}]}, "phase[0].cells[0].name"),
+    ({"cells": [{"name": "a", "drive": {"shape": "gaussian", "amplitude": 0.1, "t0": 1.0}}]},
+     "phase[0].cells[0].drive.width"),
+    ({"cells": [{"name": "a", "drive": {"shape": "square", "amplitude": 0.1, "start": 2.0, "stop": 1.0}}]},
+     "phase[0].cells[0].drive"),
+])
+def test_bad_phase_keys_name_file_and_key(change, key):
+    data = {"network": {"cells": [{"name": "a", "omega": 1.0}, {"name": "b", "omega": 1.0}]},
+            "phase": [{"duration": 1.0, **change}]}
+    with pytest.raises(cn.ScenarioError, match=rf"^f\.toml: {__import__('re').escape(key)}"):
+        from chiralnet.scenario import parse_scenario
+        parse_scenario(data, source="f.toml")
