@@ -209,7 +209,7 @@ def test_charge_store_discharge_scenario():
 def test_pulse_chain_scenario_has_a_gaussian_drive():
     sc = cn.load_scenario(EXAMPLES / "pulse_chain.toml")
     G = sc.phases[0][0]
-    assert isinstance(G.nodes[0]["drive"], cn.drives.Gaussian)
+    assert type(G.nodes[0]["drive"]).__name__ == "Gaussian"  # not isinstance: doctests import drives twice
     run = cn.run_scenario(sc)
     assert run.steady is None and "time-dependent drive" in run.steady_error
     assert run.result.battery_energy.max() > 10

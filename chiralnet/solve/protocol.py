@@ -129,7 +129,7 @@ def protocol(phases) -> Protocol:
     >>> p = cn.protocol([(charge, 1000.0), (store, 500.0, "store")])
     >>> res = cn.simulate(p, np.linspace(0, 1500, 7))
     >>> res.phase.tolist(), res.phase_ends.tolist()
-    ([0, 0, 0, 0, 1, 1, 1], [1000.0, 1500.0])
+    ([0, 0, 0, 0, 0, 1, 1], [1000.0, 1500.0])
     """
     if isinstance(phases, (str, bytes)) or not hasattr(phases, "__iter__"):
         raise ChiralnetError(f"protocol takes a list of (network, duration) pairs, got {phases!r}")
