@@ -1,10 +1,11 @@
 """A charging protocol: charge a battery through a chiral link, store it, discharge it into a load;
 and the same battery charged by a Gaussian pulse. Writes docs/figures/protocols.png.
 
-Run: python examples/protocols.py [--out docs/figures/protocols.png]
+Run: python examples/protocols.py [OUT_DIR]   (default docs/figures; writes OUT_DIR/protocols.png)
 """
 
 import argparse
+from pathlib import Path
 
 import matplotlib
 
@@ -43,11 +44,12 @@ print(f"Gaussian pulse: battery peaks at {pulse.battery_energy.max():.3f} omega 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("--out", default="docs/figures/protocols.png")
+    ap.add_argument("out_dir", nargs="?", default=str(Path(__file__).resolve().parent.parent / "docs" / "figures"))
     args = ap.parse_args()
+    out = Path(args.out_dir) / "protocols.png"
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
     plotting.plot_energies(res, title="charge, store, discharge", ax=a)
     plotting.plot_energies(pulse, title="Gaussian-pulse charge", ax=b)
     fig.tight_layout()
-    plotting.save_figure(fig, args.out)
-    print(f"wrote {args.out}")
+    plotting.save_figure(fig, out)
+    print(f"wrote {out}")
