@@ -9,7 +9,8 @@ Cell nodes (``kind="cell"``, the default when ``kind`` is absent)
     ``omega`` (required, > 0): cell frequency. ``kappa`` (>= 0): local damping rate.
     ``n_th`` (>= 0): local bath occupation. ``drive`` (complex): drive amplitude E_i; the
     Hamiltonian term is E_i e^{-i omega_L t} a_i^dag + h.c., so that d alpha_i/dt = ... - i E_i
-    (README "Conventions"; checked against QuTiP in tests/test_qutip.py).
+    (README "Conventions"; checked against QuTiP in tests/test_qutip.py). ``drive`` may also be
+    time-dependent: a shape from :mod:`chiralnet.drives`, a sum of them, or a callable f(t) -> complex.
     ``alpha0`` (complex): initial coherent amplitude. ``n0`` (>= 0): initial thermal occupation.
     ``battery`` (bool): counts towards the battery energy. ``pos`` (pair of floats) and
     ``label`` (str): display only.
@@ -36,6 +37,7 @@ from numbers import Number, Real
 import networkx as nx
 import numpy as np
 
+from .drives import is_time_dependent
 from .errors import NetworkError
 
 __all__ = [
@@ -116,8 +118,9 @@ def add_cell(
         Local damping rate, >= 0.
     n_th : float
         Occupation of the local bath, >= 0.
-    drive : complex
-        Drive amplitude E_i at the common drive frequency.
+    drive : complex, Drive or callable
+        Drive amplitude E_i at the common drive frequency; or a time-dependent drive from
+        :mod:`chiralnet.drives` (``gaussian``, ``square``, ``tone``, sums) or a callable f(t) -> complex.
     alpha0 : complex
         Initial coherent amplitude <a_i>(0).
     n0 : float
@@ -299,9 +302,10 @@ def _check_cell(node, attrs) -> None:
     for key in ("kappa", "n_th", "n0"):
         if key in attrs:
             _nonnegative(attrs[key], f"{where} attribute {key!r}")
-    for key in ("drive", "alpha0"):
-        if key in attrs:
-            _complex(attrs[key], f"{where} attribute {key!r}")
+    if "drive" in attrs and not is_time_dependent(attrs["drive"]):
+        _complex(attrs["drive"], f"{where} attribute 'drive'")
+    if "alpha0" in attrs:
+        _complex(attrs["alpha0"], f"{where} attribute 'alpha0'")
     if attrs.get("pos") is not None:
         _pos(attrs["pos"], f"{where} attribute 'pos'")
     if "battery" in attrs and not (isinstance(attrs["battery"], (bool, np.bool_)) or attrs["battery"] in (0, 1)):
