@@ -293,6 +293,62 @@ def test_killed_sweep_resumes_to_the_uninterrupted_result(tmp_path):
     np.testing.assert_array_equal(resumed["battery_energy"], full["battery_energy"])
 
 
+def _children(pid):
+    """Pids of the live processes whose parent is ``pid`` (Linux /proc)."""
+    out = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                out.append(int(name))
+    return out
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_pool_workers_exit_when_the_sweep_is_killed(tmp_path):
+    f = tmp_path / "slow.sweep.toml"
+    _write_sweep(f, 4000, 10)
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.Popen([sys.executable, "-m", "chiralnet", "sweep", str(f), "--out", str(out),
+                             "--processes", "2", "--no-progress"], env=env, cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    workers = []
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            d = out / "chunks"
+            if d.is_dir() and any(n.endswith(".npz") for n in os.listdir(d)):
+                workers = _children(proc.pid)
+                break
+            time.sleep(0.01)
+        assert proc.poll() is None, "the sweep finished before it could be killed: " + proc.stderr.read().decode()
+        assert len(workers) >= 2, workers  # the pool's workers (and its resource tracker)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+        proc.stderr.close()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(_alive(w) for w in workers):
+        time.sleep(0.05)
+    left = [w for w in workers if _alive(w)]
+    for w in left:  # do not leave them behind even when the test fails
+        os.kill(w, signal.SIGKILL)
+    assert not left, "pool workers outlived the killed sweep"
+
+
 def test_cli_main(tmp_path, capsys):
     f = tmp_path / "s.sweep.toml"
     _write_sweep(f, 6, 4)

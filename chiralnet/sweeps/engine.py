@@ -136,19 +136,67 @@ class ChunkStore:
 # Workers.
 
 _WORKER_PLAN = None
+#: Seconds between a worker's checks that the process that started it is still alive.
+PARENT_POLL_SECONDS = 0.5
 
 
 def _limit_threads():
-    """One Numba thread in this worker (the pool or the Dask worker provides the parallelism)."""
-    import numba
+    """One Numba thread in this worker (the pool or the Dask worker provides the parallelism).
 
+    Numba reads ``NUMBA_NUM_THREADS`` when it is imported and again, through ``reload_config``, before
+    every compilation; the second read raises RuntimeError if the value changed after the thread pool
+    was launched. A Dask worker can import Numba before its Nanny applies ``env`` (the spawn start
+    method re-imports the parent's main script first), so on a cold cache the first compilation found
+    NUMBA_NUM_THREADS changed and failed. Re-read the environment here, before any thread is launched;
+    if threads already run with another count, make the environment agree with them instead.
+    """
+    import numba
+    from numba.core import config
+
+    try:
+        config.reload_config()
+    except RuntimeError:  # threads launched with config.NUMBA_NUM_THREADS: keep later reloads consistent
+        os.environ["NUMBA_NUM_THREADS"] = str(config.NUMBA_NUM_THREADS)
+        config.reload_config()
     if numba.get_num_threads() != 1:
         numba.set_num_threads(1)
 
 
-def _pool_init(plan):
+def _exit_with_parent(parent_pid: int) -> None:
+    """End this worker process when ``parent_pid`` (the process that started it) dies, even by SIGKILL.
+
+    On Linux the kernel sends SIGKILL on the parent's death (``prctl(PR_SET_PDEATHSIG)``); everywhere a
+    daemon thread also polls :func:`os.getppid` (re-parenting changes it), which covers platforms without
+    prctl and a parent that died before this ran. Both exit at once, without cleanup: a worker holds
+    nothing that must be flushed (the parent writes every file).
+    """
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            import ctypes
+            import signal
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(PARENT_POLL_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="chiralnet-exit-with-parent", daemon=True).start()
+
+
+def _pool_init(plan, parent_pid=None):
     global _WORKER_PLAN
     _WORKER_PLAN = plan
+    if parent_pid is not None:
+        import signal
+
+        # Ctrl-C reaches the whole process group: the parent stops the pool, the workers stay quiet.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _exit_with_parent(parent_pid)
     _limit_threads()
 
 
@@ -158,17 +206,6 @@ def _pool_chunk(cid, start, stop):
 
 def _dask_chunk(plan, cid, start, stop):
     _limit_threads()
-    fault = os.environ.get("CHIRALNET_SWEEP_TEST_KILL_ONCE")
-    if fault and cid == 0 and os.path.exists(os.path.join(fault, "arm")):
-        # Test hook (tests/test_sweep_dask.py): when the folder holds "arm", the first attempt at chunk 0
-        # kills its worker process; "fired" (created exclusively) makes it happen once only.
-        try:
-            fd = os.open(os.path.join(fault, "fired"), os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            pass
-        else:
-            os.close(fd)
-            os._exit(17)
     return cid, compute_chunk(plan, start, stop)
 
 
@@ -252,10 +289,11 @@ def connect_dask(workers=None, scheduler=None, timeout=None):
         if not isinstance(scheduler, str) or not scheduler.strip():
             raise SweepError(f"scheduler must be an address such as 'tcp://10.0.0.5:8786', got {scheduler!r}")
         try:
-            client = Client(scheduler, timeout=timeout, set_as_default=False)
-        except (OSError, TimeoutError, ValueError) as exc:
+            client = _new_client(Client, scheduler, timeout=timeout, set_as_default=False)
+        except Exception as exc:  # noqa: BLE001 - OSError, TimeoutError, or garbage from a non-Dask server
+            detail = " ".join(f"{type(exc).__name__}: {exc}".split())
             raise SweepError(
-                f"cannot reach the Dask scheduler at {scheduler!r} within {timeout:g} s ({type(exc).__name__}: {exc}); "
+                f"cannot reach the Dask scheduler at {scheduler!r} within {timeout:g} s ({detail[:200]}); "
                 "is it running, and is the address right?"
             ) from None
         return client, None
@@ -263,7 +301,35 @@ def connect_dask(workers=None, scheduler=None, timeout=None):
     # dashboard on a free port, so a second cluster on this machine does not collide.
     cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True, host="127.0.0.1",
                            dashboard_address=":0", env=dict(WORKER_ENV))
-    return Client(cluster, set_as_default=False), cluster
+    try:
+        return _new_client(Client, cluster, set_as_default=False), cluster
+    except BaseException:
+        cluster.close()
+        raise
+
+
+def _new_client(Client, address, **kwargs):
+    """``Client(address, **kwargs)``; a constructor that fails is closed here, not by its destructor.
+
+    A Client whose connection fails raises from ``__init__`` but keeps its event loop; its ``__del__``
+    then tries to close it again and, seconds later, prints an "Exception ignored" traceback after the
+    error was reported. Close the half-made client (found in the traceback) and mark it closed.
+    """
+    try:
+        return Client(address, **kwargs)
+    except BaseException as exc:
+        tb = exc.__traceback__
+        while tb is not None:
+            obj = tb.tb_frame.f_locals.get("self")
+            tb = tb.tb_next
+            if isinstance(obj, Client):
+                with contextlib.suppress(BaseException):
+                    obj.close(timeout=1)
+                with contextlib.suppress(BaseException):
+                    obj.status = "closed"  # __del__ closes nothing more
+                    obj._loop_runner.stop()
+                break
+        raise
 
 
 # ---------------------------------------------------------------------------------------------
@@ -349,7 +415,7 @@ def run_sweep(spec: SweepSpec, *, out=None, resume: bool = False, workers: int |
         else:
             engine = "local-pool"
             _run_pool(plan, todo, finished, processes or os.cpu_count() or 1, show)
-    except SweepError:  # bad input found at a point: leave no half-made output folder behind
+    except BaseException:  # bad input at a point, a failed worker, Ctrl-C: leave no half-made output folder
         if store is not None:
             store.discard_if_unused()
         raise
@@ -398,7 +464,7 @@ def _run_pool(plan, todo, finished, n_proc, show):
     sizes = {cid: e - s for cid, s, e in todo}
     with _single_threaded_children():
         ex = ProcessPoolExecutor(max_workers=n_proc, mp_context=mp.get_context("spawn"),
-                                 initializer=_pool_init, initargs=(plan,))
+                                 initializer=_pool_init, initargs=(plan, os.getpid()))
         try:
             pending = {ex.submit(_pool_chunk, cid, s, e) for cid, s, e in todo}
             while pending:
