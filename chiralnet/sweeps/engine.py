@@ -74,11 +74,7 @@ class ChunkStore:
                     f"output folder {self.out!r} already holds a sweep ({MANIFEST}); pass --resume (resume=True) "
                     "to finish it, or choose another folder"
                 )
-            try:
-                with open(path) as fh:
-                    old = json.load(fh)
-            except (OSError, ValueError) as exc:
-                raise SweepError(f"{path!r} cannot be read ({exc}); remove the folder to start again") from None
+            old = _read_manifest(path)
             if old.get("fingerprint") != manifest["fingerprint"] or old.get("chunk_size") != chunk_size:
                 raise SweepError(
                     f"output folder {self.out!r} holds a different sweep (spec or chunk_size changed); "
@@ -111,8 +107,8 @@ class ChunkStore:
     def path(self, cid) -> str:
         return os.path.join(self.dir, f"c{cid:08d}.npz")
 
-    def done(self) -> set:
-        """Ids of chunks stored completely (files that load)."""
+    def done(self, verify: bool = False) -> set:
+        """Ids of stored chunks; with ``verify``, only those that load (a damaged one is removed, to redo)."""
         ids = set()
         for name in os.listdir(self.dir):
             if name.startswith("c") and name.endswith(".npz"):
@@ -122,6 +118,14 @@ class ChunkStore:
                     continue
                 if cid < self.n_chunks:
                     ids.add(cid)
+        if verify:
+            for cid in sorted(ids):
+                try:
+                    self.read(cid)
+                except Exception:  # noqa: BLE001 - truncated, not a zip, wrong contents: compute it again
+                    ids.discard(cid)
+                    with contextlib.suppress(OSError):
+                        os.unlink(self.path(cid))
         return ids
 
     def write(self, cid, arrays: dict) -> None:
@@ -130,6 +134,20 @@ class ChunkStore:
     def read(self, cid) -> dict:
         with np.load(self.path(cid)) as z:
             return {k: z[k] for k in z.files}
+
+
+def _read_manifest(path) -> dict:
+    """The manifest of an output folder; a damaged one (not UTF-8, not JSON, not an object) is a SweepError."""
+    try:
+        with open(path, "rb") as fh:
+            old = json.loads(fh.read().decode("utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
+        raise SweepError(f"{path!r} cannot be read ({type(exc).__name__}); it is damaged: remove the folder to "
+                         "start again") from None
+    if not isinstance(old, dict) or old.get("format") != FORMAT:
+        raise SweepError(f"{path!r} is not a chiralnet sweep manifest ({FORMAT}); it is damaged: remove the folder "
+                         "to start again")
+    return old
 
 
 # ---------------------------------------------------------------------------------------------
@@ -363,6 +381,7 @@ def run_sweep(spec: SweepSpec, *, out=None, resume: bool = False, workers: int |
     if resume and out is None:
         raise SweepError("resume needs the output folder of the interrupted sweep (out=...)")
     plan = make_plan(spec)
+    _preflight(plan, out)
     chunk_size = int(spec.run.get("chunk_size") or default_chunk_size(plan))
     n = spec.n_points
     n_chunks = -(-n // chunk_size)
@@ -388,7 +407,7 @@ def run_sweep(spec: SweepSpec, *, out=None, resume: bool = False, workers: int |
         if cluster is not None:
             cluster.close()
         raise
-    have = store.done() if store is not None else set()
+    have = store.done(verify=resume) if store is not None else set()
     todo = [b for b in bounds if b[0] not in have]
     show = sys.stderr.isatty() if progress is None else bool(progress)
     t0 = time.perf_counter()
@@ -435,6 +454,24 @@ def run_sweep(spec: SweepSpec, *, out=None, resume: bool = False, workers: int |
     if store is not None:
         write_outputs(result, store.out, spec.output)
     return result
+
+
+def _preflight(plan, out) -> None:
+    """Refuse a sweep whose results would not fit in memory, or its files on the disk of ``out``."""
+    from .. import memory
+    from ..errors import ChiralnetError
+
+    spec = plan.spec
+    values = 1 + sum(int(np.prod(plan.extra_shape(q), dtype=np.int64)) for q in spec.quantities)
+    what = f"{spec.source}: a sweep of {spec.n_points} points x {values} values"
+    fixes = "fewer grid points, or fewer quantities (cell_energy and battery_energy_at store one value per cell/time)"
+    try:
+        memory.check(memory.sweep_bytes(spec.n_points, values), what, fixes)
+        if out is not None:
+            # chunks (8 bytes a value) + result.csv (about 25 characters a value) + result.nc (8 bytes a value)
+            memory.check_disk(spec.n_points * values * 41, out, what, fixes + ", or a folder with more free space")
+    except ChiralnetError as exc:
+        raise SweepError(str(exc)) from None
 
 
 def _picklable(plan) -> bool:
@@ -562,8 +599,7 @@ def open_sweep(out) -> dict:
     path = os.path.join(os.fspath(out), MANIFEST)
     if not os.path.exists(path):
         raise SweepError(f"{os.fspath(out)!r} holds no sweep ({MANIFEST} missing)")
-    with open(path) as fh:
-        manifest = json.load(fh)
+    manifest = _read_manifest(path)
     chunk_dir = os.path.join(os.fspath(out), CHUNKS)
     done = sorted(int(n[1:-4]) for n in os.listdir(chunk_dir) if n.startswith("c") and n.endswith(".npz"))
     manifest["done_chunks"] = done
