@@ -349,6 +349,43 @@ def test_pool_workers_exit_when_the_sweep_is_killed(tmp_path):
     assert not left, "pool workers outlived the killed sweep"
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_ctrl_c_stops_a_pool_sweep_cleanly(tmp_path):
+    # Ctrl-C in a terminal reaches the whole process group: the command and its pool workers.
+    f = tmp_path / "slow.sweep.toml"
+    _write_sweep(f, 4000, 10)
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.Popen([sys.executable, "-m", "chiralnet", "sweep", str(f), "--out", str(out),
+                             "--processes", "2", "--no-progress"], env=env, cwd=tmp_path, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            d = out / "chunks"
+            if d.is_dir() and any(n.endswith(".npz") for n in os.listdir(d)):
+                break
+            time.sleep(0.01)
+        workers = _children(proc.pid)
+        os.killpg(proc.pid, signal.SIGINT)
+        err = proc.communicate(timeout=60)[1]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert err.splitlines() == [f"chiralnet: interrupted; finished chunks are kept in {out}, rerun with --resume "
+                                "to compute only the rest"]
+    assert not [n for n in os.listdir(out / "chunks") if n.endswith(".tmp")]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(w) for w in workers):
+        time.sleep(0.05)
+    assert not any(_alive(w) for w in workers)
+    done = open_sweep(out)["done_chunks"]
+    resumed = run_sweep(load_sweep(f), out=out, resume=True)
+    assert resumed.attrs["reused_chunks"] == len(done) > 0
+
+
 def test_cli_main(tmp_path, capsys):
     f = tmp_path / "s.sweep.toml"
     _write_sweep(f, 6, 4)

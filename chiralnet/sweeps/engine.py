@@ -499,23 +499,71 @@ def _run_pool(plan, todo, finished, n_proc, show):
 
     bar = _Progress(show, sum(e - s for _, s, e in todo), "sweep")
     sizes = {cid: e - s for cid, s, e in todo}
-    with _single_threaded_children():
+    with _single_threaded_children(), _deferred_interrupt() as interrupted:
         ex = ProcessPoolExecutor(max_workers=n_proc, mp_context=mp.get_context("spawn"),
                                  initializer=_pool_init, initargs=(plan, os.getpid()))
         try:
-            pending = {ex.submit(_pool_chunk, cid, s, e) for cid, s, e in todo}
+            # Submitting starts the workers. Ctrl-C must not reach a worker that is still starting: it dies
+            # before reading its start-up data, and the pipe write in this process then blocks for ever.
+            # SIGINT blocked here is inherited (blocked) by the workers; here it is delivered afterwards.
+            with _sigint_blocked():
+                pending = {ex.submit(_pool_chunk, cid, s, e) for cid, s, e in todo}
             while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                done, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
                 for f in done:
                     cid, arrays = f.result()
                     finished(cid, arrays)
                     bar.update(sizes[cid])
+                if interrupted.is_set():
+                    raise KeyboardInterrupt
         except BaseException:
-            ex.shutdown(wait=False, cancel_futures=True)
+            # Stop at once: drop queued chunks and end the workers (they hold nothing; this process writes
+            # every file), then wait for the pool's threads so the interpreter exits without hanging.
+            for proc in list((getattr(ex, "_processes", None) or {}).values()):
+                with contextlib.suppress(Exception):
+                    proc.terminate()
+            with contextlib.suppress(Exception):
+                ex.shutdown(wait=True, cancel_futures=True)
             raise
         finally:
             bar.close()
         ex.shutdown(wait=True)
+
+
+@contextlib.contextmanager
+def _sigint_blocked():
+    """Block SIGINT in this thread (and so in processes started inside) where the platform allows it."""
+    import signal
+
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+@contextlib.contextmanager
+def _deferred_interrupt():
+    """Turn Ctrl-C into a flag checked between waits (main thread only).
+
+    A KeyboardInterrupt raised inside ``concurrent.futures``' own locking left the pool's threads
+    deadlocked at exit (a Ctrl-C'd sweep hung); the loop raises it itself at a safe point instead.
+    """
+    import signal
+
+    flag = threading.Event()
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield flag
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: flag.set())
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _run_dask(client, plan, todo, finished, show):
