@@ -143,8 +143,11 @@ def _encode_value(key, value, where):
 def _decode_value(key, value, where):
     if key in COMPLEX_KEYS and isinstance(value, list):
         if len(value) != 2 or not all(isinstance(x, Real) and not isinstance(x, bool) for x in value):
-            raise NetworkError(f"{where}: attribute {key!r} must be a number or a pair [re, im], got {value!r}")
-        return complex(value[0], value[1])
+            raise NetworkError(f"{where}: attribute {key!r} must be a number or a pair [re, im], got {_brief(value)}")
+        try:
+            return complex(value[0], value[1])
+        except OverflowError:
+            raise NetworkError(f"{where}: attribute {key!r} must be finite, got a number too large for a float") from None
     if key == "pos" and isinstance(value, list):
         return tuple(value)
     return value

@@ -382,8 +382,12 @@ def _complex(value, where) -> complex:
 
 
 def _pos(value, where) -> tuple:
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
-        raise NetworkError(f"{where} must be a pair of numbers (x, y), got {value!r}")
+    try:
+        pair = not isinstance(value, (str, bytes, Mapping)) and len(value) == 2
+    except TypeError:  # no len(): a number, a 0-d array
+        pair = False
+    if not pair:
+        raise NetworkError(f"{where} must be a pair of numbers (x, y), got {_short(value)}")
     return tuple(_real(x, where) for x in value)
 
 
