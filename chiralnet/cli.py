@@ -130,6 +130,11 @@ def main(argv=None) -> int:
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
         print(f"chiralnet: error: {where}{exc.strerror or _one_line(exc)}", file=sys.stderr)
         return EXIT_IO
+    except MemoryError:  # a request no preflight estimate caught: one line, not a NumPy traceback
+        if debug:
+            raise
+        print("chiralnet: error: out of memory; ask for fewer cells, times or points", file=sys.stderr)
+        return EXIT_IO
     except KeyboardInterrupt:
         print("chiralnet: interrupted", file=sys.stderr)
         return 130

@@ -32,7 +32,7 @@ from __future__ import annotations
 import cmath
 import math
 from collections.abc import Mapping
-from numbers import Number, Real
+from numbers import Integral, Number, Real
 
 import networkx as nx
 import numpy as np
@@ -132,6 +132,7 @@ def add_cell(
     label : str, optional
         Display name.
     """
+    _check_name(node, "cell")
     if node in G:
         raise NetworkError(f"node {node!r} already exists; pick another name for the new cell")
     attrs = dict(kind="cell", omega=omega, kappa=kappa, n_th=n_th, drive=drive, alpha0=alpha0,
@@ -180,7 +181,7 @@ def add_reservoir(G: nx.DiGraph, couplings: dict, *, gamma: float, n_th: float =
         raise NetworkError(f"a reservoir needs a non-empty dict cell -> p as 'couplings', got {couplings!r}")
     if name is None:
         name = _free_reservoir_name(G)
-    elif name in G:
+    elif _check_name(name, "reservoir") or name in G:
         raise NetworkError(f"node {name!r} already exists; pick another name for the reservoir")
     attrs = dict(kind="reservoir", gamma=gamma, n_th=n_th)
     _check_reservoir(name, attrs)
@@ -308,7 +309,7 @@ def _check_cell(node, attrs) -> None:
         _complex(attrs["alpha0"], f"{where} attribute 'alpha0'")
     if attrs.get("pos") is not None:
         _pos(attrs["pos"], f"{where} attribute 'pos'")
-    if "battery" in attrs and not (isinstance(attrs["battery"], (bool, np.bool_)) or attrs["battery"] in (0, 1)):
+    if "battery" in attrs and not _is_flag(attrs["battery"]):
         raise NetworkError(f"{where} attribute 'battery' must be True or False, got {attrs['battery']!r}")
 
 
@@ -329,10 +330,37 @@ def _check_keys(attrs, known, where, required=()) -> None:
             raise NetworkError(f"{where}: missing required attribute {key!r}")
 
 
+def _check_name(node, what) -> None:
+    """A node name NetworkX accepts: hashable and not None (else NetworkX raises TypeError or ValueError)."""
+    if node is None:
+        raise NetworkError(f"a {what} name cannot be None; use a string or an integer")
+    try:
+        hash(node)
+    except TypeError:
+        raise NetworkError(f"{what} name {_short(node)} of type {type(node).__name__} is not hashable; "
+                           "use a string, an integer or a tuple of them") from None
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _is_flag(value) -> bool:
+    """True, False, numpy booleans, or the integers 0 and 1 (never an array: its truth is ambiguous)."""
+    if isinstance(value, (bool, np.bool_)):
+        return True
+    return isinstance(value, Integral) and int(value) in (0, 1)
+
+
 def _real(value, where) -> float:
     if isinstance(value, bool) or not isinstance(value, Real):
-        raise NetworkError(f"{where} must be a real number, got {value!r}")
-    value = float(value)
+        raise NetworkError(f"{where} must be a real number, got {_short(value)}")
+    try:
+        value = float(value)
+    except OverflowError:  # an integer beyond the float range (10**400)
+        raise NetworkError(f"{where} must be finite, got an integer too large for a float "
+                           f"({len(str(abs(int(value))))} digits)") from None
     if not math.isfinite(value):
         raise NetworkError(f"{where} must be finite, got {value}")
     return value
@@ -347,16 +375,23 @@ def _nonnegative(value, where) -> float:
 
 def _complex(value, where) -> complex:
     if isinstance(value, bool) or not isinstance(value, Number):
-        raise NetworkError(f"{where} must be a number (complex allowed), got {value!r}")
-    value = complex(value)
+        raise NetworkError(f"{where} must be a number (complex allowed), got {_short(value)}")
+    try:
+        value = complex(value)
+    except (OverflowError, TypeError, ValueError):
+        raise NetworkError(f"{where} must be a finite number, got {_short(value)}") from None
     if not cmath.isfinite(value):
         raise NetworkError(f"{where} must be finite, got {value}")
     return value
 
 
 def _pos(value, where) -> tuple:
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
-        raise NetworkError(f"{where} must be a pair of numbers (x, y), got {value!r}")
+    try:
+        pair = not isinstance(value, (str, bytes, Mapping)) and len(value) == 2
+    except TypeError:  # no len(): a number, a 0-d array
+        pair = False
+    if not pair:
+        raise NetworkError(f"{where} must be a pair of numbers (x, y), got {_short(value)}")
     return tuple(_real(x, where) for x in value)
 
 
@@ -381,6 +416,7 @@ def _free_reservoir_name(G) -> str:
 
 
 def _require_cell(G, node, where) -> None:
+    _check_name(node, "cell")
     if node not in G:
         raise NetworkError(f"{where}: cell {node!r} does not exist; add it first with chiralnet.add_cell")
     if G.nodes[node].get("kind", "cell") != "cell":

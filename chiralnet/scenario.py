@@ -187,6 +187,8 @@ _DRIVE_SHAPES = {
 }
 #: Keys of a [[phase]]: its duration and the changes to the base [network].
 _PHASE_KEYS = {"name", "duration", "cells", "remove", "coherent_links", "chiral_links", "reservoirs"}
+#: Integers in scenario files must fit in int64 (sizes, counts, dpi, max_steps go to NumPy and Numba).
+_INT_LIMIT = 2**63
 
 
 # ---------------------------------------------------------------------------------------------
@@ -236,10 +238,13 @@ class _Reader:
         if kind == "int":
             if isinstance(value, bool) or not isinstance(value, Integral):
                 self.fail(key, f"expected an integer, got {_show(value)}")
+            if not -_INT_LIMIT < value < _INT_LIMIT:
+                self.fail(key, f"expected an integer, got one with {len(str(abs(int(value))))} digits "
+                               f"(at most {_INT_LIMIT - 1:.2e})")
             return int(value)
         if isinstance(value, bool) or not isinstance(value, Real):
             self.fail(key, f"expected {_EXPECT[kind]}, got {_show(value)}")
-        value = float(value)
+        value = self._float(value, key)
         if not math.isfinite(value):
             self.fail(key, f"expected a finite number, got {value}")
         if kind == "positive" and not value > 0:
@@ -248,20 +253,27 @@ class _Reader:
             self.fail(key, f"expected a number >= 0, got {value}")
         return value
 
+    def _float(self, value, key: str) -> float:
+        """``float(value)``; an integer beyond the float range (a 400-digit TOML number) fails here."""
+        try:
+            return float(value)
+        except OverflowError:
+            self.fail(key, f"expected a finite number, got an integer with {len(str(abs(int(value))))} digits")
+
     def complex(self, value, key: str) -> complex | float:
         if isinstance(value, bool):
             self.fail(key, f"expected {_EXPECT['complex']}, got {_show(value)}")
         if isinstance(value, Real):
-            out = value
+            out = self._float(value, key)
         elif isinstance(value, str):
             try:
                 out = complex(value.replace(" ", ""))
             except ValueError:
-                self.fail(key, f"expected {_EXPECT['complex']}, got the string {value!r}")
+                self.fail(key, f"expected {_EXPECT['complex']}, got the string {_show(value)[7:]}")
         elif isinstance(value, list) and len(value) == 2 and all(
             isinstance(x, Real) and not isinstance(x, bool) for x in value
         ):
-            out = complex(value[0], value[1])
+            out = complex(self._float(value[0], key), self._float(value[1], key))
         else:
             self.fail(key, f"expected {_EXPECT['complex']}, got {_show(value)}")
         if not np.isfinite(out):
@@ -389,6 +401,7 @@ def _from_builder(r: _Reader, spec: dict, key: str) -> nx.DiGraph:
     info = BUILDERS[name]
     r.keys(spec, {"builder", "battery", *info.parameters}, key, required=info.required)
     kwargs = {k: _builder_value(r, info.parameters[k], v, _join(key, k)) for k, v in spec.items() if k in info.parameters}
+    _check_size(r, name, kwargs, key)
     try:
         return info.function(**kwargs)
     except ChiralnetError as exc:
@@ -405,6 +418,33 @@ def _builder_value(r: _Reader, param, value, key):
     if param.kind == "complex" and len(value) == 2 and all(isinstance(x, Real) and not isinstance(x, bool) for x in value):
         return r.value(value, param.kind, key)
     return r.list(value, key, param.kind, min_len=1)
+
+
+def builder_size(name: str, kwargs: dict):
+    """(cells, links, description) a builder call would make, or None when its size is fixed (two_cell).
+
+    Used to refuse an oversized network before building it (:func:`chiralnet.memory.check_cells`).
+    """
+    if name in ("chain", "ring") and "n_cells" in kwargs:
+        n = kwargs["n_cells"]
+        return n, n, f"n_cells = {n}"
+    if name == "star" and "n_leaves" in kwargs:
+        n = kwargs["n_leaves"]
+        return n + 1, n, f"n_leaves = {n}"
+    if name == "lattice" and "rows" in kwargs and "cols" in kwargs:
+        n = kwargs["rows"] * kwargs["cols"]
+        return n, 2 * n, f"rows x cols = {kwargs['rows']} x {kwargs['cols']} = {n} cells"
+    return None
+
+
+def _check_size(r: _Reader, name: str, kwargs: dict, key: str) -> None:
+    """Refuse a builder size that would not fit in memory (build_network adds the file and key)."""
+    from . import memory
+
+    size = builder_size(name, kwargs)
+    if size is not None and size[0] >= 1:
+        cells_, links, text = size
+        memory.check_cells(cells_, f"builder {name!r} with {text}", n_links=links, fixes="fewer cells")
 
 
 def _from_graph_file(r: _Reader, spec: dict, key: str, base_dir) -> nx.DiGraph:
@@ -719,6 +759,8 @@ def load_scenario(path) -> Scenario:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{path}: not valid TOML: {_one_line(exc)}") from None
+    except RecursionError:
+        raise ScenarioError(f"{path}: not valid TOML: arrays or tables nested too deeply") from None
     return parse_scenario(data, source=str(path), base_dir=path.parent)
 
 
@@ -729,7 +771,7 @@ def parse_scenario(data: dict, *, source: str = "<dict>", base_dir=None) -> Scen
     title = r.value(data.get("title", Path(source).stem), "str", "title")
     description = r.value(data.get("description", ""), "str", "description")
     G = build_network(data["network"], source=source, key="network", base_dir=base_dir)
-    times = _parse_times(r, data["times"]) if "times" in data else None
+    times = _parse_times(r, data["times"], len(cells(G))) if "times" in data else None
     solver = r.table(data.get("solver", {}), "solver")
     r.keys(solver, {"method", "rtol", "atol", "max_steps"}, "solver")
     method = r.value(solver.get("method", "auto"), "str", "solver.method")
@@ -750,7 +792,7 @@ def parse_scenario(data: dict, *, source: str = "<dict>", base_dir=None) -> Scen
                     rtol=rtol, atol=atol, max_steps=max_steps, output=output, data=data, phases=phases)
 
 
-def _parse_times(r: _Reader, times) -> np.ndarray:
+def _parse_times(r: _Reader, times, n_cells: int = 1) -> np.ndarray:
     times = r.table(times, "times")
     r.keys(times, {"t_start", "t_end", "n_times", "values"}, "times")
     if "values" in times:
@@ -770,7 +812,21 @@ def _parse_times(r: _Reader, times) -> np.ndarray:
         r.fail("times.n_times", f"expected an integer >= 2, got {n}")
     if not t_start < t_end:
         r.fail("times.t_start", f"expected t_start < t_end = {t_end}, got {t_start}")
+    _check_times(r, n, n_cells)
     return np.linspace(t_start, t_end, n)
+
+
+def _check_times(r: _Reader, n_times: int, n_cells: int) -> None:
+    """Refuse before allocating ``n_times`` output times of ``n_cells`` cells that would not fit in memory."""
+    from . import memory
+    from .errors import MemoryLimitError
+
+    items = {"times": n_times * 8, "energies (T x N)": n_times * n_cells * 8,
+             "amplitudes (T x N complex)": n_times * n_cells * 16}
+    try:
+        memory.check(items, f"times.n_times = {n_times} ({n_cells} cells)", "fewer n_times")
+    except MemoryLimitError as exc:
+        raise MemoryLimitError(f"{r.source}: {exc}") from None
 
 
 def _parse_output(r: _Reader, out: dict) -> dict:
