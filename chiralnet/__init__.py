@@ -10,7 +10,8 @@ Build a network (NetworkX), then ``simulate`` or ``steady_state`` it::
 
 from . import analytic, config, drives, observables
 from .builders import chain, lattice, ring, star, two_cell
-from .errors import ChiralnetError, MemoryLimitError, NetworkError, NoSteadyStateError, SolverError
+from .errors import (ChiralnetError, MemoryLimitError, NetworkError, NoSteadyStateError, ScenarioError, SolverError,
+                     SweepError)
 from .model import Model, State, build_model, initial_state
 from .network import (
     add_cell,
@@ -26,7 +27,7 @@ from .network import (
 from .observables import ergotropy, injected_power
 from .results import SimulationResult, SteadyState
 from .io import load_graph, save_graph
-from .scenario import Scenario, ScenarioError, build_network, load_scenario, run_scenario
+from .scenario import Scenario, build_network, load_scenario, run_scenario
 from .solve import METHODS, Protocol, check_stability, protocol, simulate, steady_state
 from .sweeps import SweepResult, load_sweep, sweep
 from .solve.response import IsolationBand, ScatteringResult, isolation, isolation_bandwidth, scattering
@@ -46,5 +47,5 @@ __all__ = [
     "SimulationResult", "SteadyState",
     "analytic", "config", "observables",
     "save_graph", "load_graph", "load_scenario", "build_network", "run_scenario", "Scenario", "ScenarioError",
-    "ChiralnetError", "NetworkError", "NoSteadyStateError", "SolverError", "MemoryLimitError",
+    "ChiralnetError", "NetworkError", "NoSteadyStateError", "SolverError", "MemoryLimitError", "SweepError",
 ]

@@ -65,3 +65,6 @@ SCATTERING_DENSE_BATCH_ENTRIES = 4_000_000
 #: The cascaded scattering kernel runs threads over frequencies from this much work on (frequencies x
 #: input ports x rows swept), with at least two frequencies per thread.
 SCATTERING_PARALLEL_MIN_WORK = 10**7
+
+#: Above this many cells ``chiralnet run`` skips the network drawing (one arrow per link is slow and unreadable).
+NETWORK_FIGURE_MAX_CELLS = 1000

@@ -4,7 +4,8 @@ Every error a user can trigger with bad input is a :class:`ChiralnetError`, whic
 subclasses :class:`ValueError` so ``except ValueError`` keeps working.
 """
 
-__all__ = ["ChiralnetError", "NetworkError", "NoSteadyStateError", "SolverError", "MemoryLimitError"]
+__all__ = ["ChiralnetError", "NetworkError", "NoSteadyStateError", "SolverError", "MemoryLimitError", "ScenarioError",
+           "SweepError"]
 
 
 class ChiralnetError(ValueError):
@@ -25,3 +26,11 @@ class SolverError(ChiralnetError):
 
 class MemoryLimitError(ChiralnetError):
     """A request would need more memory than chiralnet is allowed to use."""
+
+
+class ScenarioError(ChiralnetError):
+    """A scenario (or spectrum, optimisation) file is malformed; the message names the file, the key and the fix."""
+
+
+class SweepError(ChiralnetError):
+    """A sweep is ill-defined (names the file, section, key or point and what would fix it)."""

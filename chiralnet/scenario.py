@@ -116,7 +116,7 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 from . import builders, drives
-from .errors import ChiralnetError, NoSteadyStateError
+from .errors import ChiralnetError, NoSteadyStateError, ScenarioError
 from .model import build_model, initial_state
 from .network import (
     add_cell,
@@ -155,10 +155,6 @@ __all__ = [
     "charging_time",
     "two_cell_reference",
 ]
-
-
-class ScenarioError(ChiralnetError):
-    """A scenario file or network spec is malformed; the message names the file, the key and the fix."""
 
 
 #: Figures ``chiralnet run`` can draw (``[output] figures``).

@@ -19,14 +19,10 @@ from numbers import Integral, Number, Real
 import numpy as np
 
 from .. import builders
-from ..errors import ChiralnetError
+from ..errors import ChiralnetError, SweepError
 from ..observables import QUANTITIES as _REGISTRY
 
 __all__ = ["SweepError", "SweepSpec", "QUANTITIES", "load_sweep", "parse_sweep", "grid_values"]
-
-
-class SweepError(ChiralnetError):
-    """A sweep is ill-defined (names the file, section, key or point and what would fix it)."""
 
 
 #: name -> (description, extra dimension or None), the sweep quantities of the one registry

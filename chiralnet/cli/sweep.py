@@ -23,8 +23,8 @@ def _engine_options(p):
 
 def register(subparsers) -> None:
     """Add ``sweep`` and ``study`` to the ``chiralnet`` command's subparsers."""
-    from .cli import add_command
-    from .studies import STUDIES
+    from . import add_command
+    from ..studies import STUDIES
 
     p = add_command(
         subparsers, "sweep", run_sweep_command,
@@ -64,7 +64,7 @@ def _engine_kwargs(args):
 
 
 def run_sweep_command(args) -> int:
-    from .sweeps import load_sweep, run_sweep
+    from ..sweeps import load_sweep, run_sweep
 
     spec = load_sweep(args.sweep_file, allow_code=args.allow_code)
     try:
@@ -85,7 +85,7 @@ def run_sweep_command(args) -> int:
 
 
 def run_study_command(args) -> int:
-    from .studies import STUDIES
+    from ..studies import STUDIES
 
     summary = STUDIES[args.name](out=args.out, quick=args.quick, **_engine_kwargs(args))
     print(summary.text.rstrip("\n"))

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .scenario import ScenarioError, _Reader, _few, build_network
+from ..scenario import ScenarioError, _Reader, _few, build_network
 
 try:  # Python >= 3.11
     import tomllib
@@ -71,7 +71,7 @@ class SpectrumSpec:
 
 def register(subparsers) -> None:
     """Add ``spectrum`` to the ``chiralnet`` command's subparsers."""
-    from .cli import add_command
+    from . import add_command
 
     p = add_command(
         subparsers, "spectrum", run_spectrum_command,
@@ -107,7 +107,7 @@ def load_spectrum(path) -> SpectrumSpec:
 
 def parse_spectrum(data: dict, *, source: str = "<dict>", base_dir=None) -> SpectrumSpec:
     """Check a spectrum file given as a dict (parsed TOML); see :func:`load_spectrum`."""
-    from .solve.response import METHODS
+    from ..solve.response import METHODS
 
     r = _Reader(source)
     r.keys(data, _TOP_KEYS, "", required={"network", "spectrum"})
@@ -250,9 +250,9 @@ def spectrum_summary(spec: SpectrumSpec, res, bands: dict) -> dict:
 
 
 def run_spectrum_command(args) -> int:
-    from . import plotting_scattering as ps
-    from .io import atomic_write_text
-    from .solve.response import isolation_bandwidth, scattering
+    from .. import plotting_scattering as ps
+    from ..io import atomic_write_text
+    from ..solve.response import isolation_bandwidth, scattering
 
     spec = load_spectrum(args.spectrum_file)
     res = scattering(spec.network, spec.detunings, spec.ports, method=spec.method)

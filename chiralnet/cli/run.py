@@ -1,144 +1,24 @@
-"""The ``chiralnet`` command: ``run``, ``steady`` and ``paper`` (``python -m chiralnet`` does the same).
+"""``chiralnet run``, ``steady`` and ``paper``: simulate a scenario file, its steady state, the seed paper.
 
 No physics here: every number comes from a library function (:mod:`chiralnet.scenario`,
 :mod:`chiralnet.paper`); this module parses arguments, prints tables and writes files.
-
-Adding subcommands
-------------------
-Each module in :data:`COMMAND_MODULES` exposes ``register(subparsers)`` and adds its commands with
-:func:`add_command`, which gives every command ``--debug`` and an example in its ``--help``. A handler
-takes the parsed ``args`` and returns an exit status (or None for 0). Errors are handled once, in
-:func:`main`: a :class:`~chiralnet.errors.ChiralnetError` (bad input) prints one line
-``chiralnet: error: ...`` and exits with status 2; an ``OSError`` (cannot write) prints one line and
-exits with 1; ``--debug`` shows the traceback instead. Write output files with
-:func:`chiralnet.io.atomic_path` / :func:`chiralnet.io.atomic_write_text` so nothing is half written.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
-import importlib
 import io as _stdio
 import json
-import os
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
 
-from .errors import ChiralnetError, NoSteadyStateError
-from .observables import ergotropy as cn_ergotropy
-from .observables import injected_power as cn_injected_power
+from .. import config
+from ..errors import ChiralnetError, NoSteadyStateError
+from ..observables import ergotropy as cn_ergotropy
+from ..observables import injected_power as cn_injected_power
 
-__all__ = ["main", "build_parser", "add_command", "COMMAND_MODULES", "EXIT_BAD_INPUT", "EXIT_IO"]
-
-#: Modules that add subcommands through ``register(subparsers)``; add one line per module.
-COMMAND_MODULES = (
-    "chiralnet.cli",
-    "chiralnet.sweep_cli",
-    "chiralnet.spectrum_cli",
-)
-
-EXIT_BAD_INPUT = 2
-EXIT_IO = 1
-#: Above this many cells ``run`` skips the network drawing (one arrow per link is slow and unreadable).
-NETWORK_FIGURE_MAX_CELLS = 1000
-
-
-# ---------------------------------------------------------------------------------------------
-# Shared machinery.
-
-
-def add_command(subparsers, name: str, handler, *, help: str, description: str, example: str):
-    """Add subcommand ``name`` (with ``--debug`` and an example in its help) and return its parser.
-
-    Parameters
-    ----------
-    subparsers
-        The object ``register(subparsers)`` receives.
-    handler : callable
-        ``handler(args) -> int | None``, the exit status.
-    help, description : str
-        One line for ``chiralnet --help``; a paragraph for ``chiralnet NAME --help``.
-    example : str
-        Shell lines shown under "example:".
-    """
-    parser = subparsers.add_parser(
-        name, help=help, description=textwrap.fill(" ".join(description.split()), 79),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="example:\n" + "\n".join("  " + line for line in example.strip().splitlines()),
-    )
-    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                        help="show the full traceback on errors")
-    parser.set_defaults(handler=handler)
-    return parser
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with every registered subcommand."""
-    parser = argparse.ArgumentParser(
-        prog="chiralnet",
-        description="Simulate multicell quantum batteries built as chiral (nonreciprocal) networks. "
-                    "Frequencies and rates in units of omega, times in 1/omega, energies in units of omega.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="examples:\n  chiralnet run examples/two_cell.toml --out out\n"
-               "  chiralnet steady examples/chain10.toml\n  chiralnet paper --out paper\n"
-               "  chiralnet sweep examples/chain_cells.sweep.toml --out chain_cells\n"
-               "  chiralnet study cooperativity --quick --out fig4c\n"
-               "  chiralnet COMMAND --help",
-    )
-    parser.add_argument("--debug", action="store_true", default=False, help="show the full traceback on errors")
-    parser.add_argument("--version", action="version", version=f"chiralnet {_version()}")
-    subparsers = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
-    subparsers.required = True
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(subparsers)
-    return parser
-
-
-def _version() -> str:
-    from . import __version__
-
-    return __version__
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
-def main(argv=None) -> int:
-    """Run the command line ``argv`` (default ``sys.argv[1:]``) and return the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    debug = getattr(args, "debug", False)
-    try:
-        status = args.handler(args)
-    except ChiralnetError as exc:
-        if debug:
-            raise
-        print(f"chiralnet: error: {_one_line(exc)}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except BrokenPipeError:  # e.g. `chiralnet run x.toml | head`: stop quietly
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return EXIT_IO
-    except OSError as exc:
-        if debug:
-            raise
-        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
-        print(f"chiralnet: error: {where}{exc.strerror or _one_line(exc)}", file=sys.stderr)
-        return EXIT_IO
-    except MemoryError:  # a request no preflight estimate caught: one line, not a NumPy traceback
-        if debug:
-            raise
-        print("chiralnet: error: out of memory; ask for fewer cells, times or points", file=sys.stderr)
-        return EXIT_IO
-    except KeyboardInterrupt:
-        print("chiralnet: interrupted", file=sys.stderr)
-        return 130
-    return 0 if status is None else int(status)
+__all__ = ["register"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -248,7 +128,7 @@ def _out_dir(args_out, scenario) -> Path:
 
 def _figures(run) -> dict:
     """Name -> Figure for the figures the scenario asks for (those that apply to its size)."""
-    from . import plotting
+    from .. import plotting
 
     sc, res, ss = run.scenario, run.result, run.steady
     want = sc.output.get("figures", ())
@@ -260,7 +140,7 @@ def _figures(run) -> dict:
         figs["heatmap"] = plotting.plot_heatmap(res, title=sc.title)
     if "profile" in want and ss is not None and n >= 3:
         figs["profile"] = plotting.plot_profile(ss, result=res, title=sc.title)
-    if "network" in want and n <= NETWORK_FIGURE_MAX_CELLS:
+    if "network" in want and n <= config.NETWORK_FIGURE_MAX_CELLS:
         energies = ss.energies if ss is not None else (res.energies[-1] if res is not None else None)
         figs["network"] = plotting.plot_network(sc.network, energies, title=sc.title)
     return figs
@@ -268,8 +148,8 @@ def _figures(run) -> dict:
 
 def _write_outputs(run, out: Path, *, with_series: bool) -> list[Path]:
     """Render everything in memory first, then write each file atomically; return the paths written."""
-    from .io import atomic_write_text, graph_to_data
-    from .plotting import save_figure
+    from ..io import atomic_write_text, graph_to_data
+    from ..plotting import save_figure
 
     sc = run.scenario
     texts = {}
@@ -296,7 +176,7 @@ def _write_outputs(run, out: Path, *, with_series: bool) -> list[Path]:
 
 
 def _cmd_run(args) -> int:
-    from .scenario import load_scenario, run_scenario
+    from ..scenario import load_scenario, run_scenario
 
     scenario = load_scenario(args.scenario)
     scenario.require_times()
@@ -310,7 +190,7 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_steady(args) -> int:
-    from .scenario import load_scenario, run_scenario
+    from ..scenario import load_scenario, run_scenario
 
     scenario = load_scenario(args.scenario)
     run = run_scenario(scenario, simulate_times=False)
@@ -324,9 +204,9 @@ def _cmd_steady(args) -> int:
 
 
 def _cmd_paper(args) -> int:
-    from .io import atomic_write_text
-    from .paper import reproduce
-    from .plotting import save_figure
+    from ..io import atomic_write_text
+    from ..paper import reproduce
+    from ..plotting import save_figure
 
     if args.n_times < 11:
         raise ChiralnetError(f"--n-times: expected an integer >= 11, got {args.n_times}")
@@ -355,6 +235,8 @@ def _cmd_paper(args) -> int:
 
 
 def register(subparsers) -> None:
+    from . import add_command
+
     """Add ``run``, ``steady`` and ``paper``."""
     p = add_command(
         subparsers, "run", _cmd_run,
@@ -396,6 +278,3 @@ def register(subparsers) -> None:
     p.add_argument("--dpi", type=int, default=150, help="resolution of PNG figures (default: 150)")
     p.add_argument("--n-times", type=int, default=601, help="points per time grid (default: 601)")
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
