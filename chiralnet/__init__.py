@@ -31,6 +31,7 @@ from .solve import METHODS, check_stability, simulate, steady_state
 from .sweeps import SweepResult, load_sweep, sweep
 from .solve.response import IsolationBand, ScatteringResult, isolation, isolation_bandwidth, scattering
 from .formats.qutip import to_qutip
+from .design import OptimizeResult, gradient, optimize
 
 __version__ = "0.1.0"
 
@@ -41,6 +42,7 @@ __all__ = [
     "Model", "State", "build_model", "initial_state",
     "simulate", "steady_state", "check_stability", "METHODS", "ergotropy", "injected_power",
     "sweep", "load_sweep", "SweepResult",
+    "gradient", "optimize", "OptimizeResult",
     "scattering", "isolation", "isolation_bandwidth", "ScatteringResult", "IsolationBand", "to_qutip",
     "SimulationResult", "SteadyState",
     "analytic", "config", "observables",
