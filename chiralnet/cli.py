@@ -39,6 +39,7 @@ COMMAND_MODULES = (
     "chiralnet.cli",
     "chiralnet.sweep_cli",
     "chiralnet.spectrum_cli",
+    "chiralnet.optimize_cli",
 )
 
 EXIT_BAD_INPUT = 2
