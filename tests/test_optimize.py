@@ -173,3 +173,12 @@ def test_cli_bad_key_exits_2_with_one_line(tmp_path, capsys, edit, key):
     assert main(["optimize", str(f), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and str(f) in err and key in err, err
+
+
+def test_example_file_runs(tmp_path):
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "examples" / "chain_budget.optimize.toml"
+    assert main(["optimize", str(path), "--out", str(tmp_path / "o")]) == 0
+    s = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert s["success"] and s["gain"] > 4 and sum(s["x"]["gamma"]) == pytest.approx(0.28, rel=1e-9)
