@@ -32,6 +32,7 @@ from .solve import METHODS, Protocol, check_stability, protocol, simulate, stead
 from .sweeps import SweepResult, load_sweep, sweep
 from .solve.response import IsolationBand, ScatteringResult, isolation, isolation_bandwidth, scattering
 from .formats.qutip import to_qutip
+from .design import OptimizeResult, gradient, optimize
 
 __version__ = "0.1.0"
 
@@ -43,6 +44,7 @@ __all__ = [
     "simulate", "steady_state", "check_stability", "METHODS", "protocol", "Protocol", "drives",
     "ergotropy", "injected_power",
     "sweep", "load_sweep", "SweepResult",
+    "gradient", "optimize", "OptimizeResult",
     "scattering", "isolation", "isolation_bandwidth", "ScatteringResult", "IsolationBand", "to_qutip",
     "SimulationResult", "SteadyState",
     "analytic", "config", "observables",

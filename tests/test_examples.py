@@ -14,7 +14,7 @@ from chiralnet import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
-SCENARIOS = sorted(p for p in EXAMPLES.glob("*.toml") if not p.name.endswith((".sweep.toml", ".spectrum.toml")))
+SCENARIOS = sorted(p for p in EXAMPLES.glob("*.toml") if not p.name.endswith((".sweep.toml", ".spectrum.toml", ".optimize.toml")))
 SWEEPS = sorted(EXAMPLES.glob("*.sweep.toml"))
 SCRIPTS = sorted(EXAMPLES.glob("*.py"))
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

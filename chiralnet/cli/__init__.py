@@ -2,7 +2,8 @@
 
 No physics here: every number comes from a library function; these modules parse arguments, print
 tables and write files. :mod:`~chiralnet.cli.run` has ``run``, ``steady`` and ``paper``;
-:mod:`~chiralnet.cli.sweep` ``sweep`` and ``study``; :mod:`~chiralnet.cli.spectrum` ``spectrum``.
+:mod:`~chiralnet.cli.sweep` ``sweep`` and ``study``; :mod:`~chiralnet.cli.spectrum` ``spectrum``;
+:mod:`~chiralnet.cli.optimize` ``optimize``.
 
 Adding subcommands
 ------------------
@@ -127,7 +128,7 @@ def main(argv=None) -> int:
 
 
 # The subcommand modules import add_command from here, so they are imported after it is defined.
-from . import run, spectrum, sweep  # noqa: E402
+from . import optimize, run, spectrum, sweep  # noqa: E402
 
 #: Modules that add subcommands through ``register(subparsers)``; add one line per module.
-COMMANDS = (run, sweep, spectrum)
+COMMANDS = (run, sweep, spectrum, optimize)
