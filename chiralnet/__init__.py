@@ -26,7 +26,7 @@ from .network import (
 )
 from .observables import ergotropy, injected_power
 from .results import SimulationResult, SteadyState
-from .io import load_graph, save_graph
+from .formats.graph_json import load_graph, save_graph
 from .scenario import Scenario, build_network, load_scenario, run_scenario
 from .solve import METHODS, Protocol, check_stability, protocol, simulate, steady_state
 from .sweeps import SweepResult, load_sweep, sweep

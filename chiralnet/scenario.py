@@ -39,7 +39,7 @@ The network, one of three forms::
     # cells = ["a", "b"]
     # p = [1.0, -1.0]
 
-    [network]                       # 3. a graph saved with chiralnet.io.save_graph
+    [network]                       # 3. a graph saved with chiralnet.save_graph
     graph = "my_network.json"       #    relative to the scenario file
 
 In every form, ``battery = [...]`` in ``[network]`` lists the cells that count as the battery
@@ -444,14 +444,14 @@ def _check_size(r: _Reader, name: str, kwargs: dict, key: str) -> None:
 
 
 def _from_graph_file(r: _Reader, spec: dict, key: str, base_dir) -> nx.DiGraph:
-    from .io import load_graph
+    from .formats.graph_json import load_graph
 
     r.keys(spec, {"graph", "battery"}, key)
     path = Path(r.value(spec["graph"], "str", _join(key, "graph")))
     if base_dir is not None and not path.is_absolute():
         path = Path(base_dir) / path
     if not path.is_file():
-        r.fail(_join(key, "graph"), f"graph file {str(path)!r} does not exist; expected a JSON file from chiralnet.io.save_graph")
+        r.fail(_join(key, "graph"), f"graph file {str(path)!r} does not exist; expected a JSON file from chiralnet.save_graph")
     return load_graph(path)
 
 

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 
 import chiralnet as cn
 from chiralnet.plotting import save_figure
-from chiralnet.plotting_scattering import DETUNING_LABEL
+from chiralnet.plotting.scattering import DETUNING_LABEL
 
 out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent
 kappa = 0.01

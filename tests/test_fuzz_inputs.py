@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 import chiralnet as cn
 from chiralnet.errors import ChiralnetError
-from chiralnet.io import graph_from_data, graph_to_data, load_graph
+from chiralnet.formats.graph_json import graph_from_data, graph_to_data, load_graph
 from chiralnet.scenario import BUILDERS as SCENARIO_BUILDERS
 from chiralnet.scenario import parse_scenario
 from chiralnet.sweeps import SweepSpec, load_sweep, parse_sweep

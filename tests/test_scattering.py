@@ -18,7 +18,7 @@ from strategies import networks
 
 import chiralnet as cn
 from chiralnet import cli, config
-from chiralnet import plotting_scattering as ps
+from chiralnet.plotting import scattering as ps
 from chiralnet.errors import MemoryLimitError, NoSteadyStateError
 from chiralnet.solve.response import METHODS
 from chiralnet.arrays import chain_model

@@ -9,7 +9,7 @@ import pytest
 
 import chiralnet as cn
 from chiralnet import analytic
-from chiralnet.io import save_graph
+from chiralnet.formats.graph_json import save_graph
 from chiralnet.scenario import (
     ScenarioError,
     build_network,

@@ -148,7 +148,8 @@ def _figures(run) -> dict:
 
 def _write_outputs(run, out: Path, *, with_series: bool) -> list[Path]:
     """Render everything in memory first, then write each file atomically; return the paths written."""
-    from ..io import atomic_write_text, graph_to_data
+    from ..formats.files import atomic_write_text
+    from ..formats.graph_json import graph_to_data
     from ..plotting import save_figure
 
     sc = run.scenario
@@ -204,7 +205,7 @@ def _cmd_steady(args) -> int:
 
 
 def _cmd_paper(args) -> int:
-    from ..io import atomic_write_text
+    from ..formats.files import atomic_write_text
     from ..paper import reproduce
     from ..plotting import save_figure
 

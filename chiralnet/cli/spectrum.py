@@ -250,8 +250,8 @@ def spectrum_summary(spec: SpectrumSpec, res, bands: dict) -> dict:
 
 
 def run_spectrum_command(args) -> int:
-    from .. import plotting_scattering as ps
-    from ..io import atomic_write_text
+    from ..plotting import scattering as ps
+    from ..formats.files import atomic_write_text
     from ..solve.response import isolation_bandwidth, scattering
 
     spec = load_spectrum(args.spectrum_file)

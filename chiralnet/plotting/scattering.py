@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from .plotting import _axes, save_figure
+from . import _axes, save_figure
 
 __all__ = ["plot_transmission", "plot_isolation", "plot_isolation_map", "save_figure", "DETUNING_LABEL",
            "default_pairs"]

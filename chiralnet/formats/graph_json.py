@@ -1,4 +1,4 @@
-"""Save and load networks as JSON, and write files atomically.
+"""Save and load networks as JSON.
 
 A network is stored as NetworkX node-link data (``nx.node_link_data(G, edges="edges")``) with
 two changes, because JSON knows neither complex numbers nor tuples:
@@ -10,90 +10,29 @@ two changes, because JSON knows neither complex numbers nor tuples:
 
 The file also carries ``"chiralnet_format": 1``. Loading validates the graph against the schema of
 :mod:`chiralnet.network`, so a hand-edited file with a typo fails with a message naming the key.
-Every file chiralnet writes goes to a temporary name in the target folder first and is then
-renamed with :func:`os.replace`, so a crash or an error never leaves a half-written file.
+Files are written atomically (:mod:`chiralnet.formats.files`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import secrets
 from numbers import Integral, Number, Real
-from pathlib import Path
 
 import networkx as nx
 
-from .errors import ChiralnetError, NetworkError
-from .network import COMPLEX_KEYS, validate_network
+from .files import atomic_write_text
+from ..errors import ChiralnetError, NetworkError
+from ..network import COMPLEX_KEYS, validate_network
 
 __all__ = [
     "graph_to_data",
     "graph_from_data",
     "save_graph",
     "load_graph",
-    "atomic_path",
-    "atomic_write_text",
 ]
 
 FORMAT_VERSION = 1
-
-
-# ---------------------------------------------------------------------------------------------
-# Atomic writes.
-
-
-@contextlib.contextmanager
-def atomic_path(path):
-    """Yield a temporary path next to ``path``; on success rename it to ``path``, on error delete it.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> from pathlib import Path
-    >>> from chiralnet.io import atomic_path
-    >>> target = Path(tempfile.mkdtemp()) / "x.txt"
-    >>> with atomic_path(target) as tmp:
-    ...     _ = Path(tmp).write_text("done")
-    >>> target.read_text()
-    'done'
-    """
-    path = Path(path)
-    # A fresh unique name, not created here, so the writer creates it with the usual permissions.
-    tmp = str(path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if tmp in (exc.filename, exc.filename2):  # the user asked for `path`; the temporary name means nothing
-            raise _renamed(exc, str(path)) from None
-        raise
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _renamed(exc: OSError, target: str) -> OSError:
-    """The same OSError (class, errno, message) naming ``target`` instead of a temporary file."""
-    if exc.errno is None:
-        new = type(exc)(f"cannot write {target}: {exc}")
-        new.filename = target
-        return new
-    try:
-        return type(exc)(exc.errno, exc.strerror, target)
-    except TypeError:  # an OSError subclass with another constructor
-        return OSError(exc.errno, exc.strerror, target)
-
-
-def atomic_write_text(path, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` through a temporary file and :func:`os.replace`."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -268,7 +207,7 @@ def save_graph(G: nx.DiGraph, path) -> None:
     Examples
     --------
     >>> import os, tempfile, chiralnet as cn
-    >>> from chiralnet.io import save_graph, load_graph
+    >>> from chiralnet import save_graph, load_graph
     >>> path = os.path.join(tempfile.mkdtemp(), "pair.json")
     >>> G = cn.two_cell()
     >>> save_graph(G, path)
@@ -286,7 +225,7 @@ def load_graph(path) -> nx.DiGraph:
     Every problem with the file (unreadable, not UTF-8, not JSON, not a graph) raises a
     :class:`~chiralnet.errors.ChiralnetError` naming the file; the message never quotes the file's text.
     """
-    from . import memory
+    from .. import memory
 
     try:
         with open(path, "rb") as fh:

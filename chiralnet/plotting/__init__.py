@@ -13,7 +13,7 @@ import matplotlib as mpl
 import numpy as np
 from matplotlib.figure import Figure
 
-from .io import atomic_path
+from ..formats.files import atomic_path
 
 __all__ = [
     "plot_energies",
@@ -174,7 +174,7 @@ def link_directions(model, *, rtol: float = 1e-12):
     """
     import scipy.sparse as sp
 
-    from .model import Model, build_model
+    from ..model import Model, build_model
 
     if not isinstance(model, Model):
         model = build_model(model)
@@ -249,7 +249,7 @@ def plot_network(G, energies=None, *, title: str | None = None, ax=None, cmap: s
     """
     from matplotlib.patches import FancyArrowPatch
 
-    from .model import build_model
+    from ..model import build_model
 
     model = build_model(G)
     cell_list = list(model.cells)

@@ -1,0 +1,65 @@
+"""Write files atomically: every file chiralnet writes goes to a temporary name in the target folder
+first and is then renamed with :func:`os.replace`, so a crash or an error never leaves a half-written file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from pathlib import Path
+
+__all__ = ["atomic_path", "atomic_write_text"]
+
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path next to ``path``; on success rename it to ``path``, on error delete it.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from chiralnet.formats.files import atomic_path
+    >>> target = Path(tempfile.mkdtemp()) / "x.txt"
+    >>> with atomic_path(target) as tmp:
+    ...     _ = Path(tmp).write_text("done")
+    >>> target.read_text()
+    'done'
+    """
+    path = Path(path)
+    # A fresh unique name, not created here, so the writer creates it with the usual permissions.
+    tmp = str(path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if tmp in (exc.filename, exc.filename2):  # the user asked for `path`; the temporary name means nothing
+            raise _renamed(exc, str(path)) from None
+        raise
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _renamed(exc: OSError, target: str) -> OSError:
+    """The same OSError (class, errno, message) naming ``target`` instead of a temporary file."""
+    if exc.errno is None:
+        new = type(exc)(f"cannot write {target}: {exc}")
+        new.filename = target
+        return new
+    try:
+        return type(exc)(exc.errno, exc.strerror, target)
+    except TypeError:  # an OSError subclass with another constructor
+        return OSError(exc.errno, exc.strerror, target)
+
+
+def atomic_write_text(path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` through a temporary file and :func:`os.replace`."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
