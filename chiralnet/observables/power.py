@@ -14,10 +14,10 @@ With B the battery cells and E_B = sum_{i in B} omega_i (|alpha_i|^2 + Nc_ii):
 * Maximum average power: the largest (E_B(t) - E_B(0))/t over t and the time it is reached. At an interior
   maximum the derivative (t P(t) - E_B(t) + E_B(0)) / t^2 vanishes: the stored power equals the average
   power there. The grid of ``steps`` intervals over the horizon (the time_to_90 grid) brackets the largest
-  grid value; the root of g(t) = t P(t) - (E_B(t) - E_B(0)) next to it is then bisected on the exact
-  propagation from the state at the bracket's left end until the time is resolved to its last bit (not an
-  argmax on the grid). With several local maxima (an oscillating, reciprocal battery) it is the largest on
-  the grid.
+  grid value; the root of g(t) = t P(t) - (E_B(t) - E_B(0)) next to it is then found on the exact
+  propagation from the state at the bracket's left end, to the last bits of the time (not an argmax on
+  the grid): bisection in the batched kernel, Brent's method (fewer runs) on the general path. With
+  several local maxima (an oscillating, reciprocal battery) it is the largest on the grid.
 * Injected energy: int_0^T P_in dt with P_in = -2 omega_L Im(conj(E) . alpha) linear in alpha, and
   d alpha/dt = M alpha - i E, so int_0^T alpha dt = M^{-1} (alpha(T) - alpha(0) + i E T) exactly (one
   linear solve, the same as alpha_ss T + M^{-1}(e^{MT} - I)(alpha_0 - alpha_ss)).
@@ -250,8 +250,8 @@ def _check_steps(steps):
 def max_average_power(G_or_model, *, state0=None, horizon=None, steps: int = charging.STEPS) -> PowerPeak | None:
     """The largest average power (E_B(t) - E_B(0))/t over t in (0, horizon] and the time it is reached:
     a :class:`PowerPeak` (power in omega^2, time in 1/omega), or None when the average power still rises at
-    the horizon. Located exactly: the grid brackets it, bisection on the exact propagation finds the root
-    of t dE_B/dt - (E_B(t) - E_B(0)) to the last bit of t (module docstring).
+    the horizon. Located exactly: the grid brackets it, root finding on the exact propagation solves
+    t dE_B/dt = E_B(t) - E_B(0) to the last bits of t (module docstring).
 
     Parameters
     ----------
@@ -302,17 +302,16 @@ def max_average_power(G_or_model, *, state0=None, horizon=None, steps: int = cha
         t = base + dt
         return e, t * p - (e - e0)
 
-    lo, hi = (h, 2 * h) if at(h)[1] > 0 else (0.0, h)
-    while True:
-        mid = 0.5 * (lo + hi)
-        if base + mid == base + lo or base + mid == base + hi:
-            break
-        if at(mid)[1] > 0:
-            lo = mid
-        else:
-            hi = mid
-    e = at(hi)[0]
-    return PowerPeak(float((e - e0) / (base + hi)), float(base + hi))
+    g_lo, g_mid = at(0.0)[1], at(h)[1]
+    lo, hi, g_lo, g_hi = (h, 2 * h, g_mid, at(2 * h)[1]) if g_mid > 0 else (0.0, h, g_lo, g_mid)
+    if g_lo > 0 and g_hi < 0:  # Brent's method (each evaluation is a run): to the last bits of t
+        from scipy.optimize import brentq
+
+        dt = brentq(lambda x: at(x)[1], lo, hi, xtol=4 * np.finfo(float).eps * (base + hi), rtol=4 * np.finfo(float).eps)
+    else:  # no sign change (g = 0 at the bracket's end): that end
+        dt = lo if g_lo == 0 else hi
+    e = at(dt)[0]
+    return PowerPeak(float((e - e0) / (base + dt)), float(base + dt))
 
 
 def _kernel_setup(model, state):
