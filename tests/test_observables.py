@@ -7,7 +7,8 @@ closed forms, root finding on scipy's expm); run and sweep must give the same nu
 import numpy as np
 import pytest
 import scipy.linalg as la
-from scipy.optimize import brentq
+from scipy.integrate import quad
+from scipy.optimize import brentq, minimize_scalar
 
 import chiralnet as cn
 from chiralnet import analytic
@@ -307,12 +308,6 @@ def test_run_reports_ergotropy_and_power():
 
 # ---------------------------------------------------------------------------------------------
 # Power over time, maximum average power, efficiency (issue 10).
-
-from scipy.integrate import quad
-from scipy.optimize import minimize_scalar
-
-from chiralnet.observables import power as pw
-from naive import naive_propagate
 
 #: Efficiency against scipy's adaptive quadrature of P_in on an expm-based alpha(t) (quad at epsrel 1e-13).
 EFF_REL = 1e-10
