@@ -8,7 +8,7 @@ Build a network (NetworkX), then ``simulate`` or ``steady_state`` it::
     55.8
 """
 
-from . import analytic, config, observables
+from . import analytic, config, drives, observables
 from .builders import chain, lattice, ring, star, two_cell
 from .errors import ChiralnetError, MemoryLimitError, NetworkError, NoSteadyStateError, SolverError
 from .model import Model, State, build_model, initial_state
@@ -28,7 +28,7 @@ from .observables import (average_power, efficiency, ergotropy, injected_energy,
 from .results import SimulationResult, SteadyState
 from .io import load_graph, save_graph
 from .scenario import Scenario, ScenarioError, build_network, load_scenario, run_scenario
-from .solve import METHODS, check_stability, simulate, steady_state
+from .solve import METHODS, Protocol, check_stability, protocol, simulate, steady_state
 from .sweeps import SweepResult, load_sweep, sweep
 from .solve.response import IsolationBand, ScatteringResult, isolation, isolation_bandwidth, scattering
 from .formats.qutip import to_qutip
@@ -40,8 +40,9 @@ __all__ = [
     "cells", "reservoirs", "battery_cells",
     "two_cell", "chain", "ring", "star", "lattice",
     "Model", "State", "build_model", "initial_state",
-    "simulate", "steady_state", "check_stability", "METHODS", "ergotropy", "injected_power",
-    "stored_power", "average_power", "max_average_power", "injected_energy", "efficiency",
+    "simulate", "steady_state", "check_stability", "METHODS", "protocol", "Protocol", "drives",
+    "ergotropy", "injected_power", "stored_power", "average_power", "max_average_power", "injected_energy",
+    "efficiency",
     "sweep", "load_sweep", "SweepResult",
     "scattering", "isolation", "isolation_bandwidth", "ScatteringResult", "IsolationBand", "to_qutip",
     "SimulationResult", "SteadyState",

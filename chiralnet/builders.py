@@ -33,6 +33,7 @@ from typing import Callable
 
 import numpy as np
 
+from . import memory
 from .errors import NetworkError
 from .network import _complex, _real, add_cell, add_chiral_link, add_coherent_link, network
 
@@ -173,6 +174,7 @@ def chain(
     ([0.003, 0.002, 0.004, 0.003], 0.05)
     """
     n = _count(n_cells, "n_cells", 2)
+    _preflight(f"chain({n})", n, n - 1)
     return _build("chain", n, _links("chain", n), **_given(locals(), "n_cells"))
 
 
@@ -208,6 +210,7 @@ def ring(
     (0.02, [0, 2])
     """
     n = _count(n_cells, "n_cells", 3)
+    _preflight(f"ring({n})", n, n)
     return _build("ring", n, _links("ring", n), **_given(locals(), "n_cells"))
 
 
@@ -243,6 +246,7 @@ def star(
     ([0, 1, 2, 3], [1, 2, 3])
     """
     n = _count(n_leaves, "n_leaves", 1)
+    _preflight(f"star({n})", n + 1, n)
     return _build("star", n + 1, _links("star", n + 1), **_given(locals(), "n_leaves"))
 
 
@@ -283,6 +287,7 @@ def lattice(
     c = _count(cols, "cols", 1)
     if r * c < 2:
         raise NetworkError("lattice: rows * cols must be >= 2")
+    _preflight(f"lattice({r}, {c})", r * c, 2 * r * c)
     pos = {i * c + j: (float(j), float(-i)) for i in range(r) for j in range(c)}
     return _build("lattice", r * c, _links("lattice", r, c), pos=pos, **_given(locals(), "rows", "cols", "r", "c"))
 
@@ -585,6 +590,13 @@ def _build(name, n, links, pos=None, **options):
 def _plain(arr) -> list:
     """Python numbers of a complex array: floats where the imaginary part is zero."""
     return [x.real if x.imag == 0 else x for x in arr.tolist()]
+
+
+def _preflight(what, n_cells, n_links) -> None:
+    """Refuse a graph too large for memory before building any of it (MemoryLimitError naming the size);
+    above ~10^4 cells the array builders of :mod:`chiralnet.arrays` are the faster route."""
+    memory.check_cells(n_cells, f"building the graph {what}", n_links=n_links,
+                       fixes="fewer cells, or chiralnet.arrays.chain_model / lattice_model (no graph)")
 
 
 def _count(value, name, minimum) -> int:

@@ -130,6 +130,11 @@ def main(argv=None) -> int:
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
         print(f"chiralnet: error: {where}{exc.strerror or _one_line(exc)}", file=sys.stderr)
         return EXIT_IO
+    except MemoryError:  # a request no preflight estimate caught: one line, not a NumPy traceback
+        if debug:
+            raise
+        print("chiralnet: error: out of memory; ask for fewer cells, times or points", file=sys.stderr)
+        return EXIT_IO
     except KeyboardInterrupt:
         print("chiralnet: interrupted", file=sys.stderr)
         return 130
@@ -171,7 +176,7 @@ def _report_lines(run) -> list[str]:
     if run.result is not None:
         res = run.result
         info += f"; simulated with method {res.method!r} at {res.times.size} times, t = {res.times[0]:g}..{res.times[-1]:g} (1/omega)"
-    lines = [head, info, ""] + _cell_table(run) + [""]
+    lines = [head, info, ""] + _cell_table(run) + [""] + _phase_table(run)
     if run.steady is not None:
         lines.append(f"battery total, steady state:    {run.steady.battery_energy:.6g} omega")
         lines.append(f"total, steady state:            {run.steady.total_energy:.6g} omega")
@@ -182,7 +187,7 @@ def _report_lines(run) -> list[str]:
         lines.append(run.steady_error)
     if run.result is not None:
         lines.append(f"battery total at t_end:         {run.result.battery_energy[-1]:.6g} omega")
-        if run.steady is not None:
+        if run.steady is not None and run.result.phase is None:
             if run.t90 is None:
                 lines.append("time to 90% of steady battery:  not reached within the simulated times")
             else:
@@ -205,6 +210,22 @@ def _report_lines(run) -> list[str]:
             lines.append(f"  {label:<26} E_B = {_fmt(ref[key], '.6g'):>10} omega   "
                          f"battery / limit = {_fmt(ratio[key], '.4f')}")
     return lines
+
+
+def _phase_table(run) -> list[str]:
+    """One row per protocol phase: its span and the energies at its end (empty without phases)."""
+    res = run.result
+    if res is None or res.phase is None:
+        return []
+    starts = [0.0, *res.phase_ends[:-1].tolist()]
+    width = max(5, *(len(n) for n in res.phase_names))
+    lines = [f"  {'phase':<{width}}  {'from':>9}  {'to':>9}  {'battery at end':>15}  {'total at end':>13}"]
+    for k, name in enumerate(res.phase_names):
+        reached = res.phase_states[k] is not None
+        bat = _fmt(float(res.phase_battery_energy[k]) if reached else None, ".6g", "not reached")
+        tot = _fmt(float(res.phase_energies[k].sum()) if reached else None, ".6g", "not reached")
+        lines.append(f"  {name:<{width}}  {starts[k]:>9.6g}  {res.phase_ends[k]:>9.6g}  {bat:>15}  {tot:>13}")
+    return lines + ["  (energies in omega, times in 1/omega)", ""]
 
 
 def _energies_csv(result) -> str:

@@ -65,10 +65,28 @@ def atomic_path(path):
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if tmp in (exc.filename, exc.filename2):  # the user asked for `path`; the temporary name means nothing
+            raise _renamed(exc, str(path)) from None
+        raise
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _renamed(exc: OSError, target: str) -> OSError:
+    """The same OSError (class, errno, message) naming ``target`` instead of a temporary file."""
+    if exc.errno is None:
+        new = type(exc)(f"cannot write {target}: {exc}")
+        new.filename = target
+        return new
+    try:
+        return type(exc)(exc.errno, exc.strerror, target)
+    except TypeError:  # an OSError subclass with another constructor
+        return OSError(exc.errno, exc.strerror, target)
 
 
 def atomic_write_text(path, text: str) -> None:
@@ -125,8 +143,11 @@ def _encode_value(key, value, where):
 def _decode_value(key, value, where):
     if key in COMPLEX_KEYS and isinstance(value, list):
         if len(value) != 2 or not all(isinstance(x, Real) and not isinstance(x, bool) for x in value):
-            raise NetworkError(f"{where}: attribute {key!r} must be a number or a pair [re, im], got {value!r}")
-        return complex(value[0], value[1])
+            raise NetworkError(f"{where}: attribute {key!r} must be a number or a pair [re, im], got {_brief(value)}")
+        try:
+            return complex(value[0], value[1])
+        except OverflowError:
+            raise NetworkError(f"{where}: attribute {key!r} must be finite, got a number too large for a float") from None
     if key == "pos" and isinstance(value, list):
         return tuple(value)
     return value
@@ -173,25 +194,58 @@ def graph_from_data(data: dict, *, source: str = "<data>") -> nx.DiGraph:
     source : str
         Name used in error messages (the file name, usually).
     """
+    try:
+        return _graph_from_data(data, source)
+    except RecursionError:
+        raise NetworkError(f"{source}: not a chiralnet graph (nested too deeply)") from None
+
+
+def _brief(value) -> str:
+    """A short description of a value read from a file: its type and at most 40 characters of it."""
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
+
+
+_NAME_TYPES = (str, Integral, Real)
+
+
+def _check_id(value, where):
+    """A node name as JSON stores it: a string, a number, or an array of them (a tuple); never null."""
+    if isinstance(value, list):
+        for x in value:
+            _check_id(x, where)
+    elif value is None or not isinstance(value, _NAME_TYPES):
+        raise NetworkError(f"{where}: a node name must be a string, a number or an array of them, got {_brief(value)}")
+
+
+def _graph_from_data(data, source):
     if not isinstance(data, dict) or "nodes" not in data or "edges" not in data:
         raise NetworkError(f"{source}: not a chiralnet graph (expected a JSON object with 'nodes' and 'edges')")
     version = data.get("chiralnet_format", FORMAT_VERSION)
     if version != FORMAT_VERSION:
-        raise NetworkError(f"{source}: chiralnet_format {version!r} is not supported; expected {FORMAT_VERSION}")
+        raise NetworkError(f"{source}: chiralnet_format {_brief(version)} is not supported; expected {FORMAT_VERSION}")
     if data.get("directed", True) is not True or data.get("multigraph", False) is not False:
         raise NetworkError(f"{source}: a chiralnet graph is directed and not a multigraph ('directed': true)")
+    for key in ("nodes", "edges"):
+        if not isinstance(data[key], list):
+            raise NetworkError(f"{source}: '{key}' must be an array, got {type(data[key]).__name__}")
+    if not isinstance(data.get("graph", {}), dict):
+        raise NetworkError(f"{source}: 'graph' must be an object of graph attributes, got {type(data['graph']).__name__}")
     data = {k: v for k, v in data.items() if k != "chiralnet_format"}
     nodes = []
-    for node in data["nodes"]:
+    for i, node in enumerate(data["nodes"]):
         if not isinstance(node, dict) or "id" not in node:
-            raise NetworkError(f"{source}: every node needs an 'id', got {node!r}")
+            raise NetworkError(f"{source}: node {i}: every node needs an 'id', got {_brief(node)}")
+        _check_id(node["id"], f"{source}: node {i}")
         name = _decode_name(node["id"])
         nodes.append({k: (name if k == "id" else _decode_value(k, v, f"{source}: node {name!r}"))
                       for k, v in node.items()})
     edges = []
-    for edge in data["edges"]:
+    for i, edge in enumerate(data["edges"]):
         if not isinstance(edge, dict) or "source" not in edge or "target" not in edge:
-            raise NetworkError(f"{source}: every edge needs 'source' and 'target', got {edge!r}")
+            raise NetworkError(f"{source}: edge {i}: every edge needs 'source' and 'target', got {_brief(edge)}")
+        _check_id(edge["source"], f"{source}: edge {i} 'source'")
+        _check_id(edge["target"], f"{source}: edge {i} 'target'")
         u, v = _decode_name(edge["source"]), _decode_name(edge["target"])
         edges.append({k: (_decode_name(x) if k in ("source", "target")
                           else _decode_value(k, x, f"{source}: link ({u!r}, {v!r})"))
@@ -199,8 +253,8 @@ def graph_from_data(data: dict, *, source: str = "<data>") -> nx.DiGraph:
     data = {**data, "nodes": nodes, "edges": edges, "directed": True, "multigraph": False}
     try:
         G = nx.node_link_graph(data, directed=True, multigraph=False, edges="edges")
-    except (KeyError, TypeError, nx.NetworkXError) as exc:
-        raise NetworkError(f"{source}: malformed node-link data ({exc})") from None
+    except (KeyError, TypeError, ValueError, nx.NetworkXError) as exc:
+        raise NetworkError(f"{source}: malformed node-link data ({type(exc).__name__})") from None
     try:
         validate_network(G)
     except NetworkError as exc:
@@ -227,12 +281,32 @@ def save_graph(G: nx.DiGraph, path) -> None:
 
 
 def load_graph(path) -> nx.DiGraph:
-    """Read a network written by :func:`save_graph` (or any node-link JSON following the schema)."""
+    """Read a network written by :func:`save_graph` (or any node-link JSON following the schema).
+
+    Every problem with the file (unreadable, not UTF-8, not JSON, not a graph) raises a
+    :class:`~chiralnet.errors.ChiralnetError` naming the file; the message never quotes the file's text.
+    """
+    from . import memory
+
     try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            # text, parsed JSON and the graph take about 20 bytes per byte of file: refuse before reading
+            memory.check({"graph file (text, JSON and graph)": 20 * size}, f"{path}: graph file of {size} bytes",
+                         "a smaller graph file")
+            raw = fh.read()
     except OSError as exc:
-        raise ChiralnetError(f"{path}: cannot read graph file ({exc.strerror or exc})") from None
+        raise ChiralnetError(f"{path}: cannot read graph file ({exc.strerror or type(exc).__name__})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise NetworkError(f"{path}: not a JSON graph file (not UTF-8 text at byte {exc.start})") from None
+    try:
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise NetworkError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    except RecursionError:
+        raise NetworkError(f"{path}: not a chiralnet graph (JSON nested too deeply)") from None
+    except ValueError as exc:  # e.g. an integer with more digits than Python converts
+        raise NetworkError(f"{path}: not a chiralnet graph ({type(exc).__name__} while reading numbers)") from None
     return graph_from_data(data, source=str(path))

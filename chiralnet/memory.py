@@ -16,7 +16,8 @@ import os
 from . import config
 from .errors import MemoryLimitError
 
-__all__ = ["limit_bytes", "check", "simulation_bytes", "steady_state_bytes", "model_bytes"]
+__all__ = ["limit_bytes", "check", "simulation_bytes", "steady_state_bytes", "model_bytes", "graph_bytes",
+           "check_cells", "sweep_bytes", "check_disk", "format_bytes"]
 
 _C = 16  # bytes per complex128
 _F = 8   # bytes per float64 / int64
@@ -57,18 +58,86 @@ def check(items: dict, what: str, fixes: str) -> float:
     """
     if not isinstance(items, dict):
         items = {"arrays": items}
-    total = float(sum(items.values()))
+    total = sum(items.values())  # exact for integers of any size (10**400 cells must not overflow a float)
     limit = limit_bytes()
     if total > limit:
         big = sorted(items.items(), key=lambda kv: -kv[1])[:3]
-        parts = ", ".join(f"{name} {nbytes / _GB:.3g} GB" for name, nbytes in big)
+        parts = ", ".join(f"{name} {format_bytes(nbytes)}" for name, nbytes in big)
         source = (f"config.MEMORY_LIMIT_GB = {config.MEMORY_LIMIT_GB}" if config.MEMORY_LIMIT_GB is not None
                   else f"config.MEMORY_FRACTION = {config.MEMORY_FRACTION} of {physical_bytes() / _GB:.3g} GB")
         raise MemoryLimitError(
-            f"{what} would need about {total / _GB:.3g} GB ({parts}), more than the limit of "
+            f"{what} would need about {format_bytes(total)} ({parts}), more than the limit of "
             f"{limit / _GB:.3g} GB ({source}); to fit: {fixes}"
         )
-    return total
+    return float(total)
+
+
+def format_bytes(nbytes) -> str:
+    """``"3.2 GB"``; exact integers beyond the float range print as ``"more than 1e300 GB"``."""
+    try:
+        gb = float(nbytes) / _GB
+    except OverflowError:
+        return "more than 1e300 GB"
+    return f"{gb:.3g} GB" if gb < 1e300 else "more than 1e300 GB"
+
+
+#: Bytes a NetworkX network takes per cell and per link (a chiral link: a reservoir node, two couplings
+#: and a coherent edge), measured with tracemalloc on the builders (chain: 2.4 kB per cell, lattice: 4.1 kB).
+GRAPH_BYTES_PER_CELL = 700
+GRAPH_BYTES_PER_LINK = 1700
+
+
+def graph_bytes(n_cells: int, n_links: int | None = None) -> dict:
+    """Estimated memory of a chiralnet network (a NetworkX graph) with ``n_cells`` cells and ``n_links`` links."""
+    n = int(n_cells)
+    links = n if n_links is None else int(n_links)
+    return {"network cells": n * GRAPH_BYTES_PER_CELL, "network links": links * GRAPH_BYTES_PER_LINK}
+
+
+def check_cells(n_cells, what: str, *, n_links=None, fixes: str = "fewer cells") -> float:
+    """Refuse a network of ``n_cells`` cells before building it, when it would not fit in memory.
+
+    Builders and file readers call this with the size they were asked for, so that ``n_cells = 10**9``
+    (or a 10^5 x 10^5 lattice) is one clear :class:`MemoryLimitError` at once instead of minutes of
+    building and a crash. Counts are exact integers (any size); ``n_links`` defaults to one per cell.
+
+    Examples
+    --------
+    >>> from chiralnet.memory import check_cells
+    >>> check_cells(10**12, "chain(n_cells=10**12)")      # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    chiralnet.errors.MemoryLimitError: chain(n_cells=10**12) would need about 2.4e+06 GB ...
+    """
+    items = graph_bytes(n_cells, n_links)
+    return check(items, what, fixes)
+
+
+def sweep_bytes(n_points: int, values_per_point: int) -> dict:
+    """Estimated memory of a sweep's results: ``values_per_point`` float64 values per grid point.
+
+    The chunks are read back and assembled into full arrays (twice the values), and the CSV text is
+    built in memory (about 25 characters per value) before it is written.
+    """
+    n, v = int(n_points), int(values_per_point)
+    return {"result arrays (chunks and assembled)": n * (2 * 8 * v + 2),
+            "CSV text": n * 25 * (v + 2)}
+
+
+def check_disk(nbytes, folder, what: str, fixes: str) -> None:
+    """Raise :class:`MemoryLimitError` when ``folder`` (or its nearest existing parent) has less free space."""
+    import shutil
+
+    path = os.path.abspath(os.fspath(folder))
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    try:
+        free = shutil.disk_usage(path).free
+    except OSError:  # pragma: no cover - cannot tell: let the writes report it
+        return
+    if nbytes > free:
+        raise MemoryLimitError(f"{what} would write about {format_bytes(nbytes)} to {os.fspath(folder)}, which has "
+                               f"{format_bytes(free)} free; to fit: {fixes}")
 
 
 def model_bytes(n_cells: int, n_entries: int, n_links: int) -> dict:

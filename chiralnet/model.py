@@ -18,6 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import config
+from .drives import schedule
 from .errors import NetworkError
 from .network import CELL_DEFAULTS, RESERVOIR_DEFAULTS
 from .network import cells as cell_nodes
@@ -48,6 +49,9 @@ class Model:
         Cells counted in the battery energy.
     kappa : ndarray (N,) float or None
         Local damping rates (the cells' ports in :func:`chiralnet.scattering`); None when unknown.
+    drives : DriveSchedule or None
+        The time-dependent part of the drive (tones, pulses, callables; see :mod:`chiralnet.drives`),
+        None when every drive is constant; ``drive`` then holds the constant part only.
     """
 
     cells: tuple
@@ -58,6 +62,18 @@ class Model:
     Q: object
     battery: np.ndarray
     kappa: np.ndarray | None = None
+    drives: object = None
+
+    def drive_at(self, times) -> np.ndarray:
+        """Drive amplitudes E: (N,) when constant, (T, N) at simulation ``times`` when time-dependent."""
+        if self.drives is None:
+            return self.drive
+        return self.drive + self.drives.at(times, self.n_cells)
+
+    @property
+    def time_dependent(self) -> bool:
+        """True when some cell's drive is not a constant (see :mod:`chiralnet.drives`)."""
+        return self.drives is not None
 
     @property
     def n_cells(self) -> int:
@@ -208,9 +224,9 @@ def build_model(G, *, nodelist=None, sparse: bool | None = None) -> Model:
     omega = np.array([nodes[c]["omega"] for c in order], float)
     kappa = np.array([nodes[c].get("kappa", CELL_DEFAULTS["kappa"]) for c in order], float)
     n_th = np.array([nodes[c].get("n_th", CELL_DEFAULTS["n_th"]) for c in order], float)
-    drive = np.array([nodes[c].get("drive", CELL_DEFAULTS["drive"]) for c in order], complex)
-    battery = np.array([bool(nodes[c].get("battery", CELL_DEFAULTS["battery"])) for c in order])
     omega_L = float(G.graph.get("drive_frequency", 1.0))
+    drive, drives = schedule([nodes[c].get("drive", CELL_DEFAULTS["drive"]) for c in order], order, omega_L)
+    battery = np.array([bool(nodes[c].get("battery", CELL_DEFAULTS["battery"])) for c in order])
 
     # Coherent links: -i J at (u, v) and -i conj(J) at (v, u).
     links = [(index[u], index[v], complex(J)) for u, v, J in G.edges(data="J") if J is not None]
@@ -230,12 +246,13 @@ def build_model(G, *, nodelist=None, sparse: bool | None = None) -> Model:
         tuple(order), omega=omega, kappa=kappa, n_th=n_th, drive=drive, battery=battery,
         drive_frequency=omega_L, link_u=lu, link_v=lv, link_J=lJ, rate=rate, occupation=occupation,
         coupling_reservoir=np.array(coup_res, int), coupling_cell=np.array(coup_cell, int),
-        coupling_p=np.array(coup_p, complex), sparse=sparse,
+        coupling_p=np.array(coup_p, complex), sparse=sparse, drives=drives,
     )
 
 
 def assemble_model(cells, *, omega, kappa, n_th, drive, battery, drive_frequency, link_u, link_v,
-                   link_J, rate, occupation, coupling_reservoir, coupling_cell, coupling_p, sparse=None) -> Model:
+                   link_J, rate, occupation, coupling_reservoir, coupling_cell, coupling_p, sparse=None,
+                   drives=None) -> Model:
     """Assemble a :class:`Model` from plain arrays (no graph): the one place M and Q are built.
 
     :func:`build_model` calls it after reading a graph; the array-level builders of
@@ -261,6 +278,9 @@ def assemble_model(cells, *, omega, kappa, n_th, drive, battery, drive_frequency
         Reservoir couplings p_{r,i}, grouped (sorted) by reservoir index.
     sparse : bool, optional
         CSR (True) or dense (False) M and Q; default sparse above ``config.DENSE_MAX_CELLS`` cells.
+    drives : DriveSchedule, optional
+        The time-dependent part of the drive (:func:`chiralnet.drives.schedule`); ``drive`` is then
+        the constant part.
     """
     n = len(cells)
     battery = np.asarray(battery, bool).copy()
@@ -304,6 +324,7 @@ def assemble_model(cells, *, omega, kappa, n_th, drive, battery, drive_frequency
     return Model(
         cells=tuple(cells), omega=omega, drive_frequency=float(drive_frequency), M=M, drive=drive, Q=Q, battery=battery,
         kappa=np.asarray(kappa, float),
+        drives=drives,
     )
 
 

@@ -9,7 +9,8 @@ Cell nodes (``kind="cell"``, the default when ``kind`` is absent)
     ``omega`` (required, > 0): cell frequency. ``kappa`` (>= 0): local damping rate.
     ``n_th`` (>= 0): local bath occupation. ``drive`` (complex): drive amplitude E_i; the
     Hamiltonian term is E_i e^{-i omega_L t} a_i^dag + h.c., so that d alpha_i/dt = ... - i E_i
-    (README "Conventions"; checked against QuTiP in tests/test_qutip.py).
+    (README "Conventions"; checked against QuTiP in tests/test_qutip.py). ``drive`` may also be
+    time-dependent: a shape from :mod:`chiralnet.drives`, a sum of them, or a callable f(t) -> complex.
     ``alpha0`` (complex): initial coherent amplitude. ``n0`` (>= 0): initial thermal occupation.
     ``battery`` (bool): counts towards the battery energy. ``pos`` (pair of floats) and
     ``label`` (str): display only.
@@ -31,11 +32,12 @@ from __future__ import annotations
 import cmath
 import math
 from collections.abc import Mapping
-from numbers import Number, Real
+from numbers import Integral, Number, Real
 
 import networkx as nx
 import numpy as np
 
+from .drives import is_time_dependent
 from .errors import NetworkError
 
 __all__ = [
@@ -116,8 +118,9 @@ def add_cell(
         Local damping rate, >= 0.
     n_th : float
         Occupation of the local bath, >= 0.
-    drive : complex
-        Drive amplitude E_i at the common drive frequency.
+    drive : complex, Drive or callable
+        Drive amplitude E_i at the common drive frequency; or a time-dependent drive from
+        :mod:`chiralnet.drives` (``gaussian``, ``square``, ``tone``, sums) or a callable f(t) -> complex.
     alpha0 : complex
         Initial coherent amplitude <a_i>(0).
     n0 : float
@@ -129,6 +132,7 @@ def add_cell(
     label : str, optional
         Display name.
     """
+    _check_name(node, "cell")
     if node in G:
         raise NetworkError(f"node {node!r} already exists; pick another name for the new cell")
     attrs = dict(kind="cell", omega=omega, kappa=kappa, n_th=n_th, drive=drive, alpha0=alpha0,
@@ -177,7 +181,7 @@ def add_reservoir(G: nx.DiGraph, couplings: dict, *, gamma: float, n_th: float =
         raise NetworkError(f"a reservoir needs a non-empty dict cell -> p as 'couplings', got {couplings!r}")
     if name is None:
         name = _free_reservoir_name(G)
-    elif name in G:
+    elif _check_name(name, "reservoir") or name in G:
         raise NetworkError(f"node {name!r} already exists; pick another name for the reservoir")
     attrs = dict(kind="reservoir", gamma=gamma, n_th=n_th)
     _check_reservoir(name, attrs)
@@ -299,12 +303,13 @@ def _check_cell(node, attrs) -> None:
     for key in ("kappa", "n_th", "n0"):
         if key in attrs:
             _nonnegative(attrs[key], f"{where} attribute {key!r}")
-    for key in ("drive", "alpha0"):
-        if key in attrs:
-            _complex(attrs[key], f"{where} attribute {key!r}")
+    if "drive" in attrs and not is_time_dependent(attrs["drive"]):
+        _complex(attrs["drive"], f"{where} attribute 'drive'")
+    if "alpha0" in attrs:
+        _complex(attrs["alpha0"], f"{where} attribute 'alpha0'")
     if attrs.get("pos") is not None:
         _pos(attrs["pos"], f"{where} attribute 'pos'")
-    if "battery" in attrs and not (isinstance(attrs["battery"], (bool, np.bool_)) or attrs["battery"] in (0, 1)):
+    if "battery" in attrs and not _is_flag(attrs["battery"]):
         raise NetworkError(f"{where} attribute 'battery' must be True or False, got {attrs['battery']!r}")
 
 
@@ -325,10 +330,37 @@ def _check_keys(attrs, known, where, required=()) -> None:
             raise NetworkError(f"{where}: missing required attribute {key!r}")
 
 
+def _check_name(node, what) -> None:
+    """A node name NetworkX accepts: hashable and not None (else NetworkX raises TypeError or ValueError)."""
+    if node is None:
+        raise NetworkError(f"a {what} name cannot be None; use a string or an integer")
+    try:
+        hash(node)
+    except TypeError:
+        raise NetworkError(f"{what} name {_short(node)} of type {type(node).__name__} is not hashable; "
+                           "use a string, an integer or a tuple of them") from None
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _is_flag(value) -> bool:
+    """True, False, numpy booleans, or the integers 0 and 1 (never an array: its truth is ambiguous)."""
+    if isinstance(value, (bool, np.bool_)):
+        return True
+    return isinstance(value, Integral) and int(value) in (0, 1)
+
+
 def _real(value, where) -> float:
     if isinstance(value, bool) or not isinstance(value, Real):
-        raise NetworkError(f"{where} must be a real number, got {value!r}")
-    value = float(value)
+        raise NetworkError(f"{where} must be a real number, got {_short(value)}")
+    try:
+        value = float(value)
+    except OverflowError:  # an integer beyond the float range (10**400)
+        raise NetworkError(f"{where} must be finite, got an integer too large for a float "
+                           f"({len(str(abs(int(value))))} digits)") from None
     if not math.isfinite(value):
         raise NetworkError(f"{where} must be finite, got {value}")
     return value
@@ -343,16 +375,23 @@ def _nonnegative(value, where) -> float:
 
 def _complex(value, where) -> complex:
     if isinstance(value, bool) or not isinstance(value, Number):
-        raise NetworkError(f"{where} must be a number (complex allowed), got {value!r}")
-    value = complex(value)
+        raise NetworkError(f"{where} must be a number (complex allowed), got {_short(value)}")
+    try:
+        value = complex(value)
+    except (OverflowError, TypeError, ValueError):
+        raise NetworkError(f"{where} must be a finite number, got {_short(value)}") from None
     if not cmath.isfinite(value):
         raise NetworkError(f"{where} must be finite, got {value}")
     return value
 
 
 def _pos(value, where) -> tuple:
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
-        raise NetworkError(f"{where} must be a pair of numbers (x, y), got {value!r}")
+    try:
+        pair = not isinstance(value, (str, bytes, Mapping)) and len(value) == 2
+    except TypeError:  # no len(): a number, a 0-d array
+        pair = False
+    if not pair:
+        raise NetworkError(f"{where} must be a pair of numbers (x, y), got {_short(value)}")
     return tuple(_real(x, where) for x in value)
 
 
@@ -377,6 +416,7 @@ def _free_reservoir_name(G) -> str:
 
 
 def _require_cell(G, node, where) -> None:
+    _check_name(node, "cell")
     if node not in G:
         raise NetworkError(f"{where}: cell {node!r} does not exist; add it first with chiralnet.add_cell")
     if G.nodes[node].get("kind", "cell") != "cell":

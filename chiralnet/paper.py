@@ -94,6 +94,24 @@ def _dev(sim, closed):
     return float(np.max(np.abs(sim - closed)) / np.max(np.abs(closed)))
 
 
+#: Bytes per output time held at once by :func:`reproduce`: up to three two-cell simulations (amplitudes
+#: and energies), about ten closed-form curves, and the figures' copies of about fourteen plotted lines.
+PAPER_BYTES_PER_TIME = 1000
+
+
+def _check_n_times(n_times) -> None:
+    """Refuse an ``n_times`` whose arrays and figures would not fit in memory, before simulating anything."""
+    from numbers import Integral
+
+    from . import memory
+    from .errors import ChiralnetError
+
+    if isinstance(n_times, bool) or not isinstance(n_times, Integral) or n_times < 2:
+        raise ChiralnetError(f"n_times must be an integer >= 2, got {n_times!r}")
+    memory.check({"time grids, simulations, closed forms and figure lines": int(n_times) * PAPER_BYTES_PER_TIME},
+                 f"the paper's figures at n_times = {n_times}", "fewer times (--n-times; the default 601 is plenty)")
+
+
 def reproduce(n_times: int = 601, n_cooperativity: int = 13) -> PaperReproduction:
     """Simulate the paper's two-cell system and draw Figs. 2(a,b), 3(a,b), 4(a,b,c).
 
@@ -115,6 +133,7 @@ def reproduce(n_times: int = 601, n_cooperativity: int = 13) -> PaperReproductio
     >>> [round(r["simulated"], 4) for r in rep.ratios][:2]
     [3.4613, 3.029]
     """
+    _check_n_times(n_times)
     figs, ratios, dev = {}, [], {}
     omega, E = 1.0, FIG23["drive"]
 

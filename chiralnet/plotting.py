@@ -75,11 +75,26 @@ def plot_energies(result, *, cells=None, total: bool = True, battery: bool = Tru
     ax.set_xlabel(TIME_LABEL)
     ax.set_ylabel(ENERGY_LABEL)
     ax.set_xlim(result.times[0], result.times[-1])
+    _shade_phases(ax, result)
     ax.set_ylim(bottom=0)
     ax.legend(fontsize="small", ncol=2 if len(chosen) > 6 else 1, frameon=False)
     if title:
         ax.set_title(title)
     return fig
+
+
+def _shade_phases(ax, result) -> None:
+    """Alternate light bands behind a protocol's phases, each named at the top (no-op otherwise)."""
+    if getattr(result, "phase_ends", None) is None:
+        return
+    starts = [0.0, *result.phase_ends[:-1].tolist()]
+    for k, (a, b) in enumerate(zip(starts, result.phase_ends.tolist())):
+        if b <= result.times[0] or a >= result.times[-1]:
+            continue
+        ax.axvspan(a, b, color="0.5" if k % 2 else "C0", alpha=0.08, lw=0, zorder=0)
+        mid = (max(a, result.times[0]) + min(b, result.times[-1])) / 2
+        ax.text(mid, 0.98, result.phase_names[k], transform=ax.get_xaxis_transform(), ha="center", va="top",
+                fontsize=8, color="0.3")
 
 
 def plot_heatmap(result, *, title: str | None = None, ax=None) -> Figure:

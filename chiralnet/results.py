@@ -59,6 +59,17 @@ class SimulationResult(_CellLookup):
         Drive amplitudes E_i (for the injected power).
     drive_frequency : float or None
         omega_L.
+    phase : ndarray (T,) int or None
+        For a :func:`~chiralnet.protocol`: the phase each output time belongs to (a time on a
+        boundary belongs to the phase that ends there); None for a single network.
+    phase_ends : ndarray (P,) float or None
+        Protocol time at which each phase ends (1/omega).
+    phase_names : tuple of str or None
+        Phase names.
+    phase_energies : ndarray (P, N) or None
+        Energy of every cell at the end of each phase (NaN for phases after the last output time).
+    phase_states : tuple of State or None
+        The state at the end of each phase (None after the last output time).
     """
 
     times: np.ndarray
@@ -74,11 +85,21 @@ class SimulationResult(_CellLookup):
     omega: np.ndarray | None = None
     drive: np.ndarray | None = None
     drive_frequency: float | None = None
+    phase: np.ndarray | None = None
+    phase_ends: np.ndarray | None = None
+    phase_names: tuple | None = None
+    phase_energies: np.ndarray | None = None
+    phase_states: tuple | None = None
 
     @property
     def total_energy(self) -> np.ndarray:
         """Sum of every cell's energy, shape (T,)."""
         return self.energies.sum(axis=1)
+
+    @property
+    def phase_battery_energy(self) -> np.ndarray | None:
+        """Battery energy at the end of each protocol phase, shape (P,) (None for a single network)."""
+        return None if self.phase_energies is None else self.phase_energies[:, self.battery].sum(axis=1)
 
     @property
     def battery_energy(self) -> np.ndarray:

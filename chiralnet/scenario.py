@@ -70,6 +70,31 @@ Times and solver::
     graph = true                    # network.json
     dpi = 150
 
+Drive shapes (explicit cells and phases): ``drive = {shape = "gaussian", amplitude = 0.1, t0 = 500,
+width = 100}``; shapes ``gaussian`` (amplitude, t0, width), ``square`` (amplitude, start, stop),
+``tone`` (amplitude, frequency), ``constant`` (amplitude); an array of numbers and shapes is their sum
+(see :mod:`chiralnet.drives`).
+
+Protocols: a ``[[phase]]`` list holds the base ``[network]`` with changes, one phase after another::
+
+    [[phase]]
+    name = "charge"                 # optional
+    duration = 600.0                # 1/omega, > 0
+    [[phase]]
+    name = "discharge"
+    duration = 900.0
+    remove = [["charger", "battery"]]       # their coherent link and shared reservoirs go
+    [[phase.cells]]                 # attributes set on existing cells (any cell key but label)
+    name = "charger"
+    drive = 0.0
+    [[phase.chiral_links]]          # links added as in [network]: coherent_links, chiral_links, reservoirs
+    from = "battery"
+    to = "load"
+    gamma = 0.05
+
+Each phase starts from the base network (changes do not accumulate); the state carries over. Without
+``[times]`` a protocol is reported at 301 times over its whole length.
+
 A misspelled key, a wrong type or a bad value raises :class:`ScenarioError`, whose one-line message
 names the file, the key and what is expected.
 """
@@ -90,7 +115,7 @@ try:  # Python >= 3.11
 except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-from . import builders
+from . import builders, drives
 from .errors import ChiralnetError, NoSteadyStateError
 from .model import build_model, initial_state
 from .network import (
@@ -102,6 +127,7 @@ from .network import (
     cells,
     network,
     reservoirs,
+    validate_network,
 )
 from .observables import (
     charging_time,
@@ -114,7 +140,7 @@ from .observables import (
     two_cell_reference,
 )
 from .results import SimulationResult, SteadyState
-from .solve import METHODS, simulate, steady_state
+from .solve import METHODS, protocol, simulate, steady_state
 
 __all__ = [
     "ScenarioError",
@@ -150,9 +176,21 @@ _EXPECT = {
     "str": "a string", "name": "a cell name (string or integer)",
 }
 
-_CELL_KEYS = {"name": "name", "omega": "positive", "kappa": "nonneg", "n_th": "nonneg", "drive": "complex",
+_CELL_KEYS = {"name": "name", "omega": "positive", "kappa": "nonneg", "n_th": "nonneg", "drive": "drive",
               "alpha0": "complex", "n0": "nonneg", "battery": "bool", "label": "str"}
-_TOP_KEYS = {"title", "description", "network", "times", "solver", "output"}
+_TOP_KEYS = {"title", "description", "network", "times", "solver", "output", "phase"}
+#: Drive shapes in TOML: drive = {shape = "gaussian", amplitude = 0.1, t0 = 500, width = 100}; an array
+#: of numbers and shapes is their sum.
+_DRIVE_SHAPES = {
+    "gaussian": (drives.gaussian, {"amplitude": "complex", "t0": "real", "width": "positive"}),
+    "square": (drives.square, {"amplitude": "complex", "start": "real", "stop": "real"}),
+    "tone": (drives.tone, {"amplitude": "complex", "frequency": "real"}),
+    "constant": (drives.constant, {"amplitude": "complex"}),
+}
+#: Keys of a [[phase]]: its duration and the changes to the base [network].
+_PHASE_KEYS = {"name", "duration", "cells", "remove", "coherent_links", "chiral_links", "reservoirs"}
+#: Integers in scenario files must fit in int64 (sizes, counts, dpi, max_steps go to NumPy and Numba).
+_INT_LIMIT = 2**63
 
 
 # ---------------------------------------------------------------------------------------------
@@ -185,6 +223,8 @@ class _Reader:
         """Check ``value`` against ``kind`` and return it converted."""
         if kind == "complex":
             return self.complex(value, key)
+        if kind == "drive":
+            return self.drive(value, key)
         if kind == "bool":
             if not isinstance(value, bool):
                 self.fail(key, f"expected true or false, got {_show(value)}")
@@ -200,10 +240,13 @@ class _Reader:
         if kind == "int":
             if isinstance(value, bool) or not isinstance(value, Integral):
                 self.fail(key, f"expected an integer, got {_show(value)}")
+            if not -_INT_LIMIT < value < _INT_LIMIT:
+                self.fail(key, f"expected an integer, got one with {len(str(abs(int(value))))} digits "
+                               f"(at most {_INT_LIMIT - 1:.2e})")
             return int(value)
         if isinstance(value, bool) or not isinstance(value, Real):
             self.fail(key, f"expected {_EXPECT[kind]}, got {_show(value)}")
-        value = float(value)
+        value = self._float(value, key)
         if not math.isfinite(value):
             self.fail(key, f"expected a finite number, got {value}")
         if kind == "positive" and not value > 0:
@@ -212,25 +255,49 @@ class _Reader:
             self.fail(key, f"expected a number >= 0, got {value}")
         return value
 
+    def _float(self, value, key: str) -> float:
+        """``float(value)``; an integer beyond the float range (a 400-digit TOML number) fails here."""
+        try:
+            return float(value)
+        except OverflowError:
+            self.fail(key, f"expected a finite number, got an integer with {len(str(abs(int(value))))} digits")
+
     def complex(self, value, key: str) -> complex | float:
         if isinstance(value, bool):
             self.fail(key, f"expected {_EXPECT['complex']}, got {_show(value)}")
         if isinstance(value, Real):
-            out = value
+            out = self._float(value, key)
         elif isinstance(value, str):
             try:
                 out = complex(value.replace(" ", ""))
             except ValueError:
-                self.fail(key, f"expected {_EXPECT['complex']}, got the string {value!r}")
+                self.fail(key, f"expected {_EXPECT['complex']}, got the string {_show(value)[7:]}")
         elif isinstance(value, list) and len(value) == 2 and all(
             isinstance(x, Real) and not isinstance(x, bool) for x in value
         ):
-            out = complex(value[0], value[1])
+            out = complex(self._float(value[0], key), self._float(value[1], key))
         else:
             self.fail(key, f"expected {_EXPECT['complex']}, got {_show(value)}")
         if not np.isfinite(out):
             self.fail(key, f"expected a finite number, got {value!r}")
         return float(out) if isinstance(out, Real) else out
+
+    def drive(self, value, key: str):
+        """A number, a shape table {shape = "gaussian", ...} or an array of them (their sum)."""
+        if isinstance(value, dict):
+            shape = self.value(value.get("shape"), "str", _join(key, "shape")) if "shape" in value else None
+            if shape not in _DRIVE_SHAPES:
+                self.fail(_join(key, "shape"), f"expected one of {', '.join(_DRIVE_SHAPES)}, got {_show(shape)}")
+            func, params = _DRIVE_SHAPES[shape]
+            self.keys(value, {"shape", *params}, key, required=set(params))
+            kw = {k: self.value(v, params[k], _join(key, k)) for k, v in value.items() if k != "shape"}
+            try:
+                return func(**kw)
+            except ChiralnetError as exc:
+                self.fail(key, _one_line(exc))
+        if isinstance(value, list) and any(isinstance(v, dict) for v in value):
+            return sum((self.drive(v, f"{key}[{i}]") for i, v in enumerate(value)), drives.constant(0.0))
+        return self.complex(value, key)
 
     def list(self, value, key: str, kind: str | None = None, min_len: int = 0) -> list:
         if not isinstance(value, list):
@@ -336,6 +403,7 @@ def _from_builder(r: _Reader, spec: dict, key: str) -> nx.DiGraph:
     info = BUILDERS[name]
     r.keys(spec, {"builder", "battery", *info.parameters}, key, required=info.required)
     kwargs = {k: _builder_value(r, info.parameters[k], v, _join(key, k)) for k, v in spec.items() if k in info.parameters}
+    _check_size(r, name, kwargs, key)
     try:
         return info.function(**kwargs)
     except ChiralnetError as exc:
@@ -352,6 +420,33 @@ def _builder_value(r: _Reader, param, value, key):
     if param.kind == "complex" and len(value) == 2 and all(isinstance(x, Real) and not isinstance(x, bool) for x in value):
         return r.value(value, param.kind, key)
     return r.list(value, key, param.kind, min_len=1)
+
+
+def builder_size(name: str, kwargs: dict):
+    """(cells, links, description) a builder call would make, or None when its size is fixed (two_cell).
+
+    Used to refuse an oversized network before building it (:func:`chiralnet.memory.check_cells`).
+    """
+    if name in ("chain", "ring") and "n_cells" in kwargs:
+        n = kwargs["n_cells"]
+        return n, n, f"n_cells = {n}"
+    if name == "star" and "n_leaves" in kwargs:
+        n = kwargs["n_leaves"]
+        return n + 1, n, f"n_leaves = {n}"
+    if name == "lattice" and "rows" in kwargs and "cols" in kwargs:
+        n = kwargs["rows"] * kwargs["cols"]
+        return n, 2 * n, f"rows x cols = {kwargs['rows']} x {kwargs['cols']} = {n} cells"
+    return None
+
+
+def _check_size(r: _Reader, name: str, kwargs: dict, key: str) -> None:
+    """Refuse a builder size that would not fit in memory (build_network adds the file and key)."""
+    from . import memory
+
+    size = builder_size(name, kwargs)
+    if size is not None and size[0] >= 1:
+        cells_, links, text = size
+        memory.check_cells(cells_, f"builder {name!r} with {text}", n_links=links, fixes="fewer cells")
 
 
 def _from_graph_file(r: _Reader, spec: dict, key: str, base_dir) -> nx.DiGraph:
@@ -382,6 +477,12 @@ def _from_explicit(r: _Reader, spec: dict, key: str) -> nx.DiGraph:
                 r.fail(_join(where, "pos"), f"expected a pair [x, y], got {len(kw['pos'])} numbers")
         name = kw.pop("name")
         _call(r, where, add_cell, G, name, **kw)
+    _add_links(r, G, spec, key)
+    return G
+
+
+def _add_links(r: _Reader, G, spec: dict, key: str) -> None:
+    """Add the coherent_links, reservoirs and chiral_links of ``spec`` (a [network] or [[phase]]) to G."""
     for i, link in enumerate(r.list(spec.get("coherent_links", []), _join(key, "coherent_links"))):
         where = f"{key}.coherent_links[{i}]"
         link = r.table(link, where)
@@ -415,7 +516,48 @@ def _from_explicit(r: _Reader, spec: dict, key: str) -> nx.DiGraph:
         u = r.value(link["from"], "name", _join(where, "from"))
         v = r.value(link["to"], "name", _join(where, "to"))
         _call(r, where, add_chiral_link, G, u, v, **kw)
-    return G
+
+
+def _parse_phases(r: _Reader, phases, base) -> tuple:
+    """[[phase]] tables -> ((G, duration, name), ...): each phase is the base network with its changes
+    (cells: attributes set on existing cells; remove: [u, v] pairs whose coherent link and shared
+    reservoirs go; coherent_links, chiral_links, reservoirs: added as in [network])."""
+    out = []
+    for k, ph in enumerate(r.list(phases, "phase", min_len=1)):
+        where = f"phase[{k}]"
+        ph = r.table(ph, where)
+        r.keys(ph, _PHASE_KEYS, where, required={"duration"})
+        duration = r.value(ph["duration"], "positive", _join(where, "duration"))
+        name = r.value(ph["name"], "str", _join(where, "name")) if "name" in ph else f"phase {k}"
+        G = base.copy()
+        for i, cell in enumerate(r.list(ph.get("cells", []), _join(where, "cells"))):
+            at = f"{where}.cells[{i}]"
+            cell = r.table(cell, at)
+            r.keys(cell, set(_CELL_KEYS) - {"label"}, at, required={"name"})
+            c = r.value(cell["name"], "name", _join(at, "name"))
+            if c not in G or G.nodes[c].get("kind", "cell") != "cell":
+                r.fail(_join(at, "name"), f"cell {c!r} is not in [network]; cells are {_few(cells(G))} "
+                                          "(every phase has the same cells: add it to [network], unlinked)")
+            for key, v in cell.items():
+                if key != "name":
+                    G.nodes[c][key] = r.value(v, _CELL_KEYS[key], _join(at, key))
+        for i, pair in enumerate(r.list(ph.get("remove", []), _join(where, "remove"))):
+            at = f"{where}.remove[{i}]"
+            u, v = _cell_pair(r, pair, at)
+            gone = [e for e in ((u, v), (v, u)) if G.has_edge(*e)]
+            G.remove_edges_from(gone)
+            shared = [n for n in list(G.predecessors(u)) if G.nodes[n].get("kind") == "reservoir" and G.has_edge(n, v)] \
+                if u in G else []
+            G.remove_nodes_from(shared)
+            if not gone and not shared:
+                r.fail(at, f"cells {u!r} and {v!r} share no link or reservoir in [network]; nothing to remove")
+        _add_links(r, G, ph, where)
+        try:
+            validate_network(G)
+        except ChiralnetError as exc:
+            r.fail(where, _one_line(exc))
+        out.append((G, duration, name))
+    return tuple(out)
 
 
 def _cell_pair(r: _Reader, value, key):
@@ -560,6 +702,8 @@ class Scenario:
         ``graph`` (bools), ``dpi`` (int).
     data : dict
         The parsed TOML, as read.
+    phases : tuple of (networkx.DiGraph, duration, name) or None
+        The ``[[phase]]`` list (a protocol, see :func:`chiralnet.protocol`); None without one.
     """
 
     source: str
@@ -573,12 +717,15 @@ class Scenario:
     max_steps: int | None = None
     output: dict = field(default_factory=dict)
     data: dict = field(default_factory=dict)
+    phases: tuple | None = None
 
     def solver_options(self) -> dict:
         """Keyword arguments of :func:`chiralnet.simulate` from ``[solver]``."""
         return dict(method=self.method, rtol=self.rtol, atol=self.atol, max_steps=self.max_steps)
 
     def require_times(self) -> np.ndarray:
+        if self.times is None and self.phases:
+            return np.linspace(0.0, sum(d for _, d, _ in self.phases), 301)
         if self.times is None:
             raise ScenarioError(f"{self.source}: times: missing section [times]; expected e.g. "
                                 "[times] t_end = 3000.0, n_times = 301 (1/omega)")
@@ -614,6 +761,8 @@ def load_scenario(path) -> Scenario:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{path}: not valid TOML: {_one_line(exc)}") from None
+    except RecursionError:
+        raise ScenarioError(f"{path}: not valid TOML: arrays or tables nested too deeply") from None
     return parse_scenario(data, source=str(path), base_dir=path.parent)
 
 
@@ -624,7 +773,7 @@ def parse_scenario(data: dict, *, source: str = "<dict>", base_dir=None) -> Scen
     title = r.value(data.get("title", Path(source).stem), "str", "title")
     description = r.value(data.get("description", ""), "str", "description")
     G = build_network(data["network"], source=source, key="network", base_dir=base_dir)
-    times = _parse_times(r, data["times"]) if "times" in data else None
+    times = _parse_times(r, data["times"], len(cells(G))) if "times" in data else None
     solver = r.table(data.get("solver", {}), "solver")
     r.keys(solver, {"method", "rtol", "atol", "max_steps"}, "solver")
     method = r.value(solver.get("method", "auto"), "str", "solver.method")
@@ -636,11 +785,16 @@ def parse_scenario(data: dict, *, source: str = "<dict>", base_dir=None) -> Scen
     if max_steps is not None and max_steps < 1:
         r.fail("solver.max_steps", f"expected an integer >= 1, got {max_steps}")
     output = _parse_output(r, r.table(data.get("output", {}), "output"))
+    phases = _parse_phases(r, data["phase"], G) if "phase" in data else None
+    if phases and times is not None:
+        end = sum(d for _, d, _ in phases)
+        if times[-1] > end * (1 + 1e-12):
+            r.fail("times", f"the last time {times[-1]:g} is past the end of the [[phase]] list at {end:g}")
     return Scenario(source=source, title=title, description=description, network=G, times=times, method=method,
-                    rtol=rtol, atol=atol, max_steps=max_steps, output=output, data=data)
+                    rtol=rtol, atol=atol, max_steps=max_steps, output=output, data=data, phases=phases)
 
 
-def _parse_times(r: _Reader, times) -> np.ndarray:
+def _parse_times(r: _Reader, times, n_cells: int = 1) -> np.ndarray:
     times = r.table(times, "times")
     r.keys(times, {"t_start", "t_end", "n_times", "values"}, "times")
     if "values" in times:
@@ -660,7 +814,21 @@ def _parse_times(r: _Reader, times) -> np.ndarray:
         r.fail("times.n_times", f"expected an integer >= 2, got {n}")
     if not t_start < t_end:
         r.fail("times.t_start", f"expected t_start < t_end = {t_end}, got {t_start}")
+    _check_times(r, n, n_cells)
     return np.linspace(t_start, t_end, n)
+
+
+def _check_times(r: _Reader, n_times: int, n_cells: int) -> None:
+    """Refuse before allocating ``n_times`` output times of ``n_cells`` cells that would not fit in memory."""
+    from . import memory
+    from .errors import MemoryLimitError
+
+    items = {"times": n_times * 8, "energies (T x N)": n_times * n_cells * 8,
+             "amplitudes (T x N complex)": n_times * n_cells * 16}
+    try:
+        memory.check(items, f"times.n_times = {n_times} ({n_cells} cells)", "fewer n_times")
+    except MemoryLimitError as exc:
+        raise MemoryLimitError(f"{r.source}: {exc}") from None
 
 
 def _parse_output(r: _Reader, out: dict) -> dict:
@@ -767,6 +935,20 @@ class ScenarioRun:
                 "max_average_power": None if self.power_peak is None else self.power_peak.power,
                 "max_average_power_time": None if self.power_peak is None else self.power_peak.time,
             }
+        if self.result is not None and self.result.phase is not None:
+            res = self.result
+            starts = np.r_[0.0, res.phase_ends[:-1]]
+            out["phases"] = [
+                {"name": res.phase_names[k], "start": float(starts[k]), "end": float(res.phase_ends[k]),
+                 "reached": res.phase_states[k] is not None,
+                 "end_energies": (dict(zip(map(str, names), res.phase_energies[k].tolist()))
+                                  if res.phase_states[k] is not None else None),
+                 "end_battery_energy": (float(res.phase_battery_energy[k])
+                                        if res.phase_states[k] is not None else None),
+                 "end_total_energy": (float(res.phase_energies[k].sum())
+                                      if res.phase_states[k] is not None else None)}
+                for k in range(res.phase_ends.size)
+            ]
         out["two_cell_reference"] = self.reference
         out["ratio_to_two_cell"] = self.ratios()
         return out
@@ -787,20 +969,25 @@ def run_scenario(scenario: Scenario, *, simulate_times: bool = True) -> Scenario
     """
     G = scenario.network
     model = build_model(G)
+    if scenario.phases:  # a protocol: the steady state it would settle to is that of its last phase
+        model = build_model(scenario.phases[-1][0])
     try:
         steady = steady_state(model)
         error = None
     except NoSteadyStateError as exc:
         steady, error = None, _one_line(exc)
+    except ChiralnetError as exc:  # a time-dependent drive has no steady state
+        steady, error = None, _one_line(exc)
     result = None
     t90 = t90_stay = eff = peak = None
     if simulate_times:
         times = scenario.require_times()
+        target = protocol(scenario.phases) if scenario.phases else G
         try:
-            result = simulate(G, times, **scenario.solver_options())  # the graph: from its alpha0/n0 at t = 0
+            result = simulate(target, times, **scenario.solver_options())  # a graph: from its alpha0/n0 at t = 0
         except ChiralnetError as exc:  # name the file: the scenario chose the solver and the times
             raise type(exc)(f"{scenario.source}: solver: {_one_line(exc)}") from exc
-        if steady is not None:
+        if steady is not None and not scenario.phases:
             state0 = initial_state(G)
             horizon = None if model.n_cells <= 2000 else float(times[-1])
             t90 = time_to_fraction(model, state0=state0, steady=steady, horizon=horizon)

@@ -35,10 +35,15 @@ def register(subparsers) -> None:
         example="chiralnet sweep examples/two_cell_map.sweep.toml --out two_cell_map\n"
                 "chiralnet sweep SWEEP.toml --out DIR --workers 4\n"
                 "chiralnet sweep SWEEP.toml --out DIR --scheduler tcp://10.0.0.5:8786\n"
-                "chiralnet sweep SWEEP.toml --out DIR --resume")
+                "chiralnet sweep SWEEP.toml --out DIR --resume\n"
+                "chiralnet sweep SWEEP.toml --out DIR --allow-code   # [base] builder = \"mypkg.nets:my_builder\"")
     p.add_argument("sweep_file", metavar="SWEEP.toml")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created; must be new unless --resume)")
     p.add_argument("--resume", action="store_true", help="reuse the chunks already in DIR, compute the missing ones")
+    p.add_argument("--allow-code", action="store_true",
+                   help="let the sweep file name its builder as 'module:function': this runs code from this file "
+                        "(imports that module and calls the function); only for files you trust. Without it, a "
+                        "sweep file may name only the built-in builders")
     _engine_options(p)
 
     s = add_command(
@@ -61,12 +66,14 @@ def _engine_kwargs(args):
 def run_sweep_command(args) -> int:
     from .sweeps import load_sweep, run_sweep
 
-    spec = load_sweep(args.sweep_file)
+    spec = load_sweep(args.sweep_file, allow_code=args.allow_code)
     try:
         res = run_sweep(spec, out=args.out, resume=args.resume, **_engine_kwargs(args))
     except KeyboardInterrupt:
-        print(f"finished chunks are kept in {args.out}; rerun with --resume to compute only the rest", file=sys.stderr)
-        raise
+        kept = os.path.exists(os.path.join(args.out, "sweep.json"))
+        print("chiralnet: interrupted" + (f"; finished chunks are kept in {args.out}, rerun with --resume to compute "
+                                          "only the rest" if kept else ""), file=sys.stderr)
+        return 130
     a = res.attrs
     print(f"{spec.n_points} points over {', '.join(f'{d} ({n})' for d, n in zip(res.dims, res.shape))}; "
           f"engine {a['engine']}; {a['computed_chunks']} chunks computed, {a['reused_chunks']} reused; "

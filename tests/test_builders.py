@@ -335,3 +335,10 @@ def test_sweep_base_takes_arrays():
     np.testing.assert_allclose(ratio["ratio_nonreciprocal"], [want["ratio_nonreciprocal"]], rtol=1e-12)
     with pytest.raises(SweepError, match="no parameter 'kapa'"):
         parse_sweep({"base": {"builder": "chain", "n_cells": 4, "kapa": 0.1}, "grid": {"drive": [0.1]}})
+
+
+@pytest.mark.parametrize("call", [lambda: cn.chain(10**9), lambda: cn.ring(10**9), lambda: cn.star(10**9),
+                                  lambda: cn.lattice(10**5, 10**5)])
+def test_oversized_graphs_are_refused_before_building(call):
+    with pytest.raises(cn.MemoryLimitError, match=r"building the graph .* would need about .* GB"):
+        call()

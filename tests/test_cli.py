@@ -182,3 +182,43 @@ def test_one_line_registration_and_shared_errors(monkeypatch, capsys):
         cli.main(["boom", "3", "--debug"])
     with pytest.raises(ChiralnetError):
         cli.main(["--debug", "boom", "3"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Refusals and bad input are one line with exit 2, leaving no files (issue 14).
+
+
+@pytest.mark.parametrize("args, scenario, match", [
+    (["paper", "--n-times", "100000000000"], None, "n_times = 100000000000 would need about"),
+    (["run"], '[network]\nbuilder = "chain"\nn_cells = 1000000000\n[times]\nt_end = 1.0\n',
+     "n_cells = 1000000000 would need about"),
+    (["run"], '[network]\nbuilder = "lattice"\nrows = 100000\ncols = 100000\n[times]\nt_end = 1.0\n',
+     "10000000000 cells would need about"),
+    (["run"], '[network]\nbuilder = "two_cell"\n[times]\nt_end = 1.0\nn_times = 1000000000000\n',
+     "n_times = 1000000000000 .* would need about"),
+    (["steady"], f'[network]\nbuilder = "two_cell"\nomega = {"9" * 400}\n', "network.omega: expected a finite"),
+    (["run"], '[network]\ngraph = "/etc/passwd"\n[times]\nt_end = 1.0\n', "not valid JSON"),
+])
+def test_refused_requests_are_one_line(tmp_path, capsys, args, scenario, match):
+    out = tmp_path / "out"
+    if scenario is not None:
+        (tmp_path / "s.toml").write_text(scenario)
+        args = args + [str(tmp_path / "s.toml")]
+    assert cli.main(args + ["--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith("chiralnet: error: ")
+    assert __import__("re").search(match, err), err
+    assert "root:" not in err  # never quotes a file named in a scenario
+    assert not out.exists()
+
+
+def test_out_of_memory_is_one_line(capsys, monkeypatch):
+    def handler(args):
+        raise MemoryError("Unable to allocate 3.07 EiB")
+
+    parser = cli.build_parser()
+    args = parser.parse_args(["steady", "x.toml"])
+    monkeypatch.setattr(cli, "build_parser", lambda: types.SimpleNamespace(parse_args=lambda argv: args))
+    args.handler = handler
+    assert cli.main(["steady", "x.toml"]) == cli.EXIT_IO
+    assert capsys.readouterr().err == "chiralnet: error: out of memory; ask for fewer cells, times or points\n"

@@ -140,3 +140,46 @@ def test_atomic_write_leaves_nothing_on_error(tmp_path):
             raise RuntimeError("crash while writing")
     assert target.read_text() == "old"
     assert sorted(os.listdir(tmp_path)) == ["x.txt"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad files are one NetworkError naming the file, never quoting it (issue 14).
+
+
+def test_write_error_names_the_target_not_the_temporary_file(tmp_path):
+    target = tmp_path / "missing-folder" / "x.txt"
+    with pytest.raises(FileNotFoundError) as info:
+        atomic_write_text(target, "text")
+    assert info.value.filename == str(target) and ".tmp" not in str(info.value)
+    with pytest.raises(FileNotFoundError) as info:
+        save_graph(cn.two_cell(), target)
+    assert info.value.filename == str(target)
+
+
+@pytest.mark.parametrize("content, match", [
+    (b"\xff\xfe\x00garbage", "not UTF-8 text at byte 0"),
+    (b"[" * 100_000, "nested too deeply"),
+    (b"1" * 5000, "while reading numbers"),
+    (b'{"nodes": 5, "edges": []}', "'nodes' must be an array, got int"),
+    (b'{"nodes": [], "edges": {"a": 1}}', "'edges' must be an array, got dict"),
+    (b'{"nodes": [{"id": null}], "edges": []}', "node 0: a node name must be"),
+    (b'{"nodes": [{"id": {"a": 1}}], "edges": []}', "node 0: a node name must be"),
+    (b'{"nodes": [{"id": "a", "omega": 1}], "edges": [], "graph": "ab"}', "'graph' must be an object"),
+    (b'{"nodes": [{"id": "a", "omega": 1' + b"0" * 400 + b'}], "edges": []}', "too large for a float"),
+])
+def test_malformed_graph_files(tmp_path, content, match):
+    path = tmp_path / "g.json"
+    path.write_bytes(content)
+    with pytest.raises(NetworkError, match=match) as info:
+        load_graph(path)
+    assert str(path) in str(info.value)
+
+
+def test_graph_errors_do_not_quote_the_file(tmp_path):
+    path = tmp_path / "passwd"
+    path.write_text("root:x:0:0:secret-token-xyz:/root:/bin/bash\n")
+    with pytest.raises(NetworkError, match="not valid JSON") as info:
+        load_graph(path)
+    assert "secret" not in str(info.value)
+    with pytest.raises(cn.ChiralnetError, match="cannot read graph file"):
+        load_graph(tmp_path)  # a folder

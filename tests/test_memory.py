@@ -72,3 +72,19 @@ def test_store_amplitudes_false_saves_memory_only_with_exact_sparse():
     msg = refused_without_allocating(
         lambda: cn.simulate(S.chain_model(100_000), np.linspace(0.0, 1.0, 500_000), method="rk45"), "GB")
     assert "store_amplitudes=False" not in msg and "fewer output times" in msg
+
+
+def test_check_cells_counts_exactly_at_any_size(monkeypatch):
+    monkeypatch.setattr(config, "MEMORY_LIMIT_GB", 1.0)
+    assert memory.check_cells(1000, "chain(1000)") < 1e7
+    with pytest.raises(cn.MemoryLimitError, match=r"chain\(10\*\*9\) would need about 2.4e\+03 GB .* limit of 1 GB"):
+        memory.check_cells(10**9, "chain(10**9)")
+    with pytest.raises(cn.MemoryLimitError, match="more than 1e300 GB"):
+        memory.check_cells(10**400, "chain(10**400)")  # no OverflowError on the way
+    assert memory.format_bytes(2.5e9) == "2.5 GB"
+
+
+def test_check_disk_names_the_folder(tmp_path):
+    memory.check_disk(1, tmp_path / "new" / "out", "a sweep", "fewer points")
+    with pytest.raises(cn.MemoryLimitError, match="would write about .* to .*out, which has .* free"):
+        memory.check_disk(10**30, tmp_path / "out", "a sweep", "fewer points")

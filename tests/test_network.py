@@ -338,3 +338,38 @@ def test_pos_must_be_a_pair_of_numbers(value):
 
 def test_reservoir_couplings_must_be_a_dict():
     _raises(lambda: cn.add_reservoir(_two(), [("a", 1.0)], gamma=0.1), "couplings", "dict")
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs NetworkX or float() reject must be NetworkErrors too (issue 14).
+
+
+@pytest.mark.parametrize("name", [None, [1], {"a": 1}, (1, [2]), np.array([1, 2])])
+def test_names_networkx_rejects_are_network_errors(name):
+    G = cn.network()
+    cn.add_cell(G, "a", omega=1.0)
+    with pytest.raises(cn.NetworkError, match="name"):
+        cn.add_cell(G, name, omega=1.0)
+    if name is not None:  # None asks for the default reservoir name
+        with pytest.raises(cn.NetworkError, match="name"):
+            cn.add_reservoir(G, {"a": 1.0}, gamma=0.1, name=name)
+    with pytest.raises(cn.NetworkError, match="name"):
+        cn.add_coherent_link(G, "a", name, 0.1)
+    with pytest.raises(cn.NetworkError, match="name"):
+        cn.add_chiral_link(G, name, "a", gamma=0.1)
+    assert list(G) == ["a"]
+
+
+@pytest.mark.parametrize("flag", [np.array([True, False]), np.array(1), [True], "yes", 2])
+def test_battery_flag_that_is_not_a_boolean(flag):
+    with pytest.raises(cn.NetworkError, match="'battery' must be True or False"):
+        cn.add_cell(cn.network(), "a", omega=1.0, battery=flag)
+
+
+@pytest.mark.parametrize("key", ["omega", "kappa", "n_th", "n0", "drive", "alpha0"])
+def test_integers_beyond_the_float_range(key):
+    kw = {"omega": 1.0, key: 10**400}
+    with pytest.raises(cn.NetworkError, match=f"'{key}' must be (a )?finite"):
+        cn.add_cell(cn.network(), "a", **kw)
+    with pytest.raises(cn.NetworkError, match="finite"):
+        cn.network(drive_frequency=10**400)

@@ -238,3 +238,60 @@ def test_build_network_spec_errors_name_spec():
         build_network({"builder": "ring", "n_cells": 4, "gamma": -1.0})
     G = build_network({"builder": "star", "n_leaves": 3, "kappa": 0.01})
     assert cn.battery_cells(G) == [1, 2, 3]
+
+
+# ---------------------------------------------------------------------------------------------
+# One-line errors and preflight (issue 14).
+
+BIG = "9" * 400
+
+
+@pytest.mark.parametrize("text, match", [
+    (f'[network]\nbuilder = "two_cell"\ngamma = {BIG}\n', "network.gamma: expected a finite number, got an integer with 400"),
+    (f'[network]\nbuilder = "two_cell"\ndrive = [{BIG}, 0]\n', "network.drive: expected a finite number"),
+    (f'[network]\nbuilder = "chain"\nn_cells = {BIG}\n', "network.n_cells: expected an integer, got one with 400"),
+    (f'[network]\nbuilder = "two_cell"\n[times]\nvalues = [0, {BIG}]\n', r"times.values\[1\]"),
+    (f'[network]\nbuilder = "two_cell"\n[solver]\nmax_steps = {BIG}\n', "solver.max_steps"),
+    ("a = " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
+])
+def test_bad_numbers_and_nesting_are_scenario_errors(tmp_path, text, match):
+    path = tmp_path / "s.toml"
+    path.write_text(text)
+    with pytest.raises(ScenarioError, match=match):
+        load_scenario(path)
+
+
+@pytest.mark.parametrize("network, match", [
+    ('builder = "chain"\nn_cells = 1000000000', "n_cells = 1000000000 would need about"),
+    ('builder = "ring"\nn_cells = 1000000000', "n_cells = 1000000000 would need about"),
+    ('builder = "star"\nn_leaves = 1000000000', "n_leaves = 1000000000 would need about"),
+    ('builder = "lattice"\nrows = 100000\ncols = 100000', "10000000000 cells would need about"),
+])
+def test_oversized_builders_are_refused_before_building(tmp_path, network, match, monkeypatch):
+    from chiralnet import config
+
+    monkeypatch.setattr(config, "MEMORY_LIMIT_GB", 10.0)
+    path = tmp_path / "s.toml"
+    path.write_text(f"[network]\n{network}\n")
+    with pytest.raises(cn.ChiralnetError, match=match) as info:
+        load_scenario(path)
+    assert "limit of 10 GB" in str(info.value)
+
+
+def test_too_many_times_are_refused_before_allocating(tmp_path, monkeypatch):
+    from chiralnet import config
+
+    monkeypatch.setattr(config, "MEMORY_LIMIT_GB", 10.0)
+    path = tmp_path / "s.toml"
+    path.write_text('[network]\nbuilder = "two_cell"\n[times]\nt_end = 10.0\nn_times = 1000000000000\n')
+    with pytest.raises(cn.MemoryLimitError, match=r"times.n_times = 1000000000000 \(2 cells\) would need about"):
+        load_scenario(path)
+
+
+def test_graph_file_named_in_a_scenario_is_not_quoted(tmp_path):
+    (tmp_path / "secret.txt").write_text("token = secret-token-xyz\n")
+    path = tmp_path / "s.toml"
+    path.write_text('[network]\ngraph = "secret.txt"\n')
+    with pytest.raises(ScenarioError, match="not valid JSON") as info:
+        load_scenario(path)
+    assert "secret-token" not in str(info.value)

@@ -298,6 +298,99 @@ def test_killed_sweep_resumes_to_the_uninterrupted_result(tmp_path):
     np.testing.assert_array_equal(resumed["battery_energy"], full["battery_energy"])
 
 
+def _children(pid):
+    """Pids of the live processes whose parent is ``pid`` (Linux /proc)."""
+    out = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                out.append(int(name))
+    return out
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_pool_workers_exit_when_the_sweep_is_killed(tmp_path):
+    f = tmp_path / "slow.sweep.toml"
+    _write_sweep(f, 4000, 10)
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.Popen([sys.executable, "-m", "chiralnet", "sweep", str(f), "--out", str(out),
+                             "--processes", "2", "--no-progress"], env=env, cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    workers = []
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            d = out / "chunks"
+            if d.is_dir() and any(n.endswith(".npz") for n in os.listdir(d)):
+                workers = _children(proc.pid)
+                break
+            time.sleep(0.01)
+        assert proc.poll() is None, "the sweep finished before it could be killed: " + proc.stderr.read().decode()
+        assert len(workers) >= 2, workers  # the pool's workers (and its resource tracker)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+        proc.stderr.close()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(_alive(w) for w in workers):
+        time.sleep(0.05)
+    left = [w for w in workers if _alive(w)]
+    for w in left:  # do not leave them behind even when the test fails
+        os.kill(w, signal.SIGKILL)
+    assert not left, "pool workers outlived the killed sweep"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_ctrl_c_stops_a_pool_sweep_cleanly(tmp_path):
+    # Ctrl-C in a terminal reaches the whole process group: the command and its pool workers.
+    f = tmp_path / "slow.sweep.toml"
+    _write_sweep(f, 4000, 10)
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.Popen([sys.executable, "-m", "chiralnet", "sweep", str(f), "--out", str(out),
+                             "--processes", "2", "--no-progress"], env=env, cwd=tmp_path, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            d = out / "chunks"
+            if d.is_dir() and any(n.endswith(".npz") for n in os.listdir(d)):
+                break
+            time.sleep(0.01)
+        workers = _children(proc.pid)
+        os.killpg(proc.pid, signal.SIGINT)
+        err = proc.communicate(timeout=60)[1]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert err.splitlines() == [f"chiralnet: interrupted; finished chunks are kept in {out}, rerun with --resume "
+                                "to compute only the rest"]
+    assert not [n for n in os.listdir(out / "chunks") if n.endswith(".tmp")]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(w) for w in workers):
+        time.sleep(0.05)
+    assert not any(_alive(w) for w in workers)
+    done = open_sweep(out)["done_chunks"]
+    resumed = run_sweep(load_sweep(f), out=out, resume=True)
+    assert resumed.attrs["reused_chunks"] == len(done) > 0
+
+
 def test_cli_main(tmp_path, capsys):
     f = tmp_path / "s.sweep.toml"
     _write_sweep(f, 6, 4)
@@ -358,3 +451,109 @@ def test_random_networks_batched_equal_steady_state(phase, p1, p2, detuning):
                 # relative to the largest cell energy (small cells may sit near a node); measured worst 3e-14
                 np.testing.assert_allclose(res["cell_energy"][i, m, n], ss.energies, rtol=0,
                                            atol=1e-11 * ss.energies.max())
+
+
+# ---------------------------------------------------------------------------------------------
+# Sweep files are data (issue 14): no code unless --allow-code, one-line errors, preflight.
+
+BIG = "9" * 400
+
+
+@pytest.mark.parametrize("text", ['[base]\nbuilder = "os:system"\n[grid]\ncommand = ["echo pwned"]\n',
+                                  '[grid]\nbuilder = ["two_cell", "os:system"]\n'])
+def test_sweep_files_do_not_import_code_by_default(tmp_path, capsys, text):
+    f = tmp_path / "evil.sweep.toml"
+    f.write_text(text)
+    with pytest.raises(SweepError, match="'os:system' names Python code to import and run.*--allow-code"):
+        load_sweep(f)
+    assert cli.main(["sweep", str(f), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "--allow-code" in err and "pwned" not in capsys.readouterr().out
+    assert not (tmp_path / "o").exists()
+
+
+def test_allow_code_runs_an_importable_builder(tmp_path, capsys):
+    f = tmp_path / "own.sweep.toml"
+    f.write_text('[base]\nbuilder = "chiralnet.builders:two_cell"\n[grid]\ngamma = [0.01, 0.02]\n'
+                 '[output]\nfigure = false\nnetcdf = false\n')
+    with pytest.raises(SweepError, match="--allow-code"):
+        load_sweep(f)
+    assert load_sweep(f, allow_code=True).n_points == 2
+    assert cli.main(["sweep", str(f), "--out", str(tmp_path / "o"), "--allow-code"]) == 0
+    want = sweep("chiralnet.builders:two_cell", {"gamma": [0.01, 0.02]})  # from Python: allowed
+    assert (tmp_path / "o" / "result.csv").read_text() == want.csv_text()
+
+
+@pytest.mark.parametrize("text, match", [
+    (f'[base]\nbuilder = "two_cell"\nomega = {BIG}\n[grid]\ngamma = [0.01]\n', "'omega': integer with 400 digits"),
+    (f'[base]\nbuilder = "two_cell"\n[grid]\ngamma = [0.01, {BIG}]\n', "'gamma': integer with 400 digits"),
+    (f'[base]\nbuilder = "two_cell"\n[grid]\ngamma = {{start = 0, stop = {BIG}, num = 3}}\n', "stop must be a finite"),
+    ('[base]\nbuilder = "two_cell"\n[grid]\ngamma = [0.01]\n[quantities]\nnames = ["battery_energy_at"]\n'
+     'times = [[1, 2], 3]\n', "times must be a non-empty, strictly increasing list"),
+    ('[base]\nbuilder = "two_cell"\n[grid]\ngamma = [0.01]\n[quantities]\nnames = ["battery_energy_at"]\n'
+     'times = ["a", 3]\n', "times must be a non-empty, strictly increasing list"),
+    (f'[base]\nbuilder = "two_cell"\n[grid]\ngamma = [0.01]\n[quantities]\nnames = ["time_to_90"]\nt90_max = {BIG}\n',
+     "t90_max must be a finite time"),
+    ('[base]\nbuilder = "two_cell"\n[grid]\ngamma = [0.01]\n[quantities]\nnames = [{a = 1}]\n', "unknown quantity"),
+    ('[base]\nbuilder = "two_cell"\n[grid]\ngamma = [0.01]\n[quantities]\nnames = ["time_to_90"]\n'
+     't90_steps = 1000000000000\n', "t90_steps = 1000000000000 is more than the limit of 1e\\+06"),
+    ('[base]\nbuilder = "two_cell"\n[grid]\ngamma = {start = 0.01, stop = 0.1, num = 100000}\n'
+     'kappa_b = {start = 0.01, stop = 0.1, num = 100000}\n', "a sweep of 10000000000 points would need about"),
+    ('[base]\nbuilder = "two_cell"\n[grid]\ngamma = {start = 0.01, stop = 0.1, num = 1000000000000}\n',
+     "a sweep of 1000000000000 points would need about"),
+    ('[base]\nbuilder = "chain"\n[grid]\nn_cells = [3, 1000000000]\n', "n_cells = 1000000000 .* would need about"),
+    ('[base]\nbuilder = "lattice"\nrows = 100000\n[grid]\ncols = [100000]\n', "10000000000 cells\\) would need"),
+    ("a = " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
+])
+def test_bad_sweep_files_are_one_line_errors(tmp_path, capsys, text, match):
+    f = tmp_path / "bad.sweep.toml"
+    f.write_text(text)
+    with pytest.raises(SweepError, match=match):
+        load_sweep(f)
+    assert cli.main(["sweep", str(f), "--out", str(tmp_path / "o")]) == 2
+    assert len(capsys.readouterr().err.splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_unreadable_sweep_files_are_bad_input(tmp_path, capsys):
+    (tmp_path / "dir.sweep.toml").mkdir()
+    (tmp_path / "bin.sweep.toml").write_bytes(b"\xff\xfe\x00")
+    for name, match in (("dir.sweep.toml", "cannot be read"), ("bin.sweep.toml", "not UTF-8 text at byte 0")):
+        assert cli.main(["sweep", str(tmp_path / name), "--out", str(tmp_path / "o")]) == 2  # was 1 for a folder
+        err = capsys.readouterr().err
+        assert match in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("damage", [b"[1, 2]", b"\xff\xfe", b"{", b"[" * 100_000, b'{"format": "other"}'])
+def test_damaged_manifest_on_resume_is_one_line(tmp_path, capsys, damage):
+    f = tmp_path / "s.sweep.toml"
+    _write_sweep(f, 6, 4)
+    out = tmp_path / "o"
+    assert cli.main(["sweep", str(f), "--out", str(out)]) == 0
+    (out / "sweep.json").write_bytes(damage)
+    capsys.readouterr()
+    assert cli.main(["sweep", str(f), "--out", str(out), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "sweep.json" in err and "damaged" in err and len(err.splitlines()) == 1
+    with pytest.raises(SweepError, match="damaged"):
+        open_sweep(out)
+
+
+def test_damaged_chunk_is_computed_again_on_resume(tmp_path):
+    f = tmp_path / "s.sweep.toml"
+    _write_sweep(f, 6, 2)
+    out = tmp_path / "o"
+    first = run_sweep(load_sweep(f), out=out)
+    (out / "chunks" / "c00000001.npz").write_bytes(b"PK\x03\x04 truncated")
+    again = run_sweep(load_sweep(f), out=out, resume=True)
+    assert again.attrs["computed_chunks"] == 1 and again.attrs["reused_chunks"] == 2
+    np.testing.assert_array_equal(again["cell_energy"], first["cell_energy"])
+
+
+def test_api_numbers_beyond_float_range_are_sweep_errors():
+    with pytest.raises(SweepError, match="integer with 401 digits"):
+        sweep("two_cell", {"gamma": [0.01, 10**400]})
+    with pytest.raises(SweepError, match="integer with 401 digits"):
+        sweep("two_cell", {"gamma": [0.01]}, params={"omega": 10**400})
+    with pytest.raises(SweepError, match="times must be"):
+        sweep("two_cell", {"gamma": [0.01]}, ["battery_energy_at"], times=[1.0, 10**400])

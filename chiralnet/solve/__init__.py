@@ -5,9 +5,12 @@
   the methods (driver, Numba kernels, options), registered in :data:`METHODS`.
 - :mod:`~chiralnet.solve.steady`: steady state and stability.
 - :mod:`~chiralnet.solve.simulate`: :func:`simulate`.
+- :mod:`~chiralnet.solve.protocol`: :func:`protocol` (phases held one after another).
+- :mod:`~chiralnet.solve.driven`: time-dependent drives (:mod:`chiralnet.drives`).
 """
 
+from .protocol import Protocol, protocol
 from .simulate import METHODS, simulate
 from .steady import check_stability, steady_state
 
-__all__ = ["simulate", "steady_state", "check_stability", "METHODS"]
+__all__ = ["simulate", "steady_state", "check_stability", "METHODS", "protocol", "Protocol"]

@@ -11,8 +11,10 @@ from ..errors import ChiralnetError, SolverError
 from ..model import Model, State
 from ..results import SimulationResult
 from .base import check_times, distinct_steps, model_and_state
+from .driven import run_driven
 from .exact import EXACT, exact_fits
 from .exact_sparse import EXACT_SPARSE, jump_steps, substeps
+from .protocol import Protocol, run_protocol
 from .rk45 import RK45
 
 __all__ = ["simulate", "METHODS"]
@@ -72,8 +74,10 @@ def simulate(G_or_model, times, *, state0: State | None = None, method: str = "a
 
     Parameters
     ----------
-    G_or_model : networkx.DiGraph or Model
-        The network, or a model from :func:`build_model` (skips re-assembly).
+    G_or_model : networkx.DiGraph, Model or Protocol
+        The network, a model from :func:`build_model` (skips re-assembly), or a
+        :func:`~chiralnet.protocol` of phases (then ``times`` are protocol times from 0 to at most its
+        end, ``state0`` is the state at t = 0, and the result has ``phase`` and ``phase_ends``).
     times : array_like (T,)
         Output times in 1/omega, finite, >= 0, strictly increasing.
     state0 : State, optional
@@ -87,8 +91,9 @@ def simulate(G_or_model, times, *, state0: State | None = None, method: str = "a
         ``"rk45"`` is adaptive Dormand-Prince 5(4) with error control on rtol/atol.
         ``"auto"`` picks by size and structure (see ``config.AUTO_*``); ``result.method`` says which ran.
     rtol, atol : float, optional
-        Tolerances of ``"rk45"`` (default ``config.RTOL``, ``config.ATOL``). Passing them with an exact
-        method raises; with ``"auto"`` they apply if rk45 is picked.
+        Tolerances of ``"rk45"`` and of the integration of Gaussian and callable drives (default
+        ``config.RTOL``, ``config.ATOL``). Passing them with an exact method and constant drives
+        raises; with ``"auto"`` they apply if rk45 is picked.
     max_steps : int, optional
         Step limit of ``"rk45"`` (same rule).
     store_amplitudes : bool
@@ -113,16 +118,15 @@ def simulate(G_or_model, times, *, state0: State | None = None, method: str = "a
     """
     if not isinstance(method, str) or (method != "auto" and method not in METHODS):
         raise ChiralnetError(f"unknown method {method!r}; valid: {['auto', *METHODS]}")
-    given = {"rtol": rtol, "atol": atol, "max_steps": max_steps}
-    for name, value in given.items():
-        if value is not None and method != "auto" and name not in METHODS[method].options:
-            valid = sorted(m for m in METHODS if name in METHODS[m].options)
-            raise SolverError(f"{name} applies to method {valid} only, not {method!r} "
-                              "(exact methods are accurate to machine precision); drop it or use method='rk45'")
-        _check_number(name, value)
     if not isinstance(store_amplitudes, (bool, np.bool_)):  # bool("no") would silently mean True
         raise SolverError(f"store_amplitudes must be True or False, got {store_amplitudes!r}")
+    given = {"rtol": rtol, "atol": atol, "max_steps": max_steps}
+    store = bool(store_amplitudes)
+    if isinstance(G_or_model, Protocol):
+        _check_options(method, given, any(m.time_dependent for m in G_or_model.models))
+        return run_protocol(G_or_model, times, state0, method, given, store, run_model)
     model, own_state = model_and_state(G_or_model)
+    _check_options(method, given, model.time_dependent)
     t = check_times(times)
     if state0 is None:
         state, start = own_state, 0.0
@@ -131,25 +135,52 @@ def simulate(G_or_model, times, *, state0: State | None = None, method: str = "a
     else:
         raise SolverError(f"state0 must be a chiralnet.State (e.g. result.final_state), got {type(state0).__name__}")
     rel = t - start if start else t
-    grid = distinct_steps(rel)
-    thermal = model.thermal or state.Nc is not None
-    if method == "auto":
-        method = _choose_method(model, thermal, rel, grid)
-    store = bool(store_amplitudes)
-    _check_memory(model, thermal, rel, grid, method, store)
-    m = METHODS[method]
-    options = {"grid": grid, "store_amplitudes": store, **{k: v for k, v in given.items() if k in m.options}}
-    trace = m.run(model, state, rel, options)
-    bad = ~np.isfinite(trace.energies)
-    if bad.any():
-        k, i = np.argwhere(bad)[0]
-        raise SolverError(
-            f"energy of cell {model.cells[i]!r} is not finite at t = {t[k]}; the network is unstable "
-            "or its rates overflow (see chiralnet.check_stability)"
-        )
+    trace, method = run_model(model, state, rel, method, given, store, t_offset=start)
+    check_finite(trace, model.cells, t)
     final = dataclasses.replace(trace.final_state, time=float(t[-1]))
     return SimulationResult(times=t, cells=model.cells, energies=trace.energies,
                             amplitudes=trace.amplitudes if store else None, fluctuations=trace.fluctuations,
                             battery=model.battery, method=method, stats=trace.stats, final_state=final,
-                            battery_fluctuations=trace.battery_block, omega=model.omega, drive=model.drive,
+                            battery_fluctuations=trace.battery_block, omega=model.omega, drive=model.drive_at(t),
                             drive_frequency=model.drive_frequency)
+
+
+
+def _check_options(method, given, time_dependent):
+    for name, value in given.items():
+        if value is not None and method != "auto" and name not in METHODS[method].options and not time_dependent:
+            valid = sorted(m for m in METHODS if name in METHODS[m].options)
+            raise SolverError(f"{name} applies to method {valid} only, not {method!r} "
+                              "(exact methods are accurate to machine precision); drop it or use method='rk45'")
+        _check_number(name, value)
+
+
+def check_finite(trace, cells, t):
+    """SolverError naming the cell and time of the first non-finite energy of ``trace``."""
+    bad = ~np.isfinite(trace.energies)
+    if bad.any():
+        k, i = np.argwhere(bad)[0]
+        raise SolverError(
+            f"energy of cell {cells[i]!r} is not finite at t = {t[k]}; the network is unstable "
+            "or its rates overflow (see chiralnet.check_stability)"
+        )
+
+
+def run_model(model: Model, state: State, rel, method: str, given: dict, store: bool, t_offset: float = 0.0):
+    """Run ``model`` from ``state`` at local times ``rel`` (checked, from the state) with ``method``
+    ("auto" resolved here); drives are evaluated at t_offset + rel. Returns (Trace, method name)."""
+    grid = distinct_steps(rel)
+    thermal = model.thermal or state.Nc is not None
+    if method == "auto":
+        method = _choose_method(model, thermal, rel, grid)
+    _check_memory(model, thermal, rel, grid, method, store or model.time_dependent)
+    m = METHODS[method]
+    own = {k: v for k, v in given.items() if k in m.options}
+    if not model.time_dependent:
+        return m.run(model, state, rel, {"grid": grid, "store_amplitudes": store, **own}), method
+
+    def run(mdl, st, times):
+        g = grid if times is rel else distinct_steps(times)
+        return m.run(mdl, st, times, {"grid": g, "store_amplitudes": True, **own})
+
+    return run_driven(model, state, rel, run, t_offset, **given), method

@@ -14,7 +14,7 @@ import scipy.linalg as la
 import scipy.sparse.linalg as spla
 
 from .. import memory
-from ..errors import NoSteadyStateError, SolverError
+from ..errors import ChiralnetError, NoSteadyStateError, SolverError
 from ..linalg.cascade import cascade_order, forward_substitution, lyapunov_cascaded
 from ..linalg.stability import check_diagonal, check_stability_arrays
 from ..model import Model, State, build_model
@@ -132,6 +132,12 @@ def steady_state(G_or_model) -> SteadyState:
     (74.88, 'forward-substitution')
     """
     model = _as_model(G_or_model)
+    if model.time_dependent:  # a pulse or tone has no fixed point; a silent constant-part answer would mislead
+        d = model.drives
+        i = [x[0] for x in d.pulses + d.functions] + [int(np.flatnonzero(a)[0]) for *_, a in d.tones + d.squares]
+        i = i[0]
+        raise ChiralnetError(f"cell {model.cells[i]!r} has a time-dependent drive: steady_state needs constant "
+                             "drives; simulate the network instead")
     alpha, Nc, method, energies = steady_arrays(model)
     fluct = np.zeros(model.n_cells) if Nc is None else Nc.diagonal().real.copy()
     return SteadyState(cells=model.cells, energies=energies, amplitudes=alpha, fluctuations=fluct,

@@ -74,11 +74,7 @@ class ChunkStore:
                     f"output folder {self.out!r} already holds a sweep ({MANIFEST}); pass --resume (resume=True) "
                     "to finish it, or choose another folder"
                 )
-            try:
-                with open(path) as fh:
-                    old = json.load(fh)
-            except (OSError, ValueError) as exc:
-                raise SweepError(f"{path!r} cannot be read ({exc}); remove the folder to start again") from None
+            old = _read_manifest(path)
             if old.get("fingerprint") != manifest["fingerprint"] or old.get("chunk_size") != chunk_size:
                 raise SweepError(
                     f"output folder {self.out!r} holds a different sweep (spec or chunk_size changed); "
@@ -111,8 +107,8 @@ class ChunkStore:
     def path(self, cid) -> str:
         return os.path.join(self.dir, f"c{cid:08d}.npz")
 
-    def done(self) -> set:
-        """Ids of chunks stored completely (files that load)."""
+    def done(self, verify: bool = False) -> set:
+        """Ids of stored chunks; with ``verify``, only those that load (a damaged one is removed, to redo)."""
         ids = set()
         for name in os.listdir(self.dir):
             if name.startswith("c") and name.endswith(".npz"):
@@ -122,6 +118,14 @@ class ChunkStore:
                     continue
                 if cid < self.n_chunks:
                     ids.add(cid)
+        if verify:
+            for cid in sorted(ids):
+                try:
+                    self.read(cid)
+                except Exception:  # noqa: BLE001 - truncated, not a zip, wrong contents: compute it again
+                    ids.discard(cid)
+                    with contextlib.suppress(OSError):
+                        os.unlink(self.path(cid))
         return ids
 
     def write(self, cid, arrays: dict) -> None:
@@ -132,23 +136,85 @@ class ChunkStore:
             return {k: z[k] for k in z.files}
 
 
+def _read_manifest(path) -> dict:
+    """The manifest of an output folder; a damaged one (not UTF-8, not JSON, not an object) is a SweepError."""
+    try:
+        with open(path, "rb") as fh:
+            old = json.loads(fh.read().decode("utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
+        raise SweepError(f"{path!r} cannot be read ({type(exc).__name__}); it is damaged: remove the folder to "
+                         "start again") from None
+    if not isinstance(old, dict) or old.get("format") != FORMAT:
+        raise SweepError(f"{path!r} is not a chiralnet sweep manifest ({FORMAT}); it is damaged: remove the folder "
+                         "to start again")
+    return old
+
+
 # ---------------------------------------------------------------------------------------------
 # Workers.
 
 _WORKER_PLAN = None
+#: Seconds between a worker's checks that the process that started it is still alive.
+PARENT_POLL_SECONDS = 0.5
 
 
 def _limit_threads():
-    """One Numba thread in this worker (the pool or the Dask worker provides the parallelism)."""
-    import numba
+    """One Numba thread in this worker (the pool or the Dask worker provides the parallelism).
 
+    Numba reads ``NUMBA_NUM_THREADS`` when it is imported and again, through ``reload_config``, before
+    every compilation; the second read raises RuntimeError if the value changed after the thread pool
+    was launched. A Dask worker can import Numba before its Nanny applies ``env`` (the spawn start
+    method re-imports the parent's main script first), so on a cold cache the first compilation found
+    NUMBA_NUM_THREADS changed and failed. Re-read the environment here, before any thread is launched;
+    if threads already run with another count, make the environment agree with them instead.
+    """
+    import numba
+    from numba.core import config
+
+    try:
+        config.reload_config()
+    except RuntimeError:  # threads launched with config.NUMBA_NUM_THREADS: keep later reloads consistent
+        os.environ["NUMBA_NUM_THREADS"] = str(config.NUMBA_NUM_THREADS)
+        config.reload_config()
     if numba.get_num_threads() != 1:
         numba.set_num_threads(1)
 
 
-def _pool_init(plan):
+def _exit_with_parent(parent_pid: int) -> None:
+    """End this worker process when ``parent_pid`` (the process that started it) dies, even by SIGKILL.
+
+    On Linux the kernel sends SIGKILL on the parent's death (``prctl(PR_SET_PDEATHSIG)``); everywhere a
+    daemon thread also polls :func:`os.getppid` (re-parenting changes it), which covers platforms without
+    prctl and a parent that died before this ran. Both exit at once, without cleanup: a worker holds
+    nothing that must be flushed (the parent writes every file).
+    """
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            import ctypes
+            import signal
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(PARENT_POLL_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="chiralnet-exit-with-parent", daemon=True).start()
+
+
+def _pool_init(plan, parent_pid=None):
     global _WORKER_PLAN
     _WORKER_PLAN = plan
+    if parent_pid is not None:
+        import signal
+
+        # Ctrl-C reaches the whole process group: the parent stops the pool, the workers stay quiet.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _exit_with_parent(parent_pid)
     _limit_threads()
 
 
@@ -158,17 +224,6 @@ def _pool_chunk(cid, start, stop):
 
 def _dask_chunk(plan, cid, start, stop):
     _limit_threads()
-    fault = os.environ.get("CHIRALNET_SWEEP_TEST_KILL_ONCE")
-    if fault and cid == 0 and os.path.exists(os.path.join(fault, "arm")):
-        # Test hook (tests/test_sweep_dask.py): when the folder holds "arm", the first attempt at chunk 0
-        # kills its worker process; "fired" (created exclusively) makes it happen once only.
-        try:
-            fd = os.open(os.path.join(fault, "fired"), os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            pass
-        else:
-            os.close(fd)
-            os._exit(17)
     return cid, compute_chunk(plan, start, stop)
 
 
@@ -252,10 +307,11 @@ def connect_dask(workers=None, scheduler=None, timeout=None):
         if not isinstance(scheduler, str) or not scheduler.strip():
             raise SweepError(f"scheduler must be an address such as 'tcp://10.0.0.5:8786', got {scheduler!r}")
         try:
-            client = Client(scheduler, timeout=timeout, set_as_default=False)
-        except (OSError, TimeoutError, ValueError) as exc:
+            client = _new_client(Client, scheduler, timeout=timeout, set_as_default=False)
+        except Exception as exc:  # noqa: BLE001 - OSError, TimeoutError, or garbage from a non-Dask server
+            detail = " ".join(f"{type(exc).__name__}: {exc}".split())
             raise SweepError(
-                f"cannot reach the Dask scheduler at {scheduler!r} within {timeout:g} s ({type(exc).__name__}: {exc}); "
+                f"cannot reach the Dask scheduler at {scheduler!r} within {timeout:g} s ({detail[:200]}); "
                 "is it running, and is the address right?"
             ) from None
         return client, None
@@ -263,7 +319,35 @@ def connect_dask(workers=None, scheduler=None, timeout=None):
     # dashboard on a free port, so a second cluster on this machine does not collide.
     cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True, host="127.0.0.1",
                            dashboard_address=":0", env=dict(WORKER_ENV))
-    return Client(cluster, set_as_default=False), cluster
+    try:
+        return _new_client(Client, cluster, set_as_default=False), cluster
+    except BaseException:
+        cluster.close()
+        raise
+
+
+def _new_client(Client, address, **kwargs):
+    """``Client(address, **kwargs)``; a constructor that fails is closed here, not by its destructor.
+
+    A Client whose connection fails raises from ``__init__`` but keeps its event loop; its ``__del__``
+    then tries to close it again and, seconds later, prints an "Exception ignored" traceback after the
+    error was reported. Close the half-made client (found in the traceback) and mark it closed.
+    """
+    try:
+        return Client(address, **kwargs)
+    except BaseException as exc:
+        tb = exc.__traceback__
+        while tb is not None:
+            obj = tb.tb_frame.f_locals.get("self")
+            tb = tb.tb_next
+            if isinstance(obj, Client):
+                with contextlib.suppress(BaseException):
+                    obj.close(timeout=1)
+                with contextlib.suppress(BaseException):
+                    obj.status = "closed"  # __del__ closes nothing more
+                    obj._loop_runner.stop()
+                break
+        raise
 
 
 # ---------------------------------------------------------------------------------------------
@@ -297,6 +381,7 @@ def run_sweep(spec: SweepSpec, *, out=None, resume: bool = False, workers: int |
     if resume and out is None:
         raise SweepError("resume needs the output folder of the interrupted sweep (out=...)")
     plan = make_plan(spec)
+    _preflight(plan, out)
     chunk_size = int(spec.run.get("chunk_size") or default_chunk_size(plan))
     n = spec.n_points
     n_chunks = -(-n // chunk_size)
@@ -322,7 +407,7 @@ def run_sweep(spec: SweepSpec, *, out=None, resume: bool = False, workers: int |
         if cluster is not None:
             cluster.close()
         raise
-    have = store.done() if store is not None else set()
+    have = store.done(verify=resume) if store is not None else set()
     todo = [b for b in bounds if b[0] not in have]
     show = sys.stderr.isatty() if progress is None else bool(progress)
     t0 = time.perf_counter()
@@ -349,7 +434,7 @@ def run_sweep(spec: SweepSpec, *, out=None, resume: bool = False, workers: int |
         else:
             engine = "local-pool"
             _run_pool(plan, todo, finished, processes or os.cpu_count() or 1, show)
-    except SweepError:  # bad input found at a point: leave no half-made output folder behind
+    except BaseException:  # bad input at a point, a failed worker, Ctrl-C: leave no half-made output folder
         if store is not None:
             store.discard_if_unused()
         raise
@@ -369,6 +454,24 @@ def run_sweep(spec: SweepSpec, *, out=None, resume: bool = False, workers: int |
     if store is not None:
         write_outputs(result, store.out, spec.output)
     return result
+
+
+def _preflight(plan, out) -> None:
+    """Refuse a sweep whose results would not fit in memory, or its files on the disk of ``out``."""
+    from .. import memory
+    from ..errors import ChiralnetError
+
+    spec = plan.spec
+    values = 1 + sum(int(np.prod(plan.extra_shape(q), dtype=np.int64)) for q in spec.quantities)
+    what = f"{spec.source}: a sweep of {spec.n_points} points x {values} values"
+    fixes = "fewer grid points, or fewer quantities (cell_energy and battery_energy_at store one value per cell/time)"
+    try:
+        memory.check(memory.sweep_bytes(spec.n_points, values), what, fixes)
+        if out is not None:
+            # chunks (8 bytes a value) + result.csv (about 25 characters a value) + result.nc (8 bytes a value)
+            memory.check_disk(spec.n_points * values * 41, out, what, fixes + ", or a folder with more free space")
+    except ChiralnetError as exc:
+        raise SweepError(str(exc)) from None
 
 
 def _picklable(plan) -> bool:
@@ -396,23 +499,71 @@ def _run_pool(plan, todo, finished, n_proc, show):
 
     bar = _Progress(show, sum(e - s for _, s, e in todo), "sweep")
     sizes = {cid: e - s for cid, s, e in todo}
-    with _single_threaded_children():
+    with _single_threaded_children(), _deferred_interrupt() as interrupted:
         ex = ProcessPoolExecutor(max_workers=n_proc, mp_context=mp.get_context("spawn"),
-                                 initializer=_pool_init, initargs=(plan,))
+                                 initializer=_pool_init, initargs=(plan, os.getpid()))
         try:
-            pending = {ex.submit(_pool_chunk, cid, s, e) for cid, s, e in todo}
+            # Submitting starts the workers. Ctrl-C must not reach a worker that is still starting: it dies
+            # before reading its start-up data, and the pipe write in this process then blocks for ever.
+            # SIGINT blocked here is inherited (blocked) by the workers; here it is delivered afterwards.
+            with _sigint_blocked():
+                pending = {ex.submit(_pool_chunk, cid, s, e) for cid, s, e in todo}
             while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                done, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
                 for f in done:
                     cid, arrays = f.result()
                     finished(cid, arrays)
                     bar.update(sizes[cid])
+                if interrupted.is_set():
+                    raise KeyboardInterrupt
         except BaseException:
-            ex.shutdown(wait=False, cancel_futures=True)
+            # Stop at once: drop queued chunks and end the workers (they hold nothing; this process writes
+            # every file), then wait for the pool's threads so the interpreter exits without hanging.
+            for proc in list((getattr(ex, "_processes", None) or {}).values()):
+                with contextlib.suppress(Exception):
+                    proc.terminate()
+            with contextlib.suppress(Exception):
+                ex.shutdown(wait=True, cancel_futures=True)
             raise
         finally:
             bar.close()
         ex.shutdown(wait=True)
+
+
+@contextlib.contextmanager
+def _sigint_blocked():
+    """Block SIGINT in this thread (and so in processes started inside) where the platform allows it."""
+    import signal
+
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+@contextlib.contextmanager
+def _deferred_interrupt():
+    """Turn Ctrl-C into a flag checked between waits (main thread only).
+
+    A KeyboardInterrupt raised inside ``concurrent.futures``' own locking left the pool's threads
+    deadlocked at exit (a Ctrl-C'd sweep hung); the loop raises it itself at a safe point instead.
+    """
+    import signal
+
+    flag = threading.Event()
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield flag
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: flag.set())
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _run_dask(client, plan, todo, finished, show):
@@ -496,8 +647,7 @@ def open_sweep(out) -> dict:
     path = os.path.join(os.fspath(out), MANIFEST)
     if not os.path.exists(path):
         raise SweepError(f"{os.fspath(out)!r} holds no sweep ({MANIFEST} missing)")
-    with open(path) as fh:
-        manifest = json.load(fh)
+    manifest = _read_manifest(path)
     chunk_dir = os.path.join(os.fspath(out), CHUNKS)
     done = sorted(int(n[1:-4]) for n in os.listdir(chunk_dir) if n.startswith("c") and n.endswith(".npz"))
     manifest["done_chunks"] = done

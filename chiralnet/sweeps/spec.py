@@ -62,15 +62,24 @@ def builder_parameters(fn, name: str) -> dict:
     return params
 
 
-def resolve_builder(ref, where: str = "base builder"):
-    """(name, callable) for a builder name, ``"module:function"``, or a callable."""
+def resolve_builder(ref, where: str = "base builder", *, allow_code: bool = True):
+    """(name, callable) for a builder name, ``"module:function"``, or a callable.
+
+    With ``allow_code=False`` (a sweep file read without ``--allow-code``) only the registered builders
+    are accepted: ``"module:function"`` would import and call any code named in a data file.
+    """
     if callable(ref):
         return f"{getattr(ref, '__module__', '?')}:{getattr(ref, '__qualname__', repr(ref))}", ref
     if not isinstance(ref, str):
         raise SweepError(
-            f"{where} must be a builder name {sorted(BUILDERS)}, 'module:function' or a callable, got {ref!r}")
+            f"{where} must be a builder name {sorted(BUILDERS)}, 'module:function' or a callable, got {_brief(ref)}")
     if ref in BUILDERS:
         return ref, BUILDERS[ref]
+    if ":" in ref and not allow_code:
+        raise SweepError(
+            f"{where} {_brief(ref, 60)} names Python code to import and run, which a sweep file may not do by "
+            f"default; use one of {sorted(BUILDERS)}, or pass --allow-code (load_sweep(..., allow_code=True)) "
+            "if you trust this file: it runs code from this file")
     if ":" in ref:
         mod, _, attr = ref.partition(":")
         try:
@@ -80,7 +89,39 @@ def resolve_builder(ref, where: str = "base builder"):
         if not callable(fn):
             raise SweepError(f"{where} {ref!r} is not callable")
         return ref, fn
-    raise SweepError(f"{where}: unknown builder {ref!r}; valid: {sorted(BUILDERS)} or 'module:function'")
+    raise SweepError(f"{where}: unknown builder {_brief(ref, 60)}; valid: {sorted(BUILDERS)} or 'module:function'")
+
+
+def _brief(value, width: int = 40) -> str:
+    """``repr(value)`` cut to ``width`` characters (error messages quote file contents only briefly)."""
+    text = repr(value)
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+#: Largest number of values one range axis may ask for before its array is allocated, and largest
+#: t90_steps (each point steps that many times): above them a sweep file is refused at once.
+MAX_AXIS_VALUES = 10**8
+MAX_T90_STEPS = 10**6
+
+
+def _finite_number(v) -> bool:
+    """A real number (not bool) that is finite as a float; False for an integer beyond the float range."""
+    if isinstance(v, bool) or not isinstance(v, Real):
+        return False
+    try:
+        return math.isfinite(float(v))
+    except OverflowError:
+        return False
+
+
+def _check_scalar(label: str, v) -> None:
+    """A value of a sweep file's [base] or [grid]: integers must fit in int64, numbers in a float."""
+    if isinstance(v, bool) or isinstance(v, str):
+        return
+    if isinstance(v, Integral) and not -2**63 < v < 2**63:
+        raise SweepError(f"{label}: integer with {len(str(abs(int(v))))} digits is out of range (|value| < 2**63)")
+    if isinstance(v, Real) and not _finite_number(v):
+        raise SweepError(f"{label}: non-finite value {_brief(v)}; every value must be finite")
 
 
 def grid_values(name: str, spec, where: str = "grid") -> np.ndarray | list:
@@ -96,10 +137,12 @@ def grid_values(name: str, spec, where: str = "grid") -> np.ndarray | list:
         start, stop, num = spec["start"], spec["stop"], spec["num"]
         scale = spec.get("scale", "linear")
         for k, v in (("start", start), ("stop", stop)):
-            if isinstance(v, bool) or not isinstance(v, Real) or not math.isfinite(v):
-                raise SweepError(f"{label}: {k} must be a finite number, got {v!r}")
+            if not _finite_number(v):
+                raise SweepError(f"{label}: {k} must be a finite number, got {_brief(v)}")
         if isinstance(num, bool) or not isinstance(num, Integral) or num < 1:
-            raise SweepError(f"{label}: num must be an integer >= 1, got {num!r}")
+            raise SweepError(f"{label}: num must be an integer >= 1, got {_brief(num)}")
+        if num > MAX_AXIS_VALUES:
+            raise SweepError(f"{label}: num = {num} values is more than one axis may have ({MAX_AXIS_VALUES:.0e})")
         if scale == "linear":
             vals = np.linspace(float(start), float(stop), int(num))
         elif scale == "log":
@@ -114,22 +157,22 @@ def grid_values(name: str, spec, where: str = "grid") -> np.ndarray | list:
     if isinstance(spec, np.ndarray):
         spec = spec.tolist()
     if isinstance(spec, (str, bytes)) or not hasattr(spec, "__len__"):
-        raise SweepError(f"{label}: give a list of values or a range {{start, stop, num, scale}}, got {spec!r}")
+        raise SweepError(f"{label}: give a list of values or a range {{start, stop, num, scale}}, got {_brief(spec)}")
     vals = list(spec)
     if not vals:
         raise SweepError(f"{label}: empty list of values; give at least one")
     kinds = {_kind(v) for v in vals}
     if None in kinds or len(kinds) > 1 and kinds != {"int", "float"}:
-        raise SweepError(f"{label}: values must all be numbers, all booleans or all strings, got {vals[:5]!r}")
+        raise SweepError(f"{label}: values must all be numbers, all booleans or all strings, "
+                         f"got {_brief(vals[:5], 80)}")
     if kinds <= {"int", "float"}:
-        bad = [v for v in vals if not math.isfinite(v)]
-        if bad:
-            raise SweepError(f"{label}: non-finite value {bad[0]!r}; every value must be finite")
+        for v in vals:
+            _check_scalar(label, v)
         if kinds == {"int"}:
             return [int(v) for v in vals]
         return np.array(vals, float)
     if len(set(vals)) != len(vals):
-        raise SweepError(f"{label}: repeated values in {vals!r}")
+        raise SweepError(f"{label}: repeated values in {_brief(vals, 80)}")
     return [bool(v) for v in vals] if kinds == {"bool"} else [str(v) for v in vals]
 
 
@@ -253,11 +296,22 @@ def _jsonable(v):
 
 
 def make_spec(builder, grid: dict, quantities=("battery_energy",), *, params=None, times=None, t90_max=None,
-              t90_steps=2000, output=None, run=None, source="<api>") -> SweepSpec:
-    """Validate everything that can be checked without building a network and return a :class:`SweepSpec`."""
+              t90_steps=2000, output=None, run=None, source="<api>", allow_code: bool = True) -> SweepSpec:
+    """Validate everything that can be checked without building a network and return a :class:`SweepSpec`.
+
+    ``allow_code=False`` accepts only the registered builders by name (what a sweep file may name unless
+    the user passes ``--allow-code``); from Python, callables and ``"module:function"`` are fine.
+    Sizes are checked before anything is allocated: the number of grid points against the memory the
+    results would take (:func:`chiralnet.memory.sweep_bytes`), each range's ``num`` against
+    :data:`MAX_AXIS_VALUES`, ``t90_steps`` against :data:`MAX_T90_STEPS`, and swept or fixed sizes
+    (``n_cells``, ``n_leaves``, ``rows`` x ``cols``) against :func:`chiralnet.memory.check_cells`.
+    """
     params = dict(params or {})
     if not isinstance(grid, dict) or not grid:
         raise SweepError(f"{source}: the grid is empty; sweep at least one parameter")
+    for k, v in params.items():
+        _check_scalar(f"{source} [base] key {k!r}", v)
+    _check_points(grid, quantities, times, source)
     axes = tuple((str(name), grid_values(name, vals, f"{source} [grid]")) for name, vals in grid.items())
     names = [n for n, _ in axes]
     if "builder" in names:
@@ -266,11 +320,11 @@ def make_spec(builder, grid: dict, quantities=("battery_energy",), *, params=Non
         builder_names = dict(axes)["builder"]
         if not all(isinstance(b, str) for b in builder_names):
             raise SweepError(f"{source} [grid] key 'builder': give builder names as strings")
-        candidates = [resolve_builder(b, f"{source} [grid] builder") for b in builder_names]
+        candidates = [resolve_builder(b, f"{source} [grid] builder", allow_code=allow_code) for b in builder_names]
     else:
         if builder is None:
             raise SweepError(f"{source}: no base builder; set [base] builder = 'two_cell' (or another builder)")
-        candidates = [resolve_builder(builder, f"{source} [base] builder")]
+        candidates = [resolve_builder(builder, f"{source} [base] builder", allow_code=allow_code)]
     both = set(params) & set(names)
     if both:
         raise SweepError(f"{source}: {sorted(both)} is both fixed in [base] and swept in [grid]; keep one")
@@ -292,31 +346,35 @@ def make_spec(builder, grid: dict, quantities=("battery_energy",), *, params=Non
         missing = [k for k, d in accepted.items() if d is _REQUIRED and k not in params and k not in names]
         if missing:
             raise SweepError(f"{source}: builder {bname!r} needs {missing}; give them in [base] or [grid]")
+        _check_sizes(bname, params, axes, source)
     quantities = tuple(quantities)
     if not quantities:
         raise SweepError(f"{source} [quantities]: no quantity asked for; valid: {sorted(QUANTITIES)}")
     for q in quantities:
-        if q not in QUANTITIES:
-            raise SweepError(f"{source} [quantities]: unknown quantity {q!r}; valid: {sorted(QUANTITIES)}")
+        if not isinstance(q, str) or q not in QUANTITIES:
+            raise SweepError(f"{source} [quantities]: unknown quantity {_brief(q)}; valid: {sorted(QUANTITIES)}")
     if len(set(quantities)) != len(quantities):
         raise SweepError(f"{source} [quantities]: repeated quantity in {list(quantities)}")
     if "battery_energy_at" in quantities:
         if times is None:
             raise SweepError(f"{source} [quantities]: battery_energy_at needs times = [t1, t2, ...] (1/omega)")
-        t = np.asarray(times, float)
-        if t.ndim != 1 or t.size == 0 or not np.all(np.isfinite(t)) or np.any(t < 0) or np.any(np.diff(t) <= 0):
+        t = _times_array(times)
+        if t is None or t.size == 0 or np.any(t < 0) or np.any(np.diff(t) <= 0):
             raise SweepError(
                 f"{source} [quantities] times must be a non-empty, strictly increasing list of finite times >= 0 "
-                f"(1/omega), got {times!r}"
+                f"(1/omega), got {_brief(times, 80)}"
             )
         times = t
     elif times is not None:
         raise SweepError(
             f"{source} [quantities]: times given but battery_energy_at not asked for; add it or drop times")
-    if t90_max is not None and not (isinstance(t90_max, Real) and math.isfinite(t90_max) and t90_max > 0):
-        raise SweepError(f"{source} [quantities] t90_max must be a finite time > 0, got {t90_max!r}")
+    if t90_max is not None and not (_finite_number(t90_max) and t90_max > 0):
+        raise SweepError(f"{source} [quantities] t90_max must be a finite time > 0, got {_brief(t90_max)}")
     if isinstance(t90_steps, bool) or not isinstance(t90_steps, Integral) or t90_steps < 2:
-        raise SweepError(f"{source} [quantities] t90_steps must be an integer >= 2, got {t90_steps!r}")
+        raise SweepError(f"{source} [quantities] t90_steps must be an integer >= 2, got {_brief(t90_steps)}")
+    if t90_steps > MAX_T90_STEPS:
+        raise SweepError(f"{source} [quantities] t90_steps = {t90_steps} is more than the limit of {MAX_T90_STEPS:.0e} "
+                         "steps per point (the crossing is refined by bisection; a few thousand steps suffice)")
     out = {"csv": True, "netcdf": True, "figure": True}
     for k, v in (output or {}).items():
         if k not in out:
@@ -331,14 +389,103 @@ def make_spec(builder, grid: dict, quantities=("battery_energy",), *, params=Non
         if k == "batched" and not isinstance(v, bool):
             raise SweepError(f"{source} [run] batched must be true or false, got {v!r}")
         if k in ("chunk_size", "processes") and (isinstance(v, bool) or not isinstance(v, Integral) or v < 1):
-            raise SweepError(f"{source} [run] {k} must be an integer >= 1, got {v!r}")
+            raise SweepError(f"{source} [run] {k} must be an integer >= 1, got {_brief(v)}")
+        if k in ("chunk_size", "processes") and v >= 2**31:
+            raise SweepError(f"{source} [run] {k} = {v} is out of range (< 2**31)")
     return SweepSpec(builder=builder, params=params, axes=axes, quantities=quantities, times=times,
                      t90_max=None if t90_max is None else float(t90_max), t90_steps=int(t90_steps),
                      output=out, run=run, source=source)
 
 
-def parse_sweep(doc: dict, source: str = "<toml>") -> SweepSpec:
-    """Build a :class:`SweepSpec` from a parsed sweep document (the dict of a TOML file)."""
+def _times_array(times):
+    """Output times as a 1-D float array, or None when they are not a flat list of finite numbers."""
+    if isinstance(times, np.ndarray):
+        if times.ndim != 1 or times.dtype.kind not in "iuf":
+            return None
+        t = times.astype(float)
+        return t if np.all(np.isfinite(t)) else None
+    if isinstance(times, (str, bytes)) or not hasattr(times, "__len__"):
+        return None
+    if not all(_finite_number(v) for v in times):  # ragged, nested, strings, booleans, huge integers
+        return None
+    return np.array([float(v) for v in times], float)
+
+
+def _declared_len(vals) -> int:
+    """Number of values a [grid] entry asks for, without allocating them (1 when malformed: checked later)."""
+    if isinstance(vals, dict):
+        num = vals.get("num", 1)
+        return int(num) if isinstance(num, Integral) and not isinstance(num, bool) and num >= 1 else 1
+    if isinstance(vals, (str, bytes)) or not hasattr(vals, "__len__"):
+        return 1
+    return max(1, len(vals))
+
+
+def _check_points(grid, quantities, times, source) -> None:
+    """Refuse a grid whose results would not fit in memory, before any axis is allocated."""
+    from .. import memory
+
+    n_points = 1
+    for vals in grid.values():
+        n_points *= _declared_len(vals)
+    per_point = 1
+    for q in (quantities if not isinstance(quantities, str) else [quantities]):
+        extra = QUANTITIES.get(q, ("", None))[1] if isinstance(q, str) else None
+        per_point += (_declared_len(times) if times is not None else 1) if extra == "time" else 1
+    try:
+        memory.check(memory.sweep_bytes(n_points, per_point), f"{source}: a sweep of {n_points} points",
+                     "fewer grid points (num of a range, or values of a list)")
+    except ChiralnetError as exc:
+        raise SweepError(str(exc)) from None
+
+
+#: builder -> (size parameters, cells and links from them) for the preflight of swept or fixed sizes.
+_SIZES = {
+    "chain": (("n_cells",), lambda n: (n, n)),
+    "ring": (("n_cells",), lambda n: (n, n)),
+    "star": (("n_leaves",), lambda n: (n + 1, n)),
+    "lattice": (("rows", "cols"), lambda r, c: (r * c, 2 * r * c)),
+}
+
+
+def _check_sizes(bname, params, axes, source) -> None:
+    """Refuse before building when the largest network of the grid would not fit in memory."""
+    from .. import memory
+
+    if bname not in _SIZES:
+        return
+    keys, size = _SIZES[bname]
+    swept = dict(axes)
+    largest = []
+    for k in keys:
+        vals = swept[k] if k in swept else [params.get(k, builders_default(bname, k))]
+        ints = [v for v in vals if isinstance(v, Integral) and not isinstance(v, bool)]
+        if len(ints) != len(vals) or not ints:
+            return  # wrong types are reported by the builder's own checks
+        largest.append(max(ints))
+    if min(largest) < 1:
+        return
+    n_cells, n_links = size(*largest)
+    text = ", ".join(f"{k} = {v}" for k, v in zip(keys, largest))
+    try:
+        memory.check_cells(n_cells, f"{source}: builder {bname!r} with {text} ({n_cells} cells)", n_links=n_links,
+                           fixes="fewer cells")
+    except ChiralnetError as exc:
+        raise SweepError(str(exc)) from None
+
+
+def builders_default(bname, key):
+    """The default of a builder's keyword ``key`` (None when it has none)."""
+    p = inspect.signature(BUILDERS[bname]).parameters.get(key)
+    return None if p is None or p.default is inspect.Parameter.empty else p.default
+
+
+def parse_sweep(doc: dict, source: str = "<toml>", *, allow_code: bool = False) -> SweepSpec:
+    """Build a :class:`SweepSpec` from a parsed sweep document (the dict of a TOML file).
+
+    A document comes from a file, so by default only the registered builders may be named; pass
+    ``allow_code=True`` to allow ``"module:function"`` builders (it imports and runs that code).
+    """
     for section in doc:
         if section not in SECTIONS:
             raise SweepError(f"{source}: unknown section [{section}]; known: {sorted(SECTIONS)}")
@@ -355,10 +502,10 @@ def parse_sweep(doc: dict, source: str = "<toml>") -> SweepSpec:
         raise SweepError(f"{source} [quantities] names must be a list of names, got {names!r}")
     return make_spec(builder, doc.get("grid", {}), names, params=base, times=q.get("times"),
                      t90_max=q.get("t90_max"), t90_steps=q.get("t90_steps", 2000), output=doc.get("output"),
-                     run=doc.get("run"), source=source)
+                     run=doc.get("run"), source=source, allow_code=allow_code)
 
 
-def load_sweep(path) -> SweepSpec:
+def load_sweep(path, *, allow_code: bool = False) -> SweepSpec:
     """Read a sweep file (TOML).
 
     Format::
@@ -389,7 +536,12 @@ def load_sweep(path) -> SweepSpec:
         batched = true              # allow the batched kernel for same-structure points
         processes = 2               # local pool size when the pool is used
 
-    Unknown sections and keys raise :class:`SweepError` naming the file and key.
+    A sweep file is data: by default ``builder`` may only name a registered builder. A builder given
+    as ``"module:function"`` imports and calls that code, so it needs ``allow_code=True``
+    (``chiralnet sweep --allow-code``), which runs code from this file.
+
+    Unknown sections and keys raise :class:`SweepError` naming the file and key; so does a file that
+    cannot be read (missing, a folder, not UTF-8, not TOML).
     """
     try:
         import tomllib
@@ -403,6 +555,12 @@ def load_sweep(path) -> SweepSpec:
             doc = tomllib.load(fh)
     except FileNotFoundError:
         raise SweepError(f"sweep file {str(path)!r} does not exist") from None
+    except OSError as exc:  # a folder, no permission: bad input, not a failed write
+        raise SweepError(f"sweep file {str(path)!r} cannot be read ({exc.strerror or type(exc).__name__})") from None
+    except UnicodeDecodeError as exc:
+        raise SweepError(f"sweep file {str(path)!r} is not valid TOML: not UTF-8 text at byte {exc.start}") from None
     except tomllib.TOMLDecodeError as exc:
-        raise SweepError(f"sweep file {str(path)!r} is not valid TOML: {exc}") from None
-    return parse_sweep(doc, source=str(path))
+        raise SweepError(f"sweep file {str(path)!r} is not valid TOML: {' '.join(str(exc).split())}") from None
+    except RecursionError:
+        raise SweepError(f"sweep file {str(path)!r} is not valid TOML: arrays or tables nested too deeply") from None
+    return parse_sweep(doc, source=str(path), allow_code=allow_code)
