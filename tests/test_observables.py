@@ -412,6 +412,17 @@ def test_stored_power_of_a_hot_result_says_what_keeps_it():
     assert rel_err(cn.stored_power(H, res), cn.stored_power(H, res.times)) < 1e-12
 
 
+def test_power_functions_take_a_constant_drive():
+    G = cn.network(drive_frequency=1.0)
+    cn.add_cell(G, "a", omega=1.0, kappa=0.02, drive=cn.drives.gaussian(0.1, 50.0, 10.0))
+    cn.add_cell(G, "b", omega=1.0, kappa=0.02, battery=True)
+    cn.add_chiral_link(G, "a", "b", gamma=0.04)
+    for call in (lambda: cn.stored_power(G, [1.0]), lambda: cn.max_average_power(G), lambda: cn.efficiency(G),
+                 lambda: cn.injected_energy(G, 10.0), lambda: cn.average_power(G, [1.0])):
+        with pytest.raises(ChiralnetError, match="time-dependent drives"):
+            call()
+
+
 def _peak_reference(G):
     """Dense grid of (E_B(t) - E_B(0))/t (naive expm propagation) refined by scipy's bounded Brent search."""
     a = naive_arrays(G)

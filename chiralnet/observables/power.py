@@ -62,6 +62,10 @@ def _model_state(G_or_model, state0):
     from ..solve.base import model_and_state
 
     model, own = model_and_state(G_or_model)
+    if getattr(model, "time_dependent", False):
+        raise ChiralnetError("stored power, average power, injected energy and efficiency take a constant drive "
+                             "(closed forms of d alpha/dt = M alpha - iE); this network has time-dependent drives "
+                             "(chiralnet.drives): use the energies of chiralnet.simulate over time instead")
     return model, (own if state0 is None else state0.for_cells(model.cells))
 
 
