@@ -24,7 +24,8 @@ from .network import (
     reservoirs,
     validate_network,
 )
-from .observables import ergotropy, injected_power
+from .observables import (average_power, efficiency, ergotropy, injected_energy, injected_power, max_average_power,
+                          stored_power)
 from .results import SimulationResult, SteadyState
 from .formats.graph_json import load_graph, save_graph
 from .scenario import Scenario, build_network, load_scenario, run_scenario
@@ -42,7 +43,8 @@ __all__ = [
     "two_cell", "chain", "ring", "star", "lattice",
     "Model", "State", "build_model", "initial_state",
     "simulate", "steady_state", "check_stability", "METHODS", "protocol", "Protocol", "drives",
-    "ergotropy", "injected_power",
+    "ergotropy", "injected_power", "stored_power", "average_power", "max_average_power", "injected_energy",
+    "efficiency",
     "sweep", "load_sweep", "SweepResult",
     "gradient", "optimize", "OptimizeResult",
     "scattering", "isolation", "isolation_bandwidth", "ScatteringResult", "IsolationBand", "to_qutip",

@@ -131,8 +131,10 @@ from .network import (
 )
 from .observables import (
     charging_time,
+    efficiency,
     ergotropy,
     injected_power,
+    max_average_power,
     time_staying_above,
     time_to_fraction,
     two_cell_reference,
@@ -869,6 +871,10 @@ class ScenarioRun:
         (bracketed by the output times, refined exactly).
     reference : dict
         :func:`chiralnet.observables.two_cell_reference` of the network (xi included).
+    efficiency : float or None
+        Battery ergotropy at t90 over the drive's work up to t90 (:func:`chiralnet.efficiency`).
+    power_peak : PowerPeak or None
+        Largest average charging power and its time (:func:`chiralnet.max_average_power`).
     """
 
     scenario: Scenario
@@ -878,6 +884,8 @@ class ScenarioRun:
     t90: float | None
     reference: dict
     t90_stay: float | None = None
+    efficiency: float | None = None
+    power_peak: tuple | None = None
 
     def ratios(self) -> dict:
         """Steady battery energy over the two-cell nonreciprocal and reciprocal limits (None if undefined)."""
@@ -919,6 +927,9 @@ class ScenarioRun:
                 "final_injected_power": float(injected_power(res)[-1]) if res.amplitudes is not None else None,
                 "time_to_90_percent": self.t90,
                 "time_staying_above_90_percent": self.t90_stay,
+                "efficiency": self.efficiency,
+                "max_average_power": None if self.power_peak is None else self.power_peak.power,
+                "max_average_power_time": None if self.power_peak is None else self.power_peak.time,
             }
         if self.result is not None and self.result.phase is not None:
             res = self.result
@@ -964,7 +975,7 @@ def run_scenario(scenario: Scenario, *, simulate_times: bool = True) -> Scenario
     except ChiralnetError as exc:  # a time-dependent drive has no steady state
         steady, error = None, _one_line(exc)
     result = None
-    t90 = t90_stay = None
+    t90 = t90_stay = eff = peak = None
     if simulate_times:
         times = scenario.require_times()
         target = protocol(scenario.phases) if scenario.phases else G
@@ -977,5 +988,7 @@ def run_scenario(scenario: Scenario, *, simulate_times: bool = True) -> Scenario
             horizon = None if model.n_cells <= 2000 else float(times[-1])
             t90 = time_to_fraction(model, state0=state0, steady=steady, horizon=horizon)
             t90_stay = time_staying_above(model, result, state0=state0, steady=steady)
+            eff = None if t90 is None else efficiency(model, state0=state0, steady=steady, t90=t90)
+            peak = max_average_power(model, state0=state0, horizon=horizon)
     return ScenarioRun(scenario=scenario, result=result, steady=steady, steady_error=error, t90=t90,
-                       reference=two_cell_reference(G), t90_stay=t90_stay)
+                       reference=two_cell_reference(G), t90_stay=t90_stay, efficiency=eff, power_peak=peak)

@@ -7,7 +7,8 @@ closed forms, root finding on scipy's expm); run and sweep must give the same nu
 import numpy as np
 import pytest
 import scipy.linalg as la
-from scipy.optimize import brentq
+from scipy.integrate import quad
+from scipy.optimize import brentq, minimize_scalar
 
 import chiralnet as cn
 from chiralnet import analytic
@@ -303,3 +304,248 @@ def test_run_reports_ergotropy_and_power():
     assert s["steady"]["battery_energy"] - s["steady"]["battery_ergotropy"] == pytest.approx(0.5, rel=1e-10)
     assert s["steady"]["injected_power"] == pytest.approx(cn.injected_power(ss), rel=STEADY_REL)
     assert s["simulation"]["final_battery_ergotropy"] == pytest.approx(cn.ergotropy(run.result)[-1], rel=1e-15)
+
+
+# ---------------------------------------------------------------------------------------------
+# Power over time, maximum average power, efficiency (issue 10).
+
+#: Efficiency against scipy's adaptive quadrature of P_in on an expm-based alpha(t) (quad at epsrel 1e-13).
+EFF_REL = 1e-10
+#: dE_B/dt against a 5-point central difference of the exact energy (h = 0.05 / Lambda: truncation ~1e-12,
+#: rounding ~ eps E / h ~ 1e-13, relative to the largest power).
+FD_REL = 1e-8
+#: dE_B/dt against the derivative of the corrected Eq. (6) (closed form).
+CLOSED_POWER_REL = 1e-10
+#: Maximum average power (flat at the maximum) and its time against a dense grid refined by scipy's bounded
+#: Brent search (which resolves t to ~ sqrt(eps) t only).
+PEAK_POWER_REL = 1e-11
+PEAK_TIME_REL = 1e-6
+#: int P_in = stored energy change + integrated losses, every term in closed form.
+BALANCE_REL = 1e-10
+#: Sweep vs per-network functions, kernel vs general path: the same exact algorithms.
+POWER_SAME_REL = 1e-11
+
+
+def _exact_alpha(G):
+    a = naive_arrays(G)
+    alpha_ss, _ = naive_steady(a["M"], a["E"], a["Q"])
+
+    def alpha(t):
+        return alpha_ss + la.expm(a["M"] * t) @ (a["alpha0"] - alpha_ss)
+    return a, alpha
+
+
+def _battery_mask(G):
+    return np.array([bool(G.nodes[c].get("battery", False)) for c in cn.cells(G)])
+
+
+@pytest.mark.parametrize("n_th", [0.0, 1.0])
+def test_efficiency_of_the_paper_pair_against_quadrature(n_th):
+    G = cn.two_cell(n_th=n_th)
+    a, alpha = _exact_alpha(G)
+    t90 = time_to_fraction(G)
+    omega_L = G.graph.get("drive_frequency", 1.0)
+
+    def p_in(t):
+        return -2 * omega_L * float((np.conj(a["E"]) * alpha(t)).imag.sum())
+
+    injected, err = quad(p_in, 0.0, t90, epsabs=0.0, epsrel=1e-13, limit=200)
+    assert cn.injected_energy(G, t90) == pytest.approx(injected, rel=EFF_REL)
+    res = cn.simulate(G, [0.0, t90])
+    work = cn.ergotropy(res, collective=True)[-1]  # W_B at t_90: all of E_B when cold, less when hot
+    if n_th == 0:
+        assert work == pytest.approx(0.9 * cn.steady_state(G).battery_energy, rel=LEVEL_REL)
+    eff = cn.efficiency(G)
+    assert eff == pytest.approx(work / injected, rel=EFF_REL)
+    assert 0.0 < eff < 1.0
+    assert evaluate(["efficiency"], G)["efficiency"] == eff
+
+
+def test_efficiency_is_between_zero_and_one_for_resonant_networks_from_empty():
+    for G in (cn.chain(4, gamma=0.03), cn.ring(3, gamma=0.02), cn.two_cell(nonreciprocal=False),
+              cn.chain(3, n_th=0.5)):
+        eff = cn.efficiency(G)
+        assert 0.0 < eff < 1.0, eff
+
+
+def _symmetric_power(t, *, E, gamma, Lambda):
+    """d/dt of analytic.battery_energy_symmetric (omega = 1): 2 C u(x) x e^{-x} Lambda/2, u = 1 - e^{-x}(1+x)."""
+    x = Lambda * t / 2
+    C = 16 * gamma**2 * E**2 / Lambda**4
+    return 2 * C * (1 - np.exp(-x) * (1 + x)) * x * np.exp(-x) * Lambda / 2
+
+
+def test_stored_power_against_the_closed_form_and_finite_differences():
+    g, k, E = 0.04, 0.003, 0.1
+    G = cn.two_cell(gamma=g, kappa_a=k, kappa_b=k, drive=E)
+    times = np.linspace(0.0, 600.0, 61)
+    p = cn.stored_power(G, times)
+    want = _symmetric_power(times, E=E, gamma=g, Lambda=g + k)
+    assert np.abs(p - want).max() <= CLOSED_POWER_REL * np.abs(want).max()
+    res = cn.simulate(G, times)
+    assert np.abs(cn.stored_power(G, res) - p).max() <= CLOSED_POWER_REL * np.abs(want).max()  # from a result
+    # hot networks: the noise part dNc_ii/dt = 2 Re sum_k conj(M_ik) Nc_ki + Q_ii needs the feeding cells' block
+    for H in (cn.two_cell(n_th=1.5), _hot_network(0), cn.chain(4, n_th=0.4, gamma=0.05)):
+        lam = 0.05 / max(abs(np.linalg.eigvals(cn.build_model(H).dense_M()).real.min()), 1e-300)
+        h = 0.05 * min(lam, 20.0)
+        t = np.array([3.0, 40.0, 150.0, 700.0])
+        shifts = np.array([-2, -1, 1, 2]) * h
+        e = cn.simulate(H, np.sort(np.r_[0.0, (t[:, None] + shifts).ravel()]), method="exact").battery_energy[1:]
+        e = e.reshape(t.size, 4)
+        fd = (e[:, 0] - 8 * e[:, 1] + 8 * e[:, 2] - e[:, 3]) / (12 * h)
+        got = cn.stored_power(H, t)
+        assert np.abs(got - fd).max() <= FD_REL * max(np.abs(fd).max(), 1e-3), (got, fd)
+
+
+def test_stored_power_of_a_hot_result_says_what_keeps_it():
+    G = cn.two_cell(n_th=0.5)
+    res = cn.simulate(G, [0.0, 10.0])
+    with pytest.raises(ChiralnetError, match=r"stored_power\(G, result.times\)"):
+        cn.stored_power(G, res)
+    with pytest.raises(ChiralnetError, match="store_amplitudes=True"):
+        cn.stored_power(cn.two_cell(), cn.simulate(cn.two_cell(), [0.0, 1.0], store_amplitudes=False,
+                                                     method="exact-sparse"))
+    # a hot battery fed only from inside the battery: Nc[B, B] is enough
+    H = cn.network(drive_frequency=1.0)
+    cn.add_cell(H, "a", omega=1.0, kappa=0.02, n_th=0.3, drive=0.1, battery=True)
+    res = cn.simulate(H, [0.0, 5.0, 50.0])
+    assert rel_err(cn.stored_power(H, res), cn.stored_power(H, res.times)) < 1e-12
+
+
+def test_power_functions_take_a_constant_drive():
+    G = cn.network(drive_frequency=1.0)
+    cn.add_cell(G, "a", omega=1.0, kappa=0.02, drive=cn.drives.gaussian(0.1, 50.0, 10.0))
+    cn.add_cell(G, "b", omega=1.0, kappa=0.02, battery=True)
+    cn.add_chiral_link(G, "a", "b", gamma=0.04)
+    for call in (lambda: cn.stored_power(G, [1.0]), lambda: cn.max_average_power(G), lambda: cn.efficiency(G),
+                 lambda: cn.injected_energy(G, 10.0), lambda: cn.average_power(G, [1.0])):
+        with pytest.raises(ChiralnetError, match="time-dependent drives"):
+            call()
+
+
+def _peak_reference(G):
+    """Dense grid of (E_B(t) - E_B(0))/t (naive expm propagation) refined by scipy's bounded Brent search."""
+    a = naive_arrays(G)
+    bat = _battery_mask(G)
+    M, w = a["M"], a["omega"][bat]
+    alpha_ss, Nc_ss = naive_steady(M, a["E"], a["Q"])
+    y, Y = a["alpha0"] - alpha_ss, np.diag(a["n0"]).astype(complex) - Nc_ss
+
+    def energy(t):
+        U = la.expm(M * t)
+        al = alpha_ss + U @ y
+        Nc = Nc_ss + np.conj(U) @ Y @ U.T
+        return float((w * (abs(al[bat]) ** 2 + Nc.diagonal().real[bat])).sum())
+
+    e0 = energy(0.0)
+
+    def f(t):
+        return (energy(t) - e0) / t
+
+    horizon = 40 / -np.linalg.eigvals(M).real.max()
+    grid = np.linspace(horizon / 1500, horizon, 1500)
+    vals = np.array([f(t) for t in grid])
+    k = int(np.argmax(vals))
+    opt = minimize_scalar(lambda t: -f(t), bounds=(grid[max(k - 1, 0)], grid[min(k + 1, grid.size - 1)]),
+                          method="bounded", options={"xatol": 1e-12 * grid[k]})
+    return -opt.fun, opt.x
+
+
+@pytest.mark.parametrize("network", ["pair", "hot", "reciprocal", "chain"])
+def test_max_average_power_against_a_refined_grid_search(network):
+    G = {"pair": cn.two_cell(), "hot": cn.two_cell(n_th=1.0, gamma=0.02),
+         "reciprocal": cn.two_cell(nonreciprocal=False), "chain": cn.chain(4, gamma=0.03)}[network]
+    peak = cn.max_average_power(G)
+    want_p, want_t = _peak_reference(G)
+    assert peak.power == pytest.approx(want_p, rel=PEAK_POWER_REL)
+    assert peak.time == pytest.approx(want_t, rel=PEAK_TIME_REL)
+    # at the maximum, stored power = average power (the root the bisection finds)
+    assert cn.stored_power(G, [peak.time])[0] == pytest.approx(peak.power, rel=1e-9)
+    avg = cn.average_power(G, peak.time * np.array([0.999, 1.0, 1.001]))
+    assert avg[1] == pytest.approx(peak.power, rel=1e-14) and avg[1] >= avg[0] and avg[1] >= avg[2]
+
+
+def test_power_paths_agree(monkeypatch):
+    """Small cold networks run the batched kernels; the general path (simulate-based) gives the same numbers."""
+    G = cn.chain(5, gamma=0.03)
+    kernel = cn.max_average_power(G), cn.efficiency(G)
+    monkeypatch.setattr(charging, "KERNEL_MAX_CELLS", 0)
+    general = cn.max_average_power(G), cn.efficiency(G)
+    assert general[0].power == pytest.approx(kernel[0].power, rel=POWER_SAME_REL)
+    assert general[0].time == pytest.approx(kernel[0].time, rel=1e-9)
+    assert general[1] == pytest.approx(kernel[1], rel=POWER_SAME_REL)
+
+
+def _resonant_loss(G, T):
+    """int_0^T omega_L alpha^H D alpha dt in closed form: alpha = alpha_ss + e^{Mt} y, D = -(M + M^H), and
+    int_0^T e^{M^H t} D e^{M t} dt = Z with M^H Z + Z M = e^{M^H T} D e^{M T} - D (a Sylvester solve)."""
+    a = naive_arrays(G)
+    M = a["M"]
+    D = -(M + M.conj().T)
+    alpha_ss, _ = naive_steady(M, a["E"], a["Q"])
+    y = a["alpha0"] - alpha_ss
+    U = la.expm(M * T)
+    Z = la.solve_sylvester(M.conj().T, M, U.conj().T @ D @ U - D)
+    cross = alpha_ss.conj() @ D @ np.linalg.solve(M, (U - np.eye(len(y))) @ y)
+    total = (alpha_ss.conj() @ D @ alpha_ss) * T + 2 * cross.real + (y.conj() @ Z @ y)
+    return G.graph.get("drive_frequency", 1.0) * float(total.real)
+
+
+def test_energy_balance_of_a_damped_network_is_exact():
+    G = cn.chain(4, gamma=0.03, kappa=0.01)
+    cn.add_coherent_link(G, 0, 2, J=0.01)
+    G.nodes[1]["alpha0"] = 0.5 - 0.2j
+    for T in (30.0, 400.0, 5000.0):
+        injected = cn.injected_energy(G, T)
+        res = cn.simulate(G, [0.0, T])
+        stored = res.total_energy[-1] - res.total_energy[0]
+        loss = _resonant_loss(G, T)
+        assert injected == pytest.approx(stored + loss, rel=BALANCE_REL)
+        _, alpha = _exact_alpha(G)
+        E = naive_arrays(G)["E"]
+        q, _ = quad(lambda t: -2 * float((np.conj(E) * alpha(t)).imag.sum()), 0.0, T, epsabs=0.0, epsrel=1e-13,
+                    limit=400)
+        assert injected == pytest.approx(q, rel=EFF_REL)
+
+
+def test_power_sweep_values_equal_the_per_network_functions():
+    names = ["efficiency", "max_average_power", "max_average_power_time"]
+    cold = sweep("chain", {"gamma": [0.02, 0.05], "kappa": [0.003, 0.01]}, names, params={"n_cells": 3})
+    hot = sweep("chain", {"n_th": [0.0, 0.5]}, names, params={"n_cells": 3, "gamma": 0.03})
+    for result, axes in ((cold, ("gamma", "kappa")), (hot, ("n_th",))):
+        for idx in np.ndindex(result.shape):
+            kw = {ax: float(result.coords[ax][i]) for ax, i in zip(axes, idx)}
+            G = cn.chain(3, **({"gamma": 0.03} if "gamma" not in kw else {}), **kw)
+            peak = cn.max_average_power(G)
+            assert result["efficiency"][idx] == pytest.approx(cn.efficiency(G), rel=POWER_SAME_REL)
+            assert result["max_average_power"][idx] == pytest.approx(peak.power, rel=POWER_SAME_REL)
+            assert result["max_average_power_time"][idx] == pytest.approx(peak.time, rel=POWER_SAME_REL)
+    assert 0 < hot["efficiency"].min() and hot["efficiency"].max() < 1
+
+
+def test_power_quantities_in_the_registry():
+    G = cn.two_cell()
+    v = evaluate(["stored_power_at", "average_power_at", "max_average_power", "max_average_power_time"], G,
+                 times=[0.0, 100.0])
+    assert v["stored_power_at"][0] == 0.0 and v["average_power_at"][1] == pytest.approx(
+        cn.average_power(G, [100.0])[0], rel=1e-14)
+    assert (QUANTITIES["efficiency"].direction, QUANTITIES["efficiency"].units) == ("max", "1")
+    assert QUANTITIES["max_average_power"].units == "omega^2"
+    with pytest.raises(ChiralnetError, match="needs times"):
+        evaluate(["stored_power_at"], G)
+
+
+def test_run_reports_efficiency_and_max_average_power(capsys):
+    from chiralnet import cli
+
+    sc = parse_scenario({"network": {"builder": "two_cell", "n_th": 0.5}, "times": {"t_end": 3000.0, "n_times": 4}})
+    run = run_scenario(sc)
+    G = cn.two_cell(n_th=0.5)
+    sim = run.summary()["simulation"]
+    assert sim["efficiency"] == pytest.approx(cn.efficiency(G), rel=POWER_SAME_REL)
+    peak = cn.max_average_power(G)
+    assert sim["max_average_power"] == pytest.approx(peak.power, rel=POWER_SAME_REL)
+    assert sim["max_average_power_time"] == pytest.approx(peak.time, rel=POWER_SAME_REL)
+    text = "\n".join(cli._report_lines(run))
+    assert f"charging efficiency:            {sim['efficiency']:.6g}" in text
+    assert f"max average charging power:     {peak.power:.6g} omega^2" in text

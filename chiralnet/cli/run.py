@@ -74,6 +74,11 @@ def _report_lines(run) -> list[str]:
                 stay = "not within the simulated times" if run.t90_stay is None else f"{run.t90_stay:.6g}"
                 lines.append(f"time to 90% of steady battery:  {run.t90:.6g} (1/omega) first reached, "
                              f"stays above from {stay}")
+                lines.append(f"charging efficiency:            {run.efficiency:.6g} (battery ergotropy at t90 over "
+                             "the drive's work up to t90)")
+            if run.power_peak is not None:
+                lines.append(f"max average charging power:     {run.power_peak.power:.6g} omega^2 at "
+                             f"t = {run.power_peak.time:.6g} (1/omega)")
     ref, ratio = run.reference, run.ratios()
     if ref.get("gamma") is not None:
         lines.append("")

@@ -255,3 +255,56 @@ register(Quantity("battery_ergotropy_collective", "steady Gaussian (collective) 
                   "omega", "max", "steady", _ergotropy(True), kernel="steady_batch", cold=_battery_sum))
 register(Quantity("ratio_reciprocal", "battery_energy / two-cell reciprocal limit with the same rates "
                   "(chiralnet.observables.reference)", "1", "max", "steady", _ratio("reciprocal")))
+
+
+def _times_or_result(inputs, name):
+    times = inputs.options.get("times")
+    if times is None:
+        if inputs.result is not None:
+            return inputs.result.times
+        raise ChiralnetError(f"{name} needs times=[t1, t2, ...] (1/omega) or a simulation result")
+    return np.asarray(times, float)
+
+
+def _power_at(average):
+    def compute(inputs):
+        from . import power
+
+        name = "average_power_at" if average else "stored_power_at"
+        fn = power.average_power if average else power.stored_power
+        return fn(inputs.model, _times_or_result(inputs, name), state0=inputs.state0)
+    return compute
+
+
+def _peak(field):
+    def compute(inputs):
+        from . import power
+
+        o = inputs.options
+        if "_peak" not in o:
+            o["_peak"] = power.max_average_power(inputs.model, state0=inputs.state0, horizon=o.get("horizon"),
+                                                 steps=o.get("steps", charging.STEPS))
+        return None if o["_peak"] is None else getattr(o["_peak"], field)
+    return compute
+
+
+def _efficiency(inputs):
+    from . import power
+
+    o = inputs.options
+    return power.efficiency(inputs.model, state0=inputs.state0, steady=inputs.steady_state(),
+                            fraction=o.get("fraction", charging.FRACTION), horizon=o.get("horizon"),
+                            steps=o.get("steps", charging.STEPS))
+
+
+register(Quantity("stored_power_at", "battery's stored power dE_B/dt at the given times, exact (moment equations)",
+                  "omega^2", "max", "trace", _power_at(False), dim="time", sweep=False))
+register(Quantity("average_power_at", "average charging power (E_B(t) - E_B(0))/t at the given times", "omega^2",
+                  "max", "trace", _power_at(True), dim="time", sweep=False))
+register(Quantity("max_average_power", "largest average charging power (E_B(t) - E_B(0))/t over t, located "
+                  "exactly (root of t dE_B/dt = E_B(t) - E_B(0))", "omega^2", "max", "both", _peak("power"),
+                  kernel="max_average_power_batch"))
+register(Quantity("max_average_power_time", "time at which the average charging power is largest", "1/omega",
+                  "min", "both", _peak("time"), kernel="max_average_power_batch"))
+register(Quantity("efficiency", "charging efficiency: battery ergotropy at t_90 over the drive's work up to t_90 "
+                  "(exact integral)", "1", "max", "both", _efficiency, kernel="efficiency_batch"))

@@ -313,15 +313,35 @@ def _stack_quantities(plan, M, b, w, a0, battery, blocks):
         getattr(K, REGISTRY["battery_energy_at"].kernel)(M, alpha, np.ascontiguousarray(a0), np.ascontiguousarray(w),
                                                          battery, status, steps, kind, e_at)
         out["battery_energy_at"] = e_at
-    if "time_to_90" in spec.quantities:
-        horizon = np.full(P, spec.t90_max) if spec.t90_max else T90_HORIZON_DECAYS / np.where(decay > 0, decay, np.inf)
+    horizon = np.full(P, spec.t90_max) if spec.t90_max else T90_HORIZON_DECAYS / np.where(decay > 0, decay, np.inf)
+    if {"time_to_90", "efficiency"} & set(spec.quantities):
         t90 = np.empty(P)
         st = np.empty(P, np.int8)
         getattr(K, REGISTRY["time_to_90"].kernel)(M, alpha, np.ascontiguousarray(a0), np.ascontiguousarray(w), battery, status,
                                  FRACTION, horizon, spec.t90_steps, t90, st)
         out["time_to_90"] = t90
         out["status"] = st
+    _stack_power(spec, M, b, w, a0, battery, alpha, status, horizon, out)
     return out
+
+
+def _stack_power(spec, M, b, w, a0, battery, alpha, status, horizon, out):
+    """Batched max_average_power(_time) and efficiency (zero temperature) into ``out``."""
+    P = b.shape[0]
+    b, w, a0 = (np.ascontiguousarray(x) for x in (b, w, a0))
+    if {"max_average_power", "max_average_power_time"} & set(spec.quantities):
+        power, time, st = np.empty(P), np.empty(P), np.empty(P, np.int8)
+        getattr(K, REGISTRY["max_average_power"].kernel)(M, b, alpha, a0, w, battery, status, horizon, spec.t90_steps,
+                                                         power, time, st)
+        out["max_average_power"], out["max_average_power_time"] = power, time
+        out["status"] = np.where(out["status"] == K.OK, st, out["status"]).astype(np.int8)
+    if "efficiency" in spec.quantities:
+        # omega_L per point from the generator: M_ii = -i(omega_i - omega_L) - (real damping), exactly
+        omega_L = np.ascontiguousarray(w[:, 0] + M[:, 0, 0].imag)
+        eff = np.empty(P)
+        getattr(K, REGISTRY["efficiency"].kernel)(M, b, omega_L, alpha, a0, w, battery, status,
+                                                  np.ascontiguousarray(out["time_to_90"]), eff)
+        out["efficiency"] = eff
 
 
 def _point_quantities(plan, model, where):

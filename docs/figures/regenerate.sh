@@ -9,7 +9,9 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 "$PY" -m chiralnet paper --out "$tmp/paper" --dpi 100 > /dev/null
 "$PY" -m chiralnet run examples/lattice.toml --out "$tmp/lattice" > /dev/null
+"$PY" examples/ergotropy.py "$tmp" > /dev/null
 cp "$tmp/paper/fig3a.png" docs/figures/paper_fig3a.png
 cp "$tmp/paper/fig4c.png" docs/figures/paper_fig4c.png
 cp "$tmp/lattice/network.png" docs/figures/lattice_network.png
+cp "$tmp/ergotropy.png" docs/figures/ergotropy_hot_reservoirs.png
 ls -l docs/figures/*.png
