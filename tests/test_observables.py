@@ -536,7 +536,7 @@ def test_power_quantities_in_the_registry():
 
 
 def test_run_reports_efficiency_and_max_average_power(capsys):
-    from chiralnet import cli
+    from chiralnet.cli import run as cli_run
 
     sc = parse_scenario({"network": {"builder": "two_cell", "n_th": 0.5}, "times": {"t_end": 3000.0, "n_times": 4}})
     run = run_scenario(sc)
@@ -546,6 +546,6 @@ def test_run_reports_efficiency_and_max_average_power(capsys):
     peak = cn.max_average_power(G)
     assert sim["max_average_power"] == pytest.approx(peak.power, rel=POWER_SAME_REL)
     assert sim["max_average_power_time"] == pytest.approx(peak.time, rel=POWER_SAME_REL)
-    text = "\n".join(cli._report_lines(run))
+    text = "\n".join(cli_run._report_lines(run))
     assert f"charging efficiency:            {sim['efficiency']:.6g}" in text
     assert f"max average charging power:     {peak.power:.6g} omega^2" in text

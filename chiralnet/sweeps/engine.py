@@ -610,8 +610,11 @@ def _assemble(plan, bounds, chunks, attrs) -> SweepResult:
 
 
 def _warn_status(plan, result):
-    for code, what in ((1, "have no steady state"),
-                       (2, "did not reach 90% of the steady battery energy within the horizon")):
+    horizon_bound = [q for q in ("time_to_90", "efficiency", "max_average_power", "max_average_power_time")
+                     if q in plan.spec.quantities]
+    reached = ("did not reach 90% of the steady battery energy (or the peak of the average power) within the "
+               f"horizon, so {', '.join(horizon_bound) or 'the time quantities'} are undefined there")
+    for code, what in ((1, "have no steady state"), (2, reached)):
         bad = np.flatnonzero(result.status.reshape(-1) == code)
         if bad.size:
             first = np.unravel_index(bad[0], result.shape)
