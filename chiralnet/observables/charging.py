@@ -6,7 +6,7 @@ alpha(t) = alpha_ss + e^{M t}(alpha_0 - alpha_ss) (and Nc with the exact propaga
 is hot), then bisected on the exact propagation until the time is resolved to machine precision.
 
 * Zero temperature and at most :data:`KERNEL_MAX_CELLS` cells: the batched Numba kernels of
-  :mod:`chiralnet.sweeps._kernels` (``steady_batch``, ``time_to_fraction_batch``) with one point, the
+  :mod:`chiralnet.solve.batched` (``steady_batch``, ``time_to_fraction_batch``) with one point, the
   very code a sweep runs, so ``run`` and ``sweep`` give the same number.
 * Otherwise (hot baths, thermal start, large sparse networks): the same grid and bisection through
   :func:`chiralnet.simulate` with an exact method (``"exact"`` or ``"exact-sparse"``) from the state
@@ -139,7 +139,7 @@ def time_to_fraction(G_or_model, fraction: float = FRACTION, *, state0=None, ste
 
 
 def _kernel_time(model, state, fraction, horizon, steps):
-    from ..sweeps import _kernels as K
+    from ..solve import batched as K
 
     M = np.ascontiguousarray(model.dense_M(), complex)[None]
     n = model.n_cells

@@ -29,7 +29,7 @@ With B the battery cells and E_B = sum_{i in B} omega_i (|alpha_i|^2 + Nc_ii):
   supplies the difference), as can a hot, detuned network whose correlated noise carries ergotropy.
 
 Zero temperature and at most :data:`~chiralnet.observables.charging.KERNEL_MAX_CELLS` cells:
-``max_average_power`` and ``efficiency`` run the batched Numba kernels of :mod:`chiralnet.sweeps._kernels`
+``max_average_power`` and ``efficiency`` run the batched Numba kernels of :mod:`chiralnet.solve.batched`
 with one point (the code a sweep runs); otherwise the exact methods of :func:`chiralnet.simulate`.
 """
 
@@ -319,7 +319,7 @@ def max_average_power(G_or_model, *, state0=None, horizon=None, steps: int = cha
 
 
 def _kernel_setup(model, state):
-    from ..sweeps import _kernels as K
+    from ..solve import batched as K
 
     M = np.ascontiguousarray(model.dense_M(), complex)[None]
     alpha = np.empty((1, model.n_cells), complex)

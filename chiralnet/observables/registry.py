@@ -4,7 +4,7 @@ A :class:`Quantity` says what it is (description, units), which way is better (`
 needs (the steady state, a time trace, or both) and how to compute it: ``compute(inputs)`` from an
 :class:`Inputs` (the model, the initial state, the steady state and/or a simulation result), and, for
 sweeps, ``reduce`` (a vectorised function of the steady energies) or ``kernel`` (the batched Numba
-kernel of :mod:`chiralnet.sweeps._kernels` that computes it for many small networks at once).
+kernel of :mod:`chiralnet.solve.batched` that computes it for many small networks at once).
 ``chiralnet run``, sweeps, studies and plots all read :data:`QUANTITIES`.
 """
 
@@ -42,7 +42,7 @@ class Quantity:
     reduce : callable or None
         Sweeps: ``reduce(energies (P, N), battery (N,) bool)`` -> (P, ...) from steady energies.
     kernel : str or None
-        Sweeps: the batched kernel in :mod:`chiralnet.sweeps._kernels` that computes it.
+        Sweeps: the batched kernel in :mod:`chiralnet.solve.batched` that computes it.
     sweep : bool
         Available as a sweep quantity.
     cold : callable or None

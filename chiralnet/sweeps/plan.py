@@ -26,7 +26,7 @@ from ..observables.reference import RATE_KEYS, reference_rates, two_cell_limits
 from ..observables.registry import Inputs, ratio
 from ..solve import steady_state
 from ..solve.base import distinct_steps
-from . import _kernels as K
+from ..solve import batched as K
 from .spec import QUANTITIES, SweepError, SweepSpec, builder_parameters, resolve_builder
 
 __all__ = ["Plan", "make_plan", "compute_chunk", "BATCH_MAX_CELLS"]

@@ -1,4 +1,4 @@
-"""Batched Numba kernels: one call computes many small networks of one structure.
+"""Batched Numba kernels: one call computes many small networks of one structure (sweeps, observables).
 
 Notation: P points, N cells. ``M`` (P, N, N) complex generators, ``forcing`` (P, N) complex
 (b = -i E), ``omega`` (P, N) float, ``battery`` (N,) bool. Points are independent, so the
