@@ -28,7 +28,8 @@ from .observables import (average_power, efficiency, ergotropy, injected_energy,
                           stored_power)
 from .results import SimulationResult, SteadyState
 from .formats.graph_json import load_graph, save_graph
-from .scenario import Scenario, build_network, load_scenario, run_scenario
+from .formats.scenario_toml import Scenario, build_network, load_scenario
+from .scenario import run_scenario
 from .solve import METHODS, Protocol, check_stability, protocol, simulate, steady_state
 from .sweeps import SweepResult, load_sweep, sweep
 from .solve.response import IsolationBand, ScatteringResult, isolation, isolation_bandwidth, scattering

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import chiralnet as cn
 from chiralnet.plotting import plot_profile, save_figure
-from chiralnet.scenario import two_cell_reference
+from chiralnet.observables import two_cell_reference
 
 print(f"{'N':>4} {'battery (omega)':>16} {'end cell':>10} {'/ two-cell nonrecip.':>21} {'/ reciprocal':>13}")
 for n in (2, 3, 4, 6, 10, 20, 50):

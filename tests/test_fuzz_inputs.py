@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 import chiralnet as cn
 from chiralnet.errors import ChiralnetError
 from chiralnet.formats.graph_json import graph_from_data, graph_to_data, load_graph
-from chiralnet.scenario import BUILDERS as SCENARIO_BUILDERS
-from chiralnet.scenario import parse_scenario
+from chiralnet.formats.scenario_toml import BUILDERS as SCENARIO_BUILDERS
+from chiralnet.formats.scenario_toml import parse_scenario
 from chiralnet.sweeps import SweepSpec, load_sweep, parse_sweep
 from chiralnet.sweeps.spec import BUILDERS as SWEEP_BUILDERS
 from chiralnet.sweeps.spec import QUANTITIES, SECTIONS

@@ -15,7 +15,8 @@ from chiralnet import analytic
 from chiralnet.errors import ChiralnetError
 from chiralnet.observables import QUANTITIES, evaluate, time_to_fraction, two_cell_reference
 from chiralnet.observables import charging
-from chiralnet.scenario import parse_scenario, run_scenario
+from chiralnet.formats.scenario_toml import parse_scenario
+from chiralnet.scenario import run_scenario
 from chiralnet.sweeps import sweep
 from conftest import STEADY_REL
 from naive import naive_arrays, naive_steady, naive_steady_state, naive_simulate, rel_err

@@ -229,7 +229,7 @@ def test_bad_phase_keys_name_file_and_key(change, key):
     data = {"network": {"cells": [{"name": "a", "omega": 1.0}, {"name": "b", "omega": 1.0}]},
             "phase": [{"duration": 1.0, **change}]}
     with pytest.raises(cn.ScenarioError, match=rf"^f\.toml: {__import__('re').escape(key)}"):
-        from chiralnet.scenario import parse_scenario
+        from chiralnet.formats.scenario_toml import parse_scenario
         parse_scenario(data, source="f.toml")
 
 

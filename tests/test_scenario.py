@@ -1,4 +1,4 @@
-"""TOML scenarios (chiralnet.scenario): forms, round trips, summaries and bad input."""
+"""TOML scenarios: the format (chiralnet.formats.scenario_toml: forms, round trips, bad input) and runs (chiralnet.scenario: summaries)."""
 
 import json
 import textwrap
@@ -10,17 +10,11 @@ import pytest
 import chiralnet as cn
 from chiralnet import analytic
 from chiralnet.formats.graph_json import save_graph
-from chiralnet.scenario import (
-    ScenarioError,
-    build_network,
-    charging_time,
-    dumps_toml,
-    load_scenario,
-    network_spec,
-    run_scenario,
-    tomllib,
-    two_cell_reference,
-)
+from chiralnet.formats.scenario_toml import build_network, dumps_toml, load_scenario, network_spec
+from chiralnet.scenario import run_scenario
+from chiralnet.observables import charging_time, two_cell_reference
+from chiralnet.errors import ScenarioError
+from chiralnet.formats.scenario_toml import tomllib
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 #: Two assemblies of the same physics (builder vs explicit TOML) agree to rounding.

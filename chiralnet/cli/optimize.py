@@ -30,7 +30,7 @@ It writes ``network.json`` (:func:`chiralnet.save_graph`), ``network.toml`` (a s
 optimised network, explicit cells and reservoirs), ``history.csv`` (iteration, objective, parameters),
 ``summary.json`` and ``objective.png`` (the objective against iterations). A progress line per iteration
 is printed when stdout is a terminal or with ``--progress``. Every bad key raises
-:class:`~chiralnet.scenario.ScenarioError` naming the file and key (exit status 2). No physics here.
+:class:`~chiralnet.errors.ScenarioError` naming the file and key (exit status 2). No physics here.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ChiralnetError, ScenarioError
-from ..scenario import _builder_value, _Reader
+from ..formats.scenario_toml import _builder_value, _Reader
 
 try:  # Python >= 3.11
     import tomllib
@@ -262,7 +262,7 @@ def write_outputs(spec: OptimizationSpec, res, out) -> list:
     """Write the files of the module docstring into ``out``; returns their names."""
     from ..formats.files import atomic_path, atomic_write_text
     from ..formats.graph_json import save_graph
-    from ..scenario import dumps_toml, network_spec
+    from ..formats.scenario_toml import dumps_toml, network_spec
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

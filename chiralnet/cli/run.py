@@ -182,7 +182,8 @@ def _write_outputs(run, out: Path, *, with_series: bool) -> list[Path]:
 
 
 def _cmd_run(args) -> int:
-    from ..scenario import load_scenario, run_scenario
+    from ..formats.scenario_toml import load_scenario
+    from ..scenario import run_scenario
 
     scenario = load_scenario(args.scenario)
     scenario.require_times()
@@ -196,7 +197,8 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_steady(args) -> int:
-    from ..scenario import load_scenario, run_scenario
+    from ..formats.scenario_toml import load_scenario
+    from ..scenario import run_scenario
 
     scenario = load_scenario(args.scenario)
     run = run_scenario(scenario, simulate_times=False)

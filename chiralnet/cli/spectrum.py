@@ -21,7 +21,7 @@ optional ``title`` / ``description``, a ``[spectrum]`` table and an optional ``[
 It writes ``spectrum.csv`` (detuning, then |S|^2 and arg S in radians for every ordered port pair),
 ``summary.json`` and the figures. The bandwidth is searched over the file's detuning range
 (:func:`chiralnet.isolation_bandwidth` with span = the largest distance from ``center`` to its ends).
-Every bad key raises :class:`~chiralnet.scenario.ScenarioError` naming the file and key (exit status 2).
+Every bad key raises :class:`~chiralnet.errors.ScenarioError` naming the file and key (exit status 2).
 No physics here.
 """
 
@@ -36,7 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..scenario import ScenarioError, _Reader, _few, build_network
+from ..formats.scenario_toml import _Reader, _few, build_network
+from ..errors import ScenarioError
 
 try:  # Python >= 3.11
     import tomllib
