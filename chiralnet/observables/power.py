@@ -138,7 +138,7 @@ def _method(model, times, grid, thermal):
 def _trace(model, state, times):
     """Battery energy and stored power (T,) at ``times`` (t = 0 is ``state``), exact."""
     from ..solve.base import check_times, distinct_steps
-    from ..solve.simulate import METHODS
+    from ..solve import METHODS
 
     t = check_times(times)
     thermal = _thermal(model, state)

@@ -10,7 +10,8 @@
 """
 
 from .protocol import Protocol, protocol
-from .simulate import METHODS, simulate
+from .run import METHODS
+from .simulate import simulate
 from .steady import check_stability, steady_state
 
 __all__ = ["simulate", "steady_state", "check_stability", "METHODS", "protocol", "Protocol"]

@@ -22,6 +22,7 @@ from ..network import cells as cell_nodes
 from ..network import validate_network
 from ..results import SimulationResult
 from .base import check_times
+from .run import check_finite, run_model
 
 __all__ = ["Protocol", "protocol", "run_protocol"]
 
@@ -169,9 +170,8 @@ def _columns(trace, perm):
     return (None if a is None else a[:, perm]), e[:, perm], f[:, perm]
 
 
-def run_protocol(proto: Protocol, times, state0, method, given, store, run_model) -> SimulationResult:
+def run_protocol(proto: Protocol, times, state0, method, given, store) -> SimulationResult:
     """simulate(protocol, ...): run each phase from the state the previous one ended in."""
-    from .simulate import check_finite
 
     t = check_times(times)
     ends, starts = proto.ends, proto.starts

@@ -62,7 +62,6 @@ from ..linalg.cascade import cascade_order
 from ..linalg.csr import csr_parts, flush, pruned_csr
 from ..model import Model, build_model
 from ..network import CELL_DEFAULTS
-from ..network import cells as cell_nodes
 from .exact_sparse import _renamed
 from .steady import check_stability
 

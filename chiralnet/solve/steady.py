@@ -14,7 +14,7 @@ import scipy.linalg as la
 import scipy.sparse.linalg as spla
 
 from .. import memory
-from ..errors import ChiralnetError, NoSteadyStateError, SolverError
+from ..errors import ChiralnetError, SolverError
 from ..linalg.cascade import cascade_order, forward_substitution, lyapunov_cascaded
 from ..linalg.stability import check_diagonal, check_stability_arrays
 from ..model import Model, State, build_model

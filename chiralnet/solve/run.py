@@ -1,0 +1,89 @@
+"""Run one model from a state: pick a method ("auto"), check memory, dispatch shaped drives, check the result.
+
+:func:`run_model` is what :func:`~chiralnet.simulate` does for one network and what a
+:func:`~chiralnet.protocol` does for each of its phases.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import config, memory
+from ..errors import SolverError
+from ..linalg.csr import one_norm
+from ..model import Model, State
+from .base import distinct_steps
+from .driven import run_driven
+from .exact import EXACT, exact_fits
+from .exact_sparse import EXACT_SPARSE, jump_steps, substeps
+from .rk45 import RK45
+
+__all__ = ["METHODS", "run_model", "check_finite"]
+
+#: name -> :class:`~chiralnet.solve.base.Method`. Add a method by adding an entry (see the contract
+#: in :mod:`chiralnet.solve.base`); an unknown name raises and lists these.
+METHODS = {m.name: m for m in (EXACT, EXACT_SPARSE, RK45)}
+
+
+def _nnz(model: Model) -> int:
+    return int(model.M.nnz) if model.is_sparse else int(np.count_nonzero(model.M))
+
+
+def _choose_method(model: Model, thermal: bool, times, grid) -> str:
+    """Dense exact propagators for small N; exact CSR stepping for large sparse M; rk45 for long
+    output intervals (zero temperature) or dense large M that does not fit the exact method."""
+    n = model.n_cells
+    if n <= config.AUTO_DENSE_MAX_CELLS and exact_fits(model, times, grid, thermal):
+        return "exact"
+    if _nnz(model) <= config.SPARSE_MAX_DENSITY * n * n or not exact_fits(model, times, grid, thermal):
+        if thermal:  # rk45 would integrate Nc with dense N^3 products: exact-sparse is cheaper
+            return "exact-sparse"
+        dts, kind = grid
+        need = substeps(one_norm(model.M), dts, jump_steps(model.M, dts))
+        return "exact-sparse" if np.maximum(need, 0)[kind].sum() <= config.AUTO_MAX_SUBSTEPS_PER_OUTPUT * times.size \
+            else "rk45"
+    return "exact"
+
+
+def _check_memory(model: Model, thermal: bool, times, grid, method: str, store: bool) -> None:
+    items = memory.simulation_bytes(model.n_cells, times.size, method=method, thermal=thermal,
+                                    store_amplitudes=store, nnz=_nnz(model) if model.is_sparse else None,
+                                    n_steps=grid[0].size if method == "exact" else 1)
+    fixes = "fewer output times or fewer cells"
+    if store and method == "exact-sparse":  # the other methods compute the amplitudes either way
+        fixes += ", or store_amplitudes=False (energies only)"
+    if thermal:
+        fixes += ", or zero-temperature baths and initial state (no N x N fluctuation matrix)"
+    memory.check(items, f"simulate ({model.n_cells} cells, {times.size} output times, method {method!r})", fixes)
+
+
+
+def check_finite(trace, cells, t):
+    """SolverError naming the cell and time of the first non-finite energy of ``trace``."""
+    bad = ~np.isfinite(trace.energies)
+    if bad.any():
+        k, i = np.argwhere(bad)[0]
+        raise SolverError(
+            f"energy of cell {cells[i]!r} is not finite at t = {t[k]}; the network is unstable "
+            "or its rates overflow (see chiralnet.check_stability)"
+        )
+
+
+def run_model(model: Model, state: State, rel, method: str, given: dict, store: bool, t_offset: float = 0.0):
+    """Run ``model`` from ``state`` at local times ``rel`` (checked, from the state) with ``method``
+    ("auto" resolved here); drives are evaluated at t_offset + rel. Returns (Trace, method name)."""
+    grid = distinct_steps(rel)
+    thermal = model.thermal or state.Nc is not None
+    if method == "auto":
+        method = _choose_method(model, thermal, rel, grid)
+    _check_memory(model, thermal, rel, grid, method, store or model.time_dependent)
+    m = METHODS[method]
+    own = {k: v for k, v in given.items() if k in m.options}
+    if not model.time_dependent:
+        return m.run(model, state, rel, {"grid": grid, "store_amplitudes": store, **own}), method
+
+    def run(mdl, st, times):
+        g = grid if times is rel else distinct_steps(times)
+        return m.run(mdl, st, times, {"grid": g, "store_amplitudes": True, **own})
+
+    return run_driven(model, state, rel, run, t_offset, **given), method
