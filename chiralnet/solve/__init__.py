@@ -4,9 +4,12 @@
 - :mod:`~chiralnet.solve.exact`, :mod:`~chiralnet.solve.exact_sparse`, :mod:`~chiralnet.solve.rk45`:
   the methods (driver, Numba kernels, options), registered in :data:`METHODS`.
 - :mod:`~chiralnet.solve.steady`: steady state and stability.
+- :mod:`~chiralnet.solve.run`: one model from a state (method choice, memory check), :data:`METHODS`.
 - :mod:`~chiralnet.solve.simulate`: :func:`simulate`.
 - :mod:`~chiralnet.solve.protocol`: :func:`protocol` (phases held one after another).
 - :mod:`~chiralnet.solve.driven`: time-dependent drives (:mod:`chiralnet.drives`).
+- :mod:`~chiralnet.solve.response`: the scattering matrix (:func:`chiralnet.scattering`).
+- :mod:`~chiralnet.solve.batched`: Numba kernels over many small networks at once (sweeps, observables).
 """
 
 from .protocol import Protocol, protocol
