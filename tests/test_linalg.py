@@ -7,36 +7,10 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 import chiralnet as cn
-from chiralnet import config
-from chiralnet import arrays, linalg  # noqa: F401
 from chiralnet.arrays import chain_model, lattice_model
 from chiralnet.linalg.cascade import cascade_order, forward_substitution, lyapunov_cascaded, solve_cascaded
-from chiralnet.solve.exact_sparse import propagate_matrix
 
-PATHS_AGREE = 1e-10      # sparse vs dense path, relative to the largest value
 SOLVES_AGREE = 1e-12     # cascaded (triangular) vs general solve, relative
-BUILDERS_AGREE = 1e-15   # array-level builder vs graph builder (same arithmetic)
-
-TIMES = np.linspace(0.0, 600.0, 41)
-UNEVEN = np.r_[0.0, np.geomspace(0.5, 800.0, 15)]
-
-NETWORKS = {
-    "two_cell": lambda: cn.two_cell(),
-    "two_cell_reciprocal": lambda: cn.two_cell(nonreciprocal=False),
-    "two_cell_optimal": lambda: cn.two_cell(kappa_a=0.1, kappa_b=0.003, gamma=0.01, optimal=True),
-    "chain": lambda: cn.chain(12),
-    "chain_reciprocal": lambda: cn.chain(12, nonreciprocal=False),
-    "ring": lambda: cn.ring(7),
-    "ring_reciprocal": lambda: cn.ring(7, nonreciprocal=False),
-    "star": lambda: cn.star(6),
-    "star_reciprocal": lambda: cn.star(6, nonreciprocal=False),
-    "lattice": lambda: cn.lattice(3, 4),
-    "lattice_reciprocal": lambda: cn.lattice(3, 4, nonreciprocal=False),
-    "chain_thermal": lambda: cn.chain(8, n_th=0.3),
-    "ring_thermal": lambda: cn.ring(5, n_th=0.2, nonreciprocal=False),
-    "lattice_thermal": lambda: cn.lattice(2, 3, n_th=0.5),
-}
-
 
 
 def rel(a, b):
