@@ -33,7 +33,7 @@ from ..drives import evaluate_function
 from ..errors import SolverError
 from ..model import Model, State
 from .base import Trace
-from .rk45 import dopri5_tableau
+from .rk45 import _C, MAX_STEPS, NOT_FINITE, OK, STEP_UNDERFLOW, dopri5_tableau
 
 __all__ = ["run_driven"]
 
@@ -41,12 +41,6 @@ __all__ = ["run_driven"]
 #: then stays below rtol of the amplitude scale (measured: ~1.4 rtol without it, Gaussian pulse).
 SAFETY = 0.2
 
-OK = 0
-MAX_STEPS = 1
-STEP_UNDERFLOW = 2
-NOT_FINITE = 3
-
-_C = np.array([0.0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1.0, 1.0])
 #: Dense output of Dormand-Prince 5(4) (Hairer's continuous extension, as scipy's RK45.P):
 #: y(t + theta h) = y + h sum_r k_r sum_m P[r, m] theta^(m+1).
 _P = np.array([
