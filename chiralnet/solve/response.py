@@ -181,15 +181,15 @@ def scattering(G, detunings, ports=None, *, kappa=None, method: str = "auto",
     Parameters
     ----------
     G : networkx.DiGraph or Model
-        The network (or its :class:`~chiralnet.Model`; a model does not keep kappa: pass ``kappa``).
+        The network, or its :class:`~chiralnet.Model` (which keeps kappa, the port rates, in ``Model.kappa``).
     detunings : float or array_like (n_freq,)
         Probe frequency minus omega_L, units of omega; finite real numbers.
     ports : sequence of cell names, optional
         The port cells, each with kappa > 0, no repeats; default every cell with kappa > 0
         (in cell order).
     kappa : array_like (N,) float, optional
-        Local damping of every cell in cell order; required with a Model, not allowed with a graph
-        (the graph's cells carry it).
+        Local damping of every cell in cell order, with a Model only (default ``Model.kappa``); not
+        allowed with a graph (the graph's cells carry it).
     method : {"auto", "cascaded", "dense", "sparse"}
         The solver (see the module docstring); ``"cascaded"`` raises unless M is triangular after
         permutation.
