@@ -12,20 +12,23 @@ See :func:`sweep` and :func:`load_sweep` (the TOML format).
 
 from __future__ import annotations
 
+from .disorder import Disorder, make_disorder
 from .engine import open_sweep, run_sweep
 from .plan import BATCH_MAX_CELLS, make_plan
 from .result import SweepResult
 from .spec import QUANTITIES, SweepError, SweepSpec, load_sweep, make_spec, parse_sweep
 
 __all__ = ["sweep", "run_sweep", "load_sweep", "parse_sweep", "make_spec", "make_plan", "open_sweep",
-           "SweepSpec", "SweepResult", "SweepError", "QUANTITIES", "BATCH_MAX_CELLS"]
+           "SweepSpec", "SweepResult", "SweepError", "QUANTITIES", "BATCH_MAX_CELLS", "Disorder", "make_disorder"]
 
 
 def sweep(base, grid: dict, quantities=("battery_energy",), *, params: dict | None = None, times=None,
           t90_max: float | None = None, t90_steps: int = 2000, out=None, resume: bool = False,
           workers: int | None = None, scheduler: str | None = None, processes: int | None = None,
           chunk_size: int | None = None, batched: bool = True, progress: bool | None = None,
-          output: dict | None = None) -> SweepResult:
+          output: dict | None = None, disorder: dict | None = None, realisations: int = 1000, seed: int = 0,
+          distribution: str = "normal", quantiles=(0.05, 0.5, 0.95),
+          keep_realisations: bool = False) -> SweepResult:
     """Compute ``quantities`` at every point of ``grid`` over the parameters of a base network.
 
     Parameters
@@ -69,17 +72,38 @@ def sweep(base, grid: dict, quantities=("battery_energy",), *, params: dict | No
         Show a progress bar with an ETA (default: only when stderr is a terminal).
     output : dict, optional
         Which files a run with ``out`` writes: ``{"csv": True, "netcdf": True, "figure": True}`` (default all).
+    disorder : dict, optional
+        Fabrication disorder: parameter -> relative spread, e.g. ``{"kappa": 0.05, "gamma": 0.05}``, for
+        parameters the builder takes per cell or per link (:mod:`chiralnet.sweeps.disorder`). Each grid
+        point then computes ``realisations`` networks whose entries are ``value * (1 + spread * xi)``.
+    realisations : int
+        Disordered networks per grid point.
+    seed : int
+        Seed of the random numbers (:class:`numpy.random.SeedSequence`); the same seed gives the same
+        networks and bitwise the same results on every engine and chunking.
+    distribution : str
+        ``"normal"`` (xi standard normal), ``"uniform"`` (xi uniform with unit variance) or ``"lognormal"``
+        (factor exp(sigma xi - sigma^2/2), always positive). A draw that would make a rate negative is an
+        error, never clipped.
+    quantiles : sequence of float
+        Quantiles reported besides mean and standard deviation.
+    keep_realisations : bool
+        Also keep every realisation (``SweepResult.realisations``; memory is checked first).
 
     Returns
     -------
     SweepResult
-        Arrays of shape (*grid_shape[, n_cells | n_times]) labelled by the swept parameters;
+        Arrays of shape (*grid_shape[, n_cells | n_times]) labelled by the swept parameters, with a last
+        axis ``stat`` (mean, std, q5, q50, q95) when ``disorder`` is given;
         ``.to_xarray()``, ``.to_csv(path)``, ``.to_netcdf(path)``, ``.plot()``.
     """
     run = {"batched": batched}
     if chunk_size is not None:
         run["chunk_size"] = chunk_size
+    if disorder is not None:
+        disorder = make_disorder(disorder, realisations=realisations, seed=seed, distribution=distribution,
+                                 quantiles=quantiles, keep_realisations=keep_realisations, where="disorder")
     spec = make_spec(base, grid, quantities, params=params, times=times, t90_max=t90_max, t90_steps=t90_steps,
-                     run=run, output=output)
+                     run=run, output=output, disorder=disorder)
     return run_sweep(spec, out=out, resume=resume, workers=workers, scheduler=scheduler, processes=processes,
                      progress=progress)

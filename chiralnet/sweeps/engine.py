@@ -355,6 +355,12 @@ def _new_client(Client, address, **kwargs):
 
 
 def default_chunk_size(plan: Plan) -> int:
+    d = plan.spec.disorder
+    if d is not None:  # points of R realisations each: aim at a number of realisations per chunk
+        from .disorder import CHUNK_REALISATIONS_BATCHED, CHUNK_REALISATIONS_SINGLE
+
+        target = CHUNK_REALISATIONS_BATCHED if all(g.batched for g in plan.groups.values()) else CHUNK_REALISATIONS_SINGLE
+        return int(max(1, min(4096, target // d.realisations)))
     if all(g.batched for g in plan.groups.values()):
         # Large chunks: each is one parallel kernel launch (with Numba's OpenMP layer a launch can cost
         # ~10 ms when threads sleep between launches), and a few dozen chunks keep resume fine-grained.
@@ -463,6 +469,9 @@ def _preflight(plan, out) -> None:
 
     spec = plan.spec
     values = 1 + sum(int(np.prod(plan.extra_shape(q), dtype=np.int64)) for q in spec.quantities)
+    if spec.disorder is not None and spec.disorder.keep_realisations:
+        values += spec.disorder.realisations * sum(int(np.prod(plan.value_shape(q), dtype=np.int64))
+                                                   for q in spec.quantities)
     what = f"{spec.source}: a sweep of {spec.n_points} points x {values} values"
     fixes = "fewer grid points, or fewer quantities (cell_energy and battery_energy_at store one value per cell/time)"
     try:
@@ -490,7 +499,8 @@ def _in_process(plan, todo, processes) -> bool:
         return True
     if processes is not None:
         return False
-    return sum(e - s for _, s, e in todo) < POOL_MIN_POINTS
+    per_point = 1 if plan.spec.disorder is None else plan.spec.disorder.realisations
+    return sum(e - s for _, s, e in todo) * per_point < POOL_MIN_POINTS
 
 
 def _run_pool(plan, todo, finished, n_proc, show):
@@ -596,6 +606,17 @@ def _assemble(plan, bounds, chunks, attrs) -> SweepResult:
         for cid, s, e in bounds:
             full[s:e] = chunks[cid][q]
         data[q] = full.reshape(spec.shape + plan.extra_shape(q))
+    realisations = {}
+    d = spec.disorder
+    if d is not None and d.keep_realisations:
+        from .disorder import REALISATIONS_SUFFIX
+
+        for q in spec.quantities:
+            shape = plan.value_shape(q) + (d.realisations,)
+            full = np.empty((n,) + shape)
+            for cid, s, e in bounds:
+                full[s:e] = chunks[cid][q + REALISATIONS_SUFFIX]
+            realisations[q] = full.reshape(spec.shape + shape)
     status = np.empty(n, np.int8)
     for cid, s, e in bounds:
         status[s:e] = chunks[cid]["status"]
@@ -606,7 +627,13 @@ def _assemble(plan, bounds, chunks, attrs) -> SweepResult:
         coords["time"] = spec.times.copy()
     attrs = {"builder": "swept" if spec.builder is None else plan.spec.to_json()["builder"],
              "params": json.dumps(spec.to_json()["params"]), **attrs}
-    return SweepResult(dims=spec.dims, coords=coords, data=data, status=status.reshape(spec.shape), attrs=attrs)
+    if d is not None:
+        coords["stat"] = list(d.stats)
+        if d.keep_realisations:
+            coords["realisation"] = np.arange(d.realisations)
+        attrs["disorder"] = json.dumps(d.to_json())
+    return SweepResult(dims=spec.dims, coords=coords, data=data, status=status.reshape(spec.shape), attrs=attrs,
+                       realisations=realisations)
 
 
 def _warn_status(plan, result):
@@ -614,7 +641,10 @@ def _warn_status(plan, result):
                      if q in plan.spec.quantities]
     reached = ("did not reach 90% of the steady battery energy (or the peak of the average power) within the "
                f"horizon, so {', '.join(horizon_bound) or 'the time quantities'} are undefined there")
-    for code, what in ((1, "have no steady state"), (2, reached)):
+    whats = ((1, "have no steady state"), (2, reached))
+    if plan.spec.disorder is not None:  # NaN statistics: nothing is averaged over the survivors only
+        whats = ((1, "have a realisation with no steady state"), (2, "have a realisation that " + reached))
+    for code, what in whats:
         bad = np.flatnonzero(result.status.reshape(-1) == code)
         if bad.size:
             first = np.unravel_index(bad[0], result.shape)

@@ -27,6 +27,7 @@ from ..observables.registry import Inputs, ratio
 from ..solve import steady_state
 from ..solve.base import distinct_steps
 from ..solve import batched as K
+from . import disorder as _disorder
 from .spec import QUANTITIES, SweepError, SweepSpec, builder_parameters, resolve_builder
 
 __all__ = ["Plan", "make_plan", "compute_chunk", "BATCH_MAX_CELLS"]
@@ -54,6 +55,7 @@ class Group:
     battery: np.ndarray | None = None
     table: parametrized.TabulatedModel | None = None   # the batched assembly of the group's points
     blocks: tuple = ()
+    disorder: object = None   # disorder sweeps: the group's _disorder.GroupDisorder
 
 
 @dataclass(eq=False)
@@ -72,13 +74,19 @@ class Plan:
     def shape(self):
         return self.spec.shape
 
-    def extra_shape(self, q):
+    def value_shape(self, q):
+        """Shape of one point's (one realisation's) value of quantity q: (), (n_cells,) or (n_times,)."""
         dim = QUANTITIES[q][1]
         if dim == "cell":
             return (len(self.cells),)
         if dim == "time":
             return (self.spec.times.size,)
         return ()
+
+    def extra_shape(self, q):
+        """Shape of q's array beyond the grid: the value shape, then ``stat`` in a disorder sweep."""
+        d = self.spec.disorder
+        return self.value_shape(q) + (() if d is None else (len(d.stats),))
 
     def point_kwargs(self, multi):
         """Builder name and keyword arguments at one point (multi-index over the grid)."""
@@ -165,7 +173,9 @@ def make_plan(spec: SweepSpec) -> Plan:
         bname, fn = resolve_builder(builder)
         g = Group(key=key, builder=bname, fn=fn)
         plan.groups[key] = g
-        if allow_batch and flt:
+        if spec.disorder is not None:
+            _disorder.prepare_group(plan, g, origin)
+        elif allow_batch and flt:
             _try_batch(plan, g, origin)
         elif not allow_batch:
             g.reason = "batched = false"
@@ -379,6 +389,8 @@ def _point_quantities(plan, model, where):
 def compute_chunk(plan: Plan, start: int, stop: int) -> dict:
     """Compute points start..stop-1 (flat C-order index over the grid) -> dict of arrays (n, ...)."""
     spec = plan.spec
+    if spec.disorder is not None:
+        return _disorder.compute_chunk(plan, start, stop)
     flat = np.arange(start, stop)
     multi_all = np.stack(np.unravel_index(flat, spec.shape), axis=1) if spec.shape else np.zeros((0, 0), int)
     n = flat.size

@@ -45,11 +45,17 @@ class SweepResult:
         ``time`` when a quantity has those extra axes.
     data : dict
         quantity name -> ndarray of shape (*grid_shape) or (*grid_shape, n_cells) or
-        (*grid_shape, n_times); energies in omega, times in 1/omega.
+        (*grid_shape, n_times); energies in omega, times in 1/omega. A disorder sweep adds a last axis
+        ``stat`` (``coords["stat"]``: ``mean``, ``std``, ``q5``, ``q50``, ``q95``, ...); see :meth:`stat`.
     status : ndarray (*grid_shape) int8
         0 ok, 1 no steady state at that point (its quantities are NaN), 2 time_to_90 not reached.
+        In a disorder sweep: 1 (2) when a realisation at that point has no steady state (does not reach
+        90 %); the statistics are then NaN.
     attrs : dict
-        Provenance (builder, fixed parameters, engine, chunk counts).
+        Provenance (builder, fixed parameters, engine, chunk counts; ``disorder`` as JSON).
+    realisations : dict
+        Disorder sweeps with ``keep_realisations``: quantity -> ndarray (*grid_shape[, n_cells | n_times],
+        n_realisations), every realisation's value (``coords["realisation"]``); else empty.
     """
 
     dims: tuple
@@ -57,6 +63,7 @@ class SweepResult:
     data: dict
     status: np.ndarray
     attrs: dict = field(default_factory=dict)
+    realisations: dict = field(default_factory=dict)
 
     @property
     def shape(self) -> tuple:
@@ -68,20 +75,37 @@ class SweepResult:
     def _extra_dim(self, q):
         return QUANTITIES[q][1]
 
+    def _extra_dims(self, q) -> tuple:
+        """Dimensions of q's array beyond the grid: cell or time, then stat (disorder sweeps)."""
+        extra = self._extra_dim(q)
+        return ((extra,) if extra else ()) + (("stat",) if "stat" in self.coords else ())
+
+    def stat(self, quantity: str, name: str = "mean") -> np.ndarray:
+        """One statistic of a disorder sweep's quantity: ``res.stat("battery_energy", "q95")``,
+        shape (*grid_shape[, n_cells | n_times])."""
+        if "stat" not in self.coords:
+            raise KeyError("this sweep has no disorder ensemble (no stat dimension)")
+        stats = list(self.coords["stat"])
+        if name not in stats:
+            raise KeyError(f"no statistic {name!r}; have {stats}")
+        return self.data[quantity][..., stats.index(name)]
+
     def to_xarray(self):
         """An :class:`xarray.Dataset`, one variable per quantity plus ``status`` (needs xarray)."""
         import xarray as xr
 
         coords = {d: np.asarray(self.coords[d]) for d in self.dims}
-        for extra in ("cell", "time"):
+        for extra in ("cell", "time", "stat", "realisation"):
             if extra in self.coords:
                 vals = self.coords[extra]
-                coords[extra] = np.asarray([str(c) for c in vals] if extra == "cell" else vals)
+                coords[extra] = np.asarray([str(c) for c in vals] if extra in ("cell", "stat") else vals)
         vars_ = {}
         for q, arr in self.data.items():
+            vars_[q] = (self.dims + self._extra_dims(q), arr, {"description": QUANTITIES[q][0]})
+        for q, arr in self.realisations.items():
             extra = self._extra_dim(q)
-            dims = self.dims + ((extra,) if extra else ())
-            vars_[q] = (dims, arr, {"description": QUANTITIES[q][0]})
+            vars_[f"{q}_realisations"] = (self.dims + ((extra,) if extra else ()) + ("realisation",), arr,
+                                          {"description": f"{QUANTITIES[q][0]}, every disorder realisation"})
         meaning = "; ".join(f"{k}: {v}" for k, v in STATUS_MEANING.items())
         vars_["status"] = (self.dims, self.status, {"description": meaning})
         attrs = {k: str(v) for k, v in self.attrs.items()}
@@ -107,23 +131,26 @@ class SweepResult:
         """The result as CSV text: one row per grid point, one column per swept parameter and value.
 
         Quantities with a cell or time axis get one column each, named ``cell_energy[<cell>]`` and
-        ``battery_energy_at[t=<time>]``. No pandas or xarray needed.
+        ``battery_energy_at[t=<time>]``; a disorder sweep one column per statistic, ``battery_energy[mean]``,
+        ``battery_energy[q95]``, ``cell_energy[3][std]`` (kept realisations are in the NetCDF file only).
+        No pandas or xarray needed.
         """
         header = list(self.dims)
         cols = []
+        stats = [f"[{s}]" for s in self.coords["stat"]] if "stat" in self.coords else [""]
         for q, arr in self.data.items():
             extra = self._extra_dim(q)
+            arr = arr.reshape(self.status.size, -1, len(stats))  # (points, cells or times or 1, stats)
             if extra == "cell":
-                for k, c in enumerate(self.coords["cell"]):
-                    header.append(f"{q}[{c}]")
-                    cols.append(arr.reshape(-1, arr.shape[-1])[:, k])
+                labels = [f"{q}[{c}]" for c in self.coords["cell"]]
             elif extra == "time":
-                for k, t in enumerate(self.coords["time"]):
-                    header.append(f"{q}[t={float(t)!r}]")
-                    cols.append(arr.reshape(-1, arr.shape[-1])[:, k])
+                labels = [f"{q}[t={float(t)!r}]" for t in self.coords["time"]]
             else:
-                header.append(q)
-                cols.append(arr.reshape(-1))
+                labels = [q]
+            for k, label in enumerate(labels):
+                for j, s in enumerate(stats):
+                    header.append(label + s)
+                    cols.append(arr[:, k, j])
         header.append("status")
         cols.append(self.status.reshape(-1))
         buf = io.StringIO()
@@ -158,28 +185,47 @@ class SweepResult:
             raise KeyError(f"no quantity {q!r} in this result; have {list(self.data)}")
         arr = self.data[q]
         label = q
+        band = None
+        if "stat" in self.coords:  # the mean, with a band between the lowest and highest quantile
+            stats = list(self.coords["stat"])
+            qs = [s for s in stats if s.startswith("q")]
+            if len(qs) >= 2:
+                band = (arr[..., stats.index(qs[0])], arr[..., stats.index(qs[-1])], f"{qs[0]} to {qs[-1]}")
+            arr = arr[..., 0]
+            label = f"{q} (mean)"
         if self._extra_dim(q) is not None:
             arr = arr[..., -1]
-            label = f"{q} ({self._extra_dim(q)} = {self.coords[self._extra_dim(q)][-1]})"
+            band = None if band is None else (band[0][..., -1], band[1][..., -1], band[2])
+            label = f"{label} ({self._extra_dim(q)} = {self.coords[self._extra_dim(q)][-1]})"
         if ax is None:
             fig = Figure(figsize=(6, 4.2), layout="constrained")
             ax = fig.add_subplot()
         else:
             fig = ax.figure
         dims = list(self.dims[:2])
-        sub = arr[(slice(None),) * len(dims) + (0,) * (arr.ndim - len(dims))]
+        index = (slice(None),) * len(dims) + (0,) * (arr.ndim - len(dims))
+        sub = arr[index]
+        if band is not None:
+            band = (band[0][index], band[1][index], band[2])
         fixed = ", ".join(f"{d}={self.coords[d][0]!r}" for d in self.dims[2:])
         if len(dims) == 2 and self._categorical(dims[0]) and not self._categorical(dims[1]):
             dims, sub = dims[::-1], sub.T
+            band = None if band is None else (band[0].T, band[1].T, band[2])
         if len(dims) == 1 or sub.shape[1] == 1:
             y = sub.reshape(-1)
-            ax.plot(self._axis_values(dims[0]), y, marker="." if y.size < 60 else None)
+            x = self._axis_values(dims[0])
+            ax.plot(x, y, marker="." if y.size < 60 else None)
+            if band is not None:
+                ax.fill_between(x, band[0].reshape(-1), band[1].reshape(-1), alpha=0.25, label=band[2])
+                ax.legend(fontsize=8)
             ax.set_ylabel(label)
         elif self._categorical(dims[1]) or len(self.coords[dims[1]]) <= 6:
             for k, v in enumerate(self.coords[dims[1]]):
-                ax.plot(self._axis_values(dims[0]), sub[:, k], marker="." if sub.shape[0] < 60 else None,
-                        label=f"{dims[1]} = {v}")
-            ax.set_ylabel(label)
+                x = self._axis_values(dims[0])
+                lines = ax.plot(x, sub[:, k], marker="." if sub.shape[0] < 60 else None, label=f"{dims[1]} = {v}")
+                if band is not None:
+                    ax.fill_between(x, band[0][:, k], band[1][:, k], alpha=0.2, color=lines[0].get_color())
+            ax.set_ylabel(label + ("" if band is None else f", band {band[2]}"))
             ax.legend(fontsize=8)
         else:
             mesh = ax.pcolormesh(self._axis_values(dims[0]), self._axis_values(dims[1]), sub.T, shading="nearest")

@@ -21,6 +21,7 @@ import numpy as np
 from .. import builders
 from ..errors import ChiralnetError, SweepError
 from ..observables import QUANTITIES as _REGISTRY
+from . import disorder as _disorder
 
 __all__ = ["SweepError", "SweepSpec", "QUANTITIES", "load_sweep", "parse_sweep", "grid_values"]
 
@@ -39,6 +40,7 @@ SECTIONS = {
     "quantities": {"names", "times", "t90_max", "t90_steps"},
     "output": {"csv", "netcdf", "figure"},
     "run": {"chunk_size", "batched", "processes"},
+    "disorder": None,  # relative spreads of per-cell / per-link parameters + realisations, seed, ...
 }
 
 
@@ -239,6 +241,9 @@ class SweepSpec:
         ``processes`` (local pool size).
     source : str
         Where the spec came from (a file name or ``"<api>"``), used in error messages.
+    disorder : Disorder or None
+        A disorder ensemble at every grid point (:mod:`chiralnet.sweeps.disorder`): each quantity gains a
+        last dimension ``stat``.
     """
 
     builder: object
@@ -251,6 +256,7 @@ class SweepSpec:
     output: dict = field(default_factory=lambda: {"csv": True, "netcdf": True, "figure": True})
     run: dict = field(default_factory=dict)
     source: str = "<api>"
+    disorder: _disorder.Disorder | None = None
 
     @property
     def dims(self) -> tuple:
@@ -267,7 +273,8 @@ class SweepSpec:
     def to_json(self) -> dict:
         """A JSON-able description (the manifest of an output folder; resume compares its fingerprint)."""
         b = None if self.builder is None else resolve_builder(self.builder)[0]
-        return {
+        extra = {} if self.disorder is None else {"disorder": self.disorder.to_json()}
+        return {**extra,
             "builder": b,
             "params": {k: _jsonable(v) for k, v in self.params.items()},
             "axes": [[n, _jsonable(v)] for n, v in self.axes],
@@ -292,7 +299,8 @@ def _jsonable(v):
 
 
 def make_spec(builder, grid: dict, quantities=("battery_energy",), *, params=None, times=None, t90_max=None,
-              t90_steps=2000, output=None, run=None, source="<api>", allow_code: bool = True) -> SweepSpec:
+              t90_steps=2000, output=None, run=None, source="<api>", allow_code: bool = True,
+              disorder=None) -> SweepSpec:
     """Validate everything that can be checked without building a network and return a :class:`SweepSpec`.
 
     ``allow_code=False`` accepts only the registered builders by name (what a sweep file may name unless
@@ -301,6 +309,11 @@ def make_spec(builder, grid: dict, quantities=("battery_energy",), *, params=Non
     results would take (:func:`chiralnet.memory.sweep_bytes`), each range's ``num`` against
     :data:`MAX_AXIS_VALUES`, ``t90_steps`` against :data:`MAX_T90_STEPS`, and swept or fixed sizes
     (``n_cells``, ``n_leaves``, ``rows`` x ``cols``) against :func:`chiralnet.memory.check_cells`.
+
+    ``disorder`` is a :class:`~chiralnet.sweeps.disorder.Disorder`, or the ``[disorder]`` table of a sweep
+    file (relative spreads by parameter plus ``realisations``, ``seed``, ``distribution``, ``quantiles``,
+    ``keep_realisations``); its parameters are checked against the builders and its realisations against
+    memory.
     """
     params = dict(params or {})
     if not isinstance(grid, dict) or not grid:
@@ -388,9 +401,64 @@ def make_spec(builder, grid: dict, quantities=("battery_energy",), *, params=Non
             raise SweepError(f"{source} [run] {k} must be an integer >= 1, got {_brief(v)}")
         if k in ("chunk_size", "processes") and v >= 2**31:
             raise SweepError(f"{source} [run] {k} = {v} is out of range (< 2**31)")
+    if disorder is not None:
+        disorder = _check_disorder(disorder, candidates, params, axes, quantities, times, source)
     return SweepSpec(builder=builder, params=params, axes=axes, quantities=quantities, times=times,
                      t90_max=None if t90_max is None else float(t90_max), t90_steps=int(t90_steps),
-                     output=out, run=run, source=source)
+                     output=out, run=run, source=source, disorder=disorder)
+
+
+def _check_disorder(disorder, candidates, params, axes, quantities, times, source):
+    """A :class:`Disorder` checked against the builders, the odds of negative rates and memory."""
+    from .. import memory
+
+    where = f"{source} [disorder]"
+    if isinstance(disorder, dict):
+        options = {k: v for k, v in disorder.items() if k in _disorder.OPTION_KEYS}
+        spreads = {k: v for k, v in disorder.items() if k not in _disorder.OPTION_KEYS}
+        disorder = _disorder.make_disorder(spreads, where=where, **options)
+    elif not isinstance(disorder, _disorder.Disorder):
+        raise SweepError(f"{where}: give a dict of relative spreads, got {_brief(disorder)}")
+    _disorder.check_builders(disorder, candidates, where)
+    n_points = 1
+    for _, vals in axes:
+        n_points *= len(vals)
+    max_sizes = {bname: _largest_sizes(bname, params, axes) for bname, _ in candidates}
+    _disorder.check_spreads(disorder, candidates, n_points, max_sizes, where)
+    cells = max((s["cell"] for s in max_sizes.values() if s is not None), default=1)
+    per_realisation = 2  # status and battery energy
+    for q in quantities:
+        dim = QUANTITIES[q][1]
+        per_realisation += cells if dim == "cell" else (len(times) if dim == "time" else 1)
+    R = disorder.realisations
+    items = {"realisations of one grid point (values, sorted copies)": 3 * 8 * R * per_realisation}
+    if disorder.keep_realisations:
+        items["kept realisations (chunks and assembled)"] = 2 * 8 * n_points * R * (per_realisation - 2)
+    try:
+        memory.check(items, f"{where}: {R} realisations at each of {n_points} grid points",
+                     "fewer realisations" + (", or keep_realisations = false" if disorder.keep_realisations else "")
+                     + ", or fewer quantities")
+    except ChiralnetError as exc:
+        raise SweepError(str(exc)) from None
+    return disorder
+
+
+def _largest_sizes(bname, params, axes):
+    """{"cell": n, "link": n} of the largest network of a registered builder in the grid; None if unknown."""
+    info = builders.BUILDERS.get(bname)
+    if info is None:
+        return None
+    swept = dict(axes)
+    kw = {}
+    for k in info.required:
+        vals = swept[k] if k in swept else [params.get(k)]
+        if not vals or not all(isinstance(v, Integral) and not isinstance(v, bool) and v >= 1 for v in vals):
+            return None
+        kw[k] = max(vals)
+    try:
+        return info.sizes(**kw)
+    except ChiralnetError:
+        return None
 
 
 def _times_array(times):
@@ -498,7 +566,7 @@ def parse_sweep(doc: dict, source: str = "<toml>", *, allow_code: bool = False) 
         raise SweepError(f"{source} [quantities] names must be a list of names, got {names!r}")
     return make_spec(builder, doc.get("grid", {}), names, params=base, times=q.get("times"),
                      t90_max=q.get("t90_max"), t90_steps=q.get("t90_steps", 2000), output=doc.get("output"),
-                     run=doc.get("run"), source=source, allow_code=allow_code)
+                     run=doc.get("run"), source=source, allow_code=allow_code, disorder=doc.get("disorder"))
 
 
 def load_sweep(path, *, allow_code: bool = False) -> SweepSpec:
@@ -531,6 +599,15 @@ def load_sweep(path, *, allow_code: bool = False) -> SweepSpec:
         chunk_size = 4096           # points per stored chunk
         batched = true              # allow the batched kernel for same-structure points
         processes = 2               # local pool size when the pool is used
+
+        [disorder]                  # optional: an ensemble of disordered networks at every point
+        kappa = 0.05                # relative spread of a per-cell / per-link parameter (5 %)
+        gamma = 0.05
+        realisations = 1000         # networks per grid point
+        seed = 1                    # numpy SeedSequence seed (reproducible on any engine)
+        distribution = "normal"     # or "uniform", "lognormal" (always positive)
+        quantiles = [0.05, 0.5, 0.95]
+        keep_realisations = false   # also keep every realisation (memory permitting)
 
     A sweep file is data: by default ``builder`` may only name a registered builder. A builder given
     as ``"module:function"`` imports and calls that code, so it needs ``allow_code=True``
