@@ -10,8 +10,8 @@ the point's nominal values, ``value * factor`` with one factor per cell or link:
     (naming the parameter, its spread and the odds); a rarer draw that still happens stops the sweep with
     an error naming the parameter, spread, grid point and realisation.
 ``"uniform"``
-    factor = 1 + spread * xi, xi uniform on [-sqrt 3, sqrt 3] (unit variance, so ``spread`` is the
-    relative standard deviation as for ``"normal"``). Refused when spread * sqrt 3 >= 1 for a rate or
+    factor = 1 + spread * xi, xi = sqrt 3 (2 u - 1) with u uniform on [0, 1) (unit variance, so ``spread``
+    is the relative standard deviation as for ``"normal"``). Refused when spread * sqrt 3 >= 1 for a rate or
     frequency.
 ``"lognormal"``
     factor = exp(sigma xi - sigma^2 / 2), sigma = sqrt(log(1 + spread^2)), xi standard normal: always
