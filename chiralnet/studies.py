@@ -14,6 +14,10 @@ topology
     dissipation, split equally over its links (per-link gamma = Gamma_tot / n_links), with the same kappa,
     drive and omega; the two-cell limit is the two-cell battery whose one link has the whole Gamma_tot,
     16 omega Gamma_tot^2 E^2 / (Gamma_tot + kappa)^4.
+disorder
+    The chain_length curves with fabrication disorder: every cell's kappa and every link's gamma scatter by
+    5 % (relative standard deviation, normal) around the Fig. 2 values; 1000 chains per length and link
+    kind (one-way / reciprocal), reported as the mean with the 5-95 % band, beside the clean chain.
 
 Each study writes ``<name>.csv``, ``<name>.png`` and ``<name>.txt`` (the summary) into ``out``, keeps its
 sweeps' chunk stores under ``out/sweeps/`` (so a rerun resumes), and returns a :class:`StudyResult`.
@@ -34,7 +38,7 @@ from .formats.files import atomic_write_text
 from .observables import two_cell_limits
 from .sweeps import sweep
 
-__all__ = ["STUDIES", "StudyResult", "chain_length", "cooperativity", "topology", "equal_rate_network"]
+__all__ = ["STUDIES", "StudyResult", "chain_length", "cooperativity", "topology", "equal_rate_network", "disorder"]
 
 #: The seed paper's Fig. 2 rates (units of omega).
 GAMMA, KAPPA, DRIVE = 0.04, 0.003, 0.1
@@ -224,5 +228,64 @@ def topology(*, out=None, quick: bool = False, sizes=None, total_gamma: float = 
     return _finish("topology", out, data, text, fig, list(data))
 
 
+def disorder(*, out=None, quick: bool = False, n_battery=None, spread: float = 0.05, realisations=None,
+             seed: int = 1, workers=None, scheduler=None, processes=None, progress=None) -> StudyResult:
+    """Battery energy vs chain length with fabrication disorder in kappa and gamma, one-way vs reciprocal.
+
+    Parameters
+    ----------
+    n_battery : sequence of int, optional
+        Battery-cell counts (default 1 ... 12, 15, 20, 30, 50, 100, 200; ``quick``: 1, 2, 3, 5, 10, 20).
+        The chain has N + 1 cells; above :data:`~chiralnet.sweeps.BATCH_MAX_CELLS` each realisation goes
+        through ``steady_state``.
+    spread : float
+        Relative spread (standard deviation) of every cell's kappa and every link's gamma (0.05 = 5 %).
+    realisations : int, optional
+        Disordered chains per length and link kind (default 1000; ``quick``: 200).
+    seed : int
+        Seed of the ensemble (:mod:`chiralnet.sweeps.disorder`); the same seed gives the same numbers.
+    """
+    if n_battery is None:
+        n_battery = [1, 2, 3, 5, 10, 20] if quick else list(range(1, 13)) + [15, 20, 30, 50, 100, 200]
+    n_battery = sorted({int(n) for n in n_battery})
+    realisations = realisations or (200 if quick else 1000)
+    grid = {"n_cells": [n + 1 for n in n_battery], "nonreciprocal": [True, False]}
+    engine = dict(workers=workers, scheduler=scheduler, processes=processes, progress=progress)
+    res = _sweep(out, "disorder", "chain", grid, ["battery_energy"], disorder={"kappa": spread, "gamma": spread},
+                 realisations=realisations, seed=seed, **engine)
+    clean = _sweep(out, "disorder_clean", "chain", grid, ["battery_energy"], **engine)["battery_energy"]
+    n = np.array(n_battery)
+    data = {"n_battery": n}
+    kinds = (("nonreciprocal", 0), ("reciprocal", 1))
+    for kind, j in kinds:
+        for stat in ("mean", "std", "q5", "q50", "q95"):
+            data[f"{stat}_{kind}"] = res.stat("battery_energy", stat)[:, j]
+        data[f"clean_{kind}"] = clean[:, j]
+    fig, ax = _figure()
+    for (kind, j), marker, label in zip(kinds, "os", ("nonreciprocal chain", "reciprocal chain (J = gamma/2)")):
+        c = f"C{j}"
+        ax.fill_between(n, data[f"q5_{kind}"], data[f"q95_{kind}"], color=c, alpha=0.25, lw=0)
+        ax.plot(n, data[f"mean_{kind}"], marker + "-", c=c, label=f"{label}: mean, 5-95 % band")
+        ax.plot(n, data[f"clean_{kind}"], "--", c=c, lw=0.9, label=f"{label}: no disorder")
+    ax.set_xscale("log")
+    ax.set_xlabel("battery cells N (chain of N + 1 cells)")
+    ax.set_ylabel("steady battery energy (omega)")
+    ax.set_title(f"{spread:.0%} disorder in every kappa and gamma, {realisations} chains per point\n"
+                 f"nominal gamma = {GAMMA}, kappa = {KAPPA}, E = {DRIVE}", fontsize=9)
+    ax.legend(fontsize=7)
+    rows = [f"{'N':>5} {'nonrec mean':>12} {'5%':>9} {'95%':>9} {'clean':>9} {'recip mean':>12} {'5%':>9} "
+            f"{'95%':>9} {'clean':>9}"]
+    for i, k in enumerate(n):
+        rows.append(f"{k:>5d} " + " ".join(
+            f"{data[f'mean_{kind}'][i]:12.4f} {data[f'q5_{kind}'][i]:9.3f} {data[f'q95_{kind}'][i]:9.3f} "
+            f"{data[f'clean_{kind}'][i]:9.3f}" for kind, _ in kinds))
+    cv = {kind: float(np.max(data[f"std_{kind}"] / data[f"mean_{kind}"])) for kind, _ in kinds}
+    text = (f"disorder: steady battery energy vs battery cells N with {spread:.0%} relative disorder in every kappa "
+            f"and gamma ({realisations} chains per point, normal, seed {seed}; gamma={GAMMA}, kappa={KAPPA}, "
+            f"E={DRIVE})\nlargest relative spread std/mean of the battery energy: nonreciprocal "
+            f"{cv['nonreciprocal']:.3f}, reciprocal {cv['reciprocal']:.3f}\n" + "\n".join(rows) + "\n")
+    return _finish("disorder", out, data, text, fig, list(data))
+
+
 #: name -> study function (the ``chiralnet study NAME`` choices).
-STUDIES = {"chain-length": chain_length, "cooperativity": cooperativity, "topology": topology}
+STUDIES = {"chain-length": chain_length, "cooperativity": cooperativity, "topology": topology, "disorder": disorder}

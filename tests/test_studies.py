@@ -85,3 +85,22 @@ def test_long_reciprocal_chain_stability_check():
     cn.add_reservoir(G, {"a": 1.0, "b": 1.0}, gamma=0.04)
     with pytest.raises(cn.NoSteadyStateError):
         cn.check_stability(G)
+
+
+def test_disorder_study_quick(tmp_path, capsys):
+    assert cli.main(["study", "disorder", "--quick", "--out", str(tmp_path), "--no-progress"]) == 0
+    assert "5% relative disorder" in capsys.readouterr().out
+    header = (tmp_path / "disorder.csv").read_text().splitlines()[0].split(",")
+    assert header[:3] == ["n_battery", "mean_nonreciprocal", "std_nonreciprocal"] and "q95_reciprocal" in header
+    assert (tmp_path / "disorder.png").read_bytes()[:4] == b"\x89PNG"
+    r = studies.disorder(n_battery=[1, 2], realisations=50)
+    for kind in ("nonreciprocal", "reciprocal"):
+        d = r.data
+        assert np.all(d[f"q5_{kind}"] <= d[f"mean_{kind}"]) and np.all(d[f"mean_{kind}"] <= d[f"q95_{kind}"])
+        assert np.all(np.abs(d[f"mean_{kind}"] / d[f"clean_{kind}"] - 1) < 0.1)  # 5 % disorder, 50 chains
+    # without disorder the ensemble is the clean chain, exactly; N = 1 is the two-cell battery
+    z = studies.disorder(n_battery=[1, 4], realisations=3, spread=0.0)
+    np.testing.assert_array_equal(z.data["mean_nonreciprocal"], z.data["clean_nonreciprocal"])
+    np.testing.assert_array_equal(z.data["q95_reciprocal"], z.data["clean_reciprocal"])
+    lam = studies.GAMMA + studies.KAPPA
+    assert z.data["mean_nonreciprocal"][0] == pytest.approx(16 * 0.04**2 * 0.1**2 / lam**4, rel=RTOL)

@@ -14,4 +14,6 @@ cp "$tmp/paper/fig3a.png" docs/figures/paper_fig3a.png
 cp "$tmp/paper/fig4c.png" docs/figures/paper_fig4c.png
 cp "$tmp/lattice/network.png" docs/figures/lattice_network.png
 cp "$tmp/ergotropy.png" docs/figures/ergotropy_hot_reservoirs.png
+"$PY" -m chiralnet study disorder --out "$tmp/disorder" --no-progress > /dev/null
+cp "$tmp/disorder/disorder.png" docs/figures/study_disorder.png
 ls -l docs/figures/*.png
