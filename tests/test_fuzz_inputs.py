@@ -183,6 +183,10 @@ def sweep_docs(draw):
     for section in ("output", "run"):
         if draw(st.booleans()):
             doc[section] = draw(st.dictionaries(st.sampled_from(sorted(SECTIONS[section])), toml_values, max_size=2))
+    if draw(st.booleans()):  # a disorder ensemble: spreads and options
+        disorder_keys = ["kappa", "gamma", "omega", "drive", "n_cells", "J", "n_th", "kappa_a", "realisations", "seed",
+                         "distribution", "quantiles", "keep_realisations"]
+        doc["disorder"] = draw(st.dictionaries(st.sampled_from(disorder_keys), toml_values, max_size=3))
     return doc
 
 

@@ -160,6 +160,15 @@ def test_large_and_thermal_networks_build_each_realisation():
     np.testing.assert_allclose(res.realisations["battery_energy"][0], ref, rtol=RTOL_STEADY)
 
 
+def test_a_realisation_without_steady_state_is_flagged_not_averaged():
+    # no local damping and coherent links: no steady state; with one-way links the same chain is fine
+    with pytest.warns(RuntimeWarning, match="have a realisation with no steady state"):
+        res = sweep("chain", {"nonreciprocal": [True, False]}, ["battery_energy"], params={"n_cells": 3, "kappa": 0.0},
+                    disorder={"gamma": 0.05}, realisations=5)
+    assert res.status.tolist() == [0, 1]
+    assert np.isfinite(res["battery_energy"][0]).all() and np.isnan(res["battery_energy"][1]).all()
+
+
 def test_batched_assembly_equals_the_array_builder():
     from chiralnet.arrays import model_from_layout
 
@@ -210,6 +219,7 @@ def test_sweep_file_with_disorder_section(tmp_path, capsys):
     assert spec.disorder.spreads == {"kappa": 0.05, "gamma": 0.02} and spec.disorder.distribution == "lognormal"
     assert spec.to_json()["disorder"]["realisations"] == 20
     assert cli.main(["sweep", str(path), "--out", str(tmp_path / "o"), "--no-progress"]) == 0
+    assert "2 points over gamma (2), 20 disorder realisations each;" in capsys.readouterr().out
     header = (tmp_path / "o" / "result.csv").read_text().splitlines()[0]
     assert header == "gamma,battery_energy[mean],battery_energy[std],battery_energy[q10],battery_energy[q90],status"
 

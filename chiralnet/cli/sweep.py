@@ -75,7 +75,8 @@ def run_sweep_command(args) -> int:
                                           "only the rest" if kept else ""), file=sys.stderr)
         return 130
     a = res.attrs
-    print(f"{spec.n_points} points over {', '.join(f'{d} ({n})' for d, n in zip(res.dims, res.shape))}; "
+    ensemble = "" if spec.disorder is None else f", {spec.disorder.realisations} disorder realisations each"
+    print(f"{spec.n_points} points over {', '.join(f'{d} ({n})' for d, n in zip(res.dims, res.shape))}{ensemble}; "
           f"engine {a['engine']}; {a['computed_chunks']} chunks computed, {a['reused_chunks']} reused; "
           f"{a['seconds']:.3g} s")
     asked = {"csv": "result.csv", "netcdf": "result.nc", "figure": "figure.png"}  # result.nc needs xarray
