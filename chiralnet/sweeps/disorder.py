@@ -474,6 +474,7 @@ def block_rows(n_cells: int) -> int:
 def compute_chunk(plan, start: int, stop: int) -> dict:
     """Points start..stop-1 of a disorder sweep -> dict of (n, *value_shape, n_stat) statistics and status
     (and ``<q>__realisations`` (n, *value_shape, R) with keep_realisations)."""
+    from ..arrays import model_from_layout
     from ..model import State
     from ..observables.registry import ratio
     from .plan import _Point, _point_quantities, _stack_quantities, _blocks, reference_limits
@@ -509,20 +510,21 @@ def compute_chunk(plan, start: int, stop: int) -> dict:
         sizes = sizes_of(lay, gd.names)
         theta = theta_of(lay, gd.names)
         if gd.batched:
-            from ..arrays import model_from_layout
-
             m0 = model_from_layout(lay, sparse=False)
+            # the sparsity of every realisation of this point (nominal entries and those the disorder moves):
+            # the kernel's stability check depends on the point only, not on how realisations are blocked
+            pattern = m0.M != 0
+            pattern.reshape(-1)[gd.m_i] = True
+            blocks = _blocks(pattern)
             rows = block_rows(gd.n_cells)
             for r0, r1, f in _blocks_of_rows(d, flat[i], sizes, rows):
                 _check_factors(plan, gd, multi, info, theta, f, r0, sizes)
                 delta = theta * f - theta
                 M, b, w = assemble(gd, m0.M[None], m0.forcing[None], m0.omega[None], delta)
                 a0 = np.zeros_like(b)
-                out = _stack_quantities(plan, M, b, w, a0, g.battery, _blocks(np.any(M != 0, axis=0)))
+                out = _stack_quantities(plan, M, b, w, a0, g.battery, blocks)
                 put(i, r0, r1, _values(plan, out))
             continue
-        from ..arrays import model_from_layout
-
         for r0, r1, f in _blocks_of_rows(d, flat[i], sizes, CHUNK_REALISATIONS_SINGLE):
             _check_factors(plan, gd, multi, info, theta, f, r0, sizes)
             for r in range(r1 - r0):
