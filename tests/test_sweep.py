@@ -557,3 +557,21 @@ def test_api_numbers_beyond_float_range_are_sweep_errors():
         sweep("two_cell", {"gamma": [0.01]}, params={"omega": 10**400})
     with pytest.raises(SweepError, match="times must be"):
         sweep("two_cell", {"gamma": [0.01]}, ["battery_energy_at"], times=[1.0, 10**400])
+
+
+def test_a_quantity_without_a_batched_kernel_is_computed_not_nan(monkeypatch):
+    """A registry quantity with only ``compute`` (no batched kernel, reduce or cold rule): small cold
+    networks must go through compute, not come back as NaN with status 0; registered after import too."""
+    from chiralnet.observables import registry
+
+    q = registry.Quantity(name="charger_amplitude_abs", description="|alpha| of the charger", units="1",
+                          direction="max", needs="steady",
+                          compute=lambda inputs: float(abs(inputs.steady_state().amplitudes[0])))
+    monkeypatch.setitem(registry.QUANTITIES, q.name, q)
+    grid = {"gamma": [0.02, 0.04], "kappa_a": [0.003, 0.01]}
+    res = sweep("two_cell", grid, ["battery_energy", q.name])
+    assert np.all(res.status == 0)
+    for i, g in enumerate(grid["gamma"]):
+        for j, k in enumerate(grid["kappa_a"]):
+            want = abs(cn.steady_state(cn.two_cell(gamma=g, kappa_a=k)).amplitudes[0])
+            np.testing.assert_allclose(res[q.name][i, j], want, rtol=RTOL_STEADY)

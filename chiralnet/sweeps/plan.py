@@ -203,8 +203,24 @@ def make_plan(spec: SweepSpec) -> Plan:
     return plan
 
 
+#: Quantities the batched path computes itself (kernels in _stack_quantities / _stack_power, the ratios
+#: in compute_chunk); any other quantity needs a ``reduce`` or ``cold`` rule in the registry to be batched.
+_BATCHED = {"battery_energy_at", "time_to_90", "efficiency", "max_average_power", "max_average_power_time",
+            "ratio_nonreciprocal", "ratio_reciprocal"}
+
+
+def _unbatched(spec) -> list:
+    """Requested quantities with no batched route: their points go through the registry's compute (never a
+    silent NaN from a batched group that cannot compute them)."""
+    return [q for q in spec.quantities
+            if q not in _BATCHED and REGISTRY[q].reduce is None and REGISTRY[q].cold is None]
+
+
 def _try_batch(plan, g, origin):
     spec = plan.spec
+    if _unbatched(spec):
+        g.reason = f"no batched kernel for {_unbatched(spec)}"
+        return
     m0 = _model_at(plan, origin)
     if m0.n_cells > BATCH_MAX_CELLS or m0.thermal:
         g.reason = "thermal" if m0.thermal else f"{m0.n_cells} cells > BATCH_MAX_CELLS"
@@ -412,10 +428,11 @@ def compute_chunk(plan: Plan, start: int, stop: int) -> dict:
             _store(res, idx, _stack_quantities(plan, M, b, w, a0, g.battery, g.blocks), spec)
             continue
         small = {}
+        stackable = not _unbatched(spec)
         for i in idx:
             where = plan.locate(multi_all[i])
             model = _model_at(plan, multi_all[i])
-            if model.n_cells <= BATCH_MAX_CELLS and not model.thermal:
+            if stackable and model.n_cells <= BATCH_MAX_CELLS and not model.thermal:
                 sig = (model.n_cells, model.battery.tobytes())
                 small.setdefault(sig, []).append((i, model))
             else:

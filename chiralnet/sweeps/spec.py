@@ -30,6 +30,14 @@ __all__ = ["SweepError", "SweepSpec", "QUANTITIES", "load_sweep", "parse_sweep",
 #: :data:`chiralnet.observables.QUANTITIES` (where each is defined, with its units and sweep kernel).
 QUANTITIES = {q.name: (f"{q.description} ({q.units})", q.dim) for q in _REGISTRY.values() if q.sweep}
 
+
+def _known(name) -> bool:
+    """Whether ``name`` is a sweep quantity of the registry now (a quantity registered after import counts)."""
+    if isinstance(name, str) and name not in QUANTITIES and name in _REGISTRY and _REGISTRY[name].sweep:
+        q = _REGISTRY[name]
+        QUANTITIES[name] = (f"{q.description} ({q.units})", q.dim)
+    return isinstance(name, str) and name in QUANTITIES
+
 #: Builder name -> function, from the one registry :data:`chiralnet.builders.BUILDERS`.
 BUILDERS = {name: info.function for name, info in builders.BUILDERS.items()}
 _REQUIRED = builders.REQUIRED
@@ -360,7 +368,7 @@ def make_spec(builder, grid: dict, quantities=("battery_energy",), *, params=Non
     if not quantities:
         raise SweepError(f"{source} [quantities]: no quantity asked for; valid: {sorted(QUANTITIES)}")
     for q in quantities:
-        if not isinstance(q, str) or q not in QUANTITIES:
+        if not _known(q):
             raise SweepError(f"{source} [quantities]: unknown quantity {_brief(q)}; valid: {sorted(QUANTITIES)}")
     if len(set(quantities)) != len(quantities):
         raise SweepError(f"{source} [quantities]: repeated quantity in {list(quantities)}")
