@@ -68,3 +68,61 @@ SCATTERING_PARALLEL_MIN_WORK = 10**7
 
 #: Above this many cells ``chiralnet run`` skips the network drawing (one arrow per link is slow and unreadable).
 NETWORK_FIGURE_MAX_CELLS = 1000
+
+#: Networks with at most this many cells (zero temperature) go through the batched kernels.
+BATCH_MAX_CELLS = 64
+
+#: Default horizon, in slowest decay times of M.
+T90_HORIZON_DECAYS = 40.0
+
+#: Default number of grid intervals over the horizon before bisection.
+T90_STEPS = 2000
+
+#: Relative tolerance of the check that the tabulated (sweep) assembly equals build_model.
+ASSEMBLY_RTOL = 1e-12
+
+#: Sample points (besides up to 16 corners) a tabulated group is checked at.
+VERIFY_RANDOM_POINTS = 8
+
+#: Largest number of values one range axis may ask for before its array is allocated, and largest
+#: t90_steps (each point steps that many times): above them a sweep file is refused at once.
+SWEEP_MAX_AXIS_VALUES = 10**8
+SWEEP_MAX_T90_STEPS = 10**6
+
+#: Seconds to wait for a Dask scheduler before reporting it unreachable.
+SCHEDULER_TIMEOUT = 3.0
+
+#: Below this many points the embedded engine does not start a process pool (start-up costs seconds).
+POOL_MIN_POINTS = 2000
+
+#: Central finite-difference step (relative to each variable's bounds width) where no adjoint applies.
+OPTIMIZE_FD_STEP = 1e-6
+
+#: Above this many variables a budget uses SPG instead of SLSQP.
+OPTIMIZE_SLSQP_MAX_VARIABLES = 200
+
+#: Default starts of ``method="multistart"``.
+OPTIMIZE_N_STARTS = 8
+
+#: Default iteration limit of the local methods.
+OPTIMIZE_MAXITER = 500
+
+#: Relative step of the model differences for a base that is not a registered builder.
+GRADIENT_DIFF_STEP = 1e-3
+
+#: Largest T |S|^2 (output times x the squared size of the battery's feeding block) a hot-network
+#: ``stored_power`` keeps (16 bytes each).
+POWER_MAX_BLOCK_ENTRIES = 50_000_000
+
+#: Most bytes of model arrays (M stacks) assembled per kernel launch; realisations are processed in blocks.
+DISORDER_BLOCK_BYTES = 32 * 2**20
+
+#: Most realisations per kernel launch (also the rows of random numbers drawn at once).
+DISORDER_BLOCK_REALISATIONS = 16384
+
+#: Realisations per chunk the default chunk size aims at: batched / one model per realisation.
+DISORDER_CHUNK_REALISATIONS_BATCHED = 65536
+DISORDER_CHUNK_REALISATIONS_SINGLE = 512
+
+#: A "normal" disorder whose expected number of factors <= 0 over the whole sweep reaches this is refused.
+DISORDER_MAX_EXPECTED_NONPOSITIVE = 1e-3

@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
+from . import config
 from .builders import BUILDERS, _layout, _links, _two_cell_xi
 from .errors import ChiralnetError
 from .model import Model, build_model
@@ -61,10 +62,6 @@ AFFINE_PARAMETERS = {
     for name, info in BUILDERS.items()
 }
 
-#: Relative tolerance of the check that the tabulated (sweep) assembly equals build_model.
-ASSEMBLY_RTOL = 1e-12
-#: Sample points (besides up to 16 corners) a tabulated group is checked at.
-VERIFY_RANDOM_POINTS = 8
 
 
 @dataclass(frozen=True, eq=False)
@@ -594,7 +591,7 @@ class TabulatedModel:
         corners = list(itertools.product(*[sorted({0, n - 1}) for n in lens]))
         if len(corners) > 16:
             corners = [corners[i] for i in rng.choice(len(corners), 16, replace=False)]
-        randoms = [tuple(int(rng.integers(n)) for n in lens) for _ in range(VERIFY_RANDOM_POINTS)]
+        randoms = [tuple(int(rng.integers(n)) for n in lens) for _ in range(config.VERIFY_RANDOM_POINTS)]
         for ci in corners + randoms:
             m = model_at(ci)
             M, b, w, a = t.assemble(np.array([ci]))
@@ -603,7 +600,7 @@ class TabulatedModel:
             for name, x, y in (("M", M[0], m.M), ("drive", b[0], m.forcing), ("omega", w[0], m.omega),
                                ("alpha0", a[0], m.alpha0)):
                 scale = float(np.abs(y).max(initial=0.0))  # relative to the array's own size
-                if x.shape != y.shape or np.abs(x - y).max(initial=0.0) > ASSEMBLY_RTOL * scale:
+                if x.shape != y.shape or np.abs(x - y).max(initial=0.0) > config.ASSEMBLY_RTOL * scale:
                     return None, f"{name} is not additive over the swept axes (checked at {describe(ci)})"
         return t, ""
 
@@ -662,7 +659,7 @@ def _axis_deltas(model_at, m0, ax, vals, name, n_axes):
             f = (vals[i] - vals[0]) / (vals[-1] - vals[0])
             for x, y in zip(diff(m), d_last):
                 scale = max(float(np.abs(x).max(initial=0.0)), float(np.abs(y).max(initial=0.0)))
-                if np.abs(x - f * y).max(initial=0.0) > ASSEMBLY_RTOL * scale:
+                if np.abs(x - f * y).max(initial=0.0) > config.ASSEMBLY_RTOL * scale:
                     affine = False
         if affine:
             f = (vals - vals[0]) / (vals[-1] - vals[0])

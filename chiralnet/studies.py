@@ -236,7 +236,7 @@ def disorder(*, out=None, quick: bool = False, n_battery=None, spread: float = 0
     ----------
     n_battery : sequence of int, optional
         Battery-cell counts (default 1 ... 12, 15, 20, 30, 50, 100, 200; ``quick``: 1, 2, 3, 5, 10, 20).
-        The chain has N + 1 cells; above :data:`~chiralnet.sweeps.BATCH_MAX_CELLS` each realisation goes
+        The chain has N + 1 cells; above ``config.BATCH_MAX_CELLS`` each realisation goes
         through ``steady_state``.
     spread : float
         Relative spread (standard deviation) of every cell's kappa and every link's gamma (0.05 = 5 %).

@@ -14,7 +14,6 @@ import chiralnet as cn
 from chiralnet import analytic
 from chiralnet.errors import ChiralnetError
 from chiralnet.observables import QUANTITIES, evaluate, time_to_fraction, two_cell_reference
-from chiralnet.observables import charging
 from chiralnet.formats.scenario_toml import parse_scenario
 from chiralnet.scenario import run_scenario
 from chiralnet.sweeps import sweep
@@ -93,7 +92,7 @@ def test_time_to_90_general_path_equals_the_kernel(monkeypatch):
     """Hot or large networks bisect through simulate (exact methods); on a small cold one both paths run."""
     G = cn.chain(5, gamma=0.03)
     kernel = time_to_fraction(G)
-    monkeypatch.setattr(charging, "KERNEL_MAX_CELLS", 0)
+    monkeypatch.setattr(cn.config, "BATCH_MAX_CELLS", 0)
     assert time_to_fraction(G) == pytest.approx(kernel, rel=T90_REL)
 
 
@@ -470,7 +469,7 @@ def test_power_paths_agree(monkeypatch):
     """Small cold networks run the batched kernels; the general path (simulate-based) gives the same numbers."""
     G = cn.chain(5, gamma=0.03)
     kernel = cn.max_average_power(G), cn.efficiency(G)
-    monkeypatch.setattr(charging, "KERNEL_MAX_CELLS", 0)
+    monkeypatch.setattr(cn.config, "BATCH_MAX_CELLS", 0)
     general = cn.max_average_power(G), cn.efficiency(G)
     assert general[0].power == pytest.approx(kernel[0].power, rel=POWER_SAME_REL)
     assert general[0].time == pytest.approx(kernel[0].time, rel=1e-9)

@@ -112,9 +112,9 @@ def test_scheduler_address_and_cli(client, tmp_path, capsys):
 
 
 def test_unreachable_scheduler_fails_at_once(tmp_path, monkeypatch):
-    from chiralnet.sweeps import engine
+    from chiralnet import config
 
-    monkeypatch.setattr(engine, "SCHEDULER_TIMEOUT", 0.5)  # default 3 s
+    monkeypatch.setattr(config, "SCHEDULER_TIMEOUT", 0.5)  # default 3 s
     with pytest.raises(SweepError, match="cannot reach the Dask scheduler at 'tcp://127.0.0.1:9' within 0.5 s"):
         sweep("two_cell", {"gamma": [0.01]}, scheduler="tcp://127.0.0.1:9", out=tmp_path / "never")
     assert not (tmp_path / "never").exists()  # nothing scheduled, nothing written

@@ -282,7 +282,7 @@ def test_builders_without_per_cell_parameters_are_refused():
 
 
 def test_a_draw_that_would_make_a_rate_negative_stops_the_sweep(monkeypatch):
-    monkeypatch.setattr(dis, "MAX_EXPECTED_NONPOSITIVE", float("inf"))  # past the preflight odds
+    monkeypatch.setattr(cn.config, "DISORDER_MAX_EXPECTED_NONPOSITIVE", float("inf"))  # past the preflight odds
     with pytest.raises(SweepError, match=r"gamma=0.04.*realisation \d+.*kappa.*factor -?[\d.e-]+ <= 0.*lognormal"):
         sweep("chain", {"gamma": [0.04]}, params={"n_cells": 4}, disorder={"kappa": 0.6}, realisations=200, seed=1)
     # lognormal never does, and keeps mean and spread

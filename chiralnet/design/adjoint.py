@@ -57,6 +57,7 @@ import scipy.linalg as la
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
+from .. import config
 from .._jit import jit
 from ..errors import ChiralnetError
 from ..linalg.cascade import cascade_order, lyapunov_cascaded
@@ -77,8 +78,6 @@ GRADIENT_QUANTITIES = {
     "ratio_reciprocal": "battery_energy / the two-cell reciprocal limit with the same rates",
 }
 
-#: Relative step of the model differences for a base that is not a registered builder.
-DIFF_STEP = 1e-3
 #: Reference rates, in the order of :data:`chiralnet.observables.reference.RATE_KEYS`.
 _RATE_KEYS = ("omega", "E", "kappa_a", "kappa_b", "gamma", "gamma_a")
 
@@ -285,7 +284,7 @@ def _difference_problem(name, fn, point, params) -> Problem:
         return (dense(m.M), m.drive, dense(m.Q) if m.Q is not None else np.zeros((N, N), complex), m.omega, r)
 
     def derivative(k):
-        h = DIFF_STEP * max(abs(theta0[k]), 1e-3)
+        h = config.GRADIENT_DIFF_STEP * max(abs(theta0[k]), 1e-3)
         try:
             plus = [arrays_at(k, s * h) for s in (1.0, 0.5)]
             minus = [arrays_at(k, -s * h) for s in (1.0, 0.5)]

@@ -7,13 +7,13 @@ Objectives and how they are differentiated:
 - any other scalar steady-state quantity of :data:`chiralnet.observables.QUANTITIES` (one that has no
   adjoint yet), and a user callable ``f(steady_state) -> float``: the value from the steady state,
   the gradient by **central finite differences** of that value (two steady solves per parameter entry;
-  step :data:`FD_STEP` times the bounds' width), labelled ``jac_source = "finite-differences"``;
+  step :data:`config.OPTIMIZE_FD_STEP` times the bounds' width), labelled ``jac_source = "finite-differences"``;
 - ``time_to_90`` (exact time to 90% of the steady battery energy): **derivative-free**, SciPy's
   Powell method with bounds (Nelder-Mead on request); with a budget, SLSQP on central finite differences
   of the exact t90 (labelled ``jac_source = "finite-differences"``).
 
 Methods (``method=``): ``"L-BFGS-B"`` (default without a budget), ``"SLSQP"`` (default with a budget up
-to :data:`SLSQP_MAX_VARIABLES` variables), ``"SPG"`` (spectral projected gradient with a non-monotone line
+to :data:`config.OPTIMIZE_SLSQP_MAX_VARIABLES` variables), ``"SPG"`` (spectral projected gradient with a non-monotone line
 search and an exact projection onto the box and the budget's hyperplane; default with a budget above that
 size, where SLSQP's dense O(n^2) quasi-Newton matrix is too large), ``"trust-constr"``, ``"Powell"``,
 ``"Nelder-Mead"``, and ``"multistart"``: the default local method from ``x0`` and from ``n_starts - 1``
@@ -38,21 +38,14 @@ from numbers import Real
 import numpy as np
 import scipy.optimize as so
 
+from .. import config
 from ..errors import ChiralnetError, NoSteadyStateError
 from .adjoint import GRADIENT_QUANTITIES, _check_point, problem, value_and_gradient
 
-__all__ = ["optimize", "OptimizeResult", "METHODS", "FD_STEP", "SLSQP_MAX_VARIABLES", "project_budget"]
+__all__ = ["optimize", "OptimizeResult", "METHODS", "project_budget"]
 
 #: Local methods by name (``"multistart"`` runs the default one from several starts).
 METHODS = ("L-BFGS-B", "SLSQP", "SPG", "trust-constr", "Powell", "Nelder-Mead", "multistart")
-#: Central finite-difference step (relative to each variable's bounds width) where no adjoint applies.
-FD_STEP = 1e-6
-#: Above this many variables a budget uses SPG instead of SLSQP.
-SLSQP_MAX_VARIABLES = 200
-#: Default starts of ``method="multistart"``.
-N_STARTS = 8
-#: Default iteration limit of the local methods.
-MAXITER = 500
 
 
 class OptimizeResult(so.OptimizeResult):
@@ -406,7 +399,7 @@ def optimize(base, bounds: dict, objective="battery_energy", params: dict | None
         times); True for a callable.
     method : str, optional
         One of :data:`METHODS`; default L-BFGS-B, SLSQP with a budget (SPG above
-        :data:`SLSQP_MAX_VARIABLES` variables), Powell for ``time_to_90``.
+        :data:`config.OPTIMIZE_SLSQP_MAX_VARIABLES` variables), Powell for ``time_to_90``.
     x0 : dict, optional
         Start: parameter -> value (default: ``params``, else the base's default when inside the bounds,
         else the bounds' midpoint).
@@ -452,7 +445,7 @@ def optimize(base, bounds: dict, objective="battery_energy", params: dict | None
         if kind == "t90":
             local = "SLSQP" if budget else "Powell"
         elif budget:
-            local = "SLSQP" if n <= SLSQP_MAX_VARIABLES else "SPG"
+            local = "SLSQP" if n <= config.OPTIMIZE_SLSQP_MAX_VARIABLES else "SPG"
         else:
             local = "L-BFGS-B"
     if budget and local in ("L-BFGS-B", "Powell", "Nelder-Mead"):
@@ -461,7 +454,7 @@ def optimize(base, bounds: dict, objective="battery_energy", params: dict | None
     jac_source = "none" if derivative_free else ("adjoint" if kind == "adjoint" else "finite-differences")
     if n_starts is not None and (isinstance(n_starts, bool) or not isinstance(n_starts, int) or n_starts < 1):
         raise ChiralnetError(f"optimize: n_starts must be an integer >= 1, got {n_starts!r}")
-    maxiter = MAXITER if maxiter is None else int(maxiter)
+    maxiter = config.OPTIMIZE_MAXITER if maxiter is None else int(maxiter)
 
     f = _Objective(base_name, fn, fixed, names, shapes, obj_name, kind, maximize)
     if kind == "callable":
@@ -493,7 +486,7 @@ def optimize(base, bounds: dict, objective="battery_energy", params: dict | None
     def fd_grad(theta, value):
         g = np.empty(n)
         for k in range(n):
-            h = FD_STEP * width[k]
+            h = config.OPTIMIZE_FD_STEP * width[k]
             tp, tm = theta.copy(), theta.copy()
             tp[k] = min(theta[k] + h, hi[k])
             tm[k] = max(theta[k] - h, lo[k])
@@ -542,7 +535,7 @@ def optimize(base, bounds: dict, objective="battery_energy", params: dict | None
     starts = [u0]
     if method == "multistart":
         rng = np.random.default_rng(seed)
-        for _ in range((N_STARTS if n_starts is None else n_starts) - 1):
+        for _ in range((config.OPTIMIZE_N_STARTS if n_starts is None else n_starts) - 1):
             u = rng.uniform(0.0, 1.0, n)
             starts.append(project(u) if groups else u)
     results = []

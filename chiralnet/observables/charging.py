@@ -5,30 +5,25 @@ bracketed on a uniform grid of ``steps`` intervals over a horizon, stepped with 
 alpha(t) = alpha_ss + e^{M t}(alpha_0 - alpha_ss) (and Nc with the exact propagators when the network
 is hot), then bisected on the exact propagation until the time is resolved to machine precision.
 
-* Zero temperature and at most :data:`KERNEL_MAX_CELLS` cells: the batched Numba kernels of
+* Zero temperature and at most :data:`config.BATCH_MAX_CELLS` cells: the batched Numba kernels of
   :mod:`chiralnet.solve.batched` (``steady_batch``, ``time_to_fraction_batch``) with one point, the
   very code a sweep runs, so ``run`` and ``sweep`` give the same number.
 * Otherwise (hot baths, thermal start, large sparse networks): the same grid and bisection through
   :func:`chiralnet.simulate` with an exact method (``"exact"`` or ``"exact-sparse"``) from the state
   at the left end of the bracket.
 
-The default horizon is ``HORIZON_DECAYS`` slowest decay times of M (-1 / max Re eig M).
+The default horizon is ``config.T90_HORIZON_DECAYS`` slowest decay times of M (-1 / max Re eig M).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from .. import config
 from ..errors import ChiralnetError, NoSteadyStateError
 
-__all__ = ["time_to_fraction", "time_staying_above", "charging_time", "refine_crossing", "KERNEL_MAX_CELLS", "HORIZON_DECAYS", "STEPS", "FRACTION"]
+__all__ = ["time_to_fraction", "time_staying_above", "charging_time", "refine_crossing", "FRACTION"]
 
-#: Networks up to this size (zero temperature) use the batched kernels (the sweep's BATCH_MAX_CELLS).
-KERNEL_MAX_CELLS = 64
-#: Default horizon, in slowest decay times of M.
-HORIZON_DECAYS = 40.0
-#: Default number of grid intervals over the horizon before bisection.
-STEPS = 2000
 #: Default fraction of the steady battery energy (time_to_90).
 FRACTION = 0.9
 
@@ -75,7 +70,7 @@ def slowest_decay(model) -> float:
 
 
 def time_to_fraction(G_or_model, fraction: float = FRACTION, *, state0=None, steady=None, horizon=None,
-                     steps: int = STEPS) -> float | None:
+                     steps: int | None = None) -> float | None:
     """First time (1/omega) the battery energy reaches ``fraction`` of its steady value; None if not within
     the horizon. Exact (see the module docstring).
 
@@ -89,7 +84,7 @@ def time_to_fraction(G_or_model, fraction: float = FRACTION, *, state0=None, ste
     steady : SteadyState, optional
         Its steady state, when already solved.
     horizon : float, optional
-        Searched interval [0, horizon] (default ``HORIZON_DECAYS`` slowest decay times of M).
+        Searched interval [0, horizon] (default ``config.T90_HORIZON_DECAYS`` slowest decay times of M).
     steps : int
         Grid intervals over the horizon before the bisection.
 
@@ -104,6 +99,7 @@ def time_to_fraction(G_or_model, fraction: float = FRACTION, *, state0=None, ste
     >>> round(time_to_fraction(cn.two_cell(gamma=0.01, kappa_a=0.1, kappa_b=0.003, optimal=True)), 4)
     1268.033
     """
+    steps = config.T90_STEPS if steps is None else steps
     from ..solve import simulate, steady_state
     from ..solve.base import model_and_state
 
@@ -114,7 +110,7 @@ def time_to_fraction(G_or_model, fraction: float = FRACTION, *, state0=None, ste
     model, own = model_and_state(G_or_model)
     state = own if state0 is None else state0.for_cells(model.cells)
     thermal = model.thermal or state.Nc is not None
-    if not thermal and model.n_cells <= KERNEL_MAX_CELLS:
+    if not thermal and model.n_cells <= config.BATCH_MAX_CELLS:
         return _kernel_time(model, state, fraction, horizon, steps)
     steady = steady or steady_state(model)
     target = fraction * steady.battery_energy
@@ -124,7 +120,7 @@ def time_to_fraction(G_or_model, fraction: float = FRACTION, *, state0=None, ste
         if model.n_cells > 2000:
             raise ChiralnetError(f"time_to_fraction on {model.n_cells} cells needs a horizon (1/omega): the "
                                  "default one takes the eigenvalues of M")
-        horizon = HORIZON_DECAYS / slowest_decay(model)
+        horizon = config.T90_HORIZON_DECAYS / slowest_decay(model)
     method = _exact_method(model, thermal)
     grid = np.linspace(0.0, float(horizon), int(steps) + 1)
     run = simulate(model, grid, state0=state, method=method, store_amplitudes=False)
@@ -151,7 +147,7 @@ def _kernel_time(model, state, fraction, horizon, steps):
     if status[0] != K.OK:
         raise NoSteadyStateError("time_to_fraction: the network has no steady state (an eigenvalue of M has "
                                  "real part >= 0); see chiralnet.check_stability")
-    h = np.array([float(horizon) if horizon else HORIZON_DECAYS / decay[0]])
+    h = np.array([float(horizon) if horizon else config.T90_HORIZON_DECAYS / decay[0]])
     out = np.empty(1)
     st = np.empty(1, np.int8)
     K.time_to_fraction_batch(M, alpha, np.ascontiguousarray(state.alpha[None], complex),

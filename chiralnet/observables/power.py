@@ -28,7 +28,7 @@ With B the battery cells and E_B = sum_{i in B} omega_i (|alpha_i|^2 + Nc_ii):
   omega_i per photon, so a battery detuned above the drive can exceed 1 (the rotating-wave coupling
   supplies the difference), as can a hot, detuned network whose correlated noise carries ergotropy.
 
-Zero temperature and at most :data:`~chiralnet.observables.charging.KERNEL_MAX_CELLS` cells:
+Zero temperature and at most :data:`~chiralnet.observables.config.BATCH_MAX_CELLS` cells:
 ``max_average_power`` and ``efficiency`` run the batched Numba kernels of :mod:`chiralnet.solve.batched`
 with one point (the code a sweep runs); otherwise the exact methods of :func:`chiralnet.simulate`.
 """
@@ -40,15 +40,12 @@ from typing import NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
+from .. import config
 from ..errors import ChiralnetError, NoSteadyStateError
 from . import charging
 
-__all__ = ["stored_power", "average_power", "max_average_power", "injected_energy", "efficiency", "PowerPeak",
-           "MAX_BLOCK_ENTRIES"]
+__all__ = ["stored_power", "average_power", "max_average_power", "injected_energy", "efficiency", "PowerPeak"]
 
-#: Largest T |S|^2 (output times x the squared size of the battery's feeding block) a hot-network
-#: ``stored_power`` keeps (16 bytes each).
-MAX_BLOCK_ENTRIES = 50_000_000
 
 
 class PowerPeak(NamedTuple):
@@ -146,9 +143,9 @@ def _trace(model, state, times):
     options = {"grid": grid, "store_amplitudes": True}
     if thermal:
         bat, S, MBS, posB = _feeding_block(model)
-        if t.size * S.size**2 > MAX_BLOCK_ENTRIES:
+        if t.size * S.size**2 > config.POWER_MAX_BLOCK_ENTRIES:
             raise ChiralnetError(f"stored_power of a hot network keeps Nc[S, S] for the {S.size} battery and feeding "
-                                 f"cells at {t.size} times ({t.size * S.size**2:.3g} numbers > MAX_BLOCK_ENTRIES); "
+                                 f"cells at {t.size} times ({t.size * S.size**2:.3g} numbers > config.POWER_MAX_BLOCK_ENTRIES); "
                                  "ask for fewer times")
         options["block"] = S
     trace = METHODS[_method(model, t, grid, thermal)].run(model, state, t, options)
@@ -243,7 +240,7 @@ def _horizon(model, horizon, what):
     if model.n_cells > 2000:
         raise ChiralnetError(f"{what} on {model.n_cells} cells needs a horizon (1/omega): the default one takes the "
                              "eigenvalues of M")
-    return charging.HORIZON_DECAYS / charging.slowest_decay(model)
+    return config.T90_HORIZON_DECAYS / charging.slowest_decay(model)
 
 
 def _check_steps(steps):
@@ -251,7 +248,7 @@ def _check_steps(steps):
         raise ChiralnetError(f"steps must be an integer >= 2, got {steps!r}")
 
 
-def max_average_power(G_or_model, *, state0=None, horizon=None, steps: int = charging.STEPS) -> PowerPeak | None:
+def max_average_power(G_or_model, *, state0=None, horizon=None, steps: int | None = None) -> PowerPeak | None:
     """The largest average power (E_B(t) - E_B(0))/t over t in (0, horizon] and the time it is reached:
     a :class:`PowerPeak` (power in omega^2, time in 1/omega), or None when the average power still rises at
     the horizon. Located exactly: the grid brackets it, root finding on the exact propagation solves
@@ -274,12 +271,13 @@ def max_average_power(G_or_model, *, state0=None, horizon=None, steps: int = cha
     >>> round(peak.power, 6), round(peak.time, 3)
     (0.345589, 149.468)
     """
+    steps = config.T90_STEPS if steps is None else steps
     from ..solve import simulate
 
     _check_steps(steps)
     model, state = _model_state(G_or_model, state0)
     thermal = _thermal(model, state)
-    if not thermal and model.n_cells <= charging.KERNEL_MAX_CELLS:
+    if not thermal and model.n_cells <= config.BATCH_MAX_CELLS:
         return _kernel_peak(model, state, horizon, steps)
     h_total = _horizon(model, horizon, "max_average_power")
     grid = np.linspace(0.0, h_total, int(steps) + 1)
@@ -338,7 +336,7 @@ def _kernel_setup(model, state):
 
 def _kernel_peak(model, state, horizon, steps):
     K, M, b, alpha, decay, status, a0, w = _kernel_setup(model, state)
-    h = np.array([float(horizon) if horizon else charging.HORIZON_DECAYS / decay[0]])
+    h = np.array([float(horizon) if horizon else config.T90_HORIZON_DECAYS / decay[0]])
     power, time, st = np.empty(1), np.empty(1), np.empty(1, np.int8)
     K.max_average_power_batch(M, b, alpha, a0, w, model.battery, status, h, int(steps), power, time, st)
     return None if st[0] != K.OK else PowerPeak(float(power[0]), float(time[0]))
@@ -376,7 +374,7 @@ def _injected(model, a0, aT, t):
 
 
 def efficiency(G_or_model, *, state0=None, steady=None, fraction: float = charging.FRACTION, horizon=None,
-               steps: int = charging.STEPS, t90: float | None = None) -> float | None:
+               steps: int | None = None, t90: float | None = None) -> float | None:
     """Charging efficiency W_B(t_90) / int_0^{t_90} P_in dt (module docstring); None when the battery does
     not reach ``fraction`` of its steady energy within the horizon, NaN when it starts there (t_90 = 0).
 
@@ -396,6 +394,7 @@ def efficiency(G_or_model, *, state0=None, steady=None, fraction: float = chargi
     >>> round(efficiency(cn.two_cell()), 6)      # the seed paper's pair: 42% of the drive's work stored
     0.418557
     """
+    steps = config.T90_STEPS if steps is None else steps
     from ..solve import simulate
 
     model, state = _model_state(G_or_model, state0)
@@ -406,7 +405,7 @@ def efficiency(G_or_model, *, state0=None, steady=None, fraction: float = chargi
         return None
     if t90 == 0:
         return float("nan")
-    if not thermal and model.n_cells <= charging.KERNEL_MAX_CELLS:
+    if not thermal and model.n_cells <= config.BATCH_MAX_CELLS:
         K, M, b, alpha, decay, status, a0, w = _kernel_setup(model, state)
         out = np.empty(1)
         K.efficiency_batch(M, b, np.array([model.drive_frequency]), alpha, a0, w, model.battery, status,

@@ -15,6 +15,7 @@ from typing import Callable
 
 import numpy as np
 
+from .. import config
 from ..errors import ChiralnetError
 from . import charging, reference
 
@@ -208,7 +209,7 @@ def _battery_energy_at(inputs):
 def _time_to(inputs):
     o = inputs.options
     return charging.time_to_fraction(inputs.model, o.get("fraction", charging.FRACTION), state0=inputs.state0,
-                                     steady=inputs.steady, horizon=o.get("horizon"), steps=o.get("steps", charging.STEPS))
+                                     steady=inputs.steady, horizon=o.get("horizon"), steps=o.get("steps", config.T90_STEPS))
 
 
 def ratio(battery_energy, limit):
@@ -283,7 +284,7 @@ def _peak(field):
         o = inputs.options
         if "_peak" not in o:
             o["_peak"] = power.max_average_power(inputs.model, state0=inputs.state0, horizon=o.get("horizon"),
-                                                 steps=o.get("steps", charging.STEPS))
+                                                 steps=o.get("steps", config.T90_STEPS))
         return None if o["_peak"] is None else getattr(o["_peak"], field)
     return compute
 
@@ -294,7 +295,7 @@ def _efficiency(inputs):
     o = inputs.options
     return power.efficiency(inputs.model, state0=inputs.state0, steady=inputs.steady_state(),
                             fraction=o.get("fraction", charging.FRACTION), horizon=o.get("horizon"),
-                            steps=o.get("steps", charging.STEPS))
+                            steps=o.get("steps", config.T90_STEPS))
 
 
 register(Quantity("stored_power_at", "battery's stored power dE_B/dt at the given times, exact (moment equations)",

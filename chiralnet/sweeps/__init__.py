@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from .disorder import Disorder, make_disorder
 from .engine import open_sweep, run_sweep
-from .plan import BATCH_MAX_CELLS, make_plan
+from .plan import make_plan
 from .result import SweepResult
 from .spec import QUANTITIES, SweepError, SweepSpec, load_sweep, make_spec, parse_sweep
 
 __all__ = ["sweep", "run_sweep", "load_sweep", "parse_sweep", "make_spec", "make_plan", "open_sweep",
-           "SweepSpec", "SweepResult", "SweepError", "QUANTITIES", "BATCH_MAX_CELLS", "Disorder", "make_disorder"]
+           "SweepSpec", "SweepResult", "SweepError", "QUANTITIES", "Disorder", "make_disorder"]
 
 
 def sweep(base, grid: dict, quantities=("battery_energy",), *, params: dict | None = None, times=None,

@@ -6,7 +6,7 @@ the point's nominal values, ``value * factor`` with one factor per cell or link:
 ``"normal"`` (default)
     factor = 1 + spread * xi, xi standard normal. A factor <= 0 would make a rate or frequency zero or
     negative: such a disorder is refused, never clipped. When the expected number of such draws over
-    the whole sweep reaches :data:`MAX_EXPECTED_NONPOSITIVE` the sweep is refused before it starts
+    the whole sweep reaches :data:`config.DISORDER_MAX_EXPECTED_NONPOSITIVE` the sweep is refused before it starts
     (naming the parameter, its spread and the odds); a rarer draw that still happens stops the sweep with
     an error naming the parameter, spread, grid point and realisation.
 ``"uniform"``
@@ -44,7 +44,7 @@ survivors. ``keep_realisations=True`` also keeps every realisation (``SweepResul
 
 Engines
 -------
-Zero-temperature networks of up to :data:`~chiralnet.sweeps.BATCH_MAX_CELLS` cells go through the batched
+Zero-temperature networks of up to ``config.BATCH_MAX_CELLS`` cells go through the batched
 kernels: per structure the exact derivatives of the model with respect to the disordered entries are
 taken once (:func:`chiralnet.parametrized.affine_model`, verified against
 :func:`chiralnet.arrays.model_from_layout` at random draws), and each realisation's M, drive and omega
@@ -62,26 +62,15 @@ from numbers import Integral, Real
 
 import numpy as np
 
+from .. import config
 from .. import builders
 from .._jit import jit
 from ..errors import ChiralnetError, NetworkError, SweepError
 
-__all__ = ["Disorder", "make_disorder", "factors", "stat_names", "DISTRIBUTIONS", "DEFAULT_QUANTILES",
-           "MAX_EXPECTED_NONPOSITIVE"]
+__all__ = ["Disorder", "make_disorder", "factors", "stat_names", "DISTRIBUTIONS", "DEFAULT_QUANTILES"]
 
 DISTRIBUTIONS = ("normal", "uniform", "lognormal")
 DEFAULT_QUANTILES = (0.05, 0.5, 0.95)
-#: A "normal" disorder whose expected number of factors <= 0 over the whole sweep reaches this is refused.
-MAX_EXPECTED_NONPOSITIVE = 1e-3
-#: Most bytes of model arrays (M stacks) assembled per kernel launch; realisations are processed in blocks.
-BLOCK_BYTES = 32 * 2**20
-#: Most realisations per kernel launch (also the rows of random numbers drawn at once).
-BLOCK_REALISATIONS = 16384
-#: Realisations per chunk the default chunk size aims at: batched / one model per realisation.
-CHUNK_REALISATIONS_BATCHED = 65536
-CHUNK_REALISATIONS_SINGLE = 512
-#: Tolerance of the check that the batched assembly equals model_from_layout (relative to each array).
-ASSEMBLY_RTOL = 1e-12
 #: Most realisations, whatever the memory (keeps every count an int64).
 MAX_REALISATIONS = 2**31 - 1
 #: Keys of the [disorder] section besides the spreads.
@@ -234,7 +223,7 @@ def check_spreads(d: Disorder, candidates, n_points: int, max_sizes: dict, where
                 entries = 1 if sizes is None else sizes[info.parameters[name].per]
                 p = 0.5 * math.erfc(1.0 / (s * math.sqrt(2.0)))
                 expected = p * float(n_points) * d.realisations * max(1, entries)
-                if expected >= MAX_EXPECTED_NONPOSITIVE:
+                if expected >= config.DISORDER_MAX_EXPECTED_NONPOSITIVE:
                     raise SweepError(
                         f"{where} {name} = {s:g}: with a normal disorder of relative spread {s:g} a factor "
                         f"1 + {s:g} xi is <= 0 with probability {p:.2g} per draw, about {expected:.3g} of the "
@@ -250,7 +239,7 @@ def factors(d: Disorder, point: int, sizes) -> np.ndarray:
     ``d.spreads``; column blocks of the result follow that order. Row r is realisation r (see the module
     docstring for the stream it comes from).
     """
-    return np.concatenate([f for _, _, f in _blocks_of_rows(d, point, sizes, BLOCK_REALISATIONS)])
+    return np.concatenate([f for _, _, f in _blocks_of_rows(d, point, sizes, config.DISORDER_BLOCK_REALISATIONS)])
 
 
 def _blocks_of_rows(d: Disorder, point: int, sizes, block: int):
@@ -345,7 +334,6 @@ def prepare_group(plan, g, origin) -> None:
     """
     from ..arrays import model_from_layout
     from ..parametrized import affine_model
-    from .plan import BATCH_MAX_CELLS
 
     spec = plan.spec
     d = spec.disorder
@@ -372,7 +360,7 @@ def prepare_group(plan, g, origin) -> None:
     if not spec.run.get("batched", True):
         g.reason = gd.reason = "batched = false"
         return
-    if model0.n_cells > BATCH_MAX_CELLS or model0.thermal:
+    if model0.n_cells > config.BATCH_MAX_CELLS or model0.thermal:
         g.reason = gd.reason = "thermal" if model0.thermal else f"{model0.n_cells} cells > BATCH_MAX_CELLS"
         return
     fixed = {k: v for k, v in {**kw, **options}.items() if k not in names}
@@ -397,7 +385,7 @@ def prepare_group(plan, g, origin) -> None:
         ref = model_from_layout(realised_layout(g.builder, lay, options, names, split(theta * f, names, sizes)),
                                 sparse=False)
         for label, x, y in (("M", M[0], ref.M), ("drive", b[0], ref.forcing), ("omega", w[0], ref.omega)):
-            if np.abs(x - y).max(initial=0.0) > ASSEMBLY_RTOL * np.abs(y).max(initial=0.0):
+            if np.abs(x - y).max(initial=0.0) > config.ASSEMBLY_RTOL * np.abs(y).max(initial=0.0):
                 g.reason = gd.reason = f"{label} is not affine in the disordered parameters"
                 return
     gd.batched = g.batched = True
@@ -468,7 +456,7 @@ def _values(plan, out):
 
 def block_rows(n_cells: int) -> int:
     """Realisations assembled and solved per kernel launch for networks of ``n_cells`` cells."""
-    return int(max(1, min(BLOCK_REALISATIONS, BLOCK_BYTES // (3 * 16 * n_cells * n_cells))))
+    return int(max(1, min(config.DISORDER_BLOCK_REALISATIONS, config.DISORDER_BLOCK_BYTES // (3 * 16 * n_cells * n_cells))))
 
 
 def compute_chunk(plan, start: int, stop: int) -> dict:
@@ -525,7 +513,7 @@ def compute_chunk(plan, start: int, stop: int) -> dict:
                 out = _stack_quantities(plan, M, b, w, a0, g.battery, blocks)
                 put(i, r0, r1, _values(plan, out))
             continue
-        for r0, r1, f in _blocks_of_rows(d, flat[i], sizes, CHUNK_REALISATIONS_SINGLE):
+        for r0, r1, f in _blocks_of_rows(d, flat[i], sizes, config.DISORDER_CHUNK_REALISATIONS_SINGLE):
             _check_factors(plan, gd, multi, info, theta, f, r0, sizes)
             for r in range(r1 - r0):
                 where = f"{plan.locate(multi)}, realisation {r0 + r}"

@@ -34,19 +34,16 @@ import warnings
 
 import numpy as np
 
+from .. import config
 from .plan import Plan, compute_chunk, make_plan
 from .result import SweepResult, atomic_write
 from .spec import SweepError, SweepSpec
 
-__all__ = ["run_sweep", "open_sweep", "SCHEDULER_TIMEOUT"]
+__all__ = ["run_sweep", "open_sweep"]
 
 MANIFEST = "sweep.json"
 CHUNKS = "chunks"
 FORMAT = "chiralnet-sweep/1"
-#: Seconds to wait for a Dask scheduler before reporting it unreachable.
-SCHEDULER_TIMEOUT = 3.0
-#: Below this many points the embedded engine does not start a process pool (start-up costs seconds).
-POOL_MIN_POINTS = 2000
 #: Environment of the worker processes this module starts (pool and LocalCluster): one thread each for
 #: Numba, OpenMP and BLAS, and OpenMP threads that sleep instead of spin between kernel launches (on a
 #: small machine spinning threads starve the worker's own Python work: ~10 ms per launch measured).
@@ -302,7 +299,7 @@ def connect_dask(workers=None, scheduler=None, timeout=None):
         from distributed import Client, LocalCluster
     except ImportError:
         raise SweepError("the Dask engine needs the 'sweep' extra: pip install 'chiralnet[sweep]'") from None
-    timeout = SCHEDULER_TIMEOUT if timeout is None else timeout
+    timeout = config.SCHEDULER_TIMEOUT if timeout is None else timeout
     if scheduler is not None:
         if not isinstance(scheduler, str) or not scheduler.strip():
             raise SweepError(f"scheduler must be an address such as 'tcp://10.0.0.5:8786', got {scheduler!r}")
@@ -357,9 +354,8 @@ def _new_client(Client, address, **kwargs):
 def default_chunk_size(plan: Plan) -> int:
     d = plan.spec.disorder
     if d is not None:  # points of R realisations each: aim at a number of realisations per chunk
-        from .disorder import CHUNK_REALISATIONS_BATCHED, CHUNK_REALISATIONS_SINGLE
-
-        target = CHUNK_REALISATIONS_BATCHED if all(g.batched for g in plan.groups.values()) else CHUNK_REALISATIONS_SINGLE
+        batched = all(g.batched for g in plan.groups.values())
+        target = config.DISORDER_CHUNK_REALISATIONS_BATCHED if batched else config.DISORDER_CHUNK_REALISATIONS_SINGLE
         return int(max(1, min(4096, target // d.realisations)))
     if all(g.batched for g in plan.groups.values()):
         # Large chunks: each is one parallel kernel launch (with Numba's OpenMP layer a launch can cost
@@ -500,7 +496,7 @@ def _in_process(plan, todo, processes) -> bool:
     if processes is not None:
         return False
     per_point = 1 if plan.spec.disorder is None else plan.spec.disorder.realisations
-    return sum(e - s for _, s, e in todo) * per_point < POOL_MIN_POINTS
+    return sum(e - s for _, s, e in todo) * per_point < config.POOL_MIN_POINTS
 
 
 def _run_pool(plan, todo, finished, n_proc, show):

@@ -16,6 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.csgraph as csgraph
 
+from .. import config
 from .. import parametrized
 from ..errors import ChiralnetError, NoSteadyStateError
 from ..model import Model, State, build_model, graph_state
@@ -30,15 +31,13 @@ from ..solve import batched as K
 from . import disorder as _disorder
 from .spec import QUANTITIES, SweepError, SweepSpec, builder_parameters, resolve_builder
 
-__all__ = ["Plan", "make_plan", "compute_chunk", "BATCH_MAX_CELLS"]
+__all__ = ["Plan", "make_plan", "compute_chunk"]
 
-#: Networks with at most this many cells (zero temperature) go through the batched kernels.
-BATCH_MAX_CELLS = 64
 #: Tolerance and sample points of the check of batched groups (:mod:`chiralnet.parametrized`).
-ASSEMBLY_RTOL = parametrized.ASSEMBLY_RTOL
-VERIFY_RANDOM_POINTS = parametrized.VERIFY_RANDOM_POINTS
+ASSEMBLY_RTOL = config.ASSEMBLY_RTOL
+VERIFY_RANDOM_POINTS = config.VERIFY_RANDOM_POINTS
 #: Default horizon of time_to_90, in units of the slowest decay time of M (the observables' definition).
-T90_HORIZON_DECAYS = charging.HORIZON_DECAYS
+T90_HORIZON_DECAYS = config.T90_HORIZON_DECAYS
 FRACTION = charging.FRACTION
 
 
@@ -148,7 +147,7 @@ def _model_at(plan, multi) -> _Point:
     _, fn = resolve_builder(builder)
     G = _build(fn, kw, plan.locate(multi))
     try:
-        model = build_model(G, sparse=False) if len(cell_nodes(G)) <= BATCH_MAX_CELLS else build_model(G)
+        model = build_model(G, sparse=False) if len(cell_nodes(G)) <= config.BATCH_MAX_CELLS else build_model(G)
         return _Point(model, graph_state(G, model.cells))
     except ChiralnetError as exc:
         raise SweepError(f"{plan.locate(multi)}: {exc}") from None
@@ -222,8 +221,8 @@ def _try_batch(plan, g, origin):
         g.reason = f"no batched kernel for {_unbatched(spec)}"
         return
     m0 = _model_at(plan, origin)
-    if m0.n_cells > BATCH_MAX_CELLS or m0.thermal:
-        g.reason = "thermal" if m0.thermal else f"{m0.n_cells} cells > BATCH_MAX_CELLS"
+    if m0.n_cells > config.BATCH_MAX_CELLS or m0.thermal:
+        g.reason = "thermal" if m0.thermal else f"{m0.n_cells} cells > config.BATCH_MAX_CELLS"
         return
     flt = list(plan.float_axes)
 
@@ -432,7 +431,7 @@ def compute_chunk(plan: Plan, start: int, stop: int) -> dict:
         for i in idx:
             where = plan.locate(multi_all[i])
             model = _model_at(plan, multi_all[i])
-            if stackable and model.n_cells <= BATCH_MAX_CELLS and not model.thermal:
+            if stackable and model.n_cells <= config.BATCH_MAX_CELLS and not model.thermal:
                 sig = (model.n_cells, model.battery.tobytes())
                 small.setdefault(sig, []).append((i, model))
             else:

@@ -18,6 +18,7 @@ from numbers import Integral, Number, Real
 
 import numpy as np
 
+from .. import config
 from .. import builders
 from ..errors import ChiralnetError, SweepError
 from ..observables import QUANTITIES as _REGISTRY
@@ -104,10 +105,6 @@ def _brief(value, width: int = 40) -> str:
     return text if len(text) <= width else text[:width - 3] + "..."
 
 
-#: Largest number of values one range axis may ask for before its array is allocated, and largest
-#: t90_steps (each point steps that many times): above them a sweep file is refused at once.
-MAX_AXIS_VALUES = 10**8
-MAX_T90_STEPS = 10**6
 
 
 def _finite_number(v) -> bool:
@@ -147,8 +144,8 @@ def grid_values(name: str, spec, where: str = "grid") -> np.ndarray | list:
                 raise SweepError(f"{label}: {k} must be a finite number, got {_brief(v)}")
         if isinstance(num, bool) or not isinstance(num, Integral) or num < 1:
             raise SweepError(f"{label}: num must be an integer >= 1, got {_brief(num)}")
-        if num > MAX_AXIS_VALUES:
-            raise SweepError(f"{label}: num = {num} values is more than one axis may have ({MAX_AXIS_VALUES:.0e})")
+        if num > config.SWEEP_MAX_AXIS_VALUES:
+            raise SweepError(f"{label}: num = {num} values is more than one axis may have ({config.SWEEP_MAX_AXIS_VALUES:.0e})")
         if scale == "linear":
             vals = np.linspace(float(start), float(stop), int(num))
         elif scale == "log":
@@ -315,7 +312,7 @@ def make_spec(builder, grid: dict, quantities=("battery_energy",), *, params=Non
     the user passes ``--allow-code``); from Python, callables and ``"module:function"`` are fine.
     Sizes are checked before anything is allocated: the number of grid points against the memory the
     results would take (:func:`chiralnet.memory.sweep_bytes`), each range's ``num`` against
-    :data:`MAX_AXIS_VALUES`, ``t90_steps`` against :data:`MAX_T90_STEPS`, and swept or fixed sizes
+    :data:`config.SWEEP_MAX_AXIS_VALUES`, ``t90_steps`` against :data:`config.SWEEP_MAX_T90_STEPS`, and swept or fixed sizes
     (``n_cells``, ``n_leaves``, ``rows`` x ``cols``) against :func:`chiralnet.memory.check_cells`.
 
     ``disorder`` is a :class:`~chiralnet.sweeps.disorder.Disorder`, or the ``[disorder]`` table of a sweep
@@ -389,8 +386,8 @@ def make_spec(builder, grid: dict, quantities=("battery_energy",), *, params=Non
         raise SweepError(f"{source} [quantities] t90_max must be a finite time > 0, got {_brief(t90_max)}")
     if isinstance(t90_steps, bool) or not isinstance(t90_steps, Integral) or t90_steps < 2:
         raise SweepError(f"{source} [quantities] t90_steps must be an integer >= 2, got {_brief(t90_steps)}")
-    if t90_steps > MAX_T90_STEPS:
-        raise SweepError(f"{source} [quantities] t90_steps = {t90_steps} is more than the limit of {MAX_T90_STEPS:.0e} "
+    if t90_steps > config.SWEEP_MAX_T90_STEPS:
+        raise SweepError(f"{source} [quantities] t90_steps = {t90_steps} is more than the limit of {config.SWEEP_MAX_T90_STEPS:.0e} "
                          "steps per point (the crossing is refined by bisection; a few thousand steps suffice)")
     out = {"csv": True, "netcdf": True, "figure": True}
     for k, v in (output or {}).items():
