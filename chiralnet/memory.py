@@ -11,12 +11,15 @@ machine's physical memory.
 
 from __future__ import annotations
 
+import mmap
 import os
+
+import numpy as np
 
 from . import config
 from .errors import MemoryLimitError
 
-__all__ = ["limit_bytes", "check", "simulation_bytes", "steady_state_bytes", "model_bytes"]
+__all__ = ["limit_bytes", "check", "simulation_bytes", "steady_state_bytes", "model_bytes", "empty"]
 
 _C = 16  # bytes per complex128
 _F = 8   # bytes per float64 / int64
@@ -69,6 +72,29 @@ def check(items: dict, what: str, fixes: str) -> float:
             f"{limit / _GB:.3g} GB ({source}); to fit: {fixes}"
         )
     return total
+
+
+#: Arrays from this size on are mapped by :func:`empty` (bytes).
+MAPPED_MIN_BYTES = 1 << 22
+
+
+def empty(shape, dtype=float) -> np.ndarray:
+    """An uninitialised array like ``np.empty``, for large outputs that are written once.
+
+    From ``MAPPED_MIN_BYTES`` on, the memory is an anonymous mapping of its own instead of NumPy's
+    allocation, which asks the kernel for transparent huge pages (madvise): where the kernel then
+    compacts memory on every first touch (``defrag = madvise``, a common default), writing fresh
+    output cost 5x more (1.0 s against 0.19 s for 214 MB on the reference machine; 0.13 s with the pages
+    populated by the mapping call, MAP_POPULATE, as done here where available). The array owns
+    its mapping and frees it when collected; it behaves, pickles and copies as any ndarray.
+    """
+    dtype = np.dtype(dtype)
+    shape = tuple(int(s) for s in np.atleast_1d(shape)) if not np.isscalar(shape) else (int(shape),)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if nbytes < MAPPED_MIN_BYTES:
+        return np.empty(shape, dtype)
+    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0)  # pages mapped in one call
+    return np.frombuffer(mmap.mmap(-1, nbytes, flags=flags), dtype=dtype).reshape(shape)
 
 
 def model_bytes(n_cells: int, n_entries: int, n_links: int) -> dict:

@@ -14,17 +14,20 @@ from __future__ import annotations
 import types
 
 import numpy as np
+import scipy.sparse as sp
 from numba import prange
 
-from .. import config
+from .. import config, memory
 from .._jit import jit
-from ..errors import SolverError
+from ..errors import NoSteadyStateError, SolverError
+from ..linalg.cascade import cascade_order
 from ..linalg.csr import csr_parts, flush, one_norm, pruned_csr
+from ..linalg.stability import check_stability_arrays
 from ..model import Model, State
 from .base import Method, Trace, distinct_steps
-from .steady import steady_arrays
+from .steady import steady_arrays, steady_covariance
 
-__all__ = ["EXACT_SPARSE", "propagate_vector", "propagate_matrix", "substeps", "decay_rate_bound", "jump_steps"]
+__all__ = ["EXACT_SPARSE", "propagate_vector", "propagate_matrix", "propagate_deviation", "substeps", "decay_rate_bound", "jump_steps"]
 
 # Status codes of the Taylor kernels.
 OK = 0
@@ -436,12 +439,364 @@ def propagate_matrix(M, Q, X0, steps, step_kind, *, out_diag, X_jump=None, jump=
 
 
 
+# ---------------------------------------------------------------------------------------------
+# Thermal traces, one-sided: Nc(t) = Nc_ss + D(t), D' = P D P^H with P = e^{A h}, A = conj(M).
+#
+# D has no forcing, so each output step is two one-sided passes Y = P X^H (X = D, then X = P D), each
+# a Taylor series on column blocks of a few dozen columns: every column is an independent vector
+# propagation, so the whole series of a block runs in cache (the two-sided series streams the N x N
+# matrix once per term), and the one-sided series needs the norm ||A|| instead of 2 ||A||. When A is
+# triangular (a cascade in node order), D = L + L^H with L the triangle of D (half diagonal): the
+# first pass propagates L, whose columns keep their triangular support (half the work), and
+# D' = G + G^H with G = P (P L)^H. Same truncation rule as the other kernels (two successive terms
+# below TAYLOR_TOL of the sum, per block).
+
+
+#: Step the fluctuations one-sidedly (Nc_ss + D) where Nc_ss is cheap and exact; False: always the
+#: two-sided series of Nc itself (kept for comparison and as the path for feedback with noise).
+ONE_SIDED = True
+
+#: Columns per block of the one-sided fluctuation passes (8 planes of N x width floats per block).
+BLOCK_WIDTH = 32
+
+
+@jit
+def _low(indptr, indices):
+    """low[r] = min(r, the first row with an entry in a column >= r): if v is zero above row r, so is
+    M v above row low[r] (the mirror of :func:`_reach`)."""
+    n = indptr.shape[0] - 1
+    low = np.arange(n)
+    for i in range(n):
+        for p in range(indptr[i], indptr[i + 1]):
+            if i < low[indices[p]]:
+                low[indices[p]] = i
+    for c in range(n - 2, -1, -1):
+        low[c] = min(low[c], low[c + 1])
+    return low
+
+
+@jit
+def _clear(br, bi, dirty, lo, hi):
+    """Zero rows of the planes (br, bi) that were written ([dirty[0], dirty[1])) outside [lo, hi)."""
+    for i in range(dirty[0], min(dirty[1], lo)):
+        for c in range(br.shape[1]):
+            br[i, c] = 0.0
+            bi[i, c] = 0.0
+    for i in range(max(dirty[0], hi), dirty[1]):
+        for c in range(br.shape[1]):
+            br[i, c] = 0.0
+            bi[i, c] = 0.0
+    dirty[0] = lo
+    dirty[1] = hi
+
+
+@jit
+def _column_block(indptr, indices, dr, di, reach, low, X, Y, j0, wc, tri, h, n_sub, tol, max_terms, factor, buf,
+                  dirty):
+    """Y[:, j0:j0+wc] = factor e^{A h} V with V = (X^H)[:, j0:j0+wc] (``tri`` = 0), or V = the lower (1) / upper (-1)
+    triangle of X^H with half its diagonal. ``buf`` (8, N, w) float planes (x, acc, two terms; real and
+    imaginary apart, so the inner loops over the w columns vectorize), zero outside the rows ``dirty``
+    (4, 2) records. Returns (status, Taylor terms)."""
+    n = X.shape[0]
+    w = buf.shape[2]
+    xr, xi, ar, ai = buf[0], buf[1], buf[2], buf[3]
+    lanes = np.empty(w)
+    lo = 0
+    hi = n
+    if tri == 1:
+        lo = j0
+    elif tri == -1:
+        hi = min(n, j0 + wc)
+    for i in range(n):  # x = V (its rows outside [lo, hi) are zero), padded with zero columns
+        for c in range(w):
+            j = j0 + c
+            if c >= wc or (tri == 1 and i < j) or (tri == -1 and i > j):
+                xr[i, c] = 0.0
+                xi[i, c] = 0.0
+            elif i == j and tri != 0:
+                xr[i, c] = 0.5 * X[j, i].real
+                xi[i, c] = 0.0
+            else:
+                z = X[j, i]
+                xr[i, c] = z.real
+                xi[i, c] = -z.imag
+    terms = 0
+    hs = h / n_sub
+    for _ in range(n_sub):
+        while lo < hi and _zero_row(xr, xi, lo):
+            lo += 1
+        while hi > lo and _zero_row(xr, xi, hi - 1):
+            hi -= 1
+        if lo >= hi:
+            break  # a zero block stays zero
+        _clear(ar, ai, dirty[1], lo, hi)
+        norm_x = 0.0
+        for i in range(lo, hi):
+            for c in range(w):
+                ar[i, c] = xr[i, c]
+                ai[i, c] = xi[i, c]
+                norm_x += abs(xr[i, c]) + abs(xi[i, c])
+        sr, si = xr, xi
+        prev2 = norm_x
+        prev = 0.0
+        bound = norm_x  # >= ||acc|| (triangle inequality): ||acc|| is summed only when it can pass
+        converged = False
+        m = 1
+        while not converged and m <= max_terms:
+            slot = 2 if m % 2 == 1 else 3
+            tr, ti = buf[2 * slot], buf[2 * slot + 1]
+            lo = low[lo]
+            hi = reach[hi - 1]
+            _clear(tr, ti, dirty[slot], lo, hi)
+            scale = hs / m
+            for c in range(w):
+                lanes[c] = 0.0  # per-column partial sums: the loops over c vectorise
+            for i in range(lo, hi):
+                for c in range(w):
+                    tr[i, c] = 0.0
+                    ti[i, c] = 0.0
+                for p in range(indptr[i], indptr[i + 1]):
+                    pr = dr[p] * scale
+                    pi = di[p] * scale
+                    k = indices[p]
+                    for c in range(w):
+                        tr[i, c] += pr * sr[k, c] - pi * si[k, c]
+                        ti[i, c] += pr * si[k, c] + pi * sr[k, c]
+                for c in range(w):
+                    ar[i, c] += tr[i, c]
+                    ai[i, c] += ti[i, c]
+                    lanes[c] += abs(tr[i, c]) + abs(ti[i, c])
+            s_out = lanes.sum()
+            dirty[1, 0] = min(dirty[1, 0], lo)
+            dirty[1, 1] = max(dirty[1, 1], hi)
+            terms += 1
+            if m > 1:
+                prev2 = prev
+            prev = s_out
+            bound += s_out
+            if prev + prev2 <= tol * bound:
+                for c in range(w):
+                    lanes[c] = 0.0
+                for i in range(lo, hi):
+                    for c in range(w):
+                        lanes[c] += abs(ar[i, c]) + abs(ai[i, c])
+                total = lanes.sum()
+                converged = prev + prev2 <= tol * total
+            sr, si = tr, ti
+            m += 1
+        if not np.isfinite(bound):
+            return NOT_FINITE, terms
+        if not converged:
+            return NO_CONVERGENCE, terms
+        for i in range(lo, hi):
+            for c in range(w):
+                a = ar[i, c]
+                b = ai[i, c]
+                xr[i, c] = a if abs(a) >= 2.2250738585072014e-308 else 0.0  # flush, as the other kernels
+                xi[i, c] = b if abs(b) >= 2.2250738585072014e-308 else 0.0
+    for i in range(n):
+        for c in range(wc):
+            Y[i, j0 + c] = factor * complex(xr[i, c], xi[i, c])
+    return OK, terms
+
+
+@jit
+def _zero_row(xr, xi, i):
+    for c in range(xr.shape[1]):
+        if xr[i, c] != 0.0 or xi[i, c] != 0.0:
+            return False
+    return True
+
+
+def _columns_pass(indptr, indices, dr, di, reach, low, X, Y, tri, h, n_sub, tol, max_terms, factor, width, n_chunks,
+                  stats):
+    """Y = factor e^{A h} V, V = X^H or its triangle (``tri``), column block by column block; ``n_chunks``
+    contiguous runs of blocks (one per thread when compiled parallel). Returns a status."""
+    n = X.shape[0]
+    n_blocks = (n + width - 1) // width
+    status = np.zeros(n_chunks, np.int64)
+    terms = np.zeros(n_chunks, np.int64)
+    for t in prange(n_chunks):
+        buf = np.zeros((8, n, width))
+        dirty = np.zeros((4, 2), np.int64)
+        for b in range(t * n_blocks // n_chunks, (t + 1) * n_blocks // n_chunks):
+            j0 = b * width
+            st, te = _column_block(indptr, indices, dr, di, reach, low, X, Y, j0, min(width, n - j0), tri, h,
+                                   n_sub, tol, max_terms, factor, buf, dirty)
+            terms[t] += te * min(width, n - j0)
+            if st != OK:
+                status[t] = st
+                break
+    stats[0] += terms.sum()
+    return status.max()
+
+
+_columns_pass_serial = jit(_columns_pass)
+
+
+_columns_pass_parallel = jit(parallel=True)(_renamed(_columns_pass, "_parallel"))
+
+
+@jit
+def _hermitian_sum(G, D):
+    """D = G + G^H, in tiles (the transposed reads stay in cache)."""
+    n = G.shape[0]
+    tile = 64
+    for i0 in range(0, n, tile):
+        for j0 in range(0, i0 + 1, tile):
+            for i in range(i0, min(n, i0 + tile)):
+                for j in range(j0, min(i + 1, j0 + tile)):
+                    z = G[i, j] + np.conj(G[j, i])
+                    D[i, j] = z
+                    D[j, i] = np.conj(z)
+    for i in range(n):
+        D[i, i] = D[i, i].real
+
+
+@jit
+def _write_outputs(D, X_ss, k, out_diag, block_idx, out_block):
+    """out_diag[k] = Re diag(X_ss + D), out_block[k] = (X_ss + D)[block_idx, block_idx]."""
+    for i in range(D.shape[0]):
+        out_diag[k, i] = X_ss[i, i].real + D[i, i].real
+    nb = block_idx.shape[0]
+    if nb == 0:
+        return
+    b0 = block_idx[0]
+    contiguous = True
+    for u in range(nb):
+        contiguous = contiguous and block_idx[u] == b0 + u
+    if contiguous:  # rows of slices (vectorised)
+        for u in range(nb):
+            xs = X_ss[b0 + u, b0:b0 + nb]
+            ds = D[b0 + u, b0:b0 + nb]
+            ob = out_block[k, u]
+            for v in range(nb):
+                ob[v] = xs[v] + ds[v]
+        return
+    for u in range(nb):
+        for v in range(nb):
+            out_block[k, u, v] = X_ss[block_idx[u], block_idx[v]] + D[block_idx[u], block_idx[v]]
+
+
+def shifted(A):
+    """(A - mu I as CSR without zeros, mu): e^{A h} = e^{mu h} e^{(A - mu I) h} (Al-Mohy and Higham's shift).
+
+    mu is the diagonal value most cells share when at least half do (a uniform network: those diagonal
+    entries vanish, the Taylor terms cost fewer products, and the 1-norm is smaller), else the mean
+    diagonal (trace / N) when it lowers the 1-norm, else 0."""
+    A = sp.csr_array(A)
+    n = A.shape[0]
+    if n == 0:
+        return A, 0j
+    d = A.diagonal()
+    values, counts = np.unique(d, return_counts=True)
+    mu = complex(values[counts.argmax()]) if 2 * counts.max() >= n else complex(d.mean())
+    if mu == 0:
+        return A, 0j
+    B = sp.csr_array(A - mu * sp.identity(n, dtype=complex, format="csr"))
+    B.eliminate_zeros()
+    if 2 * counts.max() < n and one_norm(B) >= one_norm(A):
+        return A, 0j
+    return B, mu
+
+
+def _triangle(indptr, indices) -> int:
+    """1 if every entry is on or below the diagonal, -1 if on or above, else 0."""
+    row = np.repeat(np.arange(indptr.size - 1), np.diff(indptr))
+    if (indices <= row).all():
+        return 1
+    if (indices >= row).all():
+        return -1
+    return 0
+
+
+def propagate_deviation(M, X_ss, D0, steps, step_kind, *, out_diag, jump=None, parallel=None, block_idx=None,
+                        out_block=None, width=None):
+    """Exact fluctuation matrix of a network with a steady state: Nc_k = Nc_ss + P_k D_{k-1} P_k^H,
+    P_k = e^{conj(M) h_k}, D_{-1} = D0 = Nc0 - Nc_ss, by one-sided Taylor passes on column blocks.
+
+    Parameters
+    ----------
+    M : sparse or ndarray (N, N) complex
+    X_ss : ndarray (N, N) complex
+        Nc_ss (conj(M) X + X M^T = -Q), or zeros when there is no noise (then D = Nc, any M).
+    D0 : ndarray (N, N) complex Hermitian
+        Nc at t = 0 minus X_ss.
+    steps, step_kind, out_diag, jump, block_idx, out_block
+        As in :func:`propagate_matrix` (a jump lands on Nc_ss).
+    width : int, optional
+        Columns per block (default :data:`BLOCK_WIDTH`).
+
+    Returns
+    -------
+    (Nc at the last output time (N, N) complex, dict of counters)
+    """
+    A, mu = shifted(pruned_csr(M).conj())  # e^{A h} = e^{mu h} e^{(A - mu) h}
+    indptr, indices, data = csr_parts(A)
+    n = indptr.size - 1
+    if parallel is None:
+        parallel = n >= config.PARALLEL_MIN_CELLS_THERMAL
+    width = int(width or BLOCK_WIDTH)
+    steps = np.asarray(steps, float)
+    n_sub = _bounded_substeps(substeps(one_norm(A), steps, jump), step_kind, "the fluctuations")
+    tri = _triangle(indptr, indices)
+    reach, low = _reach(indptr, indices), _low(indptr, indices)
+    dr, di = np.ascontiguousarray(data.real), np.ascontiguousarray(data.imag)
+    n_chunks = 1
+    if parallel:
+        import numba
+
+        n_chunks = max(1, min(numba.get_num_threads(), n // width))
+    run = _columns_pass_parallel if parallel else _columns_pass_serial
+    if block_idx is None:
+        block_idx = np.zeros(0, np.int64)
+        out_block = np.zeros((len(step_kind), 0, 0), complex)
+    block_idx = np.asarray(block_idx, np.int64)
+    X_ss = np.ascontiguousarray(X_ss, dtype=complex)
+    D = np.array(D0, dtype=complex, order="C")
+    W = np.empty_like(D)
+    stats = np.zeros(1, np.int64)
+    tol, max_terms = config.TAYLOR_TOL, config.TAYLOR_MAX_TERMS
+    for k, s in enumerate(np.asarray(step_kind, np.int64)):
+        if n_sub[s] < 0:  # below machine precision: the steady state
+            D[:] = 0.0
+        elif steps[s] > 0.0:
+            factor = np.exp(mu * steps[s])
+            status = run(indptr, indices, dr, di, reach, low, D, W, tri, steps[s], n_sub[s], tol, max_terms, factor,
+                         width, n_chunks, stats)  # W = P L (or P D)
+            if status == OK:  # D = P W^H: P D P^H, or G with P D P^H = G + G^H
+                status = run(indptr, indices, dr, di, reach, low, W, D, 0, steps[s], n_sub[s], tol, max_terms, factor,
+                             width, n_chunks, stats)
+            if status == OK and tri != 0:
+                _hermitian_sum(D, D)
+            _check_status(status, k)
+        _write_outputs(D, X_ss, k, out_diag, block_idx, out_block)
+    Nc = X_ss + D
+    Nc = 0.5 * (Nc + Nc.conj().T)
+    return Nc, {"matrix_terms": int(stats[0]) // max(n, 1), "fluctuation_stepping": "one-sided"}
+
+
+def _steady_fluctuations(model: Model):
+    """Nc_ss when it is cheap and exact (no noise: zero, for any M; a stable cascade: the triangular
+    Lyapunov recursion, O(N nnz)), else None (feedback with noise: the dense solve would cost N^3)."""
+    if model.Q is None:
+        return np.zeros((model.n_cells,) * 2, complex)
+    order = cascade_order(model.M)
+    if order is None:
+        return None
+    try:
+        check_stability_arrays(model.M, model.cells, order)
+    except NoSteadyStateError:
+        return None
+    return steady_covariance(model, order)[0]
+
+
 def _run(model: Model, state0: State, times, options) -> Trace:
     dts, kind = options.get("grid") or distinct_steps(times)
     T, n = times.size, model.n_cells
     store = options.get("store_amplitudes", True)
-    alpha = np.empty((T, n) if store else (0, n), complex)
-    energies = np.empty((T, n))
+    alpha = memory.empty((T, n) if store else (0, n), complex)
+    energies = memory.empty((T, n))
     alpha_end = np.empty(n, complex)
     thermal = model.thermal or state0.Nc is not None
     jump = jump_steps(model.M, dts)
@@ -450,11 +805,16 @@ def _run(model: Model, state0: State, times, options) -> Trace:
                              out_x=alpha, out_energy=energies, out_last=alpha_end, x_jump=steady[0], jump=jump)
     Nc = block = None
     if thermal:
-        fluct = np.empty((T, n))
+        fluct = memory.empty((T, n))
         idx = options.get("block", np.flatnonzero(model.battery)).astype(np.int64)
-        block = np.empty((T, idx.size, idx.size), complex)
-        Nc, more = propagate_matrix(model.M, model.dense_Q(), state0.dense_Nc(), dts, kind, out_diag=fluct,
-                                    X_jump=steady[1], jump=jump, block_idx=idx, out_block=block)
+        block = memory.empty((T, idx.size, idx.size), complex)
+        X_ss = _steady_fluctuations(model) if ONE_SIDED else None
+        if X_ss is not None:  # Nc = Nc_ss + D, D stepped one-sidedly (no forcing)
+            Nc, more = propagate_deviation(model.M, X_ss, state0.dense_Nc() - X_ss, dts, kind, out_diag=fluct,
+                                           jump=jump, block_idx=idx, out_block=block)
+        else:  # feedback and noise: the steady state would cost a dense Lyapunov solve; step Nc itself
+            Nc, more = propagate_matrix(model.M, model.dense_Q(), state0.dense_Nc(), dts, kind, out_diag=fluct,
+                                        X_jump=steady[1], jump=jump, block_idx=idx, out_block=block)
         energies += model.omega * fluct
         stats.update(more)
     else:
