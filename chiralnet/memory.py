@@ -107,7 +107,7 @@ def model_bytes(n_cells: int, n_entries: int, n_links: int) -> dict:
 
 
 def simulation_bytes(n_cells: int, n_times: int, *, method: str, thermal: bool, store_amplitudes: bool = True,
-                     nnz: int | None = None, n_steps: int = 1) -> dict:
+                     nnz: int | None = None, n_steps: int = 1, n_kept: int | None = None) -> dict:
     """Estimated allocations of :func:`chiralnet.simulate` by name, in bytes.
 
     Parameters
@@ -124,11 +124,22 @@ def simulation_bytes(n_cells: int, n_times: int, *, method: str, thermal: bool, 
         Nonzeros of M (default N^2).
     n_steps : int
         Distinct step lengths (dense propagators of ``"exact"``).
+    n_kept : int, optional
+        Cells whose per-cell arrays are kept (``simulate(..., cells=...)``; default all).
+
+    "exact-sparse" keeps the amplitudes or the energies of the kept cells (energies are derived from
+    the amplitudes on access); the other methods compute every cell's amplitudes and energies.
     """
     n, t = int(n_cells), int(n_times)
+    k = n if n_kept is None else int(n_kept)
     nnz = n * n if nnz is None else int(nnz)
-    items = {"energies (T x N)": t * n * _F}
-    if store_amplitudes or method != "exact-sparse":  # "exact" and rk45 compute them either way
+    items = {}
+    if method == "exact-sparse":
+        items["amplitudes (T x N complex)" if store_amplitudes else "energies (T x N)"] = \
+            t * k * (_C if store_amplitudes else _F)
+        items["totals (T x 2)"] = 2 * t * _F
+    else:
+        items["energies (T x N)"] = t * n * _F
         items["amplitudes (T x N complex)"] = t * n * _C
     if thermal:
         items["fluctuations (T x N)"] = t * n * _F

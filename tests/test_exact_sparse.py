@@ -266,3 +266,64 @@ def test_one_sided_lands_on_the_steady_state_and_falls_back_with_feedback_and_no
     assert B.nnz < sp.csr_array(A).nnz and mu.real < 0
     h = 7.0
     assert np.allclose(np.exp(mu * h) * la.expm(B.toarray() * h), la.expm(A.toarray() * h), rtol=0, atol=1e-15)
+
+
+# --- simulate(..., cells=...): per-cell arrays of the chosen cells, totals over every cell
+
+@pytest.mark.parametrize("method", ["exact", "exact-sparse", "rk45"])
+@pytest.mark.parametrize("thermal", [False, True])
+def test_cells_keeps_the_chosen_columns_and_whole_totals(method, thermal):
+    model = chain_model(9, n_th=0.3 if thermal else 0.0, sparse=method == "exact-sparse")
+    start = _random_state(model, 7) if thermal else cn.State(model.cells, np.full(9, 0.2 + 0.1j))
+    full = cn.simulate(model, TIMES[:8], method=method, state0=start)
+    pick = [7, 2, 0]
+    part = cn.simulate(model, TIMES[:8], method=method, state0=start, cells=pick)
+    assert part.cells == (7, 2, 0) and part.energies.shape == (8, 3)
+    assert np.array_equal(part.amplitudes, full.amplitudes[:, pick])
+    assert np.array_equal(part.energies, full.energies[:, pick])
+    assert np.array_equal(part.fluctuations, np.asarray(full.fluctuations)[:, pick])
+    assert np.array_equal(part.battery, model.battery[pick])
+    assert rel(part.total_energy, full.total_energy) <= 1e-14
+    assert rel(part.battery_energy, full.battery_energy) <= 1e-14
+    assert np.array_equal(part.final_state.alpha, full.final_state.alpha)  # the whole state, to continue
+    if thermal:  # the battery block of the kept battery cells (7, 2), in their order
+        assert np.array_equal(part.battery_fluctuations, full.battery_fluctuations[:, [6, 1]][:, :, [6, 1]])
+    assert rel(part.energy(2), full.energy(2)) == 0.0
+
+
+def test_cells_rejects_unknown_or_repeated_cells():
+    for bad in ([99], [1, 1], [], "0"):
+        with pytest.raises(cn.ChiralnetError):
+            cn.simulate(chain_model(5), TIMES[:3], cells=bad)
+
+
+def test_energies_are_derived_from_kept_amplitudes_not_stored_twice():
+    """A default exact-sparse run keeps the amplitudes only; energies appear on first access, with the
+    kernel's arithmetic (the same bits as a run that stores energies only)."""
+    model = chain_model(400)
+    start = cn.State(model.cells, np.full(400, 0.1 + 0.05j))
+    res = cn.simulate(model, TIMES, state0=start)
+    assert res.__dict__.get("_energies") is None and res.amplitudes is not None
+    assert res.energy_totals.shape == (TIMES.size, 2)
+    lean = cn.simulate(model, TIMES, state0=start, store_amplitudes=False)
+    assert np.array_equal(res.energies, lean.energies) and res.__dict__["_energies"] is res.energies
+    assert rel(res.total_energy, res.energies.sum(axis=1)) <= 1e-14
+    thermal = chain_model(30, n_th=0.2)
+    a = cn.simulate(thermal, TIMES[:6], method="exact-sparse")
+    b = cn.simulate(thermal, TIMES[:6], method="exact-sparse", store_amplitudes=False)
+    assert np.array_equal(a.energies, b.energies)
+
+
+@pytest.mark.parametrize("shift", [False, True])
+def test_amplitude_series_with_and_without_the_diagonal_shift(shift, monkeypatch):
+    """e^{M h} = e^{mu h} e^{(M - mu) h} with the forcing carried by the augmented component: the
+    driven chain and a state nonzero everywhere, against the dense exact method."""
+    from chiralnet.solve import exact_sparse
+
+    monkeypatch.setattr(exact_sparse, "SHIFT_VECTOR", shift)
+    model = chain_model(40, kappa=0.01, sparse=True)
+    for start in (None, cn.State(model.cells, np.linspace(0.3, -0.2j, 40))):
+        for times in (TIMES, UNEVEN):
+            ref = cn.simulate(model, times, method="exact", state0=start)
+            res = cn.simulate(model, times, method="exact-sparse", state0=start)
+            assert rel(res.amplitudes, ref.amplitudes) <= PATHS_AGREE

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
 from .. import config, memory
 from ..errors import ChiralnetError, SolverError
 from ..model import Model, State
-from ..results import SimulationResult
+from ..results import SimulationResult, cell_columns, simulation_result
 from .base import check_times, distinct_steps, model_and_state
 from .exact import EXACT, exact_fits
 from .exact_sparse import EXACT_SPARSE, jump_steps, substeps
@@ -44,13 +42,13 @@ def _choose_method(model: Model, thermal: bool, times, grid) -> str:
     return "exact"
 
 
-def _check_memory(model: Model, thermal: bool, times, grid, method: str, store: bool) -> None:
+def _check_memory(model: Model, thermal: bool, times, grid, method: str, store: bool, n_kept=None) -> None:
     items = memory.simulation_bytes(model.n_cells, times.size, method=method, thermal=thermal,
                                     store_amplitudes=store, nnz=_nnz(model) if model.is_sparse else None,
-                                    n_steps=grid[0].size if method == "exact" else 1)
+                                    n_steps=grid[0].size if method == "exact" else 1, n_kept=n_kept)
     fixes = "fewer output times or fewer cells"
     if store and method == "exact-sparse":  # the other methods compute the amplitudes either way
-        fixes += ", or store_amplitudes=False (energies only)"
+        fixes += ", or store_amplitudes=False (energies only), or cells=[...] (keep a few cells; totals stay whole)"
     if thermal:
         fixes += ", or zero-temperature baths and initial state (no N x N fluctuation matrix)"
     memory.check(items, f"simulate ({model.n_cells} cells, {times.size} output times, method {method!r})", fixes)
@@ -67,7 +65,7 @@ def _check_number(name, value):
 
 def simulate(G_or_model, times, *, state0: State | None = None, method: str = "auto", rtol: float | None = None,
              atol: float | None = None, max_steps: int | None = None,
-             store_amplitudes: bool = True) -> SimulationResult:
+             store_amplitudes: bool = True, cells=None) -> SimulationResult:
     """Integrate the moment equations and return energies (and amplitudes) at ``times``.
 
     Parameters
@@ -94,6 +92,10 @@ def simulate(G_or_model, times, *, state0: State | None = None, method: str = "a
     store_amplitudes : bool
         Keep the (T, N) complex amplitudes (16 bytes per entry); False keeps energies only
         (``result.amplitudes`` is None), for the largest runs.
+    cells : sequence of cell names, optional
+        Keep the per-cell arrays (energies, amplitudes, fluctuations) of these cells only, in this
+        order (``result.cells``); ``total_energy`` and ``battery_energy`` still sum over every cell
+        of the network, and ``final_state`` holds all of them. Default: every cell.
 
     Returns
     -------
@@ -132,24 +134,16 @@ def simulate(G_or_model, times, *, state0: State | None = None, method: str = "a
         raise SolverError(f"state0 must be a chiralnet.State (e.g. result.final_state), got {type(state0).__name__}")
     rel = t - start if start else t
     grid = distinct_steps(rel)
+    columns = cell_columns(model.cells, cells)  # None: all cells
     thermal = model.thermal or state.Nc is not None
     if method == "auto":
         method = _choose_method(model, thermal, rel, grid)
     store = bool(store_amplitudes)
-    _check_memory(model, thermal, rel, grid, method, store)
+    _check_memory(model, thermal, rel, grid, method, store, None if columns is None else columns.size)
     m = METHODS[method]
-    options = {"grid": grid, "store_amplitudes": store, **{k: v for k, v in given.items() if k in m.options}}
+    options = {"grid": grid, "store_amplitudes": store, "cells": columns,
+               **{k: v for k, v in given.items() if k in m.options}}
+    if columns is not None:  # the battery block of the kept battery cells, in their order
+        options["block"] = columns[model.battery[columns]]
     trace = m.run(model, state, rel, options)
-    bad = ~np.isfinite(trace.energies)
-    if bad.any():
-        k, i = np.argwhere(bad)[0]
-        raise SolverError(
-            f"energy of cell {model.cells[i]!r} is not finite at t = {t[k]}; the network is unstable "
-            "or its rates overflow (see chiralnet.check_stability)"
-        )
-    final = dataclasses.replace(trace.final_state, time=float(t[-1]))
-    return SimulationResult(times=t, cells=model.cells, energies=trace.energies,
-                            amplitudes=trace.amplitudes if store else None, fluctuations=trace.fluctuations,
-                            battery=model.battery, method=method, stats=trace.stats, final_state=final,
-                            battery_fluctuations=trace.battery_block, omega=model.omega, drive=model.drive,
-                            drive_frequency=model.drive_frequency)
+    return simulation_result(trace, model, t, method, store, columns)
