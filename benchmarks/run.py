@@ -17,6 +17,10 @@ Sections
 4. cost against N (10^3 ... 10^6) with fitted exponents; a 100,000-cell 2D lattice; thermal runs
    at 2,000 cells; threads (prange) against serial kernels.
 5. cold start: compile (empty Numba cache), load from cache (new process), warm.
+6. issue 13 cases, each in a fresh process (a new user's first call, Numba cache populated) and warm,
+   against its baseline in the same process: a thermal 800-cell chain against dense SciPy stepping,
+   100,000-cell chains (driven from vacuum, default and ``cells=[last]``; discharging from a state
+   nonzero on every cell) against solve_ivp.
 """
 
 from __future__ import annotations
@@ -276,6 +280,84 @@ def bench_qutip(quick):
 
 
 # ---------------------------------------------------------------------------------------------
+# 6. issue 13: large outputs and thermal traces, each in a fresh process (as a new user runs it) and warm
+
+_FRESH = r"""
+import json, sys, time, numpy as np
+import scipy.integrate as si, scipy.linalg as la
+import chiralnet as cn
+from chiralnet import arrays as S, config
+from chiralnet.solve.steady import steady_covariance
+case = sys.argv[1]
+def tm(f):
+    t = time.perf_counter(); out = f(); return time.perf_counter() - t, out
+if case.startswith("thermal"):
+    n = 800
+    model = S.chain_model(n, n_th=0.2, sparse=True)
+    times = np.linspace(0.0, 300.0, 21)
+    def ours():
+        return cn.simulate(model, times).fluctuations
+    def base():  # dense SciPy stepping: expm once, then Nc <- Phi Nc Phi^H + W per output step
+        A = np.conj(model.dense_M())
+        Phi = la.expm(A * (times[1] - times[0]))
+        X = steady_covariance(model, np.arange(n))[0]
+        W = X - Phi @ X @ Phi.conj().T
+        Nc = np.zeros((n, n), complex)
+        out = [Nc.diagonal().real.copy()]
+        for _ in range(1, times.size):
+            Nc = Phi @ Nc @ Phi.conj().T + W
+            out.append(Nc.diagonal().real.copy())
+        return np.array(out)
+    base_warm = True
+else:
+    n = 100_000
+    model = S.chain_model(n, sparse=True)
+    times = np.linspace(0.0, 3000.0, 1000)
+    start = None if case == "driven" or case == "driven-cells" else cn.State(model.cells, np.full(n, 0.1 + 0j))
+    cells = [n - 1] if case == "driven-cells" else None
+    def ours():
+        r = cn.simulate(model, times, state0=start, cells=cells)
+        return r.battery_energy
+    def base():
+        alpha0 = np.zeros(n, complex) if start is None else start.alpha
+        M, b = model.M.tocsr(), model.forcing
+        sol = si.solve_ivp(lambda t, y: M @ y + b, (0.0, times[-1]), alpha0, t_eval=times, rtol=config.RTOL,
+                           atol=config.ATOL)
+        e = model.omega[:, None] * (sol.y.real ** 2 + sol.y.imag ** 2)
+        return e[model.battery].sum(axis=0)
+    base_warm = False  # solve_ivp takes tens of seconds here: measured once, its fresh time used for both
+t_ours, a = tm(ours)
+t_base, b = tm(base)
+err = float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
+del a
+w_ours = min(tm(ours)[0] for _ in range(2))
+w_base = min(tm(base)[0] for _ in range(2)) if base_warm else t_base
+print(json.dumps(dict(ours=t_ours, base=t_base, ours_warm=w_ours, base_warm=w_base, err=err)))
+"""
+
+FRESH_CASES = {
+    "thermal": ("thermal chain 800 cells, 21 times, default simulate", "dense SciPy stepping (expm, Phi Nc Phi^H + W)",
+                10),
+    "driven": ("chain 100000 cells from vacuum, 1000 times, default simulate", "solve_ivp", 3),
+    "driven-cells": ("chain 100000 cells from vacuum, 1000 times, cells=[last]", "solve_ivp", 3),
+    "full": ("chain 100000 cells, alpha0 = 0.1 on every cell, 1000 times, default simulate", "solve_ivp", 3),
+}
+
+
+def bench_fresh(quick):
+    print("\n6. fresh process (first call, Numba cache populated) and warm, against baselines in the same process",
+          flush=True)
+    env = dict(os.environ, PYTHONPATH=str(HERE.parent))
+    for key, (case, baseline, target) in FRESH_CASES.items():
+        if quick and key != "thermal":
+            continue
+        res = subprocess.run([sys.executable, "-c", _FRESH, key], env=env, capture_output=True, text=True, check=True)
+        r = json.loads(res.stdout.strip().splitlines()[-1])
+        record("fresh", case + " (fresh process)", r["ours"], r["base"], baseline, target, agreement=r["err"])
+        record("fresh", case + " (warm)", r["ours_warm"], r["base_warm"], baseline, target)
+
+
+# ---------------------------------------------------------------------------------------------
 # 5. cold start
 
 _COLD = r"""
@@ -361,6 +443,7 @@ def main(argv=None):
     cost = bench_cost_vs_n(args.quick)
     bench_large(args.quick)
     bench_threads(args.quick)
+    bench_fresh(args.quick)
     exps = {"steady state": fit_exponent(steady), "simulate per output time": fit_exponent(cost)}
     print("\nfitted exponents (time ~ N^p; N >= 1e4 / all N):")
     for k, (p_big, p_all) in exps.items():

@@ -126,3 +126,14 @@ DISORDER_CHUNK_REALISATIONS_SINGLE = 512
 
 #: A "normal" disorder whose expected number of factors <= 0 over the whole sweep reaches this is refused.
 DISORDER_MAX_EXPECTED_NONPOSITIVE = 1e-3
+
+#: Shift the amplitude series by the common diagonal (:func:`shifted`)? Off: on a smooth state the
+#: unshifted terms are smaller (M acts as a difference operator), and the two measured the same at 10^5 cells.
+TAYLOR_SHIFT_VECTOR = False
+
+#: Step the fluctuations one-sidedly (Nc_ss + D) where Nc_ss is cheap and exact; False: always the
+#: two-sided series of Nc itself (kept for comparison and as the path for feedback with noise).
+FLUCTUATION_ONE_SIDED = True
+
+#: Columns per block of the one-sided fluctuation passes (8 planes of N x width floats per block).
+FLUCTUATION_BLOCK_WIDTH = 32

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._jit import jit
 from .errors import ChiralnetError
 from .model import State
 
@@ -22,6 +23,42 @@ class _CellLookup:
             raise ChiralnetError(f"cell {cell!r} is not in this result; cells are {list(self.cells)[:10]}") from None
 
 
+@jit
+def _energies_of(a, omega, f, thermal, out):
+    """out = omega |a|^2 (+ omega f): one pass, no temporaries, the kernels' arithmetic."""
+    for k in range(a.shape[0]):
+        for i in range(a.shape[1]):
+            z = a[k, i]
+            e = omega[i] * (z.real * z.real + z.imag * z.imag)
+            if thermal:
+                e += omega[i] * f[k, i]
+            out[k, i] = e
+
+
+class _DerivedEnergies:
+    """The ``energies`` field of :class:`SimulationResult`: stored when given, else derived on first access
+    from the amplitudes and fluctuations, E = omega (|alpha|^2 + Nc_ii) (the kernels' arithmetic, so the
+    same bits), and kept. A run that keeps its amplitudes then does not hold the energies twice."""
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:
+            raise AttributeError("energies")  # a required dataclass field, no default
+        value = obj.__dict__.get("_energies")
+        if value is None:
+            from . import memory
+
+            a = obj.amplitudes
+            f = np.asarray(obj.fluctuations)
+            thermal = any(f.strides)  # not the broadcast zeros of a coherent state
+            value = memory.empty(a.shape)
+            _energies_of(a, np.asarray(obj.omega, float), f if thermal else np.zeros((1, 1)), thermal, value)
+            obj.__dict__["_energies"] = value
+        return value
+
+    def __set__(self, obj, value):
+        obj.__dict__["_energies"] = value
+
+
 @dataclass(frozen=True, eq=False)
 class SimulationResult(_CellLookup):
     """Energies over time, from :func:`chiralnet.simulate`.
@@ -31,9 +68,11 @@ class SimulationResult(_CellLookup):
     times : ndarray (T,)
         Output times (1/omega).
     cells : tuple, length N
-        Node order of every per-cell axis.
+        Node order of every per-cell axis: the network's cells, or those chosen with
+        ``simulate(..., cells=...)`` (then every per-cell array below has only their columns).
     energies : ndarray (T, N)
-        Stored energy E_i = omega_i (|alpha_i|^2 + Nc_ii), units of omega.
+        Stored energy E_i = omega_i (|alpha_i|^2 + Nc_ii), units of omega. When the amplitudes are kept
+        it is derived from them on first access (and then kept), not stored twice.
     amplitudes : ndarray (T, N) complex or None
         Mean amplitudes alpha_i in the frame rotating at the drive frequency
         (None after ``simulate(..., store_amplitudes=False)``).
@@ -70,11 +109,14 @@ class SimulationResult(_CellLookup):
         Energy of every cell at the end of each phase (NaN for phases after the last output time).
     phase_states : tuple of State or None
         The state at the end of each phase (None after the last output time).
+    energy_totals : ndarray (T, 2) or None
+        Total energy of all cells and of all battery cells at each time, summed in the kernel (what
+        ``total_energy`` and ``battery_energy`` return; None: they are summed from ``energies``).
     """
 
     times: np.ndarray
     cells: tuple
-    energies: np.ndarray
+    energies: np.ndarray | None = _DerivedEnergies()
     amplitudes: np.ndarray | None
     fluctuations: np.ndarray
     battery: np.ndarray
@@ -90,10 +132,14 @@ class SimulationResult(_CellLookup):
     phase_names: tuple | None = None
     phase_energies: np.ndarray | None = None
     phase_states: tuple | None = None
+    energy_totals: np.ndarray | None = None
 
     @property
     def total_energy(self) -> np.ndarray:
-        """Sum of every cell's energy, shape (T,)."""
+        """Sum of every cell's energy, shape (T,): over all cells of the network, also after
+        ``simulate(..., cells=...)``."""
+        if self.energy_totals is not None:
+            return self.energy_totals[:, 0]
         return self.energies.sum(axis=1)
 
     @property
@@ -103,7 +149,10 @@ class SimulationResult(_CellLookup):
 
     @property
     def battery_energy(self) -> np.ndarray:
-        """Sum over the battery cells, shape (T,)."""
+        """Sum over the battery cells, shape (T,): over all battery cells of the network, also after
+        ``simulate(..., cells=...)``."""
+        if self.energy_totals is not None:
+            return self.energy_totals[:, 1]
         return self.energies[:, self.battery].sum(axis=1)
 
     def energy(self, cell) -> np.ndarray:
@@ -191,3 +240,66 @@ class SteadyState(_CellLookup):
     def energy(self, cell) -> float:
         """Steady energy of one cell, units of omega."""
         return float(self.energies[self._index(cell)])
+
+
+def cell_columns(cells_of_model: tuple, cells) -> np.ndarray | None:
+    """Columns (k,) int64 of the chosen ``cells`` in the model's node order (None: all cells), for
+    ``simulate(..., cells=...)``; a cell not in the network or a repeated cell raises."""
+    if cells is None:
+        return None
+    if isinstance(cells, (str, bytes)) or not hasattr(cells, "__iter__"):
+        raise ChiralnetError(f"cells must be a list of cell names, got {cells!r}")
+    cells = list(cells)
+    pos = {c: i for i, c in enumerate(cells_of_model)}
+    missing = [c for c in cells if c not in pos]
+    if missing:
+        raise ChiralnetError(f"cells {missing[:5]} are not in the network; cells are {list(cells_of_model)[:10]}")
+    if len(set(cells)) != len(cells):
+        raise ChiralnetError(f"cells has repeated entries: {cells[:10]}")
+    if not cells:
+        raise ChiralnetError("cells is empty; give at least one cell, or cells=None for all of them")
+    return np.array([pos[c] for c in cells], np.int64)
+
+
+def simulation_result(trace, model, times, method: str, store: bool, columns) -> SimulationResult:
+    """The :class:`SimulationResult` of a method's trace (``chiralnet.solve.base.Trace``).
+
+    A trace has all N columns, or (methods that honour ``options["cells"]``) only ``columns`` plus
+    ``energy_totals`` over all cells; its energies may be None when its amplitudes are kept (then
+    they are derived on access). Raises SolverError on a non-finite energy, naming the cell.
+    """
+    from dataclasses import replace
+
+    from .errors import SolverError
+
+    energies, amplitudes, fluct, totals = trace.energies, trace.amplitudes, trace.fluctuations, trace.energy_totals
+    battery, omega, drive = model.battery, model.omega, model.drive_at(times)
+    if columns is not None:
+        if totals is None:  # a full-width trace: sum over every cell, then keep the chosen columns
+            totals = np.stack([energies.sum(axis=1), energies[:, battery].sum(axis=1)], axis=1)
+        if energies is not None and energies.shape[1] != columns.size:
+            energies = energies[:, columns]
+        if amplitudes is not None and amplitudes.shape[1] != columns.size:
+            amplitudes = amplitudes[:, columns]
+        if fluct.shape[1] != columns.size:
+            fluct = fluct[:, columns]
+        battery, omega, drive = battery[columns], omega[columns], drive[..., columns]
+    cells = model.cells if columns is None else tuple(model.cells[i] for i in columns)
+    result = SimulationResult(times=times, cells=cells, energies=energies, amplitudes=amplitudes if store else None,
+                              fluctuations=fluct, battery=battery, method=method, stats=trace.stats,
+                              final_state=replace(trace.final_state, time=float(times[-1])),
+                              battery_fluctuations=trace.battery_block, omega=omega, drive=drive,
+                              drive_frequency=model.drive_frequency, energy_totals=totals)
+    bad = None
+    if totals is not None and not np.isfinite(totals).all():
+        bad = np.argwhere(~np.isfinite(result.energies))  # the per-cell sums overflowed: find the cell
+        bad = bad if bad.size else np.argwhere(~np.isfinite(totals[:, :1]))
+    elif energies is not None and not np.isfinite(energies).all():
+        bad = np.argwhere(~np.isfinite(energies))
+    if bad is not None:
+        k, i = bad[0]
+        raise SolverError(
+            f"energy of cell {cells[i]!r} is not finite at t = {times[k]}; the network is unstable "
+            "or its rates overflow (see chiralnet.check_stability)"
+        )
+    return result

@@ -40,6 +40,7 @@ SECTIONS = {
     "thermal": "Thermal noise (the N x N fluctuation matrix)",
     "threads": "Threaded (prange) kernels against serial ones (ratio = serial / threaded)",
     "cold": "Cold start: first calls in a new process",
+    "fresh": "Fresh process (a new user's first call) and warm: large outputs and thermal traces",
 }
 #: Extra per-row fields, shown in the notes column.
 NOTES = {

@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 import scipy.linalg as la
+import scipy.sparse as sp
 
 import chiralnet as cn
 from chiralnet import config
-from chiralnet.arrays import chain_model
+from chiralnet.arrays import chain_model, lattice_model
 from chiralnet.solve.exact_sparse import propagate_matrix
 
 PATHS_AGREE = 1e-10      # sparse vs dense path, relative to the largest value
@@ -160,3 +161,160 @@ def test_early_outputs_are_not_snapped_to_a_late_time(method):
     for k in (0, 5, 10):
         one = cn.simulate(G, [t[k]], method=method).energies[0]
         assert rel(log[k], one) <= 1e-12, k
+
+
+# --- thermal traces stepped one-sidedly: Nc = Nc_ss + P D P^H (chiralnet.solve.exact_sparse.propagate_deviation)
+
+def _random_state(model, seed, scale=0.3):
+    """A thermal initial state with a full Hermitian positive Nc (off-diagonal coherences too)."""
+    rng = np.random.default_rng(seed)
+    n = model.n_cells
+    B = rng.normal(size=(n, n)) + 1j * rng.normal(size=(n, n))
+    Nc = scale * (B @ B.conj().T) / n
+    return cn.State(model.cells, 0.1 * (rng.normal(size=n) + 1j * rng.normal(size=n)), Nc)
+
+
+def _naive_thermal(model, times, state):
+    """Nc(t) = X + e^{At} (Nc0 - X) e^{A^H t} with X from Bartels-Stewart, one expm per time (tests/naive style)."""
+    A = np.conj(model.dense_M())
+    X = np.zeros_like(A) if model.Q is None else la.solve_continuous_lyapunov(A, -model.dense_Q())
+    D0 = state.dense_Nc() - X
+    out = []
+    for t in times:
+        P = la.expm(A * t)
+        out.append(X + P @ D0 @ P.conj().T)
+    return np.array(out)
+
+
+THERMAL_CASES = {
+    "chain, equal baths, from the vacuum": (lambda: chain_model(30, n_th=0.2, sparse=True), None),
+    "chain, hot shared reservoirs, thermal start": (lambda: chain_model(30, n_th=0.1, n_th_link=0.7, sparse=True), 1),
+    "reversed chain (upper triangular)": (lambda: cn.build_model(cn.chain(25, n_th=0.3, n_th_link=0.05),
+                                                                 nodelist=list(reversed(range(25))), sparse=True), 2),
+    "lattice": (lambda: lattice_model(4, 6, n_th=0.2, n_th_link=0.4, sparse=True), 3),
+    "ring without noise, coherent feedback": (lambda: cn.build_model(cn.ring(12, nonreciprocal=False), sparse=True), 4),
+}
+
+
+@pytest.mark.parametrize("name", sorted(THERMAL_CASES))
+@pytest.mark.parametrize("times", [TIMES[:12], UNEVEN[:9]], ids=["uniform", "uneven"])
+def test_one_sided_fluctuations_match_expm_and_the_two_sided_series(name, times, monkeypatch):
+    make, seed = THERMAL_CASES[name]
+    model = make()
+    state = cn.State(model.cells, np.zeros(model.n_cells, complex)) if seed is None else _random_state(model, seed)
+    ref = _naive_thermal(model, times, state)
+    res = cn.simulate(model, times, method="exact-sparse", state0=state)
+    assert res.stats["fluctuation_stepping"] == "one-sided"
+    scale = np.abs(ref).max()
+    assert np.abs(res.fluctuations - ref.diagonal(axis1=1, axis2=2).real).max() <= PATHS_AGREE * scale
+    bat = np.flatnonzero(model.battery)
+    assert np.abs(res.battery_fluctuations - ref[:, bat[:, None], bat[None, :]]).max() <= PATHS_AGREE * scale
+    assert np.abs(res.final_state.Nc - ref[-1]).max() <= PATHS_AGREE * scale
+    assert np.array_equal(res.final_state.Nc, res.final_state.Nc.conj().T)
+    monkeypatch.setattr(config, "FLUCTUATION_ONE_SIDED", False)
+    two = cn.simulate(model, times, method="exact-sparse", state0=state)
+    assert "fluctuation_stepping" not in two.stats
+    assert rel(res.energies, two.energies) <= PATHS_AGREE
+    assert np.abs(res.battery_fluctuations - two.battery_fluctuations).max() <= PATHS_AGREE * scale
+
+
+@pytest.mark.parametrize("width", [1, 3, 7, 64])
+@pytest.mark.parametrize("parallel", [False, True])
+def test_one_sided_blocks_do_not_change_the_answer(width, parallel):
+    """Column blocks of any width (padded at the end), serial or threaded, give the same Nc to rounding."""
+    from chiralnet.solve.exact_sparse import propagate_deviation
+    from chiralnet.solve.steady import steady_covariance
+
+    model = chain_model(20, n_th=0.2, n_th_link=0.6, sparse=True)
+    X = steady_covariance(model, np.arange(20))[0]
+    state = _random_state(model, 5)
+    times = np.linspace(0.0, 90.0, 7)
+    from chiralnet.solve.base import distinct_steps
+
+    dts, kind = distinct_steps(times)
+    diag = np.empty((7, 20))
+    bat = np.arange(1, 20)
+    block = np.empty((7, 19, 19), complex)
+    Nc, stats = propagate_deviation(model.M, X, state.dense_Nc() - X, dts, kind, out_diag=diag, block_idx=bat,
+                                    out_block=block, width=width, parallel=parallel)
+    ref = _naive_thermal(model, times, state)
+    assert np.abs(Nc - ref[-1]).max() <= PATHS_AGREE * np.abs(ref).max()
+    assert np.abs(diag - ref.diagonal(axis1=1, axis2=2).real).max() <= PATHS_AGREE * np.abs(ref).max()
+    assert np.abs(block - ref[:, 1:, 1:]).max() <= PATHS_AGREE * np.abs(ref).max()
+    assert stats["matrix_terms"] > 0
+
+
+def test_one_sided_lands_on_the_steady_state_and_falls_back_with_feedback_and_noise():
+    from chiralnet.solve.exact_sparse import shifted
+
+    G = cn.chain(8, n_th=0.2, n_th_link=0.5)
+    res = cn.simulate(G, [0.0, 1.0, 1e21], method="exact-sparse")
+    assert res.stats["fluctuation_stepping"] == "one-sided"
+    assert rel(res.energies[-1], cn.steady_state(G).energies) <= 1e-13
+    ring = cn.simulate(cn.ring(6, n_th=0.2, nonreciprocal=False), TIMES[:5], method="exact-sparse")
+    assert "fluctuation_stepping" not in ring.stats  # feedback + noise: Nc_ss would cost a dense solve
+    # the shift: a uniform diagonal is removed exactly, e^{A h} = e^{mu h} e^{(A - mu) h}
+    A = np.conj(chain_model(10, sparse=True).M)
+    B, mu = shifted(A)
+    assert B.nnz < sp.csr_array(A).nnz and mu.real < 0
+    h = 7.0
+    assert np.allclose(np.exp(mu * h) * la.expm(B.toarray() * h), la.expm(A.toarray() * h), rtol=0, atol=1e-15)
+
+
+# --- simulate(..., cells=...): per-cell arrays of the chosen cells, totals over every cell
+
+@pytest.mark.parametrize("method", ["exact", "exact-sparse", "rk45"])
+@pytest.mark.parametrize("thermal", [False, True])
+def test_cells_keeps_the_chosen_columns_and_whole_totals(method, thermal):
+    model = chain_model(9, n_th=0.3 if thermal else 0.0, sparse=method == "exact-sparse")
+    start = _random_state(model, 7) if thermal else cn.State(model.cells, np.full(9, 0.2 + 0.1j))
+    full = cn.simulate(model, TIMES[:8], method=method, state0=start)
+    pick = [7, 2, 0]
+    part = cn.simulate(model, TIMES[:8], method=method, state0=start, cells=pick)
+    assert part.cells == (7, 2, 0) and part.energies.shape == (8, 3)
+    assert np.array_equal(part.amplitudes, full.amplitudes[:, pick])
+    assert np.array_equal(part.energies, full.energies[:, pick])
+    assert np.array_equal(part.fluctuations, np.asarray(full.fluctuations)[:, pick])
+    assert np.array_equal(part.battery, model.battery[pick])
+    assert rel(part.total_energy, full.total_energy) <= 1e-14
+    assert rel(part.battery_energy, full.battery_energy) <= 1e-14
+    assert np.array_equal(part.final_state.alpha, full.final_state.alpha)  # the whole state, to continue
+    if thermal:  # the battery block of the kept battery cells (7, 2), in their order
+        assert np.array_equal(part.battery_fluctuations, full.battery_fluctuations[:, [6, 1]][:, :, [6, 1]])
+    assert rel(part.energy(2), full.energy(2)) == 0.0
+
+
+def test_cells_rejects_unknown_or_repeated_cells():
+    for bad in ([99], [1, 1], [], "0"):
+        with pytest.raises(cn.ChiralnetError):
+            cn.simulate(chain_model(5), TIMES[:3], cells=bad)
+
+
+def test_energies_are_derived_from_kept_amplitudes_not_stored_twice():
+    """A default exact-sparse run keeps the amplitudes only; energies appear on first access, with the
+    kernel's arithmetic (the same bits as a run that stores energies only)."""
+    model = chain_model(400)
+    start = cn.State(model.cells, np.full(400, 0.1 + 0.05j))
+    res = cn.simulate(model, TIMES, state0=start)
+    assert res.__dict__.get("_energies") is None and res.amplitudes is not None
+    assert res.energy_totals.shape == (TIMES.size, 2)
+    lean = cn.simulate(model, TIMES, state0=start, store_amplitudes=False)
+    assert np.array_equal(res.energies, lean.energies) and res.__dict__["_energies"] is res.energies
+    assert rel(res.total_energy, res.energies.sum(axis=1)) <= 1e-14
+    thermal = chain_model(30, n_th=0.2)
+    a = cn.simulate(thermal, TIMES[:6], method="exact-sparse")
+    b = cn.simulate(thermal, TIMES[:6], method="exact-sparse", store_amplitudes=False)
+    assert np.array_equal(a.energies, b.energies)
+
+
+@pytest.mark.parametrize("shift", [False, True])
+def test_amplitude_series_with_and_without_the_diagonal_shift(shift, monkeypatch):
+    """e^{M h} = e^{mu h} e^{(M - mu) h} with the forcing carried by the augmented component: the
+    driven chain and a state nonzero everywhere, against the dense exact method."""
+    monkeypatch.setattr(config, "TAYLOR_SHIFT_VECTOR", shift)
+    model = chain_model(40, kappa=0.01, sparse=True)
+    for start in (None, cn.State(model.cells, np.linspace(0.3, -0.2j, 40))):
+        for times in (TIMES, UNEVEN):
+            ref = cn.simulate(model, times, method="exact", state0=start)
+            res = cn.simulate(model, times, method="exact-sparse", state0=start)
+            assert rel(res.amplitudes, ref.amplitudes) <= PATHS_AGREE

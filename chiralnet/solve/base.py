@@ -19,6 +19,12 @@ ergotropy needs, never N x N per time. A method raises :class:`~chiralnet.errors
 the requested accuracy; it never returns a non-finite number. Methods are registered in
 :data:`chiralnet.solve.METHODS`; a new method is one file with one ``Method`` and one registry line.
 As SciPy's ``OdeSolver`` documents its subclasses, each method module documents its options.
+
+``options["cells"]`` is None or the (k,) int64 columns that ``simulate(..., cells=...)`` keeps. A
+method may ignore it (``simulate`` then sums the totals and keeps the columns), or honour it:
+per-cell arrays with k columns, ``Trace.energy_totals`` (T, 2) (the total energy of all cells and
+of all battery cells) summed in its kernel, and energies None where its amplitudes are kept
+(derived from them on access).
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ class Trace:
     final_state: State
     stats: dict = field(default_factory=dict)
     battery_block: np.ndarray | None = None
+    energy_totals: np.ndarray | None = None  # (T, 2): all cells, all battery cells; see "cells" below
 
 
 @dataclass(frozen=True)

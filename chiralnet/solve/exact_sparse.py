@@ -14,17 +14,20 @@ from __future__ import annotations
 import types
 
 import numpy as np
+import scipy.sparse as sp
 from numba import prange
 
-from .. import config
+from .. import config, memory
 from .._jit import jit
-from ..errors import SolverError
+from ..errors import NoSteadyStateError, SolverError
+from ..linalg.cascade import cascade_order
 from ..linalg.csr import csr_parts, flush, one_norm, pruned_csr
+from ..linalg.stability import check_stability_arrays
 from ..model import Model, State
 from .base import Method, Trace, distinct_steps
-from .steady import steady_arrays
+from .steady import steady_arrays, steady_covariance
 
-__all__ = ["EXACT_SPARSE", "propagate_vector", "propagate_matrix", "substeps", "decay_rate_bound", "jump_steps"]
+__all__ = ["EXACT_SPARSE", "propagate_vector", "propagate_matrix", "propagate_deviation", "substeps", "decay_rate_bound", "jump_steps"]
 
 # Status codes of the Taylor kernels.
 OK = 0
@@ -41,31 +44,50 @@ def _renamed(f, suffix):
     return g
 
 
-def _term(indptr, indices, data, v, b, first, scale, rows, out, acc):
-    """out = scale (M v + b if ``first``) and acc += out, on rows [0, rows) (beyond, out is zero).
+def _term(indptr, indices, data, v, b, zb, scale, rows, out, acc):
+    """out = scale (M v + zb b) and acc += out, on rows [0, rows) (beyond, out is zero).
 
-    Returns (||out||, ||acc||) over those rows: 1-norms of the real and imaginary parts together
-    (cheaper than |z|, within a factor sqrt(2) of it).
+    Returns ||out|| over those rows: the 1-norm of the real and imaginary parts together (cheaper than
+    |z|, within a factor sqrt(2) of it). Threaded over rows when compiled parallel.
     """
     s_out = 0.0
-    s_acc = 0.0
     for i in prange(rows):
-        t = b[i] if first else 0j
+        t = zb * b[i]
         for p in range(indptr[i], indptr[i + 1]):
             t += data[p] * v[indices[p]]
         t = complex(t.real * scale, t.imag * scale)
         out[i] = t
-        a = acc[i] + t
-        acc[i] = a
+        acc[i] += t
         s_out += abs(t.real) + abs(t.imag)
-        s_acc += abs(a.real) + abs(a.imag)
-    return s_out, s_acc
-
-
-_term_serial = jit(_term)
+    return s_out
 
 
 _term_parallel = jit(parallel=True)(_renamed(_term, "_parallel"))
+
+
+@jit
+def _term_serial(indptr, indices, data, v, b, zb, scale, rows, out, acc):
+    """:func:`_term`, serial, with its norm summed in 8 interleaved partial sums (one running sum would
+    chain every row's addition to the previous one's latency)."""
+    lanes = np.zeros(8)
+    for i in range(rows):
+        t = zb * b[i]
+        for p in range(indptr[i], indptr[i + 1]):
+            t += data[p] * v[indices[p]]
+        t = complex(t.real * scale, t.imag * scale)
+        out[i] = t
+        acc[i] += t
+        lanes[i & 7] += abs(t.real) + abs(t.imag)
+    return lanes.sum()
+
+
+@jit
+def _norm1(x, rows):
+    """sum |Re x_i| + |Im x_i| over rows [0, rows), in 8 interleaved partial sums."""
+    lanes = np.zeros(8)
+    for i in range(rows):
+        lanes[i & 7] += abs(x[i].real) + abs(x[i].imag)
+    return lanes.sum()
 
 
 @jit
@@ -93,26 +115,29 @@ def _support(v, rows):
 
 @jit
 def _taylor_vector(indptr, indices, data, reach, b, b_rows, x, x_rows, h, n_sub, tol, max_terms, parallel,
-                   terms, acc, terms_rows, stats):
+                   terms, acc, terms_rows, stats, mu, norm_b):
     """x <- e^{M h} x + int_0^h e^{M s} b ds, in ``n_sub`` equal substeps. Returns (status, x_rows).
 
-    The forcing enters the first term only, hs (M x + b): the Taylor series of the augmented
-    matrix [[M, b], [0, 0]], so no steady state is needed. Only rows the state can have reached
-    are computed: x is zero from row ``x_rows`` on, b from ``b_rows`` on, and the reach of M
-    (:func:`_reach`) bounds each term's rows; a signal entering a long chain at one end costs
-    only the cells it has reached. ``acc`` equals x on entry and exit; ``terms`` (2, N) are
-    the term buffers, zero from row ``terms_rows[k]`` on.
+    The series is that of the augmented matrix [[M, b], [0, 0]] (no steady state needed), shifted by
+    mu: e^{M h} = e^{mu h} e^{(M - mu) h}, with the CSR arrays those of M - mu; the augmented
+    component z_m = (h/m) (-mu) z_{m-1} carries the forcing into every term (into the first only
+    when mu = 0). Only rows the state can have reached are computed: x is zero from row ``x_rows``
+    on, b from ``b_rows`` on, and the reach of M (:func:`_reach`) bounds each term's rows; a signal
+    entering a long chain at one end costs only the cells it has reached. ``acc`` equals x on entry
+    and exit; ``terms`` (2, N) are the term buffers, zero from row ``terms_rows[k]`` on. The sum's
+    norm is taken only when the terms are small against an upper bound of it (the same stopping rule).
     """
     hs = h / n_sub
+    factor = np.exp(mu * hs)
     for _ in range(n_sub):
-        norm_x = 0.0
-        for i in range(x_rows):
-            norm_x += abs(x[i].real) + abs(x[i].imag)
+        norm_x = _norm1(x, x_rows)
         rows = max(b_rows, reach[x_rows - 1] if x_rows > 0 else 0)
         dst = 0
         src_vec = x
         prev2 = norm_x
         prev = 0.0
+        z = 1.0 + 0j
+        bound = norm_x + norm_b * hs  # >= ||acc||, grown by every term (triangle inequality)
         total = 0.0
         converged = False
         m = 1
@@ -120,31 +145,37 @@ def _taylor_vector(indptr, indices, data, reach, b, b_rows, x, x_rows, h, n_sub,
             out = terms[dst]
             for i in range(rows, terms_rows[dst]):
                 out[i] = 0j  # stale rows of an earlier, longer term
+            scale = hs / m
             if parallel:
-                cur, total = _term_parallel(indptr, indices, data, src_vec, b, m == 1, hs / m, rows, out, acc)
+                cur = _term_parallel(indptr, indices, data, src_vec, b, z, scale, rows, out, acc)
             else:
-                cur, total = _term_serial(indptr, indices, data, src_vec, b, m == 1, hs / m, rows, out, acc)
+                cur = _term_serial(indptr, indices, data, src_vec, b, z, scale, rows, out, acc)
+            z = z * (-mu) * scale
+            cur += norm_b * (abs(z.real) + abs(z.imag))  # the forcing still to come counts as part of the term
             terms_rows[dst] = rows
             stats[0] += 1
             if m > 1:
                 prev2 = prev
             prev = cur
-            converged = prev + prev2 <= tol * total
+            bound += cur
+            if prev + prev2 <= tol * bound:
+                total = _norm1(acc, rows)
+                converged = prev + prev2 <= tol * total
             support = _support(out, rows)
             rows = max(rows, reach[support - 1] if support > 0 else 0)  # never shrinks: acc's norm stays whole
             src_vec = out
             dst = 1 - dst
             m += 1
-        if not np.isfinite(total):
+        if not np.isfinite(bound):
             return NOT_FINITE, x_rows
         if not converged:
             return NO_CONVERGENCE, x_rows
         last = 0
         for i in range(terms_rows[1 - dst]):  # the last term's rows: every row acc has
-            z = flush(acc[i])  # no subnormals left to slow the next substep down
-            x[i] = z
-            acc[i] = z
-            if z != 0:
+            zi = flush(acc[i] * factor if mu != 0 else acc[i])  # no subnormals left to slow the next substep down
+            x[i] = zi
+            acc[i] = zi
+            if zi != 0:
                 last = i + 1
         x_rows = last
     return OK, x_rows
@@ -152,7 +183,10 @@ def _taylor_vector(indptr, indices, data, reach, b, b_rows, x, x_rows, h, n_sub,
 
 @jit
 def _propagate_vector(indptr, indices, data, b, x0, omega, step_h, step_sub, step_kind, tol, max_terms,
-                      parallel, x_jump, out_x, out_energy, out_last, stats):
+                      parallel, x_jump, columns, battery, out_x, out_energy, out_totals, out_last, stats, mu):
+    """Steps alpha over every output time. Per output k: out_x[k] = alpha[columns] and out_energy[k] =
+    omega |alpha|^2 on ``columns`` (each stored only when it has rows), out_totals[k] = the energy of
+    all cells and of the battery cells (summed over the rows alpha can be nonzero on)."""
     n = x0.shape[0]
     x = x0.copy()
     acc = x0.copy()
@@ -161,7 +195,13 @@ def _propagate_vector(indptr, indices, data, b, x0, omega, step_h, step_sub, ste
     reach = _reach(indptr, indices)
     x_rows = _support(x, n)
     b_rows = _support(b, n)
+    norm_b = _norm1(b, b_rows)
     store = out_x.shape[0] > 0
+    store_energy = out_energy.shape[0] > 0
+    k_cols = columns.shape[0]
+    every = k_cols == n
+    for c in range(k_cols):
+        every = every and columns[c] == c
     for k in range(step_kind.shape[0]):
         s = step_kind[k]
         if step_sub[s] < 0:  # e^{M h} below machine precision (decay_rate_bound): the steady state
@@ -171,14 +211,38 @@ def _propagate_vector(indptr, indices, data, b, x0, omega, step_h, step_sub, ste
             x_rows = _support(x, n)
         elif step_h[s] > 0.0:
             status, x_rows = _taylor_vector(indptr, indices, data, reach, b, b_rows, x, x_rows, step_h[s],
-                                            step_sub[s], tol, max_terms, parallel, terms, acc, terms_rows, stats)
+                                            step_sub[s], tol, max_terms, parallel, terms, acc, terms_rows, stats, mu,
+                                            norm_b)
             if status != OK:
                 return status, k
         if store:
-            for i in range(n):
-                out_x[k, i] = x[i]
-        for i in range(n):
-            out_energy[k, i] = omega[i] * (x[i].real * x[i].real + x[i].imag * x[i].imag)
+            if every:
+                for i in range(x_rows):
+                    out_x[k, i] = x[i]
+                for i in range(x_rows, n):
+                    out_x[k, i] = 0j
+            else:
+                for c in range(k_cols):
+                    out_x[k, c] = x[columns[c]]
+        if store_energy:
+            for c in range(k_cols):
+                z = x[columns[c]]
+                out_energy[k, c] = omega[columns[c]] * (z.real * z.real + z.imag * z.imag)
+        total = 0.0  # compensated (Neumaier) sums: as exact as NumPy's pairwise sum of the energies, or more
+        total_c = 0.0
+        bat = 0.0
+        bat_c = 0.0
+        for i in range(x_rows):
+            e = omega[i] * (x[i].real * x[i].real + x[i].imag * x[i].imag)
+            t = total + e
+            total_c += (total - t) + e if abs(total) >= abs(e) else (e - t) + total
+            total = t
+            if battery[i]:
+                t = bat + e
+                bat_c += (bat - t) + e if abs(bat) >= abs(e) else (e - t) + bat
+                bat = t
+        out_totals[k, 0] = total + total_c
+        out_totals[k, 1] = bat + bat_c
     for i in range(n):
         out_last[i] = x[i]
     return OK, step_kind.shape[0]
@@ -227,7 +291,7 @@ def jump_steps(M, steps) -> np.ndarray:
 
 
 def propagate_vector(M, b, x0, omega, steps, step_kind, *, out_x, out_energy, out_last, x_jump=None, jump=None,
-                     parallel=None):
+                     parallel=None, columns=None, battery=None, out_totals=None):
     """Exact alpha at every output time: alpha_k = e^{M h_s} alpha_{k-1} + int_0^{h_s} e^{M u} b du.
 
     Parameters
@@ -243,16 +307,20 @@ def propagate_vector(M, b, x0, omega, steps, step_kind, *, out_x, out_energy, ou
         Distinct step lengths h_s (1/omega), >= 0.
     step_kind : ndarray (T,) int
         Which step leads to output k.
-    out_x : ndarray (T, N) complex or (0, N)
-        Amplitudes at the output times (not stored when it has zero rows).
-    out_energy : ndarray (T, N) float
-        omega_i |alpha_i|^2 at the output times.
+    out_x : ndarray (T, k) complex or (0, k)
+        Amplitudes of the ``columns`` at the output times (not stored when it has zero rows).
+    out_energy : ndarray (T, k) float or (0, k)
+        omega |alpha|^2 of the ``columns`` at the output times (not stored when it has zero rows).
     out_last : ndarray (N,) complex
         alpha after the last output time.
     x_jump : ndarray (N,) complex, optional; jump : ndarray (K,) bool, optional
         The steady state, and the steps that land on it (:func:`jump_steps`).
     parallel : bool, optional
         Threads over rows; default above ``config.PARALLEL_MIN_CELLS`` cells.
+    columns : ndarray (k,) int, optional
+        Cells whose amplitudes / energies are written (default all N).
+    battery : ndarray (N,) bool, optional; out_totals : ndarray (T, 2) float, optional
+        Energy of all cells and of the ``battery`` cells at each output time, summed in the kernel.
 
     Returns
     -------
@@ -263,19 +331,24 @@ def propagate_vector(M, b, x0, omega, steps, step_kind, *, out_x, out_energy, ou
     chiralnet.errors.SolverError
         If the series does not converge or the state is not finite.
     """
-    M = pruned_csr(M)
+    M, mu = shifted(pruned_csr(M)) if config.TAYLOR_SHIFT_VECTOR else (pruned_csr(M), 0j)  # e^{M h} = e^{mu h} e^{(M - mu) h}
     indptr, indices, data = csr_parts(M)
     n = indptr.size - 1
     if parallel is None:
         parallel = n >= config.PARALLEL_MIN_CELLS
     steps = np.asarray(steps, float)
-    n_sub = _bounded_substeps(substeps(one_norm(M), steps, jump), step_kind, "the amplitudes")
+    # ||(M - mu) h|| <= theta per substep, and |mu h| too (the forcing's augmented component grows as e^{-mu h})
+    n_sub = _bounded_substeps(substeps(max(one_norm(M), abs(mu)), steps, jump), step_kind, "the amplitudes")
     x_jump = np.zeros(n, complex) if x_jump is None else np.asarray(x_jump, complex)
+    columns = np.arange(n, dtype=np.int64) if columns is None else np.asarray(columns, np.int64)
+    battery = np.zeros(n, bool) if battery is None else np.asarray(battery, bool)
+    if out_totals is None:
+        out_totals = np.empty((len(step_kind), 2))
     stats = np.zeros(1, np.int64)
     status, k = _propagate_vector(indptr, indices, data, np.asarray(b, complex), np.asarray(x0, complex),
                                   np.asarray(omega, float), steps, n_sub, np.asarray(step_kind, np.int64),
-                                  config.TAYLOR_TOL, config.TAYLOR_MAX_TERMS, bool(parallel), x_jump, out_x,
-                                  out_energy, out_last, stats)
+                                  config.TAYLOR_TOL, config.TAYLOR_MAX_TERMS, bool(parallel), x_jump, columns, battery,
+                                  out_x, out_energy, out_totals, out_last, stats, complex(mu))
     _check_status(status, k)
     return {"terms": int(stats[0]), "substeps": int(np.maximum(n_sub, 0)[np.asarray(step_kind)].sum())}
 
@@ -436,31 +509,395 @@ def propagate_matrix(M, Q, X0, steps, step_kind, *, out_diag, X_jump=None, jump=
 
 
 
+# ---------------------------------------------------------------------------------------------
+# Thermal traces, one-sided: Nc(t) = Nc_ss + D(t), D' = P D P^H with P = e^{A h}, A = conj(M).
+#
+# D has no forcing, so each output step is two one-sided passes Y = P X^H (X = D, then X = P D), each
+# a Taylor series on column blocks of a few dozen columns: every column is an independent vector
+# propagation, so the whole series of a block runs in cache (the two-sided series streams the N x N
+# matrix once per term), and the one-sided series needs the norm ||A|| instead of 2 ||A||. When A is
+# triangular (a cascade in node order), D = L + L^H with L the triangle of D (half diagonal): the
+# first pass propagates L, whose columns keep their triangular support (half the work), and
+# D' = G + G^H with G = P (P L)^H. Same truncation rule as the other kernels (two successive terms
+# below TAYLOR_TOL of the sum, per block).
+
+
+
+@jit
+def _low(indptr, indices):
+    """low[r] = min(r, the first row with an entry in a column >= r): if v is zero above row r, so is
+    M v above row low[r] (the mirror of :func:`_reach`)."""
+    n = indptr.shape[0] - 1
+    low = np.arange(n)
+    for i in range(n):
+        for p in range(indptr[i], indptr[i + 1]):
+            if i < low[indices[p]]:
+                low[indices[p]] = i
+    for c in range(n - 2, -1, -1):
+        low[c] = min(low[c], low[c + 1])
+    return low
+
+
+@jit
+def _clear(br, bi, dirty, lo, hi):
+    """Zero rows of the planes (br, bi) that were written ([dirty[0], dirty[1])) outside [lo, hi)."""
+    for i in range(dirty[0], min(dirty[1], lo)):
+        for c in range(br.shape[1]):
+            br[i, c] = 0.0
+            bi[i, c] = 0.0
+    for i in range(max(dirty[0], hi), dirty[1]):
+        for c in range(br.shape[1]):
+            br[i, c] = 0.0
+            bi[i, c] = 0.0
+    dirty[0] = lo
+    dirty[1] = hi
+
+
+@jit
+def _column_block(indptr, indices, dr, di, reach, low, X, Y, j0, wc, tri, h, n_sub, tol, max_terms, factor, buf,
+                  dirty):
+    """Y[:, j0:j0+wc] = e^{A h} V with V = (X^H)[:, j0:j0+wc] (``tri`` = 0), or V = the lower (1) / upper (-1)
+    triangle of X^H with half its diagonal. ``buf`` (8, N, w) float planes (x, acc, two terms; real and
+    imaginary apart, so the inner loops over the w columns vectorize), zero outside the rows ``dirty``
+    (4, 2) records. Returns (status, Taylor terms)."""
+    n = X.shape[0]
+    w = buf.shape[2]
+    xr, xi, ar, ai = buf[0], buf[1], buf[2], buf[3]
+    lanes = np.empty(w)
+    lo = 0
+    hi = n
+    if tri == 1:
+        lo = j0
+    elif tri == -1:
+        hi = min(n, j0 + wc)
+    for i in range(n):  # x = V (its rows outside [lo, hi) are zero), padded with zero columns
+        for c in range(w):
+            j = j0 + c
+            if c >= wc or (tri == 1 and i < j) or (tri == -1 and i > j):
+                xr[i, c] = 0.0
+                xi[i, c] = 0.0
+            elif i == j and tri != 0:
+                xr[i, c] = 0.5 * X[j, i].real
+                xi[i, c] = 0.0
+            else:
+                z = X[j, i]
+                xr[i, c] = z.real
+                xi[i, c] = -z.imag
+    terms = 0
+    hs = h / n_sub
+    for _ in range(n_sub):
+        while lo < hi and _zero_row(xr, xi, lo):
+            lo += 1
+        while hi > lo and _zero_row(xr, xi, hi - 1):
+            hi -= 1
+        if lo >= hi:
+            break  # a zero block stays zero
+        _clear(ar, ai, dirty[1], lo, hi)
+        norm_x = 0.0
+        for i in range(lo, hi):
+            for c in range(w):
+                ar[i, c] = xr[i, c]
+                ai[i, c] = xi[i, c]
+                norm_x += abs(xr[i, c]) + abs(xi[i, c])
+        sr, si = xr, xi
+        prev2 = norm_x
+        prev = 0.0
+        bound = norm_x  # >= ||acc|| (triangle inequality): ||acc|| is summed only when it can pass
+        converged = False
+        m = 1
+        while not converged and m <= max_terms:
+            slot = 2 if m % 2 == 1 else 3
+            tr, ti = buf[2 * slot], buf[2 * slot + 1]
+            lo = low[lo]
+            hi = reach[hi - 1]
+            _clear(tr, ti, dirty[slot], lo, hi)
+            scale = hs / m
+            for c in range(w):
+                lanes[c] = 0.0  # per-column partial sums: the loops over c vectorise
+            for i in range(lo, hi):
+                for c in range(w):
+                    tr[i, c] = 0.0
+                    ti[i, c] = 0.0
+                for p in range(indptr[i], indptr[i + 1]):
+                    pr = dr[p] * scale
+                    pi = di[p] * scale
+                    k = indices[p]
+                    for c in range(w):
+                        tr[i, c] += pr * sr[k, c] - pi * si[k, c]
+                        ti[i, c] += pr * si[k, c] + pi * sr[k, c]
+                for c in range(w):
+                    ar[i, c] += tr[i, c]
+                    ai[i, c] += ti[i, c]
+                    lanes[c] += abs(tr[i, c]) + abs(ti[i, c])
+            s_out = lanes.sum()
+            dirty[1, 0] = min(dirty[1, 0], lo)
+            dirty[1, 1] = max(dirty[1, 1], hi)
+            terms += 1
+            if m > 1:
+                prev2 = prev
+            prev = s_out
+            bound += s_out
+            if prev + prev2 <= tol * bound:
+                for c in range(w):
+                    lanes[c] = 0.0
+                for i in range(lo, hi):
+                    for c in range(w):
+                        lanes[c] += abs(ar[i, c]) + abs(ai[i, c])
+                total = lanes.sum()
+                converged = prev + prev2 <= tol * total
+            sr, si = tr, ti
+            m += 1
+        if not np.isfinite(bound):
+            return NOT_FINITE, terms
+        if not converged:
+            return NO_CONVERGENCE, terms
+        fr = factor.real
+        fi = factor.imag
+        for i in range(lo, hi):
+            for c in range(w):
+                a = ar[i, c] * fr - ai[i, c] * fi  # e^{mu hs} (A - mu shifted series)
+                b = ar[i, c] * fi + ai[i, c] * fr
+                xr[i, c] = a if abs(a) >= 2.2250738585072014e-308 else 0.0  # flush, as the other kernels
+                xi[i, c] = b if abs(b) >= 2.2250738585072014e-308 else 0.0
+    for i in range(n):
+        for c in range(wc):
+            Y[i, j0 + c] = complex(xr[i, c], xi[i, c])
+    return OK, terms
+
+
+@jit
+def _zero_row(xr, xi, i):
+    for c in range(xr.shape[1]):
+        if xr[i, c] != 0.0 or xi[i, c] != 0.0:
+            return False
+    return True
+
+
+def _columns_pass(indptr, indices, dr, di, reach, low, X, Y, tri, h, n_sub, tol, max_terms, factor, width, n_chunks,
+                  stats):
+    """Y = e^{A h} V (the CSR arrays those of A - mu, ``factor`` = e^{mu h / n_sub}), V = X^H or its triangle (``tri``), column block by column block; ``n_chunks``
+    contiguous runs of blocks (one per thread when compiled parallel). Returns a status."""
+    n = X.shape[0]
+    n_blocks = (n + width - 1) // width
+    status = np.zeros(n_chunks, np.int64)
+    terms = np.zeros(n_chunks, np.int64)
+    for t in prange(n_chunks):
+        buf = np.zeros((8, n, width))
+        dirty = np.zeros((4, 2), np.int64)
+        for b in range(t * n_blocks // n_chunks, (t + 1) * n_blocks // n_chunks):
+            j0 = b * width
+            st, te = _column_block(indptr, indices, dr, di, reach, low, X, Y, j0, min(width, n - j0), tri, h,
+                                   n_sub, tol, max_terms, factor, buf, dirty)
+            terms[t] += te * min(width, n - j0)
+            if st != OK:
+                status[t] = st
+                break
+    stats[0] += terms.sum()
+    return status.max()
+
+
+_columns_pass_serial = jit(_columns_pass)
+
+
+_columns_pass_parallel = jit(parallel=True)(_renamed(_columns_pass, "_parallel"))
+
+
+@jit
+def _hermitian_sum(G, D):
+    """D = G + G^H, in tiles (the transposed reads stay in cache)."""
+    n = G.shape[0]
+    tile = 64
+    for i0 in range(0, n, tile):
+        for j0 in range(0, i0 + 1, tile):
+            for i in range(i0, min(n, i0 + tile)):
+                for j in range(j0, min(i + 1, j0 + tile)):
+                    z = G[i, j] + np.conj(G[j, i])
+                    D[i, j] = z
+                    D[j, i] = np.conj(z)
+    for i in range(n):
+        D[i, i] = D[i, i].real
+
+
+@jit
+def _write_outputs(D, X_ss, k, out_diag, block_idx, out_block):
+    """out_diag[k] = Re diag(X_ss + D), out_block[k] = (X_ss + D)[block_idx, block_idx]."""
+    for i in range(D.shape[0]):
+        out_diag[k, i] = X_ss[i, i].real + D[i, i].real
+    nb = block_idx.shape[0]
+    if nb == 0:
+        return
+    b0 = block_idx[0]
+    contiguous = True
+    for u in range(nb):
+        contiguous = contiguous and block_idx[u] == b0 + u
+    if contiguous:  # rows of slices (vectorised)
+        for u in range(nb):
+            xs = X_ss[b0 + u, b0:b0 + nb]
+            ds = D[b0 + u, b0:b0 + nb]
+            ob = out_block[k, u]
+            for v in range(nb):
+                ob[v] = xs[v] + ds[v]
+        return
+    for u in range(nb):
+        for v in range(nb):
+            out_block[k, u, v] = X_ss[block_idx[u], block_idx[v]] + D[block_idx[u], block_idx[v]]
+
+
+def shifted(A):
+    """(A - mu I as CSR without zeros, mu): e^{A h} = e^{mu h} e^{(A - mu I) h} (Al-Mohy and Higham's shift).
+
+    mu is the diagonal value most cells share when at least half do (a uniform network: those diagonal
+    entries vanish, the Taylor terms cost fewer products, and the 1-norm is smaller), else the mean
+    diagonal (trace / N) when it lowers the 1-norm, else 0."""
+    A = sp.csr_array(A)
+    n = A.shape[0]
+    if n == 0:
+        return A, 0j
+    d = A.diagonal()
+    values, counts = np.unique(d, return_counts=True)
+    mu = complex(values[counts.argmax()]) if 2 * counts.max() >= n else complex(d.mean())
+    if mu == 0:
+        return A, 0j
+    B = sp.csr_array(A - mu * sp.identity(n, dtype=complex, format="csr"))
+    B.eliminate_zeros()
+    if 2 * counts.max() < n and one_norm(B) >= one_norm(A):
+        return A, 0j
+    return B, mu
+
+
+def _triangle(indptr, indices) -> int:
+    """1 if every entry is on or below the diagonal, -1 if on or above, else 0."""
+    row = np.repeat(np.arange(indptr.size - 1), np.diff(indptr))
+    if (indices <= row).all():
+        return 1
+    if (indices >= row).all():
+        return -1
+    return 0
+
+
+def propagate_deviation(M, X_ss, D0, steps, step_kind, *, out_diag, jump=None, parallel=None, block_idx=None,
+                        out_block=None, width=None):
+    """Exact fluctuation matrix of a network with a steady state: Nc_k = Nc_ss + P_k D_{k-1} P_k^H,
+    P_k = e^{conj(M) h_k}, D_{-1} = D0 = Nc0 - Nc_ss, by one-sided Taylor passes on column blocks.
+
+    Parameters
+    ----------
+    M : sparse or ndarray (N, N) complex
+    X_ss : ndarray (N, N) complex
+        Nc_ss (conj(M) X + X M^T = -Q), or zeros when there is no noise (then D = Nc, any M).
+    D0 : ndarray (N, N) complex Hermitian
+        Nc at t = 0 minus X_ss.
+    steps, step_kind, out_diag, jump, block_idx, out_block
+        As in :func:`propagate_matrix` (a jump lands on Nc_ss).
+    width : int, optional
+        Columns per block (default ``config.FLUCTUATION_BLOCK_WIDTH``).
+
+    Returns
+    -------
+    (Nc at the last output time (N, N) complex, dict of counters)
+    """
+    A, mu = shifted(pruned_csr(M).conj())  # e^{A h} = e^{mu h} e^{(A - mu) h}
+    indptr, indices, data = csr_parts(A)
+    n = indptr.size - 1
+    if parallel is None:
+        parallel = n >= config.PARALLEL_MIN_CELLS_THERMAL
+    width = int(width or config.FLUCTUATION_BLOCK_WIDTH)
+    steps = np.asarray(steps, float)
+    n_sub = _bounded_substeps(substeps(one_norm(A), steps, jump), step_kind, "the fluctuations")
+    tri = _triangle(indptr, indices)
+    reach, low = _reach(indptr, indices), _low(indptr, indices)
+    dr, di = np.ascontiguousarray(data.real), np.ascontiguousarray(data.imag)
+    n_chunks = 1
+    if parallel:
+        import numba
+
+        n_chunks = max(1, min(numba.get_num_threads(), n // width))
+    run = _columns_pass_parallel if parallel else _columns_pass_serial
+    if block_idx is None:
+        block_idx = np.zeros(0, np.int64)
+        out_block = np.zeros((len(step_kind), 0, 0), complex)
+    block_idx = np.asarray(block_idx, np.int64)
+    X_ss = np.ascontiguousarray(X_ss, dtype=complex)
+    D = np.array(D0, dtype=complex, order="C")
+    W = np.empty_like(D)
+    stats = np.zeros(1, np.int64)
+    tol, max_terms = config.TAYLOR_TOL, config.TAYLOR_MAX_TERMS
+    for k, s in enumerate(np.asarray(step_kind, np.int64)):
+        if n_sub[s] < 0:  # below machine precision: the steady state
+            D[:] = 0.0
+        elif steps[s] > 0.0:
+            factor = np.exp(mu * steps[s] / n_sub[s])  # e^{mu hs}, applied after every substep
+            status = run(indptr, indices, dr, di, reach, low, D, W, tri, steps[s], n_sub[s], tol, max_terms, factor,
+                         width, n_chunks, stats)  # W = P L (or P D)
+            if status == OK:  # D = P W^H: P D P^H, or G with P D P^H = G + G^H
+                status = run(indptr, indices, dr, di, reach, low, W, D, 0, steps[s], n_sub[s], tol, max_terms, factor,
+                             width, n_chunks, stats)
+            if status == OK and tri != 0:
+                _hermitian_sum(D, D)
+            _check_status(status, k)
+        _write_outputs(D, X_ss, k, out_diag, block_idx, out_block)
+    Nc = X_ss + D
+    Nc = 0.5 * (Nc + Nc.conj().T)
+    return Nc, {"matrix_terms": int(stats[0]) // max(n, 1), "fluctuation_stepping": "one-sided"}
+
+
+def _steady_fluctuations(model: Model):
+    """Nc_ss when it is cheap and exact (no noise: zero, for any M; a stable cascade: the triangular
+    Lyapunov recursion, O(N nnz)), else None (feedback with noise: the dense solve would cost N^3)."""
+    if model.Q is None:
+        return np.zeros((model.n_cells,) * 2, complex)
+    order = cascade_order(model.M)
+    if order is None:
+        return None
+    try:
+        check_stability_arrays(model.M, model.cells, order)
+    except NoSteadyStateError:
+        return None
+    return steady_covariance(model, order)[0]
+
+
 def _run(model: Model, state0: State, times, options) -> Trace:
     dts, kind = options.get("grid") or distinct_steps(times)
     T, n = times.size, model.n_cells
     store = options.get("store_amplitudes", True)
-    alpha = np.empty((T, n) if store else (0, n), complex)
-    energies = np.empty((T, n))
+    columns = options.get("cells")
+    columns = np.arange(n, dtype=np.int64) if columns is None else np.asarray(columns, np.int64)
+    k = columns.size
+    # Amplitudes kept: the energies are derived from them on access (not stored twice); else energies only.
+    alpha = memory.empty((T, k) if store else (0, k), complex)
+    energies = memory.empty((0, k) if store else (T, k))
+    totals = np.empty((T, 2))
     alpha_end = np.empty(n, complex)
     thermal = model.thermal or state0.Nc is not None
     jump = jump_steps(model.M, dts)
     steady = steady_arrays(model, fluctuations=thermal) if jump.any() else (None, None)
     stats = propagate_vector(model.M, model.forcing, state0.alpha, model.omega, dts, kind,
-                             out_x=alpha, out_energy=energies, out_last=alpha_end, x_jump=steady[0], jump=jump)
+                             out_x=alpha, out_energy=energies, out_last=alpha_end, x_jump=steady[0], jump=jump,
+                             columns=columns, battery=model.battery, out_totals=totals)
     Nc = block = None
     if thermal:
-        fluct = np.empty((T, n))
+        fluct = memory.empty((T, n))
         idx = options.get("block", np.flatnonzero(model.battery)).astype(np.int64)
-        block = np.empty((T, idx.size, idx.size), complex)
-        Nc, more = propagate_matrix(model.M, model.dense_Q(), state0.dense_Nc(), dts, kind, out_diag=fluct,
-                                    X_jump=steady[1], jump=jump, block_idx=idx, out_block=block)
-        energies += model.omega * fluct
+        block = memory.empty((T, idx.size, idx.size), complex)
+        X_ss = _steady_fluctuations(model) if config.FLUCTUATION_ONE_SIDED else None
+        if X_ss is not None:  # Nc = Nc_ss + D, D stepped one-sidedly (no forcing)
+            Nc, more = propagate_deviation(model.M, X_ss, state0.dense_Nc() - X_ss, dts, kind, out_diag=fluct,
+                                           jump=jump, block_idx=idx, out_block=block)
+        else:  # feedback and noise: the steady state would cost a dense Lyapunov solve; step Nc itself
+            Nc, more = propagate_matrix(model.M, model.dense_Q(), state0.dense_Nc(), dts, kind, out_diag=fluct,
+                                        X_jump=steady[1], jump=jump, block_idx=idx, out_block=block)
+        thermal_energy = model.omega * fluct
+        totals[:, 0] += thermal_energy.sum(axis=1)
+        totals[:, 1] += thermal_energy[:, model.battery].sum(axis=1)
+        if k < n or not np.array_equal(columns, np.arange(n)):
+            fluct = np.ascontiguousarray(fluct[:, columns])
+        if not store:
+            energies += model.omega[columns] * fluct
         stats.update(more)
     else:
-        fluct = np.broadcast_to(np.zeros(1), (T, n))  # coherent state: no fluctuations, no memory
-    return Trace(alpha if store else None, energies, fluct, State(model.cells, alpha_end, Nc),
-                 {**stats, "format": "csr"}, block)
+        fluct = np.broadcast_to(np.zeros(1), (T, k))  # coherent state: no fluctuations, no memory
+    return Trace(alpha if store else None, None if store else energies, fluct, State(model.cells, alpha_end, Nc),
+                 {**stats, "format": "csr"}, block, totals)
 
 
 #: Exact CSR stepping; machine precision; any grid; 10^5+ cells.

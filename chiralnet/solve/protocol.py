@@ -22,7 +22,7 @@ from ..network import cells as cell_nodes
 from ..network import validate_network
 from ..results import SimulationResult
 from .base import check_times
-from .run import check_finite, run_model
+from .run import check_finite, run_model, trace_energies
 
 __all__ = ["Protocol", "protocol", "run_protocol"]
 
@@ -162,9 +162,9 @@ def protocol(phases) -> Protocol:
     return Protocol(tuple(models), np.array(durations), tuple(names), state)
 
 
-def _columns(trace, perm):
-    """Trace arrays (amplitudes, energies, fluctuations) with cells reordered by ``perm`` (None: as is)."""
-    a, e, f = trace.amplitudes, trace.energies, np.asarray(trace.fluctuations)
+def _columns(trace, e, perm):
+    """Trace arrays (amplitudes, energies ``e``, fluctuations) with cells reordered by ``perm`` (None: as is)."""
+    a, f = trace.amplitudes, np.asarray(trace.fluctuations)
     if perm is None:
         return a, e, f
     return (None if a is None else a[:, perm]), e[:, perm], f[:, perm]
@@ -215,10 +215,11 @@ def run_protocol(proto: Protocol, times, state0, method, given, store) -> Simula
         run_times = np.r_[local, dur] if extra else local
         trace, name = run_model(model, state.for_cells(model.cells), run_times, method, given, store,
                                 t_offset=float(starts[p]))
-        check_finite(trace, model.cells, run_times + starts[p])
+        e_all = trace_energies(trace, model)
+        check_finite(e_all, model.cells, run_times + starts[p])
         methods.append(name)
         stats.append(trace.stats)
-        a, e, f = _columns(trace, perm)
+        a, e, f = _columns(trace, e_all, perm)
         k = hi - lo
         cols = slice(None) if perm is None else perm
         d = model.drive_at(run_times[:k] + starts[p])

@@ -18,7 +18,7 @@ from .exact import EXACT, exact_fits
 from .exact_sparse import EXACT_SPARSE, jump_steps, substeps
 from .rk45 import RK45
 
-__all__ = ["METHODS", "run_model", "check_finite"]
+__all__ = ["METHODS", "run_model", "check_finite", "trace_energies"]
 
 #: name -> :class:`~chiralnet.solve.base.Method`. Add a method by adding an entry (see the contract
 #: in :mod:`chiralnet.solve.base`); an unknown name raises and lists these.
@@ -45,22 +45,30 @@ def _choose_method(model: Model, thermal: bool, times, grid) -> str:
     return "exact"
 
 
-def _check_memory(model: Model, thermal: bool, times, grid, method: str, store: bool) -> None:
+def _check_memory(model: Model, thermal: bool, times, grid, method: str, store: bool, n_kept=None) -> None:
     items = memory.simulation_bytes(model.n_cells, times.size, method=method, thermal=thermal,
                                     store_amplitudes=store, nnz=_nnz(model) if model.is_sparse else None,
-                                    n_steps=grid[0].size if method == "exact" else 1)
+                                    n_steps=grid[0].size if method == "exact" else 1, n_kept=n_kept)
     fixes = "fewer output times or fewer cells"
     if store and method == "exact-sparse":  # the other methods compute the amplitudes either way
-        fixes += ", or store_amplitudes=False (energies only)"
+        fixes += ", or store_amplitudes=False (energies only), or cells=[...] (keep a few cells; totals stay whole)"
     if thermal:
         fixes += ", or zero-temperature baths and initial state (no N x N fluctuation matrix)"
     memory.check(items, f"simulate ({model.n_cells} cells, {times.size} output times, method {method!r})", fixes)
 
 
 
-def check_finite(trace, cells, t):
-    """SolverError naming the cell and time of the first non-finite energy of ``trace``."""
-    bad = ~np.isfinite(trace.energies)
+def trace_energies(trace, model: Model) -> np.ndarray:
+    """The (T, N) energies of a full-width trace (a method may leave them to be derived from its amplitudes)."""
+    if trace.energies is not None:
+        return trace.energies
+    a = trace.amplitudes
+    return model.omega * (a.real**2 + a.imag**2 + trace.fluctuations)
+
+
+def check_finite(energies, cells, t):
+    """SolverError naming the cell and time of the first non-finite entry of ``energies`` (T, N)."""
+    bad = ~np.isfinite(energies)
     if bad.any():
         k, i = np.argwhere(bad)[0]
         raise SolverError(
@@ -69,18 +77,24 @@ def check_finite(trace, cells, t):
         )
 
 
-def run_model(model: Model, state: State, rel, method: str, given: dict, store: bool, t_offset: float = 0.0):
+def run_model(model: Model, state: State, rel, method: str, given: dict, store: bool, t_offset: float = 0.0,
+              columns=None):
     """Run ``model`` from ``state`` at local times ``rel`` (checked, from the state) with ``method``
-    ("auto" resolved here); drives are evaluated at t_offset + rel. Returns (Trace, method name)."""
+    ("auto" resolved here); drives are evaluated at t_offset + rel. ``columns`` (k,) int: keep only these
+    cells' per-cell arrays (the totals stay whole). Returns (Trace, method name)."""
     grid = distinct_steps(rel)
     thermal = model.thermal or state.Nc is not None
     if method == "auto":
         method = _choose_method(model, thermal, rel, grid)
-    _check_memory(model, thermal, rel, grid, method, store or model.time_dependent)
+    kept = None if columns is None or model.time_dependent else columns.size
+    _check_memory(model, thermal, rel, grid, method, store or model.time_dependent, kept)
     m = METHODS[method]
     own = {k: v for k, v in given.items() if k in m.options}
     if not model.time_dependent:
-        return m.run(model, state, rel, {"grid": grid, "store_amplitudes": store, **own}), method
+        options = {"grid": grid, "store_amplitudes": store, **own}
+        if columns is not None:  # and the battery block of the kept battery cells, in their order
+            options.update(cells=columns, block=columns[model.battery[columns]])
+        return m.run(model, state, rel, options), method
 
     def run(mdl, st, times):
         g = grid if times is rel else distinct_steps(times)

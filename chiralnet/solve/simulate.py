@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
 from ..errors import ChiralnetError, SolverError
 from ..model import State
-from ..results import SimulationResult
+from ..results import SimulationResult, cell_columns, simulation_result
 from .base import check_times, model_and_state
 from .protocol import Protocol, run_protocol
-from .run import METHODS, check_finite, run_model
+from .run import METHODS, run_model
 
 __all__ = ["simulate", "METHODS"]
 
@@ -26,7 +24,7 @@ def _check_number(name, value):
 
 def simulate(G_or_model, times, *, state0: State | None = None, method: str = "auto", rtol: float | None = None,
              atol: float | None = None, max_steps: int | None = None,
-             store_amplitudes: bool = True) -> SimulationResult:
+             store_amplitudes: bool = True, cells=None) -> SimulationResult:
     """Integrate the moment equations and return energies (and amplitudes) at ``times``.
 
     Parameters
@@ -56,6 +54,10 @@ def simulate(G_or_model, times, *, state0: State | None = None, method: str = "a
     store_amplitudes : bool
         Keep the (T, N) complex amplitudes (16 bytes per entry); False keeps energies only
         (``result.amplitudes`` is None), for the largest runs.
+    cells : sequence of cell names, optional
+        Keep the per-cell arrays (energies, amplitudes, fluctuations) of these cells only, in this
+        order (``result.cells``); ``total_energy`` and ``battery_energy`` still sum over every cell
+        of the network, and ``final_state`` holds all of them. Default: every cell.
 
     Returns
     -------
@@ -80,6 +82,9 @@ def simulate(G_or_model, times, *, state0: State | None = None, method: str = "a
     given = {"rtol": rtol, "atol": atol, "max_steps": max_steps}
     store = bool(store_amplitudes)
     if isinstance(G_or_model, Protocol):
+        if cells is not None:
+            raise SolverError("cells= keeps a few cells of one network; a protocol's result keeps every cell "
+                              "(select columns with result.energy(cell))")
         _check_options(method, given, any(m.time_dependent for m in G_or_model.models))
         return run_protocol(G_or_model, times, state0, method, given, store)
     model, own_state = model_and_state(G_or_model)
@@ -92,15 +97,9 @@ def simulate(G_or_model, times, *, state0: State | None = None, method: str = "a
     else:
         raise SolverError(f"state0 must be a chiralnet.State (e.g. result.final_state), got {type(state0).__name__}")
     rel = t - start if start else t
-    trace, method = run_model(model, state, rel, method, given, store, t_offset=start)
-    check_finite(trace, model.cells, t)
-    final = dataclasses.replace(trace.final_state, time=float(t[-1]))
-    return SimulationResult(times=t, cells=model.cells, energies=trace.energies,
-                            amplitudes=trace.amplitudes if store else None, fluctuations=trace.fluctuations,
-                            battery=model.battery, method=method, stats=trace.stats, final_state=final,
-                            battery_fluctuations=trace.battery_block, omega=model.omega, drive=model.drive_at(t),
-                            drive_frequency=model.drive_frequency)
-
+    columns = cell_columns(model.cells, cells)  # None: all cells
+    trace, method = run_model(model, state, rel, method, given, store, t_offset=start, columns=columns)
+    return simulation_result(trace, model, t, method, store, columns)
 
 
 def _check_options(method, given, time_dependent):
