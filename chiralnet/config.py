@@ -20,10 +20,6 @@ MEMORY_FRACTION = 0.8
 #: Absolute memory limit in GB for one request; None means MEMORY_FRACTION of physical memory.
 MEMORY_LIMIT_GB = None
 
-#: Entries of M with |M_ij| <= STRUCTURAL_ZERO * max|M| count as zero when looking for a cascade
-#: (triangular) structure: the rounding left where a chiral link cancels M[u, v].
-STRUCTURAL_ZERO = 1e-15
-
 #: Exact sparse stepping: substeps keep ||M h||_1 <= TAYLOR_THETA; the Taylor series of e^{M h}
 #: stops when two successive terms fall below TAYLOR_TOL relative to the sum (1-norms).
 TAYLOR_THETA = 3.0

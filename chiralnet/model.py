@@ -302,12 +302,11 @@ def assemble_model(cells, *, omega, kappa, n_th, drive, battery, drive_frequency
         -1j * np.conj(lJ),
         -0.5 * rate[pair_res] * np.conj(pj) * pk,
     ])
-    M = sp.coo_array((vals, (rows, cols)), shape=(n, n)).tocsr()
-    M.sum_duplicates()
-    M.eliminate_zeros()  # a chiral link cancels M[u, v] exactly: a third fewer entries in a chain
+    M = _cancelled_to_zero(rows, cols, vals, n)
 
-    q_local = kappa * n_th
-    q_pair = rate[pair_res] * occupation[pair_res] * pj * np.conj(pk)
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported by _check_finite, naming the cell
+        q_local = kappa * n_th
+        q_pair = rate[pair_res] * occupation[pair_res] * pj * np.conj(pk)
     Q = None
     if np.any(q_local != 0) or np.any(q_pair != 0):
         Q = sp.coo_array(
@@ -316,6 +315,9 @@ def assemble_model(cells, *, omega, kappa, n_th, drive, battery, drive_frequency
         ).tocsr()
         Q.sum_duplicates()
 
+    _check_finite(cells, M, "the generator M")
+    if Q is not None:
+        _check_finite(cells, Q, "the noise matrix Q (rates times occupations)")
     if sparse is None:
         sparse = n > config.DENSE_MAX_CELLS
     if not sparse:
@@ -326,6 +328,46 @@ def assemble_model(cells, *, omega, kappa, n_th, drive, battery, drive_frequency
         kappa=np.asarray(kappa, float),
         drives=drives,
     )
+
+
+def _check_finite(cells, A, what):
+    """NetworkError naming the first cell whose row or column of the assembled CSR ``A`` is not finite, or
+    sums to more than a float holds (every solver forms such sums: norms, Gershgorin discs, products)."""
+    bad = np.flatnonzero(~np.isfinite(A.data))
+    if bad.size:
+        row = int(np.searchsorted(A.indptr, bad[0], side="right") - 1)
+        raise NetworkError(f"{what} is not finite in the row of cell {cells[row]!r}: its rates, couplings or "
+                           "occupations are too large to represent (rescale the network)")
+    with np.errstate(over="ignore"):
+        mag = np.abs(A.data)
+        rows = np.add.reduceat(mag, A.indptr[:-1]) if mag.size else np.zeros(0)
+        rows[np.diff(A.indptr) == 0] = 0.0
+        cols = np.bincount(A.indices, weights=mag, minlength=A.shape[1])
+    for sums, kind in ((rows, "row"), (cols, "column")):
+        big = ~(sums < np.finfo(float).max / 2)  # inf, NaN, or no room for the sums solvers form
+        if big.any():
+            i = int(np.flatnonzero(big)[0])
+            raise NetworkError(f"{what} overflows in the {kind} of cell {cells[i]!r} (|entries| sum to more than "
+                               "1e308): its rates or couplings are too large to represent (rescale the network)")
+
+
+def _cancelled_to_zero(rows, cols, vals, n):
+    """CSR sum of the terms (rows, cols, vals); an entry whose terms cancel to the rounding of the terms
+    themselves (|sum| <= 8 eps sum|terms|, as a balanced chiral link leaves at M[u, v]) is an exact zero.
+
+    The test is each entry's own: a weak but real coupling next to a large, far-detuned entry is kept
+    (no threshold relative to max|M|), and cascade detection and forward substitution then need exact
+    zeros only. A chain loses a third of its entries.
+    """
+    M = sp.coo_array((vals, (rows, cols)), shape=(n, n)).tocsr()
+    M.sum_duplicates()
+    scale = sp.coo_array((np.abs(vals), (rows, cols)), shape=(n, n)).tocsr()
+    scale.sum_duplicates()
+    # same sparsity pattern and order: both are the canonical CSR of the same (rows, cols)
+    cancelled = np.abs(M.data) <= 8 * np.finfo(float).eps * scale.data
+    M.data[cancelled] = 0
+    M.eliminate_zeros()
+    return M
 
 
 def _pairs_within_groups(group):

@@ -114,3 +114,37 @@ def test_small_expm_kernel_matches_scipy():
         out = np.empty_like(A)
         expm_small(A, out)
         assert rel(out, la.expm(A)) <= 1e-13, (m, size)
+
+
+def test_a_weak_real_coupling_beside_a_far_detuned_cell_is_kept():
+    """Only the exact cancellation of a balanced chiral link is dropped, decided from the entry's own terms:
+    a coupling 1e-18 of max|M| (a cell detuned by 1e3 elsewhere) stays in M, in the cascade and in the
+    steady state, on the dense and the sparse paths (it was dropped by a threshold relative to max|M|)."""
+    G = cn.network()
+    cn.add_cell(G, "far", omega=1001.0, kappa=0.01, drive=0.1)
+    cn.add_cell(G, "a", omega=1.0, kappa=0.01, drive=0.1)
+    cn.add_cell(G, "b", omega=1.0, kappa=0.01, battery=True)
+    cn.add_coherent_link(G, "a", "b", J=1e-15)
+    for sparse in (False, True):
+        model = cn.build_model(G, sparse=sparse)
+        ss = cn.steady_state(model)
+        ref = la.solve(model.dense_M(), 1j * model.drive)
+        assert rel(ss.amplitudes, ref) <= SOLVES_AGREE
+        assert abs(ss.amplitudes[2]) > 0          # the battery is reached through the weak link
+        res = cn.simulate(model, [0.0, 50.0, 100.0], method="exact-sparse")
+        dense = cn.simulate(model, [0.0, 50.0, 100.0], method="exact")
+        assert rel(res.amplitudes[:, 2], dense.amplitudes[:, 2]) <= 1e-10 and np.all(res.energies[1:, 2] > 0)
+
+
+def test_balanced_chiral_links_cancel_exactly_for_any_xi():
+    """M[u, v] of a balanced link is an exact zero (its two terms cancel to their own rounding), so a
+    chiral chain with asymmetric couplings is still recognised as cascaded and solved by substitution."""
+    for xi in (1.0, 0.3, 7.0, np.sqrt(2.0)):
+        G = cn.network()
+        for c in "abc":
+            cn.add_cell(G, c, omega=1.0, kappa=0.003, drive=0.1 if c == "a" else 0.0)
+        cn.add_chiral_link(G, "a", "b", gamma=0.04, xi=xi)
+        cn.add_chiral_link(G, "b", "c", gamma=0.02, xi=1 / xi)
+        M = cn.build_model(G).dense_M()
+        assert M[0, 1] == 0 and M[1, 2] == 0 and M[1, 0] != 0
+        assert cn.steady_state(G).method == "forward-substitution"

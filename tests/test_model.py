@@ -131,3 +131,21 @@ def test_battery_defaults_to_all_cells():
     assert cn.battery_cells(G) == [0, 1]
     G.nodes[1]["battery"] = True
     assert cn.build_model(G).battery.tolist() == [False, True]
+
+
+@pytest.mark.parametrize("options, what", [
+    (dict(gamma=1e308), "generator M overflows in the row of cell"),
+    (dict(gamma=1e200, n_th=1e200), "noise matrix Q .* is not finite in the row of cell 0"),
+])
+def test_rates_too_large_to_represent_are_refused_at_assembly(options, what):
+    """M, Q and their row/column sums must be finite (norms, discs and products of every solver form them):
+    a clear error naming the cell, never finite nonsense or a self-contradicting stability message."""
+    with pytest.raises(cn.NetworkError, match=what):
+        cn.build_model(cn.chain(5, **options))
+
+
+def test_huge_but_representable_rates_give_the_exact_answer():
+    """gamma = 1e150: the diagonal's squared modulus overflows inside the fast stability scale; the check
+    falls back to the diagonal itself instead of calling a decaying mode unstable."""
+    ss = cn.steady_state(cn.chain(5, gamma=1e150))
+    assert np.isfinite(ss.energies).all() and ss.method == "forward-substitution"

@@ -12,10 +12,9 @@ from typing import NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
-from .. import config
 from .._jit import jit
 from ..errors import SolverError
-from .csr import csr_parts, diagonal, flush, max_abs2
+from .csr import csr_parts, diagonal, flush
 
 __all__ = ["cascade_order", "forward_substitution", "Substitution", "solve_cascaded", "lyapunov_cascaded"]
 
@@ -68,8 +67,9 @@ def _topological_order(indptr, indices, data, zero_tol2, order):
 def cascade_order(M):
     """Topological order of the cells if M is triangular after permutation, else None.
 
-    Entries with |M_ij| <= ``config.STRUCTURAL_ZERO`` * max|M| count as zero: they are the
-    rounding left where a chiral link cancels M[u, v] = -iJ + mu Gamma / 2 (its balance condition).
+    Only exact zeros count as zero: a balanced chiral link's M[u, v] = -iJ + mu Gamma / 2 is made an exact
+    zero at assembly (from its own terms, :func:`chiralnet.model.assemble_model`); any nonzero coupling,
+    however weak, is a dependency (a matrix with rounding residues is simply not cascaded: LU solves it).
     (:func:`forward_substitution` checks the natural order itself, within its one pass.)
 
     Parameters
@@ -83,7 +83,7 @@ def cascade_order(M):
     """
     indptr, indices, data = csr_parts(M)
     n = indptr.size - 1
-    zero_tol2 = config.STRUCTURAL_ZERO**2 * max_abs2(data)
+    zero_tol2 = 0.0
     order = np.empty(n, np.int64)
     placed = _topological_order(indptr, indices, data, zero_tol2, order)
     return order if placed == n else None
@@ -152,7 +152,7 @@ def forward_substitution(M, rhs, omega=None, order=None, scale=1.0) -> Substitut
     """Solve M x = scale rhs by forward substitution in O(nnz), when M is triangular in ``order``.
 
     In natural order (``order`` None) this is one pass over M that also checks that every entry
-    above the diagonal is a structural zero (|M_ij| <= ``config.STRUCTURAL_ZERO`` max|M|) and
+    above the diagonal is an exact zero and
     returns None when one is not; with an ``order`` from :func:`cascade_order`, M is permuted first.
 
     Parameters
@@ -187,7 +187,7 @@ def forward_substitution(M, rhs, omega=None, order=None, scale=1.0) -> Substitut
     energy = np.empty(rhs.size)
     max_all2, max_upper2, max_re, max_diag2 = _forward_substitution(indptr, indices, data, rhs, complex(scale),
                                                                     omega, x, energy)
-    if max_upper2 > config.STRUCTURAL_ZERO**2 * max_all2:
+    if max_upper2 > 0.0:
         return None
     return Substitution(x, energy, float(max_re), float(np.sqrt(max_diag2)))
 

@@ -8,10 +8,9 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from .. import config
 from .._jit import jit
 
-__all__ = ["csr_parts", "diagonal", "pruned_csr", "one_norm", "flush", "max_abs2"]
+__all__ = ["csr_parts", "diagonal", "pruned_csr", "one_norm", "flush"]
 
 
 def csr_parts(M):
@@ -41,11 +40,14 @@ def diagonal(M) -> np.ndarray:
 
 
 def pruned_csr(M):
-    """M as CSR without its structural zeros (|M_ij| <= ``config.STRUCTURAL_ZERO`` max|M|), which a
-    chiral link leaves where it cancels M[u, v]: a third of a chain's entries. Built once per run."""
+    """M as CSR without its explicit zeros (a dense M converted, or entries set to zero afterwards).
+
+    Only exact zeros are dropped: an entry a balanced chiral link cancels is an exact zero from the
+    assembly (:func:`chiralnet.model.assemble_model` decides it from the entry's own terms), and a weak
+    but real coupling is never taken for rounding. Built once per run."""
     A = sp.csr_array(M)
     data = A.data
-    keep = np.abs(data) > config.STRUCTURAL_ZERO * np.abs(data).max(initial=0.0)
+    keep = data != 0
     if keep.all():
         return A
     row = np.repeat(np.arange(A.shape[0]), np.diff(A.indptr))[keep]
@@ -76,13 +78,4 @@ def flush(z):
         im = 0.0
     return complex(re, im)
 
-
-@jit
-def max_abs2(data):
-    m = 0.0
-    for p in range(data.shape[0]):
-        a = data[p].real * data[p].real + data[p].imag * data[p].imag
-        if a > m:
-            m = a
-    return m
 

@@ -68,10 +68,12 @@ def check_diagonal(M, cells, max_real: float, max_abs: float) -> None:
     """Stability of a triangular (cascaded) M from its diagonal's largest real part and modulus:
     every Re M_ii must be < -1e-13 max(1, max|M_ii|). The failing cell is looked up only on failure."""
     tol = 1e-13 * max(1.0, max_abs)
-    if max_real >= -tol:
+    if max_real >= -tol:  # unstable, or the fast scale overflowed (|M_ii|^2 > 1e308): decide from the diagonal
         diag = diagonal(M)
-        i = int(np.flatnonzero(diag.real >= -tol)[0])
-        _raise_unstable(cells, i, diag[i])
+        tol = 1e-13 * max(1.0, float(np.abs(diag).max(initial=0.0)))
+        bad = np.flatnonzero(diag.real >= -tol)
+        if bad.size:
+            _raise_unstable(cells, int(bad[0]), diag[bad[0]])
 
 
 def _hermitian_part_negative_rows(S, tol) -> np.ndarray:

@@ -18,8 +18,8 @@ Solvers
 - ``"cascaded"``: M is triangular once the cells are in topological order (a one-way network):
   forward substitution, O(nnz) per frequency and input port, in a Numba kernel over all
   frequencies and input ports at once (starting at the input port's place in the order, ending
-  at the last port). Entries of M at or below ``config.STRUCTURAL_ZERO`` max|M| count as zero,
-  as in :func:`chiralnet.steady_state`, so a balanced chiral link gives S = 0 exactly backwards.
+  at the last port). A balanced chiral link's M[u, v] is an exact zero (from the
+  assembly, as for :func:`chiralnet.steady_state`), so it gives S = 0 exactly backwards.
 - ``"dense"``: batched dense LU (NumPy) over chunks of frequencies, for small N.
 - ``"sparse"``: one sparse LU (SuperLU) per frequency, for large networks with feedback loops.
 - ``"auto"`` (default): cascaded when M is triangular after permutation, else dense up to
