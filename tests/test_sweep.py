@@ -575,3 +575,17 @@ def test_a_quantity_without_a_batched_kernel_is_computed_not_nan(monkeypatch):
         for j, k in enumerate(grid["kappa_a"]):
             want = abs(cn.steady_state(cn.two_cell(gamma=g, kappa_a=k)).amplitudes[0])
             np.testing.assert_allclose(res[q.name][i, j], want, rtol=RTOL_STEADY)
+
+
+def test_a_time_dependent_drive_is_refused_not_swept_as_zero():
+    """Sweeps assume a constant drive; a pulsed network used to come back as an empty battery."""
+    from chiralnet import drives
+
+    def pulsed(gamma=0.04):
+        G = cn.two_cell(gamma=gamma)
+        G.nodes["a"]["drive"] = drives.gaussian(0.1, 300.0, 50.0)
+        return G
+
+    for quantities, kw in ((["battery_energy"], {}), (["battery_energy_at"], {"times": [0.0, 500.0]})):
+        with pytest.raises(SweepError, match="cell 'a' has a time-dependent drive"):
+            sweep(pulsed, {"gamma": [0.02, 0.04]}, quantities, **kw)

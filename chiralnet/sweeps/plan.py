@@ -18,6 +18,7 @@ import scipy.sparse.csgraph as csgraph
 
 from .. import config
 from .. import parametrized
+from ..drives import is_time_dependent
 from ..errors import ChiralnetError, NoSteadyStateError
 from ..model import Model, State, build_model, graph_state
 from ..network import cells as cell_nodes
@@ -148,9 +149,14 @@ def _model_at(plan, multi) -> _Point:
     G = _build(fn, kw, plan.locate(multi))
     try:
         model = build_model(G, sparse=False) if len(cell_nodes(G)) <= config.BATCH_MAX_CELLS else build_model(G)
-        return _Point(model, graph_state(G, model.cells))
     except ChiralnetError as exc:
         raise SweepError(f"{plan.locate(multi)}: {exc}") from None
+    if model.time_dependent:  # sweeps assume one constant drive (steady states, exact constant-drive traces)
+        shaped = [c for c in cell_nodes(G) if is_time_dependent(G.nodes[c].get("drive", 0.0))]
+        raise SweepError(f"{plan.locate(multi)}: cell {shaped[0]!r} has a time-dependent drive; sweep quantities "
+                         "assume a constant drive (a steady state exists only then): sweep the pulse with a loop of "
+                         "cn.simulate, or give the cell a constant drive")
+    return _Point(model, graph_state(G, model.cells))
 
 
 def make_plan(spec: SweepSpec) -> Plan:
