@@ -340,8 +340,7 @@ def _check_finite(cells, A, what):
                            "occupations are too large to represent (rescale the network)")
     with np.errstate(over="ignore"):
         mag = np.abs(A.data)
-        rows = np.add.reduceat(mag, A.indptr[:-1]) if mag.size else np.zeros(0)
-        rows[np.diff(A.indptr) == 0] = 0.0
+        rows = np.bincount(np.repeat(np.arange(A.shape[0]), np.diff(A.indptr)), weights=mag, minlength=A.shape[0])
         cols = np.bincount(A.indices, weights=mag, minlength=A.shape[1])
     for sums, kind in ((rows, "row"), (cols, "column")):
         big = ~(sums < np.finfo(float).max / 2)  # inf, NaN, or no room for the sums solvers form

@@ -157,6 +157,11 @@ def grid_values(name: str, spec, where: str = "grid") -> np.ndarray | list:
         if num > 1 and start == stop:
             raise SweepError(f"{label}: empty range (start == stop = {start}) with num = {num}")
         return vals
+    if isinstance(spec, np.ndarray) and spec.ndim == 1 and spec.size and spec.dtype.kind == "f":
+        if not np.isfinite(spec).all():  # an array from Python: checked as a whole, not value by value
+            bad = spec[~np.isfinite(spec)][0]
+            raise SweepError(f"{label}: non-finite value {bad}; every value must be finite")
+        return np.array(spec, float)
     if isinstance(spec, np.ndarray):
         spec = spec.tolist()
     if isinstance(spec, (str, bytes)) or not hasattr(spec, "__len__"):
@@ -191,6 +196,8 @@ def _wrong_type(bname: str, key: str, values) -> str | None:
     if param is None:
         return None
     want = param.kind
+    if isinstance(values, np.ndarray) and values.dtype.kind == "f":  # a float axis (finite: grid_values)
+        return {"bool": "true or false", "int": "an integer"}.get(want)
     if param.per is not None and all(isinstance(v, (list, tuple, np.ndarray)) for v in values):
         values = [x for v in values for x in np.asarray(v, dtype=object).ravel()]
         if not values:
