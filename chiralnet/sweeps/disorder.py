@@ -465,7 +465,7 @@ def compute_chunk(plan, start: int, stop: int) -> dict:
     from ..arrays import model_from_layout
     from ..model import State
     from ..observables.registry import ratio
-    from .plan import _Point, _point_quantities, _stack_quantities, _blocks, reference_limits
+    from .points import _Point, blocks_of, point_quantities, reference_limits, stack_quantities
 
     spec = plan.spec
     d = spec.disorder
@@ -503,14 +503,14 @@ def compute_chunk(plan, start: int, stop: int) -> dict:
             # the kernel's stability check depends on the point only, not on how realisations are blocked
             pattern = m0.M != 0
             pattern.reshape(-1)[gd.m_i] = True
-            blocks = _blocks(pattern)
+            blocks = blocks_of(pattern)
             rows = block_rows(gd.n_cells)
             for r0, r1, f in _blocks_of_rows(d, flat[i], sizes, rows):
                 _check_factors(plan, gd, multi, info, theta, f, r0, sizes)
                 delta = theta * f - theta
                 M, b, w = assemble(gd, m0.M[None], m0.forcing[None], m0.omega[None], delta)
                 a0 = np.zeros_like(b)
-                out = _stack_quantities(plan, M, b, w, a0, g.battery, blocks)
+                out = stack_quantities(plan, M, b, w, a0, g.battery, blocks)
                 put(i, r0, r1, _values(plan, out))
             continue
         for r0, r1, f in _blocks_of_rows(d, flat[i], sizes, config.DISORDER_CHUNK_REALISATIONS_SINGLE):
@@ -523,7 +523,7 @@ def compute_chunk(plan, start: int, stop: int) -> dict:
                 except NetworkError as exc:
                     raise SweepError(f"{where}: {exc}") from None
                 point = _Point(model, State(model.cells, np.zeros(model.n_cells, complex)))
-                put(i, r0 + r, r0 + r + 1, _values(plan, _point_quantities(plan, point, where)))
+                put(i, r0 + r, r0 + r + 1, _values(plan, point_quantities(plan, point, where)))
     if {"ratio_nonreciprocal", "ratio_reciprocal"} & set(spec.quantities):
         nonrec, recip = reference_limits(plan, multi_all)  # of the nominal network at each point
         for q, lim in (("ratio_nonreciprocal", nonrec), ("ratio_reciprocal", recip)):

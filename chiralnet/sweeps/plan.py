@@ -13,33 +13,19 @@ import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.sparse as sp
-import scipy.sparse.csgraph as csgraph
 
 from .. import config
 from .. import parametrized
-from ..drives import is_time_dependent
-from ..errors import ChiralnetError, NoSteadyStateError
-from ..model import Model, State, build_model, graph_state
 from ..network import cells as cell_nodes
 from ..observables import QUANTITIES as REGISTRY
-from ..observables import charging
-from ..observables.reference import RATE_KEYS, reference_rates, two_cell_limits
-from ..observables.registry import Inputs, ratio
-from ..solve import steady_state
-from ..solve.base import distinct_steps
-from ..solve import batched as K
+from ..observables.reference import RATE_KEYS
+from ..observables.registry import ratio
 from . import disorder as _disorder
+from .points import blocks_of, build_point, model_at, point_quantities, rates_at, reference_limits, stack_quantities
 from .spec import QUANTITIES, SweepError, SweepSpec, builder_parameters, resolve_builder
 
 __all__ = ["Plan", "make_plan", "compute_chunk"]
 
-#: Tolerance and sample points of the check of batched groups (:mod:`chiralnet.parametrized`).
-ASSEMBLY_RTOL = config.ASSEMBLY_RTOL
-VERIFY_RANDOM_POINTS = config.VERIFY_RANDOM_POINTS
-#: Default horizon of time_to_90, in units of the slowest decay time of M (the observables' definition).
-T90_HORIZON_DECAYS = config.T90_HORIZON_DECAYS
-FRACTION = charging.FRACTION
 
 
 @dataclass(eq=False)
@@ -101,6 +87,11 @@ class Plan:
                 kw[name] = v
         return builder, kw
 
+    def builder_at(self, multi):
+        """(builder function, keyword arguments) at one point (multi-index over the grid)."""
+        builder, kw = self.point_kwargs(multi)
+        return resolve_builder(builder)[1], kw
+
     def describe_point(self, multi):
         """``"gamma=0.01, n_cells=4"`` for a multi-index (error and warning messages)."""
         def show(v):
@@ -112,51 +103,6 @@ class Plan:
         """``"file.sweep.toml: at gamma=0.01"`` (no file for a sweep made in Python): error messages."""
         src = self.spec.source
         return ("" if src == "<api>" else f"{src}: ") + f"at {self.describe_point(multi)}"
-
-
-def _build(fn, kw, where):
-    try:
-        G = fn(**kw)
-    except ChiralnetError as exc:
-        raise SweepError(f"{where}: {exc}") from None
-    except TypeError as exc:
-        raise SweepError(f"{where}: the builder rejected its parameters ({exc})") from None
-    return G
-
-
-@dataclass(frozen=True)
-class _Point:
-    """The model of one grid point and its initial state (t = 0), read as one set of arrays."""
-
-    model: Model
-    state: State
-
-    def __getattr__(self, name):  # M, forcing, omega, cells, battery, n_cells, ...: the model's
-        return getattr(self.model, name)
-
-    @property
-    def alpha0(self):
-        return self.state.alpha
-
-    @property
-    def thermal(self) -> bool:
-        return self.model.thermal or self.state.Nc is not None
-
-
-def _model_at(plan, multi) -> _Point:
-    builder, kw = plan.point_kwargs(multi)
-    _, fn = resolve_builder(builder)
-    G = _build(fn, kw, plan.locate(multi))
-    try:
-        model = build_model(G, sparse=False) if len(cell_nodes(G)) <= config.BATCH_MAX_CELLS else build_model(G)
-    except ChiralnetError as exc:
-        raise SweepError(f"{plan.locate(multi)}: {exc}") from None
-    if model.time_dependent:  # sweeps assume one constant drive (steady states, exact constant-drive traces)
-        shaped = [c for c in cell_nodes(G) if is_time_dependent(G.nodes[c].get("drive", 0.0))]
-        raise SweepError(f"{plan.locate(multi)}: cell {shaped[0]!r} has a time-dependent drive; sweep quantities "
-                         "assume a constant drive (a steady state exists only then): sweep the pulse with a loop of "
-                         "cn.simulate, or give the cell a constant drive")
-    return _Point(model, graph_state(G, model.cells))
 
 
 def make_plan(spec: SweepSpec) -> Plan:
@@ -190,8 +136,7 @@ def make_plan(spec: SweepSpec) -> Plan:
             if g.batched:
                 cells_seen[key] = g.cells
             else:
-                bl, kw = plan.point_kwargs(origin)
-                cells_seen[key] = tuple(cell_nodes(_build(resolve_builder(bl)[1], kw, plan.locate(origin))))
+                cells_seen[key] = tuple(cell_nodes(build_point(*plan.builder_at(origin), plan.locate(origin))))
     if "cell_energy" in spec.quantities:
         distinct = set(cells_seen.values())
         if len(distinct) > 1:
@@ -226,7 +171,7 @@ def _try_batch(plan, g, origin):
     if _unbatched(spec):
         g.reason = f"no batched kernel for {_unbatched(spec)}"
         return
-    m0 = _model_at(plan, origin)
+    m0 = model_at(plan, origin)
     if m0.n_cells > config.BATCH_MAX_CELLS or m0.thermal:
         g.reason = "thermal" if m0.thermal else f"{m0.n_cells} cells > config.BATCH_MAX_CELLS"
         return
@@ -237,17 +182,17 @@ def _try_batch(plan, g, origin):
         m[flt] = ci
         return m
 
-    def model_at(ci):
-        return m0 if not any(ci) else _model_at(plan, multi(ci))
+    def model_at_axes(ci):
+        return m0 if not any(ci) else model_at(plan, multi(ci))
 
     table, reason = parametrized.TabulatedModel.build(
-        model_at, [spec.axes[ax][1] for ax in flt], [spec.axes[ax][0] for ax in flt],
+        model_at_axes, [spec.axes[ax][1] for ax in flt], [spec.axes[ax][0] for ax in flt],
         lambda ci: plan.describe_point(multi(ci)))
     if table is None:
         g.reason = reason
         return
     g.table, g.cells, g.battery = table, table.cells, table.battery
-    g.blocks = _blocks(table.pattern)
+    g.blocks = blocks_of(table.pattern)
     g.batched = True
 
 
@@ -256,155 +201,38 @@ def assemble(g: Group, ci):
     return g.table.assemble(ci)
 
 
-def _blocks(pattern):
-    """Strongly connected blocks of a boolean (N, N) sparsity pattern -> (blk_ptr, blk_idx) int64."""
-    off = pattern.copy()
-    np.fill_diagonal(off, False)
-    nb, label = csgraph.connected_components(sp.csr_array(off.astype(float)), directed=True, connection="strong")
-    order = np.argsort(label, kind="stable").astype(np.int64)
-    ptr = np.r_[0, np.cumsum(np.bincount(label, minlength=nb))].astype(np.int64)
-    return ptr, order
-
-
-def _rates_at(plan, multi) -> np.ndarray:
-    """The two-cell reference rates (:data:`RATE_KEYS`) of the network at one grid point, (6,)."""
-    builder, kw = plan.point_kwargs(multi)
-    G = _build(resolve_builder(builder)[1], kw, plan.locate(multi))
-    r = reference_rates(G)
-    return np.array([r[k] for k in RATE_KEYS], float)
-
-
 def _additive_rates(plan, origin):
     """Reference rates of a structural group as rates(origin) + sum_k [rates(axis k at its value) - rates(origin)]
     (one network built per axis value, not per point), verified at corners and random points like the
     model assembly; None (build every point) when they are not additive (e.g. optimal xi over two axes)."""
     spec = plan.spec
     flt = list(plan.float_axes)
-    r0 = _rates_at(plan, origin)
+    r0 = rates_at(plan, origin)
     per_axis = []
     for ax in flt:
         vals = []
         for i in range(len(spec.axes[ax][1])):
             multi = origin.copy()
             multi[ax] = i
-            vals.append(_rates_at(plan, multi) - r0)
+            vals.append(rates_at(plan, multi) - r0)
         per_axis.append(np.array(vals))
     rng = np.random.default_rng(54321)
     lens = [len(spec.axes[ax][1]) for ax in flt]
     corners = list(itertools.product(*[sorted({0, n - 1}) for n in lens]))[:16]
-    randoms = [tuple(int(rng.integers(n)) for n in lens) for _ in range(VERIFY_RANDOM_POINTS)]
+    randoms = [tuple(int(rng.integers(n)) for n in lens) for _ in range(config.VERIFY_RANDOM_POINTS)]
     for ci in corners + randoms:
         multi = origin.copy()
         multi[flt] = ci
-        want = _rates_at(plan, multi)
+        want = rates_at(plan, multi)
         got = r0 + sum((d[i] for d, i in zip(per_axis, ci)), np.zeros(len(RATE_KEYS)))
         same_nan = np.array_equal(np.isnan(want), np.isnan(got))
-        if not same_nan or np.nanmax(np.abs(want - got), initial=0.0) > ASSEMBLY_RTOL * np.nanmax(np.abs(want), initial=0.0):
+        if not same_nan or np.nanmax(np.abs(want - got), initial=0.0) > config.ASSEMBLY_RTOL * np.nanmax(np.abs(want), initial=0.0):
             return None
     return r0, per_axis
 
 
-def reference_limits(plan, multi_all):
-    """The two-cell limits (nonreciprocal, reciprocal) (P,) of each point's network, by the one definition
-    :mod:`chiralnet.observables.reference` (the paper's pair with the same rates, xi included)."""
-    struct, flt = list(plan.struct_axes), list(plan.float_axes)
-    rates = np.empty((multi_all.shape[0], len(RATE_KEYS)))
-    for p, multi in enumerate(multi_all):
-        entry = plan.rates.get(tuple(int(k) for k in multi[struct]))
-        if entry is None:
-            rates[p] = _rates_at(plan, multi)
-        else:
-            r0, per_axis = entry
-            rates[p] = r0 + sum((d[i] for d, i in zip(per_axis, multi[flt])), np.zeros(len(RATE_KEYS)))
-    return two_cell_limits(*rates.T)
-
-
 # ---------------------------------------------------------------------------------------------
 # Computing one chunk.
-
-
-def _stack_quantities(plan, M, b, w, a0, battery, blocks):
-    """Batched kernels on a stack of P same-size small networks -> dict of (P, ...) arrays."""
-    spec = plan.spec
-    P, N = b.shape
-    M = np.ascontiguousarray(M, complex)
-    alpha = np.empty((P, N), complex)
-    decay = np.empty(P)
-    status = np.empty(P, np.int8)
-    getattr(K, REGISTRY["battery_energy"].kernel)(M, np.ascontiguousarray(b), blocks[0], blocks[1], alpha, decay,
-                                                   status)
-    energies = w * (alpha.real**2 + alpha.imag**2)
-    out = {"status": status, "_energies": energies, "_battery": battery}
-    for q in spec.quantities:  # zero temperature: quantities that reduce to the coherent energies
-        if REGISTRY[q].cold is not None:
-            out[q] = REGISTRY[q].cold(energies, battery)
-    if "battery_energy_at" in spec.quantities:
-        e_at = np.empty((P, spec.times.size))
-        steps, kind = distinct_steps(np.asarray(spec.times, float))
-        getattr(K, REGISTRY["battery_energy_at"].kernel)(M, alpha, np.ascontiguousarray(a0), np.ascontiguousarray(w),
-                                                         battery, status, steps, kind, e_at)
-        out["battery_energy_at"] = e_at
-    horizon = np.full(P, spec.t90_max) if spec.t90_max else T90_HORIZON_DECAYS / np.where(decay > 0, decay, np.inf)
-    if {"time_to_90", "efficiency"} & set(spec.quantities):
-        t90 = np.empty(P)
-        st = np.empty(P, np.int8)
-        getattr(K, REGISTRY["time_to_90"].kernel)(M, alpha, np.ascontiguousarray(a0), np.ascontiguousarray(w), battery, status,
-                                 FRACTION, horizon, spec.t90_steps, t90, st)
-        out["time_to_90"] = t90
-        out["status"] = st
-    _stack_power(spec, M, b, w, a0, battery, alpha, status, horizon, out)
-    return out
-
-
-def _stack_power(spec, M, b, w, a0, battery, alpha, status, horizon, out):
-    """Batched max_average_power(_time) and efficiency (zero temperature) into ``out``."""
-    P = b.shape[0]
-    b, w, a0 = (np.ascontiguousarray(x) for x in (b, w, a0))
-    if {"max_average_power", "max_average_power_time"} & set(spec.quantities):
-        power, time, st = np.empty(P), np.empty(P), np.empty(P, np.int8)
-        getattr(K, REGISTRY["max_average_power"].kernel)(M, b, alpha, a0, w, battery, status, horizon, spec.t90_steps,
-                                                         power, time, st)
-        out["max_average_power"], out["max_average_power_time"] = power, time
-        out["status"] = np.where(out["status"] == K.OK, st, out["status"]).astype(np.int8)
-    if "efficiency" in spec.quantities:
-        # omega_L per point from the generator: M_ii = -i(omega_i - omega_L) - (real damping), exactly
-        omega_L = np.ascontiguousarray(w[:, 0] + M[:, 0, 0].imag)
-        eff = np.empty(P)
-        getattr(K, REGISTRY["efficiency"].kernel)(M, b, omega_L, alpha, a0, w, battery, status,
-                                                  np.ascontiguousarray(out["time_to_90"]), eff)
-        out["efficiency"] = eff
-
-
-def _point_quantities(plan, model, where):
-    """One large or thermal network through the registry's definitions (steady_state, simulate, exact t90)."""
-    spec = plan.spec
-    out = {"status": np.zeros(1, np.int8)}
-    point, model = model, model.model
-    try:
-        ss = steady_state(model)
-        energies = ss.energies[None]
-    except NoSteadyStateError:
-        ss = None
-        out["status"][0] = K.NO_STEADY_STATE
-        energies = np.full((1, model.n_cells), np.nan)
-    out["_energies"] = energies
-    out["_battery"] = model.battery
-    inputs = Inputs(model, point.state, steady=ss,
-                    options={"times": spec.times, "horizon": spec.t90_max, "steps": spec.t90_steps})
-    for q in spec.quantities:
-        if q in out or REGISTRY[q].reduce is not None or q.startswith("ratio_"):
-            continue  # from the steady energies (_store) or the reference (compute_chunk)
-        if ss is None and REGISTRY[q].needs != "trace":
-            continue
-        try:
-            value = REGISTRY[q].compute(inputs)
-        except ChiralnetError as exc:
-            raise SweepError(f"{where}: {exc}") from None
-        if value is None:  # not reached within the horizon
-            out["status"][0] = K.NOT_REACHED
-            value = np.nan
-        out[q] = np.asarray(value, float)[None]
-    return out
 
 
 def compute_chunk(plan: Plan, start: int, stop: int) -> dict:
@@ -430,26 +258,26 @@ def compute_chunk(plan: Plan, start: int, stop: int) -> dict:
         g = plan.groups[tuple(int(k) for k in key)]
         if g.batched:
             M, b, w, a0 = assemble(g, multi_all[idx][:, flt])
-            _store(res, idx, _stack_quantities(plan, M, b, w, a0, g.battery, g.blocks), spec)
+            _store(res, idx, stack_quantities(plan, M, b, w, a0, g.battery, g.blocks), spec)
             continue
         small = {}
         stackable = not _unbatched(spec)
         for i in idx:
             where = plan.locate(multi_all[i])
-            model = _model_at(plan, multi_all[i])
+            model = model_at(plan, multi_all[i])
             if stackable and model.n_cells <= config.BATCH_MAX_CELLS and not model.thermal:
                 sig = (model.n_cells, model.battery.tobytes())
                 small.setdefault(sig, []).append((i, model))
             else:
-                _store(res, np.array([i]), _point_quantities(plan, model, where), spec)
+                _store(res, np.array([i]), point_quantities(plan, model, where), spec)
         for items in small.values():
             ii = np.array([i for i, _ in items])
             models = [m for _, m in items]
             M = np.stack([m.M for m in models])
             pattern = np.any(M != 0, axis=0)
-            out = _stack_quantities(plan, M, np.stack([m.forcing for m in models]),
+            out = stack_quantities(plan, M, np.stack([m.forcing for m in models]),
                                     np.stack([m.omega for m in models]), np.stack([m.alpha0 for m in models]),
-                                    models[0].battery, _blocks(pattern))
+                                    models[0].battery, blocks_of(pattern))
             _store(res, ii, out, spec)
     if {"ratio_nonreciprocal", "ratio_reciprocal"} & set(spec.quantities):
         nonrec, recip = reference_limits(plan, multi_all)
