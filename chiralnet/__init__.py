@@ -27,13 +27,13 @@ from .network import (
 from .observables import (average_power, efficiency, ergotropy, injected_energy, injected_power, max_average_power,
                           stored_power)
 from .results import SimulationResult, SteadyState
+from .solve import METHODS, Protocol, check_stability, protocol, simulate, steady_state
+from .solve.response import IsolationBand, ScatteringResult, isolation, isolation_bandwidth, scattering
 from .formats.graph_json import load_graph, save_graph
+from .formats.qutip import to_qutip
 from .formats.scenario_toml import Scenario, build_network, load_scenario
 from .scenario import run_scenario
-from .solve import METHODS, Protocol, check_stability, protocol, simulate, steady_state
 from .sweeps import SweepResult, load_sweep, sweep
-from .solve.response import IsolationBand, ScatteringResult, isolation, isolation_bandwidth, scattering
-from .formats.qutip import to_qutip
 from .design import OptimizeResult, gradient, optimize
 
 __version__ = "0.1.0"
