@@ -379,6 +379,22 @@ print(t1 - t0, t2 - t1, t3 - t2)
 """
 
 
+def bench_time_resolved_sweep(quick):
+    print("\n7. time-resolved sweep: battery energy at 61 times over a grid of drives, against a loop of simulate",
+          flush=True)
+    times = np.linspace(0.0, 3000.0, 61)
+    n = 10_000 if quick else 100_000
+    drives = np.linspace(0.01, 0.2, n)
+    cn.sweep("two_cell", {"drive": drives[:16]}, ["battery_energy_at"], times=times)  # compile / load kernels
+    t_sweep, res = best_of(lambda: cn.sweep("two_cell", {"drive": drives}, ["battery_energy_at"], times=times), 3)
+    sample = np.linspace(0, n - 1, 200).astype(int)
+    t_loop, loop = best_of(lambda: [cn.simulate(cn.two_cell(drive=float(drives[i])), times).battery_energy
+                                    for i in sample], 1)
+    err = rel_err(np.asarray(res["battery_energy_at"])[sample], np.array(loop))
+    record("sweep", f"two-cell sweep, {n} points x 61 times (per point)", t_sweep / n, t_loop / sample.size,
+           "loop of simulate", 100, agreement=err)
+
+
 def bench_cold():
     print("\n5. cold start: import, first calls (compile or cache load), warm calls", flush=True)
     with tempfile.TemporaryDirectory() as cache:
@@ -444,6 +460,7 @@ def main(argv=None):
     bench_large(args.quick)
     bench_threads(args.quick)
     bench_fresh(args.quick)
+    bench_time_resolved_sweep(args.quick)
     exps = {"steady state": fit_exponent(steady), "simulate per output time": fit_exponent(cost)}
     print("\nfitted exponents (time ~ N^p; N >= 1e4 / all N):")
     for k, (p_big, p_all) in exps.items():

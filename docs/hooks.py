@@ -41,6 +41,7 @@ SECTIONS = {
     "threads": "Threaded (prange) kernels against serial ones (ratio = serial / threaded)",
     "cold": "Cold start: first calls in a new process",
     "fresh": "Fresh process (a new user's first call) and warm: large outputs and thermal traces",
+    "sweep": "Time-resolved sweeps against a loop of simulate (per point)",
 }
 #: Extra per-row fields, shown in the notes column.
 NOTES = {
