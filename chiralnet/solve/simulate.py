@@ -13,6 +13,7 @@ from .run import METHODS, run_model
 
 __all__ = ["simulate", "METHODS"]
 
+
 def _check_number(name, value):
     if value is None:
         return
