@@ -101,8 +101,9 @@ def test_block_size_from_budget(tmp_path):
     assert 1 < out.stats["block_times"] < t.size and out.stats["blocks"] > 1
     with out.open() as ds:
         _close(ds.energy.values, ref.energies)
-    # one more output time per block would not fit
-    bigger = stream._block_times(G, t.size, "exact-sparse", False, False, 500, out.stats["block_times"] + 1, None)
+    # one more chunk of output times per block would not fit (blocks are whole chunks of the file)
+    more = out.stats["block_times"] + stream._CHUNK_ROWS
+    bigger = stream._block_times(G, t.size, "exact-sparse", False, False, 500, more, None)
     assert bigger[1] > budget
     with pytest.raises(MemoryLimitError, match="max_bytes"):
         cn.simulate_to_file(G, t, tmp_path / "c.nc", max_bytes=1000)

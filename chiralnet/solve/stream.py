@@ -32,6 +32,11 @@ __all__ = ["simulate_to_file", "TraceFile", "STREAM_BLOCK_BYTES"]
 #: Default memory budget of one block of :func:`simulate_to_file` (bytes).
 STREAM_BLOCK_BYTES = 256 * 2**20
 
+#: Output times per HDF5 chunk (at most): a short chunk in time pads the file's last chunk little (the
+#: datasets have fixed size, so a partial chunk at the end is stored whole), and blocks longer than this
+#: are cut to a multiple of it.
+_CHUNK_ROWS = 64
+
 #: Target size of one HDF5 chunk of a per-cell variable (bytes): large enough for fast writes, small
 #: enough that reading one cell's time series does not read the whole file.
 _CHUNK_BYTES = 4 * 2**20
@@ -100,7 +105,8 @@ def simulate_to_file(G_or_model, times, path, *, state0: State | None = None, me
         :mod:`chiralnet.memory`.
     max_bytes : float, optional
         Memory budget of one block in bytes (default ``STREAM_BLOCK_BYTES``, 256 MiB). A budget that
-        cannot hold the method's fixed memory and one output time raises MemoryLimitError.
+        cannot hold the method's fixed memory and one output time raises MemoryLimitError. Blocks longer
+        than 64 output times are cut to whole 64-time chunks of the file.
     progress : bool, optional
         Show a tqdm bar over the output times (default: when stderr is a terminal).
 
@@ -250,6 +256,8 @@ def _block_times(model, n_times, method, thermal, store, kept, chunk_times, max_
             f"about {memory.format_bytes(fixed)} before any output and {per_row} bytes per output time; "
             f"raise max_bytes or give chunk_times")
     block = min(rows - 1, n_times)
+    if block < n_times and block > _CHUNK_ROWS:  # whole HDF5 chunks per block: no chunk is written twice
+        block -= block % _CHUNK_ROWS
     return block, fixed + (block + 1) * per_row
 
 
@@ -267,8 +275,9 @@ def _create(f, h5py, t, labels, battery, store, thermal, tc, method):
 
     def per_cell(name, dtype):
         size = np.dtype(dtype).itemsize
-        rows = max(1, min(tc, _CHUNK_BYTES // size))
+        rows = max(1, min(tc, _CHUNK_ROWS))
         ck = max(1, min(k, _CHUNK_BYTES // (size * rows)))
+        ck = -(-k // -(-k // ck))  # equal chunks across the cells: the last one is not mostly padding
         out[name] = f.create_variable(name, ("time", "cell"), dtype=dtype, chunks=(rows, ck))
 
     per_cell("energy", float)
