@@ -27,7 +27,7 @@ from .network import (
 from .observables import (average_power, efficiency, ergotropy, injected_energy, injected_power, max_average_power,
                           stored_power)
 from .results import SimulationResult, SteadyState
-from .solve import METHODS, Protocol, check_stability, protocol, simulate, steady_state
+from .solve import METHODS, Protocol, check_stability, protocol, simulate, simulate_to_file, steady_state
 from .solve.response import IsolationBand, ScatteringResult, isolation, isolation_bandwidth, scattering
 from .formats.graph_json import load_graph, save_graph
 from .formats.qutip import to_qutip
@@ -43,7 +43,7 @@ __all__ = [
     "cells", "reservoirs", "battery_cells",
     "two_cell", "chain", "ring", "star", "lattice",
     "Model", "State", "build_model", "initial_state",
-    "simulate", "steady_state", "check_stability", "METHODS", "protocol", "Protocol", "drives",
+    "simulate", "simulate_to_file", "steady_state", "check_stability", "METHODS", "protocol", "Protocol", "drives",
     "ergotropy", "injected_power", "stored_power", "average_power", "max_average_power", "injected_energy",
     "efficiency",
     "sweep", "load_sweep", "SweepResult",

@@ -6,6 +6,7 @@
 - :mod:`~chiralnet.solve.steady`: steady state and stability.
 - :mod:`~chiralnet.solve.run`: one model from a state (method choice, memory check), :data:`METHODS`.
 - :mod:`~chiralnet.solve.simulate`: :func:`simulate`.
+- :mod:`~chiralnet.solve.stream`: :func:`simulate_to_file` (a long trace written to NetCDF block by block).
 - :mod:`~chiralnet.solve.protocol`: :func:`protocol` (phases held one after another).
 - :mod:`~chiralnet.solve.driven`: time-dependent drives (:mod:`chiralnet.drives`).
 - :mod:`~chiralnet.solve.response`: the scattering matrix (:func:`chiralnet.scattering`).
@@ -16,5 +17,6 @@ from .protocol import Protocol, protocol
 from .run import METHODS
 from .simulate import simulate
 from .steady import check_stability, steady_state
+from .stream import simulate_to_file
 
-__all__ = ["simulate", "steady_state", "check_stability", "METHODS", "protocol", "Protocol"]
+__all__ = ["simulate", "simulate_to_file", "steady_state", "check_stability", "METHODS", "protocol", "Protocol"]

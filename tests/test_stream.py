@@ -1,0 +1,194 @@
+"""simulate_to_file: the streamed file equals one in-memory simulate, memory per block is bounded, and an
+error leaves no file at the target."""
+
+import os
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import chiralnet as cn
+from chiralnet.arrays import chain_model
+from chiralnet.errors import ChiralnetError, MemoryLimitError, SolverError
+from chiralnet.solve import stream
+
+xr = pytest.importorskip("xarray")
+pytest.importorskip("h5netcdf")
+
+#: A block continued from the previous block's final state equals one long run to rounding: the step
+#: lengths t[k] - t[k-1] are recomputed from a new origin (an ulp), then propagated for a few hundred steps.
+RTOL = 1e-12
+ATOL = 1e-12
+
+NETWORKS = {
+    "zero-T chain, exact": lambda: (cn.chain(6), np.linspace(0, 400, 37)),
+    "thermal chain, exact": lambda: (cn.chain(5, n_th=0.3), np.linspace(0, 300, 29)),
+    "zero-T chain, exact-sparse": lambda: (chain_model(300), np.linspace(0, 200, 41)),
+    "thermal chain, exact-sparse": lambda: (chain_model(40, n_th=0.2), np.linspace(0, 150, 23)),
+    "ring, uneven times": lambda: (cn.ring(5, nonreciprocal=False), np.r_[0.5, np.geomspace(1, 500, 30)]),
+}
+
+
+def _close(a, b):
+    np.testing.assert_allclose(a, b, rtol=RTOL, atol=ATOL * max(1.0, float(np.abs(b).max())))
+
+
+@pytest.mark.parametrize("chunk", [1, 4, 7, 1000])
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+def test_file_equals_one_in_memory_run(name, chunk, tmp_path):
+    G, t = NETWORKS[name]()
+    ref = cn.simulate(G, t)
+    out = cn.simulate_to_file(G, t, tmp_path / "trace.nc", chunk_times=chunk, store_amplitudes=True)
+    assert out.method == ref.method and out.n_times == t.size and out.cells == ref.cells
+    assert out.stats["blocks"] == -(-t.size // min(chunk, t.size))
+    with out.open() as ds:
+        assert ds.attrs["method"] == ref.method
+        np.testing.assert_array_equal(ds.time.values, t)
+        assert list(ds.cell.values) == [str(c) for c in ref.cells]
+        np.testing.assert_array_equal(ds.battery.values, ref.battery)
+        _close(ds.energy.values, ref.energies)
+        _close(ds.amplitude.values, ref.amplitudes)
+        _close(ds.total_energy.values, ref.total_energy)
+        _close(ds.battery_energy.values, ref.battery_energy)
+        thermal = ref.battery_fluctuations is not None
+        assert ("fluctuation" in ds) == thermal
+        if thermal:
+            _close(ds.fluctuation.values, ref.fluctuations)
+    _close(out.final_state.alpha, ref.final_state.alpha)
+    if ref.final_state.Nc is None:
+        assert out.final_state.Nc is None
+    else:
+        _close(out.final_state.Nc, ref.final_state.Nc)
+
+
+def test_cells_subset_state0_and_energies_only(tmp_path):
+    """cells= keeps the chosen columns in their order with whole-network totals; a run continued from a state."""
+    G = chain_model(200, n_th=0.1)
+    start = cn.simulate(G, [0.0, 50.0]).final_state
+    t = np.linspace(50, 250, 31)
+    keep = [150, 3, 199]
+    ref = cn.simulate(G, t, state0=start, cells=keep, store_amplitudes=False)
+    out = cn.simulate_to_file(G, t, tmp_path / "sub.nc", state0=start, cells=keep, chunk_times=6)
+    with xr.open_dataset(out.path) as ds:
+        assert "amplitude" not in ds and ds.energy.shape == (31, 3)
+        assert list(ds.cell.values) == ["150", "3", "199"]
+        _close(ds.energy.values, ref.energies)
+        _close(ds.total_energy.values, ref.total_energy)
+        _close(ds.battery_energy.values, ref.battery_energy)
+    _close(out.final_state.Nc, ref.final_state.Nc)
+    assert out.final_state.n_cells == 200
+
+
+def test_graph_initial_state_is_used(tmp_path):
+    """A network's own alpha0 starts the first block at t = 0, as in simulate."""
+    G = cn.chain(3)
+    G.nodes[0]["alpha0"] = 2.0 + 1.0j
+    t = np.linspace(10, 60, 11)
+    ref = cn.simulate(G, t)
+    out = cn.simulate_to_file(G, t, tmp_path / "a.nc", chunk_times=3)
+    with out.open() as ds:
+        _close(ds.energy.values, ref.energies)
+
+
+def test_block_size_from_budget(tmp_path):
+    """The block is the most output times whose estimate fits the budget; a smaller budget, smaller blocks,
+    the same numbers; a budget below the fixed memory raises at once."""
+    G, t = chain_model(500, sparse=True), np.linspace(0, 100, 200)
+    ref = cn.simulate(G, t, store_amplitudes=False)
+    budget = 400_000
+    out = cn.simulate_to_file(G, t, tmp_path / "b.nc", max_bytes=budget)
+    assert out.stats["block_bytes"] <= budget
+    assert 1 < out.stats["block_times"] < t.size and out.stats["blocks"] > 1
+    with out.open() as ds:
+        _close(ds.energy.values, ref.energies)
+    # one more chunk of output times per block would not fit (blocks are whole chunks of the file)
+    more = out.stats["block_times"] + stream._CHUNK_ROWS
+    bigger = stream._block_times(G, t.size, "exact-sparse", False, False, 500, more, None)
+    assert bigger[1] > budget
+    with pytest.raises(MemoryLimitError, match="max_bytes"):
+        cn.simulate_to_file(G, t, tmp_path / "c.nc", max_bytes=1000)
+    assert not (tmp_path / "c.nc").exists()
+
+
+def test_memory_stays_bounded(tmp_path, monkeypatch):
+    """Peak traced memory of a streamed run is far below what the in-memory run keeps."""
+    monkeypatch.setattr(cn.memory, "MAPPED_MIN_BYTES", 1 << 62)  # NumPy's allocator, which tracemalloc sees
+    G, t = chain_model(400, sparse=True), np.linspace(0, 200, 2001)
+    cn.simulate_to_file(G, t[:5], tmp_path / "warm.nc")  # compile kernels outside the measurement
+    tracemalloc.start()
+    try:
+        cn.simulate_to_file(G, t, tmp_path / "m.nc", max_bytes=300_000)
+        _, streamed = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        ref = cn.simulate(G, t)
+        _ = ref.energies
+        _, in_memory = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert in_memory > 400 * 2001 * 16  # the amplitudes alone (12.8 MB)
+    assert streamed < 2_000_000, streamed
+
+
+def test_error_leaves_no_file(tmp_path, monkeypatch):
+    """A block that fails (here the third one's result raises) leaves no file, and an older file intact."""
+    G, t = cn.chain(4), np.linspace(0, 100, 30)
+    target = tmp_path / "t.nc"
+    target.write_text("older")
+    real, calls = stream.simulation_result, []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise SolverError("energy of cell 2 is not finite")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(stream, "simulation_result", failing)
+    with pytest.raises(SolverError, match="not finite"):
+        cn.simulate_to_file(G, t, target, chunk_times=5)
+    assert target.read_text() == "older"
+    assert os.listdir(tmp_path) == ["t.nc"]  # no temporary file left either
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(stream, "simulation_result", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        cn.simulate_to_file(G, t, tmp_path / "new.nc", chunk_times=5)
+    assert os.listdir(tmp_path) == ["t.nc"]
+
+
+def test_non_finite_state_leaves_no_file(tmp_path):
+    """A real non-finite trace (a state whose energy overflows the float range) raises and writes nothing."""
+    G = cn.two_cell()
+    huge = cn.State(("a", "b"), np.array([0.0, 1e160 + 0j]))  # finite amplitude, energy 1e320 = inf
+    with pytest.raises(SolverError, match="not finite"):
+        cn.simulate_to_file(G, np.linspace(0, 400, 9), tmp_path / "u.nc", state0=huge, chunk_times=2)
+    assert os.listdir(tmp_path) == []
+
+
+def test_bad_input(tmp_path, monkeypatch):
+    G, t = cn.chain(3), [0.0, 1.0]
+    with pytest.raises(ChiralnetError, match="does not exist"):
+        cn.simulate_to_file(G, t, tmp_path / "missing" / "t.nc")
+    with pytest.raises(ChiralnetError, match="is a folder"):
+        cn.simulate_to_file(G, t, tmp_path)
+    with pytest.raises(ChiralnetError, match="chunk_times"):
+        cn.simulate_to_file(G, t, tmp_path / "t.nc", chunk_times=0)
+    with pytest.raises(ChiralnetError, match="max_bytes"):
+        cn.simulate_to_file(G, t, tmp_path / "t.nc", max_bytes=float("nan"))
+    with pytest.raises(ChiralnetError, match="unknown method"):
+        cn.simulate_to_file(G, t, tmp_path / "t.nc", method="euler")
+    with pytest.raises(ChiralnetError, match="protocol"):
+        cn.simulate_to_file(cn.protocol([(G, 5.0)]), t, tmp_path / "t.nc")
+    with pytest.raises(SolverError, match="increase strictly"):
+        cn.simulate_to_file(G, [1.0, 0.5], tmp_path / "t.nc")
+    monkeypatch.setitem(__import__("sys").modules, "h5netcdf", None)  # not installed
+    with pytest.raises(ChiralnetError, match=r"chiralnet\[sweep\]"):
+        cn.simulate_to_file(G, t, tmp_path / "t.nc")
+    assert os.listdir(tmp_path) == []
+
+
+def test_progress_bar(tmp_path, capsys):
+    pytest.importorskip("tqdm")
+    cn.simulate_to_file(cn.chain(3), np.linspace(0, 10, 12), tmp_path / "p.nc", chunk_times=4, progress=True)
+    assert "12/12" in capsys.readouterr().err
