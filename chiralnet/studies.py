@@ -34,7 +34,7 @@ import numpy as np
 from . import analytic
 from .builders import chain, lattice, ring, star
 from .errors import NetworkError
-from .formats.files import atomic_write_text
+from .files import atomic_write_text
 from .observables import two_cell_limits
 from .sweeps import sweep
 

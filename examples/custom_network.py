@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 import chiralnet as cn
-from chiralnet.formats.files import atomic_write_text
+from chiralnet.files import atomic_write_text
 
 G = cn.network(drive_frequency=1.0, name="two chargers")
 cn.add_cell(G, "A1", omega=1.0, kappa=0.003, drive=0.1, label="charger 1")

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import chiralnet as cn
 from chiralnet.errors import NetworkError
-from chiralnet.formats.files import atomic_path, atomic_write_text
+from chiralnet.files import atomic_path, atomic_write_text
 from chiralnet.formats.graph_json import graph_from_data, graph_to_data, load_graph, save_graph
 
 finite = st.floats(allow_nan=False, allow_infinity=False, min_value=-1e6, max_value=1e6)

@@ -13,7 +13,7 @@ takes the parsed ``args`` and returns an exit status (or None for 0). Errors are
 :func:`main`: a :class:`~chiralnet.errors.ChiralnetError` (bad input) prints one line
 ``chiralnet: error: ...`` and exits with status 2; an ``OSError`` (cannot write) prints one line and
 exits with 1; ``--debug`` shows the traceback instead. Write output files with
-:func:`chiralnet.formats.files.atomic_path` / :func:`chiralnet.formats.files.atomic_write_text` so nothing is half written.
+:func:`chiralnet.files.atomic_path` / :func:`chiralnet.files.atomic_write_text` so nothing is half written.
 """
 
 from __future__ import annotations

@@ -260,7 +260,7 @@ def _plain(v):
 
 def write_outputs(spec: OptimizationSpec, res, out) -> list:
     """Write the files of the module docstring into ``out``; returns their names."""
-    from ..formats.files import atomic_path, atomic_write_text
+    from ..files import atomic_path, atomic_write_text
     from ..formats.graph_json import save_graph
     from ..formats.scenario_toml import dumps_toml, network_spec
 

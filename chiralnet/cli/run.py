@@ -153,7 +153,7 @@ def _figures(run) -> dict:
 
 def _write_outputs(run, out: Path, *, with_series: bool) -> list[Path]:
     """Render everything in memory first, then write each file atomically; return the paths written."""
-    from ..formats.files import atomic_write_text
+    from ..files import atomic_write_text
     from ..formats.graph_json import graph_to_data
     from ..plotting import save_figure
 
@@ -212,7 +212,7 @@ def _cmd_steady(args) -> int:
 
 
 def _cmd_paper(args) -> int:
-    from ..formats.files import atomic_write_text
+    from ..files import atomic_write_text
     from ..paper import reproduce
     from ..plotting import save_figure
 

@@ -252,7 +252,7 @@ def spectrum_summary(spec: SpectrumSpec, res, bands: dict) -> dict:
 
 def run_spectrum_command(args) -> int:
     from ..plotting import scattering as ps
-    from ..formats.files import atomic_write_text
+    from ..files import atomic_write_text
     from ..solve.response import isolation_bandwidth, scattering
 
     spec = load_spectrum(args.spectrum_file)

@@ -10,7 +10,7 @@ two changes, because JSON knows neither complex numbers nor tuples:
 
 The file also carries ``"chiralnet_format": 1``. Loading validates the graph against the schema of
 :mod:`chiralnet.network`, so a hand-edited file with a typo fails with a message naming the key.
-Files are written atomically (:mod:`chiralnet.formats.files`).
+Files are written atomically (:mod:`chiralnet.files`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from numbers import Integral, Number, Real
 
 import networkx as nx
 
-from .files import atomic_write_text
+from ..files import atomic_write_text
 from ..errors import ChiralnetError, NetworkError
 from ..network import COMPLEX_KEYS, validate_network
 

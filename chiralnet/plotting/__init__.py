@@ -13,7 +13,7 @@ import matplotlib as mpl
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..formats.files import atomic_path
+from ..files import atomic_path
 
 __all__ = [
     "plot_energies",

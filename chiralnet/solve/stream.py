@@ -5,7 +5,7 @@ previous block's final state (runs chain exactly: a continued run equals one lon
 its rows are written into fixed-size, chunked HDF5 datasets (NetCDF-4 through h5netcdf, the ``sweep``
 extra) and dropped. Memory is bounded by the block, whose length comes from a byte budget and the
 estimates of :mod:`chiralnet.memory`. The file is written under a temporary name and renamed at the end
-(:func:`chiralnet.formats.files.atomic_path`), so an error or Ctrl-C leaves no half-written file.
+(:func:`chiralnet.files.atomic_path`), so an error or Ctrl-C leaves no half-written file.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import memory
 from ..errors import ChiralnetError, MemoryLimitError, SolverError
-from ..formats.files import atomic_path
+from ..files import atomic_path
 from ..model import State
 from ..results import cell_columns, simulation_result
 from .base import check_times, distinct_steps, model_and_state

@@ -21,9 +21,9 @@ def atomic_write(path, write, mode="wb"):
 
     A reader never sees a half-written file, and an interrupted write leaves the old file (or none).
     The data are flushed to disk before the rename (a stored chunk survives a crash).
-    Temporary names are those of :func:`chiralnet.formats.files.atomic_path` (``.<name>.<pid>-<hex>.tmp``).
+    Temporary names are those of :func:`chiralnet.files.atomic_path` (``.<name>.<pid>-<hex>.tmp``).
     """
-    from ..formats.files import atomic_path
+    from ..files import atomic_path
 
     with atomic_path(path) as tmp:
         with open(tmp, mode) as fh:
@@ -122,7 +122,7 @@ class SweepResult:
             data = bytes(ds.to_netcdf(engine="scipy"))
             atomic_write(path, lambda fh: fh.write(data))
         else:  # h5netcdf writes to a path: a temporary one, renamed when complete
-            from ..formats.files import atomic_path
+            from ..files import atomic_path
 
             with atomic_path(path) as tmp:
                 ds.to_netcdf(tmp, engine=engine)

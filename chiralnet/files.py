@@ -21,7 +21,7 @@ def atomic_path(path):
     --------
     >>> import tempfile
     >>> from pathlib import Path
-    >>> from chiralnet.formats.files import atomic_path
+    >>> from chiralnet.files import atomic_path
     >>> target = Path(tempfile.mkdtemp()) / "x.txt"
     >>> with atomic_path(target) as tmp:
     ...     _ = Path(tmp).write_text("done")
