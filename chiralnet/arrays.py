@@ -1,7 +1,7 @@
 """Array builders: the :class:`~chiralnet.model.Model` of a builder network without a NetworkX graph.
 
 :func:`chain_model` and :func:`lattice_model` build the same Model as ``build_model(chain(n))`` /
-``build_model(lattice(r, c))`` (tested) from arrays in O(N): a 10^6-cell chain in about a second,
+``build_model(lattice(r, c))`` (tested) from arrays in O(N): a 10^6-cell chain in about 2 s,
 where the graph route is impractical above ~10^4 cells. Their initial state is the vacuum.
 """
 
