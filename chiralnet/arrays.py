@@ -72,7 +72,7 @@ def chain_model(
     """The :class:`Model` of :func:`chiralnet.chain`, built from arrays.
 
     Same arrays as ``build_model(chain(n_cells, ...))`` (tested), in O(N) time and
-    memory and without NetworkX: a 10^6-cell chain builds in about a second.
+    memory and without NetworkX: a 10^6-cell chain builds in about 2 s.
 
     Parameters
     ----------
