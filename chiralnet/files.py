@@ -1,4 +1,4 @@
-"""Write files atomically: every file chiralnet writes goes to a temporary name in the target folder
+"""Read TOML input files with one-line errors, and write files atomically: every file chiralnet writes goes to a temporary name in the target folder
 first and is then renamed with :func:`os.replace`, so a crash or an error never leaves a half-written file.
 """
 
@@ -9,7 +9,7 @@ import os
 import secrets
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write_text"]
+__all__ = ["atomic_path", "atomic_write_text", "read_toml"]
 
 
 
@@ -63,3 +63,28 @@ def atomic_write_text(path, text: str) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
+
+
+def read_toml(path, what: str, error, example: str = "") -> dict:
+    """The parsed TOML file ``path`` (a scenario, sweep, spectrum or optimisation file), or ``error`` (a
+    ChiralnetError subclass) with one line naming the file and what is wrong: missing, unreadable (a
+    folder, no permission), not UTF-8, not TOML, or nested too deeply to parse."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # pragma: no cover - Python 3.10 (tomli is a dependency there)
+        import tomli as tomllib
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        hint = f" (see {example})" if example else ""
+        raise error(f"{path}: file not found; expected a TOML {what} file{hint}") from None
+    except OSError as exc:  # a folder, no permission: bad input, not a failed write
+        raise error(f"{path}: cannot be read ({exc.strerror or type(exc).__name__})") from None
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: not valid TOML: not UTF-8 text at byte {exc.start}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise error(f"{path}: not valid TOML: {' '.join(str(exc).split())}") from None
+    except RecursionError:
+        raise error(f"{path}: not valid TOML: arrays or tables nested too deeply") from None

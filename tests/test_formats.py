@@ -184,3 +184,18 @@ def test_graph_errors_do_not_quote_the_file(tmp_path):
     assert "secret" not in str(info.value)
     with pytest.raises(cn.ChiralnetError, match="cannot read graph file"):
         load_graph(tmp_path)  # a folder
+
+
+def test_every_toml_reader_gives_one_line_errors(tmp_path):
+    """Scenario, sweep, spectrum and optimisation files are read by one function (chiralnet.files.read_toml):
+    a file nested too deeply was a RecursionError traceback for the spectrum and optimisation readers."""
+    from chiralnet.cli.optimize import load_optimization
+    from chiralnet.cli.spectrum import load_spectrum
+
+    deep = tmp_path / "deep.toml"
+    deep.write_text("a = " + "[" * 5000 + "]" * 5000 + "\n")
+    for load in (cn.load_scenario, cn.load_sweep, load_spectrum, load_optimization):
+        with pytest.raises(cn.ChiralnetError, match=r"deep.toml: not valid TOML: arrays or tables nested too deeply"):
+            load(deep)
+        with pytest.raises(cn.ChiralnetError, match=r"missing.toml: file not found; expected a TOML"):
+            load(tmp_path / "missing.toml")

@@ -5,6 +5,11 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+
+try:  # Python >= 3.11
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 import pytest
 
 import chiralnet as cn
@@ -14,7 +19,6 @@ from chiralnet.formats.scenario_toml import build_network, dumps_toml, load_scen
 from chiralnet.scenario import run_scenario
 from chiralnet.observables import charging_time, two_cell_reference
 from chiralnet.errors import ScenarioError
-from chiralnet.formats.scenario_toml import tomllib
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 #: Two assemblies of the same physics (builder vs explicit TOML) agree to rounding.

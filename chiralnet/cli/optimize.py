@@ -45,13 +45,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import read_toml
 from ..errors import ChiralnetError, ScenarioError
 from ..formats.scenario_toml import _builder_value, _Reader
 
 try:  # Python >= 3.11
-    import tomllib
+    pass
 except ModuleNotFoundError:  # pragma: no cover
-    import tomli as tomllib
+    pass
 
 __all__ = ["register", "run_optimize_command", "load_optimization", "parse_optimization", "OptimizationSpec"]
 
@@ -107,17 +108,7 @@ def register(subparsers) -> None:
 def load_optimization(path) -> OptimizationSpec:
     """Read and check an optimisation file; every error names the file and the key."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ScenarioError(f"{path}: file not found; expected a TOML optimisation file "
-                            "(see examples/chain_budget.optimize.toml)") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError(f"{path}: cannot read it ({' '.join(str(exc).split())})") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError(f"{path}: not valid TOML: {' '.join(str(exc).split())}") from None
+    data = read_toml(path, "optimisation", ScenarioError, "examples/chain_budget.optimize.toml")
     return parse_optimization(data, source=str(path))
 
 

@@ -37,12 +37,13 @@ from pathlib import Path
 import numpy as np
 
 from ..formats.scenario_toml import _Reader, _few, build_network
+from ..files import read_toml
 from ..errors import ScenarioError
 
 try:  # Python >= 3.11
-    import tomllib
+    pass
 except ModuleNotFoundError:  # pragma: no cover
-    import tomli as tomllib
+    pass
 
 __all__ = ["register", "run_spectrum_command", "load_spectrum", "parse_spectrum", "SpectrumSpec", "FIGURES"]
 
@@ -92,17 +93,7 @@ def register(subparsers) -> None:
 def load_spectrum(path) -> SpectrumSpec:
     """Read and check a spectrum file; every error names the file and the key."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ScenarioError(f"{path}: file not found; expected a TOML spectrum file "
-                            "(see examples/isolator.spectrum.toml)") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError(f"{path}: cannot read it ({' '.join(str(exc).split())})") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError(f"{path}: not valid TOML: {' '.join(str(exc).split())}") from None
+    data = read_toml(path, "spectrum", ScenarioError, "examples/isolator.spectrum.toml")
     return parse_spectrum(data, source=str(path), base_dir=path.parent)
 
 

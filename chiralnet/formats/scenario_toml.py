@@ -111,11 +111,12 @@ import networkx as nx
 import numpy as np
 
 try:  # Python >= 3.11
-    import tomllib
+    pass
 except ModuleNotFoundError:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
+    pass
 
 from .. import builders, drives
+from ..files import read_toml
 from ..errors import ChiralnetError, ScenarioError
 from ..network import (
     add_cell,
@@ -729,18 +730,7 @@ def load_scenario(path) -> Scenario:
     (6, (301,), 'auto')
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ScenarioError(f"{path}: file not found; expected a TOML scenario file (see examples/*.toml)") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError(f"{path}: cannot read it ({_one_line(exc)})") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError(f"{path}: not valid TOML: {_one_line(exc)}") from None
-    except RecursionError:
-        raise ScenarioError(f"{path}: not valid TOML: arrays or tables nested too deeply") from None
+    data = read_toml(path, "scenario", ScenarioError, "examples/*.toml")
     return parse_scenario(data, source=str(path), base_dir=path.parent)
 
 

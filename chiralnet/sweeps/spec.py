@@ -20,6 +20,7 @@ import numpy as np
 
 from .. import config
 from .. import builders
+from ..files import read_toml
 from ..errors import ChiralnetError, SweepError
 from ..observables import QUANTITIES as _REGISTRY
 from . import disorder as _disorder
@@ -628,24 +629,5 @@ def load_sweep(path, *, allow_code: bool = False) -> SweepSpec:
     Unknown sections and keys raise :class:`SweepError` naming the file and key; so does a file that
     cannot be read (missing, a folder, not UTF-8, not TOML).
     """
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        try:
-            import tomli as tomllib
-        except ModuleNotFoundError:
-            raise SweepError("reading sweep files on Python 3.10 needs tomli: pip install 'chiralnet[sweep]'") from None
-    try:
-        with open(path, "rb") as fh:
-            doc = tomllib.load(fh)
-    except FileNotFoundError:
-        raise SweepError(f"sweep file {str(path)!r} does not exist") from None
-    except OSError as exc:  # a folder, no permission: bad input, not a failed write
-        raise SweepError(f"sweep file {str(path)!r} cannot be read ({exc.strerror or type(exc).__name__})") from None
-    except UnicodeDecodeError as exc:
-        raise SweepError(f"sweep file {str(path)!r} is not valid TOML: not UTF-8 text at byte {exc.start}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SweepError(f"sweep file {str(path)!r} is not valid TOML: {' '.join(str(exc).split())}") from None
-    except RecursionError:
-        raise SweepError(f"sweep file {str(path)!r} is not valid TOML: arrays or tables nested too deeply") from None
+    doc = read_toml(path, "sweep", SweepError, "examples/*.sweep.toml")
     return parse_sweep(doc, source=str(path), allow_code=allow_code)
