@@ -76,31 +76,45 @@ def simulate(G_or_model, times, *, state0: State | None = None, method: str = "a
     >>> float(more.times[0]), bool(np.allclose(more.energies[0], res.energies[-1]))
     (2000.0, True)
     """
-    if not isinstance(method, str) or (method != "auto" and method not in METHODS):
-        raise ChiralnetError(f"unknown method {method!r}; valid: {['auto', *METHODS]}")
-    if not isinstance(store_amplitudes, (bool, np.bool_)):  # bool("no") would silently mean True
-        raise SolverError(f"store_amplitudes must be True or False, got {store_amplitudes!r}")
     given = {"rtol": rtol, "atol": atol, "max_steps": max_steps}
-    store = bool(store_amplitudes)
     if isinstance(G_or_model, Protocol):
         if cells is not None:
             raise SolverError("cells= keeps a few cells of one network; a protocol's result keeps every cell "
                               "(select columns with result.energy(cell))")
+        store = _check_method(method, store_amplitudes)
         _check_options(method, given, any(m.time_dependent for m in G_or_model.models))
         return run_protocol(G_or_model, times, state0, method, given, store)
-    model, own_state = model_and_state(G_or_model)
-    _check_options(method, given, model.time_dependent)
-    t = check_times(times)
-    if state0 is None:
-        state, start = own_state, 0.0
-    elif isinstance(state0, State):
-        state, start = state0.for_cells(model.cells), float(t[0])
-    else:
-        raise SolverError(f"state0 must be a chiralnet.State (e.g. result.final_state), got {type(state0).__name__}")
+    model, state, t, start, store = prepare_run(G_or_model, times, state0, method, given, store_amplitudes)
     rel = t - start if start else t
     columns = cell_columns(model.cells, cells)  # None: all cells
     trace, method = run_model(model, state, rel, method, given, store, t_offset=start, columns=columns)
     return simulation_result(trace, model, t, method, store, columns)
+
+
+def _check_method(method, store_amplitudes) -> bool:
+    """Check the method name and store_amplitudes (a real bool); return store_amplitudes."""
+    if not isinstance(method, str) or (method != "auto" and method not in METHODS):
+        raise ChiralnetError(f"unknown method {method!r}; valid: {['auto', *METHODS]}")
+    if not isinstance(store_amplitudes, (bool, np.bool_)):  # bool("no") would silently mean True
+        raise SolverError(f"store_amplitudes must be True or False, got {store_amplitudes!r}")
+    return bool(store_amplitudes)
+
+
+def prepare_run(G_or_model, times, state0, method, given, store_amplitudes):
+    """The checks every run of one network shares (simulate, simulate_to_file): the method and its options,
+    the model and the state at ``times[0]`` (state0) or at t = 0 (the network's own).
+
+    Returns (model, state, times (T,) float, start: the time the state is at, store_amplitudes: bool).
+    """
+    store = _check_method(method, store_amplitudes)
+    model, own_state = model_and_state(G_or_model)
+    _check_options(method, given, model.time_dependent)
+    t = check_times(times)
+    if state0 is None:
+        return model, own_state, t, 0.0, store
+    if isinstance(state0, State):
+        return model, state0.for_cells(model.cells), t, float(t[0]), store
+    raise SolverError(f"state0 must be a chiralnet.State (e.g. result.final_state), got {type(state0).__name__}")
 
 
 def _check_options(method, given, time_dependent):

@@ -18,14 +18,14 @@ from pathlib import Path
 import numpy as np
 
 from .. import memory
-from ..errors import ChiralnetError, MemoryLimitError, SolverError
+from ..errors import ChiralnetError, MemoryLimitError
 from ..files import atomic_path
 from ..model import State
 from ..results import cell_columns, simulation_result
-from .base import check_times, distinct_steps, model_and_state
+from .base import distinct_steps
 from .protocol import Protocol
-from .run import METHODS, _choose_method, _nnz, run_model
-from .simulate import _check_options
+from .run import _choose_method, _nnz, run_model
+from .simulate import prepare_run
 
 __all__ = ["simulate_to_file", "TraceFile", "STREAM_BLOCK_BYTES"]
 
@@ -131,21 +131,8 @@ def simulate_to_file(G_or_model, times, path, *, state0: State | None = None, me
     if isinstance(G_or_model, Protocol):
         raise ChiralnetError("simulate_to_file runs one network or Model; run a protocol's phases one by one "
                              "(each from the previous final_state) or use simulate for a protocol")
-    if not isinstance(method, str) or (method != "auto" and method not in METHODS):
-        raise ChiralnetError(f"unknown method {method!r}; valid: {['auto', *METHODS]}")
-    if not isinstance(store_amplitudes, (bool, np.bool_)):
-        raise SolverError(f"store_amplitudes must be True or False, got {store_amplitudes!r}")
-    store = bool(store_amplitudes)
     given = {"rtol": rtol, "atol": atol, "max_steps": max_steps}
-    model, own_state = model_and_state(G_or_model)
-    _check_options(method, given, model.time_dependent)
-    t = check_times(times)
-    if state0 is None:
-        state, start = own_state, 0.0
-    elif isinstance(state0, State):
-        state, start = state0.for_cells(model.cells), float(t[0])
-    else:
-        raise SolverError(f"state0 must be a chiralnet.State (e.g. result.final_state), got {type(state0).__name__}")
+    model, state, t, start, store = prepare_run(G_or_model, times, state0, method, given, store_amplitudes)
     columns = cell_columns(model.cells, cells)
     kept = model.n_cells if columns is None else columns.size
     thermal = model.thermal or state.Nc is not None
