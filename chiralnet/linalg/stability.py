@@ -17,7 +17,7 @@ from .. import config
 from ..errors import NoSteadyStateError
 from .csr import diagonal
 
-__all__ = ["check_stability_arrays", "check_diagonal"]
+__all__ = ["check_stability_arrays", "check_diagonal", "strong_blocks"]
 
 
 def check_stability_arrays(M, cells, order) -> None:
@@ -98,3 +98,14 @@ def _raise_unstable(cells, i, lam):
         f"cell {cells[i]!r}; give it local damping (kappa > 0) or couple it to a reservoir"
     )
 
+
+
+def strong_blocks(pattern):
+    """Strongly connected blocks of a boolean (N, N) sparsity pattern, for the batched kernels:
+    (blk_ptr (B + 1,), blk_idx (N,)) int64, the cells of block b being blk_idx[blk_ptr[b]:blk_ptr[b + 1]]."""
+    off = np.array(pattern, bool)
+    np.fill_diagonal(off, False)
+    nb, label = csgraph.connected_components(sp.csr_array(off.astype(float)), directed=True, connection="strong")
+    order = np.argsort(label, kind="stable").astype(np.int64)
+    ptr = np.r_[0, np.cumsum(np.bincount(label, minlength=nb))].astype(np.int64)
+    return ptr, order

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import config
+from ..linalg.stability import strong_blocks
 from ..errors import ChiralnetError, NoSteadyStateError
 
 __all__ = ["time_to_fraction", "time_staying_above", "charging_time", "refine_crossing", "FRACTION"]
@@ -142,7 +143,7 @@ def _kernel_time(model, state, fraction, horizon, steps):
     alpha = np.empty((1, n), complex)
     decay = np.empty(1)
     status = np.empty(1, np.int8)
-    ptr, idx = _blocks(M[0] != 0)
+    ptr, idx = strong_blocks(M[0] != 0)
     K.steady_batch(M, np.ascontiguousarray(model.forcing[None], complex), ptr, idx, alpha, decay, status)
     if status[0] != K.OK:
         raise NoSteadyStateError("time_to_fraction: the network has no steady state (an eigenvalue of M has "
@@ -155,18 +156,6 @@ def _kernel_time(model, state, fraction, horizon, steps):
                              float(fraction), h, int(steps), out, st)
     return None if st[0] != K.OK else float(out[0])
 
-
-def _blocks(pattern):
-    """Strongly connected blocks of a boolean (N, N) sparsity pattern -> (blk_ptr, blk_idx) int64."""
-    import scipy.sparse as sp
-    import scipy.sparse.csgraph as csgraph
-
-    off = pattern.copy()
-    np.fill_diagonal(off, False)
-    nb, label = csgraph.connected_components(sp.csr_array(off.astype(float)), directed=True, connection="strong")
-    order = np.argsort(label, kind="stable").astype(np.int64)
-    ptr = np.r_[0, np.cumsum(np.bincount(label, minlength=nb))].astype(np.int64)
-    return ptr, order
 
 
 def charging_time(times, energy, target: float, fraction: float = FRACTION, *, stay: bool = False) -> float | None:

@@ -41,6 +41,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .. import config
+from ..linalg.stability import strong_blocks
 from ..errors import ChiralnetError, NoSteadyStateError
 from . import charging
 
@@ -323,7 +324,7 @@ def _kernel_setup(model, state):
     alpha = np.empty((1, model.n_cells), complex)
     decay = np.empty(1)
     status = np.empty(1, np.int8)
-    ptr, idx = charging._blocks(M[0] != 0)
+    ptr, idx = strong_blocks(M[0] != 0)
     b = np.ascontiguousarray(model.forcing[None], complex)
     K.steady_batch(M, b, ptr, idx, alpha, decay, status)
     if status[0] != K.OK:

@@ -65,6 +65,7 @@ import numpy as np
 from .. import config
 from .. import builders
 from .._jit import jit
+from ..linalg.stability import strong_blocks
 from ..errors import ChiralnetError, NetworkError, SweepError
 
 __all__ = ["Disorder", "make_disorder", "factors", "stat_names", "DISTRIBUTIONS", "DEFAULT_QUANTILES"]
@@ -465,7 +466,7 @@ def compute_chunk(plan, start: int, stop: int) -> dict:
     from ..arrays import model_from_layout
     from ..model import State
     from ..observables.registry import ratio
-    from .points import _Point, blocks_of, point_quantities, reference_limits, stack_quantities
+    from .points import _Point, point_quantities, reference_limits, stack_quantities
 
     spec = plan.spec
     d = spec.disorder
@@ -503,7 +504,7 @@ def compute_chunk(plan, start: int, stop: int) -> dict:
             # the kernel's stability check depends on the point only, not on how realisations are blocked
             pattern = m0.M != 0
             pattern.reshape(-1)[gd.m_i] = True
-            blocks = blocks_of(pattern)
+            blocks = strong_blocks(pattern)
             rows = block_rows(gd.n_cells)
             for r0, r1, f in _blocks_of_rows(d, flat[i], sizes, rows):
                 _check_factors(plan, gd, multi, info, theta, f, r0, sizes)

@@ -16,12 +16,13 @@ import numpy as np
 
 from .. import config
 from .. import parametrized
+from ..linalg.stability import strong_blocks
 from ..network import cells as cell_nodes
 from ..observables import QUANTITIES as REGISTRY
 from ..observables.reference import RATE_KEYS
 from ..observables.registry import ratio
 from . import disorder as _disorder
-from .points import blocks_of, build_point, model_at, point_quantities, rates_at, reference_limits, stack_quantities
+from .points import build_point, model_at, point_quantities, rates_at, reference_limits, stack_quantities
 from .spec import QUANTITIES, SweepError, SweepSpec, builder_parameters, resolve_builder
 
 __all__ = ["Plan", "make_plan", "compute_chunk"]
@@ -192,7 +193,7 @@ def _try_batch(plan, g, origin):
         g.reason = reason
         return
     g.table, g.cells, g.battery = table, table.cells, table.battery
-    g.blocks = blocks_of(table.pattern)
+    g.blocks = strong_blocks(table.pattern)
     g.batched = True
 
 
@@ -277,7 +278,7 @@ def compute_chunk(plan: Plan, start: int, stop: int) -> dict:
             pattern = np.any(M != 0, axis=0)
             out = stack_quantities(plan, M, np.stack([m.forcing for m in models]),
                                     np.stack([m.omega for m in models]), np.stack([m.alpha0 for m in models]),
-                                    models[0].battery, blocks_of(pattern))
+                                    models[0].battery, strong_blocks(pattern))
             _store(res, ii, out, spec)
     if {"ratio_nonreciprocal", "ratio_reciprocal"} & set(spec.quantities):
         nonrec, recip = reference_limits(plan, multi_all)

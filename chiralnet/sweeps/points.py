@@ -8,8 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
-import scipy.sparse.csgraph as csgraph
 
 from .. import config
 from ..drives import is_time_dependent
@@ -24,7 +22,7 @@ from ..solve import batched as K
 from ..solve import steady_state
 from ..solve.base import distinct_steps
 
-__all__ = ["model_at", "build_point", "rates_at", "stack_quantities", "point_quantities", "reference_limits", "blocks_of"]
+__all__ = ["model_at", "build_point", "rates_at", "stack_quantities", "point_quantities", "reference_limits"]
 
 
 def build_point(fn, kw, where):
@@ -70,15 +68,6 @@ def model_at(plan, multi) -> _Point:
                          "cn.simulate, or give the cell a constant drive")
     return _Point(model, graph_state(G, model.cells))
 
-
-def blocks_of(pattern):
-    """Strongly connected blocks of a boolean (N, N) sparsity pattern -> (blk_ptr, blk_idx) int64."""
-    off = pattern.copy()
-    np.fill_diagonal(off, False)
-    nb, label = csgraph.connected_components(sp.csr_array(off.astype(float)), directed=True, connection="strong")
-    order = np.argsort(label, kind="stable").astype(np.int64)
-    ptr = np.r_[0, np.cumsum(np.bincount(label, minlength=nb))].astype(np.int64)
-    return ptr, order
 
 
 def rates_at(plan, multi) -> np.ndarray:
