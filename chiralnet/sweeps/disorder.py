@@ -125,7 +125,8 @@ class Disorder:
                 "keep_realisations": self.keep_realisations}
 
 
-def _number(v) -> bool:
+def finite_number(v) -> bool:
+    """A real number (not bool) that is finite as a float; False for an integer beyond the float range."""
     if isinstance(v, bool) or not isinstance(v, Real):
         return False
     try:
@@ -148,7 +149,7 @@ def make_disorder(spreads, *, realisations=1000, seed=0, distribution="normal", 
     for name, s in spreads.items():
         if not isinstance(name, str):
             raise SweepError(f"{where}: parameter names must be strings, got {name!r:.40}")
-        if not _number(s) or s < 0:
+        if not finite_number(s) or s < 0:
             raise SweepError(f"{where} {name} = {s!r:.40}: a relative spread must be a finite number >= 0 "
                              "(0.05 is 5 %)")
         clean[name] = float(s)
@@ -163,7 +164,7 @@ def make_disorder(spreads, *, realisations=1000, seed=0, distribution="normal", 
     if isinstance(quantiles, (str, bytes)) or not hasattr(quantiles, "__len__"):
         raise SweepError(f"{where} quantiles must be a list of numbers in [0, 1], got {quantiles!r:.60}")
     qs = list(quantiles)
-    if not all(_number(q) and 0 <= q <= 1 for q in qs):
+    if not all(finite_number(q) and 0 <= q <= 1 for q in qs):
         raise SweepError(f"{where} quantiles must be numbers in [0, 1], got {qs!r:.60}")
     qs = [float(q) for q in qs]
     if any(b <= a for a, b in zip(qs, qs[1:])) or len(set(stat_names(qs))) != 2 + len(qs):

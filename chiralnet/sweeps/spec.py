@@ -12,7 +12,6 @@ import hashlib
 import importlib
 import inspect
 import json
-import math
 from dataclasses import dataclass, field
 from numbers import Integral, Number, Real
 
@@ -24,6 +23,7 @@ from ..files import read_toml
 from ..errors import ChiralnetError, SweepError
 from ..observables import QUANTITIES as _REGISTRY
 from . import disorder as _disorder
+from .disorder import finite_number
 
 __all__ = ["SweepError", "SweepSpec", "QUANTITIES", "load_sweep", "parse_sweep", "grid_values"]
 
@@ -108,15 +108,6 @@ def _brief(value, width: int = 40) -> str:
 
 
 
-def _finite_number(v) -> bool:
-    """A real number (not bool) that is finite as a float; False for an integer beyond the float range."""
-    if isinstance(v, bool) or not isinstance(v, Real):
-        return False
-    try:
-        return math.isfinite(float(v))
-    except OverflowError:
-        return False
-
 
 def _check_scalar(label: str, v) -> None:
     """A value of a sweep file's [base] or [grid]: integers must fit in int64, numbers in a float."""
@@ -124,7 +115,7 @@ def _check_scalar(label: str, v) -> None:
         return
     if isinstance(v, Integral) and not -2**63 < v < 2**63:
         raise SweepError(f"{label}: integer with {len(str(abs(int(v))))} digits is out of range (|value| < 2**63)")
-    if isinstance(v, Real) and not _finite_number(v):
+    if isinstance(v, Real) and not finite_number(v):
         raise SweepError(f"{label}: non-finite value {_brief(v)}; every value must be finite")
 
 
@@ -141,7 +132,7 @@ def grid_values(name: str, spec, where: str = "grid") -> np.ndarray | list:
         start, stop, num = spec["start"], spec["stop"], spec["num"]
         scale = spec.get("scale", "linear")
         for k, v in (("start", start), ("stop", stop)):
-            if not _finite_number(v):
+            if not finite_number(v):
                 raise SweepError(f"{label}: {k} must be a finite number, got {_brief(v)}")
         if isinstance(num, bool) or not isinstance(num, Integral) or num < 1:
             raise SweepError(f"{label}: num must be an integer >= 1, got {_brief(num)}")
@@ -390,7 +381,7 @@ def make_spec(builder, grid: dict, quantities=("battery_energy",), *, params=Non
     elif times is not None:
         raise SweepError(
             f"{source} [quantities]: times given but battery_energy_at not asked for; add it or drop times")
-    if t90_max is not None and not (_finite_number(t90_max) and t90_max > 0):
+    if t90_max is not None and not (finite_number(t90_max) and t90_max > 0):
         raise SweepError(f"{source} [quantities] t90_max must be a finite time > 0, got {_brief(t90_max)}")
     if isinstance(t90_steps, bool) or not isinstance(t90_steps, Integral) or t90_steps < 2:
         raise SweepError(f"{source} [quantities] t90_steps must be an integer >= 2, got {_brief(t90_steps)}")
@@ -483,7 +474,7 @@ def _times_array(times):
         return t if np.all(np.isfinite(t)) else None
     if isinstance(times, (str, bytes)) or not hasattr(times, "__len__"):
         return None
-    if not all(_finite_number(v) for v in times):  # ragged, nested, strings, booleans, huge integers
+    if not all(finite_number(v) for v in times):  # ragged, nested, strings, booleans, huge integers
         return None
     return np.array([float(v) for v in times], float)
 
