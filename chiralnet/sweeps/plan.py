@@ -154,17 +154,12 @@ def make_plan(spec: SweepSpec) -> Plan:
     return plan
 
 
-#: Quantities the batched path computes itself (kernels in _stack_quantities / _stack_power, the ratios
-#: in compute_chunk); any other quantity needs a ``reduce`` or ``cold`` rule in the registry to be batched.
-_BATCHED = {"battery_energy_at", "time_to_90", "efficiency", "max_average_power", "max_average_power_time",
-            "ratio_nonreciprocal", "ratio_reciprocal"}
-
-
 def _unbatched(spec) -> list:
-    """Requested quantities with no batched route: their points go through the registry's compute (never a
-    silent NaN from a batched group that cannot compute them)."""
-    return [q for q in spec.quantities
-            if q not in _BATCHED and REGISTRY[q].reduce is None and REGISTRY[q].cold is None]
+    """Requested quantities with no batched route (a registry ``kernel``, ``reduce`` or ``cold`` rule; the
+    ratios are formed from the battery energy in compute_chunk): their points go through the registry's
+    compute (never a silent NaN from a batched group that cannot compute them)."""
+    return [q for q in spec.quantities if not q.startswith("ratio_")
+            and REGISTRY[q].kernel is None and REGISTRY[q].reduce is None and REGISTRY[q].cold is None]
 
 
 def _try_batch(plan, g, origin):
