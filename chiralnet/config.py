@@ -123,6 +123,22 @@ DISORDER_CHUNK_REALISATIONS_SINGLE = 512
 #: A "normal" disorder whose expected number of factors <= 0 over the whole sweep reaches this is refused.
 DISORDER_MAX_EXPECTED_NONPOSITIVE = 1e-3
 
+#: A simulation keeps the battery block Nc[B, B] at every output time (``result.battery_fluctuations``, for
+#: the collective ergotropy) by default when the battery has at most this many cells (B^2 complex numbers,
+#: 64 kB per time at 64 cells); larger batteries keep it only when asked (``simulate(...,
+#: battery_fluctuations=True)``): a 799-cell chain's battery would otherwise add 10 MB per output time.
+BATTERY_BLOCK_MAX_CELLS = 64
+
+#: Apply a precomputed sparse propagator P = e^{M h} (:mod:`chiralnet.linalg.propagator`) to the
+#: steps of an output grid that repeat one step length, instead of the Taylor series each time; P is
+#: built when it averages at most PROPAGATOR_MAX_ROW_ENTRIES entries a row (a chain: K + 1 or 2K + 1;
+#: a 2D lattice fills in and keeps the series), takes at most PROPAGATOR_MAX_BYTES, and the step
+#: recurs at least PROPAGATOR_MIN_USES times. False: always the series (kept for comparison).
+SPARSE_PROPAGATOR = True
+PROPAGATOR_MAX_ROW_ENTRIES = 64
+PROPAGATOR_MAX_BYTES = 2**30
+PROPAGATOR_MIN_USES = 4
+
 #: Shift the amplitude series by the common diagonal (:func:`shifted`)? Off: on a smooth state the
 #: unshifted terms are smaller (M acts as a difference operator), and the two measured the same at 10^5 cells.
 TAYLOR_SHIFT_VECTOR = False

@@ -83,15 +83,19 @@ class SimulationResult(_CellLookup):
     method : str
         The method that ran (``"auto"`` resolved).
     stats : dict
-        Solver counters: ``propagators`` ("exact"); ``terms``, ``substeps``, ``matrix_terms`` (thermal)
-        and ``format`` ("exact-sparse"); ``steps``, ``rejected``, ``rhs_evaluations`` ("rk45").
+        Solver counters: ``propagators`` ("exact"); ``terms``, ``substeps``, ``matrix_terms`` (thermal),
+        ``propagator_products`` and ``matrix_propagator_products`` (products with a sparse propagator),
+        ``propagator_entries`` and ``format`` ("exact-sparse"); ``steps``, ``rejected``,
+        ``rhs_evaluations`` ("rk45").
     final_state : State
         The state at the last output time (alpha and, when integrated, Nc): pass it as
         ``simulate(..., state0=result.final_state)`` to continue the run.
     battery_fluctuations : ndarray (T, B, B) complex or None
-        The battery block Nc[B, B] at every output time (B = the battery cells in node order), kept by
-        default whenever the fluctuations are integrated (a hot bath or a thermal start): what the
-        collective ergotropy needs, |B|^2 numbers per time, never N x N. None at zero temperature (Nc = 0).
+        The battery block Nc[B, B] at every output time (B = the battery cells in node order), kept
+        whenever the fluctuations are integrated (a hot bath or a thermal start) and the battery has at
+        most ``config.BATTERY_BLOCK_MAX_CELLS`` cells, or when asked (``simulate(...,
+        battery_fluctuations=True)``): what the collective ergotropy needs, |B|^2 numbers per time.
+        None at zero temperature (Nc = 0) and when not kept.
     omega : ndarray (N,) float or None
         Lab-frame cell frequencies (for the ergotropy).
     drive : ndarray (N,) complex or None

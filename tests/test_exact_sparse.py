@@ -220,8 +220,10 @@ def test_one_sided_fluctuations_match_expm_and_the_two_sided_series(name, times,
 
 @pytest.mark.parametrize("width", [1, 3, 7, 64])
 @pytest.mark.parametrize("parallel", [False, True])
-def test_one_sided_blocks_do_not_change_the_answer(width, parallel):
-    """Column blocks of any width (padded at the end), serial or threaded, give the same Nc to rounding."""
+@pytest.mark.parametrize("propagator", [False, True])
+def test_one_sided_blocks_do_not_change_the_answer(width, parallel, propagator):
+    """Column blocks of any width (padded at the end), serial or threaded, by the series or by the sparse
+    propagator, give the same Nc to rounding."""
     from chiralnet.solve.exact_sparse import propagate_deviation
     from chiralnet.solve.steady import steady_covariance
 
@@ -236,12 +238,13 @@ def test_one_sided_blocks_do_not_change_the_answer(width, parallel):
     bat = np.arange(1, 20)
     block = np.empty((7, 19, 19), complex)
     Nc, stats = propagate_deviation(model.M, X, state.dense_Nc() - X, dts, kind, out_diag=diag, block_idx=bat,
-                                    out_block=block, width=width, parallel=parallel)
+                                    out_block=block, width=width, parallel=parallel, propagator=propagator)
     ref = _naive_thermal(model, times, state)
     assert np.abs(Nc - ref[-1]).max() <= PATHS_AGREE * np.abs(ref).max()
     assert np.abs(diag - ref.diagonal(axis1=1, axis2=2).real).max() <= PATHS_AGREE * np.abs(ref).max()
     assert np.abs(block - ref[:, 1:, 1:]).max() <= PATHS_AGREE * np.abs(ref).max()
-    assert stats["matrix_terms"] > 0
+    assert stats["matrix_propagator_products" if propagator else "matrix_terms"] > 0
+    assert ("matrix_propagator_products" in stats) == propagator
 
 
 def test_one_sided_lands_on_the_steady_state_and_falls_back_with_feedback_and_noise():

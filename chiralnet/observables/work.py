@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import config
 from ..errors import ChiralnetError
 
 __all__ = ["ergotropy", "injected_power", "gaussian_ergotropy"]
@@ -126,9 +127,11 @@ def ergotropy(state, cells=None, collective: bool = False):
     block = state.battery_fluctuations
     bat = np.flatnonzero(state.battery)
     if block is None:
-        raise ChiralnetError("ergotropy(collective=True) needs the battery block of Nc at each time, which this "
-                             "result lacks; chiralnet.simulate keeps it (result.battery_fluctuations) by default "
-                             "when the fluctuations are integrated")
+        raise ChiralnetError(f"ergotropy(collective=True) needs the battery block of Nc at each time, which this "
+                             f"result lacks: chiralnet.simulate keeps it (result.battery_fluctuations) by default "
+                             f"for a battery of at most config.BATTERY_BLOCK_MAX_CELLS = {config.BATTERY_BLOCK_MAX_CELLS} "
+                             f"cells (this one has {bat.size}); pass simulate(..., battery_fluctuations=True) to keep "
+                             "a larger one, or cells=[...] to keep the block of a few battery cells")
     where = {c: k for k, c in enumerate(bat)}
     if not set(idx.tolist()) <= set(where):
         other = [state.cells[i] for i in idx if i not in where]

@@ -22,12 +22,14 @@ from .._jit import jit
 from ..errors import NoSteadyStateError, SolverError
 from ..linalg.cascade import cascade_order
 from ..linalg.csr import csr_parts, flush, one_norm, pruned_csr
+from ..linalg.propagator import apply_planes, apply_vector, sparse_propagator
 from ..linalg.stability import check_stability_arrays
 from ..model import Model, State
 from .base import Method, Trace, distinct_steps
 from .steady import steady_arrays, steady_covariance
 
-__all__ = ["EXACT_SPARSE", "propagate_vector", "propagate_matrix", "propagate_deviation", "substeps", "decay_rate_bound", "jump_steps"]
+__all__ = ["EXACT_SPARSE", "propagate_vector", "propagate_matrix", "propagate_deviation", "substeps", "decay_rate_bound",
+           "jump_steps", "step_propagator", "forcing_increment"]
 
 # Status codes of the Taylor kernels.
 OK = 0
@@ -183,13 +185,21 @@ def _taylor_vector(indptr, indices, data, reach, b, b_rows, x, x_rows, h, n_sub,
 
 @jit
 def _propagate_vector(indptr, indices, data, b, x0, omega, step_h, step_sub, step_kind, tol, max_terms,
-                      parallel, x_jump, columns, battery, out_x, out_energy, out_totals, out_last, stats, mu):
+                      parallel, x_jump, columns, battery, out_x, out_energy, out_totals, out_last, stats, mu,
+                      p_kind, p_indptr, p_indices, p_data, p_reach, p_sub, p_forcing):
     """Steps alpha over every output time. Per output k: out_x[k] = alpha[columns] and out_energy[k] =
     omega |alpha|^2 on ``columns`` (each stored only when it has rows), out_totals[k] = the energy of
-    all cells and of the battery cells (summed over the rows alpha can be nonzero on)."""
+    all cells and of the battery cells (summed over the rows alpha can be nonzero on).
+
+    Steps of kind ``p_kind`` (-1: none) apply the sparse propagator P (CSR ``p_*``, its reach
+    ``p_reach``) ``p_sub`` times and add ``p_forcing`` (int_0^h e^{M u} b du) instead of the series."""
     n = x0.shape[0]
     x = x0.copy()
     acc = x0.copy()
+    y = np.zeros(n, np.complex128)  # P's output, swapped with x
+    y_rows = 0  # y is zero from this row on
+    acc_fresh = True  # acc equals x (the series needs it)
+    c_rows = _support(p_forcing, p_forcing.shape[0])
     terms = np.zeros((2, n), np.complex128)
     terms_rows = np.zeros(2, np.int64)
     reach = _reach(indptr, indices)
@@ -208,8 +218,29 @@ def _propagate_vector(indptr, indices, data, b, x0, omega, step_h, step_sub, ste
             for i in range(n):
                 x[i] = x_jump[i]
                 acc[i] = x_jump[i]
+            acc_fresh = True
             x_rows = _support(x, n)
+        elif s == p_kind:  # x <- P^p_sub x + c
+            for _ in range(p_sub):
+                rows = p_reach[x_rows - 1] if x_rows > 0 else 0
+                for i in range(rows, y_rows):
+                    y[i] = 0j  # stale rows of an earlier, longer output
+                last = apply_vector(p_indptr, p_indices, p_data, x, y, rows)
+                x, y = y, x
+                y_rows, x_rows = x_rows, last
+                stats[1] += 1
+            if c_rows > 0:
+                for i in range(c_rows):
+                    x[i] += p_forcing[i]
+                x_rows = max(x_rows, c_rows)
+            if not np.isfinite(_norm1(x, x_rows)):
+                return NOT_FINITE, k
+            acc_fresh = False
         elif step_h[s] > 0.0:
+            if not acc_fresh:
+                for i in range(n):
+                    acc[i] = x[i]
+                acc_fresh = True
             status, x_rows = _taylor_vector(indptr, indices, data, reach, b, b_rows, x, x_rows, step_h[s],
                                             step_sub[s], tol, max_terms, parallel, terms, acc, terms_rows, stats, mu,
                                             norm_b)
@@ -291,7 +322,7 @@ def jump_steps(M, steps) -> np.ndarray:
 
 
 def propagate_vector(M, b, x0, omega, steps, step_kind, *, out_x, out_energy, out_last, x_jump=None, jump=None,
-                     parallel=None, columns=None, battery=None, out_totals=None):
+                     parallel=None, columns=None, battery=None, out_totals=None, propagator=None):
     """Exact alpha at every output time: alpha_k = e^{M h_s} alpha_{k-1} + int_0^{h_s} e^{M u} b du.
 
     Parameters
@@ -321,36 +352,83 @@ def propagate_vector(M, b, x0, omega, steps, step_kind, *, out_x, out_energy, ou
         Cells whose amplitudes / energies are written (default all N).
     battery : ndarray (N,) bool, optional; out_totals : ndarray (T, 2) float, optional
         Energy of all cells and of the ``battery`` cells at each output time, summed in the kernel.
+    propagator : bool, optional
+        Apply a sparse propagator P = e^{M h} to the most frequent step (:func:`step_propagator`);
+        default ``config.SPARSE_PROPAGATOR``.
 
     Returns
     -------
-    dict of counters (``terms``: CSR products, ``substeps``).
+    dict of counters (``terms``: CSR products of the series, ``substeps``, ``propagator_products``:
+    products with P, ``propagator_entries``: its entries a row).
 
     Raises
     ------
     chiralnet.errors.SolverError
         If the series does not converge or the state is not finite.
     """
-    M, mu = shifted(pruned_csr(M)) if config.TAYLOR_SHIFT_VECTOR else (pruned_csr(M), 0j)  # e^{M h} = e^{mu h} e^{(M - mu) h}
-    indptr, indices, data = csr_parts(M)
+    M = pruned_csr(M)
+    S, mu = shifted(M) if config.TAYLOR_SHIFT_VECTOR else (M, 0j)  # e^{M h} = e^{mu h} e^{(M - mu) h}
+    indptr, indices, data = csr_parts(S)
     n = indptr.size - 1
     if parallel is None:
         parallel = n >= config.PARALLEL_MIN_CELLS
     steps = np.asarray(steps, float)
     # ||(M - mu) h|| <= theta per substep, and |mu h| too (the forcing's augmented component grows as e^{-mu h})
-    n_sub = _bounded_substeps(substeps(max(one_norm(M), abs(mu)), steps, jump), step_kind, "the amplitudes")
+    n_sub = _bounded_substeps(substeps(max(one_norm(S), abs(mu)), steps, jump), step_kind, "the amplitudes")
     x_jump = np.zeros(n, complex) if x_jump is None else np.asarray(x_jump, complex)
     columns = np.arange(n, dtype=np.int64) if columns is None else np.asarray(columns, np.int64)
     battery = np.zeros(n, bool) if battery is None else np.asarray(battery, bool)
     if out_totals is None:
         out_totals = np.empty((len(step_kind), 2))
-    stats = np.zeros(1, np.int64)
-    status, k = _propagate_vector(indptr, indices, data, np.asarray(b, complex), np.asarray(x0, complex),
-                                  np.asarray(omega, float), steps, n_sub, np.asarray(step_kind, np.int64),
+    b = np.asarray(b, complex)
+    step_kind = np.asarray(step_kind, np.int64)
+    x0 = np.asarray(x0, complex)
+    prop = None
+    # P costs a build over every row; it pays when the state spans most cells (a vacuum driven at one end
+    # reaches few cells, which the series' row tracking already confines the work to)
+    if (config.SPARSE_PROPAGATOR if propagator is None else propagator) and 2 * np.count_nonzero(x0) >= n:
+        prop = step_propagator(M, steps, step_kind, n_sub)
+    if prop is None:
+        p_kind, P, p_sub, c = -1, sp.csr_array((n, n), dtype=complex), 0, np.zeros(0, complex)
+    else:
+        p_kind, P, p_sub = prop
+        c = forcing_increment(M, b, steps[p_kind]) if b.any() else np.zeros(0, complex)
+    p_indptr, p_indices, p_data = csr_parts(P)
+    stats = np.zeros(2, np.int64)
+    status, k = _propagate_vector(indptr, indices, data, b, x0,
+                                  np.asarray(omega, float), steps, n_sub, step_kind,
                                   config.TAYLOR_TOL, config.TAYLOR_MAX_TERMS, bool(parallel), x_jump, columns, battery,
-                                  out_x, out_energy, out_totals, out_last, stats, complex(mu))
+                                  out_x, out_energy, out_totals, out_last, stats, complex(mu),
+                                  p_kind, p_indptr, p_indices, p_data, _reach(p_indptr, p_indices), p_sub, c)
     _check_status(status, k)
-    return {"terms": int(stats[0]), "substeps": int(np.maximum(n_sub, 0)[np.asarray(step_kind)].sum())}
+    out = {"terms": int(stats[0]), "substeps": int(np.maximum(n_sub, 0)[step_kind[step_kind != p_kind]].sum())}
+    if prop is not None:
+        out.update(propagator_products=int(stats[1]), propagator_entries=round(P.nnz / max(n, 1), 2))
+    return out
+
+
+def step_propagator(M, steps, step_kind, n_sub):
+    """(kind, P, applications) for the step length that recurs most, when a sparse propagator pays:
+    the step recurs at least ``config.PROPAGATOR_MIN_USES`` times, does not land on the steady state
+    (``n_sub`` < 0) and P = e^{M h / applications} stays sparse (:func:`~chiralnet.linalg.propagator.sparse_propagator`);
+    else None. ``applications`` substeps keep ||(M - mu) h / applications||_1 <= ``config.TAYLOR_THETA``."""
+    uses = np.bincount(step_kind, minlength=len(steps))
+    kind = int(uses.argmax()) if uses.size else -1
+    if kind < 0 or uses[kind] < config.PROPAGATOR_MIN_USES or n_sub[kind] < 0 or not steps[kind] > 0:
+        return None
+    B, mu = shifted(M)
+    applications = int(substeps(one_norm(B), [steps[kind]])[0])
+    P, _ = sparse_propagator(B, mu, steps[kind] / applications)
+    return None if P is None else (kind, P, applications)
+
+
+def forcing_increment(M, b, h):
+    """int_0^h e^{M u} b du (N,) complex: the state a step of length h reaches from alpha = 0, by the series."""
+    n = b.size
+    c = np.empty(n, complex)
+    propagate_vector(M, b, np.zeros(n, complex), np.zeros(n), [h], [0], out_x=np.zeros((0, 0), complex),
+                     out_energy=np.zeros((0, 0)), out_last=c, columns=np.zeros(0, np.int64), propagator=False)
+    return c
 
 
 def _check_status(status, k):
@@ -564,25 +642,7 @@ def _column_block(indptr, indices, dr, di, reach, low, X, Y, j0, wc, tri, h, n_s
     w = buf.shape[2]
     xr, xi, ar, ai = buf[0], buf[1], buf[2], buf[3]
     lanes = np.empty(w)
-    lo = 0
-    hi = n
-    if tri == 1:
-        lo = j0
-    elif tri == -1:
-        hi = min(n, j0 + wc)
-    for i in range(n):  # x = V (its rows outside [lo, hi) are zero), padded with zero columns
-        for c in range(w):
-            j = j0 + c
-            if c >= wc or (tri == 1 and i < j) or (tri == -1 and i > j):
-                xr[i, c] = 0.0
-                xi[i, c] = 0.0
-            elif i == j and tri != 0:
-                xr[i, c] = 0.5 * X[j, i].real
-                xi[i, c] = 0.0
-            else:
-                z = X[j, i]
-                xr[i, c] = z.real
-                xi[i, c] = -z.imag
+    lo, hi = _load_block(X, j0, wc, tri, xr, xi)
     terms = 0
     hs = h / n_sub
     for _ in range(n_sub):
@@ -659,10 +719,76 @@ def _column_block(indptr, indices, dr, di, reach, low, X, Y, j0, wc, tri, h, n_s
                 b = ar[i, c] * fi + ai[i, c] * fr
                 xr[i, c] = a if abs(a) >= 2.2250738585072014e-308 else 0.0  # flush, as the other kernels
                 xi[i, c] = b if abs(b) >= 2.2250738585072014e-308 else 0.0
+    _store_block(xr, xi, Y, j0, wc)
+    return OK, terms
+
+
+@jit
+def _load_block(X, j0, wc, tri, xr, xi):
+    """Planes (N, w) of V = X^H[:, j0:j0+wc] (``tri`` = 0), or of its lower (1) / upper (-1) triangle with
+    half the diagonal, padded with zero columns. Returns (lo, hi): V is zero outside rows [lo, hi)."""
+    n = X.shape[0]
+    w = xr.shape[1]
+    lo = 0
+    hi = n
+    if tri == 1:
+        lo = j0
+    elif tri == -1:
+        hi = min(n, j0 + wc)
     for i in range(n):
+        for c in range(w):
+            j = j0 + c
+            if c >= wc or (tri == 1 and i < j) or (tri == -1 and i > j):
+                xr[i, c] = 0.0
+                xi[i, c] = 0.0
+            elif i == j and tri != 0:
+                xr[i, c] = 0.5 * X[j, i].real
+                xi[i, c] = 0.0
+            else:
+                z = X[j, i]
+                xr[i, c] = z.real
+                xi[i, c] = -z.imag
+    return lo, hi
+
+
+@jit
+def _store_block(xr, xi, Y, j0, wc):
+    """Y[:, j0:j0+wc] = the planes' first wc columns."""
+    for i in range(xr.shape[0]):
         for c in range(wc):
             Y[i, j0 + c] = complex(xr[i, c], xi[i, c])
-    return OK, terms
+
+
+@jit
+def _column_block_propagator(indptr, indices, pr, pi, reach, low, X, Y, j0, wc, tri, applications, buf, dirty):
+    """Y[:, j0:j0+wc] = P^applications V with the sparse propagator P (CSR ``indptr, indices``, real and
+    imaginary parts ``pr, pi``; ``reach``/``low`` its row bounds), V as in :func:`_column_block`; the
+    planes buf[0:2] and buf[2:4] alternate as input and output, zero outside the rows ``dirty`` records.
+    Returns (status, products)."""
+    n = X.shape[0]
+    src = 0
+    lo, hi = _load_block(X, j0, wc, tri, buf[0], buf[1])
+    dirty[0, 0] = 0
+    dirty[0, 1] = n
+    done = 0
+    for _ in range(applications):
+        xr, xi = buf[2 * src], buf[2 * src + 1]
+        while lo < hi and _zero_row(xr, xi, lo):
+            lo += 1
+        while hi > lo and _zero_row(xr, xi, hi - 1):
+            hi -= 1
+        if lo >= hi:
+            break  # a zero block stays zero
+        dst = 1 - src
+        lo, hi = low[lo], reach[hi - 1]
+        _clear(buf[2 * dst], buf[2 * dst + 1], dirty[dst], lo, hi)
+        total = apply_planes(indptr, indices, pr, pi, xr, xi, buf[2 * dst], buf[2 * dst + 1], lo, hi)
+        done += 1
+        if not np.isfinite(total):
+            return NOT_FINITE, done
+        src = dst
+    _store_block(buf[2 * src], buf[2 * src + 1], Y, j0, wc)
+    return OK, done
 
 
 @jit
@@ -674,9 +800,12 @@ def _zero_row(xr, xi, i):
 
 
 def _columns_pass(indptr, indices, dr, di, reach, low, X, Y, tri, h, n_sub, tol, max_terms, factor, width, n_chunks,
-                  stats):
-    """Y = e^{A h} V (the CSR arrays those of A - mu, ``factor`` = e^{mu h / n_sub}), V = X^H or its triangle (``tri``), column block by column block; ``n_chunks``
-    contiguous runs of blocks (one per thread when compiled parallel). Returns a status."""
+                  stats, applications):
+    """Y = e^{A h} V, V = X^H or its triangle (``tri``), column block by column block; ``n_chunks``
+    contiguous runs of blocks (one per thread when compiled parallel). With ``applications`` = 0 the
+    CSR arrays are those of A - mu and the series runs (:func:`_column_block`, ``factor`` =
+    e^{mu h / n_sub}); else they are the sparse propagator's, applied that many times
+    (:func:`_column_block_propagator`). Returns a status."""
     n = X.shape[0]
     n_blocks = (n + width - 1) // width
     status = np.zeros(n_chunks, np.int64)
@@ -686,13 +815,18 @@ def _columns_pass(indptr, indices, dr, di, reach, low, X, Y, tri, h, n_sub, tol,
         dirty = np.zeros((4, 2), np.int64)
         for b in range(t * n_blocks // n_chunks, (t + 1) * n_blocks // n_chunks):
             j0 = b * width
-            st, te = _column_block(indptr, indices, dr, di, reach, low, X, Y, j0, min(width, n - j0), tri, h,
-                                   n_sub, tol, max_terms, factor, buf, dirty)
-            terms[t] += te * min(width, n - j0)
+            wc = min(width, n - j0)
+            if applications > 0:
+                st, te = _column_block_propagator(indptr, indices, dr, di, reach, low, X, Y, j0, wc, tri,
+                                                  applications, buf, dirty)
+            else:
+                st, te = _column_block(indptr, indices, dr, di, reach, low, X, Y, j0, wc, tri, h, n_sub, tol,
+                                       max_terms, factor, buf, dirty)
+            terms[t] += te * wc
             if st != OK:
                 status[t] = st
                 break
-    stats[0] += terms.sum()
+    stats[0 if applications == 0 else 1] += terms.sum()
     return status.max()
 
 
@@ -776,7 +910,7 @@ def _triangle(indptr, indices) -> int:
 
 
 def propagate_deviation(M, X_ss, D0, steps, step_kind, *, out_diag, jump=None, parallel=None, block_idx=None,
-                        out_block=None, width=None):
+                        out_block=None, width=None, propagator=None):
     """Exact fluctuation matrix of a network with a steady state: Nc_k = Nc_ss + P_k D_{k-1} P_k^H,
     P_k = e^{conj(M) h_k}, D_{-1} = D0 = Nc0 - Nc_ss, by one-sided Taylor passes on column blocks.
 
@@ -791,6 +925,9 @@ def propagate_deviation(M, X_ss, D0, steps, step_kind, *, out_diag, jump=None, p
         As in :func:`propagate_matrix` (a jump lands on Nc_ss).
     width : int, optional
         Columns per block (default ``config.FLUCTUATION_BLOCK_WIDTH``).
+    propagator : bool, optional
+        Apply a sparse propagator to the most frequent step (:func:`step_propagator`); default
+        ``config.SPARSE_PROPAGATOR``.
 
     Returns
     -------
@@ -820,25 +957,41 @@ def propagate_deviation(M, X_ss, D0, steps, step_kind, *, out_diag, jump=None, p
     X_ss = np.ascontiguousarray(X_ss, dtype=complex)
     D = np.array(D0, dtype=complex, order="C")
     W = np.empty_like(D)
-    stats = np.zeros(1, np.int64)
+    stats = np.zeros(2, np.int64)
     tol, max_terms = config.TAYLOR_TOL, config.TAYLOR_MAX_TERMS
-    for k, s in enumerate(np.asarray(step_kind, np.int64)):
+    step_kind = np.asarray(step_kind, np.int64)
+    prop = None
+    if config.SPARSE_PROPAGATOR if propagator is None else propagator:  # the same P for every column
+        prop = step_propagator(pruned_csr(M).conj(), steps, step_kind, n_sub)
+    if prop is not None:
+        p_kind, P, applications = prop
+        p_indptr, p_indices, p_data = csr_parts(P)
+        p_arrays = (p_indptr, p_indices, np.ascontiguousarray(p_data.real), np.ascontiguousarray(p_data.imag),
+                    _reach(p_indptr, p_indices), _low(p_indptr, p_indices))
+    for k, s in enumerate(step_kind):
         if n_sub[s] < 0:  # below machine precision: the steady state
             D[:] = 0.0
         elif steps[s] > 0.0:
-            factor = np.exp(mu * steps[s] / n_sub[s])  # e^{mu hs}, applied after every substep
-            status = run(indptr, indices, dr, di, reach, low, D, W, tri, steps[s], n_sub[s], tol, max_terms, factor,
-                         width, n_chunks, stats)  # W = P L (or P D)
+            if prop is not None and s == p_kind:
+                arrays, uses = p_arrays, applications
+            else:
+                arrays, uses = (indptr, indices, dr, di, reach, low), 0
+            factor = np.exp(mu * steps[s] / n_sub[s])  # e^{mu hs}, applied after every substep of the series
+            status = run(*arrays, D, W, tri, steps[s], n_sub[s], tol, max_terms, factor, width, n_chunks, stats,
+                         uses)  # W = P L (or P D)
             if status == OK:  # D = P W^H: P D P^H, or G with P D P^H = G + G^H
-                status = run(indptr, indices, dr, di, reach, low, W, D, 0, steps[s], n_sub[s], tol, max_terms, factor,
-                             width, n_chunks, stats)
+                status = run(*arrays, W, D, 0, steps[s], n_sub[s], tol, max_terms, factor, width, n_chunks, stats,
+                             uses)
             if status == OK and tri != 0:
                 _hermitian_sum(D, D)
             _check_status(status, k)
         _write_outputs(D, X_ss, k, out_diag, block_idx, out_block)
     Nc = X_ss + D
     Nc = 0.5 * (Nc + Nc.conj().T)
-    return Nc, {"matrix_terms": int(stats[0]) // max(n, 1), "fluctuation_stepping": "one-sided"}
+    out = {"matrix_terms": int(stats[0]) // max(n, 1), "fluctuation_stepping": "one-sided"}
+    if prop is not None:
+        out.update(matrix_propagator_products=int(stats[1]) // max(n, 1), propagator_entries=round(P.nnz / max(n, 1), 2))
+    return Nc, out
 
 
 def _steady_fluctuations(model: Model):

@@ -170,7 +170,7 @@ def _columns(trace, e, perm):
     return (None if a is None else a[:, perm]), e[:, perm], f[:, perm]
 
 
-def run_protocol(proto: Protocol, times, state0, method, given, store) -> SimulationResult:
+def run_protocol(proto: Protocol, times, state0, method, given, store, keep_block=None) -> SimulationResult:
     """simulate(protocol, ...): run each phase from the state the previous one ended in."""
 
     t = check_times(times)
@@ -214,7 +214,7 @@ def run_protocol(proto: Protocol, times, state0, method, given, store) -> Simula
         extra = p < last and (local.size == 0 or local[-1] < dur * (1 - 8 * np.finfo(float).eps))
         run_times = np.r_[local, dur] if extra else local
         trace, name = run_model(model, state.for_cells(model.cells), run_times, method, given, store,
-                                t_offset=float(starts[p]))
+                                t_offset=float(starts[p]), keep_block=keep_block)
         e_all = trace_energies(trace, model)
         check_finite(e_all, model.cells, run_times + starts[p])
         methods.append(name)

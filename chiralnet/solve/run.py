@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from .. import config, memory
@@ -78,10 +80,12 @@ def check_finite(energies, cells, t):
 
 
 def run_model(model: Model, state: State, rel, method: str, given: dict, store: bool, t_offset: float = 0.0,
-              columns=None):
+              columns=None, keep_block=None):
     """Run ``model`` from ``state`` at local times ``rel`` (checked, from the state) with ``method``
     ("auto" resolved here); drives are evaluated at t_offset + rel. ``columns`` (k,) int: keep only these
-    cells' per-cell arrays (the totals stay whole). Returns (Trace, method name)."""
+    cells' per-cell arrays (the totals stay whole). ``keep_block``: keep the battery block of Nc (of the
+    kept battery cells); None: when it has at most ``config.BATTERY_BLOCK_MAX_CELLS`` cells. Returns
+    (Trace, method name)."""
     grid = distinct_steps(rel)
     thermal = model.thermal or state.Nc is not None
     if method == "auto":
@@ -90,14 +94,19 @@ def run_model(model: Model, state: State, rel, method: str, given: dict, store: 
     _check_memory(model, thermal, rel, grid, method, store or model.time_dependent, kept)
     m = METHODS[method]
     own = {k: v for k, v in given.items() if k in m.options}
+    block = np.flatnonzero(model.battery) if columns is None else columns[model.battery[columns]]  # node order
+    keep = block.size <= config.BATTERY_BLOCK_MAX_CELLS if keep_block is None else bool(keep_block)
+    if not keep:
+        block = np.zeros(0, np.int64)
     if not model.time_dependent:
-        options = {"grid": grid, "store_amplitudes": store, **own}
-        if columns is not None:  # and the battery block of the kept battery cells, in their order
-            options.update(cells=columns, block=columns[model.battery[columns]])
-        return m.run(model, state, rel, options), method
+        options = {"grid": grid, "store_amplitudes": store, "block": block, **own}
+        if columns is not None:
+            options["cells"] = columns
+        trace = m.run(model, state, rel, options)
+    else:
+        def run(mdl, st, times):
+            g = grid if times is rel else distinct_steps(times)
+            return m.run(mdl, st, times, {"grid": g, "store_amplitudes": True, "block": block, **own})
 
-    def run(mdl, st, times):
-        g = grid if times is rel else distinct_steps(times)
-        return m.run(mdl, st, times, {"grid": g, "store_amplitudes": True, **own})
-
-    return run_driven(model, state, rel, run, t_offset, **given), method
+        trace = run_driven(model, state, rel, run, t_offset, **given)
+    return (trace if keep else dataclasses.replace(trace, battery_block=None)), method

@@ -25,7 +25,7 @@ def _check_number(name, value):
 
 def simulate(G_or_model, times, *, state0: State | None = None, method: str = "auto", rtol: float | None = None,
              atol: float | None = None, max_steps: int | None = None,
-             store_amplitudes: bool = True, cells=None) -> SimulationResult:
+             store_amplitudes: bool = True, cells=None, battery_fluctuations: bool | None = None) -> SimulationResult:
     """Integrate the moment equations and return energies (and amplitudes) at ``times``.
 
     Parameters
@@ -59,6 +59,11 @@ def simulate(G_or_model, times, *, state0: State | None = None, method: str = "a
         Keep the per-cell arrays (energies, amplitudes, fluctuations) of these cells only, in this
         order (``result.cells``); ``total_energy`` and ``battery_energy`` still sum over every cell
         of the network, and ``final_state`` holds all of them. Default: every cell.
+    battery_fluctuations : bool, optional
+        Keep the battery block Nc[B, B] at every output time (``result.battery_fluctuations``, what the
+        collective ergotropy needs) when the fluctuations are integrated: B^2 complex numbers per time.
+        Default: kept when the (kept) battery has at most ``config.BATTERY_BLOCK_MAX_CELLS`` cells; pass
+        True to keep a larger one, False to drop it.
 
     Returns
     -------
@@ -83,12 +88,19 @@ def simulate(G_or_model, times, *, state0: State | None = None, method: str = "a
                               "(select columns with result.energy(cell))")
         store = _check_method(method, store_amplitudes)
         _check_options(method, given, any(m.time_dependent for m in G_or_model.models))
-        return run_protocol(G_or_model, times, state0, method, given, store)
+        return run_protocol(G_or_model, times, state0, method, given, store, _check_keep(battery_fluctuations))
     model, state, t, start, store = prepare_run(G_or_model, times, state0, method, given, store_amplitudes)
     rel = t - start if start else t
     columns = cell_columns(model.cells, cells)  # None: all cells
-    trace, method = run_model(model, state, rel, method, given, store, t_offset=start, columns=columns)
+    trace, method = run_model(model, state, rel, method, given, store, t_offset=start, columns=columns,
+                              keep_block=_check_keep(battery_fluctuations))
     return simulation_result(trace, model, t, method, store, columns)
+
+
+def _check_keep(keep):
+    if keep is not None and not isinstance(keep, (bool, np.bool_)):
+        raise SolverError(f"battery_fluctuations must be True, False or None (the default policy), got {keep!r}")
+    return None if keep is None else bool(keep)
 
 
 def _check_method(method, store_amplitudes) -> bool:
