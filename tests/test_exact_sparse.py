@@ -1,5 +1,7 @@
 """The exact-sparse method (CSR Taylor stepping) against the dense exact method and rk45."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import scipy.linalg as la
@@ -321,3 +323,42 @@ def test_amplitude_series_with_and_without_the_diagonal_shift(shift, monkeypatch
             ref = cn.simulate(model, times, method="exact", state0=start)
             res = cn.simulate(model, times, method="exact-sparse", state0=start)
             assert rel(res.amplitudes, ref.amplitudes) <= PATHS_AGREE
+
+
+def test_sparse_propagator_and_series_step_the_amplitudes_alike(monkeypatch):
+    """A state nonzero on every cell: the propagator route (the grid's repeated step) against the series
+    and the dense exact method, on a uniform and an uneven grid, one-way and two-way chains, driven."""
+    for nonreciprocal in (True, False):
+        model = chain_model(300, drive=0.2, nonreciprocal=nonreciprocal, sparse=True)
+        start = cn.State(model.cells, np.linspace(0.3, -0.2j, 300))
+        grid = np.r_[np.linspace(0.0, 600.0, 41), 611.5, 650.0]  # repeated step, then two others
+        for times in (TIMES, grid):
+            monkeypatch.setattr(config, "SPARSE_PROPAGATOR", False)
+            series = cn.simulate(model, times, method="exact-sparse", state0=start)
+            monkeypatch.setattr(config, "SPARSE_PROPAGATOR", True)
+            prop = cn.simulate(model, times, method="exact-sparse", state0=start)
+            assert "propagator_products" not in series.stats
+            assert prop.stats["propagator_products"] >= times.size - 3
+            assert rel(prop.amplitudes, series.amplitudes) <= PATHS_AGREE
+            assert rel(prop.final_state.alpha, series.final_state.alpha) <= PATHS_AGREE
+        small = chain_model(12, drive=0.2, nonreciprocal=nonreciprocal, sparse=True)
+        ref = cn.simulate(small, grid, method="exact", state0=cn.State(small.cells, np.linspace(0.3, -0.2j, 12)))
+        res = cn.simulate(small, grid, method="exact-sparse", state0=cn.State(small.cells, np.linspace(0.3, -0.2j, 12)))
+        assert "propagator_products" in res.stats and rel(res.amplitudes, ref.amplitudes) <= PATHS_AGREE
+
+
+def test_sparse_propagator_reports_a_growing_state_as_non_finite():
+    """An amplifying cell (gain, not loss) under the propagator: named as non-finite, never returned."""
+    base = chain_model(50, sparse=True)
+    M = base.M.tolil()
+    M[10, 10] = 0.5  # gain e^{0.5 t}: overflows long before t = 5000
+    model = dataclasses.replace(base, M=sp.csr_array(M.tocsr()))
+    start = cn.State(model.cells, np.full(50, 0.1 + 0j))
+    with pytest.raises(cn.SolverError, match="non-finite"):
+        cn.simulate(model, np.linspace(0.0, 5000.0, 201), method="exact-sparse", state0=start)
+
+
+def test_a_vacuum_driven_at_one_end_keeps_the_series():
+    """Few cells reached: the series' row tracking beats building P over every row."""
+    res = cn.simulate(chain_model(5000), TIMES, method="exact-sparse")
+    assert "propagator_products" not in res.stats and res.stats["terms"] > 0

@@ -7,6 +7,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 import chiralnet as cn
+from chiralnet import config
 from chiralnet.arrays import chain_model, lattice_model
 from chiralnet.linalg.cascade import cascade_order, forward_substitution, lyapunov_cascaded, solve_cascaded
 
@@ -148,3 +149,57 @@ def test_balanced_chiral_links_cancel_exactly_for_any_xi():
         M = cn.build_model(G).dense_M()
         assert M[0, 1] == 0 and M[1, 2] == 0 and M[1, 0] != 0
         assert cn.steady_state(G).method == "forward-substitution"
+
+
+# ---------------------------------------------------------------------------------------------
+# Sparse propagators (chiralnet.linalg.propagator)
+
+PROPAGATOR_AGREES = 1e-14  # P against scipy's expm, relative to the largest entry
+
+
+def test_a_priori_terms_meet_the_bound_and_one_fewer_does_not():
+    import math
+
+    from chiralnet.linalg.propagator import terms_a_priori
+
+    tol = config.TAYLOR_TOL
+    for theta in (1e-3, 0.18, 0.9, 3.0):
+        K = terms_a_priori(theta)
+
+        def bound(k):
+            return theta ** (k + 1) / math.factorial(k + 1) * math.exp(2 * theta)
+
+        assert bound(K) <= tol < bound(K - 1)
+    assert terms_a_priori(0.0) == 0
+    assert terms_a_priori(float("nan")) is None
+    assert terms_a_priori(1e3) is None  # beyond TAYLOR_MAX_TERMS: no propagator, never a wrong one
+
+
+@pytest.mark.parametrize("nonreciprocal", [True, False])
+def test_sparse_propagator_matches_expm_and_keeps_its_band(nonreciprocal):
+    from chiralnet.linalg.csr import pruned_csr
+    from chiralnet.linalg.propagator import sparse_propagator
+    from chiralnet.solve.exact_sparse import shifted
+
+    model = chain_model(60, nonreciprocal=nonreciprocal, sparse=True)
+    B, mu = shifted(pruned_csr(model.M))
+    P, K = sparse_propagator(B, mu, 3.0)
+    ref = la.expm(model.dense_M() * 3.0)
+    assert np.abs(P.toarray() - ref).max() <= PROPAGATOR_AGREES * np.abs(ref).max()
+    rows, cols = P.nonzero()
+    band = K if nonreciprocal else 2 * K  # a one-way chain reaches K cells down, a two-way one K both ways
+    assert (np.abs(rows - cols) <= K).all() and P.nnz <= (band + 1) * 60
+    if nonreciprocal:
+        assert (cols <= rows).all()  # a cascade stays triangular
+
+
+def test_sparse_propagator_declines_when_it_would_fill_in(monkeypatch):
+    from chiralnet.linalg.csr import pruned_csr
+    from chiralnet.linalg.propagator import sparse_propagator
+    from chiralnet.solve.exact_sparse import shifted
+
+    B, mu = shifted(pruned_csr(lattice_model(12, 12).M))
+    P, K = sparse_propagator(B, mu, 20.0)
+    assert P is not None and P.nnz > 8 * 144  # a 2D lattice fills in as K^2 a row
+    monkeypatch.setattr(config, "PROPAGATOR_MAX_ROW_ENTRIES", 8)
+    assert sparse_propagator(B, mu, 20.0)[0] is None

@@ -549,3 +549,26 @@ def test_run_reports_efficiency_and_max_average_power(capsys):
     text = "\n".join(cli_run._report_lines(run))
     assert f"charging efficiency:            {sim['efficiency']:.6g}" in text
     assert f"max average charging power:     {peak.power:.6g} omega^2" in text
+
+
+def test_a_large_battery_keeps_its_block_of_nc_only_when_asked(monkeypatch):
+    """The default keeps O(N) per output time: the B x B battery block of Nc only up to
+    config.BATTERY_BLOCK_MAX_CELLS cells, more on request; the error names the option."""
+    from chiralnet import config
+    from chiralnet.arrays import chain_model
+
+    monkeypatch.setattr(config, "BATTERY_BLOCK_MAX_CELLS", 4)
+    model = chain_model(8, n_th=0.3)  # 7 battery cells
+    times = np.linspace(0.0, 200.0, 5)
+    lean = cn.simulate(model, times)
+    assert lean.battery_fluctuations is None
+    with pytest.raises(ChiralnetError, match="battery_fluctuations=True"):
+        cn.ergotropy(lean, collective=True)
+    full = cn.simulate(model, times, battery_fluctuations=True)
+    assert full.battery_fluctuations.shape == (5, 7, 7)
+    np.testing.assert_array_equal(lean.energies, full.energies)
+    few = cn.simulate(model, times, cells=[model.cells[6], model.cells[7]])  # two battery cells: kept
+    assert few.battery_fluctuations.shape == (5, 2, 2)
+    assert cn.simulate(model, times, cells=[model.cells[7]], battery_fluctuations=False).battery_fluctuations is None
+    with pytest.raises(cn.SolverError, match="battery_fluctuations must be True, False or None"):
+        cn.simulate(model, times, battery_fluctuations="yes")
