@@ -23,7 +23,7 @@ from .. import config
 from .._jit import jit
 from .csr import flush, one_norm
 
-__all__ = ["terms_a_priori", "sparse_propagator", "apply_vector", "apply_planes"]
+__all__ = ["terms_a_priori", "sparse_propagator", "row_runs", "apply_vector", "apply_planes"]
 
 
 def terms_a_priori(theta: float, tol: float | None = None) -> int | None:
@@ -68,16 +68,70 @@ def sparse_propagator(B, mu: complex, h: float):
     return P, K
 
 
+def row_runs(P):
+    """P (CSR, sorted) as runs of identical rows: (starts (S+1,), ptr (S+1,), offsets (E,), values (E,)).
+
+    Rows starts[s] .. starts[s+1]-1 all hold values[ptr[s]:ptr[s+1]] at columns row - offsets[...]: a
+    uniform chain is a handful of runs (its ends differ), so the product runs down whole runs with
+    constant coefficients (vectorised) and reads no index per entry; a disordered one is a run a row.
+    """
+    indptr, indices, data = P.indptr.astype(np.int64), P.indices.astype(np.int64), np.asarray(P.data, complex)
+    return _row_runs(indptr, indices, data)
+
+
 @jit
-def apply_vector(indptr, indices, data, x, y, rows):
-    """y[:rows] = P x (flushed: no subnormals), for x zero beyond the rows P reads. Returns
-    1 + the last nonzero row of y (0 if none)."""
+def _row_runs(indptr, indices, data):
+    n = indptr.shape[0] - 1
+    new = np.ones(n, np.bool_)
+    for i in range(1, n):
+        a, b = indptr[i - 1], indptr[i]
+        m = indptr[i + 1] - b
+        same = m == b - a
+        j = 0
+        while same and j < m:
+            same = indices[b + j] - i == indices[a + j] - (i - 1) and data[b + j] == data[a + j]
+            j += 1
+        new[i] = not same
+    first = np.flatnonzero(new)
+    S = first.shape[0]
+    starts = np.empty(S + 1, np.int64)
+    ptr = np.empty(S + 1, np.int64)
+    starts[S] = n
+    ptr[0] = 0
+    for s in range(S):
+        starts[s] = first[s]
+        ptr[s + 1] = ptr[s] + indptr[first[s] + 1] - indptr[first[s]]
+    offsets = np.empty(ptr[S], np.int64)
+    values = np.empty(ptr[S], np.complex128)
+    for s in range(S):
+        r = first[s]
+        for j in range(ptr[s + 1] - ptr[s]):
+            offsets[ptr[s] + j] = r - indices[indptr[r] + j]
+            values[ptr[s] + j] = data[indptr[r] + j]
+    return starts, ptr, offsets, values
+
+
+@jit
+def apply_vector(starts, ptr, offsets, values, x, y, rows):
+    """y[:rows] = P x with P as runs of identical rows (:func:`row_runs`), flushed (no subnormals), for x
+    zero beyond the rows P reads. Returns 1 + the last nonzero row of y (0 if none)."""
+    for s in range(starts.shape[0] - 1):
+        r0 = starts[s]
+        r1 = min(starts[s + 1], rows)
+        if r0 >= r1:
+            break
+        Y = y[r0:r1]
+        for k in range(r1 - r0):
+            Y[k] = 0j
+        for e in range(ptr[s], ptr[s + 1]):
+            o = offsets[e]
+            v = values[e]
+            X = x[r0 - o:r1 - o]
+            for k in range(r1 - r0):
+                Y[k] += v * X[k]
     last = 0
     for i in range(rows):
-        t = 0j
-        for p in range(indptr[i], indptr[i + 1]):
-            t += data[p] * x[indices[p]]
-        t = flush(t)
+        t = flush(y[i])
         y[i] = t
         if t != 0:
             last = i + 1

@@ -22,7 +22,7 @@ from .._jit import jit
 from ..errors import NoSteadyStateError, SolverError
 from ..linalg.cascade import cascade_order
 from ..linalg.csr import csr_parts, flush, one_norm, pruned_csr
-from ..linalg.propagator import apply_planes, apply_vector, sparse_propagator
+from ..linalg.propagator import apply_planes, apply_vector, row_runs, sparse_propagator
 from ..linalg.stability import check_stability_arrays
 from ..model import Model, State
 from .base import Method, Trace, distinct_steps
@@ -186,13 +186,13 @@ def _taylor_vector(indptr, indices, data, reach, b, b_rows, x, x_rows, h, n_sub,
 @jit
 def _propagate_vector(indptr, indices, data, b, x0, omega, step_h, step_sub, step_kind, tol, max_terms,
                       parallel, x_jump, columns, battery, out_x, out_energy, out_totals, out_last, stats, mu,
-                      p_kind, p_indptr, p_indices, p_data, p_reach, p_sub, p_forcing):
+                      p_kind, p_starts, p_ptr, p_offsets, p_values, p_reach, p_sub, p_forcing):
     """Steps alpha over every output time. Per output k: out_x[k] = alpha[columns] and out_energy[k] =
     omega |alpha|^2 on ``columns`` (each stored only when it has rows), out_totals[k] = the energy of
     all cells and of the battery cells (summed over the rows alpha can be nonzero on).
 
-    Steps of kind ``p_kind`` (-1: none) apply the sparse propagator P (CSR ``p_*``, its reach
-    ``p_reach``) ``p_sub`` times and add ``p_forcing`` (int_0^h e^{M u} b du) instead of the series."""
+    Steps of kind ``p_kind`` (-1: none) apply the sparse propagator P (its runs of rows ``p_*``, its
+    reach ``p_reach``) ``p_sub`` times and add ``p_forcing`` (int_0^h e^{M u} b du) instead of the series."""
     n = x0.shape[0]
     x = x0.copy()
     acc = x0.copy()
@@ -225,7 +225,7 @@ def _propagate_vector(indptr, indices, data, b, x0, omega, step_h, step_sub, ste
                 rows = p_reach[x_rows - 1] if x_rows > 0 else 0
                 for i in range(rows, y_rows):
                     y[i] = 0j  # stale rows of an earlier, longer output
-                last = apply_vector(p_indptr, p_indices, p_data, x, y, rows)
+                last = apply_vector(p_starts, p_ptr, p_offsets, p_values, x, y, rows)
                 x, y = y, x
                 y_rows, x_rows = x_rows, last
                 stats[1] += 1
@@ -233,9 +233,7 @@ def _propagate_vector(indptr, indices, data, b, x0, omega, step_h, step_sub, ste
                 for i in range(c_rows):
                     x[i] += p_forcing[i]
                 x_rows = max(x_rows, c_rows)
-            if not np.isfinite(_norm1(x, x_rows)):
-                return NOT_FINITE, k
-            acc_fresh = False
+            acc_fresh = False  # (a non-finite state shows in the energy totals below)
         elif step_h[s] > 0.0:
             if not acc_fresh:
                 for i in range(n):
@@ -274,6 +272,8 @@ def _propagate_vector(indptr, indices, data, b, x0, omega, step_h, step_sub, ste
                 bat = t
         out_totals[k, 0] = total + total_c
         out_totals[k, 1] = bat + bat_c
+        if not np.isfinite(out_totals[k, 0]):
+            return NOT_FINITE, k
     for i in range(n):
         out_last[i] = x[i]
     return OK, step_kind.shape[0]
@@ -388,18 +388,21 @@ def propagate_vector(M, b, x0, omega, steps, step_kind, *, out_x, out_energy, ou
     # reaches few cells, which the series' row tracking already confines the work to)
     if (config.SPARSE_PROPAGATOR if propagator is None else propagator) and 2 * np.count_nonzero(x0) >= n:
         prop = step_propagator(M, steps, step_kind, n_sub)
-    if prop is None:
-        p_kind, P, p_sub, c = -1, sp.csr_array((n, n), dtype=complex), 0, np.zeros(0, complex)
+    if prop is None:  # placeholders of the compiled types
+        p_kind, p_sub, c = -1, 0, np.zeros(0, complex)
+        p_arrays = (np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(0, np.int64), np.zeros(0, complex),
+                    np.zeros(0, np.int64))
     else:
         p_kind, P, p_sub = prop
         c = forcing_increment(M, b, steps[p_kind]) if b.any() else np.zeros(0, complex)
-    p_indptr, p_indices, p_data = csr_parts(P)
+        p_indptr, p_indices, _ = csr_parts(P)
+        p_arrays = (*row_runs(P), _reach(p_indptr, p_indices))
     stats = np.zeros(2, np.int64)
     status, k = _propagate_vector(indptr, indices, data, b, x0,
                                   np.asarray(omega, float), steps, n_sub, step_kind,
                                   config.TAYLOR_TOL, config.TAYLOR_MAX_TERMS, bool(parallel), x_jump, columns, battery,
                                   out_x, out_energy, out_totals, out_last, stats, complex(mu),
-                                  p_kind, p_indptr, p_indices, p_data, _reach(p_indptr, p_indices), p_sub, c)
+                                  p_kind, *p_arrays, p_sub, c)
     _check_status(status, k)
     out = {"terms": int(stats[0]), "substeps": int(np.maximum(n_sub, 0)[step_kind[step_kind != p_kind]].sum())}
     if prop is not None:
