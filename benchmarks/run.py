@@ -21,6 +21,8 @@ Sections
    against its baseline in the same process: a thermal 800-cell chain against dense SciPy stepping,
    100,000-cell chains (driven from vacuum, default and ``cells=[last]``; discharging from a state
    nonzero on every cell) against solve_ivp.
+7. a time-resolved sweep against a loop of simulate.
+8. the sparse propagator of a repeated step against the Taylor series it replaces (warm, same process).
 """
 
 from __future__ import annotations
@@ -395,6 +397,31 @@ def bench_time_resolved_sweep(quick):
            "loop of simulate", 100, agreement=err)
 
 
+def bench_propagator(quick):
+    print("\n8. sparse propagator P = e^{M h} against the Taylor series (config.SPARSE_PROPAGATOR)", flush=True)
+    n = 10_000 if quick else 100_000
+    chain = S.chain_model(n, sparse=True)
+    start = cn.State(chain.cells, np.full(n, 0.1 + 0j))
+    hot = S.chain_model(300 if quick else 800, n_th=0.2, sparse=True)
+    cases = [(f"chain {n} cells, alpha0 = 0.1 on every cell, 1000 times, cells=[last]",
+              lambda: cn.simulate(chain, np.linspace(0.0, 3000.0, 1000), state0=start, cells=[n - 1]),
+              lambda r: r.battery_energy),
+             (f"thermal chain {hot.n_cells} cells, 21 times", lambda: cn.simulate(hot, np.linspace(0.0, 300.0, 21)),
+              lambda r: r.fluctuations)]
+    old = config.SPARSE_PROPAGATOR
+    try:
+        for case, run, out in cases:
+            config.SPARSE_PROPAGATOR = False
+            t_series, a = best_of(run, 2)
+            config.SPARSE_PROPAGATOR = True
+            run()
+            t_prop, b = best_of(run, 3)
+            record("propagator", case, t_prop, t_series, "Taylor series", None, agreement=rel_err(out(b), out(a)),
+                   entries_per_row=b.stats.get("propagator_entries", 0))
+    finally:
+        config.SPARSE_PROPAGATOR = old
+
+
 def bench_cold():
     print("\n5. cold start: import, first calls (compile or cache load), warm calls", flush=True)
     with tempfile.TemporaryDirectory() as cache:
@@ -461,6 +488,7 @@ def main(argv=None):
     bench_threads(args.quick)
     bench_fresh(args.quick)
     bench_time_resolved_sweep(args.quick)
+    bench_propagator(args.quick)
     exps = {"steady state": fit_exponent(steady), "simulate per output time": fit_exponent(cost)}
     print("\nfitted exponents (time ~ N^p; N >= 1e4 / all N):")
     for k, (p_big, p_all) in exps.items():

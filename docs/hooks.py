@@ -42,11 +42,13 @@ SECTIONS = {
     "cold": "Cold start: first calls in a new process",
     "fresh": "Fresh process (a new user's first call) and warm: large outputs and thermal traces",
     "sweep": "Time-resolved sweeps against a loop of simulate (per point)",
+    "propagator": "Sparse propagator of a repeated step against the Taylor series (ratio = series / propagator)",
 }
 #: Extra per-row fields, shown in the notes column.
 NOTES = {
     "terms_per_output": "{:.1f} Taylor terms per output time",
     "matrix_terms": "{:.0f} terms on the fluctuation matrix",
+    "entries_per_row": "P: {:.1f} entries a row",
     "build_s": "model built in {}",
     "import_s": "import {}",
     "warm_calls_s": "warm calls {}",

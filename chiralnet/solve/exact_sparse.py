@@ -5,6 +5,9 @@ below machine precision, with substeps so that ||M h||_1 <= ``config.TAYLOR_THET
 one CSR product, O(nnz) (O(N nnz) for Nc), and no dense propagator is ever formed (e^{M h} of a
 triangular M is dense). Only the rows the state can have reached are computed, so a chain driven at
 one end costs what the cells the signal has reached cost. Any time grid. No options of its own.
+A step the grid repeats applies a sparse propagator P = e^{M h} instead, built once when it stays sparse
+(:mod:`chiralnet.linalg.propagator`: a chain's P is a band of K + 1 entries a row, truncation proven a
+priori): to amplitudes that span most cells, and to every column block of the fluctuations.
 Two compiled variants of each product: serial, and parallel over rows (prange), used above
 ``config.PARALLEL_MIN_CELLS`` (``PARALLEL_MIN_CELLS_THERMAL``) cells.
 """
@@ -353,8 +356,9 @@ def propagate_vector(M, b, x0, omega, steps, step_kind, *, out_x, out_energy, ou
     battery : ndarray (N,) bool, optional; out_totals : ndarray (T, 2) float, optional
         Energy of all cells and of the ``battery`` cells at each output time, summed in the kernel.
     propagator : bool, optional
-        Apply a sparse propagator P = e^{M h} to the most frequent step (:func:`step_propagator`);
-        default ``config.SPARSE_PROPAGATOR``.
+        Apply a sparse propagator P = e^{M h} to the most frequent step (:func:`step_propagator`) when x0
+        is nonzero on at least half the cells (else the series' row tracking is cheaper); default
+        ``config.SPARSE_PROPAGATOR``.
 
     Returns
     -------
