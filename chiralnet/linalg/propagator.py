@@ -1,8 +1,10 @@
 """Sparse propagators P = e^{A h} of banded networks, for stepping on a uniform grid.
 
 For a chain, e^{A h} truncated at machine precision has a band of K + 1 entries a row (K Taylor
-terms): one sparse product with P costs fewer operations and far fewer passes over memory than K
-Taylor products with A, so a grid that repeats one step applies P instead of the series. P is
+terms): one product with P does about the arithmetic of the K Taylor products with A, in one pass over
+the state instead of K with their bookkeeping, and a uniform chain's P is a dozen runs of identical rows
+(:func:`row_runs`) whose product reads no indices and vectorises; so a grid that repeats one step
+applies P instead of the series. P is
 built only when it stays sparse (``config.PROPAGATOR_MAX_ROW_ENTRIES``; a 2D lattice fills in as
 K^2 and keeps the series) and is used often enough to pay for itself.
 
@@ -19,7 +21,7 @@ import math
 import numpy as np
 import scipy.sparse as sp
 
-from .. import config
+from .. import config, memory
 from .._jit import jit
 from .csr import flush, one_norm
 
@@ -47,20 +49,22 @@ def sparse_propagator(B, mu: complex, h: float):
     B : sparse (N, N) complex, the shifted generator (:func:`chiralnet.solve.exact_sparse.shifted`).
     mu : complex shift; h : step (1/omega), with ||B h||_1 <= ``config.TAYLOR_THETA``.
     Returns (P, K): K Taylor terms (:func:`terms_a_priori`); (None, K) when P would average more than
-    ``config.PROPAGATOR_MAX_ROW_ENTRIES`` entries a row or exceed ``config.PROPAGATOR_MAX_BYTES``.
+    ``config.PROPAGATOR_MAX_ROW_ENTRIES`` entries a row, or its build (P and one term, 24 bytes an entry
+    each) would exceed ``config.PROPAGATOR_MAX_BYTES`` or a tenth of the memory limit: the caller then
+    keeps the series, which needs no such memory.
     """
     B = sp.csr_array(B)
     n = B.shape[0]
     K = terms_a_priori(one_norm(B) * h)
     if K is None or n == 0:
         return None, K
-    cap = min(config.PROPAGATOR_MAX_ROW_ENTRIES * n, config.PROPAGATOR_MAX_BYTES // 24)
+    cap = min(config.PROPAGATOR_MAX_ROW_ENTRIES * n, config.PROPAGATOR_MAX_BYTES // 48, int(memory.limit_bytes() / 480))
     term = sp.identity(n, dtype=complex, format="csr")
     P = term.copy()
     for m in range(1, K + 1):
         term = sp.csr_array(B @ term) * (h / m)
         P = sp.csr_array(P + term)
-        if P.nnz > cap:
+        if P.nnz > cap or term.nnz > cap:
             return None, K
     P = sp.csr_array(P * np.exp(mu * h))
     P.eliminate_zeros()  # exact zeros only (a cancellation); nothing small is dropped
@@ -138,33 +142,50 @@ def apply_vector(starts, ptr, offsets, values, x, y, rows):
     return last
 
 
+#: Rows per tile of :func:`apply_planes` (a tile of the output stays in L1 across P's entries).
+PLANES_TILE = 16
+
+
 @jit
-def apply_planes(indptr, indices, pr, pi, vr, vi, yr, yi, lo, hi):
-    """y[lo:hi] = P v on (N, w) real / imaginary planes (flushed). Returns the 1-norm of y[lo:hi]
-    (sum of |Re| + |Im|; inf or NaN when not finite)."""
+def apply_planes(starts, ptr, offsets, values, vr, vi, yr, yi, lo, hi):
+    """y[lo:hi] = P v on (N, w) real / imaginary planes (C-contiguous), P as runs of identical rows
+    (:func:`row_runs`), flushed; v zero outside the rows P reads. Within a run each entry is one
+    contiguous axpy over tiles of rows x w columns. Returns the 1-norm of y[lo:hi] (sum of |Re| + |Im|;
+    inf or NaN when not finite)."""
     w = vr.shape[1]
+    fvr = vr.reshape(-1)
+    fvi = vi.reshape(-1)
+    fyr = yr.reshape(-1)
+    fyi = yi.reshape(-1)
     total = 0.0
-    for i in range(lo, hi):
-        a = yr[i]
-        b = yi[i]
-        for c in range(w):
-            a[c] = 0.0
-        for c in range(w):
-            b[c] = 0.0
-        for p in range(indptr[i], indptr[i + 1]):
-            k = indices[p]
-            u = pr[p]
-            v = pi[p]
-            s = vr[k]
-            t = vi[k]
-            for c in range(w):
-                a[c] += u * s[c] - v * t[c]
-            for c in range(w):
-                b[c] += u * t[c] + v * s[c]
-        for c in range(w):
-            if abs(a[c]) < 2.2250738585072014e-308:
-                a[c] = 0.0
-            if abs(b[c]) < 2.2250738585072014e-308:
-                b[c] = 0.0
-            total += abs(a[c]) + abs(b[c])
+    for s in range(starts.shape[0] - 1):
+        r0 = max(starts[s], lo)
+        r1 = min(starts[s + 1], hi)
+        if r0 >= r1:
+            continue
+        for t0 in range(r0, r1, PLANES_TILE):
+            t1 = min(t0 + PLANES_TILE, r1)
+            m = (t1 - t0) * w
+            Yr = fyr[t0 * w:t1 * w]
+            Yi = fyi[t0 * w:t1 * w]
+            for k in range(m):
+                Yr[k] = 0.0
+            for k in range(m):
+                Yi[k] = 0.0
+            for e in range(ptr[s], ptr[s + 1]):
+                o = offsets[e]
+                a = values[e].real
+                b = values[e].imag
+                Xr = fvr[(t0 - o) * w:(t1 - o) * w]
+                Xi = fvi[(t0 - o) * w:(t1 - o) * w]
+                for k in range(m):
+                    Yr[k] += a * Xr[k] - b * Xi[k]
+                for k in range(m):
+                    Yi[k] += a * Xi[k] + b * Xr[k]
+            for k in range(m):
+                if abs(Yr[k]) < 2.2250738585072014e-308:
+                    Yr[k] = 0.0
+                if abs(Yi[k]) < 2.2250738585072014e-308:
+                    Yi[k] = 0.0
+                total += abs(Yr[k]) + abs(Yi[k])
     return total

@@ -260,26 +260,55 @@ def _propagate_vector(indptr, indices, data, b, x0, omega, step_h, step_sub, ste
             for c in range(k_cols):
                 z = x[columns[c]]
                 out_energy[k, c] = omega[columns[c]] * (z.real * z.real + z.imag * z.imag)
-        total = 0.0  # compensated (Neumaier) sums: as exact as NumPy's pairwise sum of the energies, or more
-        total_c = 0.0
-        bat = 0.0
-        bat_c = 0.0
-        for i in range(x_rows):
-            e = omega[i] * (x[i].real * x[i].real + x[i].imag * x[i].imag)
-            t = total + e
-            total_c += (total - t) + e if abs(total) >= abs(e) else (e - t) + total
-            total = t
-            if battery[i]:
-                t = bat + e
-                bat_c += (bat - t) + e if abs(bat) >= abs(e) else (e - t) + bat
-                bat = t
-        out_totals[k, 0] = total + total_c
-        out_totals[k, 1] = bat + bat_c
+        out_totals[k, 0], out_totals[k, 1] = _energy_totals(x, omega, battery, x_rows)
         if not np.isfinite(out_totals[k, 0]):
             return NOT_FINITE, k
     for i in range(n):
         out_last[i] = x[i]
     return OK, step_kind.shape[0]
+
+
+@jit
+def _energy_totals(x, omega, battery, rows):
+    """(sum of omega |x|^2, the same over the ``battery`` cells) on rows [0, rows): 8-lane sums over
+    blocks of 64 rows, the block sums added with Neumaier's compensation (about as exact as NumPy's
+    pairwise sum of the energies: the terms are nonnegative)."""
+    tot = 0.0
+    tot_c = 0.0
+    bat = 0.0
+    bat_c = 0.0
+    lt = np.empty(8)
+    lb = np.empty(8)
+    i = 0
+    while i < rows:
+        end = min(i + 64, rows)
+        for lane in range(8):
+            lt[lane] = 0.0
+            lb[lane] = 0.0
+        j = i
+        while j + 8 <= end:
+            for lane in range(8):
+                z = x[j + lane]
+                e = omega[j + lane] * (z.real * z.real + z.imag * z.imag)
+                lt[lane] += e
+                lb[lane] += e if battery[j + lane] else 0.0
+            j += 8
+        st = ((lt[0] + lt[1]) + (lt[2] + lt[3])) + ((lt[4] + lt[5]) + (lt[6] + lt[7]))
+        sb = ((lb[0] + lb[1]) + (lb[2] + lb[3])) + ((lb[4] + lb[5]) + (lb[6] + lb[7]))
+        while j < end:
+            z = x[j]
+            e = omega[j] * (z.real * z.real + z.imag * z.imag)
+            st += e
+            sb += e if battery[j] else 0.0
+            j += 1
+        t = tot + st
+        tot_c += (tot - t) + st if abs(tot) >= abs(st) else (st - t) + tot
+        tot = t
+        t = bat + sb
+        bat_c += (bat - t) + sb if abs(bat) >= abs(sb) else (sb - t) + bat
+        bat = t
+        i = end
+    return tot + tot_c, bat + bat_c
 
 
 def substeps(norm, steps, jump=None):
@@ -767,10 +796,10 @@ def _store_block(xr, xi, Y, j0, wc):
 
 
 @jit
-def _column_block_propagator(indptr, indices, pr, pi, reach, low, X, Y, j0, wc, tri, applications, buf, dirty):
-    """Y[:, j0:j0+wc] = P^applications V with the sparse propagator P (CSR ``indptr, indices``, real and
-    imaginary parts ``pr, pi``; ``reach``/``low`` its row bounds), V as in :func:`_column_block`; the
-    planes buf[0:2] and buf[2:4] alternate as input and output, zero outside the rows ``dirty`` records.
+def _column_block_propagator(starts, ptr, offsets, values, reach, low, X, Y, j0, wc, tri, applications, buf, dirty):
+    """Y[:, j0:j0+wc] = P^applications V with the sparse propagator P (its runs of rows ``starts, ptr,
+    offsets, values``; ``reach``/``low`` its row bounds), V as in :func:`_column_block`; the planes
+    buf[0:2] and buf[2:4] alternate as input and output, zero outside the rows ``dirty`` records.
     Returns (status, products)."""
     n = X.shape[0]
     src = 0
@@ -789,7 +818,7 @@ def _column_block_propagator(indptr, indices, pr, pi, reach, low, X, Y, j0, wc, 
         dst = 1 - src
         lo, hi = low[lo], reach[hi - 1]
         _clear(buf[2 * dst], buf[2 * dst + 1], dirty[dst], lo, hi)
-        total = apply_planes(indptr, indices, pr, pi, xr, xi, buf[2 * dst], buf[2 * dst + 1], lo, hi)
+        total = apply_planes(starts, ptr, offsets, values, xr, xi, buf[2 * dst], buf[2 * dst + 1], lo, hi)
         done += 1
         if not np.isfinite(total):
             return NOT_FINITE, done
@@ -807,11 +836,11 @@ def _zero_row(xr, xi, i):
 
 
 def _columns_pass(indptr, indices, dr, di, reach, low, X, Y, tri, h, n_sub, tol, max_terms, factor, width, n_chunks,
-                  stats, applications):
+                  stats, applications, p_starts, p_ptr, p_offsets, p_values, p_reach, p_low):
     """Y = e^{A h} V, V = X^H or its triangle (``tri``), column block by column block; ``n_chunks``
     contiguous runs of blocks (one per thread when compiled parallel). With ``applications`` = 0 the
-    CSR arrays are those of A - mu and the series runs (:func:`_column_block`, ``factor`` =
-    e^{mu h / n_sub}); else they are the sparse propagator's, applied that many times
+    series runs on the CSR arrays of A - mu (:func:`_column_block`, ``factor`` = e^{mu h / n_sub});
+    else the sparse propagator (runs of rows ``p_*``) is applied that many times
     (:func:`_column_block_propagator`). Returns a status."""
     n = X.shape[0]
     n_blocks = (n + width - 1) // width
@@ -824,8 +853,8 @@ def _columns_pass(indptr, indices, dr, di, reach, low, X, Y, tri, h, n_sub, tol,
             j0 = b * width
             wc = min(width, n - j0)
             if applications > 0:
-                st, te = _column_block_propagator(indptr, indices, dr, di, reach, low, X, Y, j0, wc, tri,
-                                                  applications, buf, dirty)
+                st, te = _column_block_propagator(p_starts, p_ptr, p_offsets, p_values, p_reach, p_low, X, Y, j0,
+                                                  wc, tri, applications, buf, dirty)
             else:
                 st, te = _column_block(indptr, indices, dr, di, reach, low, X, Y, j0, wc, tri, h, n_sub, tol,
                                        max_terms, factor, buf, dirty)
@@ -972,23 +1001,24 @@ def propagate_deviation(M, X_ss, D0, steps, step_kind, *, out_diag, jump=None, p
         prop = step_propagator(pruned_csr(M).conj(), steps, step_kind, n_sub)
     if prop is not None:
         p_kind, P, applications = prop
-        p_indptr, p_indices, p_data = csr_parts(P)
-        p_arrays = (p_indptr, p_indices, np.ascontiguousarray(p_data.real), np.ascontiguousarray(p_data.imag),
-                    _reach(p_indptr, p_indices), _low(p_indptr, p_indices))
+        p_indptr, p_indices, _ = csr_parts(P)
+        p_arrays = (*row_runs(P), _reach(p_indptr, p_indices), _low(p_indptr, p_indices))
+    else:  # placeholders of the compiled types
+        p_kind, applications = -1, 0
+        p_arrays = (np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(0, np.int64), np.zeros(0, complex),
+                    np.zeros(0, np.int64), np.zeros(0, np.int64))
+    series = (indptr, indices, dr, di, reach, low)
     for k, s in enumerate(step_kind):
         if n_sub[s] < 0:  # below machine precision: the steady state
             D[:] = 0.0
         elif steps[s] > 0.0:
-            if prop is not None and s == p_kind:
-                arrays, uses = p_arrays, applications
-            else:
-                arrays, uses = (indptr, indices, dr, di, reach, low), 0
+            uses = applications if s == p_kind else 0
             factor = np.exp(mu * steps[s] / n_sub[s])  # e^{mu hs}, applied after every substep of the series
-            status = run(*arrays, D, W, tri, steps[s], n_sub[s], tol, max_terms, factor, width, n_chunks, stats,
-                         uses)  # W = P L (or P D)
+            status = run(*series, D, W, tri, steps[s], n_sub[s], tol, max_terms, factor, width, n_chunks, stats,
+                         uses, *p_arrays)  # W = P L (or P D)
             if status == OK:  # D = P W^H: P D P^H, or G with P D P^H = G + G^H
-                status = run(*arrays, W, D, 0, steps[s], n_sub[s], tol, max_terms, factor, width, n_chunks, stats,
-                             uses)
+                status = run(*series, W, D, 0, steps[s], n_sub[s], tol, max_terms, factor, width, n_chunks, stats,
+                             uses, *p_arrays)
             if status == OK and tri != 0:
                 _hermitian_sum(D, D)
             _check_status(status, k)
