@@ -49,6 +49,7 @@ NOTES = {
     "terms_per_output": "{:.1f} Taylor terms per output time",
     "matrix_terms": "{:.0f} terms on the fluctuation matrix",
     "entries_per_row": "P: {:.1f} entries a row",
+    "matrix_propagator_products": "{:.0f} propagator products per column of the fluctuation matrix",
     "build_s": "model built in {}",
     "import_s": "import {}",
     "warm_calls_s": "warm calls {}",
