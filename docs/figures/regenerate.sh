@@ -10,10 +10,12 @@ trap 'rm -rf "$tmp"' EXIT
 "$PY" -m chiralnet paper --out "$tmp/paper" --dpi 100 > /dev/null
 "$PY" -m chiralnet run examples/lattice.toml --out "$tmp/lattice" > /dev/null
 "$PY" examples/ergotropy.py "$tmp" > /dev/null
+"$PY" examples/long_chain_discharge.py "$tmp" > /dev/null
 cp "$tmp/paper/fig3a.png" docs/figures/paper_fig3a.png
 cp "$tmp/paper/fig4c.png" docs/figures/paper_fig4c.png
 cp "$tmp/lattice/network.png" docs/figures/lattice_network.png
 cp "$tmp/ergotropy.png" docs/figures/ergotropy_hot_reservoirs.png
+cp "$tmp/long_chain_discharge.png" docs/figures/long_chain_discharge_profile.png
 "$PY" -m chiralnet study disorder --out "$tmp/disorder" --no-progress > /dev/null
 cp "$tmp/disorder/disorder.png" docs/figures/study_disorder.png
 ls -l docs/figures/*.png
