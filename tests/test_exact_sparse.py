@@ -10,7 +10,7 @@ import scipy.sparse as sp
 import chiralnet as cn
 from chiralnet import config
 from chiralnet.arrays import chain_model, lattice_model
-from chiralnet.solve.exact_sparse import propagate_matrix
+from chiralnet.solve.fluctuations import propagate_matrix
 
 PATHS_AGREE = 1e-10      # sparse vs dense path, relative to the largest value
 SOLVES_AGREE = 1e-12     # cascaded (triangular) vs general solve, relative
@@ -165,7 +165,7 @@ def test_early_outputs_are_not_snapped_to_a_late_time(method):
         assert rel(log[k], one) <= 1e-12, k
 
 
-# --- thermal traces stepped one-sidedly: Nc = Nc_ss + P D P^H (chiralnet.solve.exact_sparse.propagate_deviation)
+# --- thermal traces stepped one-sidedly: Nc = Nc_ss + P D P^H (chiralnet.solve.fluctuations.propagate_deviation)
 
 def _random_state(model, seed, scale=0.3):
     """A thermal initial state with a full Hermitian positive Nc (off-diagonal coherences too)."""
@@ -226,7 +226,7 @@ def test_one_sided_fluctuations_match_expm_and_the_two_sided_series(name, times,
 def test_one_sided_blocks_do_not_change_the_answer(width, parallel, propagator):
     """Column blocks of any width (padded at the end), serial or threaded, by the series or by the sparse
     propagator, give the same Nc to rounding."""
-    from chiralnet.solve.exact_sparse import propagate_deviation
+    from chiralnet.solve.fluctuations import propagate_deviation
     from chiralnet.solve.steady import steady_covariance
 
     model = chain_model(20, n_th=0.2, n_th_link=0.6, sparse=True)
@@ -250,7 +250,7 @@ def test_one_sided_blocks_do_not_change_the_answer(width, parallel, propagator):
 
 
 def test_one_sided_lands_on_the_steady_state_and_falls_back_with_feedback_and_noise():
-    from chiralnet.solve.exact_sparse import shifted
+    from chiralnet.linalg.csr import shifted
 
     G = cn.chain(8, n_th=0.2, n_th_link=0.5)
     res = cn.simulate(G, [0.0, 1.0, 1e21], method="exact-sparse")

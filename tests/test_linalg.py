@@ -179,7 +179,7 @@ def test_a_priori_terms_meet_the_bound_and_one_fewer_does_not():
 def test_sparse_propagator_matches_expm_and_keeps_its_band(nonreciprocal):
     from chiralnet.linalg.csr import pruned_csr
     from chiralnet.linalg.propagator import sparse_propagator
-    from chiralnet.solve.exact_sparse import shifted
+    from chiralnet.linalg.csr import shifted
 
     model = chain_model(60, nonreciprocal=nonreciprocal, sparse=True)
     B, mu = shifted(pruned_csr(model.M))
@@ -196,7 +196,7 @@ def test_sparse_propagator_matches_expm_and_keeps_its_band(nonreciprocal):
 def test_sparse_propagator_declines_when_it_would_fill_in(monkeypatch):
     from chiralnet.linalg.csr import pruned_csr
     from chiralnet.linalg.propagator import sparse_propagator
-    from chiralnet.solve.exact_sparse import shifted
+    from chiralnet.linalg.csr import shifted
 
     B, mu = shifted(pruned_csr(lattice_model(12, 12).M))
     P, K = sparse_propagator(B, mu, 20.0)

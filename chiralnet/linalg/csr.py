@@ -1,4 +1,5 @@
-"""CSR helpers shared by the sparse kernels: parts, diagonal, 1-norm, pruning, subnormal flushing.
+"""CSR helpers shared by the sparse kernels: parts, diagonal, 1-norm, pruning, subnormal flushing, the
+rows a product can reach, the diagonal shift of a Taylor series, triangularity.
 
 Everything here works on M in CSR form (``indptr``, ``indices``, ``data``) and costs O(nnz).
 """
@@ -10,7 +11,7 @@ import scipy.sparse as sp
 
 from .._jit import jit
 
-__all__ = ["csr_parts", "diagonal", "pruned_csr", "one_norm", "flush"]
+__all__ = ["csr_parts", "diagonal", "pruned_csr", "one_norm", "flush", "row_reach", "row_low", "shifted", "triangle"]
 
 
 def csr_parts(M):
@@ -79,3 +80,62 @@ def flush(z):
     return complex(re, im)
 
 
+@jit
+def row_reach(indptr, indices):
+    """reach[c] = 1 + the last row with an entry in a column <= c (at least c + 1): if v is zero from
+    row k on, M v is zero from row reach[k - 1] on."""
+    n = indptr.shape[0] - 1
+    reach = np.arange(1, n + 1)
+    for i in range(n):
+        for p in range(indptr[i], indptr[i + 1]):
+            reach[indices[p]] = max(reach[indices[p]], i + 1)
+    for c in range(1, n):
+        reach[c] = max(reach[c], reach[c - 1])
+    return reach
+
+
+@jit
+def row_low(indptr, indices):
+    """low[r] = min(r, the first row with an entry in a column >= r): if v is zero above row r, so is
+    M v above row low[r] (the mirror of :func:`row_reach`)."""
+    n = indptr.shape[0] - 1
+    low = np.arange(n)
+    for i in range(n):
+        for p in range(indptr[i], indptr[i + 1]):
+            if i < low[indices[p]]:
+                low[indices[p]] = i
+    for c in range(n - 2, -1, -1):
+        low[c] = min(low[c], low[c + 1])
+    return low
+
+
+def shifted(A):
+    """(A - mu I as CSR without zeros, mu): e^{A h} = e^{mu h} e^{(A - mu I) h} (Al-Mohy and Higham's shift).
+
+    mu is the diagonal value most cells share when at least half do (a uniform network: those diagonal
+    entries vanish, the Taylor terms cost fewer products, and the 1-norm is smaller), else the mean
+    diagonal (trace / N) when it lowers the 1-norm, else 0."""
+    A = sp.csr_array(A)
+    n = A.shape[0]
+    if n == 0:
+        return A, 0j
+    d = A.diagonal()
+    values, counts = np.unique(d, return_counts=True)
+    mu = complex(values[counts.argmax()]) if 2 * counts.max() >= n else complex(d.mean())
+    if mu == 0:
+        return A, 0j
+    B = sp.csr_array(A - mu * sp.identity(n, dtype=complex, format="csr"))
+    B.eliminate_zeros()
+    if 2 * counts.max() < n and one_norm(B) >= one_norm(A):
+        return A, 0j
+    return B, mu
+
+
+def triangle(indptr, indices) -> int:
+    """1 if every entry is on or below the diagonal, -1 if on or above, else 0."""
+    row = np.repeat(np.arange(indptr.size - 1), np.diff(indptr))
+    if (indices <= row).all():
+        return 1
+    if (indices >= row).all():
+        return -1
+    return 0

@@ -46,7 +46,7 @@ def terms_a_priori(theta: float, tol: float | None = None) -> int | None:
 def sparse_propagator(B, mu: complex, h: float):
     """e^{(B + mu) h} as CSR (sorted indices, no stored zeros), or None when it would not stay sparse.
 
-    B : sparse (N, N) complex, the shifted generator (:func:`chiralnet.solve.exact_sparse.shifted`).
+    B : sparse (N, N) complex, the shifted generator (:func:`chiralnet.linalg.csr.shifted`).
     mu : complex shift; h : step (1/omega), with ||B h||_1 <= ``config.TAYLOR_THETA``.
     Returns (P, K): K Taylor terms (:func:`terms_a_priori`); (None, K) when P would average more than
     ``config.PROPAGATOR_MAX_ROW_ENTRIES`` entries a row, or its build (P and one term, 24 bytes an entry

@@ -56,13 +56,12 @@ import scipy.sparse.linalg as spla
 from numba import prange
 
 from .. import config, memory
-from .._jit import jit
+from .._jit import jit, renamed
 from ..errors import ChiralnetError, NetworkError, SolverError
 from ..linalg.cascade import cascade_order
 from ..linalg.csr import csr_parts, flush, pruned_csr
 from ..model import Model, build_model
 from ..network import CELL_DEFAULTS
-from .exact_sparse import _renamed
 from .steady import check_stability
 
 __all__ = ["scattering", "isolation", "isolation_bandwidth", "ScatteringResult", "IsolationBand", "METHODS"]
@@ -472,7 +471,7 @@ def _cascade_scatter(indptr, indices, data, diag, delta, port_pos, sqrt_k, last,
 
 
 _cascade_scatter_serial = jit(_cascade_scatter)
-_cascade_scatter_parallel = jit(parallel=True)(_renamed(_cascade_scatter, "_parallel"))
+_cascade_scatter_parallel = jit(parallel=True)(renamed(_cascade_scatter, "_parallel"))
 
 
 def _cascaded(M, order, port_idx, sqrt_k, delta, parallel):

@@ -13,12 +13,14 @@ import numpy as np
 from .. import config, memory
 from ..errors import SolverError
 from ..linalg.csr import one_norm
+from ..linalg.stability import jump_steps
 from ..model import Model, State
 from .base import distinct_steps
 from .driven import run_driven
 from .exact import EXACT, exact_fits
-from .exact_sparse import EXACT_SPARSE, jump_steps, substeps
+from .exact_sparse import EXACT_SPARSE
 from .rk45 import RK45
+from .taylor import substeps
 
 __all__ = ["METHODS", "run_model", "check_finite", "trace_energies"]
 
