@@ -203,3 +203,21 @@ def test_sparse_propagator_declines_when_it_would_fill_in(monkeypatch):
     assert P is not None and P.nnz > 8 * 144  # a 2D lattice fills in as K^2 a row
     monkeypatch.setattr(config, "PROPAGATOR_MAX_ROW_ENTRIES", 8)
     assert sparse_propagator(B, mu, 20.0)[0] is None
+
+
+def test_a_subnormal_coupling_is_a_dependency():
+    """5.6e-309 squares to zero but is a coupling: a feedback loop through it is not a cascade, and forward
+    substitution refuses an entry above the diagonal however small (found by the scattering fuzz test)."""
+    tiny = -5.56268465e-309
+    M = sp.csr_array(np.array([[-0.25, tiny], [tiny, -0.25]], complex))
+    assert cascade_order(M) is None
+    assert forward_substitution(M, np.ones(2, complex)) is None
+    upper = sp.csr_array(np.array([[-0.25, tiny], [0.0, -0.25]], complex))
+    assert list(cascade_order(upper)) == [1, 0]
+    G = cn.network()
+    for c in ("a", "b"):
+        cn.add_cell(G, c, omega=1.0, kappa=0.5)
+    cn.add_coherent_link(G, "a", "b", J=-tiny)
+    delta = np.linspace(-1.0, 1.0, 5)
+    S = {m: cn.scattering(G, delta, method=m).S for m in ("auto", "dense", "sparse")}
+    assert np.array_equal(S["auto"], S["dense"]) or np.abs(S["auto"] - S["dense"]).max() <= 1e-15

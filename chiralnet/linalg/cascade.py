@@ -20,11 +20,11 @@ __all__ = ["cascade_order", "forward_substitution", "Substitution", "solve_casca
 
 
 @jit
-def _topological_order(indptr, indices, data, zero_tol2, order):
+def _topological_order(indptr, indices, data, order):
     """Kahn's algorithm on the dependency graph i <- j (M_ij != 0, i != j).
 
-    Writes ``order`` (N,) so that every row's off-diagonal entries with |M_ij|^2 > ``zero_tol2`` point to
-    cells placed earlier. Returns how many cells were placed: N iff M is triangular after
+    Writes ``order`` (N,) so that every row's off-diagonal nonzero entries point to cells placed earlier
+    (tested as M_ij != 0, not |M_ij|^2 > 0: a subnormal coupling squares to zero but is one). Returns how many cells were placed: N iff M is triangular after
     permutation (no feedback loop).
     """
     n = indptr.shape[0] - 1
@@ -33,7 +33,7 @@ def _topological_order(indptr, indices, data, zero_tol2, order):
     for i in range(n):
         for p in range(indptr[i], indptr[i + 1]):
             j = indices[p]
-            if j != i and data[p].real * data[p].real + data[p].imag * data[p].imag > zero_tol2:
+            if j != i and data[p] != 0:
                 waiting[i] += 1
                 start[j + 1] += 1
     for j in range(n):
@@ -43,7 +43,7 @@ def _topological_order(indptr, indices, data, zero_tol2, order):
     for i in range(n):
         for p in range(indptr[i], indptr[i + 1]):
             j = indices[p]
-            if j != i and data[p].real * data[p].real + data[p].imag * data[p].imag > zero_tol2:
+            if j != i and data[p] != 0:
                 dependents[fill[j]] = i
                 fill[j] += 1
     tail = 0
@@ -83,9 +83,8 @@ def cascade_order(M):
     """
     indptr, indices, data = csr_parts(M)
     n = indptr.size - 1
-    zero_tol2 = 0.0
     order = np.empty(n, np.int64)
-    placed = _topological_order(indptr, indices, data, zero_tol2, order)
+    placed = _topological_order(indptr, indices, data, order)
     return order if placed == n else None
 
 
@@ -124,8 +123,8 @@ def _forward_substitution(indptr, indices, data, rhs, scale, omega, x, energy):
                     acc -= a * (prev if j == i - 1 else x[j])
                 elif j == i:
                     d += a
-                else:
-                    max_upper2 = max(max_upper2, a2)
+                elif a != 0:  # a subnormal entry squares to zero but is not one
+                    max_upper2 = max(max_upper2, a2, 5e-324)
         max_re = max(max_re, d.real)
         d2 = d.real * d.real + d.imag * d.imag
         max_diag2 = max(max_diag2, d2)

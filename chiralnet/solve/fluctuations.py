@@ -214,10 +214,7 @@ def _column_block(indptr, indices, dr, di, reach, low, X, Y, j0, wc, tri, h, n_s
     terms = 0
     hs = h / n_sub
     for _ in range(n_sub):
-        while lo < hi and _zero_row(xr, xi, lo):
-            lo += 1
-        while hi > lo and _zero_row(xr, xi, hi - 1):
-            hi -= 1
+        lo, hi = _trim(xr, xi, lo, hi)
         if lo >= hi:
             break  # a zero block stays zero
         _clear(ar, ai, dirty[1], lo, hi)
@@ -341,10 +338,7 @@ def _column_block_propagator(starts, ptr, offsets, values, reach, low, X, Y, j0,
     done = 0
     for _ in range(applications):
         xr, xi = buf[2 * src], buf[2 * src + 1]
-        while lo < hi and _zero_row(xr, xi, lo):
-            lo += 1
-        while hi > lo and _zero_row(xr, xi, hi - 1):
-            hi -= 1
+        lo, hi = _trim(xr, xi, lo, hi)
         if lo >= hi:
             break  # a zero block stays zero
         dst = 1 - src
@@ -357,6 +351,16 @@ def _column_block_propagator(starts, ptr, offsets, values, reach, low, X, Y, j0,
         src = dst
     _store_block(buf[2 * src], buf[2 * src + 1], Y, j0, wc)
     return OK, done
+
+
+@jit
+def _trim(xr, xi, lo, hi):
+    """[lo, hi) narrowed to the rows of the planes that are not all zero (empty when none is)."""
+    while lo < hi and _zero_row(xr, xi, lo):
+        lo += 1
+    while hi > lo and _zero_row(xr, xi, hi - 1):
+        hi -= 1
+    return lo, hi
 
 
 @jit
