@@ -130,16 +130,22 @@ DISORDER_MAX_EXPECTED_NONPOSITIVE = 1e-3
 BATTERY_BLOCK_MAX_CELLS = 64
 
 #: Apply a precomputed sparse propagator P = e^{M h} (:mod:`chiralnet.linalg.propagator`) to the
-#: steps of an output grid that repeat one step length, instead of the Taylor series each time; P is
-#: built when it averages at most PROPAGATOR_MAX_ROW_ENTRIES entries a row (a chain: K + 1 or 2K + 1;
-#: a 2D lattice fills in and keeps the series), takes at most PROPAGATOR_MAX_BYTES, and the step
-#: recurs at least PROPAGATOR_MIN_USES times. False: always the series (kept for comparison).
+#: steps of an output grid that repeat one step length, instead of the Taylor series each time (for
+#: amplitudes, when the state spans at least half the cells). False: always the series (kept for comparison).
 SPARSE_PROPAGATOR = True
+
+#: P is built only when it averages at most this many entries a row (a chain: K + 1, or 2K + 1 two-way;
+#: a 2D lattice fills in as K^2 and keeps the series).
 PROPAGATOR_MAX_ROW_ENTRIES = 64
+
+#: ... and when building it (P and one Taylor term, 24 bytes an entry each) takes at most this many bytes
+#: (and at most a tenth of the memory limit).
 PROPAGATOR_MAX_BYTES = 2**30
+
+#: ... and when the step recurs at least this many times on the output grid.
 PROPAGATOR_MIN_USES = 4
 
-#: Shift the amplitude series by the common diagonal (:func:`shifted`)? Off: on a smooth state the
+#: Shift the amplitude series by the common diagonal (:func:`chiralnet.linalg.csr.shifted`)? Off: on a smooth state the
 #: unshifted terms are smaller (M acts as a difference operator), and the two measured the same at 10^5 cells.
 TAYLOR_SHIFT_VECTOR = False
 
