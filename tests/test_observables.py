@@ -572,3 +572,18 @@ def test_a_large_battery_keeps_its_block_of_nc_only_when_asked(monkeypatch):
     assert cn.simulate(model, times, cells=[model.cells[7]], battery_fluctuations=False).battery_fluctuations is None
     with pytest.raises(cn.SolverError, match="battery_fluctuations must be True, False or None"):
         cn.simulate(model, times, battery_fluctuations="yes")
+
+
+def test_stored_power_of_a_large_hot_battery_names_the_option(monkeypatch):
+    from chiralnet import config
+    from chiralnet.arrays import chain_model
+
+    import dataclasses
+
+    monkeypatch.setattr(config, "BATTERY_BLOCK_MAX_CELLS", 4)
+    model = dataclasses.replace(chain_model(8, n_th=0.3), battery=np.ones(8, bool))  # no cell outside feeds it
+    times = np.linspace(0.0, 200.0, 5)
+    with pytest.raises(ChiralnetError, match="battery_fluctuations=True"):
+        cn.stored_power(model, cn.simulate(model, times))
+    kept = cn.stored_power(model, cn.simulate(model, times, battery_fluctuations=True))
+    np.testing.assert_allclose(kept, cn.stored_power(model, times), rtol=1e-10, atol=1e-14)

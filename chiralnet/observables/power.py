@@ -196,6 +196,12 @@ def stored_power(G_or_model, times, *, state0=None) -> np.ndarray:
     hot = res.final_state is not None and res.final_state.Nc is not None
     if hot or model.Q is not None:
         bat, S, MBS, posB = _feeding_block(model)
+        if res.battery_fluctuations is None and S.size == bat.size:
+            raise ChiralnetError(f"stored_power of a hot run needs the battery block of Nc at each time, which this "
+                                 f"result lacks (kept by default for at most config.BATTERY_BLOCK_MAX_CELLS = "
+                                 f"{config.BATTERY_BLOCK_MAX_CELLS} battery cells; this battery has {bat.size}): "
+                                 "simulate(..., battery_fluctuations=True), or pass the times instead: "
+                                 "stored_power(G, result.times) integrates them exactly")
         if S.size > bat.size or res.battery_fluctuations is None:
             outside = [model.cells[k] for k in S[bat.size:]][:5]
             raise ChiralnetError(f"stored_power of a hot run needs Nc[B, k] for the cells {outside} that feed the "
