@@ -223,9 +223,10 @@ def test_one_sided_fluctuations_match_expm_and_the_two_sided_series(name, times,
 @pytest.mark.parametrize("width", [1, 3, 7, 64])
 @pytest.mark.parametrize("parallel", [False, True])
 @pytest.mark.parametrize("propagator", [False, True])
-def test_one_sided_blocks_do_not_change_the_answer(width, parallel, propagator):
+def test_one_sided_blocks_do_not_change_the_answer(width, parallel, propagator, monkeypatch):
     """Column blocks of any width (padded at the end), serial or threaded, by the series or by the sparse
     propagator, give the same Nc to rounding."""
+    monkeypatch.setattr(config, "PROPAGATOR_MIN_WORK", 0)  # a small network: P would not pay, test it anyway
     from chiralnet.solve.fluctuations import propagate_deviation
     from chiralnet.solve.steady import steady_covariance
 
@@ -328,6 +329,7 @@ def test_amplitude_series_with_and_without_the_diagonal_shift(shift, monkeypatch
 def test_sparse_propagator_and_series_step_the_amplitudes_alike(monkeypatch):
     """A state nonzero on every cell: the propagator route (the grid's repeated step) against the series
     and the dense exact method, on a uniform and an uneven grid, one-way and two-way chains, driven."""
+    monkeypatch.setattr(config, "PROPAGATOR_MIN_WORK", 0)
     for nonreciprocal in (True, False):
         model = chain_model(300, drive=0.2, nonreciprocal=nonreciprocal, sparse=True)
         start = cn.State(model.cells, np.linspace(0.3, -0.2j, 300))
@@ -347,8 +349,9 @@ def test_sparse_propagator_and_series_step_the_amplitudes_alike(monkeypatch):
         assert "propagator_products" in res.stats and rel(res.amplitudes, ref.amplitudes) <= PATHS_AGREE
 
 
-def test_sparse_propagator_reports_a_growing_state_as_non_finite():
+def test_sparse_propagator_reports_a_growing_state_as_non_finite(monkeypatch):
     """An amplifying cell (gain, not loss) under the propagator: named as non-finite, never returned."""
+    monkeypatch.setattr(config, "PROPAGATOR_MIN_WORK", 0)
     base = chain_model(50, sparse=True)
     M = base.M.tolil()
     M[10, 10] = 0.5  # gain e^{0.5 t}: overflows long before t = 5000
@@ -362,3 +365,18 @@ def test_a_vacuum_driven_at_one_end_keeps_the_series():
     """Few cells reached: the series' row tracking beats building P over every row."""
     res = cn.simulate(chain_model(5000), TIMES, method="exact-sparse")
     assert "propagator_products" not in res.stats and res.stats["terms"] > 0
+
+
+def test_a_small_run_keeps_the_series_and_a_large_one_builds_p():
+    """Building P costs about K sparse products: below config.PROPAGATOR_MIN_WORK (cells x uses, x N for
+    the fluctuations) the series is cheaper and runs; above, P."""
+    small = chain_model(300, sparse=True)
+    start = cn.State(small.cells, np.full(300, 0.1 + 0j))
+    assert 300 * (TIMES.size - 1) < config.PROPAGATOR_MIN_WORK
+    assert "propagator_products" not in cn.simulate(small, TIMES, state0=start, method="exact-sparse").stats
+    large = chain_model(3000, sparse=True)
+    start = cn.State(large.cells, np.full(3000, 0.1 + 0j))
+    assert "propagator_products" in cn.simulate(large, TIMES, state0=start, method="exact-sparse").stats
+    hot = chain_model(60, n_th=0.2, sparse=True)  # 60 x 60 x 40 uses: P for the fluctuations
+    assert "matrix_propagator_products" in cn.simulate(hot, TIMES, method="exact-sparse").stats
+    assert "matrix_propagator_products" not in cn.simulate(hot, TIMES[:8], method="exact-sparse").stats

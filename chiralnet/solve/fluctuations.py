@@ -502,7 +502,7 @@ def propagate_deviation(M, X_ss, D0, steps, step_kind, *, out_diag, jump=None, p
     step_kind = np.asarray(step_kind, np.int64)
     prop = None
     if config.SPARSE_PROPAGATOR if propagator is None else propagator:  # the same P for every column
-        prop = step_propagator(pruned_csr(M).conj(), steps, step_kind, n_sub)
+        prop = step_propagator(pruned_csr(M).conj(), steps, step_kind, n_sub, columns=n)
     if prop is not None:
         p_kind, P, applications = prop
         p_indptr, p_indices, _ = csr_parts(P)

@@ -45,14 +45,19 @@ def bounded_substeps(need, step_kind, what):
     return need.astype(np.int64)
 
 
-def step_propagator(M, steps, step_kind, n_sub):
+def step_propagator(M, steps, step_kind, n_sub, columns=1):
     """(kind, P, applications) for the step length that recurs most, when a sparse propagator pays:
-    the step recurs at least ``config.PROPAGATOR_MIN_USES`` times, does not land on the steady state
-    (``n_sub`` < 0) and P = e^{M h / applications} stays sparse (:func:`~chiralnet.linalg.propagator.sparse_propagator`);
-    else None. ``applications`` substeps keep ||(M - mu) h / applications||_1 <= ``config.TAYLOR_THETA``."""
+    the step recurs at least ``config.PROPAGATOR_MIN_USES`` times, the work it saves (cells x
+    ``columns`` x uses: ``columns`` = 1 for amplitudes, N for the fluctuation matrix) reaches
+    ``config.PROPAGATOR_MIN_WORK`` (below, building P costs more than the series it replaces), the step
+    does not land on the steady state (``n_sub`` < 0) and P = e^{M h / applications} stays sparse
+    (:func:`~chiralnet.linalg.propagator.sparse_propagator`); else None. ``applications`` substeps keep
+    ||(M - mu) h / applications||_1 <= ``config.TAYLOR_THETA``."""
     uses = np.bincount(step_kind, minlength=len(steps))
     kind = int(uses.argmax()) if uses.size else -1
     if kind < 0 or uses[kind] < config.PROPAGATOR_MIN_USES or n_sub[kind] < 0 or not steps[kind] > 0:
+        return None
+    if float(M.shape[0]) * columns * uses[kind] < config.PROPAGATOR_MIN_WORK:
         return None
     B, mu = shifted(M)
     applications = int(substeps(one_norm(B), [steps[kind]])[0])
