@@ -380,3 +380,17 @@ def test_a_small_run_keeps_the_series_and_a_large_one_builds_p():
     hot = chain_model(60, n_th=0.2, sparse=True)  # 60 x 60 x 40 uses: P for the fluctuations
     assert "matrix_propagator_products" in cn.simulate(hot, TIMES, method="exact-sparse").stats
     assert "matrix_propagator_products" not in cn.simulate(hot, TIMES[:8], method="exact-sparse").stats
+
+
+def test_threaded_propagator_products_equal_the_serial_ones(monkeypatch):
+    """Runs cut into chunks over threads (20,000 rows: three chunks of VECTOR_CHUNK = 8192): every row is
+    computed the same way, so bitwise the same result."""
+    monkeypatch.setattr(config, "PROPAGATOR_MIN_WORK", 0)
+    model = chain_model(20_000, drive=0.2, sparse=True)
+    start = cn.State(model.cells, np.linspace(0.3, -0.2j, 20_000))
+    serial = cn.simulate(model, TIMES, state0=start, method="exact-sparse")
+    monkeypatch.setattr(config, "PARALLEL_MIN_CELLS", 0)
+    threaded = cn.simulate(model, TIMES, state0=start, method="exact-sparse")
+    assert "propagator_products" in threaded.stats
+    assert np.array_equal(threaded.amplitudes, serial.amplitudes)
+    assert np.array_equal(threaded.total_energy, serial.total_energy)

@@ -20,12 +20,13 @@ import math
 
 import numpy as np
 import scipy.sparse as sp
+from numba import prange
 
 from .. import config, memory
-from .._jit import jit
+from .._jit import jit, renamed
 from .csr import flush, one_norm
 
-__all__ = ["terms_a_priori", "sparse_propagator", "row_runs", "apply_vector", "apply_planes"]
+__all__ = ["terms_a_priori", "sparse_propagator", "row_runs", "apply_vector", "apply_vector_parallel", "apply_planes"]
 
 
 def terms_a_priori(theta: float, tol: float | None = None) -> int | None:
@@ -115,15 +116,27 @@ def _row_runs(indptr, indices, data):
     return starts, ptr, offsets, values
 
 
-@jit
-def apply_vector(starts, ptr, offsets, values, x, y, rows):
+#: Rows per chunk of a run in :func:`apply_vector` (the unit of work of its threaded variant).
+VECTOR_CHUNK = 8192
+
+
+def _apply_vector(starts, ptr, offsets, values, x, y, rows):
     """y[:rows] = P x with P as runs of identical rows (:func:`row_runs`), flushed (no subnormals), for x
-    zero beyond the rows P reads. Returns 1 + the last nonzero row of y (0 if none)."""
-    for s in range(starts.shape[0] - 1):
-        r0 = starts[s]
+    zero beyond the rows P reads. Returns 1 + the last nonzero row of y (0 if none). Each run is cut into
+    chunks of ``VECTOR_CHUNK`` rows, split over threads when compiled parallel (every row is computed
+    the same way either way: the result does not depend on the threads)."""
+    n_runs = starts.shape[0] - 1
+    chunk_start = np.zeros(n_runs + 1, np.int64)
+    for s in range(n_runs):
         r1 = min(starts[s + 1], rows)
-        if r0 >= r1:
-            break
+        length = max(0, r1 - starts[s])
+        chunk_start[s + 1] = chunk_start[s] + (length + VECTOR_CHUNK - 1) // VECTOR_CHUNK
+    n_chunks = chunk_start[n_runs]
+    last = np.zeros(max(n_chunks, 1), np.int64)
+    for q in prange(n_chunks):
+        s = np.searchsorted(chunk_start, q, side="right") - 1
+        r0 = starts[s] + (q - chunk_start[s]) * VECTOR_CHUNK
+        r1 = min(r0 + VECTOR_CHUNK, starts[s + 1], rows)
         Y = y[r0:r1]
         for k in range(r1 - r0):
             Y[k] = 0j
@@ -133,13 +146,16 @@ def apply_vector(starts, ptr, offsets, values, x, y, rows):
             X = x[r0 - o:r1 - o]
             for k in range(r1 - r0):
                 Y[k] += v * X[k]
-    last = 0
-    for i in range(rows):
-        t = flush(y[i])
-        y[i] = t
-        if t != 0:
-            last = i + 1
-    return last
+        for k in range(r1 - r0):
+            t = flush(Y[k])
+            Y[k] = t
+            if t != 0:
+                last[q] = r0 + k + 1
+    return last.max()
+
+
+apply_vector = jit(_apply_vector)
+apply_vector_parallel = jit(parallel=True)(renamed(_apply_vector, "_parallel"))
 
 
 #: Rows per tile of :func:`apply_planes` (a tile of the output stays in L1 across P's entries).

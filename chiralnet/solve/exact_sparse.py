@@ -20,7 +20,7 @@ from numba import prange
 from .. import config, memory
 from .._jit import jit, renamed
 from ..linalg.csr import csr_parts, flush, one_norm, pruned_csr, row_reach, shifted
-from ..linalg.propagator import apply_vector, row_runs
+from ..linalg.propagator import apply_vector, apply_vector_parallel, row_runs
 from ..linalg.stability import jump_steps
 from ..model import Model, State
 from .base import Method, Trace, distinct_steps
@@ -196,7 +196,10 @@ def _propagate_vector(indptr, indices, data, b, x0, omega, step_h, step_sub, ste
                 rows = p_reach[x_rows - 1] if x_rows > 0 else 0
                 for i in range(rows, y_rows):
                     y[i] = 0j  # stale rows of an earlier, longer output
-                last = apply_vector(p_starts, p_ptr, p_offsets, p_values, x, y, rows)
+                if parallel:
+                    last = apply_vector_parallel(p_starts, p_ptr, p_offsets, p_values, x, y, rows)
+                else:
+                    last = apply_vector(p_starts, p_ptr, p_offsets, p_values, x, y, rows)
                 x, y = y, x
                 y_rows, x_rows = x_rows, last
                 stats[1] += 1
