@@ -143,6 +143,34 @@ def _initial_step(y, f0, rtol, atol, t_end):
 
 
 @jit
+def _start(times, y, out):
+    """out[o] = y for the output times at t = 0; returns the index of the first later one."""
+    o = 0
+    while o < times.shape[0] and times[o] <= 0.0:
+        out[o] = y
+        o += 1
+    return o
+
+
+@jit
+def _accept(times, o, t, h, t_end, en, y, y_new, k, P, out):
+    """Accept the step from t of length h (error norm ``en`` <= 1): dense output at every output time in
+    (t, t + h], y <- y_new, the last stage becomes the first (FSAL). Returns (t + h, the next output
+    index, the next step length)."""
+    t_new = t_end if h >= t_end - t else t + h
+    T = times.shape[0]
+    while o < T and times[o] <= t_new:
+        if times[o] == t_new:
+            out[o] = y_new
+        else:
+            _dense(y, k, h, (times[o] - t) / h, P, out[o])
+        o += 1
+    y[:] = y_new
+    k[0, :] = k[6, :]
+    return t_new, o, h * (10.0 if en == 0.0 else min(10.0, 0.9 * en ** -0.2))
+
+
+@jit
 def _dopri_gaussian(sparse, M, indptr, indices, data, cells, amp, t0, width, t_off, y0, times, rtol, atol,
                     max_steps, A, B, C, E, P, out, stats):
     """Integrate d y/dt = M y - i sum_j e_{cells[j]} g_j(t_off + t) from y(0) = y0, Gaussians g_j;
@@ -162,10 +190,7 @@ def _dopri_gaussian(sparse, M, indptr, indices, data, cells, amp, t0, width, t_o
     t_end = times[T - 1]
     h = _initial_step(y, k[0], rtol, atol, t_end)
     t = 0.0
-    o = 0
-    while o < T and times[o] <= 0.0:
-        out[o] = y
-        o += 1
+    o = _start(times, y, out)
     steps = 0
     while o < T:
         if steps >= max_steps:
@@ -184,19 +209,9 @@ def _dopri_gaussian(sparse, M, indptr, indices, data, cells, amp, t0, width, t_o
             h *= max(0.2, 0.9 * en ** -0.2)
             if h < 1e-14 * max(1.0, abs(t)):
                 return STEP_UNDERFLOW, y
-        t_new = t_end if h >= t_end - t else t + h
-        while o < T and times[o] <= t_new:
-            if times[o] == t_new:
-                out[o] = y_new
-            else:
-                _dense(y, k, h, (times[o] - t) / h, P, out[o])
-            o += 1
-        y[:] = y_new
-        k[0, :] = k[6, :]
-        t = t_new
+        t, o, h = _accept(times, o, t, h, t_end, en, y, y_new, k, P, out)
         steps += 1
         stats[0] += 1
-        h *= 10.0 if en == 0.0 else min(10.0, 0.9 * en ** -0.2)
     return OK, y
 
 
@@ -226,10 +241,7 @@ def _dopri_python(sparse, M, indptr, indices, data, cells, amp, t0, width, funct
     t_end = float(times[-1])
     h = _initial_step(y, k[0], rtol, atol, t_end)
     t = 0.0
-    o = 0
-    while o < T and times[o] <= 0.0:
-        out[o] = y
-        o += 1
+    o = _start(times, y, out)
     steps = 0
     while o < T:
         if steps >= max_steps:
@@ -248,19 +260,9 @@ def _dopri_python(sparse, M, indptr, indices, data, cells, amp, t0, width, funct
             h *= max(0.2, 0.9 * en ** -0.2)
             if h < 1e-14 * max(1.0, abs(t)):
                 return STEP_UNDERFLOW, y
-        t_new = t_end if h >= t_end - t else t + h
-        while o < T and times[o] <= t_new:
-            if times[o] == t_new:
-                out[o] = y_new
-            else:
-                _dense(y, k, h, (times[o] - t) / h, P, out[o])
-            o += 1
-        y[:] = y_new
-        k[0, :] = k[6, :]
-        t = t_new
+        t, o, h = _accept(times, o, t, h, t_end, en, y, y_new, k, P, out)
         steps += 1
         stats[0] += 1
-        h *= 10.0 if en == 0.0 else min(10.0, 0.9 * en ** -0.2)
     return OK, y
 
 
