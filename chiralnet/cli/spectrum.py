@@ -129,14 +129,8 @@ def parse_spectrum(data: dict, *, source: str = "<dict>", base_dir=None) -> Spec
         r.fail("spectrum.method", f"unknown method {method!r}; expected one of auto, {', '.join(METHODS)}")
     out = r.table(data.get("output", {}), "output")
     r.keys(out, _OUTPUT_KEYS, "output")
-    figures = r.list(out.get("figures", list(FIGURES)), "output.figures", "str")
-    for i, f in enumerate(figures):
-        if f not in FIGURES:
-            r.fail(f"output.figures[{i}]", f"unknown figure {f!r}; expected some of {', '.join(FIGURES)}")
-    dpi = r.value(out.get("dpi", 150), "int", "output.dpi")
-    if not 20 <= dpi <= 1200:
-        r.fail("output.dpi", f"expected an integer between 20 and 1200, got {dpi}")
-    output = dict(figures=tuple(dict.fromkeys(figures)), csv=r.value(out.get("csv", True), "bool", "output.csv"),
+    figures, dpi = r.figures_and_dpi(out, FIGURES)
+    output = dict(figures=figures, csv=r.value(out.get("csv", True), "bool", "output.csv"),
                   summary=r.value(out.get("summary", True), "bool", "output.summary"), dpi=dpi)
     return SpectrumSpec(source=source, title=title, description=description, network=G, detunings=detunings,
                         ports=ports, pairs=pairs, isolation=isolation, level_db=level_db, center=center,

@@ -287,6 +287,18 @@ class _Reader:
             return value
         return [self.value(v, kind, f"{key}[{i}]") for i, v in enumerate(value)]
 
+    def figures_and_dpi(self, out: dict, allowed) -> tuple:
+        """(figure names, each once, in the order given; dpi) of an [output] table; default: every figure
+        of ``allowed``, 150 dpi."""
+        figures = self.list(out.get("figures", list(allowed)), "output.figures", "str")
+        for i, f in enumerate(figures):
+            if f not in allowed:
+                self.fail(f"output.figures[{i}]", f"unknown figure {f!r}; expected some of {', '.join(allowed)}")
+        dpi = self.value(out.get("dpi", 150), "int", "output.dpi")
+        if not 20 <= dpi <= 1200:
+            self.fail("output.dpi", f"expected an integer between 20 and 1200, got {dpi}")
+        return tuple(dict.fromkeys(figures)), dpi
+
 
 def _join(prefix: str, key) -> str:
     return f"{prefix}.{key}" if prefix else str(key)
@@ -801,16 +813,10 @@ def _check_times(r: _Reader, n_times: int, n_cells: int) -> None:
 
 def _parse_output(r: _Reader, out: dict) -> dict:
     r.keys(out, {"dir", "figures", "csv", "summary", "graph", "dpi"}, "output")
-    figures = r.list(out.get("figures", list(FIGURES)), "output.figures", "str")
-    for i, f in enumerate(figures):
-        if f not in FIGURES:
-            r.fail(f"output.figures[{i}]", f"unknown figure {f!r}; expected some of {', '.join(FIGURES)}")
-    dpi = r.value(out.get("dpi", 150), "int", "output.dpi")
-    if not 20 <= dpi <= 1200:
-        r.fail("output.dpi", f"expected an integer between 20 and 1200, got {dpi}")
+    figures, dpi = r.figures_and_dpi(out, FIGURES)
     return dict(
         dir=r.value(out["dir"], "str", "output.dir") if "dir" in out else None,
-        figures=tuple(dict.fromkeys(figures)),
+        figures=figures,
         csv=r.value(out.get("csv", True), "bool", "output.csv"),
         summary=r.value(out.get("summary", True), "bool", "output.summary"),
         graph=r.value(out.get("graph", True), "bool", "output.graph"),
