@@ -357,8 +357,18 @@ def test_sparse_propagator_reports_a_growing_state_as_non_finite(monkeypatch):
     M[10, 10] = 0.5  # gain e^{0.5 t}: overflows long before t = 5000
     model = dataclasses.replace(base, M=sp.csr_array(M.tocsr()))
     start = cn.State(model.cells, np.full(50, 0.1 + 0j))
+    from chiralnet.solve import exact_sparse
+
+    built, original = [], exact_sparse.step_propagator  # the propagator route must be the one that ran into it
+
+    def spy(*args, **kwargs):
+        built.append(original(*args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(exact_sparse, "step_propagator", spy)
     with pytest.raises(cn.SolverError, match="non-finite"):
         cn.simulate(model, np.linspace(0.0, 5000.0, 201), method="exact-sparse", state0=start)
+    assert len(built) == 1 and built[0] is not None
 
 
 def test_a_vacuum_driven_at_one_end_keeps_the_series():
