@@ -31,8 +31,20 @@ TAYLOR_MAX_TERMS = 80
 #: (proven from the damping) land on the steady state and cost nothing.
 MAX_TAYLOR_SUBSTEPS = 10**7
 
-#: Default step limit of the adaptive integrator ("rk45").
+#: Default step limit of the adaptive integrator ("rk45", and the integration of shaped drives).
 RK45_MAX_STEPS = 10_000_000
+
+#: The adaptive integration of a Gaussian drive pulse lands on t0 and on the ends of its support
+#: [t0 - c width, t0 + c width], c = PULSE_SUPPORT_WIDTHS (exp(-c^2/2) = 2.6e-18 there), and steps at
+#: most PULSE_MAX_STEP widths inside it: a pulse is never stepped over, however quiet the start.
+PULSE_SUPPORT_WIDTHS = 9.0
+PULSE_MAX_STEP = 1.0
+
+#: The largest step (1/omega) of the adaptive integration of a drive that is a Python callable which
+#: declares no ``max_step`` (``drives.function(f, breakpoints=..., max_step=...)``): a callable is assumed
+#: to have no feature shorter than this unless it says so. ``result.stats["drive_h_max"]`` reports the
+#: bound used and ``drive_h_max_source`` where it came from.
+CALLABLE_MAX_STEP = 1.0
 
 #: Threads over rows (Numba prange) from this many cells on: vector kernels, and the N x N
 #: fluctuation kernels. Measured on the 2-core reference machine (shared, loaded): threads made the

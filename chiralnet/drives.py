@@ -41,7 +41,7 @@ import numpy as np
 from .errors import ChiralnetError
 
 __all__ = ["Drive", "Constant", "Gaussian", "Square", "Tone", "Function", "Sum",
-           "constant", "gaussian", "square", "tone", "as_drive", "is_time_dependent", "DriveSchedule",
+           "constant", "gaussian", "square", "tone", "function", "as_drive", "is_time_dependent", "DriveSchedule",
            "schedule"]
 
 
@@ -172,15 +172,30 @@ class Tone(Drive):
 
 @dataclass(frozen=True, eq=False)
 class Function(Drive):
-    """A Python callable ``f(t) -> complex``: the rotating-frame amplitude at simulation time t."""
+    """A Python callable ``f(t) -> complex``: the rotating-frame amplitude at simulation time t.
+
+    ``breakpoints`` (times where f jumps or has a narrow feature) are landed on by the adaptive
+    integrator; ``max_step`` (1/omega) bounds its step (default ``config.CALLABLE_MAX_STEP``).
+    """
 
     _kind = "function"
 
     f: object
+    breakpoints: tuple = ()
+    max_step: float | None = None
 
     def __post_init__(self):
         if not callable(self.f):
             raise ChiralnetError(f"a function drive needs a callable f(t) -> complex, got {self.f!r}")
+        if isinstance(self.breakpoints, (str, bytes)) or not hasattr(self.breakpoints, "__iter__"):
+            raise ChiralnetError(f"function drive: 'breakpoints' must be a list of times, got {self.breakpoints!r}")
+        points = tuple(sorted(_finite(t, "function drive: 'breakpoints'") for t in self.breakpoints))
+        object.__setattr__(self, "breakpoints", points)
+        if self.max_step is not None:
+            step = _finite(self.max_step, "function drive: 'max_step'")
+            if not step > 0:
+                raise ChiralnetError(f"function drive: 'max_step' must be > 0 (1/omega), got {step}")
+            object.__setattr__(self, "max_step", step)
 
     def _value(self, t, omega_L):
         return np.vectorize(lambda s: evaluate_function(self.f, s, "drive"), otypes=[complex])(t)
@@ -215,6 +230,22 @@ def tone(amplitude, frequency) -> Tone:
     """A drive at lab frequency ``frequency`` (units of omega): amplitude exp(-i (frequency - omega_L) t)
     in the rotating frame; solved exactly (a constant drive in its own frame)."""
     return Tone(amplitude, frequency)
+
+
+def function(f, *, breakpoints=(), max_step=None) -> Function:
+    """A Python callable ``f(t) -> complex`` with what the integrator needs to know of it.
+
+    Parameters
+    ----------
+    f : callable
+        The rotating-frame amplitude at simulation time t (1/omega).
+    breakpoints : sequence of float
+        Times where f jumps or has a narrow feature: the integrator lands on each.
+    max_step : float, optional
+        The largest step (1/omega) the integrator may take (default ``config.CALLABLE_MAX_STEP``): no
+        feature of f shorter than it goes unseen. A plain callable as a ``drive`` is ``function(f)``.
+    """
+    return Function(f, breakpoints, max_step)
 
 
 def _is_drive(value) -> bool:
@@ -268,8 +299,8 @@ class DriveSchedule:
         Forcing -i A on [start, stop), one entry per distinct (start, stop).
     pulses : tuple of (cell index, amplitude, t0, width)
         Gaussian pulses.
-    functions : tuple of (cell index, cell name, callable)
-        Python callables.
+    functions : tuple of (cell index, cell name, callable, breakpoints, max_step)
+        Python callables, with the breakpoints (tuple) and max_step (float or None) they declare.
     """
 
     tones: tuple = ()
@@ -292,7 +323,7 @@ class DriveSchedule:
             out += ((t >= start) & (t < stop))[:, None] * amps
         for i, amplitude, t0, width in self.pulses:
             out[:, i] += amplitude * np.exp(-((t - t0) ** 2) / (2.0 * width**2))
-        for i, cell, f in self.functions:
+        for i, cell, f, _, _ in self.functions:
             out[:, i] += [complex(f(tk)) for tk in t]  # a user callable: evaluated once per output time
         return out
 
@@ -322,9 +353,9 @@ def schedule(values, cells, drive_frequency) -> tuple[np.ndarray, DriveSchedule 
             elif kind == "gaussian":
                 pulses.append((i, term.amplitude, term.t0, term.width))
             elif kind == "function":
-                functions.append((i, cell, term.f))
+                functions.append((i, cell, term.f, term.breakpoints, term.max_step))
             else:  # a Drive subclass from outside: evaluate it as a callable
-                functions.append((i, cell, term))
+                functions.append((i, cell, term, (), None))
     if not (tones or squares or pulses or functions):
         return const, None
     return const, DriveSchedule(tuple(tones.items()), tuple((a, b, v) for (a, b), v in squares.items()),
