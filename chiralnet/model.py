@@ -12,6 +12,7 @@ Q = diag(kappa n_th) + sum_r Gamma_r n_r p_r p_r^H.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,6 +53,10 @@ class Model:
     drives : DriveSchedule or None
         The time-dependent part of the drive (tones, pulses, callables; see :mod:`chiralnet.drives`),
         None when every drive is constant; ``drive`` then holds the constant part only.
+    initial : State or None
+        The state a run starts from at t = 0 when no ``state0`` is given: the graph's ``alpha0``/``n0``
+        for a model built from a graph (:func:`build_model`), None (the vacuum) for one assembled from
+        arrays.
     """
 
     cells: tuple
@@ -63,6 +68,7 @@ class Model:
     battery: np.ndarray
     kappa: np.ndarray | None = None
     drives: object = None
+    initial: State | None = None
 
     def drive_at(self, times) -> np.ndarray:
         """Drive amplitudes E: (N,) when constant, (T, N) at simulation ``times`` when time-dependent."""
@@ -128,16 +134,27 @@ class State:
     Nc : ndarray (N, N) complex Hermitian, or None
         Fluctuations Nc_jk = <a_j^dag a_k> - conj(alpha_j) alpha_k; None means zero (a coherent state).
     time : float
-        The time the state belongs to (1/omega; ``inf`` for a steady state). Informational:
-        ``simulate(..., state0=...)`` places the state at ``times[0]``.
+        The time the state is at (1/omega, finite; default 0). ``simulate(..., state0=s)`` starts at
+        ``s.time`` and propagates to every output time (all at or after it); a drive is a function of
+        this absolute time. A result's ``final_state`` is at its last output time, a steady state at 0
+        (it does not change in time); :meth:`at` places a state at another time.
+    frame : float or None
+        The drive frequency omega_L of the rotating frame ``alpha`` is in (None: the frame of the network
+        it is used with). A run of a network with another omega_L converts it,
+        alpha -> alpha exp(i (omega_L' - omega_L) time): the lab-frame amplitude is continuous.
     """
 
     cells: tuple
     alpha: np.ndarray
     Nc: np.ndarray | None = None
     time: float = 0.0
+    frame: float | None = None
 
     def __post_init__(self):
+        t = self.time
+        if isinstance(t, bool) or not isinstance(t, (int, float, np.integer, np.floating)) or not np.isfinite(t):
+            raise NetworkError(f"State.time must be a finite number (1/omega), got {t!r}")
+        object.__setattr__(self, "time", float(t))
         n = len(self.cells)
         alpha = np.asarray(self.alpha)
         if alpha.shape != (n,) or not np.isfinite(alpha).all():
@@ -161,6 +178,11 @@ class State:
         """Nc as a dense (N, N) complex array (zeros for a coherent state)."""
         return np.zeros((self.n_cells,) * 2, complex) if self.Nc is None else np.asarray(self.Nc, complex)
 
+    def at(self, time: float) -> "State":
+        """The same amplitudes and fluctuations placed at ``time`` (1/omega): e.g. a steady state, or
+        a state saved from another run, started at a later time. Arrays are shared, not copied."""
+        return dataclasses.replace(self, time=time)
+
     def for_cells(self, cells) -> "State":
         """This state with its arrays in the order ``cells`` (the same set of names); else NetworkError."""
         cells = tuple(cells)
@@ -174,14 +196,23 @@ class State:
         pos = {c: i for i, c in enumerate(self.cells)}
         idx = np.array([pos[c] for c in cells])
         Nc = None if self.Nc is None else self.Nc[np.ix_(idx, idx)]
-        return State(cells, self.alpha[idx], Nc, self.time)
+        return State(cells, self.alpha[idx], Nc, self.time, self.frame)
+
+    def in_frame(self, drive_frequency: float) -> "State":
+        """This state with ``alpha`` in the frame rotating at ``drive_frequency`` (see ``frame``)."""
+        if self.frame is None or self.frame == drive_frequency:
+            return self if self.frame == drive_frequency else dataclasses.replace(self, frame=drive_frequency)
+        turn = np.exp(1j * (drive_frequency - self.frame) * self.time)
+        return dataclasses.replace(self, alpha=self.alpha * turn, frame=drive_frequency)
 
 
 def initial_state(G_or_model) -> State:
-    """The state a network starts from: coherent amplitudes ``alpha0`` and thermal occupations ``n0``
-    of its cells (Nc = diag(n0), None when all are zero). A :class:`Model` carries no initial state:
-    its initial state is the vacuum."""
+    """The state a network starts from at t = 0: coherent amplitudes ``alpha0`` and thermal occupations
+    ``n0`` of its cells (Nc = diag(n0), None when all are zero). A :class:`Model` built from a graph
+    keeps its graph's (``Model.initial``); one assembled from arrays starts from the vacuum."""
     if isinstance(G_or_model, Model):
+        if G_or_model.initial is not None:
+            return G_or_model.initial
         return State(G_or_model.cells, np.zeros(G_or_model.n_cells, complex))
     validate_network(G_or_model)
     return graph_state(G_or_model, tuple(cell_nodes(G_or_model)))
@@ -242,12 +273,14 @@ def build_model(G, *, nodelist=None, sparse: bool | None = None) -> Model:
             coup_res.append(r_idx)
             coup_cell.append(index[c])
             coup_p.append(complex(p))
-    return assemble_model(
+    model = assemble_model(
         tuple(order), omega=omega, kappa=kappa, n_th=n_th, drive=drive, battery=battery,
         drive_frequency=omega_L, link_u=lu, link_v=lv, link_J=lJ, rate=rate, occupation=occupation,
         coupling_reservoir=np.array(coup_res, int), coupling_cell=np.array(coup_cell, int),
         coupling_p=np.array(coup_p, complex), sparse=sparse, drives=drives,
     )
+    object.__setattr__(model, "initial", graph_state(G, model.cells))  # a new, unshared object: set once
+    return model
 
 
 def assemble_model(cells, *, omega, kappa, n_th, drive, battery, drive_frequency, link_u, link_v,

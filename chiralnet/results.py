@@ -10,7 +10,7 @@ from ._jit import jit
 from .errors import ChiralnetError
 from .model import State
 
-__all__ = ["SimulationResult", "SteadyState"]
+__all__ = ["SimulationResult", "ProtocolResult", "SteadyState"]
 
 
 class _CellLookup:
@@ -102,20 +102,12 @@ class SimulationResult(_CellLookup):
         Drive amplitudes E_i (for the injected power).
     drive_frequency : float or None
         omega_L.
-    phase : ndarray (T,) int or None
-        For a :func:`~chiralnet.protocol`: the phase each output time belongs to (a time on a
-        boundary belongs to the phase that ends there); None for a single network.
-    phase_ends : ndarray (P,) float or None
-        Protocol time at which each phase ends (1/omega).
-    phase_names : tuple of str or None
-        Phase names.
-    phase_energies : ndarray (P, N) or None
-        Energy of every cell at the end of each phase (NaN for phases after the last output time).
-    phase_states : tuple of State or None
-        The state at the end of each phase (None after the last output time).
     energy_totals : ndarray (T, 2) or None
         Total energy of all cells and of all battery cells at each time, summed in the kernel (what
         ``total_energy`` and ``battery_energy`` return; None: they are summed from ``energies``).
+    options : dict
+        What ran: the options of the method (``rtol``, ``atol``, ``max_steps`` where an adaptive
+        integration ran, with the values used), ``start`` (the time the run started from).
     """
 
     times: np.ndarray
@@ -131,12 +123,11 @@ class SimulationResult(_CellLookup):
     omega: np.ndarray | None = None
     drive: np.ndarray | None = None
     drive_frequency: float | None = None
-    phase: np.ndarray | None = None
-    phase_ends: np.ndarray | None = None
-    phase_names: tuple | None = None
-    phase_energies: np.ndarray | None = None
-    phase_states: tuple | None = None
     energy_totals: np.ndarray | None = None
+    options: dict = field(default_factory=dict)
+
+    #: A single network's result has no phases (see :class:`ProtocolResult`).
+    phase = None
 
     @property
     def total_energy(self) -> np.ndarray:
@@ -145,11 +136,6 @@ class SimulationResult(_CellLookup):
         if self.energy_totals is not None:
             return self.energy_totals[:, 0]
         return self.energies.sum(axis=1)
-
-    @property
-    def phase_battery_energy(self) -> np.ndarray | None:
-        """Battery energy at the end of each protocol phase, shape (P,) (None for a single network)."""
-        return None if self.phase_energies is None else self.phase_energies[:, self.battery].sum(axis=1)
 
     @property
     def battery_energy(self) -> np.ndarray:
@@ -191,6 +177,57 @@ class SimulationResult(_CellLookup):
             coords=coords,
             attrs={"method": self.method},
         )
+
+
+@dataclass(frozen=True, eq=False)
+class ProtocolResult(SimulationResult):
+    """Energies over time of a :func:`~chiralnet.protocol` (phases held one after another), from
+    :func:`chiralnet.simulate`. Every attribute of :class:`SimulationResult`, with these differences:
+
+    Attributes
+    ----------
+    battery : ndarray (N,) bool
+        The battery cells of the first phase run; ``battery_energy`` sums at each time over the battery
+        of the phase that time belongs to (``phase_batteries``).
+    drive : ndarray (T, N) complex
+        Drive amplitudes E_i(t) at each output time, in the frame of its phase.
+    drive_frequency : ndarray (T,) float
+        omega_L of the phase each output time belongs to (amplitudes and drive are in its frame).
+    method : str
+        The methods of the phases run, joined by "+"; ``stats["phase_methods"]`` per phase.
+    phase : ndarray (T,) int
+        The phase each output time belongs to (a time on a boundary belongs to the phase that ends
+        there).
+    phase_ends : ndarray (P,) float
+        Protocol time at which each phase ends (1/omega).
+    phase_names : tuple of str
+    phase_energies : ndarray (P, N)
+        Energy of every cell at the end of each phase (NaN for phases the run did not reach the end of).
+    phase_states : tuple of State or None
+        The state at the end of each phase (None where not reached).
+    phase_drive_frequencies : ndarray (P,) float
+        omega_L of each phase.
+    phase_batteries : ndarray (P, N) bool
+        The battery cells of each phase.
+    """
+
+    phase: np.ndarray | None = None
+    phase_ends: np.ndarray | None = None
+    phase_names: tuple | None = None
+    phase_energies: np.ndarray | None = None
+    phase_states: tuple | None = None
+    phase_drive_frequencies: np.ndarray | None = None
+    phase_batteries: np.ndarray | None = None
+
+    @property
+    def battery_energy(self) -> np.ndarray:
+        """Sum over the battery cells of each time's phase, shape (T,)."""
+        return (self.energies * self.phase_batteries[self.phase]).sum(axis=1)
+
+    @property
+    def phase_battery_energy(self) -> np.ndarray:
+        """Battery energy at the end of each phase (its own battery cells), shape (P,)."""
+        return (self.phase_energies * self.phase_batteries).sum(axis=1)
 
 
 @dataclass(frozen=True, eq=False)
@@ -265,7 +302,7 @@ def cell_columns(cells_of_model: tuple, cells) -> np.ndarray | None:
     return np.array([pos[c] for c in cells], np.int64)
 
 
-def simulation_result(trace, model, times, method: str, store: bool, columns) -> SimulationResult:
+def simulation_result(trace, model, times, method: str, store: bool, columns, options=None) -> SimulationResult:
     """The :class:`SimulationResult` of a method's trace (``chiralnet.solve.base.Trace``).
 
     A trace has all N columns, or (methods that honour ``options["cells"]``) only ``columns`` plus
@@ -291,9 +328,11 @@ def simulation_result(trace, model, times, method: str, store: bool, columns) ->
     cells = model.cells if columns is None else tuple(model.cells[i] for i in columns)
     result = SimulationResult(times=times, cells=cells, energies=energies, amplitudes=amplitudes if store else None,
                               fluctuations=fluct, battery=battery, method=method, stats=trace.stats,
-                              final_state=replace(trace.final_state, time=float(times[-1])),
+                              final_state=replace(trace.final_state, time=float(times[-1]),
+                                                  frame=model.drive_frequency),
                               battery_fluctuations=trace.battery_block, omega=omega, drive=drive,
-                              drive_frequency=model.drive_frequency, energy_totals=totals)
+                              drive_frequency=model.drive_frequency, energy_totals=totals,
+                              options=dict(options or {}))
     bad = None
     if totals is not None and not np.isfinite(totals).all():
         bad = np.argwhere(~np.isfinite(result.energies))  # the per-cell sums overflowed: find the cell

@@ -69,8 +69,14 @@ def naive_piecewise(phases, times):
     n = alpha.size
     ends = np.cumsum([d for _, d in phases])
     out, t_now, k = [], 0.0, 0
+    frame = phases[0][0].graph.get("drive_frequency", 1.0)
     for G, _ in phases:
         a = naive_arrays(G)
+        # alpha is in the frame rotating at the phase's drive frequency: the lab-frame amplitude is continuous
+        # at a boundary, so a new omega_L turns alpha by exp(i (omega_L' - omega_L) t) (docs/guide/protocols.md)
+        new_frame = G.graph.get("drive_frequency", 1.0)
+        alpha = alpha * np.exp(1j * (new_frame - frame) * t_now)
+        frame = new_frame
         M, E, Q = a["M"], a["E"], a["Q"]
         aug = np.zeros((n + 1, n + 1), complex)
         aug[:n, :n], aug[:n, n] = M, -1j * E

@@ -5,7 +5,8 @@ A simulation method is a :class:`Method`: a name, the options it accepts and a `
     run(model, state0, times, options) -> Trace
 
 - ``model``: a :class:`~chiralnet.model.Model` (the generator only).
-- ``state0``: the :class:`~chiralnet.model.State` at time 0 of ``times`` (times are measured from it).
+- ``state0``: the :class:`~chiralnet.model.State` the run starts from; ``times`` are measured from it
+  (local times: the caller subtracts ``state0.time``, and drives see ``state0.time + times``).
 - ``times``: (T,) float, finite, >= 0, strictly increasing (already checked; :func:`check_times`).
 - ``options``: a dict with ``grid`` (the :func:`distinct_steps` of ``times``), ``store_amplitudes``
   (bool) and the method's own options (``Method.options``), each None when not given; a method
@@ -35,9 +36,9 @@ from typing import Callable
 import numpy as np
 
 from ..errors import SolverError
-from ..model import Model, State, build_model, graph_state, initial_state
+from ..model import Model, State, build_model, initial_state
 
-__all__ = ["Method", "Trace", "check_times", "distinct_steps", "model_and_state"]
+__all__ = ["Method", "Trace", "check_times", "distinct_steps", "model_and_state", "start_state"]
 
 
 @dataclass(frozen=True)
@@ -64,34 +65,58 @@ class Method:
 
 
 def model_and_state(G_or_model) -> tuple[Model, State]:
-    """The model of a graph or model, and its own initial state (a model's is the vacuum)."""
-    if isinstance(G_or_model, Model):
-        return G_or_model, initial_state(G_or_model)
-    model = build_model(G_or_model)
-    return model, graph_state(G_or_model, model.cells)
+    """The model of a graph or model, and the state it starts from at t = 0 (:func:`initial_state`: the
+    graph's ``alpha0``/``n0``, kept by a model built from it; the vacuum for an array-built model)."""
+    model = G_or_model if isinstance(G_or_model, Model) else build_model(G_or_model)
+    return model, initial_state(model)
 
 
-def check_times(times) -> np.ndarray:
-    """``times`` as a (T,) float array: real, finite, >= 0, strictly increasing; else SolverError."""
+def start_state(state0, own: State, model: Model) -> State:
+    """The state a run of ``model`` starts from: ``state0`` (at ``state0.time``) or the network's own (at
+    t = 0), in the model's cell order and drive frame; SolverError for anything that is not a State."""
+    if state0 is None:
+        state = own
+    elif isinstance(state0, State):
+        state = state0
+    else:
+        raise SolverError(f"state0 must be a chiralnet.State (e.g. result.final_state), got {type(state0).__name__}")
+    return state.for_cells(model.cells).in_frame(model.drive_frequency)
+
+
+def check_times(times, start: float = 0.0, given_state: bool = False) -> np.ndarray:
+    """``times`` as a (T,) float array: real, finite, strictly increasing and at or after ``start`` (the
+    time of the state the run starts from); else SolverError."""
     if np.iscomplexobj(times):
         raise SolverError(f"times must be real numbers (1/omega), got complex values {times!r}")
     try:
-        t = np.asarray(times, dtype=float)
-    except (TypeError, ValueError, OverflowError):
-        raise SolverError(f"times must be a 1-D array of numbers, got {times!r}") from None
+        with np.errstate(over="raise"):
+            t = np.asarray(times, dtype=float)
+    except (TypeError, ValueError, OverflowError, FloatingPointError):
+        raise SolverError("times must be a 1-D array of real numbers (1/omega) that a float holds, got "
+                          f"{_short(times)}") from None
     if t.ndim != 1 or t.size == 0:
         raise SolverError(f"times must be a non-empty 1-D array (1/omega), got shape {t.shape}")
     if not np.isfinite(t).all():
         bad = np.flatnonzero(~np.isfinite(t))
         raise SolverError(f"times[{bad[0]}] = {t[bad[0]]} is not finite")
-    if t[0] < 0:
-        raise SolverError(f"times[0] = {t[0]} is negative; simulation time starts at t = 0")
+    if t[0] < start:
+        if given_state:
+            raise SolverError(
+                f"times[0] = {t[0]} is before state0.time = {start}: times are absolute and a run starts where "
+                f"its state is; give times from {start} on, or place the state with state0.at(t)")
+        raise SolverError(f"times[0] = {t[0]} is negative; a run without state0 starts at t = 0 from the "
+                          "network's initial state")
     if not (t[1:] > t[:-1]).all():
         bad = np.flatnonzero(t[1:] <= t[:-1])
         raise SolverError(
             f"times must increase strictly: times[{bad[0] + 1}] = {t[bad[0] + 1]} <= times[{bad[0]}] = {t[bad[0]]}"
         )
     return t
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def distinct_steps(times):

@@ -17,12 +17,13 @@ from numbers import Real
 import numpy as np
 
 from ..errors import ChiralnetError, SolverError
-from ..model import Model, State, build_model, graph_state
+from ..model import Model, build_model
 from ..network import cells as cell_nodes
 from ..network import validate_network
-from ..results import SimulationResult
-from .base import check_times
-from .run import check_finite, run_model, trace_energies
+from ..model import initial_state
+from ..results import ProtocolResult
+from .base import check_times, start_state
+from .run import check_finite, options_used as _options_used, run_model, trace_energies
 
 __all__ = ["Protocol", "protocol", "run_protocol"]
 
@@ -40,7 +41,8 @@ class Protocol:
     names : tuple of str, length P
         Phase names (default "phase 0", "phase 1", ...).
     initial_state : State
-        The state at t = 0: the first phase's ``alpha0``/``n0`` (the vacuum for a Model).
+        The state at t = 0: the first phase's ``alpha0``/``n0`` (its Model's ``initial``; the vacuum for
+        an array-built Model).
     """
 
     models: tuple
@@ -137,7 +139,7 @@ def protocol(phases) -> Protocol:
     phases = list(phases)
     if not phases:
         raise ChiralnetError("protocol needs at least one (network, duration) phase")
-    models, durations, names, cells0, first_graph = [], [], [], None, None
+    models, durations, names, cells0 = [], [], [], None
     for k, item in enumerate(phases):
         if not isinstance(item, (tuple, list)) or len(item) not in (2, 3):
             raise ChiralnetError(f"phase {k}: expected (network, duration) or (network, duration, name), got {item!r}")
@@ -149,7 +151,7 @@ def protocol(phases) -> Protocol:
             raise ChiralnetError(f"{where}: duration must be a finite number > 0 (1/omega), got {duration!r}")
         model, graph = _phase_model(G, where, cells0)
         if cells0 is None:
-            cells0, first_graph = model.cells, graph
+            cells0 = model.cells
         elif set(model.cells) != set(cells0):
             missing = [c for c in cells0 if c not in set(model.cells)]
             extra = [c for c in model.cells if c not in set(cells0)]
@@ -157,9 +159,7 @@ def protocol(phases) -> Protocol:
         models.append(model)
         durations.append(float(duration))
         names.append(name)
-    m0 = models[0]
-    state = graph_state(first_graph, m0.cells) if first_graph is not None else State(m0.cells, np.zeros(m0.n_cells, complex))
-    return Protocol(tuple(models), np.array(durations), tuple(names), state)
+    return Protocol(tuple(models), np.array(durations), tuple(names), initial_state(models[0]))
 
 
 def _columns(trace, e, perm):
@@ -170,59 +170,60 @@ def _columns(trace, e, perm):
     return (None if a is None else a[:, perm]), e[:, perm], f[:, perm]
 
 
-def run_protocol(proto: Protocol, times, state0, method, given, store, keep_block=None) -> SimulationResult:
-    """simulate(protocol, ...): run each phase from the state the previous one ended in."""
-
-    t = check_times(times)
+def run_protocol(proto: Protocol, times, state0, method, given, store, keep_block=None) -> ProtocolResult:
+    """simulate(protocol, ...): from the state at its time (state0, or the protocol's initial state at
+    t = 0), run each phase from the state the previous one ended in, in the phase's drive frame."""
+    state = start_state(state0, proto.initial_state, proto.models[0])
+    start = state.time
     ends, starts = proto.ends, proto.starts
     end = float(ends[-1])
+    if start > end:
+        raise SolverError(f"state0.time = {start} is after the end of the protocol at t = {end}")
+    t = check_times(times, start, state0 is not None)
     if t[-1] > end * (1 + 4 * np.finfo(float).eps):
         k = int(np.flatnonzero(t > end * (1 + 4 * np.finfo(float).eps))[0])
         raise SolverError(f"times[{k}] = {t[k]} is past the end of the protocol at t = {end} "
                           f"(phases end at {ends.tolist()})")
-    if state0 is None:
-        state = proto.initial_state
-    elif isinstance(state0, State):
-        state = state0.for_cells(proto.cells)
-    else:
-        raise SolverError(f"state0 must be a chiralnet.State (e.g. result.final_state), got {type(state0).__name__}")
     P, N, T = proto.n_phases, len(proto.cells), t.size
     phase = np.minimum(np.searchsorted(ends, t, side="left"), P - 1)
+    first = min(int(np.searchsorted(ends, start, side="left")), P - 1)  # the phase the start lies in
     amplitudes = np.empty((T, N), complex) if store else None
     energies = np.empty((T, N))
     fluct = None
     phase_energies = np.full((P, N), np.nan)
     phase_states = [None] * P
-    methods, stats = [], []
+    methods, stats, options = [], [], {}
     drive = np.empty((T, N), complex)  # E(t) per output time: phases switch drives
-    first = proto.models[0]
-    order0 = np.array([first.cells.index(c) for c in proto.cells])
-    battery = first.battery[order0]
+    order = [None if m.cells == proto.cells else np.array([m.cells.index(c) for c in proto.cells])
+             for m in proto.models]
+    batteries = np.array([m.battery if o is None else m.battery[o] for m, o in zip(proto.models, order)])
+    frequencies = np.array([m.drive_frequency for m in proto.models])
     # the battery block of Nc is kept when every phase has the same battery cells in the same order
-    same_battery = all(m.cells == proto.cells and np.array_equal(m.battery, battery) for m in proto.models)
+    same_battery = all(m.cells == proto.cells for m in proto.models) and (batteries == batteries[0]).all()
     blocks = None
     last = int(phase[-1])
     bounds = np.searchsorted(phase, np.arange(P + 1), side="left")
-    for p in range(last + 1):
-        model = proto.models[p]
-        perm = None if model.cells == proto.cells else np.array([model.cells.index(c) for c in proto.cells])
+    for p in range(first, last + 1):
+        model, perm = proto.models[p], order[p]
         lo, hi = bounds[p], bounds[p + 1]
-        local = t[lo:hi] - starts[p]
-        if p == 0:
-            local = np.maximum(local, 0.0)
-        dur = proto.durations[p]
+        begin = max(float(starts[p]), start)  # where this phase's run starts
+        state = state.for_cells(model.cells).in_frame(model.drive_frequency)
+        local = np.maximum(t[lo:hi] - begin, 0.0)  # >= 0: rounding at a boundary
+        dur = float(ends[p]) - begin
         extra = p < last and (local.size == 0 or local[-1] < dur * (1 - 8 * np.finfo(float).eps))
         run_times = np.r_[local, dur] if extra else local
-        trace, name = run_model(model, state.for_cells(model.cells), run_times, method, given, store,
-                                t_offset=float(starts[p]), keep_block=keep_block)
+        if run_times.size == 0 or run_times[-1] <= 0.0 and hi == lo:
+            continue  # the run starts at this phase's end: nothing to do in it
+        trace, name = run_model(model, state, run_times, method, given, store, t_offset=begin, keep_block=keep_block)
         e_all = trace_energies(trace, model)
-        check_finite(e_all, model.cells, run_times + starts[p])
+        check_finite(e_all, model.cells, run_times + begin)
         methods.append(name)
         stats.append(trace.stats)
+        options.update(_options_used(name, given, model))
         a, e, f = _columns(trace, e_all, perm)
         k = hi - lo
         cols = slice(None) if perm is None else perm
-        d = model.drive_at(run_times[:k] + starts[p])
+        d = model.drive_at(run_times[:k] + begin)
         drive[lo:hi] = d[:, cols] if d.ndim == 2 else d[cols][None]
         if trace.battery_block is not None and same_battery:  # Nc[B, B] per time, B in proto.cells order
             if blocks is None:
@@ -235,18 +236,23 @@ def run_protocol(proto: Protocol, times, state0, method, given, store, keep_bloc
             fluct = np.zeros((T, N))
         if fluct is not None:
             fluct[lo:hi] = f[:k]
-        state = trace.final_state.for_cells(proto.cells)
-        if p < last or abs(local[-1] - dur) <= 8 * np.finfo(float).eps * dur:
+        state = dataclasses.replace(trace.final_state.for_cells(proto.cells), time=begin + float(run_times[-1]),
+                                    frame=model.drive_frequency)
+        if p < last or abs(run_times[-1] - dur) <= 8 * np.finfo(float).eps * max(dur, 1.0):
             phase_energies[p] = e[-1]
             phase_states[p] = dataclasses.replace(state, time=float(ends[p]))
     if fluct is None:
         fluct = np.broadcast_to(np.zeros(1), (T, N))
     final = dataclasses.replace(state, time=float(t[-1]))
-    return SimulationResult(
+    m0 = proto.models[first]
+    o0 = slice(None) if order[first] is None else order[first]
+    return ProtocolResult(
         times=t, cells=proto.cells, energies=energies, amplitudes=amplitudes, fluctuations=fluct,
-        battery=battery, method="+".join(dict.fromkeys(methods)),
+        battery=batteries[first], method="+".join(dict.fromkeys(methods)),
         stats={"phase_methods": methods, "phase_stats": stats}, final_state=final,
+        battery_fluctuations=blocks, omega=m0.omega[o0], drive=drive, drive_frequency=frequencies[phase],
+        options={**options, "start": start},
         phase=phase.astype(np.int64), phase_ends=ends.copy(), phase_names=proto.names,
-        phase_energies=phase_energies, phase_states=tuple(phase_states),
-        battery_fluctuations=blocks, omega=first.omega[order0], drive=drive, drive_frequency=first.drive_frequency,
+        phase_energies=phase_energies, phase_states=tuple(phase_states), phase_drive_frequencies=frequencies,
+        phase_batteries=batteries,
     )

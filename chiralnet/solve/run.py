@@ -22,7 +22,7 @@ from .exact_sparse import EXACT_SPARSE
 from .rk45 import RK45
 from .taylor import substeps
 
-__all__ = ["METHODS", "run_model", "check_finite", "trace_energies"]
+__all__ = ["METHODS", "run_model", "check_finite", "trace_energies", "options_used"]
 
 #: name -> :class:`~chiralnet.solve.base.Method`. Add a method by adding an entry (see the contract
 #: in :mod:`chiralnet.solve.base`); an unknown name raises and lists these.
@@ -60,6 +60,15 @@ def _check_memory(model: Model, thermal: bool, times, grid, method: str, store: 
         fixes += ", or zero-temperature baths and initial state (no N x N fluctuation matrix)"
     memory.check(items, f"simulate ({model.n_cells} cells, {times.size} output times, method {method!r})", fixes)
 
+
+
+def options_used(method: str, given: dict, model: Model) -> dict:
+    """The tolerances an adaptive integration ran with (``rk45``, or the Gaussian and callable share of a
+    shaped drive), defaults filled in; {} when every part was exact."""
+    if method != "rk45" and not (model.drives is not None and model.drives.integrated):
+        return {}
+    defaults = {"rtol": config.RTOL, "atol": config.ATOL, "max_steps": config.RK45_MAX_STEPS}
+    return {k: (v if given.get(k) is None else given[k]) for k, v in defaults.items()}
 
 
 def trace_energies(trace, model: Model) -> np.ndarray:

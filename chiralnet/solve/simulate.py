@@ -7,9 +7,9 @@ import numpy as np
 from ..errors import ChiralnetError, SolverError
 from ..model import State
 from ..results import SimulationResult, cell_columns, simulation_result
-from .base import check_times, model_and_state
+from .base import check_times, model_and_state, start_state
 from .protocol import Protocol, run_protocol
-from .run import METHODS, run_model
+from .run import METHODS, options_used, run_model
 
 __all__ = ["simulate", "METHODS"]
 
@@ -32,14 +32,15 @@ def simulate(G_or_model, times, *, state0: State | None = None, method: str = "a
     ----------
     G_or_model : networkx.DiGraph, Model or Protocol
         The network, a model from :func:`build_model` (skips re-assembly), or a
-        :func:`~chiralnet.protocol` of phases (then ``times`` are protocol times from 0 to at most its
-        end, ``state0`` is the state at t = 0, and the result has ``phase`` and ``phase_ends``).
+        :func:`~chiralnet.protocol` of phases (then ``times`` are protocol times up to its end, and the
+        result is a :class:`~chiralnet.results.ProtocolResult`).
     times : array_like (T,)
-        Output times in 1/omega, finite, >= 0, strictly increasing.
+        Output times in 1/omega: absolute, finite, strictly increasing, at or after the start.
     state0 : State, optional
-        The state at ``times[0]`` (e.g. ``result.final_state`` to continue a run, or
-        ``steady_state(G).state``). Default: the network's own initial state (``alpha0``, ``n0`` of
-        its cells; the vacuum for a Model) at t = 0, before ``times[0]``.
+        The state the run starts from, at ``state0.time`` (e.g. ``result.final_state`` to continue a
+        run, or ``steady_state(G).state``, at t = 0; ``state.at(t)`` places a state at another time).
+        Default: the network's initial state (``alpha0``, ``n0`` of its cells, also kept by a Model built
+        from the graph; the vacuum for an array-built Model) at t = 0. Drives see absolute time.
     method : {"auto", "exact", "exact-sparse", "rk45"}
         ``"exact"`` steps with dense propagators e^{M dt} (machine precision, best on uniform grids,
         N up to ``config.EXACT_MAX_CELLS``); ``"exact-sparse"`` applies e^{M dt} to the state through a
@@ -90,11 +91,11 @@ def simulate(G_or_model, times, *, state0: State | None = None, method: str = "a
         _check_options(method, given, any(m.time_dependent for m in G_or_model.models))
         return run_protocol(G_or_model, times, state0, method, given, store, _check_keep(battery_fluctuations))
     model, state, t, start, store = prepare_run(G_or_model, times, state0, method, given, store_amplitudes)
-    rel = t - start if start else t
+    rel = t - start
     columns = cell_columns(model.cells, cells)  # None: all cells
     trace, method = run_model(model, state, rel, method, given, store, t_offset=start, columns=columns,
                               keep_block=_check_keep(battery_fluctuations))
-    return simulation_result(trace, model, t, method, store, columns)
+    return simulation_result(trace, model, t, method, store, columns, {**options_used(method, given, model), "start": start})
 
 
 def _check_keep(keep):
@@ -114,19 +115,16 @@ def _check_method(method, store_amplitudes) -> bool:
 
 def prepare_run(G_or_model, times, state0, method, given, store_amplitudes):
     """The checks every run of one network shares (simulate, simulate_to_file): the method and its options,
-    the model and the state at ``times[0]`` (state0) or at t = 0 (the network's own).
+    the model, and the state the run starts from (state0 at its time, or the network's own at t = 0).
 
     Returns (model, state, times (T,) float, start: the time the state is at, store_amplitudes: bool).
     """
     store = _check_method(method, store_amplitudes)
     model, own_state = model_and_state(G_or_model)
     _check_options(method, given, model.time_dependent)
-    t = check_times(times)
-    if state0 is None:
-        return model, own_state, t, 0.0, store
-    if isinstance(state0, State):
-        return model, state0.for_cells(model.cells), t, float(t[0]), store
-    raise SolverError(f"state0 must be a chiralnet.State (e.g. result.final_state), got {type(state0).__name__}")
+    state = start_state(state0, own_state, model)
+    t = check_times(times, state.time, state0 is not None)
+    return model, state, t, state.time, store
 
 
 def _check_options(method, given, time_dependent):

@@ -141,5 +141,5 @@ def steady_state(G_or_model) -> SteadyState:
     alpha, Nc, method, energies = steady_arrays(model)
     fluct = np.zeros(model.n_cells) if Nc is None else Nc.diagonal().real.copy()
     return SteadyState(cells=model.cells, energies=energies, amplitudes=alpha, fluctuations=fluct,
-                       battery=model.battery, method=method, state=State(model.cells, alpha, Nc, np.inf),
+                       battery=model.battery, method=method, state=State(model.cells, alpha, Nc, 0.0, model.drive_frequency),
                        omega=model.omega, drive=model.drive, drive_frequency=model.drive_frequency)

@@ -161,7 +161,7 @@ def simulate_to_file(G_or_model, times, path, *, state0: State | None = None, me
                     hi = min(lo + block, t.size)
                     first = 0 if lo == 0 else 1  # a continued block repeats the previous block's last time
                     tb = t[lo - first:hi]
-                    rel = tb - start if start else tb
+                    rel = tb - start
                     trace, _ = run_model(model, state, rel, method, given, store, t_offset=start, columns=columns)
                     res = simulation_result(trace, model, tb, method, store, columns)
                     rows = slice(lo, hi)
