@@ -26,7 +26,7 @@ from .network import (
 )
 from .observables import (average_power, efficiency, ergotropy, injected_energy, injected_power, max_average_power,
                           stored_power)
-from .results import SimulationResult, SteadyState
+from .results import ProtocolResult, SimulationResult, SteadyState
 from .solve import METHODS, Protocol, check_stability, protocol, simulate, simulate_to_file, steady_state
 from .solve.response import IsolationBand, ScatteringResult, isolation, isolation_bandwidth, scattering
 from .formats.graph_json import load_graph, save_graph
@@ -49,7 +49,7 @@ __all__ = [
     "sweep", "load_sweep", "SweepResult",
     "gradient", "optimize", "OptimizeResult",
     "scattering", "isolation", "isolation_bandwidth", "ScatteringResult", "IsolationBand", "to_qutip",
-    "SimulationResult", "SteadyState",
+    "SimulationResult", "ProtocolResult", "SteadyState",
     "analytic", "config", "observables",
     "save_graph", "load_graph", "load_scenario", "build_network", "run_scenario", "Scenario", "ScenarioError",
     "ChiralnetError", "NetworkError", "NoSteadyStateError", "SolverError", "MemoryLimitError", "SweepError",

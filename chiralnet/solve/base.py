@@ -86,12 +86,14 @@ def start_state(state0, own: State, model: Model) -> State:
 def check_times(times, start: float = 0.0, given_state: bool = False) -> np.ndarray:
     """``times`` as a (T,) float array: real, finite, strictly increasing and at or after ``start`` (the
     time of the state the run starts from); else SolverError."""
-    if np.iscomplexobj(times):
-        raise SolverError(f"times must be real numbers (1/omega), got complex values {times!r}")
     try:
+        if np.iscomplexobj(times):
+            raise SolverError(f"times must be real numbers (1/omega), got complex values {_short(times)}")
         with np.errstate(over="raise"):
             t = np.asarray(times, dtype=float)
-    except (TypeError, ValueError, OverflowError, FloatingPointError):
+    except (TypeError, ValueError, OverflowError, FloatingPointError) as exc:
+        if isinstance(exc, SolverError):
+            raise
         raise SolverError("times must be a 1-D array of real numbers (1/omega) that a float holds, got "
                           f"{_short(times)}") from None
     if t.ndim != 1 or t.size == 0:
