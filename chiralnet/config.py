@@ -46,6 +46,12 @@ PULSE_MAX_STEP = 1.0
 #: bound used and ``drive_h_max_source`` where it came from.
 CALLABLE_MAX_STEP = 1.0
 
+#: Default step limit of the adaptive integration of a drive with a Python callable (evaluated six times
+#: a step from Python, ~20 us a step): a callable that varies faster than the tolerances allow (a sign
+#: flip every 1e-6, say) stops with an error naming the cell, the time reached and the step length after
+#: a few seconds, instead of running for hours. ``simulate(..., max_steps=...)`` overrides it.
+CALLABLE_MAX_STEPS = 200_000
+
 #: Threads over rows (Numba prange) from this many cells on: vector kernels, and the N x N
 #: fluctuation kernels. Measured on the 2-core reference machine (shared, loaded): threads made the
 #: vector kernel 3x slower at 10^5 cells (one parallel region per Taylor term costs more than the

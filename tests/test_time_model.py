@@ -244,3 +244,18 @@ def test_integrator_does_not_grow_the_step_right_after_a_rejection():
     after_rejection = np.flatnonzero(accepted[1:-1] & ~accepted[:-2]) + 1  # accepted right after a rejection
     assert after_rejection.size >= 3  # the tanh edge does force rejections
     assert (h[after_rejection + 1] <= h[after_rejection] * (1 + 1e-12)).all()
+
+
+def test_a_callable_faster_than_the_tolerance_stops_early_naming_the_cell():
+    calls = []
+
+    def flip(t):
+        calls.append(t)
+        return 0.1 if int(t * 1e6) % 2 else -0.1
+
+    G = one_cell(flip)
+    with pytest.raises(SolverError, match=r"drive of cell 'a' stopped at t = .*would take far more than max_steps"):
+        cn.simulate(G, [0.0, 1e3])
+    # stopped at the first pace check (1000 accepted steps and their rejected attempts, 6 evaluations each),
+    # not after max_steps = 200,000 steps (over 10^6 evaluations)
+    assert len(calls) <= 6 * 4 * dopri5.PACE_EVERY

@@ -29,7 +29,7 @@ import numpy as np
 
 from .._jit import jit
 
-__all__ = ["OK", "MAX_STEPS", "STEP_UNDERFLOW", "NOT_FINITE", "STATUS", "System", "integrate",
+__all__ = ["OK", "MAX_STEPS", "STEP_UNDERFLOW", "NOT_FINITE", "TOO_MANY_STEPS", "STATUS", "System", "integrate",
            "dopri5_tableau"]
 
 # Status codes returned by the loop.
@@ -37,6 +37,7 @@ OK = 0
 MAX_STEPS = 1
 STEP_UNDERFLOW = 2
 NOT_FINITE = 3
+TOO_MANY_STEPS = 4
 
 #: What a failed status means, for the error a caller raises.
 STATUS = {
@@ -45,7 +46,14 @@ STATUS = {
     STEP_UNDERFLOW: "the step size underflowed: the system is too stiff, or a drive varies too fast, for this "
                     "tolerance",
     NOT_FINITE: "the state became non-finite (inf or NaN); is the network unstable?",
+    TOO_MANY_STEPS: "at the pace it has needed so far it would take far more than max_steps steps; declare the "
+                    "drive's breakpoints, loosen rtol/atol, or raise max_steps",
 }
+
+#: The loop checks its pace every this many steps: a run projected to need more than PACE_FACTOR x
+#: max_steps steps stops then (TOO_MANY_STEPS) instead of running to max_steps.
+PACE_EVERY = 1000
+PACE_FACTOR = 20.0
 
 _C = np.array([0.0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1.0, 1.0])
 _A = np.array([
@@ -253,8 +261,13 @@ def _loop(system, drive, y, t0, times, breaks, win_lo, win_hi, win_h, h_max, rto
         b += 1
     steps = 0
     while o < T:
+        stats[5] = t
         if steps >= max_steps:
             return MAX_STEPS
+        if steps > 0 and steps % PACE_EVERY == 0 and t > t0:
+            stats[6] = steps * (t_end - t0) / (t - t0)
+            if stats[6] > PACE_FACTOR * max_steps:
+                return TOO_MANY_STEPS
         stop = breaks[b] if b < nb else t_end
         bound = _bound(t, h_max, win_lo, win_hi, win_h)
         proposed = min(h, bound)
@@ -273,6 +286,7 @@ def _loop(system, drive, y, t0, times, breaks, win_lo, win_hi, win_h, h_max, rto
             stats[2] += 6
             err = _combine(y, k, h, B, E, y_new, rtol, atol)
             if not np.isfinite(err):
+                stats[5] = t
                 return NOT_FINITE
             if err <= 1.0:
                 break
@@ -281,6 +295,7 @@ def _loop(system, drive, y, t0, times, breaks, win_lo, win_hi, win_h, h_max, rto
             h *= max(_MIN_FACTOR, _SAFETY * err ** -0.2)
             landing = False
             if h < 1e-14 * max(1.0, abs(t)):
+                stats[5] = t
                 return STEP_UNDERFLOW
         t_new = stop if landing else t + h
         while o < T and times[o] <= t_new:
@@ -386,7 +401,7 @@ def integrate(system: System, y0, t0: float, times, *, keep=None, cells=None, pu
     Returns
     -------
     status : int, out : ndarray (T, K) complex, y : ndarray (dim,) complex (the state at times[-1]),
-    stats : dict (steps, rejected, rhs_evaluations, min_step, max_step).
+    stats : dict (steps, rejected, rhs_evaluations, min_step, max_step, end_time: the time reached).
     """
     times = np.ascontiguousarray(times, dtype=float)
     y = np.array(y0, dtype=complex)
@@ -402,7 +417,7 @@ def integrate(system: System, y0, t0: float, times, *, keep=None, cells=None, pu
     br = np.ascontiguousarray(br[(br > t0) & (br < t_end)])
     win = np.array([w for w in windows if w[1] > t0 and w[0] < t_end], float).reshape(-1, 3)
     out = np.empty((times.size, keep.size), complex)
-    stats = np.zeros(5)
+    stats = np.zeros(7)
     tab = dopri5_tableau()
     args = (system.args, None, y, float(t0), times, br, np.ascontiguousarray(win[:, 0]),
             np.ascontiguousarray(win[:, 1]), np.ascontiguousarray(win[:, 2]), float(h_max), float(rtol), float(atol),
@@ -414,5 +429,6 @@ def integrate(system: System, y0, t0: float, times, *, keep=None, cells=None, pu
         drive = (cells, amp, p0, width, g)
         status = _loop_compiled(args[0], drive, *args[2:])
     info = {"steps": int(stats[0]), "rejected": int(stats[1]), "rhs_evaluations": int(stats[2]),
-            "min_step": float(stats[3]), "max_step": float(stats[4])}
+            "min_step": float(stats[3]), "max_step": float(stats[4]), "end_time": float(stats[5]),
+            "projected_steps": float(stats[6])}
     return status, out, y, info

@@ -38,7 +38,7 @@ from ..errors import SolverError
 from ..model import Model, State
 from .base import Trace
 from ..linalg.csr import one_norm
-from .dopri5 import OK, STATUS, System, integrate
+from .dopri5 import OK, STATUS, TOO_MANY_STEPS, System, integrate
 
 __all__ = ["run_driven"]
 
@@ -94,8 +94,12 @@ def _integrate(model: Model, d, times, t_offset, rtol, atol, max_steps):
                                       pulses=pulses, functions=functions, breaks=breaks, windows=windows, h_max=h_max,
                                       rtol=rtol, atol=atol, max_steps=max_steps)
     if status != OK:
-        raise SolverError(f"time-dependent drive integration failed: {STATUS[status]}")
-    info = {"drive_" + k: v for k, v in stats.items()}
+        who = ", ".join(f"cell {model.cells[c]!r}" for c in dict.fromkeys(cells.tolist()))
+        raise SolverError(f"the integration of the drive of {who} stopped at t = {stats['end_time']:.6g} "
+                          f"(after {stats['steps']} steps, the last ones {stats['min_step']:.3g} long): "
+                          f"{STATUS[status]}" + (f" (about {stats['projected_steps']:.2g} steps, max_steps = "
+                                                 f"{max_steps})" if status == TOO_MANY_STEPS else ""))
+    info = {"drive_" + k: v for k, v in stats.items() if k not in ("end_time", "projected_steps")}
     info["drive_h_max"] = float(h_max)
     info["drive_h_max_source"] = source
     info["drive_breakpoints"] = int(breaks.size)
@@ -118,7 +122,8 @@ def run_driven(model: Model, state0: State, times, run, t_offset=0.0, rtol=None,
     """
     rtol = config.RTOL if rtol is None else rtol
     atol = config.ATOL if atol is None else atol
-    max_steps = config.RK45_MAX_STEPS if max_steps is None else max_steps
+    if max_steps is None:  # a Python callable is evaluated 6 times a step: its work is bounded tighter
+        max_steps = config.CALLABLE_MAX_STEPS if model.drives.functions else config.RK45_MAX_STEPS
     if not (0 < rtol < 1 and 0 < atol < np.inf):
         raise SolverError(f"rtol must be in (0, 1) and atol a finite number > 0, got rtol={rtol}, atol={atol}")
     if not 1 <= max_steps < 2**62:

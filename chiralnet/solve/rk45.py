@@ -41,7 +41,7 @@ def _run(model: Model, state0: State, times, options) -> Trace:
         keep = np.concatenate([keep, n + np.arange(n) * (n + 1), n + (idx[:, None] * n + idx[None, :]).ravel()])
     status, out, y, stats = integrate(system, y0, 0.0, times, keep=keep, rtol=rtol, atol=atol, max_steps=max_steps)
     if status != OK:
-        raise SolverError(f"rk45 failed: {STATUS[status]}")
+        raise SolverError(f"rk45 stopped at t = {stats['end_time']:.6g} after {stats['steps']} steps: {STATUS[status]}")
     alpha = out[:, :n]
     fluct = out[:, n:2 * n].real.copy() if thermal else np.zeros((times.size, n))
     block = out[:, 2 * n:].reshape(times.size, idx.size, idx.size) if thermal else None
@@ -50,6 +50,7 @@ def _run(model: Model, state0: State, times, options) -> Trace:
     if Nc is not None:
         Nc = 0.5 * (Nc + Nc.conj().T)
     final = State(model.cells, y[:n].copy(), Nc)
+    stats = {k: v for k, v in stats.items() if k not in ("end_time", "projected_steps")}
     return Trace(alpha, energies, fluct, final, stats, block)
 
 

@@ -67,7 +67,9 @@ def options_used(method: str, given: dict, model: Model) -> dict:
     shaped drive), defaults filled in; {} when every part was exact."""
     if method != "rk45" and not (model.drives is not None and model.drives.integrated):
         return {}
-    defaults = {"rtol": config.RTOL, "atol": config.ATOL, "max_steps": config.RK45_MAX_STEPS}
+    callables = model.drives is not None and bool(model.drives.functions)
+    defaults = {"rtol": config.RTOL, "atol": config.ATOL,
+                "max_steps": config.CALLABLE_MAX_STEPS if callables else config.RK45_MAX_STEPS}
     return {k: (v if given.get(k) is None else given[k]) for k, v in defaults.items()}
 
 
