@@ -34,7 +34,7 @@ from typing import Callable
 import numpy as np
 
 from . import memory
-from .errors import NetworkError
+from .errors import ChiralnetError, NetworkError
 from .network import _complex, _real, add_cell, add_chiral_link, add_coherent_link, network
 
 __all__ = ["two_cell", "chain", "ring", "star", "lattice", "BUILDERS", "BuilderInfo", "Parameter", "REQUIRED"]
@@ -529,6 +529,21 @@ _CONDITION = {"positive": (lambda x: x > 0, "> 0"), "nonneg": (lambda x: x >= 0,
 
 def _per(name, key, value, count, per, kind) -> np.ndarray:
     """``value`` (a number or an array of ``count`` entries) as an array of ``count`` checked entries."""
+    try:
+        return _per_checked(name, key, value, count, per, kind)
+    except ChiralnetError:
+        raise
+    except (TypeError, ValueError, OverflowError):  # ragged lists, integers beyond float range, objects
+        raise NetworkError(f"{name}: {key!r} must be a number or a 1-D array of {count} numbers (one per {per}) "
+                           f"that a float holds, got {_short(value)}") from None
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _per_checked(name, key, value, count, per, kind) -> np.ndarray:
     if np.ndim(value) == 0:
         if kind == "complex":
             arr = np.full(count, _complex(value, f"{name}: {key!r}"), complex)

@@ -48,7 +48,10 @@ __all__ = ["Drive", "Constant", "Gaussian", "Square", "Tone", "Function", "Sum",
 def _amplitude(value, where) -> complex:
     if isinstance(value, bool) or not isinstance(value, Number):
         raise ChiralnetError(f"{where} must be a number (complex allowed), got {value!r}")
-    value = complex(value)
+    try:
+        value = complex(value)
+    except OverflowError:
+        raise ChiralnetError(f"{where} is too large for a float, got {value!r}") from None
     if not cmath.isfinite(value):
         raise ChiralnetError(f"{where} must be finite, got {value}")
     return value
@@ -57,7 +60,10 @@ def _amplitude(value, where) -> complex:
 def _finite(value, where) -> float:
     if isinstance(value, bool) or not isinstance(value, Real):
         raise ChiralnetError(f"{where} must be a real number, got {value!r}")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:
+        raise ChiralnetError(f"{where} is too large for a float, got {value!r}") from None
     if not math.isfinite(value):
         raise ChiralnetError(f"{where} must be finite, got {value}")
     return value

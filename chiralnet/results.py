@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -292,6 +293,9 @@ def cell_columns(cells_of_model: tuple, cells) -> np.ndarray | None:
         raise ChiralnetError(f"cells must be a list of cell names, got {cells!r}")
     cells = list(cells)
     pos = {c: i for i, c in enumerate(cells_of_model)}
+    unhashable = [c for c in cells if not isinstance(c, Hashable)]
+    if unhashable:
+        raise ChiralnetError(f"cells must be a list of cell names, got {unhashable[0]!r} among them")
     missing = [c for c in cells if c not in pos]
     if missing:
         raise ChiralnetError(f"cells {missing[:5]} are not in the network; cells are {list(cells_of_model)[:10]}")

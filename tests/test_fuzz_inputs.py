@@ -10,6 +10,7 @@ import os
 
 import networkx as nx
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -206,3 +207,30 @@ def test_any_bytes_are_a_sweep_file_or_one_error(tmp_path_factory, content):
     path = tmp_path_factory.mktemp("s") / "s.sweep.toml"
     path.write_bytes(content)
     only_chiralnet_errors(load_sweep, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# The Python API: ragged arrays, integers beyond float range and wrong types are one ChiralnetError.
+
+API_CASES = {
+    "builder array ragged": lambda: cn.chain(3, kappa=[[0.1], [0.1, 0.2]]),
+    "builder number past float": lambda: cn.chain(3, kappa=10**400),
+    "gaussian amplitude past float": lambda: cn.drives.gaussian(10**400, 1.0, 1.0),
+    "gaussian width past float": lambda: cn.drives.gaussian(0.1, 1.0, 10**400),
+    "function breakpoints not a list": lambda: cn.drives.function(lambda t: 0.0, breakpoints=3.0),
+    "function max_step <= 0": lambda: cn.drives.function(lambda t: 0.0, max_step=0.0),
+    "simulate times ragged": lambda: cn.simulate(cn.two_cell(), [[0], [1, 2]]),
+    "simulate times past float": lambda: cn.simulate(cn.two_cell(), [0, 10**400]),
+    "simulate cells unhashable": lambda: cn.simulate(cn.two_cell(), [0.0, 1.0], cells=[["a"]]),
+    "simulate max_steps past float": lambda: cn.simulate(cn.two_cell(), [0.0, 1.0], method="rk45",
+                                                         max_steps=10**400),
+    "simulate rtol text": lambda: cn.simulate(cn.two_cell(), [0.0, 1.0], method="rk45", rtol="1e-3"),
+    "protocol duration past float": lambda: cn.protocol([(cn.two_cell(), 10**400)]),
+    "state0 not a State": lambda: cn.simulate(cn.two_cell(), [0.0, 1.0], state0={"alpha": [0, 0]}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(API_CASES))
+def test_api_bad_input_is_one_chiralnet_error(case):
+    with pytest.raises(ChiralnetError):
+        API_CASES[case]()

@@ -105,6 +105,14 @@ def _cell_mismatch(where, missing, extra) -> str:
             "undriven cell where one is not used)")
 
 
+def _fits(x) -> bool:
+    """A finite real number that a float holds (an int beyond 1e308 does not)."""
+    try:
+        return math.isfinite(x)
+    except OverflowError:
+        return False
+
+
 def protocol(phases) -> Protocol:
     """Phases held one after another: ``[(G_1, duration_1), (G_2, duration_2), ...]``.
 
@@ -146,8 +154,7 @@ def protocol(phases) -> Protocol:
         G, duration = item[0], item[1]
         name = str(item[2]) if len(item) == 3 else f"phase {k}"
         where = f"phase {k}" + (f" ({name!r})" if len(item) == 3 else "")
-        if isinstance(duration, bool) or not isinstance(duration, Real) or not math.isfinite(duration) \
-                or not duration > 0:
+        if isinstance(duration, bool) or not isinstance(duration, Real) or not _fits(duration) or not duration > 0:
             raise ChiralnetError(f"{where}: duration must be a finite number > 0 (1/omega), got {duration!r}")
         model, graph = _phase_model(G, where, cells0)
         if cells0 is None:

@@ -19,8 +19,12 @@ def _check_number(name, value):
         return
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise SolverError(f"{name} must be a number, got {value!r}")
-    if not np.isfinite(value):
-        raise SolverError(f"{name} must be finite, got {value!r}")
+    try:
+        finite = np.isfinite(float(value))
+    except OverflowError:
+        finite = False
+    if not finite:
+        raise SolverError(f"{name} must be finite (and fit a float), got {value!r}")
 
 
 def simulate(G_or_model, times, *, state0: State | None = None, method: str = "auto", rtol: float | None = None,
