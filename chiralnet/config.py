@@ -92,6 +92,11 @@ T90_HORIZON_DECAYS = 40.0
 #: Default number of grid intervals over the horizon before bisection.
 T90_STEPS = 2000
 
+#: The charging times and the maximum average power find their default horizon (config.T90_HORIZON_DECAYS
+#: over the slowest decay rate) from the eigenvalues of M up to this many cells; above it they need an
+#: explicit horizon (``chiralnet run`` passes the scenario's last output time).
+DEFAULT_HORIZON_MAX_CELLS = 2000
+
 #: Relative tolerance of the check that the tabulated (sweep) assembly equals build_model.
 ASSEMBLY_RTOL = 1e-12
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from .formats.scenario_toml import Scenario, _one_line
 from .errors import ChiralnetError, NoSteadyStateError
+from . import config
 from .model import build_model, initial_state
 from .network import (
     battery_cells,
@@ -170,7 +171,7 @@ def run_scenario(scenario: Scenario, *, simulate_times: bool = True) -> Scenario
             raise type(exc)(f"{scenario.source}: solver: {_one_line(exc)}") from exc
         if steady is not None and not scenario.phases:
             state0 = initial_state(G)
-            horizon = None if model.n_cells <= 2000 else float(times[-1])
+            horizon = None if model.n_cells <= config.DEFAULT_HORIZON_MAX_CELLS else float(times[-1])
             t90 = time_to_fraction(model, state0=state0, steady=steady, horizon=horizon)
             t90_stay = time_staying_above(model, result, state0=state0, steady=steady)
             eff = None if t90 is None else efficiency(model, state0=state0, steady=steady, t90=t90)

@@ -247,7 +247,7 @@ def _model_arrays(fn, kwargs, where):
         G = fn(**kwargs)
     except TypeError as exc:
         raise ChiralnetError(f"{where}: the base cannot be called with {sorted(kwargs)}: {exc}") from None
-    m = build_model(G, sparse=False) if len(G) <= 2000 else build_model(G, sparse=True)
+    m = build_model(G, sparse=len(G) > config.DENSE_MAX_CELLS)
     return m, G, np.array([reference_rates(G)[k] for k in RATE_KEYS])
 
 
