@@ -5,6 +5,7 @@ import pytest
 
 import chiralnet as cn
 from chiralnet import analytic, cli, studies
+from chiralnet.studies import cavity_line, optimal_rates
 
 RTOL = 1e-12  # steady states of 2..10-cell networks against closed forms / steady_state
 
@@ -104,3 +105,85 @@ def test_disorder_study_quick(tmp_path, capsys):
     np.testing.assert_array_equal(z.data["q95_reciprocal"], z.data["clean_reciprocal"])
     lam = studies.GAMMA + studies.KAPPA
     assert z.data["mean_nonreciprocal"][0] == pytest.approx(16 * 0.04**2 * 0.1**2 / lam**4, rel=RTOL)
+
+
+# ---------------------------------------------------------------------------------------------
+# The field's recent results (docs/guide/reproduced.md), against closed forms and naive solves.
+
+#: The optimiser's optimum against the closed form's root (bounded Brent at xatol 1e-10 in log rate).
+OPT_REL = 1e-6
+
+
+def _chain_optimum(n, kappa):
+    """Gamma maximising the last cell's steady energy of a one-way chain with n battery cells: the root of
+    d/dGamma log E_last, E_last = 4E^2/(k+G)^2 (2G/(k+2G))^(2(n-1)) (2G/(k+G))^2 (docs/theory/model.md)."""
+    from scipy.optimize import brentq
+
+    g = lambda G: -4 / (kappa + G) + 2 * (n - 1) * kappa / (G * (kappa + 2 * G)) + 2 / G  # noqa: E731
+    return brentq(g, 1e-6 * kappa, 1e4 * kappa * n, xtol=1e-15, rtol=1e-14)
+
+
+def test_topology_scaling_against_closed_forms(tmp_path):
+    r = studies.topology_scaling(out=tmp_path, sizes=[1, 2, 3, 4, 5, 6, 16])
+    k = optimal_rates.KAPPA
+    for n, g in zip(r.data["n_battery"], r.data["gamma_op_chain"]):
+        assert g == pytest.approx(_chain_optimum(int(n), k), rel=OPT_REL)
+    np.testing.assert_allclose(r.data["gamma_op_star_sqrt_n_over_kappa"], 1.0, rtol=OPT_REL)  # kappa / sqrt(N)
+    odd = r.data["n_battery"] % 2 == 1
+    assert (np.isfinite(r.data["J_op_reciprocal"]) == odd).all()  # the odd-even effect
+    assert r.data["gamma_op_chain_over_n_kappa"][-1] == pytest.approx(0.55619, abs=1e-5)  # N = 16, -> 0.5
+    assert (tmp_path / "topology_scaling.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _naive_end_energy(links, J, kappa, E, nonreciprocal):
+    """|alpha_last|^2 of a resonant chain's steady state, M written out (docs/theory/model.md)."""
+    n = links + 1
+    M = -kappa / 2 * np.eye(n, dtype=complex)
+    for i in range(links):
+        if nonreciprocal:  # balanced chiral link, Gamma = 2J: M[i+1, i] = Gamma, both ends lose Gamma/2
+            G = 2 * J
+            M[i, i] -= G / 2
+            M[i + 1, i + 1] -= G / 2
+            M[i + 1, i] += G
+        else:
+            M[i, i + 1] += -1j * J
+            M[i + 1, i] += -1j * J
+    drive = np.zeros(n, complex)
+    drive[0] = E
+    return abs(np.linalg.solve(M, 1j * drive)[-1]) ** 2
+
+
+def test_nonreciprocal_gain_against_a_naive_solve():
+    r = studies.nonreciprocal_gain(ratios=[0.1, 2.0], max_links=8)
+    k, E = 0.003, 0.1
+    for ratio, g in zip(r.data["J_over_kappa"], r.data["growth_per_link"]):
+        R = [_naive_end_energy(L, ratio * k, k, E, True) / _naive_end_energy(L, ratio * k, k, E, False)
+             for L in range(1, 9)]
+        assert g == pytest.approx(np.exp(np.polyfit(np.arange(1, 9), np.log(R), 1)[0]), rel=1e-9)
+    assert r.data["growth_per_link"][0] == pytest.approx(2.201, abs=1e-3)  # weak coupling: exponential
+    assert r.data["max_log_deviation"][0] < 1e-4
+
+
+def test_charging_line_perfect_transfer_and_uniform_line_against_expm():
+    import scipy.linalg as la
+
+    r = studies.charging_line(lengths=[2, 8])
+    np.testing.assert_allclose(r.data["parabolic_coherent_ergotropy_at_t_pst"], 1.0, atol=1e-12)
+    L = 8
+    H = np.zeros((L, L))
+    for j in range(1, L):
+        H[j - 1, j] = H[j, j - 1] = cavity_line.J0
+    t = np.linspace(0.0, (L + 10) / cavity_line.J0, cavity_line.GRID)
+    w, V = np.linalg.eigh(H)
+    amp = (V[-1] * V[0]) @ np.exp(-1j * np.outer(w, t))  # <L-1| e^{-iHt} |0>
+    assert r.data["uniform_coherent_ergotropy_fraction"][1] == pytest.approx((abs(amp) ** 2).max(), rel=1e-10)
+    assert abs(la.expm(-1j * H * t[5])[-1, 0] - amp[5]) < 1e-13
+    # the thermal part of a displaced thermal charger arrives as heat: same energy fraction, ergotropy 1/1.5 of it
+    np.testing.assert_allclose(r.data["uniform_thermal_ergotropy_fraction"],
+                               r.data["uniform_coherent_ergotropy_fraction"] / 1.5, rtol=1e-9)
+
+
+def test_study_list_names_every_study(capsys):
+    assert cli.main(["study", "--list"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in studies.STUDIES)

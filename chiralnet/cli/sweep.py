@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 
@@ -48,12 +49,14 @@ def register(subparsers) -> None:
 
     s = add_command(
         subparsers, "study", run_study_command,
-        help="run a built-in scale study (writes a figure, CSV and a summary)",
+        help="run a built-in study (writes a figure, CSV and a summary); --list names them",
         description="Built-in studies: "
                     + "; ".join(f"{k}: {v.__doc__.strip().splitlines()[0]}" for k, v in STUDIES.items()),
-        example="chiralnet study cooperativity --quick --out fig4c\nchiralnet study topology --out topology --workers 2")
-    s.add_argument("name", choices=sorted(STUDIES), metavar="NAME", help=f"one of {sorted(STUDIES)}")
-    s.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
+        example="chiralnet study --list\nchiralnet study cooperativity --quick --out fig4c\n"
+                "chiralnet study topology --out topology --workers 2")
+    s.add_argument("name", nargs="?", choices=sorted(STUDIES), metavar="NAME", help=f"one of {sorted(STUDIES)}")
+    s.add_argument("--list", action="store_true", help="list the studies, one line each, and exit")
+    s.add_argument("--out", metavar="DIR", help="output folder (created); required to run a study")
     s.add_argument("--quick", action="store_true", help="a small grid (seconds) instead of the full study")
     _engine_options(s)
 
@@ -88,7 +91,19 @@ def run_sweep_command(args) -> int:
 def run_study_command(args) -> int:
     from ..studies import STUDIES
 
-    summary = STUDIES[args.name](out=args.out, quick=args.quick, **_engine_kwargs(args))
+    if args.list:
+        width = max(map(len, STUDIES))
+        for name, fn in STUDIES.items():
+            print(f"{name:<{width}}  {fn.__doc__.strip().splitlines()[0]}")
+        return 0
+    if args.name is None or args.out is None:
+        print("chiralnet study: error: give a study NAME and --out DIR (chiralnet study --list names the studies)",
+              file=sys.stderr)
+        return 2
+    study = STUDIES[args.name]
+    engine = _engine_kwargs(args)  # only the studies that run sweeps take the engine options
+    takes = inspect.signature(study).parameters
+    summary = study(out=args.out, quick=args.quick, **{k: v for k, v in engine.items() if k in takes})
     print(summary.text.rstrip("\n"))
     if summary.paths:
         print(f"\nwrote {args.out}/: {', '.join(os.path.basename(p) for p in summary.paths.values())}")

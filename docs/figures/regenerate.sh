@@ -18,4 +18,8 @@ cp "$tmp/ergotropy.png" docs/figures/ergotropy_hot_reservoirs.png
 cp "$tmp/long_chain_discharge.png" docs/figures/long_chain_discharge_profile.png
 "$PY" -m chiralnet study disorder --out "$tmp/disorder" --no-progress > /dev/null
 cp "$tmp/disorder/disorder.png" docs/figures/study_disorder.png
+for name in topology-scaling nonreciprocal-gain charging-line; do
+  "$PY" -m chiralnet study "$name" --out "$tmp/$name" --no-progress > /dev/null
+  cp "$tmp/$name/$(echo "$name" | tr - _).png" "docs/figures/study_$(echo "$name" | tr - _).png"
+done
 ls -l docs/figures/*.png

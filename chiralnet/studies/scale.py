@@ -1,4 +1,4 @@
-"""Built-in scale studies, one call (or one ``chiralnet study NAME --out DIR``) each, with figures.
+"""Scale studies of the seed paper's model: chains, topologies, disorder, the two-cell ratios.
 
 chain_length
     Steady battery energy of a chain against its number of battery cells N = 1 ... 10^4, nonreciprocal
@@ -19,68 +19,25 @@ disorder
     5 % (relative standard deviation, normal) around the Fig. 2 values; 1000 chains per length and link
     kind (one-way / reciprocal), reported as the mean with the 5-95 % band, beside the clean chain.
 
-Each study writes ``<name>.csv``, ``<name>.png`` and ``<name>.txt`` (the summary) into ``out``, keeps its
-sweeps' chunk stores under ``out/sweeps/`` (so a rerun resumes), and returns a :class:`StudyResult`.
+Each keeps its sweeps' chunk stores under ``out/sweeps/`` (so a rerun resumes).
 """
 
 from __future__ import annotations
 
 import math
-import os
-from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import analytic
-from .builders import chain, lattice, ring, star
-from .errors import NetworkError
-from .files import atomic_write_text
-from .observables import two_cell_limits
-from .sweeps import sweep
+from .. import analytic
+from ..builders import chain, lattice, ring, star
+from ..errors import NetworkError
+from ..observables import two_cell_limits
+from ._common import StudyResult, _figure, _finish, _sweep
 
-__all__ = ["STUDIES", "StudyResult", "chain_length", "cooperativity", "topology", "equal_rate_network", "disorder"]
+__all__ = ["chain_length", "cooperativity", "topology", "equal_rate_network", "disorder"]
 
 #: The seed paper's Fig. 2 rates (units of omega).
 GAMMA, KAPPA, DRIVE = 0.04, 0.003, 0.1
-
-
-@dataclass(frozen=True, eq=False)
-class StudyResult:
-    """What a study computed: ``data`` (name -> array), the summary ``text`` and the files written."""
-
-    name: str
-    data: dict
-    text: str
-    paths: dict = field(default_factory=dict)
-
-
-def _sweep(out, tag, *args, **kwargs):
-    folder = None if out is None else os.path.join(out, "sweeps", tag)
-    resume = folder is not None and os.path.exists(os.path.join(folder, "sweep.json"))
-    return sweep(*args, out=folder, resume=resume, **kwargs)
-
-
-def _finish(name, out, data, text, fig, columns):
-    paths = {}
-    if out is not None:
-        os.makedirs(out, exist_ok=True)
-        paths = {k: os.path.join(out, f"{name}.{k}") for k in ("csv", "png", "txt")}
-        lines = [",".join(columns)]
-        for row in zip(*(data[c] for c in columns)):
-            lines.append(",".join(repr(float(v)) if isinstance(v, (float, np.floating)) else str(v) for v in row))
-        from .plotting import save_figure  # matplotlib only when a figure is written
-
-        atomic_write_text(paths["csv"], "\n".join(lines) + "\n")
-        atomic_write_text(paths["txt"], text)
-        save_figure(fig, paths["png"], dpi=120)
-    return StudyResult(name=name, data=data, text=text, paths=paths)
-
-
-def _figure():
-    from matplotlib.figure import Figure  # no pyplot: no global backend state, works headless
-
-    fig = Figure(figsize=(6.4, 4.4), layout="constrained")
-    return fig, fig.add_subplot()
 
 
 def chain_length(*, out=None, quick: bool = False, n_battery=None, workers=None, scheduler=None,
@@ -286,6 +243,3 @@ def disorder(*, out=None, quick: bool = False, n_battery=None, spread: float = 0
             f"{cv['nonreciprocal']:.3f}, reciprocal {cv['reciprocal']:.3f}\n" + "\n".join(rows) + "\n")
     return _finish("disorder", out, data, text, fig, list(data))
 
-
-#: name -> study function (the ``chiralnet study NAME`` choices).
-STUDIES = {"chain-length": chain_length, "cooperativity": cooperativity, "topology": topology, "disorder": disorder}
