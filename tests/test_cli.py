@@ -252,3 +252,17 @@ def test_every_command_names_the_command_of_another_kind_of_file(tmp_path, capsy
     assert err.startswith(f"chiralnet: error: {path}: this is ") and f"use `{right} {path}" in err, err
     assert len(err.splitlines()) == 1
     assert not (tmp_path / "o").exists()
+
+
+def test_compiling_notice_once_on_a_cold_cache_only(tmp_path):
+    """A first run compiles kernels silently for about 50 s: on a cold Numba cache (an empty NUMBA_CACHE_DIR)
+    the command says so once on stderr; the next run loads the cache and says nothing."""
+    from chiralnet._jit import COMPILING_NOTICE
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT), MPLBACKEND="Agg", NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    runs = [subprocess.run([sys.executable, "-m", "chiralnet", "steady", str(EXAMPLES / "two_cell.toml")], env=env,
+                           capture_output=True, text=True, timeout=300) for _ in range(2)]
+    assert [r.returncode for r in runs] == [0, 0], runs[0].stderr
+    assert runs[0].stderr == COMPILING_NOTICE + "\n"  # once, though several kernels compile
+    assert runs[1].stderr == ""
+    assert runs[0].stdout == runs[1].stdout
