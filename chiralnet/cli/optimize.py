@@ -1,30 +1,7 @@
 """The ``chiralnet optimize`` subcommand: optimise a network's parameters from a TOML file.
 
-An optimisation file::
-
-    title = "best split of a reservoir budget"      # optional
-    [base]
-    builder = "chain"          # a registered builder (no "module:function" from a data file)
-    n_cells = 8                # fixed parameters; an array here is also the start of an optimised one
-    gamma = [0.04, 0.04, 0.04, 0.04, 0.04, 0.04, 0.04]
-
-    [bounds]
-    gamma = [0.005, 0.2]       # parameter = [low, high] (the same bounds for every entry of an array)
-
-    [objective]
-    name = "battery_energy"    # a scalar steady-state quantity, or "time_to_90"
-    maximize = true            # optional: default the quantity's own direction
-
-    [budget]                   # optional: keep the sum of an array parameter
-    gamma = 0.28
-
-    [optimizer]                # optional
-    method = "SLSQP"           # see chiralnet.design.METHODS
-    n_starts = 8               # multistart only
-    maxiter = 500
-    tol = 1e-10
-    seed = 0
-    x0 = { gamma = [...] }     # optional start (default: [base], the builder default, or mid-bounds)
+The file format, its reader and its writer are in :mod:`chiralnet.formats.optimize_toml`; this module
+runs a parsed file.
 
 It writes ``network.json`` (:func:`chiralnet.save_graph`), ``network.toml`` (a scenario file of the
 optimised network, explicit cells and reservoirs), ``history.csv`` (iteration, objective, parameters),

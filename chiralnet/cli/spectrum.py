@@ -1,22 +1,7 @@
 """The ``chiralnet spectrum`` subcommand: scattering spectra of a network from a TOML file.
 
-A spectrum file has the ``[network]`` table of a scenario file (:func:`chiralnet.build_network`),
-optional ``title`` / ``description``, a ``[spectrum]`` table and an optional ``[output]`` table::
-
-    [spectrum]
-    detunings = { start = -0.05, stop = 0.05, n = 801 }   # or { values = [...] } (units of omega)
-    ports = ["a", "b"]              # optional: default every cell with kappa > 0
-    pairs = [["a", "b"], ["b", "a"], ["a", "a"]]   # optional: |S|^2 curves, [from, to]
-    isolation = [["a", "b"]]        # optional: links whose isolation and bandwidth are reported
-    level_db = 20.0                 # optional: isolation level of the bandwidth (dB)
-    center = 0.0                    # optional: detuning the band must contain
-    method = "auto"                 # optional: auto, cascaded, dense or sparse
-
-    [output]
-    figures = ["transmission", "isolation", "isolation_map"]   # optional, default all that apply
-    csv = true
-    summary = true
-    dpi = 150
+The file format, its reader and its writer are in :mod:`chiralnet.formats.spectrum_toml`; this module
+runs a parsed file.
 
 It writes ``spectrum.csv`` (detuning, then |S|^2 and arg S in radians for every ordered port pair),
 ``summary.json`` and the figures. The bandwidth is searched over the file's detuning range
