@@ -5,7 +5,8 @@ runs a parsed file.
 
 It writes ``network.json`` (:func:`chiralnet.save_graph`), ``network.toml`` (a scenario file of the
 optimised network, explicit cells and reservoirs), ``history.csv`` (iteration, objective, parameters),
-``summary.json`` and ``objective.png`` (the objective against iterations). A progress line per iteration
+``summary.json`` and ``objective.png`` (the objective against iterations, and each optimised parameter
+per cell or link against its start). A progress line per iteration
 is printed when stdout is a terminal or with ``--progress``. Every bad key raises
 :class:`~chiralnet.errors.ScenarioError` naming the file and key (exit status 2). No physics here.
 """
@@ -82,7 +83,7 @@ def _plain(v):
 
 def write_outputs(spec: OptimizationSpec, res, out) -> list:
     """Write the files of the module docstring into ``out``; returns their names."""
-    from ..files import atomic_path, atomic_write_text
+    from ..files import atomic_write_text
     from ..formats.graph_json import save_graph
     from ..formats.scenario_toml import dumps_toml, network_spec
 
@@ -105,21 +106,12 @@ def write_outputs(spec: OptimizationSpec, res, out) -> list:
                "x": {k: _plain(v) for k, v in res.x.items()}, "x0": {k: _plain(v) for k, v in res.x0.items()},
                "budget": spec.budget}
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
-    import matplotlib
+    from ..plotting import save_figure
+    from ..plotting.design import plot_optimization
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.6))
-    ax.plot([h["iteration"] for h in res.history], [h["fun"] for h in res.history], "o-", ms=3)
-    ax.set_xlabel("iteration")
-    ax.set_ylabel(spec.objective)
-    ax.set_title(f"{spec.title}: {res.fun0:.6g} -> {res.fun:.6g}", fontsize=10)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    with atomic_path(out / "objective.png") as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
+    fig = plot_optimization(res, objective=spec.objective, builder=spec.builder, bounds=spec.bounds,
+                            title=f"{spec.title}: {res.fun0:.6g} -> {res.fun:.6g}")
+    save_figure(fig, out / "objective.png", dpi=120)
     return ["network.json", "network.toml", "history.csv", "summary.json", "objective.png"]
 
 
