@@ -314,10 +314,8 @@ def connect_dask(workers=None, scheduler=None, timeout=None):
         return client, None
     # Single-threaded worker processes (Dask also sets OMP/MKL/OPENBLAS_NUM_THREADS=1 in them); the
     # dashboard on a free port, so a second cluster on this machine does not collide.
-    # SIGINT blocked while the cluster starts: a Ctrl-C then does not reach a worker process being started.
-    with _sigint_blocked():
-        cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True, host="127.0.0.1",
-                               dashboard_address=":0", env=dict(WORKER_ENV))
+    cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True, host="127.0.0.1",
+                           dashboard_address=":0", env=dict(WORKER_ENV))
     client = None
     try:
         client = _new_client(Client, cluster, set_as_default=False)
