@@ -608,9 +608,12 @@ def network_spec(G: nx.DiGraph) -> dict:
         for k in ("kappa", "n_th", "n0"):
             if a.get(k, 0.0):
                 entry[k] = float(a[k])
-        for k in ("drive", "alpha0"):
-            if a.get(k, 0.0):
-                entry[k] = cplx(a[k])
+        if drives.is_time_dependent(a.get("drive", 0.0)):
+            entry["drive"] = _drive_spec(a["drive"], c)
+        elif a.get("drive", 0.0):
+            entry["drive"] = cplx(a["drive"])
+        if a.get("alpha0", 0.0):
+            entry["alpha0"] = cplx(a["alpha0"])
         entry["battery"] = bool(a.get("battery", False))
         if a.get("pos") is not None:
             entry["pos"] = [float(x) for x in a["pos"]]
@@ -629,6 +632,29 @@ def network_spec(G: nx.DiGraph) -> dict:
         if not spec[k]:
             del spec[k]
     return spec
+
+
+def _drive_spec(drive, cell):
+    """A shaped drive as the TOML of a ``drive`` key: a shape table, or an array of them for a sum
+    (the inverse of ``_Reader.drive``); a Python callable has no TOML form (ScenarioError)."""
+
+    def amp(z):
+        z = complex(z)
+        return [z.real, z.imag] if z.imag else z.real
+
+    out = []
+    for term in drives.as_drive(drive).terms():
+        fields = {"constant": ("amplitude",), "gaussian": ("amplitude", "t0", "width"),
+                  "square": ("amplitude", "start", "stop"), "tone": ("amplitude", "frequency")}.get(term._kind)
+        if fields is None:
+            raise ScenarioError(f"network_spec: cell {cell!r} has a drive given by a Python callable, which a "
+                                "scenario file cannot hold; use the drive shapes gaussian, square, tone, constant")
+        table = {"shape": term._kind}
+        for f in fields:
+            v = getattr(term, f)
+            table[f] = amp(v) if f == "amplitude" else float(v)
+        out.append(table)
+    return out[0] if len(out) == 1 else out
 
 
 def dumps_toml(data: dict) -> str:
