@@ -11,7 +11,6 @@ estimates of :mod:`chiralnet.memory`. The file is written under a temporary name
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import sys
 import threading
