@@ -80,6 +80,10 @@ SCATTERING_DENSE_BATCH_ENTRIES = 4_000_000
 #: input ports x rows swept), with at least two frequencies per thread.
 SCATTERING_PARALLEL_MIN_WORK = 10**7
 
+#: ``chiralnet spectrum`` refuses a spectrum file with more detunings than this (before any work); fewer
+#: are refused too when their scattering matrices and CSV text would not fit in memory.
+SPECTRUM_MAX_POINTS = 10**7
+
 #: Above this many cells ``chiralnet run`` skips the network drawing (one arrow per link is slow and unreadable).
 NETWORK_FIGURE_MAX_CELLS = 1000
 

@@ -9,13 +9,59 @@ import os
 import secrets
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write_text", "read_toml"]
+__all__ = ["atomic_path", "atomic_write_text", "read_toml", "check_target"]
+
+
+def check_target(path, error=None) -> Path:
+    """``path`` as a Path, after refusing a name the atomic writers must not write to.
+
+    A NUL byte in the name (the OS would refuse it with a bare ValueError), and an existing target that
+    is not a regular file (a FIFO, a device, a socket, a folder; a symbolic link is judged by what it
+    points to): renaming a temporary file over it would replace, say, ``/dev/null`` or a named pipe a
+    reader is waiting on with a regular file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    error : type, optional
+        The ChiralnetError subclass to raise (default :class:`~chiralnet.errors.ChiralnetError`).
+    """
+    import stat
+
+    from .errors import ChiralnetError
+
+    error = error or ChiralnetError
+    try:
+        text = os.fspath(path)
+    except TypeError:
+        raise error(f"path must be a file name (str or os.PathLike), got {path!r:.80}") from None
+    if "\0" in (text if isinstance(text, str) else text.decode("latin-1")):
+        raise error(f"path {text!r:.80} contains a NUL byte, which no file name can hold; remove it")
+    p = Path(os.fsdecode(text))
+    try:
+        mode = os.stat(p).st_mode
+    except FileNotFoundError:
+        return p
+    except OSError:  # no permission to look, a dangling link loop: the write itself reports it
+        return p
+    if stat.S_ISDIR(mode):
+        raise error(f"{p} is a folder; give the name of a file to write inside it (e.g. {p / 'out'})")
+    if not stat.S_ISREG(mode):
+        kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a character device" if stat.S_ISCHR(mode)
+                else "a block device" if stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode)
+                else "not a regular file")
+        raise error(f"{p} exists and is {kind}; chiralnet writes a new regular file and would replace it, so it "
+                    "refuses: give the name of a regular file (or a new one)")
+    return p
 
 
 
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path next to ``path``; on success rename it to ``path``, on error delete it.
+
+    ``path`` is checked first and again before the rename (:func:`check_target`): a name with a NUL byte
+    and an existing target that is not a regular file (a FIFO, a device) raise a ChiralnetError.
 
     Examples
     --------
@@ -28,11 +74,12 @@ def atomic_path(path):
     >>> target.read_text()
     'done'
     """
-    path = Path(path)
+    path = check_target(path)
     # A fresh unique name, not created here, so the writer creates it with the usual permissions.
     tmp = str(path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     try:
         yield tmp
+        check_target(path)  # again: a FIFO made at the target while the file was written is not replaced
         os.replace(tmp, path)
     except OSError as exc:
         with contextlib.suppress(OSError):

@@ -3,8 +3,8 @@
 - ``performance.md``: the markers ``<!-- benchmarks:machine -->``, ``<!-- benchmarks:tables -->`` and
   ``<!-- benchmarks:exponents -->`` are replaced by what ``benchmarks/results.json`` holds (written by
   ``python3 benchmarks/run.py``), and ``benchmarks/time_vs_n.png`` is copied into the site.
-- ``gallery.md``: one section per file of ``examples/`` (scenario files, sweep files, scripts) with its
-  own description (leading comment or module docstring), the command that runs it, its source, and the
+- ``gallery.md``: one section per file of ``examples/`` (scenario, sweep, optimisation and spectrum files,
+  grouped by the kind their tables say, each with its own command; scripts) with its own description (leading comment or module docstring), the command that runs it, its source, and the
   figures of ``docs/figures/`` named after it (``<stem>_*.png``). The examples are shown, not run:
   ``tests/test_examples.py`` runs every one of them, and running them here would slow the build.
 
@@ -210,19 +210,40 @@ def _figures(stem: str, figures_dir: Path) -> list[Path]:
     return sorted(figures_dir.glob(f"{stem}_*.png"))
 
 
-def _section(path: Path, figures_dir: Path) -> str:
+#: TOML kinds of chiralnet.formats.kinds.KINDS in gallery order: heading, introduction, command, the ending
+#: removed from a file name to get its output folder and figure prefix.
+TOML_GROUPS = {
+    "scenario": ("Scenario files", "Each runs in seconds with `chiralnet run` (see [Scenario files](guide/scenarios.md)).",
+                 "chiralnet run", ".toml"),
+    "sweep": ("Sweep files", "Each runs in 4 to 25 s on 2 busy cores with `chiralnet sweep` "
+              "(see [Sweeps](guide/sweeps.md)).", "chiralnet sweep", ".sweep.toml"),
+    "optimize": ("Optimisation files", "Each runs with `chiralnet optimize` (see [Inverse design](guide/design.md)).",
+                 "chiralnet optimize", ".optimize.toml"),
+    "spectrum": ("Spectrum files", "Each runs with `chiralnet spectrum` (see [Scattering](guide/scattering.md)).",
+                 "chiralnet spectrum", ".spectrum.toml"),
+}
+
+
+def toml_kind(path: Path) -> str:
+    """The kind of a TOML example, decided by its tables as the commands decide it
+    (:func:`chiralnet.formats.kinds.file_kind`), so the gallery names the command that runs it."""
+    import tomllib
+
+    from chiralnet.formats.kinds import file_kind
+
+    return file_kind(tomllib.loads(path.read_text()), path) or "scenario"
+
+
+def _section(path: Path, figures_dir: Path, kind: str | None = None) -> str:
     text = path.read_text()
     name = path.name
-    if name.endswith(".sweep.toml"):
-        title = f"`{name}`"
+    if kind is not None:
+        _, _, command, ending = TOML_GROUPS[kind]
+        stem = name.removesuffix(ending) if name.endswith(ending) else path.stem
+        title = f"`{name}`" if kind == "sweep" else f"`{name}`: {_title(text, stem)}"
         about = _leading_comment(text)
-        command = f"chiralnet sweep examples/{name} --out out/{name.removesuffix('.sweep.toml')}"
-        lang, stem = "toml", name.removesuffix(".sweep.toml")
-    elif name.endswith(".toml"):
-        title = f"`{name}`: {_title(text, path.stem)}"
-        about = _leading_comment(text)
-        command = f"chiralnet run examples/{name} --out out/{path.stem}"
-        lang, stem = "toml", path.stem
+        command = f"{command} examples/{name} --out out/{stem}"
+        lang = "toml"
     else:
         first, rest = _docstring(text)
         title = f"`{name}`"
@@ -238,16 +259,9 @@ def _section(path: Path, figures_dir: Path) -> str:
 
 
 def render_gallery(examples_dir: Path = EXAMPLES, figures_dir: Path = FIGURES) -> str:
-    """The gallery page: scenario files, sweep files and scripts of ``examples_dir``, one section each."""
+    """The gallery page: one group per kind of TOML file (each with its own command), then the scripts."""
     files = sorted(p for p in examples_dir.iterdir() if p.suffix in (".toml", ".py") and not p.name.startswith("_"))
-    groups = [
-        ("Scenario files", "Each runs in seconds with `chiralnet run` (see [Scenario files](guide/scenarios.md)).",
-         [p for p in files if p.suffix == ".toml" and not p.name.endswith(".sweep.toml")]),
-        ("Sweep files", "Each runs in 4 to 25 s on 2 busy cores with `chiralnet sweep` "
-         "(see [Sweeps](guide/sweeps.md)).",
-         [p for p in files if p.name.endswith(".sweep.toml")]),
-        ("Scripts", "Python scripts that use the library directly.", [p for p in files if p.suffix == ".py"]),
-    ]
+    kinds = {p: toml_kind(p) for p in files if p.suffix == ".toml"}
     out = [
         "# Example gallery",
         "",
@@ -256,9 +270,14 @@ def render_gallery(examples_dir: Path = EXAMPLES, figures_dir: Path = FIGURES) -
         "Run them from the repository root.",
         "",
     ]
-    for heading, intro, paths in groups:
+    for kind, (heading, intro, _, _) in TOML_GROUPS.items():
+        paths = [p for p in files if kinds.get(p) == kind]
         if paths:
-            out += [f"## {heading}", "", intro, ""] + [_section(p, figures_dir) for p in paths]
+            out += [f"## {heading}", "", intro, ""] + [_section(p, figures_dir, kind) for p in paths]
+    scripts = [p for p in files if p.suffix == ".py"]
+    if scripts:
+        out += ["## Scripts", "", "Python scripts that use the library directly.", ""]
+        out += [_section(p, figures_dir) for p in scripts]
     return "\n".join(out)
 
 

@@ -227,3 +227,42 @@ def test_out_of_memory_is_one_line(capsys, monkeypatch):
     args.handler = handler
     assert cli.main(["steady", "x.toml"]) == cli.EXIT_IO
     assert capsys.readouterr().err == "chiralnet: error: out of memory; ask for fewer cells, times or points\n"
+
+
+KIND_EXAMPLES = {"scenario": ("two_cell.toml", "chiralnet run"), "sweep": ("two_cell_map.sweep.toml", "chiralnet sweep"),
+                 "optimize": ("chain_budget.optimize.toml", "chiralnet optimize"),
+                 "spectrum": ("isolator.spectrum.toml", "chiralnet spectrum")}
+COMMAND_KIND = {"run": "scenario", "steady": "scenario", "sweep": "sweep", "optimize": "optimize",
+                "spectrum": "spectrum"}
+
+
+@pytest.mark.parametrize("kind", sorted(KIND_EXAMPLES))
+@pytest.mark.parametrize("command", sorted(COMMAND_KIND))
+def test_every_command_names_the_command_of_another_kind_of_file(tmp_path, capsys, command, kind):
+    """`chiralnet run x.sweep.toml` says it is a sweep file and to use `chiralnet sweep`; the kind comes from
+    the tables (the copy is named plain.toml), for every command and every kind."""
+    if COMMAND_KIND[command] == kind:
+        return
+    example, right = KIND_EXAMPLES[kind]
+    path = tmp_path / "plain.toml"
+    path.write_text((ROOT / "examples" / example).read_text())
+    argv = [command, str(path)] + (["--out", str(tmp_path / "o")] if command != "steady" else [])
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"chiralnet: error: {path}: this is ") and f"use `{right} {path}" in err, err
+    assert len(err.splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_compiling_notice_once_on_a_cold_cache_only(tmp_path):
+    """A first run compiles kernels silently for about 50 s: on a cold Numba cache (an empty NUMBA_CACHE_DIR)
+    the command says so once on stderr; the next run loads the cache and says nothing."""
+    from chiralnet._jit import COMPILING_NOTICE
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT), MPLBACKEND="Agg", NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    runs = [subprocess.run([sys.executable, "-m", "chiralnet", "steady", str(EXAMPLES / "two_cell.toml")], env=env,
+                           capture_output=True, text=True, timeout=300) for _ in range(2)]
+    assert [r.returncode for r in runs] == [0, 0], runs[0].stderr
+    assert runs[0].stderr == COMPILING_NOTICE + "\n"  # once, though several kernels compile
+    assert runs[1].stderr == ""
+    assert runs[0].stdout == runs[1].stdout

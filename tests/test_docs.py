@@ -112,6 +112,14 @@ def test_gallery_lists_every_example():
         assert f"Source of `examples/{path.name}`" in text
     assert "chiralnet run examples/two_cell.toml" in text
     assert "chiralnet sweep examples/two_cell_map.sweep.toml" in text
+    # each kind under its own heading with its own command (they were listed as scenario files with `run`)
+    assert "chiralnet optimize examples/chain_budget.optimize.toml --out out/chain_budget" in text
+    assert "chiralnet spectrum examples/isolator.spectrum.toml --out out/isolator" in text
+    assert "chiralnet run examples/chain_budget" not in text and "chiralnet run examples/isolator" not in text
+    headings = [line for line in text.splitlines() if line.startswith("## ")]
+    assert headings == ["## Scenario files", "## Sweep files", "## Optimisation files", "## Spectrum files", "## Scripts"]
+    optimisation = text.split("## Optimisation files")[1].split("## Spectrum files")[0]
+    assert "Source of `examples/chain_budget.optimize.toml`" in optimisation
     assert "![lattice_network](figures/lattice_network.png)" in text
 
 

@@ -1,5 +1,6 @@
 """chiralnet.formats: JSON round trip of networks (graph_json) and atomic writes (files)."""
 
+import dataclasses
 import json
 import os
 
@@ -189,8 +190,8 @@ def test_graph_errors_do_not_quote_the_file(tmp_path):
 def test_every_toml_reader_gives_one_line_errors(tmp_path):
     """Scenario, sweep, spectrum and optimisation files are read by one function (chiralnet.files.read_toml):
     a file nested too deeply was a RecursionError traceback for the spectrum and optimisation readers."""
-    from chiralnet.cli.optimize import load_optimization
-    from chiralnet.cli.spectrum import load_spectrum
+    from chiralnet.formats.optimize_toml import read_optimization as load_optimization
+    from chiralnet.formats.spectrum_toml import read_spectrum as load_spectrum
 
     deep = tmp_path / "deep.toml"
     deep.write_text("a = " + "[" * 5000 + "]" * 5000 + "\n")
@@ -199,3 +200,158 @@ def test_every_toml_reader_gives_one_line_errors(tmp_path):
             load(deep)
         with pytest.raises(cn.ChiralnetError, match=r"missing.toml: file not found; expected a TOML"):
             load(tmp_path / "missing.toml")
+
+
+# ---------------------------------------------------------------------------------------------
+# TOML files: one read_*/write_* pair per kind; a written file reads back to an equal object.
+
+EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+
+
+def _same_model(G, H):
+    """The same cells, generator, noise, drive and battery (exactly: the writer keeps every digit)."""
+    a, b = cn.build_model(G), cn.build_model(H)
+    assert a.cells == b.cells
+    np.testing.assert_array_equal(a.dense_M(), b.dense_M())
+    np.testing.assert_array_equal(a.dense_Q(), b.dense_Q())
+    np.testing.assert_array_equal(a.drive, b.drive)
+    np.testing.assert_array_equal(a.battery, b.battery)
+
+
+@pytest.mark.parametrize("name", ["two_cell.toml", "chain10.toml", "charge_store_discharge.toml", "ring.toml",
+                                  "pulse_chain.toml"])
+def test_scenario_file_round_trip(tmp_path, name):
+    from chiralnet.formats.scenario_toml import read_scenario, write_scenario
+
+    sc = read_scenario(os.path.join(EXAMPLES, name))
+    write_scenario(sc, tmp_path / "copy.toml")
+    back = read_scenario(tmp_path / "copy.toml")
+    _same_model(sc.network, back.network)
+    assert (back.title, back.description, back.method, back.rtol, back.atol, back.max_steps) == \
+        (sc.title, sc.description, sc.method, sc.rtol, sc.atol, sc.max_steps)
+    assert back.output == sc.output
+    if sc.times is None:
+        assert back.times is None
+    else:
+        np.testing.assert_array_equal(back.times, sc.times)
+    assert (back.phases is None) == (sc.phases is None)
+    for (g, d, n), (h, e, m) in zip(sc.phases or (), back.phases or ()):
+        _same_model(g, h)
+        assert (d, n) == (e, m)
+
+
+def test_shaped_drives_are_written_as_shape_tables(tmp_path):
+    """Every drive shape (and a sum) writes as TOML and reads back to the same drive at every time; a
+    Python callable has no TOML form and is a one-line error naming the cell."""
+    from chiralnet.formats.scenario_toml import network_spec, parse_scenario, scenario_to_dict, write_scenario
+
+    G = cn.network()
+    cn.add_cell(G, "a", omega=1.0, kappa=0.01, drive=cn.drives.gaussian(0.1 - 0.02j, t0=50.0, width=10.0)
+                + cn.drives.square(0.05, start=10.0, stop=90.0) + 0.01)
+    cn.add_cell(G, "b", omega=1.0, kappa=0.01, drive=cn.drives.tone(0.02j, frequency=1.03))
+    sc = parse_scenario({"network": network_spec(G)})
+    write_scenario(sc, tmp_path / "d.toml")
+    back = cn.load_scenario(tmp_path / "d.toml")
+    t = np.linspace(0, 120, 241)
+    for c in ("a", "b"):
+        np.testing.assert_array_equal(back.network.nodes[c]["drive"](t, 1.0), G.nodes[c]["drive"](t, 1.0))
+    cn.add_cell(G, "c", omega=1.0, kappa=0.01, drive=lambda t: 0.1)
+    with pytest.raises(cn.ScenarioError, match="cell 'c' has a drive given by a Python callable"):
+        network_spec(G)
+    assert scenario_to_dict(back)["network"]["cells"][1]["drive"] == {"shape": "tone", "amplitude": [0.0, 0.02],
+                                                                      "frequency": 1.03}
+
+
+def test_spectrum_file_round_trip(tmp_path):
+    from chiralnet.formats.spectrum_toml import read_spectrum, write_spectrum
+
+    spec = read_spectrum(os.path.join(EXAMPLES, "isolator.spectrum.toml"))
+    for variant in (spec, dataclasses.replace(spec, detunings=np.array([-0.01, 0.0, 0.003]), center=0.003)):
+        write_spectrum(variant, tmp_path / "s.spectrum.toml")
+        back = read_spectrum(tmp_path / "s.spectrum.toml")
+        _same_model(variant.network, back.network)
+        np.testing.assert_array_equal(back.detunings, variant.detunings)
+        for f in ("title", "description", "ports", "pairs", "isolation", "level_db", "center", "method", "output"):
+            assert getattr(back, f) == getattr(variant, f), f
+
+
+def test_optimization_file_round_trip(tmp_path):
+    from chiralnet.formats.optimize_toml import parse_optimization, read_optimization, write_optimization
+
+    spec = read_optimization(os.path.join(EXAMPLES, "chain_budget.optimize.toml"))
+    other = parse_optimization({"base": {"builder": "two_cell", "drive": "0.1-0.02j"},
+                                "bounds": {"gamma": [0.01, 0.2]}, "objective": {"name": "battery_energy"},
+                                "optimizer": {"x0": {"gamma": 0.05}, "seed": 3}})
+    for s in (spec, other):
+        write_optimization(s, tmp_path / "o.optimize.toml")
+        back = read_optimization(tmp_path / "o.optimize.toml")
+        for f in ("title", "description", "builder", "bounds", "objective", "maximize", "budget"):
+            assert getattr(back, f) == getattr(s, f), f
+        assert back.params.keys() == s.params.keys() and back.options.keys() == s.options.keys()
+        for k in s.params:
+            np.testing.assert_array_equal(back.params[k], s.params[k])
+        assert back.options.get("x0", {}).keys() == s.options.get("x0", {}).keys()
+        for k, v in s.options.items():
+            if k != "x0":
+                assert back.options[k] == v
+        for k, v in s.options.get("x0", {}).items():
+            np.testing.assert_array_equal(back.options["x0"][k], v)
+
+
+@pytest.mark.parametrize("name", ["two_cell_map.sweep.toml", "chain_disorder.sweep.toml", "charging_time.sweep.toml",
+                                  "chain_cells.sweep.toml"])
+def test_sweep_file_round_trip(tmp_path, name):
+    from chiralnet.formats.sweep_toml import read_sweep, write_sweep
+
+    spec = read_sweep(os.path.join(EXAMPLES, name))
+    write_sweep(spec, tmp_path / "w.sweep.toml")
+    back = read_sweep(tmp_path / "w.sweep.toml")
+    assert back.to_json() == spec.to_json()  # builder, params, axes, quantities, times, disorder
+    assert back.fingerprint() == spec.fingerprint()  # so --resume accepts the written file's folder
+    assert (back.output, back.run) == (spec.output, spec.run)
+
+
+def test_a_callable_builder_cannot_be_written(tmp_path):
+    from chiralnet.formats.sweep_toml import write_sweep
+    from chiralnet.sweeps import make_spec
+
+    with pytest.raises(cn.ChiralnetError, match="is a Python callable; a sweep file names a registered builder"):
+        write_sweep(make_spec(cn.two_cell, {"gamma": [0.01]}), tmp_path / "x.sweep.toml")
+    assert not (tmp_path / "x.sweep.toml").exists()
+
+
+def test_dumps_toml_refuses_values_the_readers_refuse():
+    from chiralnet.formats.scenario_toml import dumps_toml
+
+    with pytest.raises(cn.ScenarioError, match=r"network.cells\[0\].kappa: nan cannot be written"):
+        dumps_toml({"network": {"cells": [{"name": "a", "kappa": float("nan")}]}})
+    with pytest.raises(cn.ScenarioError, match="output.dir: cannot write None"):
+        dumps_toml({"output": {"dir": None}})
+    assert dumps_toml({"a": np.float64(0.5), "b": (np.int64(2), True)}) == "a = 0.5\nb = [\n    2,\n    true,\n]\n"
+
+
+# Every reader recognises the other kinds of file by their tables, and names the command that runs them.
+KIND_FILES = {"scenario": "two_cell.toml", "sweep": "two_cell_map.sweep.toml",
+              "optimize": "chain_budget.optimize.toml", "spectrum": "isolator.spectrum.toml"}
+COMMANDS = {"scenario": "chiralnet run", "sweep": "chiralnet sweep", "optimize": "chiralnet optimize",
+            "spectrum": "chiralnet spectrum"}
+
+
+@pytest.mark.parametrize("kind", sorted(KIND_FILES))
+@pytest.mark.parametrize("reader", sorted(KIND_FILES))
+def test_readers_name_the_command_of_another_kind(tmp_path, kind, reader):
+    import shutil
+
+    from chiralnet.formats import optimize_toml, scenario_toml, spectrum_toml, sweep_toml
+
+    read = {"scenario": scenario_toml.read_scenario, "sweep": sweep_toml.read_sweep,
+            "optimize": optimize_toml.read_optimization, "spectrum": spectrum_toml.read_spectrum}[reader]
+    # a plain .toml name: the kind is decided by the tables, not the name
+    path = tmp_path / "plain.toml"
+    shutil.copy(os.path.join(EXAMPLES, KIND_FILES[kind]), path)
+    if kind == reader:
+        read(path)
+    else:
+        with pytest.raises(cn.ChiralnetError, match=rf"plain.toml: this is an? \w+ file \(it has a \[\w+\] table\), "
+                                                    rf"not an? \w+ file: use `{COMMANDS[kind]} {path}"):
+            read(path)

@@ -109,3 +109,40 @@ def test_pdf_by_suffix(tmp_path, chain_run):
     G, res, ss = chain_run
     plotting.save_figure(plotting.plot_profile(ss), tmp_path / "profile.pdf")
     assert (tmp_path / "profile.pdf").read_bytes()[:5] == b"%PDF-"
+
+
+def test_sweep_figure_one_panel_per_quantity_with_units(tmp_path):
+    """The sweep figure drew only the first quantity, with bare parameter names on the axes."""
+    from chiralnet.sweeps import sweep
+
+    res = sweep("two_cell", {"gamma": [0.01, 0.02, 0.04], "kappa_b": [0.001, 0.003]},
+                ["battery_energy", "time_to_90", "ratio_reciprocal"])
+    fig = res.plot_all()
+    panels = [ax for ax in fig.axes if ax.get_visible() and ax.get_label() != "<colorbar>"]
+    assert len(panels) == 3
+    assert [ax.get_ylabel() for ax in panels] == ["battery_energy (omega)", "time_to_90 (1/omega)",
+                                                  "ratio_reciprocal (dimensionless)"]
+    assert {ax.get_xlabel() for ax in panels} == {"gamma (omega)"}
+    assert panels[0].get_legend().get_texts()[0].get_text() == "kappa_b = 0.001 omega"
+    res.save_figure(tmp_path / "f.png")  # the file of `chiralnet sweep` is this figure
+    assert (tmp_path / "f.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # a two-float map puts the quantity and its unit on the colorbar
+    grid = sweep("two_cell", {"gamma": np.linspace(0.01, 0.05, 8), "kappa_b": np.linspace(0.001, 0.01, 7)})
+    fig = grid.plot_all()
+    assert fig.axes[0].get_ylabel() == "kappa_b (omega)"
+    assert fig.axes[1].get_ylabel() == "battery_energy (omega)"  # the colorbar
+
+
+def test_optimization_figure_plots_the_optimised_link_values():
+    from chiralnet.plotting.design import plot_optimization
+
+    res = cn.optimize("chain", {"gamma": (0.005, 0.2)}, "battery_energy", params={"n_cells": 5, "drive": 0.1},
+                      budget={"gamma": 0.16}, maxiter=30)
+    fig = plot_optimization(res, objective="battery_energy", builder="chain", bounds={"gamma": (0.005, 0.2)})
+    objective, links = fig.axes
+    assert objective.get_ylabel() == "battery_energy (omega)" and objective.get_xlabel() == "iteration"
+    assert links.get_ylabel() == "gamma (omega)" and links.get_xlabel() == "link index"
+    start, best = links.get_lines()[:2]
+    np.testing.assert_array_equal(best.get_ydata(), res.x["gamma"])  # one point per link, the optimum
+    np.testing.assert_array_equal(start.get_ydata(), res.x0["gamma"])
+    assert len(best.get_ydata()) == 4

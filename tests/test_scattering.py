@@ -5,6 +5,7 @@ formula, a one-way ring of three cells (closed form below), and a naive dense so
 from the graph, one node and edge at a time.
 """
 
+import re
 import doctest
 import math
 from pathlib import Path
@@ -450,3 +451,44 @@ def test_guide_doctest():
     failures, tests = doctest.testfile(str(ROOT / "docs" / "guide" / "scattering.md"), module_relative=False,
                                        optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert tests > 5 and failures == 0
+
+
+@pytest.mark.parametrize("spectrum, match", [
+    ("detunings = { start = -0.05, stop = 0.05, n = 11 }\ncenter = 0.06",
+     r"spectrum.center: the explicit center 0.06 is outside the detunings \[-0.05, 0.05\]"),
+    ("detunings = { values = [0.01, 0.02] }",  # the default center 0 is outside too
+     r"spectrum.center: the default center 0 is outside the detunings \[0.01, 0.02\]"),
+])
+def test_spectrum_center_outside_the_detunings_is_an_error(tmp_path, capsys, spectrum, match):
+    """It used to report the value at the nearest detuning (an end of the range) as the one at `center`."""
+    path = tmp_path / "c.spectrum.toml"
+    path.write_text('[network]\nbuilder = "two_cell"\n[spectrum]\n' + spectrum + "\n")
+    assert cli.main(["spectrum", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert re.search(match, err) and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_huge_spectrum_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    import time
+
+    from chiralnet import config
+    from chiralnet.solve import response
+
+    def never(*args, **kwargs):
+        raise AssertionError("scattering ran")
+
+    monkeypatch.setattr(response, "scattering", never)
+    path = tmp_path / "big.spectrum.toml"
+    path.write_text('[network]\nbuilder = "two_cell"\n[spectrum]\ndetunings = { start = -0.05, stop = 0.05, '
+                    'n = 10000000000 }\n')
+    t0 = time.perf_counter()
+    assert cli.main(["spectrum", str(path), "--out", str(tmp_path / "out")]) == 2
+    assert time.perf_counter() - t0 < 5  # nothing allocated: 1e10 detunings would take 80 GB for the grid alone
+    err = capsys.readouterr().err
+    assert re.search(rf"spectrum.detunings.n: 10000000000 detunings x 2 ports would need about [\d.e+]+ [TG]B; .*"
+                     rf"at most {config.SPECTRUM_MAX_POINTS} detunings fit \(config.SPECTRUM_MAX_POINTS", err), err
+    monkeypatch.setattr(config, "SPECTRUM_MAX_POINTS", 100)  # the limit is the config value
+    path.write_text(path.read_text().replace("10000000000", "101"))
+    assert cli.main(["spectrum", str(path), "--out", str(tmp_path / "out")]) == 2
+    assert "at most 100 detunings fit" in capsys.readouterr().err

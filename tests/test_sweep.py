@@ -252,7 +252,8 @@ def test_output_folder_files_and_resume_rules(tmp_path):
 def test_one_parameter_figure_and_csv_without_xarray_names():
     res = sweep("two_cell", {"gamma": [0.01, 0.02]}, ["battery_energy"])
     fig = res.plot()
-    assert fig.axes[0].get_xlabel() == "gamma"
+    assert fig.axes[0].get_xlabel() == "gamma (omega)"
+    assert fig.axes[0].get_ylabel() == "battery_energy (omega)"
     assert res.csv_text().splitlines()[0] == "gamma,battery_energy,status"
 
 

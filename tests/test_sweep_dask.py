@@ -181,3 +181,33 @@ def test_first_dask_sweep_on_a_cold_numba_cache(tmp_path):
     assert (tmp_path / "o" / "result.csv").exists()
     cache = src / "chiralnet" / "solve" / "__pycache__"  # the batched kernels compiled in the cold cache
     assert any(n.startswith("batched.") and n.endswith(".nbi") for n in os.listdir(cache))
+
+
+def test_ctrl_c_of_a_dask_sweep_prints_one_line(tmp_path):
+    """Ctrl-C in a terminal reaches the whole process group: the command, its LocalCluster's workers. It used
+    to print about 60 lines of cancelled-task warnings and worker KeyboardInterrupt tracebacks before
+    chiralnet's line; now that line is all of stderr."""
+    (tmp_path / "slowb.py").write_text(SLOW_BUILDER)
+    f = tmp_path / "slow.sweep.toml"
+    f.write_text('[base]\nbuilder = "slowb:slow_two_cell"\ndelay = 1.5\n[grid]\ngamma = [0.01, 0.02, 0.03, 0.04, 0.05, '
+                 '0.06, 0.07, 0.08, 0.09, 0.1]\n[run]\nchunk_size = 1\nbatched = false\n[output]\nfigure = false\n')
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, str(tmp_path), os.environ.get("PYTHONPATH", "")]))
+    p = subprocess.Popen([sys.executable, "-m", "chiralnet", "sweep", str(f), "--out", "o", "--workers", "2",
+                          "--allow-code", "--no-progress"], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        chunks = tmp_path / "o" / "chunks"
+        while not (chunks.is_dir() and os.listdir(chunks)):  # tasks are running on the workers
+            assert p.poll() is None, p.communicate()
+            assert time.monotonic() < deadline, "no chunk finished"
+            time.sleep(0.1)
+        os.killpg(p.pid, signal.SIGINT)  # as a terminal's Ctrl-C does
+        out, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+    assert p.returncode == 130
+    assert err.splitlines() == ["chiralnet: interrupted; finished chunks are kept in o, rerun with --resume to "
+                                "compute only the rest"], err[-3000:]
+    assert "Traceback" not in err

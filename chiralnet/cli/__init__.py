@@ -97,6 +97,9 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = getattr(args, "debug", False)
+    from .._jit import announce_compilation
+
+    announce_compilation()  # one line on stderr if kernels must be compiled (a cold Numba cache)
     try:
         status = args.handler(args)
     except ChiralnetError as exc:

@@ -10,7 +10,10 @@ linear model cannot hold (a Kerr term, a qubit). With N cells, cutoffs d_i, unit
     c_ops: sqrt(kappa_i (n_i + 1)) a_i, sqrt(kappa_i n_i) a_i^dag        (local baths)
            sqrt(Gamma_r (n_r + 1)) z_r, sqrt(Gamma_r n_r) z_r^dag         (reservoirs, z_r = sum_i p_ri a_i)
 
-The drive term E a^dag + conj(E) a gives d<a>/dt = M <a> - i E, chiralnet's convention.
+The drive term E a^dag + conj(E) a gives d<a>/dt = M <a> - i E, chiralnet's convention. A shaped drive
+E(t) (:mod:`chiralnet.drives`: gaussian, square, tone, a sum, any callable) makes H a ``qutip.QobjEvo``
+with the coefficient functions E_i(t) and conj(E_i(t)) of the rotating-frame amplitude, t from the start
+of the run (t = 0, as in :func:`chiralnet.simulate` without ``state0``).
 Only collapse operators with a nonzero rate are returned. QuTiP is optional:
 ``pip install chiralnet[qutip]``.
 """
@@ -22,6 +25,7 @@ from numbers import Integral
 
 import numpy as np
 
+from .. import drives as _drives
 from .. import memory
 from ..errors import ChiralnetError
 from ..model import Model
@@ -99,8 +103,10 @@ def to_qutip(G, cutoff):
 
     Returns
     -------
-    H : qutip.Qobj
-        Hamiltonian in the frame rotating at omega_L (detunings, coherent links, drive E a^dag + h.c.).
+    H : qutip.Qobj or qutip.QobjEvo
+        Hamiltonian in the frame rotating at omega_L (detunings, coherent links, drive E a^dag + h.c.); a
+        ``QobjEvo`` ``[H0, [a_i^dag, E_i(t)], [a_i, conj(E_i(t))], ...]`` when a cell has a shaped drive
+        (times in 1/omega from t = 0), which ``qutip.mesolve`` takes as it is.
     c_ops : list of qutip.Qobj
         Collapse operators of every local bath and reservoir at its temperature (nonzero rates only).
     rho0 : qutip.Qobj
@@ -125,6 +131,9 @@ def to_qutip(G, cutoff):
     >>> out = qutip.mesolve(H, rho0, [0.0, 10.0], c_ops, e_ops=[a[0]])
     >>> bool(abs(out.expect[0][-1] - cn.simulate(G, [0.0, 10.0]).amplitudes[-1, 0]) < 1e-6)
     True
+    >>> P = cn.two_cell(drive=cn.drives.gaussian(0.01, t0=5.0, width=2.0))
+    >>> type(cn.to_qutip(P, 4)[0]).__name__
+    'QobjEvo'
     """
     if isinstance(G, Model):
         raise ChiralnetError("to_qutip needs the network graph: a Model no longer tells local baths from "
@@ -153,14 +162,19 @@ def to_qutip(G, cutoff):
     omega_L = float(G.graph.get("drive_frequency", 1.0))
 
     H = 0 * a[0].dag() * a[0]
+    shaped = []  # [operator, coefficient function] pairs of the shaped drives
     c_ops = []
     for c in cells:
         attrs, ai = nodes[c], a[index[c]]
         detuning = float(attrs["omega"]) - omega_L
         if detuning != 0:
             H += detuning * ai.dag() * ai
-        E = complex(attrs.get("drive", CELL_DEFAULTS["drive"]))
-        if E != 0:
+        value = attrs.get("drive", CELL_DEFAULTS["drive"])
+        if _drives.is_time_dependent(value):
+            E_t, conj_E_t = _coefficients(_drives.as_drive(value), omega_L, f"to_qutip: drive of cell {c!r}")
+            shaped += [[ai.dag(), E_t], [ai, conj_E_t]]
+        elif complex(value) != 0:
+            E = complex(value)
             H += E * ai.dag() + np.conj(E) * ai
         kappa = float(attrs.get("kappa", CELL_DEFAULTS["kappa"]))
         n_th = float(attrs.get("n_th", CELL_DEFAULTS["n_th"]))
@@ -184,7 +198,29 @@ def to_qutip(G, cutoff):
             rho = D * rho * D.dag()
         states.append(rho)
     rho0 = (qt.tensor(*states) if len(states) > 1 else states[0]).to("Dense")  # displaced states are dense
+    if shaped:
+        H = qt.QobjEvo([H, *shaped])
     return H, c_ops, rho0, a
+
+
+def _coefficients(drive, omega_L: float, where: str):
+    """The QuTiP coefficient functions t -> E(t) and t -> conj(E(t)) of a shaped drive (rotating frame at
+    ``omega_L``); a callable that raises or returns junk is reported naming the cell."""
+
+    def value(t):
+        try:
+            return complex(np.asarray(drive(float(t), omega_L))[()])
+        except ChiralnetError as exc:
+            raise ChiralnetError(f"{where}: {exc}") from None
+
+    def E_t(t):
+        return value(t)
+
+    def conj_E_t(t):
+        return value(t).conjugate()
+
+    value(0.0)  # a callable that fails fails here, with the cell named, not inside mesolve
+    return E_t, conj_E_t
 
 
 def _bath(c_ops, rate, n, op):

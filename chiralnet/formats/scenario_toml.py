@@ -139,6 +139,10 @@ __all__ = [
     "build_network",
     "network_spec",
     "dumps_toml",
+    "write_toml",
+    "read_scenario",
+    "write_scenario",
+    "scenario_to_dict",
 ]
 
 
@@ -578,8 +582,8 @@ def network_spec(G: nx.DiGraph) -> dict:
     >>> spec = network_spec(cn.two_cell())
     >>> [c["name"] for c in spec["cells"]], spec["coherent_links"]
     (['a', 'b'], [{'cells': ['a', 'b'], 'J': [0.0, -0.02]}])
-    >>> print(dumps_toml({"network": spec}).splitlines()[-2])
-    cells = ["a", "b"]
+    >>> print(dumps_toml({"network": {"coherent_links": spec["coherent_links"]}}).splitlines()[:3])
+    ['[[network.coherent_links]]', 'cells = [', '    "a",']
     """
     from ..network import validate_network
 
@@ -604,9 +608,12 @@ def network_spec(G: nx.DiGraph) -> dict:
         for k in ("kappa", "n_th", "n0"):
             if a.get(k, 0.0):
                 entry[k] = float(a[k])
-        for k in ("drive", "alpha0"):
-            if a.get(k, 0.0):
-                entry[k] = cplx(a[k])
+        if drives.is_time_dependent(a.get("drive", 0.0)):
+            entry["drive"] = _drive_spec(a["drive"], c)
+        elif a.get("drive", 0.0):
+            entry["drive"] = cplx(a["drive"])
+        if a.get("alpha0", 0.0):
+            entry["alpha0"] = cplx(a["alpha0"])
         entry["battery"] = bool(a.get("battery", False))
         if a.get("pos") is not None:
             entry["pos"] = [float(x) for x in a["pos"]]
@@ -627,44 +634,69 @@ def network_spec(G: nx.DiGraph) -> dict:
     return spec
 
 
-def dumps_toml(data: dict) -> str:
-    """Write a scenario dict (nested tables, arrays of tables, numbers, strings, booleans) as TOML."""
-    lines: list[str] = []
+def _drive_spec(drive, cell):
+    """A shaped drive as the TOML of a ``drive`` key: a shape table, or an array of them for a sum
+    (the inverse of ``_Reader.drive``); a Python callable has no TOML form (ScenarioError)."""
 
-    def scalar(v):
-        if isinstance(v, bool):
-            return "true" if v else "false"
+    def amp(z):
+        z = complex(z)
+        return [z.real, z.imag] if z.imag else z.real
+
+    out = []
+    for term in drives.as_drive(drive).terms():
+        fields = {"constant": ("amplitude",), "gaussian": ("amplitude", "t0", "width"),
+                  "square": ("amplitude", "start", "stop"), "tone": ("amplitude", "frequency")}.get(term._kind)
+        if fields is None:
+            raise ScenarioError(f"network_spec: cell {cell!r} has a drive given by a Python callable, which a "
+                                "scenario file cannot hold; use the drive shapes gaussian, square, tone, constant")
+        table = {"shape": term._kind}
+        for f in fields:
+            v = getattr(term, f)
+            table[f] = amp(v) if f == "amplitude" else float(v)
+        out.append(table)
+    return out[0] if len(out) == 1 else out
+
+
+def dumps_toml(data: dict) -> str:
+    """``data`` (nested tables, arrays of tables, numbers, strings, booleans; NumPy scalars and arrays,
+    tuples) as TOML text, written by tomli-w. Every chiralnet file writer goes through here.
+
+    Raises
+    ------
+    ScenarioError
+        A value TOML cannot hold (None, an object) or one the readers refuse (NaN, inf), naming its key.
+    """
+    import tomli_w
+
+    def plain(v, key):
+        if isinstance(v, dict):
+            return {str(k): plain(x, _join(key, k)) for k, x in v.items()}
+        if isinstance(v, np.ndarray):
+            v = v.tolist()
+        if isinstance(v, (list, tuple)):
+            return [plain(x, f"{key}[{i}]") for i, x in enumerate(v)]
+        if isinstance(v, (bool, np.bool_)):
+            return bool(v)
         if isinstance(v, Integral):
-            return str(int(v))
+            return int(v)
         if isinstance(v, Real):
             v = float(v)
             if not math.isfinite(v):
-                raise ScenarioError(f"dumps_toml: {v} cannot be written to a scenario file")
-            return repr(v)
+                raise ScenarioError(f"dumps_toml: {key}: {v} cannot be written (chiralnet files hold finite numbers)")
+            return v
         if isinstance(v, str):
-            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        if isinstance(v, list):
-            return "[" + ", ".join(scalar(x) for x in v) + "]"
-        raise ScenarioError(f"dumps_toml: cannot write {v!r}")
+            return v
+        raise ScenarioError(f"dumps_toml: {key}: cannot write {v!r:.60} to TOML (numbers, strings, booleans, "
+                            "arrays and tables only)")
 
-    def is_table_array(v):
-        return isinstance(v, list) and v and all(isinstance(x, dict) for x in v)
+    return tomli_w.dumps(plain(data, ""))
 
-    def emit(prefix, table):
-        plain = {k: v for k, v in table.items() if not isinstance(v, dict) and not is_table_array(v)}
-        for k, v in plain.items():
-            lines.append(f"{k} = {scalar(v)}")
-        for k, v in table.items():
-            if isinstance(v, dict):
-                lines.extend(["", f"[{_join(prefix, k)}]"])
-                emit(_join(prefix, k), v)
-            elif is_table_array(v):
-                for item in v:
-                    lines.extend(["", f"[[{_join(prefix, k)}]]"])
-                    emit(_join(prefix, k), item)
 
-    emit("", data)
-    return "\n".join(lines).lstrip("\n") + "\n"
+def write_toml(data: dict, path) -> None:
+    """Write ``data`` as TOML (:func:`dumps_toml`) to ``path``, atomically."""
+    from ..files import atomic_write_text
+
+    atomic_write_text(path, dumps_toml(data))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -723,13 +755,23 @@ class Scenario:
         return self.times
 
 
-def load_scenario(path) -> Scenario:
-    r"""Read and check a TOML scenario file.
+def read_scenario(path) -> Scenario:
+    r"""Read and check a TOML scenario file (``chiralnet.load_scenario`` is the same function).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A TOML scenario file (see the module docstring).
+
+    Returns
+    -------
+    Scenario
 
     Raises
     ------
     ScenarioError
-        With one line naming the file, the key and what is expected.
+        With one line naming the file, the key and what is expected; for another kind of file (a
+        sweep, spectrum or optimisation file) it names the command that runs it.
 
     Examples
     --------
@@ -741,9 +783,69 @@ def load_scenario(path) -> Scenario:
     >>> len(cn.cells(sc.network)), sc.times.shape, sc.method
     (6, (301,), 'auto')
     """
+    from .kinds import check_kind
+
     path = Path(path)
     data = read_toml(path, "scenario", ScenarioError, "examples/*.toml")
+    check_kind(data, "scenario", path, ScenarioError)
     return parse_scenario(data, source=str(path), base_dir=path.parent)
+
+
+#: The name of :func:`read_scenario` in ``chiralnet`` (``chiralnet.load_scenario``).
+load_scenario = read_scenario
+
+
+def scenario_to_dict(scenario: Scenario) -> dict:
+    """The TOML document of ``scenario`` (the inverse of :func:`parse_scenario`).
+
+    The network is written as explicit cells and reservoirs (:func:`network_spec`), the times as their
+    ``values``, and a protocol's ``[[phase]]`` list as it was read (phases are changes to the base
+    network). Only the ``[output]`` keys given in the file, or differing from the defaults, are written.
+    """
+    sc = scenario
+    out = {"title": sc.title}
+    if sc.description:
+        out["description"] = sc.description
+    out["network"] = network_spec(sc.network)
+    if sc.times is not None:
+        out["times"] = {"values": [float(t) for t in sc.times]}
+    solver = {"method": sc.method}
+    solver.update({k: v for k, v in (("rtol", sc.rtol), ("atol", sc.atol), ("max_steps", sc.max_steps))
+                   if v is not None})
+    out["solver"] = solver
+    if sc.output:
+        o = {k: v for k, v in sc.output.items() if v is not None}
+        o["figures"] = list(o.get("figures", ()))
+        out["output"] = o
+    if sc.phases:
+        out["phase"] = sc.data["phase"]
+    return out
+
+
+def write_scenario(scenario: Scenario, path) -> None:
+    """Write ``scenario`` as a TOML scenario file (atomically) that :func:`read_scenario` reads back to an
+    equal scenario (the same network, times, solver and output options).
+
+    Parameters
+    ----------
+    scenario : Scenario
+        From :func:`read_scenario` or :func:`parse_scenario`.
+    path : str or os.PathLike
+        The file to write.
+
+    Examples
+    --------
+    >>> import tempfile, chiralnet as cn
+    >>> from pathlib import Path
+    >>> from chiralnet.formats.scenario_toml import parse_scenario, read_scenario, write_scenario
+    >>> sc = parse_scenario({"network": {"builder": "chain", "n_cells": 3}, "times": {"t_end": 10.0, "n_times": 5}})
+    >>> path = Path(tempfile.mkdtemp()) / "copy.toml"
+    >>> write_scenario(sc, path)
+    >>> back = read_scenario(path)
+    >>> back.times.tolist(), cn.cells(back.network)
+    ([0.0, 2.5, 5.0, 7.5, 10.0], [0, 1, 2])
+    """
+    write_toml(scenario_to_dict(scenario), path)
 
 
 def parse_scenario(data: dict, *, source: str = "<dict>", base_dir=None) -> Scenario:

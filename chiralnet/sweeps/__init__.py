@@ -16,9 +16,10 @@ from .disorder import Disorder, make_disorder
 from .engine import open_sweep, run_sweep
 from .plan import make_plan
 from .result import SweepResult
-from .spec import QUANTITIES, SweepError, SweepSpec, load_sweep, make_spec, parse_sweep
+from .spec import QUANTITIES, SweepError, SweepSpec, make_spec
+from ..formats.sweep_toml import load_sweep, parse_sweep, read_sweep, write_sweep  # noqa: E402 - needs .spec
 
-__all__ = ["sweep", "run_sweep", "load_sweep", "parse_sweep", "make_spec", "make_plan", "open_sweep",
+__all__ = ["sweep", "run_sweep", "load_sweep", "read_sweep", "write_sweep", "parse_sweep", "make_spec", "make_plan", "open_sweep",
            "SweepSpec", "SweepResult", "SweepError", "QUANTITIES", "Disorder", "make_disorder"]
 
 

@@ -316,9 +316,17 @@ def connect_dask(workers=None, scheduler=None, timeout=None):
     # dashboard on a free port, so a second cluster on this machine does not collide.
     cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True, host="127.0.0.1",
                            dashboard_address=":0", env=dict(WORKER_ENV))
+    client = None
     try:
-        return _new_client(Client, cluster, set_as_default=False), cluster
+        client = _new_client(Client, cluster, set_as_default=False)
+        # Ctrl-C reaches the whole process group: each worker printed a KeyboardInterrupt traceback. They
+        # ignore it (started now or restarted later); this process cancels the tasks and closes the cluster.
+        register = getattr(client, "register_plugin", None) or client.register_worker_plugin
+        register(_ignore_sigint_plugin(), name="chiralnet-ignore-sigint")
+        return client, cluster
     except BaseException:
+        if client is not None:
+            client.close()
         cluster.close()
         raise
 
@@ -413,6 +421,7 @@ def run_sweep(spec: SweepSpec, *, out=None, resume: bool = False, workers: int |
     todo = [b for b in bounds if b[0] not in have]
     show = sys.stderr.isatty() if progress is None else bool(progress)
     t0 = time.perf_counter()
+    restore_logs = None
     try:
         if client is not None:
             engine = "dask"
@@ -436,15 +445,19 @@ def run_sweep(spec: SweepSpec, *, out=None, resume: bool = False, workers: int |
         else:
             engine = "local-pool"
             _run_pool(plan, todo, finished, processes or os.cpu_count() or 1, show)
-    except BaseException:  # bad input at a point, a failed worker, Ctrl-C: leave no half-made output folder
+    except BaseException as exc:  # bad input at a point, a failed worker, Ctrl-C: leave no half-made output folder
         if store is not None:
             store.discard_if_unused()
+        if isinstance(exc, KeyboardInterrupt) and client is not None:
+            restore_logs = _quiet_dask_logs(client)  # Ctrl-C: chiralnet's one line, not Dask's shutdown noise
         raise
     finally:
         if own_client is not None:
             own_client.close()
         if cluster is not None:
             cluster.close()
+        if restore_logs is not None:
+            restore_logs()
     elapsed = time.perf_counter() - t0
     chunks = {cid: (store.read(cid) if store is not None else memory[cid]) for cid, _, _ in bounds}
     result = _assemble(plan, bounds, chunks, {
@@ -534,6 +547,51 @@ def _run_pool(plan, todo, finished, n_proc, show):
         finally:
             bar.close()
         ex.shutdown(wait=True)
+
+
+def _ignore_sigint_plugin():
+    """A Dask WorkerPlugin whose ``setup`` (run in each worker's main thread, on start and restart) makes the
+    worker ignore SIGINT. Only for the workers of a LocalCluster this process starts (its process group)."""
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    class IgnoreSigint(WorkerPlugin):
+        def setup(self, worker):
+            import signal
+            import threading
+
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    return IgnoreSigint()
+
+
+def _quiet_workers():
+    """On a worker: no more log lines from Dask (it is being shut down after an interrupt)."""
+    import logging
+
+    for name in [n for n in logging.root.manager.loggerDict if n.split(".")[0] == "distributed"] + ["distributed"]:
+        logging.getLogger(name).disabled = True
+
+
+def _quiet_dask_logs(client):
+    """After Ctrl-C: silence the ``distributed`` loggers here and on the workers while the sweep's tasks are
+    cancelled and its cluster closed (they printed about 60 lines of cancelled-task warnings and worker
+    tracebacks before chiralnet's one line). Returns a function that re-enables the loggers here."""
+    import logging
+
+    names = [n for n in logging.root.manager.loggerDict if n.split(".")[0] in ("distributed", "tornado")]
+    loggers = [logging.getLogger(n) for n in dict.fromkeys(["distributed", "tornado", *names])]
+    before = [lg.disabled for lg in loggers]
+    for lg in loggers:
+        lg.disabled = True
+    with contextlib.suppress(Exception):  # workers of a shared scheduler log on their own machines anyway
+        client.run(_quiet_workers, on_error="ignore")
+
+    def restore():
+        for lg, was in zip(loggers, before):
+            lg.disabled = was
+
+    return restore
 
 
 @contextlib.contextmanager

@@ -169,6 +169,12 @@ class SweepResult:
         text = self.csv_text().encode()
         atomic_write(path, lambda fh: fh.write(text))
 
+    def plot_all(self, quantities=None):
+        """One panel per quantity (default: all of them): :func:`chiralnet.plotting.design.plot_sweep`."""
+        from ..plotting.design import plot_sweep
+
+        return plot_sweep(self, quantities)
+
     def plot(self, quantity: str | None = None, ax=None):
         """Figure of one quantity: a line plot for one swept parameter, a map for two float ones.
 
@@ -179,12 +185,14 @@ class SweepResult:
         """
         from matplotlib.figure import Figure
 
+        from ..plotting.design import PARAMETER_UNITS, parameter_label, quantity_label
+
         scalars = [q for q in self.data if self._extra_dim(q) is None]
         q = quantity or (scalars[0] if scalars else next(iter(self.data)))
         if q not in self.data:
             raise KeyError(f"no quantity {q!r} in this result; have {list(self.data)}")
         arr = self.data[q]
-        label = q
+        label = quantity_label(q)
         band = None
         if "stat" in self.coords:  # the mean, with a band between the lowest and highest quantile
             stats = list(self.coords["stat"])
@@ -192,11 +200,13 @@ class SweepResult:
             if len(qs) >= 2:
                 band = (arr[..., stats.index(qs[0])], arr[..., stats.index(qs[-1])], f"{qs[0]} to {qs[-1]}")
             arr = arr[..., 0]
-            label = f"{q} (mean)"
+            label = f"{label}, mean"
         if self._extra_dim(q) is not None:
             arr = arr[..., -1]
             band = None if band is None else (band[0][..., -1], band[1][..., -1], band[2])
-            label = f"{label} ({self._extra_dim(q)} = {self.coords[self._extra_dim(q)][-1]})"
+            extra = self._extra_dim(q)
+            at = self.coords[extra][-1]
+            label = f"{label} at {extra} = {at}" + (" (1/omega)" if extra == "time" else "")
         if ax is None:
             fig = Figure(figsize=(6, 4.2), layout="constrained")
             ax = fig.add_subplot()
@@ -222,7 +232,8 @@ class SweepResult:
         elif self._categorical(dims[1]) or len(self.coords[dims[1]]) <= 6:
             for k, v in enumerate(self.coords[dims[1]]):
                 x = self._axis_values(dims[0])
-                lines = ax.plot(x, sub[:, k], marker="." if sub.shape[0] < 60 else None, label=f"{dims[1]} = {v}")
+                lines = ax.plot(x, sub[:, k], marker="." if sub.shape[0] < 60 else None, label=f"{dims[1]} = {v}" + (
+                    f" {PARAMETER_UNITS[dims[1]]}" if PARAMETER_UNITS.get(dims[1]) == "omega" else ""))
                 if band is not None:
                     ax.fill_between(x, band[0][:, k], band[1][:, k], alpha=0.2, color=lines[0].get_color())
             ax.set_ylabel(label + ("" if band is None else f", band {band[2]}"))
@@ -230,11 +241,11 @@ class SweepResult:
         else:
             mesh = ax.pcolormesh(self._axis_values(dims[0]), self._axis_values(dims[1]), sub.T, shading="nearest")
             fig.colorbar(mesh, ax=ax, label=label)
-            ax.set_ylabel(dims[1])
+            ax.set_ylabel(parameter_label(dims[1]))
             if self._is_log(dims[1]):
                 ax.set_yscale("log")
             self._ticks(ax, dims[1], "y")
-        ax.set_xlabel(dims[0])
+        ax.set_xlabel(parameter_label(dims[0]))
         if self._is_log(dims[0]):
             ax.set_xscale("log")
         self._ticks(ax, dims[0], "x")
@@ -263,8 +274,9 @@ class SweepResult:
         return bool(np.allclose(r, r[0], rtol=1e-9) and not np.allclose(np.diff(v), v[1] - v[0], rtol=1e-9))
 
     def save_figure(self, path, quantity: str | None = None) -> None:
-        """Draw :meth:`plot` and save it to ``path`` (format from the suffix, PNG by default) atomically."""
-        fig = self.plot(quantity)
+        """Draw :meth:`plot` of ``quantity``, or by default one panel per quantity (:meth:`plot_all`), and save
+        it to ``path`` (format from the suffix, PNG by default) atomically."""
+        fig = self.plot(quantity) if quantity is not None else self.plot_all()
         buf = io.BytesIO()
         fig.savefig(buf, format=os.path.splitext(os.fspath(path))[1].lstrip(".") or "png", dpi=120)
         atomic_write(path, lambda fh: fh.write(buf.getvalue()))

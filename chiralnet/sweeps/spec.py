@@ -3,7 +3,7 @@
 A sweep is a base network (a builder of :mod:`chiralnet.builders` named by string, an importable
 ``"module:function"``, or a Python callable returning a graph), fixed keyword parameters, an
 ordered grid of swept parameters and the quantities to compute at every grid point.
-See :func:`load_sweep` for the file format.
+The file format and its reader and writer are in :mod:`chiralnet.formats.sweep_toml`.
 """
 
 from __future__ import annotations
@@ -19,13 +19,12 @@ import numpy as np
 
 from .. import config
 from .. import builders
-from ..files import read_toml
 from ..errors import ChiralnetError, SweepError
 from ..observables import QUANTITIES as _REGISTRY
 from . import disorder as _disorder
 from .disorder import finite_number
 
-__all__ = ["SweepError", "SweepSpec", "QUANTITIES", "load_sweep", "parse_sweep", "grid_values"]
+__all__ = ["SweepError", "SweepSpec", "QUANTITIES", "make_spec", "grid_values"]
 
 
 #: name -> (description, extra dimension or None), the sweep quantities of the one registry
@@ -546,79 +545,3 @@ def builders_default(bname, key):
     """The default of a builder's keyword ``key`` (None when it has none)."""
     p = inspect.signature(BUILDERS[bname]).parameters.get(key)
     return None if p is None or p.default is inspect.Parameter.empty else p.default
-
-
-def parse_sweep(doc: dict, source: str = "<toml>", *, allow_code: bool = False) -> SweepSpec:
-    """Build a :class:`SweepSpec` from a parsed sweep document (the dict of a TOML file).
-
-    A document comes from a file, so by default only the registered builders may be named; pass
-    ``allow_code=True`` to allow ``"module:function"`` builders (it imports and runs that code).
-    """
-    for section in doc:
-        if section not in SECTIONS:
-            raise SweepError(f"{source}: unknown section [{section}]; known: {sorted(SECTIONS)}")
-        if not isinstance(doc[section], dict):
-            raise SweepError(f"{source}: {section!r} must be a table [{section}]")
-    base = dict(doc.get("base", {}))
-    builder = base.pop("builder", None)
-    q = dict(doc.get("quantities", {}))
-    for k in q:
-        if k not in SECTIONS["quantities"]:
-            raise SweepError(f"{source} [quantities]: unknown key {k!r}; known: {sorted(SECTIONS['quantities'])}")
-    names = q.get("names", ["battery_energy"])
-    if isinstance(names, str) or not isinstance(names, list):
-        raise SweepError(f"{source} [quantities] names must be a list of names, got {names!r}")
-    return make_spec(builder, doc.get("grid", {}), names, params=base, times=q.get("times"),
-                     t90_max=q.get("t90_max"), t90_steps=q.get("t90_steps", 2000), output=doc.get("output"),
-                     run=doc.get("run"), source=source, allow_code=allow_code, disorder=doc.get("disorder"))
-
-
-def load_sweep(path, *, allow_code: bool = False) -> SweepSpec:
-    """Read a sweep file (TOML).
-
-    Format::
-
-        [base]                      # the network at every point
-        builder = "two_cell"        # a chiralnet builder, or "module:function" returning a graph
-        kappa_a = 0.003             # fixed keyword parameters of the builder
-
-        [grid]                      # swept parameters, in this order (the dims of the result)
-        gamma = {start = 0.001, stop = 0.1, num = 100, scale = "log"}   # or scale = "linear"
-        kappa_b = [0.001, 0.003, 0.01]                                    # or an explicit list
-        # builder = ["chain", "ring"]   sweeps the topology (then [base] has no builder)
-
-        [quantities]                # optional; default names = ["battery_energy"]
-        names = ["battery_energy", "cell_energy", "battery_energy_at", "time_to_90",
-                 "ratio_nonreciprocal", "ratio_reciprocal", "total_energy"]
-        times = [100.0, 1000.0]     # for battery_energy_at (1/omega)
-        t90_max = 5000.0            # optional horizon of time_to_90
-        t90_steps = 2000
-
-        [output]                    # optional files besides the chunk store
-        csv = true
-        netcdf = true
-        figure = true
-
-        [run]                       # optional
-        chunk_size = 4096           # points per stored chunk
-        batched = true              # allow the batched kernel for same-structure points
-        processes = 2               # local pool size when the pool is used
-
-        [disorder]                  # optional: an ensemble of disordered networks at every point
-        kappa = 0.05                # relative spread of a per-cell / per-link parameter (5 %)
-        gamma = 0.05
-        realisations = 1000         # networks per grid point
-        seed = 1                    # numpy SeedSequence seed (reproducible on any engine)
-        distribution = "normal"     # or "uniform", "lognormal" (always positive)
-        quantiles = [0.05, 0.5, 0.95]
-        keep_realisations = false   # also keep every realisation (memory permitting)
-
-    A sweep file is data: by default ``builder`` may only name a registered builder. A builder given
-    as ``"module:function"`` imports and calls that code, so it needs ``allow_code=True``
-    (``chiralnet sweep --allow-code``), which runs code from this file.
-
-    Unknown sections and keys raise :class:`SweepError` naming the file and key; so does a file that
-    cannot be read (missing, a folder, not UTF-8, not TOML).
-    """
-    doc = read_toml(path, "sweep", SweepError, "examples/*.sweep.toml")
-    return parse_sweep(doc, source=str(path), allow_code=allow_code)
