@@ -175,7 +175,7 @@ OBSERVABLE_MAX_STEP_DECAYS = 1.0
 #: (no eigenvalue below -STATE_NC_RTOL times its largest entry). The eigenvalues are taken (eigvalsh) up to
 #: STATE_NC_EIG_MAX_CELLS cells; a larger Nc is checked for Hermiticity and a non-negative diagonal only.
 STATE_NC_RTOL = 1e-10
-STATE_NC_EIG_MAX_CELLS = 400
+STATE_NC_EIG_MAX_CELLS = 200
 
 #: optimize: most local iterations one call may run, n_starts x maxiter (each is at least one steady solve);
 #: more is refused up front with the estimate and the largest n_starts that fits.

@@ -43,7 +43,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .. import config
-from ..checks import number
+from ..checks import array, number
 from ..linalg.stability import strong_blocks
 from ..errors import ChiralnetError, NoSteadyStateError, SolverError
 from . import charging
@@ -147,7 +147,7 @@ def _times(times, t0, where):
         raise ChiralnetError(f"{where} takes a network and times, not a SimulationResult (whose start state it "
                              f"cannot know): pass {where}(G, result.times, state0=<the state the run started "
                              "from>), which integrates the network exactly from that state")
-    t = check_times(times)
+    t = check_times(array(times, "times", where))
     if t[0] < t0:
         raise SolverError(f"{where}: times[0] = {t[0]} is before state0.time = {t0}: times are absolute and the "
                           f"run starts where its state is; give times from {t0} on")
