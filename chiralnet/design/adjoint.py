@@ -136,9 +136,14 @@ def _check_point(point, where="gradient"):
     for k, v in point.items():
         if not isinstance(k, str):
             raise ChiralnetError(f"{where}: parameter names are strings, got {k!r}")
-        arr = np.asarray(v)
+        try:
+            arr = np.asarray(v)
+        except (ValueError, TypeError, OverflowError):  # ragged rows
+            arr = np.asarray(None)
         if arr.dtype == object or not np.issubdtype(arr.dtype, np.number) or arr.dtype == bool:
-            raise ChiralnetError(f"{where}: parameter {k!r} must be a number or an array of numbers, got {v!r}")
+            text = repr(v) if len(repr(v)) <= 60 else repr(v)[:57] + "..."
+            raise ChiralnetError(f"{where}: parameter {k!r} must be a number or a 1-D array of numbers that a float "
+                                 f"holds, got {text}")
         if arr.ndim > 1 or arr.size == 0:
             raise ChiralnetError(f"{where}: parameter {k!r} must be a number or a non-empty 1-D array")
         if not np.all(np.isfinite(arr)):
