@@ -343,7 +343,7 @@ def time_staying_above(G_or_model, result, fraction: float = FRACTION, *, state0
     >>> G = cn.two_cell()
     >>> res = cn.simulate(G, np.linspace(0.0, 2000.0, 21))
     >>> round(time_staying_above(G, res), 6)
-    440.218066
+    219.180169
     """
     from scipy.optimize import brentq
 
