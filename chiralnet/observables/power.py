@@ -9,8 +9,10 @@ With B the battery cells and E_B = sum_{i in B} omega_i (|alpha_i|^2 + Nc_ii):
 
   The second needs the rows Nc[B, S] with S = B plus the cells that feed the battery (M[B, k] != 0),
   which a run keeps as the block Nc[S, S] at each output time (|S|^2 numbers per time, never N x N).
-* Average power since t = 0: (E_B(t) - E_B(0)) / t (= E_B(t)/t from an empty battery; its limit at t = 0
-  is dE_B/dt(0)).
+* Average power since the start t0 (the start state's time, ``state0.time``; 0 for the network's own
+  initial state): (E_B(t) - E_B(t0)) / (t - t0) (= E_B(t)/t from an empty battery at t0 = 0; its limit at
+  t = t0 is dE_B/dt(t0)). Every time taken or returned is absolute (the time rule of
+  :func:`chiralnet.simulate`): the functions pass ``state0`` on to simulate and never move it in time.
 * Maximum average power: the largest (E_B(t) - E_B(0))/t over t and the time it is reached. At an interior
   maximum the derivative (t P(t) - E_B(t) + E_B(0)) / t^2 vanishes: the stored power equals the average
   power there. The grid of ``steps`` intervals over the horizon (the time_to_90 grid) brackets the largest

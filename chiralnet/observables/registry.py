@@ -72,7 +72,7 @@ class Inputs:
     ----------
     model : Model
     state0 : State
-        The state at t = 0 (the network's own initial state by default).
+        The start, at ``state0.time`` (the network's own initial state at t = 0 by default).
     graph : networkx.DiGraph or None
         The network (needed by the two-cell ratios: they read the local and reservoir rates).
     steady : SteadyState or None
@@ -135,7 +135,8 @@ def evaluate(names, G_or_model, *, state0=None, steady=None, result=None, **opti
         Names in :data:`QUANTITIES`.
     G_or_model : networkx.DiGraph or Model
     state0 : State, optional
-        The state at t = 0 (default: the network's own initial state).
+        The start, at ``state0.time`` (default: the network's own initial state at t = 0); times and the
+        times returned are absolute (the time rule of :func:`chiralnet.simulate`).
     steady : SteadyState, optional
     result : SimulationResult, optional
     **options
@@ -200,10 +201,13 @@ def _battery_energy_at(inputs):
         if inputs.result is not None:
             return inputs.result.battery_energy
         raise ChiralnetError("battery_energy_at needs times=[t1, t2, ...] (1/omega) or a simulation result")
-    times = np.asarray(times, float)
-    at_zero = times.size > 0 and times[0] == 0.0  # the initial state is at t = 0: start there
-    run = simulate(inputs.model, times if at_zero else np.r_[0.0, times], state0=inputs.state0)
-    return run.battery_energy if at_zero else run.battery_energy[1:]
+    from ..checks import array
+
+    times = array(times, "times", "battery_energy_at")
+    state, t0 = charging.start_state(inputs.model, inputs.state0, inputs.state0, "battery_energy_at")
+    at_start = times.size > 0 and times[0] == t0  # the run starts where its state is: begin the output there
+    run = simulate(inputs.model, times if at_start else np.r_[t0, times], state0=state)
+    return run.battery_energy if at_start else run.battery_energy[1:]
 
 
 def _time_to(inputs):
