@@ -337,6 +337,10 @@ def test_builder_introspection_raises_chiralnet_errors_not_sweep_errors():
 
 def test_gradient_inputs_numpy_would_reject_are_chiralnet_errors():
     for point, params in (({"gamma": 10**400}, None), ({"gamma": [0.04, [0.04]]}, {"n_cells": 3}),
-                          ({"gamma": True}, None), ({"gamma": "0.04"}, None), ({"gamma": 0.04}, ["n_cells"])):
+                          ({"gamma": True}, None), ({"gamma": "0.04"}, None), ({"gamma": 0.04}, ["n_cells"]),
+                          ({"gamma": 0.04}, {"kappa_a": [0.1, [0.2]]})):
         with pytest.raises(cn.ChiralnetError):
-            cn.gradient("chain" if params else "two_cell", point, params=params)
+            cn.gradient("chain" if params and "n_cells" in params else "two_cell", point, params=params)
+    for quantity in (["battery_energy"], 3, None):
+        with pytest.raises(cn.ChiralnetError, match="quantity must be a name"):
+            cn.gradient("two_cell", {"gamma": 0.04}, quantity)

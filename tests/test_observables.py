@@ -641,7 +641,12 @@ def test_numbers_beyond_float_range_and_ragged_arrays_are_chiralnet_errors():
              lambda: charging_time([0.0, 1.0], [0.0, 1.0], 10**400),
              lambda: cn.ergotropy(ss, cells=[["a"]]),
              lambda: cn.stored_power(G, [0.0, 10**400]),
-             lambda: cn.average_power(G, [[0.0, 1.0], [2.0]])]
+             lambda: cn.average_power(G, [[0.0, 1.0], [2.0]]),
+             lambda: cn.observables.two_cell_limits(1.0, [0.1, [0.2]], 0.003, 0.003, 0.04),
+             lambda: cn.observables.two_cell_limits(1.0, 0.1, 0.003, 0.003, 10**400),
+             lambda: evaluate("battery_energy", G),                     # a string is not a list of names
+             lambda: evaluate(None, G),
+             lambda: time_to_fraction(G, state0="start")]
     for call in calls:
         with pytest.raises(ChiralnetError):
             call()

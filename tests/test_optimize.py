@@ -218,9 +218,11 @@ def test_flags_and_numbers_of_optimize_are_checked():
                          ({"tol": -1.0}, "tol must be > 0"),
                          ({"seed": 1.5}, "seed must be an integer"),
                          ({"x0": {"gamma": [0.01, [0.02]]}}, "the start of 'gamma' must be a rectangular array"),
-                         ({"params": ["kappa_a"]}, "params must be a dict")):
+                         ({"params": ["kappa_a"]}, "params must be a dict"),
+                         ({"bounds": {"gamma": (0.001, 10**400)}}, "bounds of 'gamma' must be finite numbers")):
+        bounds = kwargs.pop("bounds", {"gamma": (0.001, 0.1)})
         with pytest.raises(cn.ChiralnetError, match=text):
-            cn.optimize("two_cell", {"gamma": (0.001, 0.1)}, **kwargs)
+            cn.optimize("two_cell", bounds, **kwargs)
     # a real bool still works, numpy's too: minimising the energy drives gamma to a bound
     r = cn.optimize("two_cell", {"gamma": (0.001, 0.1)}, params={"kappa_a": 0.003, "kappa_b": 0.003},
                     maximize=np.bool_(False))

@@ -255,7 +255,13 @@ def preflight(name: str, kwargs: dict, where: str) -> None:
 
 
 def _affine_problem(name, point, params) -> Problem:
-    am = affine_model(name, point, params)
+    try:
+        am = affine_model(name, point, params)
+    except ChiralnetError:
+        raise
+    except (ValueError, TypeError, OverflowError) as exc:  # NumPy's own errors on malformed fixed parameters
+        raise ChiralnetError(f"gradient: the builder {name!r} cannot take the fixed parameters "
+                             f"{sorted(params)} ({type(exc).__name__}: {exc}); give numbers or 1-D arrays of numbers") from None
 
     def rates():
         return _layout_rates(name, point, params, am)
@@ -324,7 +330,9 @@ def _model_arrays(fn, kwargs, where):
 
     try:
         G = fn(**kwargs)
-    except TypeError as exc:
+    except ChiralnetError:
+        raise
+    except (TypeError, ValueError, OverflowError) as exc:
         raise ChiralnetError(f"{where}: the base cannot be called with {sorted(kwargs)}: {exc}") from None
     m = build_model(G, sparse=False) if len(G) <= 2000 else build_model(G, sparse=True)
     _refuse_time_dependent_model(m, where)
@@ -553,6 +561,8 @@ def _reference_log_derivative(rates, kind):
 
 def value_and_gradient(prob: Problem, quantity: str):
     """(value, gradient (n_theta,) float) of a quantity of :data:`GRADIENT_QUANTITIES` at the problem's point."""
+    if not isinstance(quantity, str):
+        raise ChiralnetError(f"gradient: quantity must be a name, one of {sorted(GRADIENT_QUANTITIES)}, got {quantity!r}")
     if quantity not in GRADIENT_QUANTITIES:
         from ..observables import QUANTITIES
 

@@ -120,8 +120,13 @@ def _pair(name, value):
         raise ChiralnetError(f"optimize: bounds of {name!r} must be a pair (low, high), got {value!r}")
     lo, hi = value
     for v in (lo, hi):
-        if isinstance(v, bool) or not isinstance(v, Real) or not math.isfinite(v):
-            raise ChiralnetError(f"optimize: bounds of {name!r} must be finite numbers, got {value!r}")
+        try:
+            ok = not isinstance(v, (bool, np.bool_)) and isinstance(v, Real) and math.isfinite(v)
+        except OverflowError:  # an integer beyond the float range
+            ok = False
+        if not ok:
+            raise ChiralnetError(f"optimize: bounds of {name!r} must be finite numbers that a float holds, got "
+                                 f"{value!r}"[:300])
     if not lo < hi:
         raise ChiralnetError(f"optimize: bounds of {name!r} need low < high, got ({lo}, {hi})")
     return float(lo), float(hi)
@@ -161,8 +166,7 @@ def _layout(base, bounds, params, x0, budget):
     for k, total in budget.items():
         if k not in bounds:
             raise ChiralnetError(f"optimize: budget on {k!r}, which is not optimised (give bounds for it)")
-        if isinstance(total, bool) or not isinstance(total, Real) or not math.isfinite(total):
-            raise ChiralnetError(f"optimize: budget of {k!r} must be a finite number, got {total!r}")
+        number(total, f"budget of {k!r}", "optimize")
     names, shapes, lows, highs, starts = [], {}, [], [], []
     fixed = {k: v for k, v in params.items() if k not in bounds}
     for k, b in bounds.items():

@@ -153,6 +153,8 @@ def evaluate(names, G_or_model, *, state0=None, steady=None, result=None, **opti
     from ..model import Model
     from ..solve.base import model_and_state
 
+    if isinstance(names, (str, bytes)) or not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+        raise ChiralnetError(f"evaluate: names must be a list of quantity names (strings), got {names!r}"[:300])
     unknown = set(options) - {"times", "fraction", "horizon", "steps"}
     if unknown:
         raise ChiralnetError(f"unknown option(s) {sorted(unknown)}; valid: fraction, horizon, steps, times")
