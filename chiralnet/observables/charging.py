@@ -105,14 +105,15 @@ def slowest_decay(model) -> float:
 
 
 def decay_rate(model) -> float | None:
-    """-max Re eig(M) where it is cheap: dense eigenvalues up to 2000 cells, the diagonal of a cascaded
-    (triangular after reordering) M at any size; None otherwise (a large network with feedback)."""
-    if model.n_cells <= 2000:
-        return slowest_decay(model)
+    """-max Re eig(M) where it is cheap: the diagonal of a cascaded (triangular after reordering) M at any
+    size, dense eigenvalues up to ``config.AUTO_DENSE_MAX_CELLS`` x 4 cells; None otherwise (a larger network
+    with feedback, whose grid is then not checked)."""
     from ..linalg.cascade import cascade_order
 
     if cascade_order(model.M) is not None:
         return float(-np.asarray(model.M.diagonal()).real.max())
+    if model.n_cells <= 4 * config.AUTO_DENSE_MAX_CELLS:
+        return slowest_decay(model)
     return None
 
 
@@ -136,7 +137,8 @@ def check_horizon(model, horizon, steps, where) -> float | None:
     """The searched duration after the start (1/omega): a finite number > 0, or None for the default
     ``config.T90_HORIZON_DECAYS`` slowest decay times (then returned as None: the batched kernels take
     their own). Refused when the grid horizon / steps would not resolve the charging (spacing more than
-    ``config.OBSERVABLE_MAX_STEP_DECAYS`` slowest decay times), with the largest horizon that does."""
+    ``config.OBSERVABLE_MAX_STEP_DECAYS`` slowest decay times), with the largest horizon that does; checked
+    where the decay rate is cheap (:func:`decay_rate`: cascaded networks, or small ones)."""
     if horizon is None:
         if model.n_cells > 2000:
             raise ChiralnetError(f"{where} on {model.n_cells} cells needs a horizon (1/omega): the default one "
