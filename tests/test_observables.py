@@ -713,3 +713,18 @@ def test_times_are_absolute_from_the_start_state():
     assert inj == pytest.approx(cn.injected_energy(G, 400.0) - cn.injected_energy(G, 100.0), rel=1e-10)
     with pytest.raises(cn.SolverError, match="before state0.time = 100.0"):
         cn.average_power(G, [50.0, 150.0], state0=s)
+
+
+def test_time_staying_above_is_the_last_crossing_inside_a_coarse_bracket():
+    """An oscillating (reciprocal) pair crosses the level up, down and up again between two samples: the
+    battery stays above from the last crossing (1911.28), which the old bisection missed (1621.96)."""
+    G = cn.two_cell(nonreciprocal=False, gamma=0.04)
+    level = 0.9 * cn.steady_state(G).battery_energy
+    energy = _augmented_energy(G)
+    fine = np.linspace(0.0, 8000.0, 8001)
+    e = np.array([energy(t) for t in fine]) - level
+    ups = [i for i in np.flatnonzero(np.diff(np.sign(e)) != 0) if e[i] < 0]
+    want = brentq(lambda t: energy(t) - level, fine[ups[-1]], fine[ups[-1] + 1], xtol=1e-13, rtol=1e-15)
+    times = np.r_[0.0, 1600.0, np.arange(np.ceil(want) + 50.0, 8001.0, 400.0)]   # one bracket over 3 crossings
+    got = cn.observables.time_staying_above(G, cn.simulate(G, times))
+    assert abs(got - want) <= STAY_REL * want, (got, want)

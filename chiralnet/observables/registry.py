@@ -306,10 +306,10 @@ def _efficiency(inputs):
 
 register(Quantity("stored_power_at", "battery's stored power dE_B/dt at the given times, exact (moment equations)",
                   "omega^2", "max", "trace", _power_at(False), dim="time", sweep=False))
-register(Quantity("average_power_at", "average charging power (E_B(t) - E_B(0))/t at the given times", "omega^2",
-                  "max", "trace", _power_at(True), dim="time", sweep=False))
-register(Quantity("max_average_power", "largest average charging power (E_B(t) - E_B(0))/t over t, located "
-                  "exactly (root of t dE_B/dt = E_B(t) - E_B(0))", "omega^2", "max", "both", _peak("power"),
+register(Quantity("average_power_at", "average charging power since the start, (E_B(t) - E_B(t0))/(t - t0), at "
+                  "the given (absolute) times", "omega^2", "max", "trace", _power_at(True), dim="time", sweep=False))
+register(Quantity("max_average_power", "largest average charging power since the start, (E_B(t) - E_B(t0))/(t - t0), "
+                  "over t, located exactly (root of (t - t0) dE_B/dt = E_B(t) - E_B(t0))", "omega^2", "max", "both", _peak("power"),
                   kernel="max_average_power_batch"))
 register(Quantity("max_average_power_time", "time at which the average charging power is largest", "1/omega",
                   "min", "both", _peak("time"), kernel="max_average_power_batch"))
