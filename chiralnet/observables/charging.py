@@ -156,6 +156,22 @@ def check_horizon(model, horizon, steps, where) -> float | None:
     return horizon
 
 
+def check_steady(steady, model, where):
+    """``steady`` (a SteadyState of this model's cells, or None: solved here)."""
+    from ..results import SteadyState
+    from ..solve import steady_state
+
+    if steady is None:
+        return steady_state(model)
+    if not isinstance(steady, SteadyState):
+        raise ChiralnetError(f"{where}: steady must be a SteadyState (chiralnet.steady_state(G)), got "
+                             f"{type(steady).__name__}")
+    if set(steady.cells) != set(model.cells):
+        raise ChiralnetError(f"{where}: steady belongs to another network (its cells differ); pass "
+                             "steady_state(G) of this network")
+    return steady
+
+
 def default_horizon(model) -> float:
     return config.T90_HORIZON_DECAYS / slowest_decay(model)
 
@@ -199,7 +215,7 @@ def time_to_fraction(G_or_model, fraction: float = FRACTION, *, state0=None, ste
     >>> round(time_to_fraction(cn.two_cell(gamma=0.01, kappa_a=0.1, kappa_b=0.003, optimal=True)), 4)
     1268.033
     """
-    from ..solve import simulate, steady_state
+    from ..solve import simulate
     from ..solve.base import model_and_state
 
     where = "time_to_fraction"
@@ -208,13 +224,15 @@ def time_to_fraction(G_or_model, fraction: float = FRACTION, *, state0=None, ste
         raise ChiralnetError(f"{where}: fraction must be in (0, 1], got {fraction!r}")
     model, own = model_and_state(G_or_model)
     state, t0 = start_state(model, own, state0, where)
+    if steady is not None:
+        steady = check_steady(steady, model, where)
     steps = check_steps(model, steps, where)
     horizon = check_horizon(model, horizon, steps, where)
     thermal = model.thermal or state.Nc is not None
     if not thermal and model.n_cells <= config.BATCH_MAX_CELLS:
         found = _kernel_time(model, state, fraction, horizon, steps)
         return None if found is None else t0 + found
-    steady = steady or steady_state(model)
+    steady = check_steady(steady, model, where)
     target = fraction * steady.battery_energy
     if _battery(model, state) >= target:
         return t0
@@ -350,7 +368,7 @@ def time_staying_above(G_or_model, result, fraction: float = FRACTION, *, state0
     from scipy.optimize import brentq
 
     from ..results import SimulationResult
-    from ..solve import simulate, steady_state
+    from ..solve import simulate
     from ..solve.base import model_and_state
 
     where = "time_staying_above"
@@ -364,7 +382,7 @@ def time_staying_above(G_or_model, result, fraction: float = FRACTION, *, state0
         raise ChiralnetError(f"{where}: the result belongs to another network (cells {list(result.cells)[:5]} "
                              f"are not all cells of this one)")
     state, t0 = start_state(model, own, state0, where)
-    steady = steady or steady_state(model)
+    steady = check_steady(steady, model, where)
     target = fraction * steady.battery_energy
     t, e, k = _bracket(result.times, result.battery_energy, target, True)
     if k is None:
