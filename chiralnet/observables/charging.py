@@ -63,6 +63,8 @@ def start_state(model, own, state0, where):
                              f"steady_state(G).state), got {type(state0).__name__}")
     else:
         state = state0.for_cells(model.cells)
+    if hasattr(state, "in_frame"):  # a State that records its rotating frame: into the model's (the kernels need it)
+        state = state.in_frame(model.drive_frequency)
     t0 = float(state.time)
     if not math.isfinite(t0):
         state, t0 = dataclasses.replace(state, time=0.0), 0.0
