@@ -25,6 +25,7 @@ the affine model (:mod:`chiralnet.parametrized`) read it; the builders' signatur
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import math
 from dataclasses import dataclass
@@ -37,7 +38,8 @@ from . import memory
 from .errors import ChiralnetError, NetworkError
 from .network import _complex, _real, add_cell, add_chiral_link, add_coherent_link, network
 
-__all__ = ["two_cell", "chain", "ring", "star", "lattice", "BUILDERS", "BuilderInfo", "Parameter", "REQUIRED"]
+__all__ = ["two_cell", "chain", "ring", "star", "lattice", "BUILDERS", "BuilderInfo", "Parameter", "REQUIRED",
+           "resolve_builder", "builder_parameters"]
 
 
 def two_cell(
@@ -433,6 +435,68 @@ BUILDERS = {
                      lambda **kw: {"cell": _n(kw, "rows") * _n(kw, "cols"),
                                    "link": _n(kw, "rows") * (_n(kw, "cols") - 1) + (_n(kw, "rows") - 1) * _n(kw, "cols")}),
 }
+
+
+# ---------------------------------------------------------------------------------------------
+# Introspection of a base builder (sweeps, gradients, optimisation): one copy, the caller's error class.
+
+
+def builder_parameters(fn, name: str, *, error: type = ChiralnetError) -> dict:
+    """Keyword parameters a builder accepts, name -> default (:data:`REQUIRED` when it has none).
+
+    Built-in builders are described by :data:`BUILDERS`; any other callable by its signature, which must
+    name its keywords (no ``**kwargs``). ``error`` is the class raised (sweeps: SweepError; gradients and
+    optimisation: ChiralnetError)."""
+    if name in BUILDERS and BUILDERS[name].function is fn:
+        return BUILDERS[name].defaults
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        raise error(f"builder {name!r} has no signature Python can read; wrap it in a function with named "
+                    "keywords") from None
+    params = {}
+    for pname, p in signature.parameters.items():
+        if p.kind is inspect.Parameter.VAR_KEYWORD:
+            raise error(f"builder {name!r} takes **kwargs; its parameters cannot be checked. Give it named keywords")
+        if p.kind is not inspect.Parameter.VAR_POSITIONAL:
+            params[pname] = REQUIRED if p.default is inspect.Parameter.empty else p.default
+    return params
+
+
+def _brief(value, width: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def resolve_builder(ref, where: str = "base builder", *, allow_code: bool = True, error: type = ChiralnetError):
+    """(name, callable) for a builder name of :data:`BUILDERS`, ``"module:function"``, or a callable.
+
+    With ``allow_code=False`` (a sweep file read without ``--allow-code``) only the registered builders
+    are accepted: ``"module:function"`` would import and call any code named in a data file. ``error`` is
+    the class raised (see :func:`builder_parameters`).
+    """
+    if callable(ref):
+        return f"{getattr(ref, '__module__', '?')}:{getattr(ref, '__qualname__', repr(ref))}", ref
+    if not isinstance(ref, str):
+        raise error(
+            f"{where} must be a builder name {sorted(BUILDERS)}, 'module:function' or a callable, got {_brief(ref)}")
+    if ref in BUILDERS:
+        return ref, BUILDERS[ref].function
+    if ":" in ref and not allow_code:
+        raise error(
+            f"{where} {_brief(ref, 60)} names Python code to import and run, which a sweep file may not do by "
+            f"default; use one of {sorted(BUILDERS)}, or pass --allow-code (load_sweep(..., allow_code=True)) "
+            "if you trust this file: it runs code from this file")
+    if ":" in ref:
+        mod, _, attr = ref.partition(":")
+        try:
+            fn = getattr(importlib.import_module(mod), attr)
+        except (ImportError, AttributeError) as exc:
+            raise error(f"{where} {ref!r} cannot be imported ({exc}); check the module path") from None
+        if not callable(fn):
+            raise error(f"{where} {ref!r} is not callable")
+        return ref, fn
+    raise error(f"{where}: unknown builder {_brief(ref, 60)}; valid: {sorted(BUILDERS)} or 'module:function'")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -187,3 +187,27 @@ FLUCTUATION_ONE_SIDED = True
 
 #: Columns per block of the one-sided fluctuation passes (8 planes of N x width floats per block).
 FLUCTUATION_BLOCK_WIDTH = 32
+
+#: Most grid intervals (``steps``) of time_to_fraction, max_average_power and efficiency: each one is a
+#: step of the exact propagation (and, off the batched kernels, an output time of N energies); more is
+#: refused up front with the cost and this limit.
+OBSERVABLE_MAX_STEPS = 10**6
+
+#: The grid of those functions may space its points at most this many slowest decay times 1/|max Re eig M|
+#: apart (horizon / steps): a coarser grid steps over the whole charging (horizon = 1e300 put the maximum
+#: average power at t = 1e297) and is refused, naming the largest horizon that resolves it.
+OBSERVABLE_MAX_STEP_DECAYS = 1.0
+
+#: State: Nc must be Hermitian to this tolerance relative to its largest entry, and positive semidefinite
+#: (no eigenvalue below -STATE_NC_RTOL times its largest entry). The eigenvalues are taken (eigvalsh) up to
+#: STATE_NC_EIG_MAX_CELLS cells; a larger Nc is checked for Hermiticity and a non-negative diagonal only.
+STATE_NC_RTOL = 1e-10
+STATE_NC_EIG_MAX_CELLS = 200
+
+#: optimize: most local iterations one call may run, n_starts x maxiter (each is at least one steady solve);
+#: more is refused up front with the estimate and the largest n_starts that fits.
+OPTIMIZE_MAX_ITERATIONS = 10**6
+
+#: isolation_bandwidth: most grid points over the window (each a solve of the scattering matrix); more is
+#: refused up front with the bytes it would take.
+ISOLATION_MAX_GRID = 10**7

@@ -25,7 +25,7 @@ from .network import CELL_DEFAULTS, RESERVOIR_DEFAULTS
 from .network import cells as cell_nodes
 from .network import validate_network
 
-__all__ = ["Model", "State", "build_model", "assemble_model", "initial_state"]
+__all__ = ["Model", "State", "build_model", "assemble_model", "initial_state", "check_fluctuations"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -163,6 +163,7 @@ class State:
             Nc = np.asarray(self.Nc)
             if Nc.shape != (n, n) or not np.isfinite(Nc).all():
                 raise NetworkError(f"State.Nc must be a finite ({n}, {n}) matrix or None, got shape {Nc.shape}")
+            check_fluctuations(Nc, self.cells)
 
     @property
     def n_cells(self) -> int:
@@ -204,6 +205,45 @@ class State:
             return self if self.frame == drive_frequency else dataclasses.replace(self, frame=drive_frequency)
         turn = np.exp(1j * (drive_frequency - self.frame) * self.time)
         return dataclasses.replace(self, alpha=self.alpha * turn, frame=drive_frequency)
+
+
+def check_fluctuations(Nc: np.ndarray, cells) -> None:
+    """NetworkError unless ``Nc`` (N, N) is a fluctuation matrix <a_j^dag a_k> - conj(alpha_j) alpha_k: Hermitian
+    and positive semidefinite, each to ``config.STATE_NC_RTOL`` relative to its largest entry.
+
+    The eigenvalues (eigvalsh, O(N^3)) are taken up to ``config.STATE_NC_EIG_MAX_CELLS`` cells; a larger Nc is
+    checked in O(N^2) for Hermiticity and a non-negative diagonal (the occupations) only."""
+    if Nc.dtype == object or Nc.dtype.kind not in "iufc":
+        raise NetworkError(f"State.Nc must be a numeric matrix, got dtype {Nc.dtype}")
+    n = Nc.shape[0]
+    if n == 0:
+        return
+    scale = float(np.abs(Nc).max())
+    if scale == 0.0:
+        return
+    tol = config.STATE_NC_RTOL * scale
+    worst, where = 0.0, (0, 0)
+    for r0 in range(0, n, 1024):  # row blocks: no second N x N array for a large Nc
+        block = np.abs(Nc[r0:r0 + 1024] - Nc[:, r0:r0 + 1024].conj().T)
+        k = int(np.argmax(block))
+        if block.flat[k] > worst:
+            worst, where = float(block.flat[k]), (r0 + k // n, k % n)
+    if worst > tol:
+        i, j = where
+        raise NetworkError(f"State.Nc is not Hermitian: Nc[{cells[i]!r}, {cells[j]!r}] = {complex(Nc[i, j]):.6g} but "
+                           f"conj(Nc[{cells[j]!r}, {cells[i]!r}]) = {complex(np.conj(Nc[j, i])):.6g} (tolerance "
+                           f"config.STATE_NC_RTOL = {config.STATE_NC_RTOL} x max|Nc|); symmetrise it, (Nc + Nc^H) / 2")
+    diag = Nc.diagonal().real
+    if diag.min() < -tol:
+        i = int(np.argmin(diag))
+        raise NetworkError(f"State.Nc has a negative occupation on cell {cells[i]!r}: Nc_ii = {diag[i]:.6g} < 0 "
+                           "(Nc_ii = <a_i^dag a_i> - |alpha_i|^2 is a variance, >= 0)")
+    if n <= config.STATE_NC_EIG_MAX_CELLS:
+        low = float(np.linalg.eigvalsh(0.5 * (Nc + Nc.conj().T)).min())
+        if low < -tol:
+            raise NetworkError(f"State.Nc is not positive semidefinite: its lowest eigenvalue is {low:.6g} < 0 "
+                               f"(tolerance config.STATE_NC_RTOL = {config.STATE_NC_RTOL} x max|Nc|); a fluctuation "
+                               "matrix is a covariance, so every eigenvalue must be >= 0")
 
 
 def initial_state(G_or_model) -> State:

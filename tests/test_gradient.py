@@ -237,3 +237,110 @@ def test_bad_input():
     with pytest.raises(cn.NoSteadyStateError):
         cn.gradient("two_cell", {"kappa_a": 0.0}, params={"kappa_b": 0.0, "nonreciprocal": False, "gamma": 0.0})
     assert set(GRADIENT_QUANTITIES) <= set(cn.observables.QUANTITIES)
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 18: a time-dependent drive gave a zero gradient; preflight; introspection errors.
+
+
+def shaped_pair(gamma=0.04, shape="gaussian"):
+    """The pair with a time-dependent drive on the charger (its constant part is zero)."""
+    drive = {"gaussian": cn.drives.gaussian(0.1, 100.0, 20.0), "tone": cn.drives.tone(0.1, 1.01),
+             "square": cn.drives.square(0.1, 0.0, 50.0), "callable": lambda t: 0.1 * np.exp(-t / 50.0)}[shape]
+    G = cn.network(drive_frequency=1.0)
+    cn.add_cell(G, "a", omega=1.0, kappa=0.003, drive=drive)
+    cn.add_cell(G, "b", omega=1.0, kappa=0.003, battery=True)
+    cn.add_chiral_link(G, "a", "b", gamma=gamma)
+    return G
+
+
+@pytest.mark.parametrize("shape", ["gaussian", "tone", "square", "callable"])
+def test_a_time_dependent_drive_is_refused_naming_the_cell(shape):
+    def base(gamma=0.04):
+        return shaped_pair(gamma, shape)
+
+    with pytest.raises(cn.ChiralnetError, match="cell 'a' of the base's network has a time-dependent drive"):
+        cn.gradient(base, {"gamma": 0.04})            # it returned {'gamma': 0.0}
+    with pytest.raises(cn.ChiralnetError, match="time-dependent drive"):
+        cn.optimize(base, {"gamma": (0.01, 0.1)})     # it reported success at the start
+
+
+def test_a_time_dependent_drive_parameter_of_a_builder_is_refused():
+    with pytest.raises(cn.ChiralnetError, match="parameter 'drive' is a time-dependent drive"):
+        cn.gradient("two_cell", {"gamma": 0.04}, params={"drive": cn.drives.gaussian(0.1, 100.0, 20.0)})
+    with pytest.raises(cn.ChiralnetError, match="parameter 'drive' is a time-dependent drive"):
+        cn.optimize("two_cell", {"gamma": (0.01, 0.1)}, params={"drive": cn.drives.gaussian(0.1, 100.0, 20.0)})
+
+
+def test_callable_gradient_with_a_constant_drive_against_central_differences():
+    """The control of the refusal above: the same base with a constant drive differentiates correctly."""
+    def base(gamma=0.04, drive=0.1):
+        G = shaped_pair(gamma)
+        G.nodes["a"]["drive"] = drive
+        return G
+
+    point = {"gamma": 0.03, "drive": 0.1}
+    g = cn.gradient(base, point)
+    for k, x in point.items():
+        h = FD_STEP * x
+        f = [cn.steady_state(base(**{**point, k: x + s * h})).battery_energy for s in (1.0, -1.0)]
+        fd = (f[0] - f[1]) / (2 * h)
+        assert abs(g[k] - fd) <= FD_RTOL * abs(fd), (k, g[k], fd)
+
+
+def test_a_huge_chain_is_refused_before_it_is_built(monkeypatch):
+    from chiralnet.design import adjoint
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("the model was built before the refusal")
+
+    monkeypatch.setattr(adjoint, "affine_model", no_build)
+    with pytest.raises(cn.MemoryLimitError, match=r"gradient of chain with 1e\+12 cells.*at most about \d+ cells"):
+        cn.gradient("chain", {"gamma": 0.04}, params={"n_cells": 10**12})
+    with pytest.raises(cn.MemoryLimitError, match=r"fluctuation matrices.*at most about \d+ cells .*with hot baths"):
+        cn.gradient("chain", {"gamma": 0.04}, params={"n_cells": 10**6, "n_th": 0.1})
+
+
+def test_the_largest_size_the_preflight_names_fits(monkeypatch):
+    import re
+
+    from chiralnet import config
+
+    monkeypatch.setattr(config, "MEMORY_LIMIT_GB", 1e-3)     # 1 MB
+    with pytest.raises(cn.MemoryLimitError) as err:
+        cn.gradient("chain", {"gamma": 0.04}, params={"n_cells": 10**5})
+    largest = int(re.search(r"at most about (\d+) cells", str(err.value)).group(1))
+    assert 2 < largest < 10**5
+    g = cn.gradient("chain", {"gamma": 0.04}, params={"n_cells": largest})         # fits: runs
+    assert np.isfinite(g["gamma"])
+    with pytest.raises(cn.MemoryLimitError):
+        cn.gradient("chain", {"gamma": 0.04}, params={"n_cells": largest + 2})
+
+
+def test_builder_introspection_raises_chiralnet_errors_not_sweep_errors():
+    from chiralnet.errors import SweepError
+    from chiralnet.sweeps.spec import resolve_builder
+
+    def loose(gamma=0.04, **options):
+        return cn.two_cell(gamma=gamma)
+
+    for call, text in ((lambda: cn.gradient(loose, {"gamma": 0.04}), "takes \\*\\*kwargs"),
+                       (lambda: cn.gradient(3, {"gamma": 0.04}), "base must be a builder name"),
+                       (lambda: cn.gradient("nope", {"gamma": 0.04}), "unknown builder 'nope'"),
+                       (lambda: cn.optimize("nope", {"gamma": (0.01, 0.1)}), "unknown builder 'nope'")):
+        with pytest.raises(cn.ChiralnetError, match=text) as err:
+            call()
+        assert not isinstance(err.value, SweepError)
+    with pytest.raises(SweepError, match="unknown builder"):   # a sweep still reports its own error class
+        resolve_builder("nope")
+
+
+def test_gradient_inputs_numpy_would_reject_are_chiralnet_errors():
+    for point, params in (({"gamma": 10**400}, None), ({"gamma": [0.04, [0.04]]}, {"n_cells": 3}),
+                          ({"gamma": True}, None), ({"gamma": "0.04"}, None), ({"gamma": 0.04}, ["n_cells"]),
+                          ({"gamma": 0.04}, {"kappa_a": [0.1, [0.2]]})):
+        with pytest.raises(cn.ChiralnetError):
+            cn.gradient("chain" if params and "n_cells" in params else "two_cell", point, params=params)
+    for quantity in (["battery_energy"], 3, None):
+        with pytest.raises(cn.ChiralnetError, match="quantity must be a name"):
+            cn.gradient("two_cell", {"gamma": 0.04}, quantity)

@@ -149,3 +149,36 @@ def test_huge_but_representable_rates_give_the_exact_answer():
     falls back to the diagonal itself instead of calling a decaying mode unstable."""
     ss = cn.steady_state(cn.chain(5, gamma=1e150))
     assert np.isfinite(ss.energies).all() and ss.method == "forward-substitution"
+
+
+# Issue 18: a State with an impossible Nc was accepted and gave plausible energies.
+
+def test_state_refuses_a_non_hermitian_or_negative_fluctuation_matrix():
+    from chiralnet.model import State
+    from chiralnet.errors import NetworkError
+
+    cells = ("a", "b")
+    with pytest.raises(NetworkError, match=r"not Hermitian: Nc\['a', 'b'\]"):
+        State(cells, np.zeros(2), np.array([[1.0, 0.5j], [0.5j, 1.0]]))
+    with pytest.raises(NetworkError, match="negative occupation on cell 'b'"):
+        State(cells, np.zeros(2), np.diag([1.0, -0.5]).astype(complex))
+    with pytest.raises(NetworkError, match=r"lowest eigenvalue is -1 "):     # diagonal fine, eigenvalues 3, -1
+        State(cells, np.zeros(2), np.array([[1.0, 2.0], [2.0, 1.0]], complex))
+    # within the tolerance (relative to max |Nc|): rounding of a solver's output is accepted
+    tiny = 0.1 * cn.config.STATE_NC_RTOL
+    State(cells, np.zeros(2), np.array([[1.0, tiny * 1j], [0.0, -tiny]], complex))
+    # a hot steady state is a valid state
+    ss = cn.steady_state(cn.chain(5, n_th=0.3))
+    assert ss.state.Nc is not None
+
+
+def test_state_check_of_a_large_nc_is_hermiticity_and_diagonal_only(monkeypatch):
+    from chiralnet.model import State
+    from chiralnet.errors import NetworkError
+
+    monkeypatch.setattr(cn.config, "STATE_NC_EIG_MAX_CELLS", 1)   # "large" from 2 cells on: no eigvalsh
+    State(("a", "b"), np.zeros(2), np.array([[1.0, 2.0], [2.0, 1.0]], complex))   # documented: not caught
+    with pytest.raises(NetworkError, match="negative occupation"):
+        State(("a", "b"), np.zeros(2), np.diag([-1.0, 1.0]).astype(complex))
+    with pytest.raises(NetworkError, match="not Hermitian"):
+        State(("a", "b"), np.zeros(2), np.array([[1.0, 1.0], [0.0, 1.0]], complex))

@@ -382,8 +382,6 @@ def test_stored_power_against_the_closed_form_and_finite_differences():
     p = cn.stored_power(G, times)
     want = _symmetric_power(times, E=E, gamma=g, Lambda=g + k)
     assert np.abs(p - want).max() <= CLOSED_POWER_REL * np.abs(want).max()
-    res = cn.simulate(G, times)
-    assert np.abs(cn.stored_power(G, res) - p).max() <= CLOSED_POWER_REL * np.abs(want).max()  # from a result
     # hot networks: the noise part dNc_ii/dt = 2 Re sum_k conj(M_ik) Nc_ki + Q_ii needs the feeding cells' block
     for H in (cn.two_cell(n_th=1.5), _hot_network(0), cn.chain(4, n_th=0.4, gamma=0.05)):
         lam = 0.05 / max(abs(np.linalg.eigvals(cn.build_model(H).dense_M()).real.min()), 1e-300)
@@ -397,19 +395,15 @@ def test_stored_power_against_the_closed_form_and_finite_differences():
         assert np.abs(got - fd).max() <= FD_REL * max(np.abs(fd).max(), 1e-3), (got, fd)
 
 
-def test_stored_power_of_a_hot_result_says_what_keeps_it():
-    G = cn.two_cell(n_th=0.5)
+def test_power_functions_take_times_not_a_result():
+    """Issue 18: average_power(G, result, state0=s) and average_power(G, result.times, state0=s) disagreed (the
+    result's energies came from another start than s). A result does not say its start state: the power
+    functions take times and pass them and state0 to simulate, and a result is refused naming the call."""
+    G = cn.two_cell()
     res = cn.simulate(G, [0.0, 10.0])
-    with pytest.raises(ChiralnetError, match=r"stored_power\(G, result.times\)"):
-        cn.stored_power(G, res)
-    with pytest.raises(ChiralnetError, match="store_amplitudes=True"):
-        cn.stored_power(cn.two_cell(), cn.simulate(cn.two_cell(), [0.0, 1.0], store_amplitudes=False,
-                                                     method="exact-sparse"))
-    # a hot battery fed only from inside the battery: Nc[B, B] is enough
-    H = cn.network(drive_frequency=1.0)
-    cn.add_cell(H, "a", omega=1.0, kappa=0.02, n_th=0.3, drive=0.1, battery=True)
-    res = cn.simulate(H, [0.0, 5.0, 50.0])
-    assert rel_err(cn.stored_power(H, res), cn.stored_power(H, res.times)) < 1e-12
+    for fn in (cn.stored_power, cn.average_power):
+        with pytest.raises(ChiralnetError, match=rf"{fn.__name__}\(G, result.times, state0="):
+            fn(G, res)
 
 
 def test_power_functions_take_a_constant_drive():
@@ -574,16 +568,163 @@ def test_a_large_battery_keeps_its_block_of_nc_only_when_asked(monkeypatch):
         cn.simulate(model, times, battery_fluctuations="yes")
 
 
-def test_stored_power_of_a_large_hot_battery_names_the_option(monkeypatch):
+# ---------------------------------------------------------------------------------------------
+# Issue 18: no silent wrong answer from the observables.
+
+#: time_staying_above against expm of the augmented generator + brentq (both solve E_B(t) = level).
+STAY_REL = 1e-8
+
+
+def test_flags_are_keyword_only_real_bools():
+    ss = cn.steady_state(_hot_network(0))   # detuned cells, correlated noise: collective > local
+    with pytest.raises(ChiralnetError, match="collective must be True or False, got 'no'"):
+        cn.ergotropy(ss, collective="no")  # a truthy string used to give the collective value
+    with pytest.raises(ChiralnetError, match="collective must be True or False"):
+        cn.ergotropy(ss, collective=1)
+    with pytest.raises(TypeError):
+        cn.ergotropy(ss, None, True)  # keyword-only
+    assert cn.ergotropy(ss, collective=np.bool_(True)) == cn.ergotropy(ss, collective=True)
+    assert cn.ergotropy(ss, collective=np.bool_(False)) == cn.ergotropy(ss)
+    assert cn.ergotropy(ss, collective=True) != cn.ergotropy(ss)  # so the checks above can tell them apart
+    with pytest.raises(ChiralnetError, match="stay must be True or False"):
+        cn.observables.charging_time([0.0, 1.0], [0.0, 1.0], 1.0, stay="no")
+
+
+@pytest.mark.parametrize("horizon", [float("nan"), -1.0, 0.0, float("inf"), 1e300, True, 10**400, "100"])
+def test_bad_horizons_are_refused_not_answered(horizon):
+    G = cn.two_cell()
+    for fn in (cn.max_average_power, time_to_fraction, cn.efficiency):
+        with pytest.raises(ChiralnetError, match="horizon"):
+            fn(G, horizon=horizon)
+
+
+def test_a_horizon_the_grid_cannot_resolve_names_the_largest_that_it_can():
+    G = cn.two_cell()
+    with pytest.raises(ChiralnetError, match=r"largest horizon these steps resolve is [0-9.]+"):
+        cn.max_average_power(G, horizon=1e6)
+    rate = -np.linalg.eigvals(cn.build_model(G).dense_M()).real.max()
+    ok = 0.99 * 2000 / rate       # just inside config.OBSERVABLE_MAX_STEP_DECAYS = 1 decay per step
+    assert cn.max_average_power(G, horizon=ok) == cn.max_average_power(G, horizon=ok)
+
+
+def test_unbounded_steps_are_refused_before_any_work(monkeypatch):
     from chiralnet import config
-    from chiralnet.arrays import chain_model
+    from chiralnet.observables import charging, power
 
-    import dataclasses
+    def no_work(*args, **kwargs):
+        raise AssertionError("the grid was stepped before the refusal")
 
-    monkeypatch.setattr(config, "BATTERY_BLOCK_MAX_CELLS", 4)
-    model = dataclasses.replace(chain_model(8, n_th=0.3), battery=np.ones(8, bool))  # no cell outside feeds it
-    times = np.linspace(0.0, 200.0, 5)
-    with pytest.raises(ChiralnetError, match="battery_fluctuations=True"):
-        cn.stored_power(model, cn.simulate(model, times))
-    kept = cn.stored_power(model, cn.simulate(model, times, battery_fluctuations=True))
-    np.testing.assert_allclose(kept, cn.stored_power(model, times), rtol=1e-10, atol=1e-14)
+    monkeypatch.setattr(power, "_kernel_peak", no_work)
+    monkeypatch.setattr(charging, "_kernel_time", no_work)
+    G = cn.two_cell()
+    for fn in (cn.max_average_power, time_to_fraction, cn.efficiency):
+        with pytest.raises(ChiralnetError, match=rf"steps = 1e\+09 .*GB.*largest that fits is steps = "
+                                                 rf"{config.OBSERVABLE_MAX_STEPS}"):
+            fn(G, steps=1e9)
+        for bad in (2.5, True, 1, float("nan"), "2000"):
+            with pytest.raises(ChiralnetError, match="steps must be an integer >= 2"):
+                fn(G, steps=bad)
+
+
+def test_numbers_beyond_float_range_and_ragged_arrays_are_chiralnet_errors():
+    from chiralnet.observables import charging_time, gaussian_ergotropy
+
+    G = cn.two_cell()
+    ss = cn.steady_state(G)
+    calls = [lambda: cn.injected_energy(G, 10**400), lambda: cn.injected_energy(G, float("nan")),
+             lambda: time_to_fraction(G, 10**400), lambda: time_to_fraction(G, True),
+             lambda: cn.efficiency(G, t90=10**400),
+             lambda: gaussian_ergotropy([1.0, 2.0], [0.1, 0.2], [[1.0, 0.0], [0.0]]),
+             lambda: gaussian_ergotropy([1.0, 2.0], [0.1], [[1.0, 0.0], [0.0, 1.0]]),
+             lambda: gaussian_ergotropy(["a", "b"], [0.1, 0.2], np.eye(2)),
+             lambda: charging_time([0.0, [1.0, 2.0]], [0.0, 1.0], 1.0),
+             lambda: charging_time([0.0, 1.0], [0.0, 1.0], 10**400),
+             lambda: cn.ergotropy(ss, cells=[["a"]]),
+             lambda: cn.stored_power(G, [0.0, 10**400]),
+             lambda: cn.average_power(G, [[0.0, 1.0], [2.0]]),
+             lambda: cn.observables.two_cell_limits(1.0, [0.1, [0.2]], 0.003, 0.003, 0.04),
+             lambda: cn.observables.two_cell_limits(1.0, 0.1, 0.003, 0.003, 10**400),
+             lambda: evaluate("battery_energy", G),                     # a string is not a list of names
+             lambda: evaluate(None, G),
+             lambda: time_to_fraction(G, state0="start")]
+    for call in calls:
+        with pytest.raises(ChiralnetError):
+            call()
+
+
+def _augmented_energy(G):
+    """E_B(t) from the empty start by scipy's expm of the augmented generator [[M, -iE], [0, 0]] (cold)."""
+    m = cn.build_model(G)
+    n = m.n_cells
+    A = np.zeros((n + 1, n + 1), complex)
+    A[:n, :n] = m.dense_M()
+    A[:n, n] = m.forcing
+
+    def energy(t):
+        x = la.expm(A * t)[:n, n]
+        return float((m.omega * np.abs(x) ** 2)[m.battery].sum())
+    return energy
+
+
+@pytest.mark.parametrize("nonreciprocal", [True, False])
+def test_time_staying_above_is_the_crossing_not_a_sample(nonreciprocal):
+    """Issue 18: it returned the sample after the crossing (260.0 for a crossing at 269.18)."""
+    G = cn.two_cell(nonreciprocal=nonreciprocal, gamma=0.01 if not nonreciprocal else 0.04)
+    level = 0.9 * cn.steady_state(G).battery_energy
+    res = cn.simulate(G, np.linspace(0.0, 4000.0, 17))                     # samples 250 apart
+    got = cn.observables.time_staying_above(G, res)
+    energy = _augmented_energy(G)
+    fine = np.linspace(0.0, 4000.0, 4001)
+    e = np.array([energy(t) for t in fine]) - level
+    j = int(np.flatnonzero(e < 0)[-1])                                      # the last upward crossing
+    want = brentq(lambda t: energy(t) - level, fine[j], fine[j + 1], xtol=1e-13, rtol=1e-15)
+    assert got not in set(res.times)
+    assert abs(got - want) <= STAY_REL * want, (got, want)
+
+
+def test_time_staying_above_refuses_a_result_of_another_start():
+    G = cn.two_cell()
+    res = cn.simulate(G, np.linspace(0.0, 2000.0, 9))
+    other = cn.steady_state(cn.two_cell(drive=0.05)).state
+    with pytest.raises(ChiralnetError, match="not that of this network from this state0"):
+        cn.observables.time_staying_above(G, res, state0=other)
+
+
+def test_times_are_absolute_from_the_start_state():
+    """The time rule: a state lives at state.time; a continued run's crossing is the original run's one."""
+    G = cn.two_cell()
+    first = cn.simulate(G, [0.0, 100.0])
+    s = first.final_state
+    assert s.time == 100.0
+    t90 = time_to_fraction(G)
+    assert abs(time_to_fraction(G, state0=s) - t90) <= T90_REL * t90
+    early = cn.simulate(G, [0.0, 20.0]).final_state                   # still speeding up: the peak is later
+    peak = cn.max_average_power(G, state0=early)
+    assert peak.time > 20.0
+    e = cn.simulate(G, [0.0, 20.0, peak.time]).battery_energy
+    assert peak.power == pytest.approx((e[2] - e[1]) / (peak.time - 20.0), rel=1e-10)
+    assert peak.power == pytest.approx(cn.stored_power(G, [peak.time])[0], rel=1e-8)   # the maximum's condition
+    times = np.array([100.0, 150.0, 400.0])
+    e = cn.simulate(G, [0.0, 100.0, 150.0, 400.0]).battery_energy
+    avg = cn.average_power(G, times, state0=s)
+    np.testing.assert_allclose(avg[1:], (e[2:] - e[1]) / (times[1:] - 100.0), rtol=1e-10)
+    assert avg[0] == pytest.approx(cn.stored_power(G, [100.0])[0], rel=1e-10)
+    inj = cn.injected_energy(G, 400.0, state0=s)
+    assert inj == pytest.approx(cn.injected_energy(G, 400.0) - cn.injected_energy(G, 100.0), rel=1e-10)
+    with pytest.raises(cn.SolverError, match="before state0.time = 100.0"):
+        cn.average_power(G, [50.0, 150.0], state0=s)
+
+
+def test_time_staying_above_is_the_last_crossing_inside_a_coarse_bracket():
+    """An oscillating (reciprocal) pair crosses the level up, down and up again between two samples: the
+    battery stays above from the last crossing (1911.28), which the old bisection missed (1621.96)."""
+    G = cn.two_cell(nonreciprocal=False, gamma=0.04)
+    level = 0.9 * cn.steady_state(G).battery_energy
+    energy = _augmented_energy(G)
+    fine = np.linspace(0.0, 8000.0, 8001)
+    e = np.array([energy(t) for t in fine]) - level
+    ups = [i for i in np.flatnonzero(np.diff(np.sign(e)) != 0) if e[i] < 0]
+    want = brentq(lambda t: energy(t) - level, fine[ups[-1]], fine[ups[-1] + 1], xtol=1e-13, rtol=1e-15)
+    times = np.r_[0.0, 1600.0, np.arange(np.ceil(want) + 50.0, 8001.0, 400.0)]   # one bracket over 3 crossings
+    got = cn.observables.time_staying_above(G, cn.simulate(G, times))
+    assert abs(got - want) <= STAY_REL * want, (got, want)

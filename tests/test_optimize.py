@@ -182,3 +182,48 @@ def test_example_file_runs(tmp_path):
     assert main(["optimize", str(path), "--out", str(tmp_path / "o")]) == 0
     s = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert s["success"] and s["gain"] > 4 and sum(s["x"]["gamma"]) == pytest.approx(0.28, rel=1e-9)
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 18: refusals before any work, real bools.
+
+
+def test_unbounded_starts_are_refused_before_any_evaluation(monkeypatch):
+    from chiralnet import config
+    from chiralnet.design import optimizer
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the objective was evaluated before the refusal")
+
+    monkeypatch.setattr(optimizer._Objective, "value_grad", no_work)
+    largest = config.OPTIMIZE_MAX_ITERATIONS // config.OPTIMIZE_MAXITER
+    for n in (10**6, 1e6):
+        with pytest.raises(cn.ChiralnetError, match=rf"n_starts = 1e\+06 .*1e\+06 starts x {config.OPTIMIZE_MAXITER} "
+                                                    rf"iterations.*largest that fits is n_starts = {largest}"):
+            cn.optimize("two_cell", {"gamma": (0.001, 0.1)}, method="multistart", n_starts=n)
+    with pytest.raises(cn.ChiralnetError, match="largest that fits is n_starts = 10 "):
+        cn.optimize("two_cell", {"gamma": (0.001, 0.1)}, method="multistart", n_starts=11,
+                    maxiter=config.OPTIMIZE_MAX_ITERATIONS // 10)
+    with pytest.raises(cn.ChiralnetError, match="maxiter = 1e\\+09 .*largest that fits is maxiter"):
+        cn.optimize("two_cell", {"gamma": (0.001, 0.1)}, maxiter=10**9)
+    for bad in (0, 2.5, True, float("nan"), "8"):
+        with pytest.raises(cn.ChiralnetError, match="n_starts must be an integer >= 1"):
+            cn.optimize("two_cell", {"gamma": (0.001, 0.1)}, method="multistart", n_starts=bad)
+
+
+def test_flags_and_numbers_of_optimize_are_checked():
+    for kwargs, text in (({"maximize": "no"}, "maximize must be True or False"),
+                         ({"progress": "yes"}, "progress must be True or False"),
+                         ({"tol": float("nan")}, "tol must be finite"),
+                         ({"tol": -1.0}, "tol must be > 0"),
+                         ({"seed": 1.5}, "seed must be an integer"),
+                         ({"x0": {"gamma": [0.01, [0.02]]}}, "the start of 'gamma' must be a rectangular array"),
+                         ({"params": ["kappa_a"]}, "params must be a dict"),
+                         ({"bounds": {"gamma": (0.001, 10**400)}}, "bounds of 'gamma' must be finite numbers")):
+        bounds = kwargs.pop("bounds", {"gamma": (0.001, 0.1)})
+        with pytest.raises(cn.ChiralnetError, match=text):
+            cn.optimize("two_cell", bounds, **kwargs)
+    # a real bool still works, numpy's too: minimising the energy drives gamma to a bound
+    r = cn.optimize("two_cell", {"gamma": (0.001, 0.1)}, params={"kappa_a": 0.003, "kappa_b": 0.003},
+                    maximize=np.bool_(False))
+    assert r.x["gamma"] in (pytest.approx(0.001), pytest.approx(0.1))

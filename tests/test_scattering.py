@@ -492,3 +492,44 @@ def test_huge_spectrum_is_refused_before_any_work(tmp_path, capsys, monkeypatch)
     path.write_text(path.read_text().replace("10000000000", "101"))
     assert cli.main(["spectrum", str(path), "--out", str(tmp_path / "out")]) == 2
     assert "at most 100 detunings fit" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 18: refusals before any work, flags, and inputs NumPy would reject with its own errors.
+
+
+def test_a_huge_bandwidth_grid_is_refused_before_any_solve(monkeypatch):
+    from chiralnet.solve import response
+
+    def no_solve(*args, **kwargs):
+        raise AssertionError("a scattering solve ran before the refusal")
+
+    monkeypatch.setattr(response, "_solve", no_solve)
+    with pytest.raises(cn.ChiralnetError, match=rf"'n_grid' = 1e\+09 .*GB.*largest that fits is 'n_grid' = "
+                                                rf"{config.ISOLATION_MAX_GRID} \(config.ISOLATION_MAX_GRID"):
+        cn.isolation_bandwidth(isolator(), "a", "b", span=0.1, n_grid=10**9)
+    with pytest.raises(cn.ChiralnetError, match="largest that fits"):
+        cn.isolation_bandwidth(isolator(), "a", "b", span=0.1, n_grid=1e9)
+    for bad in (2.5, True, float("nan")):
+        with pytest.raises(cn.ChiralnetError, match="'n_grid' must be an integer >= 3"):
+            cn.isolation_bandwidth(isolator(), "a", "b", span=0.1, n_grid=bad)
+
+
+def test_scattering_flags_and_malformed_numbers_are_chiralnet_errors():
+    G = isolator()
+    res = cn.scattering(G, [0.0, 0.01])
+    with pytest.raises(cn.ChiralnetError, match="db must be True or False"):
+        res.transmission("a", "b", db="no")          # a truthy string would have meant dB
+    assert res.transmission("a", "b", db=np.bool_(False))[1] == pytest.approx(0.25, abs=CLOSED_FORM_ABS)
+    with pytest.raises(cn.ChiralnetError, match="parallel must be True or False"):
+        cn.scattering(G, [0.0], parallel="yes")
+    model = cn.build_model(G)
+    calls = [lambda: cn.scattering(G, [0.0, [0.1, 0.2]]),                        # ragged
+             lambda: cn.scattering(G, [10**400]),                                 # beyond a float
+             lambda: cn.isolation_bandwidth(G, "a", "b", 10**400, span=0.1),
+             lambda: cn.isolation_bandwidth(G, "a", "b", span=10**400),
+             lambda: cn.scattering(model, [0.0], kappa=[0.01, [0.01]]),
+             lambda: cn.scattering(model, [0.0], kappa=["0.01", "0.01"])]
+    for call in calls:
+        with pytest.raises(cn.ChiralnetError):
+            call()

@@ -50,6 +50,7 @@ differentiated by the adjoint, never by differences.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -135,9 +136,14 @@ def _check_point(point, where="gradient"):
     for k, v in point.items():
         if not isinstance(k, str):
             raise ChiralnetError(f"{where}: parameter names are strings, got {k!r}")
-        arr = np.asarray(v)
+        try:
+            arr = np.asarray(v)
+        except (ValueError, TypeError, OverflowError):  # ragged rows
+            arr = np.asarray(None)
         if arr.dtype == object or not np.issubdtype(arr.dtype, np.number) or arr.dtype == bool:
-            raise ChiralnetError(f"{where}: parameter {k!r} must be a number or an array of numbers, got {v!r}")
+            text = repr(v) if len(repr(v)) <= 60 else repr(v)[:57] + "..."
+            raise ChiralnetError(f"{where}: parameter {k!r} must be a number or a 1-D array of numbers that a float "
+                                 f"holds, got {text}")
         if arr.ndim > 1 or arr.size == 0:
             raise ChiralnetError(f"{where}: parameter {k!r} must be a number or a non-empty 1-D array")
         if not np.all(np.isfinite(arr)):
@@ -148,10 +154,14 @@ def _check_point(point, where="gradient"):
 
 def problem(base, point: dict, params: dict | None = None, *, where: str = "gradient") -> Problem:
     """The model at ``point`` and the derivatives of its arrays (see the module docstring)."""
-    from ..sweeps.spec import builder_parameters, resolve_builder
+    from ..builders import builder_parameters, resolve_builder
 
     point = _check_point(point, where)
+    if params is not None and not isinstance(params, dict):
+        raise ChiralnetError(f"{where}: params must be a dict of the base's fixed keyword arguments, got "
+                             f"{type(params).__name__}")
     params = dict(params or {})
+    refuse_time_dependent(params, where)
     name, fn = resolve_builder(base, f"{where}: base")
     known = builder_parameters(fn, name)
     for k in list(point) + list(params):
@@ -168,6 +178,7 @@ def problem(base, point: dict, params: dict | None = None, *, where: str = "grad
             if k not in AFFINE_PARAMETERS[name]:
                 raise ChiralnetError(f"{where}: {k!r} is structural (an integer or a flag) in {name!r}, not a "
                                      f"continuous parameter; give it in params. Continuous: {list(AFFINE_PARAMETERS[name])}")
+        preflight(name, {**params, **point}, where)
         optimal_kappa = (name == "two_cell" and params.get("optimal") and params.get("nonreciprocal", True)
                          and {"kappa_a", "kappa_b"} & set(point))
         if not optimal_kappa:
@@ -175,8 +186,82 @@ def problem(base, point: dict, params: dict | None = None, *, where: str = "grad
     return _difference_problem(name, fn, point, params)
 
 
+def refuse_time_dependent(params: dict, where: str) -> None:
+    """ChiralnetError naming the parameter when a fixed parameter is a time-dependent drive (a pulse, tone,
+    square or callable of :mod:`chiralnet.drives`): the quantities differentiated here are steady-state
+    ones, and a drive that changes in time has no steady state (its constant part alone would give a
+    silently wrong gradient, e.g. 0 for a Gaussian pulse)."""
+    from ..drives import is_time_dependent
+
+    for k, v in params.items():
+        values = v if isinstance(v, (list, tuple)) or (isinstance(v, np.ndarray) and v.dtype == object) else [v]
+        for x in np.ravel(np.asarray(values, dtype=object)) if not isinstance(values, list) else values:
+            if not isinstance(x, (str, bytes)) and is_time_dependent(x):
+                raise ChiralnetError(f"{where}: parameter {k!r} is a time-dependent drive ({type(x).__name__}); "
+                                     "gradients and optimisation are of steady-state quantities, which a drive that "
+                                     "changes in time does not have: give a constant drive")
+
+
+def _refuse_time_dependent_model(model: Model, where: str) -> None:
+    """The same refusal for a network a callable base built: names the first cell with a shaped drive."""
+    if not model.time_dependent:
+        return
+    d = model.drives
+    cells = [x[0] for x in d.pulses + d.functions] + [int(np.flatnonzero(a)[0]) for *_, a in d.tones + d.squares]
+    cell = model.cells[min(cells)] if cells else "?"
+    raise ChiralnetError(f"{where}: cell {cell!r} of the base's network has a time-dependent drive (chiralnet.drives): "
+                         "gradients and optimisation are of steady-state quantities, which it does not have (its "
+                         "constant part alone would give a wrong gradient); give the base a constant drive")
+
+
+def gradient_bytes(n_cells: int, n_links: int, thermal: bool) -> dict:
+    """Estimated bytes of an exact (affine) gradient of a network of ``n_cells`` cells and ``n_links`` links:
+    the layout and model arrays, their derivatives (COO entries) and the adjoint vectors, plus the dense
+    N x N fluctuation matrices (steady Nc, the adjoint Y and a product) with hot baths. Exact integers."""
+    from .. import memory
+
+    model = int(sum(memory.model_bytes(n_cells, n_cells + 6 * n_links, n_links).values()))
+    out = {"model and layout": model, "model derivatives (COO)": 2 * model, "adjoint vectors": 64 * n_cells}
+    if thermal:
+        out["fluctuation matrices (3 x N x N complex)"] = 48 * n_cells * n_cells
+    return out
+
+
+def preflight(name: str, kwargs: dict, where: str) -> None:
+    """Refuse the gradient of a registered builder too large for memory before building anything
+    (MemoryLimitError with the estimate and the largest number of cells that fits)."""
+    from .. import memory
+    from ..builders import BUILDERS
+
+    info = BUILDERS[name]
+    merged = {**info.defaults, **kwargs}
+    sizes = info.sizes(**{k: merged[k] for k in info.required})
+    n, L = int(sizes["cell"]), int(sizes["link"])
+    hot = any(np.any(np.asarray(merged.get(k) if merged.get(k) is not None else 0.0, dtype=object) != 0)
+              for k in ("n_th", "n_th_link"))
+    est = gradient_bytes(n, L, hot)
+    if sum(est.values()) <= memory.limit_bytes():
+        return
+    ratio = L / n
+    lo, hi = 1, n
+    while hi - lo > 1:  # the largest size whose estimate fits (the estimate grows with n)
+        mid = (lo + hi) // 2
+        if sum(gradient_bytes(mid, int(ratio * mid), hot).values()) <= memory.limit_bytes():
+            lo = mid
+        else:
+            hi = mid
+    memory.check(est, f"{where} of {name} with {n:.3g} cells and {L:.3g} links",
+                 f"at most about {lo} cells (the largest this memory limit fits{' with hot baths' if hot else ''})")
+
+
 def _affine_problem(name, point, params) -> Problem:
-    am = affine_model(name, point, params)
+    try:
+        am = affine_model(name, point, params)
+    except ChiralnetError:
+        raise
+    except (ValueError, TypeError, OverflowError) as exc:  # NumPy's own errors on malformed fixed parameters
+        raise ChiralnetError(f"gradient: the builder {name!r} cannot take the fixed parameters "
+                             f"{sorted(params)} ({type(exc).__name__}: {exc}); give numbers or 1-D arrays of numbers") from None
 
     def rates():
         return _layout_rates(name, point, params, am)
@@ -245,10 +330,26 @@ def _model_arrays(fn, kwargs, where):
 
     try:
         G = fn(**kwargs)
-    except TypeError as exc:
+    except ChiralnetError:
+        raise
+    except (TypeError, ValueError, OverflowError) as exc:
         raise ChiralnetError(f"{where}: the base cannot be called with {sorted(kwargs)}: {exc}") from None
     m = build_model(G, sparse=len(G) > config.DENSE_MAX_CELLS)
+    _refuse_time_dependent_model(m, where)
     return m, G, np.array([reference_rates(G)[k] for k in RATE_KEYS])
+
+
+def _difference_preflight(N: int, n_theta: int, where: str) -> None:
+    """The model differences hold dense N x N arrays (M and Q) of four builds at once: refuse a network whose
+    arrays would not fit, with the largest N that does, before the first of the 4 n_theta builds."""
+    from .. import memory
+
+    per = 4 * 2 * 16  # 4 builds x (M, Q) x complex
+    est = {f"model differences (4 builds x M, Q dense, {N} x {N} complex)": per * N * N}
+    largest = int(math.isqrt(int(memory.limit_bytes() // per)))
+    memory.check(est, f"{where} ({N} cells, {n_theta} parameter entries, 4 builds each)",
+                 f"a network of at most {largest} cells, or a registered builder (chiralnet.builders.BUILDERS: "
+                 "exact sparse model derivatives)")
 
 
 def _difference_problem(name, fn, point, params) -> Problem:
@@ -264,6 +365,7 @@ def _difference_problem(name, fn, point, params) -> Problem:
     theta0 = np.concatenate([np.atleast_1d(np.real(point[k])).astype(float) for k in names])
     model, G, rates0 = _model_arrays(fn, {**params, **point}, where)
     N = model.n_cells
+    _difference_preflight(N, pos, where)
 
     def dense(x):
         return x.toarray() if sp.issparse(x) else np.asarray(x)
@@ -459,6 +561,8 @@ def _reference_log_derivative(rates, kind):
 
 def value_and_gradient(prob: Problem, quantity: str):
     """(value, gradient (n_theta,) float) of a quantity of :data:`GRADIENT_QUANTITIES` at the problem's point."""
+    if not isinstance(quantity, str):
+        raise ChiralnetError(f"gradient: quantity must be a name, one of {sorted(GRADIENT_QUANTITIES)}, got {quantity!r}")
     if quantity not in GRADIENT_QUANTITIES:
         from ..observables import QUANTITIES
 

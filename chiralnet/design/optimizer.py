@@ -39,8 +39,9 @@ import numpy as np
 import scipy.optimize as so
 
 from .. import config
+from ..checks import array, count, flag, number
 from ..errors import ChiralnetError, NoSteadyStateError
-from .adjoint import GRADIENT_QUANTITIES, _check_point, problem, value_and_gradient
+from .adjoint import GRADIENT_QUANTITIES, _check_point, problem, refuse_time_dependent, value_and_gradient
 
 __all__ = ["optimize", "OptimizeResult", "METHODS", "project_budget"]
 
@@ -87,9 +88,11 @@ class OptimizeResult(so.OptimizeResult):
 def _check_objective(objective, maximize):
     from ..observables import QUANTITIES
 
+    if maximize is not None:
+        maximize = flag(maximize, "maximize", "optimize")
     if callable(objective):
         name = getattr(objective, "__name__", "callable")
-        return name, "callable", (True if maximize is None else bool(maximize))
+        return name, "callable", (True if maximize is None else maximize)
     if not isinstance(objective, str):
         raise ChiralnetError(f"optimize: objective must be a quantity name or a callable f(steady_state), got {objective!r}")
     if objective not in QUANTITIES:
@@ -117,8 +120,13 @@ def _pair(name, value):
         raise ChiralnetError(f"optimize: bounds of {name!r} must be a pair (low, high), got {value!r}")
     lo, hi = value
     for v in (lo, hi):
-        if isinstance(v, bool) or not isinstance(v, Real) or not math.isfinite(v):
-            raise ChiralnetError(f"optimize: bounds of {name!r} must be finite numbers, got {value!r}")
+        try:
+            ok = not isinstance(v, (bool, np.bool_)) and isinstance(v, Real) and math.isfinite(v)
+        except OverflowError:  # an integer beyond the float range
+            ok = False
+        if not ok:
+            raise ChiralnetError(f"optimize: bounds of {name!r} must be finite numbers that a float holds, got "
+                                 f"{value!r}"[:300])
     if not lo < hi:
         raise ChiralnetError(f"optimize: bounds of {name!r} need low < high, got ({lo}, {hi})")
     return float(lo), float(hi)
@@ -128,12 +136,16 @@ def _layout(base, bounds, params, x0, budget):
     """(name, fn, fixed params, names, shapes, lows, highs, theta0) from the user's arguments."""
     from ..builders import BUILDERS
     from ..parametrized import AFFINE_PARAMETERS
-    from ..sweeps.spec import builder_parameters, resolve_builder
+    from ..builders import builder_parameters, resolve_builder
 
     name, fn = resolve_builder(base, "optimize: base")
     known = builder_parameters(fn, name)
     registry = name in BUILDERS and BUILDERS[name].function is fn
+    for label, value in (("params", params), ("x0", x0), ("budget", budget)):
+        if value is not None and not isinstance(value, dict):
+            raise ChiralnetError(f"optimize: {label} must be a dict keyed by parameter name, got {type(value).__name__}")
     params = dict(params or {})
+    refuse_time_dependent(params, "optimize")
     x0 = dict(x0 or {})
     if not isinstance(bounds, dict) or not bounds:
         raise ChiralnetError("optimize: bounds must be a non-empty dict parameter -> (low, high)")
@@ -154,16 +166,15 @@ def _layout(base, bounds, params, x0, budget):
     for k, total in budget.items():
         if k not in bounds:
             raise ChiralnetError(f"optimize: budget on {k!r}, which is not optimised (give bounds for it)")
-        if isinstance(total, bool) or not isinstance(total, Real) or not math.isfinite(total):
-            raise ChiralnetError(f"optimize: budget of {k!r} must be a finite number, got {total!r}")
+        number(total, f"budget of {k!r}", "optimize")
     names, shapes, lows, highs, starts = [], {}, [], [], []
     fixed = {k: v for k, v in params.items() if k not in bounds}
     for k, b in bounds.items():
         lo, hi = _pair(k, b)
         start = x0.get(k, params.get(k))
         if start is not None:
-            arr = np.asarray(start, float)
-            if arr.ndim > 1 or not np.all(np.isfinite(arr)):
+            arr = array(start, f"the start of {k!r}", "optimize")
+            if arr.ndim > 1:
                 raise ChiralnetError(f"optimize: the start of {k!r} must be a finite number or 1-D array, got {start!r}")
             shape = arr.shape
         else:
@@ -452,9 +463,22 @@ def optimize(base, bounds: dict, objective="battery_energy", params: dict | None
         raise ChiralnetError(f"optimize: method {local!r} cannot keep a budget; use SLSQP, SPG or trust-constr")
     derivative_free = local in ("Powell", "Nelder-Mead")
     jac_source = "none" if derivative_free else ("adjoint" if kind == "adjoint" else "finite-differences")
-    if n_starts is not None and (isinstance(n_starts, bool) or not isinstance(n_starts, int) or n_starts < 1):
-        raise ChiralnetError(f"optimize: n_starts must be an integer >= 1, got {n_starts!r}")
-    maxiter = config.OPTIMIZE_MAXITER if maxiter is None else int(maxiter)
+    maxiter = count(config.OPTIMIZE_MAXITER if maxiter is None else maxiter, "maxiter", "optimize", minimum=1,
+                    limit=config.OPTIMIZE_MAX_ITERATIONS, limit_name="OPTIMIZE_MAX_ITERATIONS",
+                    cost=lambda k: f"up to {k:.3g} iterations, each at least one steady solve")
+    if n_starts is not None:
+        budget_starts = max(1, config.OPTIMIZE_MAX_ITERATIONS // maxiter)
+        n_starts = count(n_starts, "n_starts", "optimize", minimum=1, limit=budget_starts,
+                         limit_name=f"OPTIMIZE_MAX_ITERATIONS // maxiter = {config.OPTIMIZE_MAX_ITERATIONS} // {maxiter}",
+                         cost=lambda k: (f"up to {k:.3g} starts x {maxiter} iterations = {k * maxiter:.3g} iterations, "
+                                         f"each at least one steady solve of the network, and {k * n * 8:.3g} bytes "
+                                         "of start points"))
+    if tol is not None:
+        tol = number(tol, "tol", "optimize", positive=True)
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise ChiralnetError(f"optimize: seed must be an integer, got {seed!r}")
+    if progress is not None and not callable(progress):
+        progress = flag(progress, "progress", "optimize")
 
     f = _Objective(base_name, fn, fixed, names, shapes, obj_name, kind, maximize)
     if kind == "callable":

@@ -9,8 +9,10 @@ With B the battery cells and E_B = sum_{i in B} omega_i (|alpha_i|^2 + Nc_ii):
 
   The second needs the rows Nc[B, S] with S = B plus the cells that feed the battery (M[B, k] != 0),
   which a run keeps as the block Nc[S, S] at each output time (|S|^2 numbers per time, never N x N).
-* Average power since t = 0: (E_B(t) - E_B(0)) / t (= E_B(t)/t from an empty battery; its limit at t = 0
-  is dE_B/dt(0)).
+* Average power since the start t0 (the start state's time, ``state0.time``; 0 for the network's own
+  initial state): (E_B(t) - E_B(t0)) / (t - t0) (= E_B(t)/t from an empty battery at t0 = 0; its limit at
+  t = t0 is dE_B/dt(t0)). Every time taken or returned is absolute (the time rule of
+  :func:`chiralnet.simulate`): the functions pass ``state0`` on to simulate and never move it in time.
 * Maximum average power: the largest (E_B(t) - E_B(0))/t over t and the time it is reached. At an interior
   maximum the derivative (t P(t) - E_B(t) + E_B(0)) / t^2 vanishes: the stored power equals the average
   power there. The grid of ``steps`` intervals over the horizon (the time_to_90 grid) brackets the largest
@@ -37,12 +39,15 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import dataclasses
+
 import numpy as np
 import scipy.sparse as sp
 
 from .. import config
+from ..checks import array, number
 from ..linalg.stability import strong_blocks
-from ..errors import ChiralnetError, NoSteadyStateError
+from ..errors import ChiralnetError, NoSteadyStateError, SolverError
 from . import charging
 
 __all__ = ["stored_power", "average_power", "max_average_power", "injected_energy", "efficiency", "PowerPeak"]
@@ -56,15 +61,17 @@ class PowerPeak(NamedTuple):
     time: float
 
 
-def _model_state(G_or_model, state0):
+def _model_state(G_or_model, state0, where):
+    """(model, start state, its time t0): constant drives only; ``state0`` as the time rule has it."""
     from ..solve.base import model_and_state
 
     model, own = model_and_state(G_or_model)
     if getattr(model, "time_dependent", False):
-        raise ChiralnetError("stored power, average power, injected energy and efficiency take a constant drive "
-                             "(closed forms of d alpha/dt = M alpha - iE); this network has time-dependent drives "
+        raise ChiralnetError(f"{where}: stored power, average power, injected energy and efficiency take a constant "
+                             "drive (closed forms of d alpha/dt = M alpha - iE); this network has time-dependent drives "
                              "(chiralnet.drives): use the energies of chiralnet.simulate over time instead")
-    return model, (own if state0 is None else state0.for_cells(model.cells))
+    state, t0 = charging.start_state(model, own, state0, where)
+    return model, state, t0
 
 
 def _thermal(model, state) -> bool:
@@ -133,27 +140,48 @@ def _method(model, times, grid, thermal):
     return "exact" if ok else "exact-sparse"
 
 
-def _trace(model, state, times):
-    """Battery energy and stored power (T,) at ``times`` (t = 0 is ``state``), exact."""
-    from ..solve.base import check_times, distinct_steps
-    from ..solve import METHODS
+def _times(times, t0, where):
+    """``times`` checked as simulate checks them, and at or after the start state's time ``t0``."""
+    from ..results import SimulationResult
+    from ..solve.base import check_times
 
-    t = check_times(times)
+    if isinstance(times, SimulationResult):
+        raise ChiralnetError(f"{where} takes a network and times, not a SimulationResult (whose start state it "
+                             f"cannot know): pass {where}(G, result.times, state0=<the state the run started "
+                             "from>), which integrates the network exactly from that state")
+    t = check_times(array(times, "times", where))
+    if t[0] < t0:
+        raise SolverError(f"{where}: times[0] = {t[0]} is before state0.time = {t0}: times are absolute and the "
+                          f"run starts where its state is; give times from {t0} on")
+    return t
+
+
+def _trace(model, state, t0, times, where):
+    """Battery energy and stored power (T,) at the absolute ``times`` (>= t0) from ``state`` at t0, exact."""
+    from ..solve.base import distinct_steps
+    from ..solve import METHODS, simulate
+
+    t = _times(times, t0, where)
     thermal = _thermal(model, state)
-    grid = distinct_steps(t)
+    if not thermal:  # simulate, from the state at its own time (t0 first, so either time rule reads it alike)
+        lead = t[0] > t0
+        run_t = np.r_[t0, t] if lead else t
+        run = simulate(model, run_t, state0=state, method=_method(model, run_t - t0, None, False))
+        amps = run.amplitudes[1:] if lead else run.amplitudes
+        energy = run.battery_energy[1:] if lead else run.battery_energy
+        return energy, _coherent_power(model, amps)
+    rel = t - t0  # the method contract: times measured from the state the run starts from
+    grid = distinct_steps(rel)
     options = {"grid": grid, "store_amplitudes": True}
-    if thermal:
-        bat, S, MBS, posB = _feeding_block(model)
-        if t.size * S.size**2 > config.POWER_MAX_BLOCK_ENTRIES:
-            raise ChiralnetError(f"stored_power of a hot network keeps Nc[S, S] for the {S.size} battery and feeding "
-                                 f"cells at {t.size} times ({t.size * S.size**2:.3g} numbers > config.POWER_MAX_BLOCK_ENTRIES); "
-                                 "ask for fewer times")
-        options["block"] = S
-    trace = METHODS[_method(model, t, grid, thermal)].run(model, state, t, options)
+    bat, S, MBS, posB = _feeding_block(model)
+    if t.size * S.size**2 > config.POWER_MAX_BLOCK_ENTRIES:
+        raise ChiralnetError(f"{where} of a hot network keeps Nc[S, S] for the {S.size} battery and feeding "
+                             f"cells at {t.size} times ({t.size * S.size**2:.3g} numbers > config.POWER_MAX_BLOCK_ENTRIES); "
+                             "ask for fewer times")
+    options["block"] = S
+    trace = METHODS[_method(model, rel, grid, thermal)].run(model, state, rel, options)
     energy = trace.energies[:, model.battery].sum(axis=1)
-    power = _coherent_power(model, trace.amplitudes)
-    if thermal:
-        power = power + _noise_power(model, trace.battery_block, MBS, posB)
+    power = _coherent_power(model, trace.amplitudes) + _noise_power(model, trace.battery_block, MBS, posB)
     return energy, power
 
 
@@ -163,13 +191,14 @@ def stored_power(G_or_model, times, *, state0=None) -> np.ndarray:
     Parameters
     ----------
     G_or_model : networkx.DiGraph or Model
-    times : array_like (T,) or SimulationResult
-        Times (1/omega) from the state at t = 0, strictly increasing and >= 0; or a result of
-        ``simulate(G, times)``, whose amplitudes give the coherent part (zero temperature). A hot run keeps
-        Nc[B, B] only and the noise part needs Nc[B, k] for the cells k that feed the battery: pass the
-        times instead (``stored_power(G, result.times)`` keeps that block).
+    times : array_like (T,)
+        Absolute output times (1/omega), strictly increasing, at or after the start state's time. Not a
+        SimulationResult: a result does not say which state it started from (pass ``result.times`` and
+        that state); a hot run also keeps only Nc[B, B], and the noise part needs Nc[B, k] for the cells k
+        that feed the battery, which this integration keeps.
     state0 : State, optional
-        The state at t = 0 (default: the network's own initial state).
+        The state the run starts from, at ``state0.time`` (default: the network's own initial state at
+        t = 0), passed on to :func:`chiralnet.simulate` as it is.
 
     Returns
     -------
@@ -181,40 +210,22 @@ def stored_power(G_or_model, times, *, state0=None) -> np.ndarray:
     >>> np.round(stored_power(cn.two_cell(), [0.0, 50.0, 500.0]), 6)   # empty, charging, nearly full
     array([0.      , 0.344725, 0.000742])
     """
-    from ..results import SimulationResult
-
-    model, state = _model_state(G_or_model, state0)
-    if not isinstance(times, SimulationResult):
-        return _trace(model, state, times)[1]
-    res = times
-    if tuple(res.cells) != tuple(model.cells):
-        raise ChiralnetError("stored_power: the result belongs to another network (its cells differ)")
-    if res.amplitudes is None:
-        raise ChiralnetError("stored_power needs the amplitudes of the run, which simulate(..., store_amplitudes="
-                             "False) drops; simulate with store_amplitudes=True (the default) or pass the times")
-    power = _coherent_power(model, res.amplitudes)
-    hot = res.final_state is not None and res.final_state.Nc is not None
-    if hot or model.Q is not None:
-        bat, S, MBS, posB = _feeding_block(model)
-        if res.battery_fluctuations is None and S.size == bat.size:
-            raise ChiralnetError(f"stored_power of a hot run needs the battery block of Nc at each time, which this "
-                                 f"result lacks (kept by default for at most config.BATTERY_BLOCK_MAX_CELLS = "
-                                 f"{config.BATTERY_BLOCK_MAX_CELLS} battery cells; this battery has {bat.size}): "
-                                 "simulate(..., battery_fluctuations=True), or pass the times instead: "
-                                 "stored_power(G, result.times) integrates them exactly")
-        if S.size > bat.size or res.battery_fluctuations is None:
-            outside = [model.cells[k] for k in S[bat.size:]][:5]
-            raise ChiralnetError(f"stored_power of a hot run needs Nc[B, k] for the cells {outside} that feed the "
-                                 "battery, and a result keeps Nc[B, B] only (result.battery_fluctuations); pass "
-                                 "the times instead: stored_power(G, result.times) integrates them exactly")
-        power = power + _noise_power(model, res.battery_fluctuations, MBS, posB)
-    return power
+    model, state, t0 = _model_state(G_or_model, state0, "stored_power")
+    return _trace(model, state, t0, times, "stored_power")[1]
 
 
 def average_power(G_or_model, times, *, state0=None) -> np.ndarray:
-    """Average charging power (E_B(t) - E_B(0)) / t since t = 0 (units of omega^2), at each time; at t = 0
-    its limit dE_B/dt(0). ``times`` as in :func:`stored_power` (a result needs its amplitudes only where
-    t = 0 is an output time).
+    """Average charging power since the start, (E_B(t) - E_B(t0)) / (t - t0) (units of omega^2), at each
+    time; at t = t0 its limit dE_B/dt(t0). t0 is the start state's time (``state0.time``, 0 by default).
+
+    Parameters
+    ----------
+    G_or_model : networkx.DiGraph or Model
+    times : array_like (T,)
+        Absolute output times (1/omega), strictly increasing, >= t0; not a SimulationResult (as
+        :func:`stored_power`: pass ``result.times`` and the state the run started from).
+    state0 : State, optional
+        The state the run starts from, passed on to :func:`chiralnet.simulate` as it is.
 
     Examples
     --------
@@ -222,54 +233,41 @@ def average_power(G_or_model, times, *, state0=None) -> np.ndarray:
     >>> np.round(average_power(cn.two_cell(), [100.0, 3000.0]), 6)
     array([0.300107, 0.02496 ])
     """
-    from ..results import SimulationResult
-
-    model, state = _model_state(G_or_model, state0)
+    model, state, t0 = _model_state(G_or_model, state0, "average_power")
     e0 = float((model.omega * state.occupations)[model.battery].sum())
-    if isinstance(times, SimulationResult):
-        t, energy = np.asarray(times.times, float), times.battery_energy
-        zero = t == 0
-        p0 = stored_power(model, [0.0], state0=state)[0] if zero.any() else np.nan
-    else:
-        energy, power = _trace(model, state, times)
-        t = np.asarray(times, float)
-        zero = t == 0
-        p0 = power[zero][0] if zero.any() else np.nan
+    energy, power = _trace(model, state, t0, times, "average_power")
+    t = np.asarray(times, float)
+    zero = t == t0
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(zero, p0, (energy - e0) / np.where(zero, 1.0, t))
-
-
-def _horizon(model, horizon, what):
-    if horizon is not None:
-        if not (isinstance(horizon, (int, float)) and np.isfinite(horizon) and horizon > 0):
-            raise ChiralnetError(f"{what}: horizon must be a positive number (1/omega), got {horizon!r}")
-        return float(horizon)
-    if model.n_cells > 2000:
-        raise ChiralnetError(f"{what} on {model.n_cells} cells needs a horizon (1/omega): the default one takes the "
-                             "eigenvalues of M")
-    return config.T90_HORIZON_DECAYS / charging.slowest_decay(model)
-
-
-def _check_steps(steps):
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 2:
-        raise ChiralnetError(f"steps must be an integer >= 2, got {steps!r}")
+        return np.where(zero, power, (energy - e0) / np.where(zero, 1.0, t - t0))
 
 
 def max_average_power(G_or_model, *, state0=None, horizon=None, steps: int | None = None) -> PowerPeak | None:
-    """The largest average power (E_B(t) - E_B(0))/t over t in (0, horizon] and the time it is reached:
-    a :class:`PowerPeak` (power in omega^2, time in 1/omega), or None when the average power still rises at
-    the horizon. Located exactly: the grid brackets it, root finding on the exact propagation solves
-    t dE_B/dt = E_B(t) - E_B(0) to the last bits of t (module docstring).
+    """The largest average power since the start, (E_B(t) - E_B(t0))/(t - t0) over t in (t0, t0 + horizon],
+    and the time it is reached: a :class:`PowerPeak` (power in omega^2, absolute time in 1/omega), or None
+    when the average power still rises at the horizon. Located exactly: the grid brackets it, root finding
+    on the exact propagation solves (t - t0) dE_B/dt = E_B(t) - E_B(t0) to the last bits of t (module
+    docstring).
 
     Parameters
     ----------
     G_or_model : networkx.DiGraph or Model
     state0 : State, optional
-        The state at t = 0 (default: the network's own).
+        The state at the start t0 = ``state0.time`` (default: the network's own at t0 = 0), passed on to
+        :func:`chiralnet.simulate` as it is.
     horizon : float, optional
-        Searched interval (default ``HORIZON_DECAYS`` slowest decay times of M, as time_to_90).
+        Length of the searched interval after t0 (1/omega), finite and > 0 (default
+        ``config.T90_HORIZON_DECAYS`` slowest decay times of M, as time_to_90); refused when horizon / steps
+        is more than ``config.OBSERVABLE_MAX_STEP_DECAYS`` slowest decay times (the grid would step over the
+        charging), with the largest horizon the steps resolve.
     steps : int
-        Grid intervals over the horizon.
+        Grid intervals over the horizon, in [2, ``config.OBSERVABLE_MAX_STEPS``] (default
+        ``config.T90_STEPS``); more is refused before any work, with its cost.
+
+    Raises
+    ------
+    ChiralnetError
+        A horizon or steps as above, time-dependent drives.
 
     Examples
     --------
@@ -278,35 +276,38 @@ def max_average_power(G_or_model, *, state0=None, horizon=None, steps: int | Non
     >>> round(peak.power, 6), round(peak.time, 3)
     (0.345589, 149.468)
     """
-    steps = config.T90_STEPS if steps is None else steps
     from ..solve import simulate
 
-    _check_steps(steps)
-    model, state = _model_state(G_or_model, state0)
+    where = "max_average_power"
+    model, state, t0 = _model_state(G_or_model, state0, where)
+    steps = charging.check_steps(model, steps, where)
+    horizon = charging.check_horizon(model, horizon, steps, where)
     thermal = _thermal(model, state)
     if not thermal and model.n_cells <= config.BATCH_MAX_CELLS:
-        return _kernel_peak(model, state, horizon, steps)
-    h_total = _horizon(model, horizon, "max_average_power")
-    grid = np.linspace(0.0, h_total, int(steps) + 1)
-    method = _method(model, grid, None, thermal)
+        peak = _kernel_peak(model, state, horizon, steps)
+        return None if peak is None else PowerPeak(peak.power, t0 + peak.time)
+    h_total = charging.default_horizon(model) if horizon is None else horizon
+    rel = np.linspace(0.0, h_total, int(steps) + 1)
+    grid = t0 + rel
+    method = _method(model, rel, None, thermal)
     e0, p0 = _state_energy_power(model, state)
     run = simulate(model, grid, state0=state, method=method, store_amplitudes=False)
     f = np.empty(grid.size)
     f[0] = p0
-    f[1:] = (run.battery_energy[1:] - e0) / grid[1:]
+    f[1:] = (run.battery_energy[1:] - e0) / rel[1:]
     k = int(np.argmax(f))
     if k == grid.size - 1:
         return None
     if k == 0:
-        return PowerPeak(float(p0), 0.0)
-    h = grid[1] - grid[0]
+        return PowerPeak(float(p0), t0)
+    h = rel[1] - rel[0]
     left = state if k == 1 else simulate(model, grid[:k], state0=state, method=method,
                                          store_amplitudes=False).final_state
-    base = grid[k - 1]
+    left = dataclasses.replace(left, time=float(grid[k - 1]))
+    base = rel[k - 1]
 
     def at(dt):
-        s = left if dt == 0 else simulate(model, np.array([0.0, dt]), state0=left, method=method,
-                                          store_amplitudes=False).final_state
+        s = left if dt == 0 else charging.advance(model, left, dt, method)[1]
         e, p = _state_energy_power(model, s)
         t = base + dt
         return e, t * p - (e - e0)
@@ -320,7 +321,7 @@ def max_average_power(G_or_model, *, state0=None, horizon=None, steps: int | Non
     else:  # no sign change (g = 0 at the bracket's end): that end
         dt = lo if g_lo == 0 else hi
     e = at(dt)[0]
-    return PowerPeak(float((e - e0) / (base + dt)), float(base + dt))
+    return PowerPeak(float((e - e0) / (base + dt)), float(t0 + base + dt))
 
 
 def _kernel_setup(model, state):
@@ -350,8 +351,11 @@ def _kernel_peak(model, state, horizon, steps):
 
 
 def injected_energy(G_or_model, t: float, *, state0=None) -> float:
-    """Energy the drive injects over [0, t], int_0^t P_in dt (units of omega), exact:
-    -2 omega_L Im(conj(E) . M^{-1}(alpha(t) - alpha(0) + i E t)).
+    """Energy the drive injects from the start t0 to ``t``, int_t0^t P_in dt (units of omega), exact:
+    -2 omega_L Im(conj(E) . M^{-1}(alpha(t) - alpha(t0) + i E (t - t0))).
+
+    ``t`` is an absolute time (1/omega), finite and >= t0 = ``state0.time`` (0 for the network's own
+    initial state); ``state0`` is passed on to :func:`chiralnet.simulate` as it is.
 
     Examples
     --------
@@ -361,15 +365,16 @@ def injected_energy(G_or_model, t: float, *, state0=None) -> float:
     """
     from ..solve import simulate
 
-    model, state = _model_state(G_or_model, state0)
-    t = float(t)
-    if not (np.isfinite(t) and t >= 0):
-        raise ChiralnetError(f"injected_energy: t must be a finite time >= 0 (1/omega), got {t!r}")
-    if t == 0:
+    model, state, t0 = _model_state(G_or_model, state0, "injected_energy")
+    t = number(t, "t", "injected_energy")
+    if not t >= t0:
+        raise ChiralnetError(f"injected_energy: t = {t!r} is before the start state's time {t0} (1/omega); "
+                             f"give a time >= {t0}")
+    if t == t0:
         return 0.0
-    end = simulate(model, np.array([0.0, t]), state0=state,
-                   method=_method(model, np.array([t]), None, False)).final_state.alpha
-    return _injected(model, state.alpha, end, t)
+    end = simulate(model, np.array([t0, t]), state0=state,
+                   method=_method(model, np.array([t - t0]), None, False)).final_state.alpha
+    return _injected(model, state.alpha, end, t - t0)
 
 
 def _injected(model, a0, aT, t):
@@ -382,18 +387,20 @@ def _injected(model, a0, aT, t):
 
 def efficiency(G_or_model, *, state0=None, steady=None, fraction: float = charging.FRACTION, horizon=None,
                steps: int | None = None, t90: float | None = None) -> float | None:
-    """Charging efficiency W_B(t_90) / int_0^{t_90} P_in dt (module docstring); None when the battery does
-    not reach ``fraction`` of its steady energy within the horizon, NaN when it starts there (t_90 = 0).
+    """Charging efficiency W_B(t_90) / int_t0^{t_90} P_in dt (module docstring); None when the battery does
+    not reach ``fraction`` of its steady energy within the horizon, NaN when it starts there (t_90 = t0:
+    no work injected, the ratio 0/0 is undefined).
 
     Parameters
     ----------
     G_or_model : networkx.DiGraph or Model
     state0 : State, optional
+        The start, at t0 = ``state0.time`` (default: the network's own at t0 = 0).
     steady : SteadyState, optional
     fraction, horizon, steps
-        As :func:`chiralnet.observables.time_to_fraction`.
+        As :func:`chiralnet.observables.time_to_fraction` (checked the same way).
     t90 : float, optional
-        The time to ``fraction``, when already known.
+        The (absolute) time to ``fraction``, when already known: finite and >= t0.
 
     Examples
     --------
@@ -401,25 +408,30 @@ def efficiency(G_or_model, *, state0=None, steady=None, fraction: float = chargi
     >>> round(efficiency(cn.two_cell()), 6)      # the seed paper's pair: 42% of the drive's work stored
     0.418557
     """
-    steps = config.T90_STEPS if steps is None else steps
     from ..solve import simulate
 
-    model, state = _model_state(G_or_model, state0)
+    where = "efficiency"
+    model, state, t0 = _model_state(G_or_model, state0, where)
     thermal = _thermal(model, state)
     if t90 is None:
         t90 = charging.time_to_fraction(model, fraction, state0=state, steady=steady, horizon=horizon, steps=steps)
+    else:
+        t90 = number(t90, "t90", where)
+        if not t90 >= t0:
+            raise ChiralnetError(f"{where}: t90 = {t90!r} is before the start state's time {t0}")
     if t90 is None:
         return None
-    if t90 == 0:
+    if t90 == t0:
         return float("nan")
+    duration = t90 - t0
     if not thermal and model.n_cells <= config.BATCH_MAX_CELLS:
         K, M, b, alpha, decay, status, a0, w = _kernel_setup(model, state)
         out = np.empty(1)
         K.efficiency_batch(M, b, np.array([model.drive_frequency]), alpha, a0, w, model.battery, status,
-                           np.array([float(t90)]), out)
+                           np.array([float(duration)]), out)
         return float(out[0])
-    end = simulate(model, np.array([0.0, t90]), state0=state,
-                   method=_method(model, np.array([t90]), None, thermal)).final_state
+    end = simulate(model, np.array([t0, t90]), state0=state,
+                   method=_method(model, np.array([duration]), None, thermal)).final_state
     from .work import gaussian_ergotropy
 
     bat = np.flatnonzero(model.battery)
@@ -427,4 +439,4 @@ def efficiency(G_or_model, *, state0=None, steady=None, fraction: float = chargi
         work = float((model.omega[bat] * np.abs(end.alpha[bat]) ** 2).sum())
     else:
         work = float(gaussian_ergotropy(model.omega[bat], end.alpha[bat], np.asarray(end.Nc)[np.ix_(bat, bat)]))
-    return work / _injected(model, state.alpha, end.alpha, t90)
+    return work / _injected(model, state.alpha, end.alpha, duration)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import analytic
+from ..errors import ChiralnetError
 
 __all__ = ["RATE_KEYS", "reference_rates", "two_cell_limits", "two_cell_reference"]
 
@@ -81,8 +82,22 @@ def two_cell_limits(omega, E, kappa_a, kappa_b, gamma, gamma_a=None):
     Vectorised over any shape; NaN where a limit is undefined (no link, or kappa_a kappa_b = 0 for the
     reciprocal one). ``gamma_a`` defaults to ``gamma`` (xi = 1).
     """
-    omega, E, ka, kb, gamma = (np.asarray(x, float) for x in (omega, E, kappa_a, kappa_b, gamma))
-    gamma_a = gamma if gamma_a is None else np.asarray(gamma_a, float)
+    values = {"omega": omega, "E": E, "kappa_a": kappa_a, "kappa_b": kappa_b, "gamma": gamma, "gamma_a": gamma_a}
+    arrays = {}
+    for name, x in values.items():
+        if x is None:
+            continue
+        try:  # NaN stays allowed (a rate reference_rates could not define); malformed input is an error
+            with np.errstate(over="raise"):
+                a = np.asarray(x)
+                if a.dtype == object or a.dtype.kind not in "iuf":
+                    raise TypeError
+                arrays[name] = a.astype(float)
+        except (TypeError, ValueError, OverflowError, FloatingPointError):
+            raise ChiralnetError(f"two_cell_limits: {name} must be a real number or array of real numbers that a "
+                                 f"float holds, got {x!r}"[:300]) from None
+    omega, E, ka, kb, gamma = (arrays[k] for k in ("omega", "E", "kappa_a", "kappa_b", "gamma"))
+    gamma_a = gamma if gamma_a is None else arrays["gamma_a"]
     with np.errstate(divide="ignore", invalid="ignore"):
         xi = np.where(gamma > 0, gamma_a / gamma, 1.0)
         la, lb = gamma_a + ka, gamma / xi + kb

@@ -72,7 +72,7 @@ class Inputs:
     ----------
     model : Model
     state0 : State
-        The state at t = 0 (the network's own initial state by default).
+        The start, at ``state0.time`` (the network's own initial state at t = 0 by default).
     graph : networkx.DiGraph or None
         The network (needed by the two-cell ratios: they read the local and reservoir rates).
     steady : SteadyState or None
@@ -135,7 +135,8 @@ def evaluate(names, G_or_model, *, state0=None, steady=None, result=None, **opti
         Names in :data:`QUANTITIES`.
     G_or_model : networkx.DiGraph or Model
     state0 : State, optional
-        The state at t = 0 (default: the network's own initial state).
+        The start, at ``state0.time`` (default: the network's own initial state at t = 0); times and the
+        times returned are absolute (the time rule of :func:`chiralnet.simulate`).
     steady : SteadyState, optional
     result : SimulationResult, optional
     **options
@@ -152,6 +153,8 @@ def evaluate(names, G_or_model, *, state0=None, steady=None, result=None, **opti
     from ..model import Model
     from ..solve.base import model_and_state
 
+    if isinstance(names, (str, bytes)) or not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+        raise ChiralnetError(f"evaluate: names must be a list of quantity names (strings), got {names!r}"[:300])
     unknown = set(options) - {"times", "fraction", "horizon", "steps"}
     if unknown:
         raise ChiralnetError(f"unknown option(s) {sorted(unknown)}; valid: fraction, horizon, steps, times")
@@ -200,10 +203,13 @@ def _battery_energy_at(inputs):
         if inputs.result is not None:
             return inputs.result.battery_energy
         raise ChiralnetError("battery_energy_at needs times=[t1, t2, ...] (1/omega) or a simulation result")
-    times = np.asarray(times, float)
-    at_zero = times.size > 0 and times[0] == 0.0  # the initial state is at t = 0: start there
-    run = simulate(inputs.model, times if at_zero else np.r_[0.0, times], state0=inputs.state0)
-    return run.battery_energy if at_zero else run.battery_energy[1:]
+    from ..checks import array
+
+    times = array(times, "times", "battery_energy_at")
+    state, t0 = charging.start_state(inputs.model, inputs.state0, inputs.state0, "battery_energy_at")
+    at_start = times.size > 0 and times[0] == t0  # the run starts where its state is: begin the output there
+    run = simulate(inputs.model, times if at_start else np.r_[t0, times], state0=state)
+    return run.battery_energy if at_start else run.battery_energy[1:]
 
 
 def _time_to(inputs):
@@ -300,10 +306,10 @@ def _efficiency(inputs):
 
 register(Quantity("stored_power_at", "battery's stored power dE_B/dt at the given times, exact (moment equations)",
                   "omega^2", "max", "trace", _power_at(False), dim="time", sweep=False))
-register(Quantity("average_power_at", "average charging power (E_B(t) - E_B(0))/t at the given times", "omega^2",
-                  "max", "trace", _power_at(True), dim="time", sweep=False))
-register(Quantity("max_average_power", "largest average charging power (E_B(t) - E_B(0))/t over t, located "
-                  "exactly (root of t dE_B/dt = E_B(t) - E_B(0))", "omega^2", "max", "both", _peak("power"),
+register(Quantity("average_power_at", "average charging power since the start, (E_B(t) - E_B(t0))/(t - t0), at "
+                  "the given (absolute) times", "omega^2", "max", "trace", _power_at(True), dim="time", sweep=False))
+register(Quantity("max_average_power", "largest average charging power since the start, (E_B(t) - E_B(t0))/(t - t0), "
+                  "over t, located exactly (root of (t - t0) dE_B/dt = E_B(t) - E_B(t0))", "omega^2", "max", "both", _peak("power"),
                   kernel="max_average_power_batch"))
 register(Quantity("max_average_power_time", "time at which the average charging power is largest", "1/omega",
                   "min", "both", _peak("time"), kernel="max_average_power_batch"))

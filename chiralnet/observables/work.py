@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import config
+from ..checks import array, flag
 from ..errors import ChiralnetError
 
 __all__ = ["ergotropy", "injected_power", "gaussian_ergotropy"]
@@ -31,9 +32,13 @@ def gaussian_ergotropy(omega, alpha, Nc):
     >>> round(float(gaussian_ergotropy(np.array([1.0, 2.0]), np.array([0.3, 0.4j]), Nc)), 10)
     0.7190169944
     """
-    omega = np.asarray(omega, float)
-    alpha = np.asarray(alpha, complex)
-    Nc = np.asarray(Nc, complex)
+    omega = array(omega, "omega", "gaussian_ergotropy")
+    alpha = array(alpha, "alpha", "gaussian_ergotropy", complex)
+    Nc = array(Nc, "Nc", "gaussian_ergotropy", complex)
+    B = omega.shape[-1] if omega.ndim == 1 else -1
+    if omega.ndim != 1 or alpha.shape[-1:] != (B,) or Nc.shape[-2:] != (B, B) or Nc.shape[:-2] != alpha.shape[:-1]:
+        raise ChiralnetError(f"gaussian_ergotropy: shapes must be omega (B,), alpha (..., B), Nc (..., B, B) with the "
+                             f"same leading axes; got {omega.shape}, {alpha.shape}, {Nc.shape}")
     occ = alpha.real**2 + alpha.imag**2 + np.diagonal(Nc, axis1=-2, axis2=-1).real
     lam = np.linalg.eigvalsh(Nc)[..., ::-1]          # descending
     passive = (lam * np.sort(omega)).sum(axis=-1)    # frequencies ascending
@@ -71,6 +76,9 @@ def _cell_index(state, cells):
     if not cells:
         raise ChiralnetError("ergotropy: the cell set is empty; give at least one cell (default: the battery cells)")
     pos = {c: i for i, c in enumerate(state.cells)}
+    unhashable = [c for c in cells if getattr(type(c), "__hash__", None) is None]
+    if unhashable:
+        raise ChiralnetError(f"ergotropy: cells are names (hashable), got {unhashable[0]!r}")
     missing = [c for c in cells if c not in pos]
     if missing:
         shown = list(state.cells)[:10]
@@ -80,7 +88,7 @@ def _cell_index(state, cells):
     return np.array([pos[c] for c in cells], np.int64)
 
 
-def ergotropy(state, cells=None, collective: bool = False):
+def ergotropy(state, cells=None, *, collective: bool = False):
     """Ergotropy (extractable work, units of omega) of a set of cells.
 
     Parameters
@@ -90,15 +98,15 @@ def ergotropy(state, cells=None, collective: bool = False):
         (n_times,) array).
     cells : sequence, optional
         Cell names; default the battery cells.
-    collective : bool
-        False: the sum of the local ergotropies omega_i |alpha_i|^2. True: the Gaussian ergotropy of the
+    collective : bool, keyword-only
+        A real bool (``"no"`` or 0 is refused: a truthy string would mean True). False: the sum of the local ergotropies omega_i |alpha_i|^2. True: the Gaussian ergotropy of the
         cells together (eigenvalues of Nc[B, B]), which a simulation keeps for the battery cells
         (``result.battery_fluctuations``) whenever it integrates the fluctuations.
 
     Raises
     ------
     ChiralnetError
-        Cells not in the network, an empty set, or a result that lacks what is needed (the message says
+        Cells not in the network, an empty set, a flag that is not a bool, or a result that lacks what is needed (the message says
         which option keeps it).
 
     Examples
@@ -109,6 +117,7 @@ def ergotropy(state, cells=None, collective: bool = False):
     >>> round(ss.battery_energy, 4), round(ergotropy(ss), 4)   # the thermal part is no work
     (75.3801, 74.8801)
     """
+    collective = flag(collective, "collective", "ergotropy")
     omega, alpha, kind = _parts(state, "ergotropy")
     idx = _cell_index(state, cells)
     a = alpha[..., idx]

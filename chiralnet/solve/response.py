@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 import scipy.sparse as sp
@@ -56,6 +56,8 @@ import scipy.sparse.linalg as spla
 from numba import prange
 
 from .. import config, memory
+from ..checks import count, flag
+from ..memory import format_bytes
 from .._jit import jit, renamed
 from ..errors import ChiralnetError, NetworkError, SolverError
 from ..linalg.cascade import cascade_order
@@ -116,6 +118,7 @@ class ScatteringResult:
         In dB (10 log10, -inf where S_vu is exactly 0) by default; ``db=False`` gives the power ratio.
         ``transmission(u, u)`` is the reflection of port ``u``.
         """
+        db = flag(db, "db", "ScatteringResult.transmission")
         amp = np.abs(self.amplitude(u, v))
         return _db(amp) if db else amp**2
 
@@ -208,6 +211,8 @@ def scattering(G, detunings, ports=None, *, kappa=None, method: str = "auto",
     NoSteadyStateError
         M is not stable: no stationary response (names the cell).
     """
+    if parallel is not None:
+        parallel = flag(parallel, "parallel", "scattering")
     model, kap = _model_and_kappa(G, kappa, "scattering")
     delta = _detunings(detunings)
     port_idx = _ports(model, kap, ports)
@@ -276,8 +281,10 @@ def isolation_bandwidth(G, u, v, level_db: float = 20.0, *, span: float, center:
     center = _finite(center, "center")
     if not span > 0:
         raise ChiralnetError(f"isolation_bandwidth: 'span' must be > 0, got {span}")
-    if isinstance(n_grid, bool) or not isinstance(n_grid, Integral) or n_grid < 3:
-        raise ChiralnetError(f"isolation_bandwidth: 'n_grid' must be an integer >= 3, got {n_grid!r}")
+    n_grid = count(n_grid, "'n_grid'", "isolation_bandwidth", minimum=3, limit=config.ISOLATION_MAX_GRID,
+                   limit_name="ISOLATION_MAX_GRID",
+                   cost=lambda k: f"{k:.3g} scattering solves and {format_bytes(_GRID_BYTES * k)} of detunings, "
+                                  "S matrices and isolations")
     xtol = 1e-12 * span if xtol is None else _finite(xtol, "xtol")
     if not xtol > 0:
         raise ChiralnetError(f"isolation_bandwidth: 'xtol' must be > 0, got {xtol}")
@@ -323,6 +330,9 @@ def isolation_bandwidth(G, u, v, level_db: float = 20.0, *, span: float, center:
 # ---------------------------------------------------------------------------------------------
 # Input checks.
 
+#: Bytes per grid point of isolation_bandwidth: the detuning, S (2 x 2 complex), the isolation and its test.
+_GRID_BYTES = 8 + 4 * 16 + 8 + 1
+
 
 def _few(items, n=8) -> str:
     items = list(items)
@@ -330,9 +340,18 @@ def _few(items, n=8) -> str:
 
 
 def _finite(x, name) -> float:
-    if isinstance(x, bool) or not isinstance(x, Real) or not math.isfinite(float(x)):
-        raise ChiralnetError(f"{name!r} must be a finite real number, got {x!r}")
+    try:
+        ok = not isinstance(x, (bool, np.bool_)) and isinstance(x, Real) and math.isfinite(float(x))
+    except OverflowError:  # an integer beyond the float range
+        ok = False
+    if not ok:
+        raise ChiralnetError(f"{name!r} must be a finite real number that a float holds, got {_brief(x)}")
     return float(x)
+
+
+def _brief(value, width: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 def _model_and_kappa(G, kappa, where):
@@ -344,8 +363,12 @@ def _model_and_kappa(G, kappa, where):
             raise ChiralnetError(
                 f"{where}: a Model does not record the cells' local damping kappa (the port rates); "
                 "pass kappa=[...] (one per cell, in model.cells order) or the graph instead")
-        kap = np.asarray(kap)
-        if kap.shape != (model.n_cells,) or not np.isrealobj(kap):
+        try:
+            kap = np.asarray(kap)
+        except (ValueError, TypeError, OverflowError):  # ragged rows
+            raise ChiralnetError(f"{where}: 'kappa' must be {model.n_cells} real numbers (one per cell), got "
+                                 f"{_brief(kap)}") from None
+        if kap.shape != (model.n_cells,) or not np.isrealobj(kap) or kap.dtype.kind not in "iuf":
             raise ChiralnetError(f"{where}: 'kappa' must be {model.n_cells} real numbers (one per cell), "
                                  f"got shape {kap.shape} {kap.dtype}")
         kap = kap.astype(float)
@@ -362,7 +385,10 @@ def _model_and_kappa(G, kappa, where):
 
 
 def _detunings(detunings) -> np.ndarray:
-    d = np.asarray(detunings)
+    try:
+        d = np.asarray(detunings)
+    except (ValueError, TypeError, OverflowError):  # ragged rows
+        raise ChiralnetError(f"'detunings' must be a number or a 1-D array of real numbers, got {_brief(detunings)}") from None
     if d.ndim > 1:
         raise ChiralnetError(f"'detunings' must be a number or a 1-D array, got shape {d.shape}")
     if d.dtype == bool or not (np.issubdtype(d.dtype, np.integer) or np.issubdtype(d.dtype, np.floating)):

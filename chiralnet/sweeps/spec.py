@@ -9,7 +9,6 @@ The file format and its reader and writer are in :mod:`chiralnet.formats.sweep_t
 from __future__ import annotations
 
 import hashlib
-import importlib
 import inspect
 import json
 from dataclasses import dataclass, field
@@ -54,49 +53,13 @@ SECTIONS = {
 
 
 def builder_parameters(fn, name: str) -> dict:
-    """Keyword parameters a builder accepts, name -> default (``_REQUIRED`` when it has none).
-
-    Built-in builders are described by :data:`chiralnet.builders.BUILDERS`; any other callable by its
-    signature, which must name its keywords (no ``**kwargs``)."""
-    if name in builders.BUILDERS and builders.BUILDERS[name].function is fn:
-        return builders.BUILDERS[name].defaults
-    params = {}
-    for pname, p in inspect.signature(fn).parameters.items():
-        if p.kind is inspect.Parameter.VAR_KEYWORD:
-            raise SweepError(f"builder {name!r} takes **kwargs; its parameters cannot be checked. Give it named keywords")
-        if p.kind is not inspect.Parameter.VAR_POSITIONAL:
-            params[pname] = _REQUIRED if p.default is inspect.Parameter.empty else p.default
-    return params
+    """:func:`chiralnet.builders.builder_parameters`, raising SweepError (a sweep's error class)."""
+    return builders.builder_parameters(fn, name, error=SweepError)
 
 
 def resolve_builder(ref, where: str = "base builder", *, allow_code: bool = True):
-    """(name, callable) for a builder name, ``"module:function"``, or a callable.
-
-    With ``allow_code=False`` (a sweep file read without ``--allow-code``) only the registered builders
-    are accepted: ``"module:function"`` would import and call any code named in a data file.
-    """
-    if callable(ref):
-        return f"{getattr(ref, '__module__', '?')}:{getattr(ref, '__qualname__', repr(ref))}", ref
-    if not isinstance(ref, str):
-        raise SweepError(
-            f"{where} must be a builder name {sorted(BUILDERS)}, 'module:function' or a callable, got {_brief(ref)}")
-    if ref in BUILDERS:
-        return ref, BUILDERS[ref]
-    if ":" in ref and not allow_code:
-        raise SweepError(
-            f"{where} {_brief(ref, 60)} names Python code to import and run, which a sweep file may not do by "
-            f"default; use one of {sorted(BUILDERS)}, or pass --allow-code (load_sweep(..., allow_code=True)) "
-            "if you trust this file: it runs code from this file")
-    if ":" in ref:
-        mod, _, attr = ref.partition(":")
-        try:
-            fn = getattr(importlib.import_module(mod), attr)
-        except (ImportError, AttributeError) as exc:
-            raise SweepError(f"{where} {ref!r} cannot be imported ({exc}); check the module path") from None
-        if not callable(fn):
-            raise SweepError(f"{where} {ref!r} is not callable")
-        return ref, fn
-    raise SweepError(f"{where}: unknown builder {_brief(ref, 60)}; valid: {sorted(BUILDERS)} or 'module:function'")
+    """:func:`chiralnet.builders.resolve_builder`, raising SweepError (a sweep's error class)."""
+    return builders.resolve_builder(ref, where, allow_code=allow_code, error=SweepError)
 
 
 def _brief(value, width: int = 40) -> str:
