@@ -17,11 +17,10 @@ from hypothesis import strategies as st
 import chiralnet as cn
 from chiralnet.errors import ChiralnetError
 from chiralnet.formats.graph_json import graph_from_data, graph_to_data, load_graph
-from chiralnet.formats.scenario_toml import BUILDERS as SCENARIO_BUILDERS
+from chiralnet.builders import BUILDERS
 from chiralnet.formats.scenario_toml import parse_scenario
 from chiralnet.sweeps import SweepSpec, load_sweep, parse_sweep
-from chiralnet.sweeps.spec import BUILDERS as SWEEP_BUILDERS
-from chiralnet.sweeps.spec import QUANTITIES, SECTIONS
+from chiralnet.sweeps.spec import SECTIONS, sweep_quantities
 
 FUZZ = settings(max_examples=int(os.environ.get("CHIRALNET_FUZZ_EXAMPLES", "25")), deadline=None,
                 suppress_health_check=list(HealthCheck))
@@ -139,8 +138,8 @@ def _hashable(x):
 
 @st.composite
 def scenario_docs(draw):
-    builder = draw(st.sampled_from(sorted(SCENARIO_BUILDERS) + ["nope"]))
-    info = SCENARIO_BUILDERS.get(builder)
+    builder = draw(st.sampled_from(sorted(BUILDERS) + ["nope"]))
+    info = BUILDERS.get(builder)
     params = sorted(info.parameters if info is not None else {"x"}) + ["battery", "kapa"]
     network = {"builder": builder}
     network.update(draw(st.dictionaries(st.sampled_from(params), toml_values, max_size=4)))
@@ -167,7 +166,7 @@ def test_any_scenario_is_a_scenario_or_one_error(doc):
 @st.composite
 def sweep_docs(draw):
     doc = {}
-    builder = draw(st.sampled_from(sorted(SWEEP_BUILDERS) + ["os:system", "chiralnet.builders:chain", "nope"]))
+    builder = draw(st.sampled_from(sorted(BUILDERS) + ["os:system", "chiralnet.builders:chain", "nope"]))
     base = {"builder": builder} if draw(st.booleans()) else {}
     keys = ["n_cells", "gamma", "kappa", "omega", "rows", "cols", "n_leaves", "drive", "command"]
     base.update(draw(st.dictionaries(st.sampled_from(keys), toml_values, max_size=3)))
@@ -177,7 +176,7 @@ def sweep_docs(draw):
                            toml_values)
     doc["grid"] = draw(st.dictionaries(st.sampled_from(keys + ["builder"]), grid_value, max_size=2))
     if draw(st.booleans()):
-        doc["quantities"] = {"names": draw(st.one_of(st.lists(st.sampled_from(sorted(QUANTITIES)), max_size=3),
+        doc["quantities"] = {"names": draw(st.one_of(st.lists(st.sampled_from(sorted(sweep_quantities())), max_size=3),
                                                      toml_values)),
                              **draw(st.dictionaries(st.sampled_from(["times", "t90_max", "t90_steps"]), toml_values,
                                                     max_size=2))}
@@ -198,7 +197,7 @@ def test_any_sweep_file_is_a_spec_or_one_error_and_never_code(doc):
     if spec is not None:
         assert isinstance(spec, SweepSpec)
         names = [spec.builder] if spec.builder is not None else list(dict(spec.axes)["builder"])
-        assert all(b in SWEEP_BUILDERS for b in names), names  # no "module:function" from a file
+        assert all(b in BUILDERS for b in names), names  # no "module:function" from a file
 
 
 @FUZZ

@@ -21,7 +21,7 @@ import chiralnet as cn
 from chiralnet import cli, config
 from chiralnet.plotting import scattering as ps
 from chiralnet.errors import MemoryLimitError, NoSteadyStateError
-from chiralnet.solve.response import METHODS
+from chiralnet.solve.response import SCATTERING_METHODS as METHODS
 from chiralnet.arrays import chain_model
 
 ROOT = Path(__file__).resolve().parent.parent

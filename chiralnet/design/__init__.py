@@ -7,6 +7,6 @@
 """
 
 from .adjoint import GRADIENT_QUANTITIES, gradient
-from .optimizer import METHODS, OptimizeResult, optimize
+from .optimizer import OPTIMIZERS, OptimizeResult, optimize
 
-__all__ = ["gradient", "optimize", "OptimizeResult", "GRADIENT_QUANTITIES", "METHODS"]
+__all__ = ["gradient", "optimize", "OptimizeResult", "GRADIENT_QUANTITIES", "OPTIMIZERS"]

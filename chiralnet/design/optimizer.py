@@ -43,10 +43,10 @@ from ..checks import array, count, flag, number
 from ..errors import ChiralnetError, NoSteadyStateError
 from .adjoint import GRADIENT_QUANTITIES, _check_point, problem, refuse_time_dependent, value_and_gradient
 
-__all__ = ["optimize", "OptimizeResult", "METHODS", "project_budget"]
+__all__ = ["optimize", "OptimizeResult", "OPTIMIZERS", "project_budget"]
 
 #: Local methods by name (``"multistart"`` runs the default one from several starts).
-METHODS = ("L-BFGS-B", "SLSQP", "SPG", "trust-constr", "Powell", "Nelder-Mead", "multistart")
+OPTIMIZERS = ("L-BFGS-B", "SLSQP", "SPG", "trust-constr", "Powell", "Nelder-Mead", "multistart")
 
 
 class OptimizeResult(so.OptimizeResult):
@@ -409,7 +409,7 @@ def optimize(base, bounds: dict, objective="battery_energy", params: dict | None
         Default: the quantity's own direction (``max`` for energies, ergotropies and ratios, ``min`` for
         times); True for a callable.
     method : str, optional
-        One of :data:`METHODS`; default L-BFGS-B, SLSQP with a budget (SPG above
+        One of :data:`OPTIMIZERS`; default L-BFGS-B, SLSQP with a budget (SPG above
         :data:`config.OPTIMIZE_SLSQP_MAX_VARIABLES` variables), Powell for ``time_to_90``.
     x0 : dict, optional
         Start: parameter -> value (default: ``params``, else the base's default when inside the bounds,
@@ -449,8 +449,8 @@ def optimize(base, bounds: dict, objective="battery_energy", params: dict | None
     obj_name, kind, maximize = _check_objective(objective, maximize)
     base_name, fn, fixed, names, shapes, lo, hi, theta0, budget = _layout(base, bounds, params, x0, budget)
     n = theta0.size
-    if method is not None and method not in METHODS:
-        raise ChiralnetError(f"optimize: unknown method {method!r}; valid: {list(METHODS)}")
+    if method is not None and method not in OPTIMIZERS:
+        raise ChiralnetError(f"optimize: unknown method {method!r}; valid: {list(OPTIMIZERS)}")
     local = method if method not in (None, "multistart") else None
     if local is None:
         if kind == "t90":

@@ -20,7 +20,7 @@ An optimisation file::
     gamma = 0.28
 
     [optimizer]                # optional
-    method = "SLSQP"           # see chiralnet.design.METHODS
+    method = "SLSQP"           # see chiralnet.design.OPTIMIZERS
     n_starts = 8               # multistart only
     maxiter = 500
     tol = 1e-10
@@ -108,7 +108,7 @@ load_optimization = read_optimization
 def parse_optimization(data: dict, *, source: str = "<dict>") -> OptimizationSpec:
     """Check an optimisation file given as a dict (parsed TOML); see :func:`read_optimization`."""
     from ..builders import BUILDERS
-    from ..design import GRADIENT_QUANTITIES, METHODS
+    from ..design import GRADIENT_QUANTITIES, OPTIMIZERS
     from ..observables import QUANTITIES
     from ..parametrized import AFFINE_PARAMETERS
 
@@ -169,8 +169,8 @@ def parse_optimization(data: dict, *, source: str = "<dict>") -> OptimizationSpe
         r.keys(opt, _OPTIMIZER_KEYS, "optimizer")
         if "method" in opt:
             m = r.value(opt["method"], "str", "optimizer.method")
-            if m not in METHODS:
-                r.fail("optimizer.method", f"unknown method {m!r}; expected one of {', '.join(METHODS)}")
+            if m not in OPTIMIZERS:
+                r.fail("optimizer.method", f"unknown method {m!r}; expected one of {', '.join(OPTIMIZERS)}")
             options["method"] = m
         for k in ("n_starts", "maxiter", "seed"):
             if k in opt:

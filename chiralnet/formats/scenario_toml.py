@@ -132,7 +132,6 @@ from ..solve import METHODS
 
 __all__ = [
     "Scenario",
-    "BUILDERS",
     "FIGURES",
     "load_scenario",
     "parse_scenario",
@@ -149,9 +148,6 @@ __all__ = [
 #: Figures ``chiralnet run`` can draw (``[output] figures``).
 FIGURES = ("energy", "heatmap", "profile", "network")
 
-#: builder name -> :class:`chiralnet.builders.BuilderInfo` (the one registry of builders and their
-#: parameters). ``build_network({"builder": name, **params})`` calls ``BUILDERS[name].function(**params)``.
-BUILDERS = builders.BUILDERS
 
 _EXPECT = {
     "int": "an integer", "real": "a real number", "positive": "a number > 0", "nonneg": "a number >= 0",
@@ -331,7 +327,7 @@ def build_network(spec: dict, *, source: str = "<spec>", key: str = "network", b
     ----------
     spec : dict
         ``{"builder": "chain", "n_cells": 10, "gamma": 0.04, ...}`` (parameters as keyword
-        arguments of the builder in :data:`BUILDERS`), or ``{"cells": [...], "chiral_links": [...],
+        arguments of the builder in :data:`chiralnet.builders.BUILDERS`), or ``{"cells": [...], "chiral_links": [...],
         "coherent_links": [...], "reservoirs": [...], "drive_frequency": 1.0}``, or
         ``{"graph": "file.json"}``. Any form may add ``"battery": [cell, ...]``.
         This is the ``[network]`` table of a scenario file (see the module docstring).
@@ -391,11 +387,11 @@ def _few(items, n=8) -> str:
 
 def _from_builder(r: _Reader, spec: dict, key: str) -> nx.DiGraph:
     name = r.value(spec["builder"], "str", _join(key, "builder"))
-    if name not in BUILDERS:
-        close = difflib.get_close_matches(name, BUILDERS, n=1)
+    if name not in builders.BUILDERS:
+        close = difflib.get_close_matches(name, builders.BUILDERS, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        r.fail(_join(key, "builder"), f"unknown builder {name!r}{hint}; expected one of {', '.join(BUILDERS)}")
-    info = BUILDERS[name]
+        r.fail(_join(key, "builder"), f"unknown builder {name!r}{hint}; expected one of {', '.join(builders.BUILDERS)}")
+    info = builders.BUILDERS[name]
     r.keys(spec, {"builder", "battery", *info.parameters}, key, required=info.required)
     kwargs = {k: _builder_value(r, info.parameters[k], v, _join(key, k)) for k, v in spec.items() if k in info.parameters}
     _check_size(r, name, kwargs, key)

@@ -111,7 +111,7 @@ load_spectrum = read_spectrum
 
 def parse_spectrum(data: dict, *, source: str = "<dict>", base_dir=None) -> SpectrumSpec:
     """Check a spectrum file given as a dict (parsed TOML); see :func:`load_spectrum`."""
-    from ..solve.response import METHODS
+    from ..solve.response import SCATTERING_METHODS
 
     r = _Reader(source)
     r.keys(data, _TOP_KEYS, "", required={"network", "spectrum"})
@@ -144,8 +144,8 @@ def parse_spectrum(data: dict, *, source: str = "<dict>", base_dir=None) -> Spec
         r.fail("spectrum.center", f"the {where} center {center:g} is outside the detunings [{lo:g}, {hi:g}]; "
                                   "give a center inside that range or widen the detunings")
     method = r.value(spec.get("method", "auto"), "str", "spectrum.method")
-    if method != "auto" and method not in METHODS:
-        r.fail("spectrum.method", f"unknown method {method!r}; expected one of auto, {', '.join(METHODS)}")
+    if method != "auto" and method not in SCATTERING_METHODS:
+        r.fail("spectrum.method", f"unknown method {method!r}; expected one of auto, {', '.join(SCATTERING_METHODS)}")
     out = r.table(data.get("output", {}), "output")
     r.keys(out, _OUTPUT_KEYS, "output")
     figures, dpi = r.figures_and_dpi(out, FIGURES)

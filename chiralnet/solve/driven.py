@@ -100,7 +100,7 @@ def _integrate(model: Model, d, times, t_offset, rtol, atol, max_steps):
                           f"{STATUS[status]}" + (f" (about {stats['projected_steps']:.2g} steps, max_steps = "
                                                  f"{max_steps})" if status == TOO_MANY_STEPS else ""))
     info = {"drive_" + k: v for k, v in stats.items() if k not in ("end_time", "projected_steps")}
-    info["drive_h_max"] = float(h_max)
+    info["drive_h_max"] = float(h_max) if np.isfinite(h_max) else None  # None: no bound beyond the pulses
     info["drive_h_max_source"] = source
     info["drive_breakpoints"] = int(breaks.size)
     return out, info

@@ -66,10 +66,10 @@ from ..model import Model, build_model
 from ..network import CELL_DEFAULTS
 from .steady import check_stability
 
-__all__ = ["scattering", "isolation", "isolation_bandwidth", "ScatteringResult", "IsolationBand", "METHODS"]
+__all__ = ["scattering", "isolation", "isolation_bandwidth", "ScatteringResult", "IsolationBand", "SCATTERING_METHODS"]
 
 #: Solvers of :func:`scattering` (``method=``), besides ``"auto"``.
-METHODS = ("cascaded", "dense", "sparse")
+SCATTERING_METHODS = ("cascaded", "dense", "sparse")
 
 
 
@@ -438,8 +438,8 @@ def _ports(model: Model, kap: np.ndarray, ports) -> np.ndarray:
 
 
 def _solve(model, kap, port_idx, delta, method, parallel) -> ScatteringResult:
-    if method != "auto" and method not in METHODS:
-        raise ChiralnetError(f"unknown scattering method {method!r}; expected one of auto, {', '.join(METHODS)}")
+    if method != "auto" and method not in SCATTERING_METHODS:
+        raise ChiralnetError(f"unknown scattering method {method!r}; expected one of auto, {', '.join(SCATTERING_METHODS)}")
     n, P, F = model.n_cells, port_idx.size, delta.size
     memory.check({f"S ({F} x {P} x {P} complex)": 16.0 * F * P * P},
                  f"scattering ({n} cells, {P} ports, {F} detunings)", "fewer ports (ports=[...]) or detunings")

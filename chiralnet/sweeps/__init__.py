@@ -16,15 +16,15 @@ from .disorder import Disorder, make_disorder
 from .engine import open_sweep, run_sweep
 from .plan import make_plan
 from .result import SweepResult
-from .spec import QUANTITIES, SweepError, SweepSpec, make_spec
+from .spec import SweepError, SweepSpec, make_spec, sweep_quantities
 from ..formats.sweep_toml import load_sweep, parse_sweep, read_sweep, write_sweep  # noqa: E402 - needs .spec
 
 __all__ = ["sweep", "run_sweep", "load_sweep", "read_sweep", "write_sweep", "parse_sweep", "make_spec", "make_plan", "open_sweep",
-           "SweepSpec", "SweepResult", "SweepError", "QUANTITIES", "Disorder", "make_disorder"]
+           "SweepSpec", "SweepResult", "SweepError", "sweep_quantities", "Disorder", "make_disorder"]
 
 
 def sweep(base, grid: dict, quantities=("battery_energy",), *, params: dict | None = None, times=None,
-          t90_max: float | None = None, t90_steps: int = 2000, out=None, resume: bool = False,
+          t90_max: float | None = None, t90_steps: int | None = None, out=None, resume: bool = False,
           workers: int | None = None, scheduler: str | None = None, processes: int | None = None,
           chunk_size: int | None = None, batched: bool = True, progress: bool | None = None,
           output: dict | None = None, disorder: dict | None = None, realisations: int = 1000, seed: int = 0,
@@ -42,7 +42,7 @@ def sweep(base, grid: dict, quantities=("battery_energy",), *, params: dict | No
         of the keys is the order of the result's dimensions. Any keyword of the builder can be swept,
         including sizes (``n_cells``) and ``"builder"`` itself.
     quantities : sequence of str
-        Names from :data:`QUANTITIES`: ``battery_energy``, ``total_energy``, ``cell_energy`` (steady);
+        Names from :func:`sweep_quantities` (the registry's sweep quantities): ``battery_energy``, ``total_energy``, ``cell_energy`` (steady);
         ``battery_energy_at`` (needs ``times``), ``time_to_90``; ``ratio_nonreciprocal``,
         ``ratio_reciprocal`` (battery energy over the two-cell limit with the same rates as the point's
         network, :func:`chiralnet.observables.two_cell_reference`, the same number ``chiralnet run`` reports).
@@ -53,7 +53,8 @@ def sweep(base, grid: dict, quantities=("battery_energy",), *, params: dict | No
     times : array_like (T,), optional
         Output times of ``battery_energy_at`` (1/omega), strictly increasing, >= 0.
     t90_max, t90_steps
-        Horizon (default 40 / slowest decay rate of M) and grid steps of ``time_to_90``.
+        Horizon (default 40 / slowest decay rate of M) and grid steps of ``time_to_90`` (default
+        ``config.T90_STEPS``).
     out : path, optional
         Output folder: finished chunks are stored there as they complete, then result.csv,
         result.nc (with xarray) and figure.png.

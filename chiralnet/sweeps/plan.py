@@ -23,7 +23,7 @@ from ..observables.reference import RATE_KEYS
 from ..observables.registry import ratio
 from . import disorder as _disorder
 from .points import build_point, model_at, point_quantities, rates_at, reference_limits, stack_quantities
-from .spec import QUANTITIES, SweepError, SweepSpec, builder_parameters, resolve_builder
+from .spec import SweepError, SweepSpec, builder_parameters, resolve_builder
 
 __all__ = ["Plan", "make_plan", "compute_chunk"]
 
@@ -63,7 +63,7 @@ class Plan:
 
     def value_shape(self, q):
         """Shape of one point's (one realisation's) value of quantity q: (), (n_cells,) or (n_times,)."""
-        dim = QUANTITIES[q][1]
+        dim = REGISTRY[q].dim
         if dim == "cell":
             return (len(self.cells),)
         if dim == "time":

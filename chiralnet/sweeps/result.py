@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .spec import QUANTITIES
+from .spec import sweep_quantities
 
 __all__ = ["SweepResult", "atomic_write"]
 
@@ -73,7 +73,7 @@ class SweepResult:
         return self.data[name]
 
     def _extra_dim(self, q):
-        return QUANTITIES[q][1]
+        return sweep_quantities()[q][1]
 
     def _extra_dims(self, q) -> tuple:
         """Dimensions of q's array beyond the grid: cell or time, then stat (disorder sweeps)."""
@@ -101,11 +101,11 @@ class SweepResult:
                 coords[extra] = np.asarray([str(c) for c in vals] if extra in ("cell", "stat") else vals)
         vars_ = {}
         for q, arr in self.data.items():
-            vars_[q] = (self.dims + self._extra_dims(q), arr, {"description": QUANTITIES[q][0]})
+            vars_[q] = (self.dims + self._extra_dims(q), arr, {"description": sweep_quantities()[q][0]})
         for q, arr in self.realisations.items():
             extra = self._extra_dim(q)
             vars_[f"{q}_realisations"] = (self.dims + ((extra,) if extra else ()) + ("realisation",), arr,
-                                          {"description": f"{QUANTITIES[q][0]}, every disorder realisation"})
+                                          {"description": f"{sweep_quantities()[q][0]}, every disorder realisation"})
         meaning = "; ".join(f"{k}: {v}" for k, v in STATUS_MEANING.items())
         vars_["status"] = (self.dims, self.status, {"description": meaning})
         attrs = {k: str(v) for k, v in self.attrs.items()}

@@ -23,23 +23,21 @@ from ..observables import QUANTITIES as _REGISTRY
 from . import disorder as _disorder
 from .disorder import finite_number
 
-__all__ = ["SweepError", "SweepSpec", "QUANTITIES", "make_spec", "grid_values"]
+__all__ = ["SweepError", "SweepSpec", "sweep_quantities", "make_spec", "grid_values"]
 
 
-#: name -> (description, extra dimension or None), the sweep quantities of the one registry
-#: :data:`chiralnet.observables.QUANTITIES` (where each is defined, with its units and sweep kernel).
-QUANTITIES = {q.name: (f"{q.description} ({q.units})", q.dim) for q in _REGISTRY.values() if q.sweep}
+def sweep_quantities() -> dict:
+    """name -> (description with units, extra dimension or None) of every quantity a sweep can compute: the
+    entries of the one registry :data:`chiralnet.observables.QUANTITIES` marked for sweeps, read live (a
+    quantity registered after import counts)."""
+    return {q.name: (f"{q.description} ({q.units})", q.dim) for q in _REGISTRY.values() if q.sweep}
 
 
 def _known(name) -> bool:
-    """Whether ``name`` is a sweep quantity of the registry now (a quantity registered after import counts)."""
-    if isinstance(name, str) and name not in QUANTITIES and name in _REGISTRY and _REGISTRY[name].sweep:
-        q = _REGISTRY[name]
-        QUANTITIES[name] = (f"{q.description} ({q.units})", q.dim)
-    return isinstance(name, str) and name in QUANTITIES
+    """Whether ``name`` is a sweep quantity of the registry."""
+    return isinstance(name, str) and name in _REGISTRY and _REGISTRY[name].sweep
 
-#: Builder name -> function, from the one registry :data:`chiralnet.builders.BUILDERS`.
-BUILDERS = {name: info.function for name, info in builders.BUILDERS.items()}
+
 _REQUIRED = builders.REQUIRED
 
 SECTIONS = {
@@ -193,7 +191,7 @@ class SweepSpec:
         Swept parameters in grid order; float axes are 1-D float arrays, others lists
         (int, bool or str). The axis ``builder`` sweeps builders by name.
     quantities : tuple of str
-        Names from :data:`QUANTITIES`.
+        Names from :func:`sweep_quantities`.
     times : ndarray (T,) or None
         Output times of ``battery_energy_at`` (1/omega).
     t90_max : float or None
@@ -218,7 +216,7 @@ class SweepSpec:
     quantities: tuple
     times: np.ndarray | None = None
     t90_max: float | None = None
-    t90_steps: int = 2000
+    t90_steps: int = config.T90_STEPS
     output: dict = field(default_factory=lambda: {"csv": True, "netcdf": True, "figure": True})
     run: dict = field(default_factory=dict)
     source: str = "<api>"
@@ -265,7 +263,7 @@ def _jsonable(v):
 
 
 def make_spec(builder, grid: dict, quantities=("battery_energy",), *, params=None, times=None, t90_max=None,
-              t90_steps=2000, output=None, run=None, source="<api>", allow_code: bool = True,
+              t90_steps=None, output=None, run=None, source="<api>", allow_code: bool = True,
               disorder=None) -> SweepSpec:
     """Validate everything that can be checked without building a network and return a :class:`SweepSpec`.
 
@@ -324,10 +322,10 @@ def make_spec(builder, grid: dict, quantities=("battery_energy",), *, params=Non
         _check_sizes(bname, params, axes, source)
     quantities = tuple(quantities)
     if not quantities:
-        raise SweepError(f"{source} [quantities]: no quantity asked for; valid: {sorted(QUANTITIES)}")
+        raise SweepError(f"{source} [quantities]: no quantity asked for; valid: {sorted(sweep_quantities())}")
     for q in quantities:
         if not _known(q):
-            raise SweepError(f"{source} [quantities]: unknown quantity {_brief(q)}; valid: {sorted(QUANTITIES)}")
+            raise SweepError(f"{source} [quantities]: unknown quantity {_brief(q)}; valid: {sorted(sweep_quantities())}")
     if len(set(quantities)) != len(quantities):
         raise SweepError(f"{source} [quantities]: repeated quantity in {list(quantities)}")
     if "battery_energy_at" in quantities:
@@ -345,6 +343,7 @@ def make_spec(builder, grid: dict, quantities=("battery_energy",), *, params=Non
             f"{source} [quantities]: times given but battery_energy_at not asked for; add it or drop times")
     if t90_max is not None and not (finite_number(t90_max) and t90_max > 0):
         raise SweepError(f"{source} [quantities] t90_max must be a finite time > 0, got {_brief(t90_max)}")
+    t90_steps = config.T90_STEPS if t90_steps is None else t90_steps
     if isinstance(t90_steps, bool) or not isinstance(t90_steps, Integral) or t90_steps < 2:
         raise SweepError(f"{source} [quantities] t90_steps must be an integer >= 2, got {_brief(t90_steps)}")
     if t90_steps > config.SWEEP_MAX_T90_STEPS:
@@ -394,7 +393,7 @@ def _check_disorder(disorder, candidates, params, axes, quantities, times, sourc
     cells = max((s["cell"] for s in max_sizes.values() if s is not None), default=1)
     per_realisation = 2  # status and battery energy
     for q in quantities:
-        dim = QUANTITIES[q][1]
+        dim = _REGISTRY[q].dim
         per_realisation += cells if dim == "cell" else (len(times) if dim == "time" else 1)
     R = disorder.realisations
     items = {"realisations of one grid point (values, sorted copies)": 3 * 8 * R * per_realisation}
@@ -460,7 +459,7 @@ def _check_points(grid, quantities, times, source) -> None:
         n_points *= _declared_len(vals)
     per_point = 1
     for q in (quantities if not isinstance(quantities, str) else [quantities]):
-        extra = QUANTITIES.get(q, ("", None))[1] if isinstance(q, str) else None
+        extra = _REGISTRY[q].dim if _known(q) else None
         per_point += (_declared_len(times) if times is not None else 1) if extra == "time" else 1
     try:
         memory.check(memory.sweep_bytes(n_points, per_point), f"{source}: a sweep of {n_points} points",
@@ -506,5 +505,5 @@ def _check_sizes(bname, params, axes, source) -> None:
 
 def builders_default(bname, key):
     """The default of a builder's keyword ``key`` (None when it has none)."""
-    p = inspect.signature(BUILDERS[bname]).parameters.get(key)
+    p = inspect.signature(builders.BUILDERS[bname].function).parameters.get(key)
     return None if p is None or p.default is inspect.Parameter.empty else p.default
