@@ -5,11 +5,14 @@ Building the site itself (``mkdocs build --strict``) is in .ci/run, after the te
 MkDocs installed.
 """
 
+import ast
 import doctest
 import importlib
 import importlib.util
+import inspect
 import json
 import re
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -131,3 +134,76 @@ def test_sphinx_roles_become_links():
     html = '<h3 id="chiralnet.build_model">x</h3><p>See :func:<code>build_model</code> and :mod:<code>os</code>.</p>'
     assert link_roles(html) == ('<h3 id="chiralnet.build_model">x</h3><p>See <a href="#chiralnet.build_model">'
                                 '<code>build_model</code></a> and <code>os</code>.</p>')
+
+
+def _parameters_section(doc: str) -> dict:
+    """Name -> description block of the numpydoc ``Parameters`` section of ``doc`` (``a, b : int`` gives two
+    names with the same block)."""
+    doc = inspect.cleandoc(doc)
+    match = re.search(r"^Parameters\n-+\n(.*?)(?=^\S[^\n]*\n-+\n|\Z)", doc, flags=re.S | re.M)
+    assert match, "no Parameters section"
+    out, names = {}, []
+    for line in match.group(1).rstrip().splitlines():
+        if line and not line.startswith(" "):
+            names = [n.strip() for n in line.split(" : ")[0].split(",")]
+            for n in names:
+                out[n] = line + "\n"
+        else:
+            for n in names:
+                out[n] += line + "\n"
+    return out
+
+
+def _static_docstring(function) -> str | None:
+    """The docstring as written in the source, which is what mkdocstrings (griffe) reads without importing."""
+    node = ast.parse(textwrap.dedent(inspect.getsource(function))).body[0]
+    return ast.get_docstring(node, clean=False)
+
+
+def _reference_functions():
+    """The functions the API reference renders: chiralnet.__all__ and the modules it documents whole."""
+    targets = re.findall(r"^::: (\S+)", (DOCS / "reference.md").read_text(), flags=re.M)
+    found = {}
+    for target in targets:
+        module, _, name = target.rpartition(".")
+        try:
+            obj = importlib.import_module(target)
+        except ImportError:
+            obj = getattr(importlib.import_module(module), name)
+        members = [(target, obj)] if not inspect.ismodule(obj) else [
+            (f"{target}.{n}", getattr(obj, n)) for n in getattr(obj, "__all__", ())]
+        found.update((t, f) for t, f in members if inspect.isfunction(f))
+    return found
+
+
+def test_docstrings_are_static():
+    """Every function of the API reference has its docstring written out in the source: a docstring
+    completed at import time (``f.__doc__ = ...``) is invisible to mkdocstrings, which parses the source
+    (issue 18: the builders' shared options were a ``{options}`` placeholder and the reference listed only
+    ``n_cells``)."""
+    functions = _reference_functions()
+    assert {"chiralnet.chain", "chiralnet.lattice", "chiralnet.arrays.chain_model"} <= set(functions)
+    rewritten = [t for t, f in functions.items() if _static_docstring(inspect.unwrap(f)) != f.__doc__]
+    assert not rewritten, f"docstrings changed at import time (mkdocstrings cannot see them): {rewritten}"
+
+
+def test_builder_docstrings_document_every_parameter():
+    """The builders (the registry's and the array builders) document every parameter of their signature,
+    and the topology builders' shared options read the same in each."""
+    from chiralnet.arrays import chain_model, lattice_model
+    from chiralnet.builders import BUILDERS
+
+    builders = [info.function for info in BUILDERS.values()] + [chain_model, lattice_model]
+    for f in builders:
+        documented = _parameters_section(f.__doc__)
+        signature = list(inspect.signature(f).parameters)
+        assert list(documented) == [n for n in documented if n in signature], \
+            f"{f.__name__}: documents parameters it does not take: {sorted(set(documented) - set(signature))}"
+        assert set(signature) <= set(documented), \
+            f"{f.__name__}: parameters missing from its docstring: {sorted(set(signature) - set(documented))}"
+    shared = ("omega", "kappa", "gamma", "drive", "n_th", "n_th_link", "nonreciprocal", "J", "drive_frequency")
+    blocks = {f.__name__: [_parameters_section(f.__doc__)[n] for n in shared]
+              for f in builders if f.__name__ != "two_cell"}
+    first = blocks.pop("chain")
+    for name, other in blocks.items():
+        assert other == first, f"{name}: its shared options are worded differently from chain's"
