@@ -1,7 +1,7 @@
 """The documentation stays true: every doctest of docs/**/*.md passes, the API reference covers the
 public API, the build-time hooks render, and the README keeps its size and quick start.
 
-Building the site itself (``mkdocs build --strict``) is in .ci/run, after the tests; nothing here needs
+Building the site itself (``mkdocs build --strict``, the README's command) is in .ci/run; nothing here needs
 MkDocs installed.
 """
 
