@@ -207,3 +207,18 @@ def test_builder_docstrings_document_every_parameter():
     first = blocks.pop("chain")
     for name, other in blocks.items():
         assert other == first, f"{name}: its shared options are worded differently from chain's"
+
+
+def test_ci_runs_the_readme_commands():
+    """.ci/run runs the README's install, docs and test commands as written (the site aside, which goes to a
+    temporary folder), so a warning that fails a user's ``mkdocs build --strict`` fails CI too."""
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    docs_install, _, docs_build = re.search(r"^(python3 -m pip install -e '\.\[docs\]') && (python3 -m mkdocs .*)$",
+                                            readme, flags=re.M).group(1, 2, 2)
+    commands = [line for line in ci.splitlines() if line.startswith("python3 ")]
+    assert docs_install in commands
+    assert docs_build.replace("-d site", '-d "$site"') in commands
+    install, test = QUICK_START[1].split(" && ")
+    assert commands[-2:] == [install, test]
+    assert "--quiet" not in ci and "NO_MKDOCS_2_WARNING" not in ci
