@@ -64,7 +64,8 @@ def test_scenario_runs(tmp_path, capsys, path):
 
 
 def test_chain10_matches_forward_substitution():
-    """PHYSICS.md section 6: alpha_0 = -2iE/Lambda_0, alpha_n = (2 Gamma / Lambda_n) alpha_{n-1}."""
+    """docs/theory/model.md, "The chiral chain": alpha_0 = -2iE/Lambda_0,
+    alpha_n = (2 Gamma / Lambda_n) alpha_{n-1}."""
     G = cn.load_scenario(EXAMPLES / "chain10.toml").network
     g, k, E, n = 0.04, 0.003, 0.1, 10
     lam = np.full(n, k + 2 * g)
