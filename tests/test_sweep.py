@@ -359,8 +359,10 @@ def test_pool_workers_exit_when_the_sweep_is_killed(tmp_path):
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_ctrl_c_stops_a_pool_sweep_cleanly(tmp_path):
     # Ctrl-C in a terminal reaches the whole process group: the command and its pool workers.
+    # 1000 points: the pool needs about 3 s after its first chunk (ample to interrupt it), and the resume
+    # below computes what is left in this process (4000 points made that up to 13 s).
     f = tmp_path / "slow.sweep.toml"
-    _write_sweep(f, 4000, 10)
+    _write_sweep(f, 1000, 10)
     out = tmp_path / "out"
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.Popen([sys.executable, "-m", "chiralnet", "sweep", str(f), "--out", str(out),
