@@ -12,9 +12,10 @@ battery is above ``config.BATTERY_BLOCK_MAX_CELLS``, so the collective ergotropy
 ``battery_fluctuations=True`` (the default keeps O(N) numbers per time); the heat is stored energy but
 not work.
 
-Run: python examples/long_chain_discharge.py [OUT_DIR] [--quick]   (writes OUT_DIR/long_chain_discharge.png;
---quick: 2,000 cells, 121 output times and a 100-cell hot chain, the same steps in a few seconds, as the
-tests run it)
+With ``--quick`` (as the tests run it) the same steps take 2,000 cells, 121 output times and a 100-cell
+hot chain.
+
+Run: python examples/long_chain_discharge.py [OUT_DIR] [--quick]   (writes OUT_DIR/long_chain_discharge.png)
 """
 
 import sys

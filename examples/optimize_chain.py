@@ -8,8 +8,9 @@ A 16-cell chiral chain (kappa = 0.003, drive 0.1 on cell 0) has a budget of engi
 2. the energy delivered to the far end cell alone (a user objective f(steady_state), finite-difference
    gradients).
 
-Run: python examples/optimize_chain.py [OUT_DIR] [--quick]   (writes OUT_DIR/optimize_chain.png, default
-docs/figures; --quick: an 8-cell chain, the same steps in a few seconds, as the tests run it)
+With ``--quick`` (as the tests run it) the same steps take an 8-cell chain.
+
+Run: python examples/optimize_chain.py [OUT_DIR] [--quick]   (writes OUT_DIR/optimize_chain.png, default docs/figures)
 """
 
 import sys
