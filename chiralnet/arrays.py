@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import memory
-from .builders import _OPTIONS_DOC, _count, _layout, _links
+from .builders import _count, _layout, _links
 from .errors import NetworkError
 from .model import Model, assemble_model
 
@@ -78,9 +78,33 @@ def chain_model(
     ----------
     n_cells : int
         Number of cells, >= 2. Link k joins cells k -> k+1.
-    {options}
+    omega : float or array (n_cells,)
+        Cell frequencies (units of omega), > 0.
+    kappa : float or array (n_cells,)
+        Local damping rates, >= 0.
+    gamma : float or array (n_links,)
+        Per link: the reservoir rate Gamma of a one-way link (> 0) or, with ``nonreciprocal=False``
+        and J unset, the coherent coupling J = gamma/2.
+    drive : complex or array (n_cells,)
+        A number drives cell 0 (the charger) only; an array gives every cell's drive amplitude E_i.
+    n_th : float or array (n_cells,)
+        Occupation of the local baths (>= 0); a number also sets the link reservoirs' occupation.
+    n_th_link : float or array (n_links,), optional
+        One-way links only: occupation of the link reservoirs (>= 0); default ``n_th``, which must then
+        be a number.
+    nonreciprocal : bool
+        One-way links (a reservoir plus the balancing J = -i gamma/2), or plain coherent links.
+    J : complex or array (n_links,), optional
+        ``nonreciprocal=False`` only: the coherent couplings (default gamma/2).
+    drive_frequency : float, optional
+        omega_L; default the frequency of cell 0 (resonant with the charger).
     sparse : bool, optional
         As in :func:`chiralnet.build_model`.
+
+    Returns
+    -------
+    Model
+        Cells 0 .. n-1 (cell 0 the driven charger, the rest battery), in the vacuum initial state.
 
     Examples
     --------
@@ -122,9 +146,33 @@ def lattice_model(
     ----------
     rows, cols : int
         Grid size, >= 1 each, rows * cols >= 2.
-    {options}
+    omega : float or array (n_cells,)
+        Cell frequencies (units of omega), > 0.
+    kappa : float or array (n_cells,)
+        Local damping rates, >= 0.
+    gamma : float or array (n_links,)
+        Per link: the reservoir rate Gamma of a one-way link (> 0) or, with ``nonreciprocal=False``
+        and J unset, the coherent coupling J = gamma/2.
+    drive : complex or array (n_cells,)
+        A number drives cell 0 (the charger) only; an array gives every cell's drive amplitude E_i.
+    n_th : float or array (n_cells,)
+        Occupation of the local baths (>= 0); a number also sets the link reservoirs' occupation.
+    n_th_link : float or array (n_links,), optional
+        One-way links only: occupation of the link reservoirs (>= 0); default ``n_th``, which must then
+        be a number.
+    nonreciprocal : bool
+        One-way links (a reservoir plus the balancing J = -i gamma/2), or plain coherent links.
+    J : complex or array (n_links,), optional
+        ``nonreciprocal=False`` only: the coherent couplings (default gamma/2).
+    drive_frequency : float, optional
+        omega_L; default the frequency of cell 0 (resonant with the charger).
     sparse : bool, optional
         As in :func:`chiralnet.build_model`.
+
+    Returns
+    -------
+    Model
+        Cells 0 .. n-1 (cell 0 the driven charger, the rest battery), in the vacuum initial state.
     """
     r = _count(rows, "rows", 1)
     c = _count(cols, "cols", 1)
@@ -134,7 +182,3 @@ def lattice_model(
                    drive_frequency=drive_frequency, n_th_link=n_th_link)
     return _topology_model("lattice", r * c, r * (c - 1) + (r - 1) * c, (r, c), sparse, options)
 
-
-for _f in (chain_model, lattice_model):
-    _f.__doc__ = _f.__doc__.replace("{options}", _OPTIONS_DOC)
-del _f

@@ -115,28 +115,6 @@ def _two_cell_xi(kappa_a, kappa_b, optimal) -> float:
     return math.sqrt(kappa_a / kappa_b)
 
 
-_OPTIONS_DOC = """omega : float or array (n_cells,)
-        Cell frequencies (units of omega), > 0.
-    kappa : float or array (n_cells,)
-        Local damping rates, >= 0.
-    gamma : float or array (n_links,)
-        Per link: the reservoir rate Gamma of a one-way link (> 0) or, with ``nonreciprocal=False``
-        and J unset, the coherent coupling J = gamma/2.
-    drive : complex or array (n_cells,)
-        A number drives cell 0 (the charger) only; an array gives every cell's drive amplitude E_i.
-    n_th : float or array (n_cells,)
-        Occupation of the local baths (>= 0); a number also sets the link reservoirs' occupation.
-    n_th_link : float or array (n_links,), optional
-        One-way links only: occupation of the link reservoirs (>= 0); default ``n_th``, which must then
-        be a number.
-    nonreciprocal : bool
-        One-way links (a reservoir plus the balancing J = -i gamma/2), or plain coherent links.
-    J : complex or array (n_links,), optional
-        ``nonreciprocal=False`` only: the coherent couplings (default gamma/2).
-    drive_frequency : float, optional
-        omega_L; default the frequency of cell 0 (resonant with the charger)."""
-
-
 def chain(
     n_cells: int,
     *,
@@ -158,7 +136,26 @@ def chain(
     ----------
     n_cells : int
         Number of cells, >= 2.
-    {options}
+    omega : float or array (n_cells,)
+        Cell frequencies (units of omega), > 0.
+    kappa : float or array (n_cells,)
+        Local damping rates, >= 0.
+    gamma : float or array (n_links,)
+        Per link: the reservoir rate Gamma of a one-way link (> 0) or, with ``nonreciprocal=False``
+        and J unset, the coherent coupling J = gamma/2.
+    drive : complex or array (n_cells,)
+        A number drives cell 0 (the charger) only; an array gives every cell's drive amplitude E_i.
+    n_th : float or array (n_cells,)
+        Occupation of the local baths (>= 0); a number also sets the link reservoirs' occupation.
+    n_th_link : float or array (n_links,), optional
+        One-way links only: occupation of the link reservoirs (>= 0); default ``n_th``, which must then
+        be a number.
+    nonreciprocal : bool
+        One-way links (a reservoir plus the balancing J = -i gamma/2), or plain coherent links.
+    J : complex or array (n_links,), optional
+        ``nonreciprocal=False`` only: the coherent couplings (default gamma/2).
+    drive_frequency : float, optional
+        omega_L; default the frequency of cell 0 (resonant with the charger).
 
     Returns
     -------
@@ -202,7 +199,31 @@ def ring(
     ----------
     n_cells : int
         Number of cells, >= 3.
-    {options}
+    omega : float or array (n_cells,)
+        Cell frequencies (units of omega), > 0.
+    kappa : float or array (n_cells,)
+        Local damping rates, >= 0.
+    gamma : float or array (n_links,)
+        Per link: the reservoir rate Gamma of a one-way link (> 0) or, with ``nonreciprocal=False``
+        and J unset, the coherent coupling J = gamma/2.
+    drive : complex or array (n_cells,)
+        A number drives cell 0 (the charger) only; an array gives every cell's drive amplitude E_i.
+    n_th : float or array (n_cells,)
+        Occupation of the local baths (>= 0); a number also sets the link reservoirs' occupation.
+    n_th_link : float or array (n_links,), optional
+        One-way links only: occupation of the link reservoirs (>= 0); default ``n_th``, which must then
+        be a number.
+    nonreciprocal : bool
+        One-way links (a reservoir plus the balancing J = -i gamma/2), or plain coherent links.
+    J : complex or array (n_links,), optional
+        ``nonreciprocal=False`` only: the coherent couplings (default gamma/2).
+    drive_frequency : float, optional
+        omega_L; default the frequency of cell 0 (resonant with the charger).
+
+    Returns
+    -------
+    networkx.DiGraph
+        Cells 0 .. n_cells-1; link reservoirs R0 .. R(n_cells-1) when nonreciprocal.
 
     Examples
     --------
@@ -238,7 +259,31 @@ def star(
     ----------
     n_leaves : int
         Number of leaves, >= 1.
-    {options}
+    omega : float or array (n_cells,)
+        Cell frequencies (units of omega), > 0.
+    kappa : float or array (n_cells,)
+        Local damping rates, >= 0.
+    gamma : float or array (n_links,)
+        Per link: the reservoir rate Gamma of a one-way link (> 0) or, with ``nonreciprocal=False``
+        and J unset, the coherent coupling J = gamma/2.
+    drive : complex or array (n_cells,)
+        A number drives cell 0 (the charger) only; an array gives every cell's drive amplitude E_i.
+    n_th : float or array (n_cells,)
+        Occupation of the local baths (>= 0); a number also sets the link reservoirs' occupation.
+    n_th_link : float or array (n_links,), optional
+        One-way links only: occupation of the link reservoirs (>= 0); default ``n_th``, which must then
+        be a number.
+    nonreciprocal : bool
+        One-way links (a reservoir plus the balancing J = -i gamma/2), or plain coherent links.
+    J : complex or array (n_links,), optional
+        ``nonreciprocal=False`` only: the coherent couplings (default gamma/2).
+    drive_frequency : float, optional
+        omega_L; default the frequency of cell 0 (resonant with the charger).
+
+    Returns
+    -------
+    networkx.DiGraph
+        The hub 0 and leaves 1 .. n_leaves; link reservoirs R0 .. R(n_leaves-1) when nonreciprocal.
 
     Examples
     --------
@@ -276,7 +321,31 @@ def lattice(
     ----------
     rows, cols : int
         Grid size, >= 1 each, rows * cols >= 2.
-    {options}
+    omega : float or array (n_cells,)
+        Cell frequencies (units of omega), > 0.
+    kappa : float or array (n_cells,)
+        Local damping rates, >= 0.
+    gamma : float or array (n_links,)
+        Per link: the reservoir rate Gamma of a one-way link (> 0) or, with ``nonreciprocal=False``
+        and J unset, the coherent coupling J = gamma/2.
+    drive : complex or array (n_cells,)
+        A number drives cell 0 (the charger) only; an array gives every cell's drive amplitude E_i.
+    n_th : float or array (n_cells,)
+        Occupation of the local baths (>= 0); a number also sets the link reservoirs' occupation.
+    n_th_link : float or array (n_links,), optional
+        One-way links only: occupation of the link reservoirs (>= 0); default ``n_th``, which must then
+        be a number.
+    nonreciprocal : bool
+        One-way links (a reservoir plus the balancing J = -i gamma/2), or plain coherent links.
+    J : complex or array (n_links,), optional
+        ``nonreciprocal=False`` only: the coherent couplings (default gamma/2).
+    drive_frequency : float, optional
+        omega_L; default the frequency of cell 0 (resonant with the charger).
+
+    Returns
+    -------
+    networkx.DiGraph
+        Cells 0 .. rows*cols-1 with ``pos`` set; one link reservoir per link when nonreciprocal.
 
     Examples
     --------
@@ -292,11 +361,6 @@ def lattice(
     _preflight(f"lattice({r}, {c})", r * c, 2 * r * c)
     pos = {i * c + j: (float(j), float(-i)) for i in range(r) for j in range(c)}
     return _build("lattice", r * c, _links("lattice", r, c), pos=pos, **_given(locals(), "rows", "cols", "r", "c"))
-
-
-for _f in (chain, ring, star, lattice):
-    _f.__doc__ = _f.__doc__.replace("{options}", _OPTIONS_DOC)
-del _f
 
 
 # ---------------------------------------------------------------------------------------------

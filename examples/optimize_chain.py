@@ -8,7 +8,9 @@ A 16-cell chiral chain (kappa = 0.003, drive 0.1 on cell 0) has a budget of engi
 2. the energy delivered to the far end cell alone (a user objective f(steady_state), finite-difference
    gradients).
 
-Run: python examples/optimize_chain.py [OUT_DIR]   (writes OUT_DIR/optimize_chain.png, default docs/figures)
+With ``--quick`` (as the tests run it) the same steps take an 8-cell chain.
+
+Run: python examples/optimize_chain.py [OUT_DIR] [--quick]   (writes OUT_DIR/optimize_chain.png, default docs/figures)
 """
 
 import sys
@@ -20,8 +22,10 @@ from matplotlib.figure import Figure
 import chiralnet as cn
 from chiralnet.plotting import save_figure
 
-out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent.parent / "docs" / "figures"
-n, kappa, rate = 16, 0.003, 0.04
+quick = "--quick" in sys.argv[1:]
+args = [a for a in sys.argv[1:] if a != "--quick"]
+out = Path(args[0]) if args else Path(__file__).resolve().parent.parent / "docs" / "figures"
+n, kappa, rate = 8 if quick else 16, 0.003, 0.04
 uniform = np.full(n - 1, rate)
 budget = {"gamma": rate * (n - 1)}
 bounds = {"gamma": (0.001, 0.5)}

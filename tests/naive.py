@@ -1,10 +1,11 @@
 """Plain NumPy/SciPy reference implementations that the core is compared with.
 
-Everything here is written straight from the formulas of PHYSICS.md sections 1-3, by looping
-over the graph's nodes and edges one at a time, with no vectorisation tricks and no code shared
-with ``chiralnet`` (only the graph is read). Slow and obvious on purpose.
+Everything here is written straight from the formulas of docs/theory/model.md (model, moment
+equations, exact propagation), by looping over the graph's nodes and edges one at a time, with no
+vectorisation tricks and no code shared with ``chiralnet`` (only the graph is read). Slow and obvious
+on purpose.
 
-Conventions (PHYSICS.md section 2), N cells in graph order, frame rotating at omega_L::
+Conventions (docs/theory/model.md, "Moment equations"), N cells in graph order, frame rotating at omega_L::
 
     H = diag(omega - omega_L) + Jmat,   Jmat[u, v] = J, Jmat[v, u] = conj(J)
     D = diag(kappa) + sum_r Gamma_r conj(p_r) p_r^T
@@ -89,7 +90,8 @@ def naive_steady(M, E, Q):
 
 
 def naive_propagate(M, E, Q, alpha0, Nc0, times):
-    """Exact solution at each time, one scipy.linalg.expm(M t) per time (PHYSICS.md section 3).
+    """Exact solution at each time, one scipy.linalg.expm(M t) per time (docs/theory/model.md,
+    "Steady state and exact propagation").
 
     alpha(t) = alpha_ss + e^{Mt}(alpha0 - alpha_ss);  Nc(t) = Nc_ss + e^{conj(M)t}(Nc0 - Nc_ss) e^{M^T t}.
     Needs a steady state (every eigenvalue of M with negative real part).

@@ -1,6 +1,7 @@
 """The seed paper's two-cell closed forms (chiralnet.analytic) against simulate and steady_state.
 
-Parameter sets: the paper's Figs. 2-3 and Fig. 4(a,b) (PHYSICS.md section 5) and other values.
+Parameter sets: the paper's Figs. 2-3 and Fig. 4(a,b) (docs/theory/model.md, "Two cells: the seed paper's
+results") and other values.
 Every method of chiralnet.METHODS is checked at its own tolerance. Negative controls show that
 Eq. (6) and Eq. (9) *as printed* are wrong (they are implemented here only, never in the library).
 """
@@ -35,7 +36,7 @@ def test_every_method_has_a_tolerance():
 
 
 def test_paper_parameter_sets():
-    # Delta of Figs. 2-3 is 0.08i, of Fig. 4 about 0.095 (PHYSICS.md section 5).
+    # Delta of Figs. 2-3 is 0.08i, of Fig. 4 about 0.095 (docs/theory/model.md, "Two cells").
     assert abs(an.delta(FIG2["gamma"] / 2, FIG2["kappa_a"], FIG2["kappa_b"]) - 0.08j) < 1e-15
     assert abs(an.delta(FIG4["gamma"] / 2, FIG4["kappa_a"], FIG4["kappa_b"]) - 0.095) < 1e-3
 
@@ -81,7 +82,7 @@ def test_eq5_eq7_against_simulate(method, name):
 
 def test_printed_eq6_error_size_at_fig2():
     # Printed: (1 - x)^2, corrected: (1 - x (1 + Lambda t/2))^2 with x = e^{-Lambda t/2}. Their largest
-    # difference is 0.41 of the steady value (near Lambda t/2 = 2), not ~5% as PHYSICS.md section 5 says.
+    # difference is 0.41 of the steady value (near Lambda t/2 = 1.65; docs/theory/errata.md, "Eq. (6)").
     p = FIG2
     L = p["kappa_a"] + p["gamma"]
     t = np.linspace(0, 16 / L, 2001)

@@ -1,4 +1,4 @@
-"""Builders: the paper's two-cell system, and the chiral chain of PHYSICS.md section 6."""
+"""Builders: the paper's two-cell system, and the chiral chain of docs/theory/model.md."""
 
 import numpy as np
 import pytest

@@ -1,15 +1,18 @@
 """The documentation stays true: every doctest of docs/**/*.md passes, the API reference covers the
 public API, the build-time hooks render, and the README keeps its size and quick start.
 
-Building the site itself (``mkdocs build --strict``) is in .ci/run, after the tests; nothing here needs
+Building the site itself (``mkdocs build --strict``, the README's command) is in .ci/run; nothing here needs
 MkDocs installed.
 """
 
+import ast
 import doctest
 import importlib
 import importlib.util
+import inspect
 import json
 import re
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -139,3 +142,117 @@ def test_sphinx_roles_become_links():
     html = '<h3 id="chiralnet.build_model">x</h3><p>See :func:<code>build_model</code> and :mod:<code>os</code>.</p>'
     assert link_roles(html) == ('<h3 id="chiralnet.build_model">x</h3><p>See <a href="#chiralnet.build_model">'
                                 '<code>build_model</code></a> and <code>os</code>.</p>')
+
+
+def _parameters_section(doc: str) -> dict:
+    """Name -> description block of the numpydoc ``Parameters`` section of ``doc`` (``a, b : int`` gives two
+    names with the same block)."""
+    doc = inspect.cleandoc(doc)
+    match = re.search(r"^Parameters\n-+\n(.*?)(?=^\S[^\n]*\n-+\n|\Z)", doc, flags=re.S | re.M)
+    assert match, "no Parameters section"
+    out, names = {}, []
+    for line in match.group(1).rstrip().splitlines():
+        if line and not line.startswith(" "):
+            names = [n.strip() for n in line.split(" : ")[0].split(",")]
+            for n in names:
+                out[n] = line + "\n"
+        else:
+            for n in names:
+                out[n] += line + "\n"
+    return out
+
+
+def _static_docstring(function) -> str | None:
+    """The docstring as written in the source, which is what mkdocstrings (griffe) reads without importing."""
+    node = ast.parse(textwrap.dedent(inspect.getsource(function))).body[0]
+    return ast.get_docstring(node, clean=False)
+
+
+def _reference_functions():
+    """The functions the API reference renders: chiralnet.__all__ and the modules it documents whole."""
+    targets = re.findall(r"^::: (\S+)", (DOCS / "reference.md").read_text(), flags=re.M)
+    found = {}
+    for target in targets:
+        module, _, name = target.rpartition(".")
+        try:
+            obj = importlib.import_module(target)
+        except ImportError:
+            obj = getattr(importlib.import_module(module), name)
+        members = [(target, obj)] if not inspect.ismodule(obj) else [
+            (f"{target}.{n}", getattr(obj, n)) for n in getattr(obj, "__all__", ())]
+        found.update((t, f) for t, f in members if inspect.isfunction(f))
+    return found
+
+
+def test_docstrings_are_static():
+    """Every function of the API reference has its docstring written out in the source: a docstring
+    completed at import time (``f.__doc__ = ...``) is invisible to mkdocstrings, which parses the source
+    (issue 18: the builders' shared options were a ``{options}`` placeholder and the reference listed only
+    ``n_cells``)."""
+    functions = _reference_functions()
+    assert {"chiralnet.chain", "chiralnet.lattice", "chiralnet.arrays.chain_model"} <= set(functions)
+    rewritten = [t for t, f in functions.items() if _static_docstring(inspect.unwrap(f)) != f.__doc__]
+    assert not rewritten, f"docstrings changed at import time (mkdocstrings cannot see them): {rewritten}"
+
+
+def test_builder_docstrings_document_every_parameter():
+    """The builders (the registry's and the array builders) document every parameter of their signature,
+    and the topology builders' shared options read the same in each."""
+    from chiralnet.arrays import chain_model, lattice_model
+    from chiralnet.builders import BUILDERS
+
+    builders = [info.function for info in BUILDERS.values()] + [chain_model, lattice_model]
+    for f in builders:
+        documented = _parameters_section(f.__doc__)
+        signature = list(inspect.signature(f).parameters)
+        assert list(documented) == [n for n in documented if n in signature], \
+            f"{f.__name__}: documents parameters it does not take: {sorted(set(documented) - set(signature))}"
+        assert set(signature) <= set(documented), \
+            f"{f.__name__}: parameters missing from its docstring: {sorted(set(signature) - set(documented))}"
+    shared = ("omega", "kappa", "gamma", "drive", "n_th", "n_th_link", "nonreciprocal", "J", "drive_frequency")
+    blocks = {f.__name__: [_parameters_section(f.__doc__)[n] for n in shared]
+              for f in builders if f.__name__ != "two_cell"}
+    first = blocks.pop("chain")
+    for name, other in blocks.items():
+        assert other == first, f"{name}: its shared options are worded differently from chain's"
+
+
+def test_ci_runs_the_readme_commands():
+    """.ci/run runs the README's install, docs and test commands as written (the site aside, which goes to a
+    temporary folder), so a warning that fails a user's ``mkdocs build --strict`` fails CI too."""
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    docs_install, _, docs_build = re.search(r"^(python3 -m pip install -e '\.\[docs\]') && (python3 -m mkdocs .*)$",
+                                            readme, flags=re.M).group(1, 2, 2)
+    commands = [line for line in ci.splitlines() if line.startswith("python3 ")]
+    assert docs_install in commands
+    assert docs_build.replace("-d site", '-d "$site"') in commands
+    install, test = QUICK_START[1].split(" && ")
+    assert commands[-2:] == [install, test]
+    assert "--quiet" not in ci and "NO_MKDOCS_2_WARNING" not in ci
+
+
+#: Files that still cite the project's unpublished physics notes (PHYSICS + .md, not in the repository) and
+#: belong to another line of work; each must still cite them (so its entry goes once it is fixed). chiralnet/solve/response.py: the matched isolator,
+#: which docs/theory/beyond.md ("Scattering") now holds.
+PHYSICS_MD_PENDING = {"chiralnet/solve/response.py"}
+
+
+def test_citations_point_at_published_pages():
+    """Tests, examples, code and docs cite docs/theory/ pages, which the repository publishes, and never
+    the unpublished physics notes, which it does not; a cited page exists and a quoted section title is one of its headings."""
+    files = [p for folder in ("tests", "examples", "chiralnet", "docs", "benchmarks") for p in (ROOT / folder).rglob("*")
+             if p.suffix in (".py", ".toml", ".md")]
+    citing = {p.relative_to(ROOT).as_posix() for p in files if "PHYSICS" + ".md" in p.read_text()}
+    assert citing == PHYSICS_MD_PENDING, f"cite docs/theory/*.md instead of PHYSICS" ".md in {sorted(citing)}"
+    headings = {page.name: [h.strip() for h in re.findall(r"^#+ (.*)$", page.read_text(), flags=re.M)]
+                for page in (DOCS / "theory").glob("*.md")}
+    cited = 0
+    for path in files:
+        text = re.sub(r"\s*\n\s*(?:#:?)?\s*", " ", path.read_text())  # a citation may wrap over comment lines
+        for page, title in re.findall(r"docs/theory/([\w-]+\.md)(?:,\s*|\s*\(\s*)?(?:\"([^\"]+)\")?", text):
+            where = f"{path.relative_to(ROOT)}: docs/theory/{page}"
+            assert page in headings, f"{where} does not exist"
+            assert not title or any(h.startswith(title) for h in headings[page]), f"{where} has no section {title!r}"
+            cited += bool(title)
+    assert cited >= 10

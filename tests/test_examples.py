@@ -64,7 +64,8 @@ def test_scenario_runs(tmp_path, capsys, path):
 
 
 def test_chain10_matches_forward_substitution():
-    """PHYSICS.md section 6: alpha_0 = -2iE/Lambda_0, alpha_n = (2 Gamma / Lambda_n) alpha_{n-1}."""
+    """docs/theory/model.md, "The chiral chain": alpha_0 = -2iE/Lambda_0,
+    alpha_n = (2 Gamma / Lambda_n) alpha_{n-1}."""
     G = cn.load_scenario(EXAMPLES / "chain10.toml").network
     g, k, E, n = 0.04, 0.003, 0.1, 10
     lam = np.full(n, k + 2 * g)
@@ -78,8 +79,17 @@ def test_chain10_matches_forward_substitution():
 
 @pytest.mark.parametrize("path", SCRIPTS, ids=[p.stem for p in SCRIPTS])
 def test_script_runs(tmp_path, path):
+    """Each script runs end to end as written; one that takes ``--quick`` (smaller sizes, the same steps) gets
+    it, so the suite stays within minutes (the 20,000-cell discharge runs at 2,000 cells here)."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), MPLBACKEND="Agg")
-    proc = subprocess.run([sys.executable, str(path), str(tmp_path)], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=300)
+    quick = ["--quick"] if '"--quick" in sys.argv' in path.read_text() else []
+    proc = subprocess.run([sys.executable, str(path), str(tmp_path), *quick], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip()
+
+
+def test_quick_scripts():
+    """The scripts that dominated the suite's time take --quick (see test_script_runs)."""
+    quick = {p.stem for p in SCRIPTS if '"--quick" in sys.argv' in p.read_text()}
+    assert {"long_chain_discharge", "optimize_chain"} <= quick

@@ -58,7 +58,8 @@ def hot_network(g_wave=0.03, g_link=0.02, kappa0=0.004, n_wave=0.5, omega3=1.02,
 
 def naive_energy(g_wave=0.03, g_link=0.02, kappa0=0.004, n_wave=0.5, omega3=1.02, drive0=0.1,
                  which="battery_energy"):
-    """The same network solved from PHYSICS.md with dense NumPy / SciPy (no chiralnet)."""
+    """The same network solved from the moment equations of docs/theory/model.md with dense NumPy / SciPy
+    (no chiralnet)."""
     w = WAVEGUIDE
     omega = np.array(w["omega"][:3] + [omega3])
     kappa = np.array([kappa0] + w["kappa"][1:])

@@ -54,7 +54,8 @@ def test_chiral_link_with_asymmetric_coupling_counts_as_cascade():
 
 
 def test_large_chain_steady_state_closed_form():
-    """PHYSICS.md section 6 on 20,000 cells (sparse, O(N)): alpha_n = (2 Gamma / Lambda_n) alpha_{n-1}."""
+    """The chiral chain of docs/theory/model.md on 20,000 cells (sparse, O(N)):
+    alpha_n = (2 Gamma / Lambda_n) alpha_{n-1}."""
     n, g, k, E = 20_000, 0.04, 0.003, 0.1
     ss = cn.steady_state(chain_model(n, gamma=g, kappa=k, drive=E))
     lam = np.full(n, k + 2 * g)

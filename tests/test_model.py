@@ -91,7 +91,7 @@ def test_chiral_link_is_one_way(xi, gamma):
 
 
 def test_reverse_balance_reverses_direction():
-    # PHYSICS.md section 4: J = +i mu Gamma / 2 makes the link v -> u.
+    # docs/theory/model.md, "The chiral balance condition": J = +i mu Gamma / 2 makes the link v -> u.
     gamma, pu, pv = 0.05, 0.8 * np.exp(0.3j), 1.1 * np.exp(-1.2j)
     mu = -pv * np.conj(pu)
     G = cn.network()

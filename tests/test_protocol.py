@@ -12,7 +12,8 @@ from conftest import EXACT_REL, RANDOM_EXACT_REL
 from naive import naive_arrays, rel_err
 from strategies import networks
 
-#: Closed forms of the closed / damped pair (PHYSICS section 7), exact methods, absolute in omega.
+#: Closed forms of the closed / damped pair (docs/theory/beyond.md, "Closed forms of a coherently coupled
+#: pair"), exact methods, absolute in omega.
 CLOSED_FORM_ABS = 1e-12
 #: The battery energy held after switching everything off at t = pi/g (relative).
 HOLD_REL = 1e-12

@@ -1,6 +1,6 @@
 """The scattering view (chiralnet.solve.response), its figures, and the ``chiralnet spectrum`` command.
 
-References: the matched isolator's closed forms (PHYSICS.md section 7), a chiral chain's product
+References: the matched isolator's closed forms (docs/theory/beyond.md, "Scattering"), a chiral chain's product
 formula, a one-way ring of three cells (closed form below), and a naive dense solve written here
 from the graph, one node and edge at a time.
 """

@@ -33,7 +33,8 @@ def test_chain_length_against_two_cell_limits_and_core(tmp_path):
     # the 71-cell chains go through steady_state itself (more than BATCH_MAX_CELLS cells)
     assert e_nr[3] == pytest.approx(cn.steady_state(cn.chain(71)).battery_energy, rel=RTOL)
     assert e_r[3] == pytest.approx(cn.steady_state(cn.chain(71, nonreciprocal=False)).battery_energy, rel=RTOL)
-    # nonreciprocal chain of N + 1 = 6 cells, PHYSICS.md section 6: alpha_n = (2 Gamma / Lambda_n) alpha_{n-1}
+    # nonreciprocal chain of N + 1 = 6 cells (docs/theory/model.md, "The chiral chain"):
+    # alpha_n = (2 Gamma / Lambda_n) alpha_{n-1}
     g, k, E = studies.GAMMA, studies.KAPPA, studies.DRIVE
     lams = [k + g] + [k + 2 * g] * 4 + [k + g]
     amp = 2 * E / lams[0]

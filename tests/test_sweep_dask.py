@@ -73,7 +73,7 @@ def test_worker_killed_by_sigkill_mid_task_is_retried(client, tmp_path):
     client.run(exec, f"import sys; sys.path.insert(0, {str(tmp_path)!r})")
     try:
         gammas = [0.01, 0.02, 0.03, 0.04]
-        spec = make_spec("slowb:slow_two_cell", {"gamma": gammas}, ["battery_energy"], params={"delay": 1.0},
+        spec = make_spec("slowb:slow_two_cell", {"gamma": gammas}, ["battery_energy"], params={"delay": 0.5},
                          run={"chunk_size": 1, "batched": False})
         box = {}
         t = threading.Thread(target=lambda: box.setdefault("res", run_sweep(spec, client=client, out=tmp_path / "k")))
@@ -86,7 +86,7 @@ def test_worker_killed_by_sigkill_mid_task_is_retried(client, tmp_path):
                 victim = busy[0]
             time.sleep(0.05)
         assert victim is not None, "no task started"
-        time.sleep(0.3)  # inside the builder's sleep
+        time.sleep(0.2)  # inside the builder's 0.5 s sleep (a second 0.5 s task follows on the same worker)
         pid = client.run(os.getpid, workers=[victim])[victim]
         os.kill(pid, signal.SIGKILL)
         t.join(120)
