@@ -232,19 +232,13 @@ def test_ci_runs_the_readme_commands():
     assert "--quiet" not in ci and "NO_MKDOCS_2_WARNING" not in ci
 
 
-#: Files that still cite the project's unpublished physics notes (PHYSICS + .md, not in the repository) and
-#: belong to another line of work; each must still cite them (so its entry goes once it is fixed). chiralnet/solve/response.py: the matched isolator,
-#: which docs/theory/beyond.md ("Scattering") now holds.
-PHYSICS_MD_PENDING = {"chiralnet/solve/response.py"}
-
-
 def test_citations_point_at_published_pages():
     """Tests, examples, code and docs cite docs/theory/ pages, which the repository publishes, and never
     the unpublished physics notes, which it does not; a cited page exists and a quoted section title is one of its headings."""
     files = [p for folder in ("tests", "examples", "chiralnet", "docs", "benchmarks") for p in (ROOT / folder).rglob("*")
              if p.suffix in (".py", ".toml", ".md")]
     citing = {p.relative_to(ROOT).as_posix() for p in files if "PHYSICS" + ".md" in p.read_text()}
-    assert citing == PHYSICS_MD_PENDING, f"cite docs/theory/*.md instead of PHYSICS" ".md in {sorted(citing)}"
+    assert not citing, f"cite docs/theory/*.md instead of PHYSICS" ".md in {sorted(citing)}"
     headings = {page.name: [h.strip() for h in re.findall(r"^#+ (.*)$", page.read_text(), flags=re.M)]
                 for page in (DOCS / "theory").glob("*.md")}
     cited = 0

@@ -27,7 +27,7 @@ Solvers
 
 Examples
 --------
-A matched isolator (PHYSICS.md section 7): two resonant cells, kappa each, one-way link with Gamma = kappa.
+A matched isolator (docs/theory/beyond.md, "Scattering"): two resonant cells, kappa each, one-way link with Gamma = kappa.
 
 >>> import numpy as np, chiralnet as cn
 >>> G = cn.network(drive_frequency=1.0)
