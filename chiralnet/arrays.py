@@ -32,8 +32,6 @@ def _topology_model(name, n, n_links, shape, sparse, options) -> Model:
 def model_from_layout(lay, *, sparse=None) -> Model:
     """assemble_model of a checked builder layout (:class:`chiralnet.builders._Layout`)."""
     n, L = lay.n, lay.link_u.size
-    battery = np.ones(n, bool)
-    battery[0] = False
     if lay.nonreciprocal:
         link_J = -0.5j * lay.gamma
         rate = lay.gamma
@@ -49,7 +47,7 @@ def model_from_layout(lay, *, sparse=None) -> Model:
         c_res = c_cell = np.zeros(0, np.int64)
         c_p = np.zeros(0, complex)
     return assemble_model(
-        tuple(range(n)), omega=lay.omega, kappa=lay.kappa, n_th=lay.n_th, drive=lay.drive, battery=battery,
+        tuple(range(n)), omega=lay.omega, kappa=lay.kappa, n_th=lay.n_th, drive=lay.drive, battery=lay.battery,
         drive_frequency=lay.drive_frequency, link_u=lay.link_u, link_v=lay.link_v, link_J=link_J, rate=rate,
         occupation=occupation, coupling_reservoir=c_res, coupling_cell=c_cell, coupling_p=c_p, sparse=sparse,
     )
@@ -67,6 +65,7 @@ def chain_model(
     J=None,
     drive_frequency: float | None = None,
     n_th_link=None,
+    battery="all",
     sparse: bool | None = None,
 ) -> Model:
     """The :class:`Model` of :func:`chiralnet.chain`, built from arrays.
@@ -98,6 +97,9 @@ def chain_model(
         ``nonreciprocal=False`` only: the coherent couplings (default gamma/2).
     drive_frequency : float, optional
         omega_L; default the frequency of cell 0 (resonant with the charger).
+    battery : {"all", "last"} or list of int
+        The cells counted in the battery energy: "all" (every cell but the charger, cell 0; the
+        default), "last" (the last cell only), or a list of cell numbers.
     sparse : bool, optional
         As in :func:`chiralnet.build_model`.
 
@@ -119,7 +121,7 @@ def chain_model(
     """
     n = _count(n_cells, "n_cells", 2)
     options = dict(omega=omega, kappa=kappa, gamma=gamma, drive=drive, n_th=n_th, nonreciprocal=nonreciprocal, J=J,
-                   drive_frequency=drive_frequency, n_th_link=n_th_link)
+                   drive_frequency=drive_frequency, n_th_link=n_th_link, battery=battery)
     return _topology_model("chain", n, n - 1, (n,), sparse, options)
 
 
@@ -136,6 +138,7 @@ def lattice_model(
     J=None,
     drive_frequency: float | None = None,
     n_th_link=None,
+    battery="all",
     sparse: bool | None = None,
 ) -> Model:
     """The :class:`Model` of :func:`chiralnet.lattice`, built from arrays.
@@ -166,6 +169,9 @@ def lattice_model(
         ``nonreciprocal=False`` only: the coherent couplings (default gamma/2).
     drive_frequency : float, optional
         omega_L; default the frequency of cell 0 (resonant with the charger).
+    battery : {"all", "last"} or list of int
+        The cells counted in the battery energy: "all" (every cell but the charger, cell 0; the
+        default), "last" (the last cell only), or a list of cell numbers.
     sparse : bool, optional
         As in :func:`chiralnet.build_model`.
 
@@ -179,6 +185,6 @@ def lattice_model(
     if r * c < 2:
         raise NetworkError("lattice: rows * cols must be >= 2")
     options = dict(omega=omega, kappa=kappa, gamma=gamma, drive=drive, n_th=n_th, nonreciprocal=nonreciprocal, J=J,
-                   drive_frequency=drive_frequency, n_th_link=n_th_link)
+                   drive_frequency=drive_frequency, n_th_link=n_th_link, battery=battery)
     return _topology_model("lattice", r * c, r * (c - 1) + (r - 1) * c, (r, c), sparse, options)
 

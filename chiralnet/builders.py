@@ -127,6 +127,7 @@ def chain(
     J=None,
     drive_frequency: float | None = None,
     n_th_link=None,
+    battery="all",
 ):
     """Cells 0 -> 1 -> ... -> n_cells-1; cell 0 is the driven charger, the rest the battery.
 
@@ -156,6 +157,9 @@ def chain(
         ``nonreciprocal=False`` only: the coherent couplings (default gamma/2).
     drive_frequency : float, optional
         omega_L; default the frequency of cell 0 (resonant with the charger).
+    battery : {"all", "last"} or list of int
+        The cells counted in the battery energy: "all" (every cell but the charger, cell 0; the
+        default), "last" (the last cell only), or a list of cell numbers.
 
     Returns
     -------
@@ -189,6 +193,7 @@ def ring(
     J=None,
     drive_frequency: float | None = None,
     n_th_link=None,
+    battery="all",
 ):
     """A chain closed by the link n_cells-1 -> 0 (energy circulates one way); n_cells >= 3.
 
@@ -219,6 +224,9 @@ def ring(
         ``nonreciprocal=False`` only: the coherent couplings (default gamma/2).
     drive_frequency : float, optional
         omega_L; default the frequency of cell 0 (resonant with the charger).
+    battery : {"all", "last"} or list of int
+        The cells counted in the battery energy: "all" (every cell but the charger, cell 0; the
+        default), "last" (the last cell only), or a list of cell numbers.
 
     Returns
     -------
@@ -249,6 +257,7 @@ def star(
     J=None,
     drive_frequency: float | None = None,
     n_th_link=None,
+    battery="all",
 ):
     """A driven hub 0 with links 0 -> 1 .. n_leaves; the leaves are the battery.
 
@@ -279,6 +288,9 @@ def star(
         ``nonreciprocal=False`` only: the coherent couplings (default gamma/2).
     drive_frequency : float, optional
         omega_L; default the frequency of cell 0 (resonant with the charger).
+    battery : {"all", "last"} or list of int
+        The cells counted in the battery energy: "all" (every cell but the charger, cell 0; the
+        default), "last" (the last cell only), or a list of cell numbers.
 
     Returns
     -------
@@ -310,6 +322,7 @@ def lattice(
     J=None,
     drive_frequency: float | None = None,
     n_th_link=None,
+    battery="all",
 ):
     """A rows x cols grid, cells numbered r*cols + c, links pointing right and down.
 
@@ -341,6 +354,9 @@ def lattice(
         ``nonreciprocal=False`` only: the coherent couplings (default gamma/2).
     drive_frequency : float, optional
         omega_L; default the frequency of cell 0 (resonant with the charger).
+    battery : {"all", "last"} or list of int
+        The cells counted in the battery energy: "all" (every cell but the charger, cell 0; the
+        default), "last" (the last cell only), or a list of cell numbers.
 
     Returns
     -------
@@ -456,6 +472,8 @@ _COMMON = (
     Parameter("J", "complex", None, "link", "coherent couplings, nonreciprocal=False only (default gamma/2)"),
     Parameter("drive_frequency", "real", None, None, "omega_L (default: omega of cell 0)"),
     Parameter("n_th_link", "nonneg", None, "link", "link reservoir occupations (default n_th)"),
+    Parameter("battery", "battery", "all", None,
+              "battery cells: 'all' (every cell but the charger, cell 0), 'last', or a list of cell numbers"),
 )
 
 
@@ -608,12 +626,14 @@ class _Layout:
     gamma: np.ndarray        # (L,)
     n_th_link: np.ndarray    # (L,)
     J: np.ndarray            # (L,) coherent couplings of reciprocal links (empty when nonreciprocal)
+    battery: np.ndarray      # (n,) bool: the cells counted in the battery energy
 
 
 def _layout(name, n, links, *, omega=1.0, kappa=0.003, gamma=0.04, drive=0.1, n_th=0.0, nonreciprocal=True, J=None,
-            drive_frequency=None, n_th_link=None) -> _Layout:
+            drive_frequency=None, n_th_link=None, battery="all") -> _Layout:
     """Check a topology builder's options and expand them to per-cell / per-link arrays."""
     u, v = links
+    battery_a = battery_mask(name, battery, n)
     L = u.size
     if not isinstance(nonreciprocal, (bool, np.bool_)):
         raise NetworkError(f"{name}: 'nonreciprocal' must be True or False, got {nonreciprocal!r}")
@@ -649,7 +669,8 @@ def _layout(name, n, links, *, omega=1.0, kappa=0.003, gamma=0.04, drive=0.1, n_
         omega_L = float(omega_a[0])
     else:
         omega_L = _real(drive_frequency, f"{name}: 'drive_frequency'")
-    return _Layout(n, u, v, omega_a, kappa_a, n_th_a, drive_a, omega_L, nonreciprocal, gamma_a, n_th_link_a, J_a)
+    return _Layout(n, u, v, omega_a, kappa_a, n_th_a, drive_a, omega_L, nonreciprocal, gamma_a, n_th_link_a, J_a,
+                   battery_a)
 
 
 _CONDITION = {"positive": (lambda x: x > 0, "> 0"), "nonneg": (lambda x: x >= 0, ">= 0")}
@@ -716,7 +737,7 @@ def _build(name, n, links, pos=None, **options):
     omega, kappa, n_th = per_cell("omega", lay.omega), per_cell("kappa", lay.kappa), per_cell("n_th", lay.n_th)
     drive = [options["drive"]] + [0.0] * (n - 1) if np.ndim(options["drive"]) == 0 else _plain(lay.drive)
     for i in range(n):
-        add_cell(G, i, omega=omega[i], kappa=kappa[i], n_th=n_th[i], drive=drive[i], battery=i != 0,
+        add_cell(G, i, omega=omega[i], kappa=kappa[i], n_th=n_th[i], drive=drive[i], battery=bool(lay.battery[i]),
                  pos=None if pos is None else pos[i])
     u, v = lay.link_u.tolist(), lay.link_v.tolist()
     if lay.nonreciprocal:
@@ -728,6 +749,33 @@ def _build(name, n, links, pos=None, **options):
         for a, b, Jl in zip(u, v, Js):
             add_coherent_link(G, a, b, Jl)
     return G
+
+
+def battery_mask(name: str, battery, n: int) -> np.ndarray:
+    """The (n,) bool battery flags a builder's ``battery`` option names: "all" (every cell but the charger,
+    cell 0: every undriven cell of a builder with one charger), "last" (cell n - 1), or a list of cell
+    numbers; NetworkError naming the bad value."""
+    mask = np.zeros(n, bool)
+    if isinstance(battery, str):
+        if battery == "all":
+            mask[1:] = True
+        elif battery == "last":
+            mask[n - 1] = True
+        else:
+            raise NetworkError(f"{name}: battery must be 'all', 'last' or a list of cell numbers, got {battery!r}")
+        return mask
+    if isinstance(battery, (bytes, bool, np.bool_)) or not hasattr(battery, "__iter__"):
+        raise NetworkError(f"{name}: battery must be 'all', 'last' or a list of cell numbers, got {battery!r}")
+    cells = list(battery)
+    if not cells:
+        raise NetworkError(f"{name}: battery is an empty list; name at least one cell (or 'all', 'last')")
+    for c in cells:
+        if isinstance(c, (bool, np.bool_)) or not isinstance(c, (Integral, np.integer)) or not 0 <= c < n:
+            raise NetworkError(f"{name}: battery cell {c!r} is not a cell of this network (cells 0 .. {n - 1})")
+        if mask[c]:
+            raise NetworkError(f"{name}: battery lists cell {c} twice")
+        mask[c] = True
+    return mask
 
 
 def _plain(arr) -> list:

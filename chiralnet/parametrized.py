@@ -56,9 +56,9 @@ from .model import Model, build_model
 __all__ = ["AffineModel", "Derivative", "affine_model", "TabulatedModel", "AFFINE_PARAMETERS"]
 
 #: Continuous parameters of each builder that :func:`affine_model` differentiates (the rest are
-#: structural: sizes and flags).
+#: structural: sizes, flags and the choice of battery cells).
 AFFINE_PARAMETERS = {
-    name: tuple(k for k, p in info.parameters.items() if p.kind not in ("int", "bool"))
+    name: tuple(k for k, p in info.parameters.items() if p.kind not in ("int", "bool", "battery"))
     for name, info in BUILDERS.items()
 }
 

@@ -342,3 +342,41 @@ def test_sweep_base_takes_arrays():
 def test_oversized_graphs_are_refused_before_building(call):
     with pytest.raises(cn.MemoryLimitError, match=r"building the graph .* would need about .* GB"):
         call()
+
+
+# ---------------------------------------------------------------------------------------------
+# battery=: which cells count as the battery (issue 20), in graphs, array models, files, sweeps, gradients.
+
+@pytest.mark.parametrize("battery, want", [("all", [1, 2, 3]), ("last", [3]), ([0, 2], [0, 2])])
+def test_battery_option_of_graph_and_array_builders(battery, want):
+    from chiralnet.arrays import chain_model
+
+    assert cn.battery_cells(cn.chain(4, battery=battery)) == want
+    assert np.flatnonzero(chain_model(4, battery=battery).battery).tolist() == want
+    assert cn.battery_cells(cn.star(3, battery=battery)) == want
+    assert cn.battery_cells(cn.ring(4, battery=battery)) == want
+    assert cn.battery_cells(cn.lattice(2, 2, battery=battery)) == want
+
+
+@pytest.mark.parametrize("battery, match", [("first", "'all', 'last' or a list"), ([], "empty"), ([4], "not a cell"),
+                                            ([1, 1], "twice"), ([True], "not a cell"), (3, "'all', 'last' or a list")])
+def test_bad_battery_option_names_the_value(battery, match):
+    with pytest.raises(cn.ChiralnetError, match=match):
+        cn.chain(4, battery=battery)
+
+
+def test_battery_last_in_scenario_files_sweeps_and_gradients(tmp_path):
+    path = tmp_path / "last.toml"
+    path.write_text('[network]\nbuilder = "chain"\nn_cells = 4\nbattery = "last"\n[times]\nt_end = 10.0\nn_times = 3\n')
+    from chiralnet.formats.scenario_toml import read_scenario
+
+    assert cn.battery_cells(read_scenario(path).network) == [3]
+    res = cn.sweep("chain", {"gamma": [0.01, 0.02]}, ["battery_energy"], params={"n_cells": 4, "battery": "last"})
+    want = [cn.steady_state(cn.chain(4, gamma=g, battery="last")).battery_energy for g in (0.01, 0.02)]
+    np.testing.assert_allclose(res["battery_energy"], want, rtol=1e-12)
+    # a last-cell objective has exact adjoint gradients (a central difference agrees to 1e-6)
+    g = cn.gradient("chain", {"gamma": np.full(3, 0.04)}, "battery_energy", params={"n_cells": 4, "battery": "last"})
+    f = lambda x: cn.steady_state(cn.chain(4, gamma=x, battery="last")).battery_energy  # noqa: E731
+    h, x = 1e-6, np.full(3, 0.04)
+    fd = [(f(x + h * e) - f(x - h * e)) / (2 * h) for e in np.eye(3)]
+    np.testing.assert_allclose(g["gamma"], fd, rtol=1e-6)

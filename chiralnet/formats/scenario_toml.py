@@ -367,7 +367,11 @@ def build_network(spec: dict, *, source: str = "<spec>", key: str = "network", b
         raise
     except ChiralnetError as exc:
         r.fail(key, _one_line(exc))
-    if "battery" in spec:
+    if "battery" in spec and isinstance(spec["battery"], str):  # "all" / "last": the builder's option
+        if "builder" not in spec or "battery" not in builders.BUILDERS[spec["builder"]].parameters:
+            r.fail(_join(key, "battery"), f"{spec['battery']!r} names cells of a topology builder (chain, ring, star, "
+                                          "lattice); list the battery cells instead")
+    elif "battery" in spec:
         names = r.list(spec["battery"], _join(key, "battery"), "name", min_len=1)
         known = set(cells(G))
         for i, c in enumerate(names):
@@ -393,7 +397,10 @@ def _from_builder(r: _Reader, spec: dict, key: str) -> nx.DiGraph:
         r.fail(_join(key, "builder"), f"unknown builder {name!r}{hint}; expected one of {', '.join(builders.BUILDERS)}")
     info = builders.BUILDERS[name]
     r.keys(spec, {"builder", "battery", *info.parameters}, key, required=info.required)
-    kwargs = {k: _builder_value(r, info.parameters[k], v, _join(key, k)) for k, v in spec.items() if k in info.parameters}
+    kwargs = {k: _builder_value(r, info.parameters[k], v, _join(key, k)) for k, v in spec.items()
+              if k in info.parameters and k != "battery"}
+    if isinstance(spec.get("battery"), str) and "battery" in info.parameters:  # a list: cell names, set below
+        kwargs["battery"] = spec["battery"]
     _check_size(r, name, kwargs, key)
     try:
         return info.function(**kwargs)

@@ -27,9 +27,7 @@ QUICK_RATIOS = (0.1, 0.5, 2.0)
 def end_energy(links: int, J: float, nonreciprocal: bool) -> float:
     """Steady energy of the last cell of a chain of ``links`` links, charger driven (units of omega)."""
     G = chain(links + 1, kappa=KAPPA, drive=DRIVE, nonreciprocal=nonreciprocal,
-              gamma=2 * J if nonreciprocal else 0.04, J=None if nonreciprocal else J)
-    for i in range(links + 1):
-        G.nodes[i]["battery"] = i == links
+              gamma=2 * J if nonreciprocal else 0.04, J=None if nonreciprocal else J, battery="last")
     return steady_state(G).battery_energy
 
 

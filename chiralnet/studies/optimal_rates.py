@@ -34,9 +34,7 @@ def _energy(kind: str, n: int, rate: float) -> float:
     if kind == "star":
         return steady_state(star(n, kappa=KAPPA, gamma=rate, drive=DRIVE)).battery_energy
     G = chain(n + 1, kappa=KAPPA, drive=DRIVE, nonreciprocal=kind == "chain",
-              gamma=rate if kind == "chain" else 0.04, J=None if kind == "chain" else rate)
-    for i in range(n + 1):
-        G.nodes[i]["battery"] = i == n
+              gamma=rate if kind == "chain" else 0.04, J=None if kind == "chain" else rate, battery="last")
     return steady_state(G).battery_energy
 
 

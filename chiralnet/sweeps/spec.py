@@ -148,6 +148,9 @@ def _wrong_type(bname: str, key: str, values) -> str | None:
     if param is None:
         return None
     want = param.kind
+    if want == "battery":  # "all", "last" or a list of cell numbers: the builder checks them
+        ok = all(isinstance(v, str) or isinstance(v, (list, tuple, np.ndarray)) for v in values)
+        return None if ok else "'all', 'last' or a list of cell numbers"
     if isinstance(values, np.ndarray) and values.dtype.kind == "f":  # a float axis (finite: grid_values)
         return {"bool": "true or false", "int": "an integer"}.get(want)
     if param.per is not None and all(isinstance(v, (list, tuple, np.ndarray)) for v in values):
