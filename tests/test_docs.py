@@ -238,7 +238,7 @@ def test_citations_point_at_published_pages():
     files = [p for folder in ("tests", "examples", "chiralnet", "docs", "benchmarks") for p in (ROOT / folder).rglob("*")
              if p.suffix in (".py", ".toml", ".md")]
     citing = {p.relative_to(ROOT).as_posix() for p in files if "PHYSICS" + ".md" in p.read_text()}
-    assert not citing, f"cite docs/theory/*.md instead of PHYSICS" ".md in {sorted(citing)}"
+    assert not citing, "cite docs/theory/*.md instead of PHYSICS" f".md in {sorted(citing)}"
     headings = {page.name: [h.strip() for h in re.findall(r"^#+ (.*)$", page.read_text(), flags=re.M)]
                 for page in (DOCS / "theory").glob("*.md")}
     cited = 0

@@ -213,30 +213,12 @@ def _check_with_optimizer(r, spec):
 # Writing.
 
 
-def _toml(v):
-    """A parameter value as TOML data: arrays as lists, complex numbers as Python-notation strings (a pair
-    [re, im] inside a per-cell list would read as one complex number)."""
-    if isinstance(v, np.ndarray):
-        return [_toml(x) for x in v.tolist()]
-    if isinstance(v, (list, tuple)):
-        return [_toml(x) for x in v]
-    if isinstance(v, (complex, np.complexfloating)):
-        return str(complex(v)).strip("()")
-    if isinstance(v, (bool, np.bool_)):
-        return bool(v)
-    if isinstance(v, (int, np.integer)):
-        return int(v)
-    if isinstance(v, (float, np.floating)):
-        return float(v)
-    return v
-
-
 def optimization_to_dict(spec: OptimizationSpec) -> dict:
     """The TOML document of ``spec`` (the inverse of :func:`parse_optimization`)."""
     out = {"title": spec.title}
     if spec.description:
         out["description"] = spec.description
-    out["base"] = {"builder": spec.builder, **{k: _toml(v) for k, v in spec.params.items()}}
+    out["base"] = {"builder": spec.builder, **spec.params}
     out["bounds"] = {k: [float(lo), float(hi)] for k, (lo, hi) in spec.bounds.items()}
     out["objective"] = {"name": spec.objective}
     if spec.maximize is not None:
@@ -244,9 +226,9 @@ def optimization_to_dict(spec: OptimizationSpec) -> dict:
     if spec.budget:
         out["budget"] = {k: float(v) for k, v in spec.budget.items()}
     if spec.options:
-        opt = {k: _toml(v) for k, v in spec.options.items() if k != "x0"}
+        opt = {k: v for k, v in spec.options.items() if k != "x0"}
         if "x0" in spec.options:
-            opt["x0"] = {k: _toml(v) for k, v in spec.options["x0"].items()}
+            opt["x0"] = dict(spec.options["x0"])
         out["optimizer"] = opt
     return out
 

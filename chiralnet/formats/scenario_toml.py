@@ -661,8 +661,8 @@ def _drive_spec(drive, cell):
 
 
 def dumps_toml(data: dict) -> str:
-    """``data`` (nested tables, arrays of tables, numbers, strings, booleans; NumPy scalars and arrays,
-    tuples) as TOML text, written by tomli-w. Every chiralnet file writer goes through here.
+    """``data`` (nested tables, arrays of tables, numbers, strings, booleans, complex numbers as strings such
+    as "0.1-0.02j"; NumPy scalars and arrays, tuples) as TOML text, written by tomli-w. Every chiralnet file writer goes through here.
 
     Raises
     ------
@@ -689,6 +689,8 @@ def dumps_toml(data: dict) -> str:
             return v
         if isinstance(v, str):
             return v
+        if isinstance(v, (complex, np.complexfloating)):  # Python notation, as the readers take it; a pair
+            return str(complex(v)).strip("()")             # [re, im] inside a per-cell list would be ambiguous
         raise ScenarioError(f"dumps_toml: {key}: cannot write {v!r:.60} to TOML (numbers, strings, booleans, "
                             "arrays and tables only)")
 

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 
 from ..errors import SweepError
 from ..files import read_toml
@@ -101,22 +100,6 @@ load_sweep = read_sweep
 # Writing.
 
 
-def _toml(v):
-    if isinstance(v, np.ndarray):
-        return [_toml(x) for x in v.tolist()]
-    if isinstance(v, (list, tuple)):
-        return [_toml(x) for x in v]
-    if isinstance(v, (complex, np.complexfloating)):
-        return str(complex(v)).strip("()")
-    if isinstance(v, (bool, np.bool_)):
-        return bool(v)
-    if isinstance(v, (int, np.integer)):
-        return int(v)
-    if isinstance(v, (float, np.floating)):
-        return float(v)
-    return v
-
-
 def sweep_to_dict(spec: SweepSpec) -> dict:
     """The TOML document of ``spec`` (the inverse of :func:`parse_sweep`); grids as explicit lists.
 
@@ -129,21 +112,21 @@ def sweep_to_dict(spec: SweepSpec) -> dict:
         raise SweepError(f"write_sweep: the builder {spec.builder!r:.60} is a Python callable; a sweep file names "
                          "a registered builder or 'module:function' (give make_spec the string instead)")
     base = {} if spec.builder is None else {"builder": spec.builder}
-    base.update({k: _toml(v) for k, v in spec.params.items()})
-    doc = {"base": base, "grid": {name: _toml(values) for name, values in spec.axes}}
+    base.update(spec.params)
+    doc = {"base": base, "grid": dict(spec.axes)}
     q = {"names": list(spec.quantities)}
     if spec.times is not None:
-        q["times"] = _toml(spec.times)
+        q["times"] = spec.times
     if spec.t90_max is not None:
         q["t90_max"] = float(spec.t90_max)
     q["t90_steps"] = int(spec.t90_steps)
     doc["quantities"] = q
     doc["output"] = {k: bool(v) for k, v in spec.output.items()}
     if spec.run:
-        doc["run"] = {k: _toml(v) for k, v in spec.run.items() if v is not None}
+        doc["run"] = {k: v for k, v in spec.run.items() if v is not None}
     if spec.disorder is not None:
         d = spec.disorder.to_json()
-        doc["disorder"] = {**{k: float(v) for k, v in d.pop("spreads").items()}, **{k: _toml(v) for k, v in d.items()}}
+        doc["disorder"] = {**{k: float(v) for k, v in d.pop("spreads").items()}, **d}
     if not doc["base"]:
         del doc["base"]
     return doc

@@ -17,7 +17,7 @@ from numbers import Real
 import numpy as np
 
 from ..errors import ChiralnetError, SolverError
-from ..model import Model, build_model
+from ..model import Model, State, build_model
 from ..network import cells as cell_nodes
 from ..network import validate_network
 from ..model import initial_state

@@ -23,7 +23,7 @@ from .distance_gain import nonreciprocal_gain
 from .scale import DRIVE, GAMMA, KAPPA, chain_length, cooperativity, disorder, equal_rate_network, n_links, topology
 from .optimal_rates import topology_scaling
 
-__all__ = ["STUDIES", "StudyResult", "chain_length", "cooperativity", "topology", "equal_rate_network", "n_links",
+__all__ = ["STUDIES", "StudyResult", "GAMMA", "KAPPA", "DRIVE", "chain_length", "cooperativity", "topology", "equal_rate_network", "n_links",
            "disorder",
            "topology_scaling", "nonreciprocal_gain", "charging_line"]
 
