@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-
 from ..errors import SweepError
 from ..files import read_toml
 from ..sweeps.spec import SECTIONS, SweepSpec, make_spec
