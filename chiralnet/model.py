@@ -310,19 +310,22 @@ def assemble_model(cells, *, omega, kappa, n_th, drive, battery, drive_frequency
     # overhead per matrix, most of a small network's whole run. Same terms, same order of summation.
     dense = not sparse and n <= config.SMALL_MAX_CELLS
     Q = None
-    if dense:
-        M = _dense_sum(n, rows, cols, vals, True)
+    if dense:  # the kernel also sums |entries| by row and column; _check_finite words a failure
+        M, fits = _dense_sum(n, rows, cols, vals, True)
+        if not fits:
+            _check_finite(cells, M, "the generator M")
         if noisy:
-            Q = _dense_sum(n, q_rows, q_cols, q_vals, False)
+            Q, fits = _dense_sum(n, q_rows, q_cols, q_vals, False)
+            if not fits:
+                _check_finite(cells, Q, "the noise matrix Q (rates times occupations)")
     else:
         M = _cancelled_to_zero(rows, cols, vals, n)
         if noisy:
             Q = sp.coo_array((q_vals, (q_rows, q_cols)), shape=(n, n)).tocsr()
             Q.sum_duplicates()
-
-    _check_finite(cells, M, "the generator M")
-    if Q is not None:
-        _check_finite(cells, Q, "the noise matrix Q (rates times occupations)")
+        _check_finite(cells, M, "the generator M")
+        if Q is not None:
+            _check_finite(cells, Q, "the noise matrix Q (rates times occupations)")
     if not sparse and not dense:
         M = M.toarray()
         Q = None if Q is None else Q.toarray()
@@ -460,7 +463,11 @@ def _terms(omega, kappa, n_th, omega_L, lu, lv, lJ, rate, occupation, cres, ccel
 @jit
 def _dense_sum(n, rows, cols, vals, cancel):
     """Dense (N, N) sum of the terms, each entry summed in the order of its terms (as CSR's sum of
-    duplicates does); with ``cancel``, an entry is zeroed by the rule of :func:`_cancelled_to_zero`."""
+    duplicates does); with ``cancel``, an entry is zeroed by the rule of :func:`_cancelled_to_zero`.
+
+    Returns (A, fits): fits is True when every row and column of |A| sums to less than 1e308 / 2, so
+    that A passes :func:`_check_finite` (finite sums: finite entries); False sends A there for the message.
+    """
     A = np.zeros((n, n), np.complex128)
     scale = np.zeros((n, n) if cancel else (0, 0))
     for e in range(rows.shape[0]):
@@ -473,4 +480,13 @@ def _dense_sum(n, rows, cols, vals, cancel):
             for j in range(n):
                 if abs(A[i, j]) <= eps8 * scale[i, j]:
                     A[i, j] = 0
-    return A
+    limit = np.finfo(np.float64).max / 2
+    fits = True
+    for i in range(n):
+        row = 0.0
+        col = 0.0
+        for j in range(n):
+            row += abs(A[i, j])
+            col += abs(A[j, i])
+        fits = fits and row < limit and col < limit
+    return A, fits

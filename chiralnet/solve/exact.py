@@ -71,15 +71,39 @@ def propagate_fluctuations(Phi, W, step_kind, Nc0, out_occupation, block_idx, ou
 def _affine_propagators(M, b, dts):
     """P_k = e^{M dt_k} and c_k = int_0^dt_k e^{M s} b ds, shapes (K, N, N), (K, N)."""
     n = M.shape[0]
+    if n < config.AUTO_DENSE_MAX_CELLS:  # scipy's expm routes tiny products through threaded BLAS (slow)
+        P = np.empty((dts.size, n, n), complex)
+        c = np.empty((dts.size, n), complex)
+        _affine_small(np.ascontiguousarray(M, dtype=complex), np.ascontiguousarray(b, dtype=complex), dts, P, c)
+        return P, c
     aug = np.zeros((dts.size, n + 1, n + 1), complex)
     aug[:, :n, :n] = M[None] * dts[:, None, None]
     aug[:, :n, n] = b[None] * dts[:, None]
-    if n < config.AUTO_DENSE_MAX_CELLS:  # scipy's expm routes tiny products through threaded BLAS (slow)
-        E = np.empty_like(aug)
-        expm_small(aug, E)
-    else:
-        E = la.expm(aug)
+    E = la.expm(aug)
     return np.ascontiguousarray(E[:, :n, :n]), np.ascontiguousarray(E[:, :n, n])
+
+
+@jit
+def _affine_small(M, b, dts, P, c):
+    """:func:`_affine_propagators` for small N in one kernel: the augmented matrices [[M dt, b dt], [0, 0]]
+    (K, N + 1, N + 1) are formed, exponentiated (:func:`~chiralnet.linalg.expm.expm_small`) and split here,
+    without a NumPy call per piece. Writes P (K, N, N) and c (K, N)."""
+    n = M.shape[0]
+    K = dts.shape[0]
+    aug = np.zeros((K, n + 1, n + 1), np.complex128)
+    for k in range(K):
+        dt = complex(dts[k])  # complex * complex, as NumPy multiplies the complex M by the float steps
+        for i in range(n):
+            for j in range(n):
+                aug[k, i, j] = M[i, j] * dt
+            aug[k, i, n] = b[i] * dt
+    E = np.empty_like(aug)
+    expm_small(aug, E)
+    for k in range(K):
+        for i in range(n):
+            for j in range(n):
+                P[k, i, j] = E[k, i, j]
+            c[k, i] = E[k, i, n]
 
 
 def _noise_propagators(P, M, Q, dts):
@@ -113,6 +137,15 @@ def _noise_propagators(P, M, Q, dts):
     return np.ascontiguousarray(Phi), np.ascontiguousarray(W)
 
 
+_ZERO = np.zeros(1)
+_ZERO.flags.writeable = False
+
+
+def _zeros_view(shape) -> np.ndarray:
+    """A read-only (T, N) float view of one zero (np.broadcast_to(np.zeros(1), shape), in ~0.3 us instead of ~5)."""
+    return np.ndarray(shape, float, buffer=_ZERO, strides=(0,) * len(shape))
+
+
 def exact_fits(model: Model, times, grid=None, thermal=False) -> bool:
     """Whether the dense propagators of ``times`` fit ``config.EXACT_MAX_*``."""
     n = model.n_cells
@@ -138,7 +171,7 @@ def _run(model: Model, state0: State, times, options) -> Trace:
     alpha = np.empty((T, n), complex)
     energies = np.empty((T, n))
     propagate_affine(P, c, kind, np.ascontiguousarray(state0.alpha, dtype=complex), model.omega, alpha, energies)
-    fluct = np.broadcast_to(np.zeros(1), (T, n))  # coherent state: no fluctuations, no memory
+    fluct = _zeros_view((T, n))  # coherent state: no fluctuations, no memory
     Nc = block = None
     if thermal:
         fluct = np.zeros((T, n))
