@@ -12,6 +12,7 @@ Q = diag(kappa n_th) + sum_r Gamma_r n_r p_r p_r^H.
 
 from __future__ import annotations
 
+import cmath
 from dataclasses import dataclass
 
 import numpy as np
@@ -141,11 +142,11 @@ class State:
     def __post_init__(self):
         n = len(self.cells)
         alpha = np.asarray(self.alpha)
-        if alpha.shape != (n,) or not np.isfinite(alpha).all():
+        if alpha.shape != (n,) or not _all_finite(alpha):
             raise NetworkError(f"State.alpha must be {n} finite complex numbers (one per cell), got shape {alpha.shape}")
         if self.Nc is not None:
             Nc = np.asarray(self.Nc)
-            if Nc.shape != (n, n) or not np.isfinite(Nc).all():
+            if Nc.shape != (n, n) or not _all_finite(Nc):
                 raise NetworkError(f"State.Nc must be a finite ({n}, {n}) matrix or None, got shape {Nc.shape}")
 
     @property
@@ -176,6 +177,13 @@ class State:
         idx = np.array([pos[c] for c in cells])
         Nc = None if self.Nc is None else self.Nc[np.ix_(idx, idx)]
         return State(cells, self.alpha[idx], Nc, self.time)
+
+
+def _all_finite(a) -> bool:
+    """np.isfinite(a).all(), for a few numbers (every run makes three States) without two NumPy calls."""
+    if a.size <= 16 and a.dtype.kind in "fc":
+        return all(map(cmath.isfinite, a.ravel().tolist()))
+    return bool(np.isfinite(a).all())
 
 
 def initial_state(G_or_model) -> State:
@@ -298,12 +306,23 @@ def assemble_model(cells, *, omega, kappa, n_th, drive, battery, drive_frequency
     f64, i64, c128 = np.float64, np.int64, np.complex128
     omega = np.ascontiguousarray(omega, f64)
     kappa = np.ascontiguousarray(kappa, f64)
+    cres = np.ascontiguousarray(coupling_reservoir, i64)
+    cp = np.ascontiguousarray(coupling_p, c128)
+    rate = np.ascontiguousarray(rate, f64)
+    first, second = _pair_index(cres)  # every ordered pair of couplings of one reservoir
+    if first.size:
+        # The complex products stay NumPy's (its SIMD loops round them with fused multiply-adds, Numba
+        # would not), so M and Q are bitwise those of the array assembly before the kernel.
+        pr, pj, pk = cres[first], cp[first], cp[second]
+        pair_vals = -0.5 * rate[pr] * np.conj(pj) * pk
+        with np.errstate(over="ignore", invalid="ignore"):  # _check_finite reports an overflow, naming the cell
+            pair_q = rate[pr] * np.ascontiguousarray(occupation, f64)[pr] * pj * np.conj(pk)
+    else:
+        pair_vals = pair_q = np.zeros(0, c128)
     rows, cols, vals, q_rows, q_cols, q_vals, noisy = _terms(
         omega, kappa, np.ascontiguousarray(n_th, f64), float(drive_frequency),
         np.ascontiguousarray(link_u, i64), np.ascontiguousarray(link_v, i64), np.ascontiguousarray(link_J, c128),
-        np.ascontiguousarray(rate, f64), np.ascontiguousarray(occupation, f64),
-        np.ascontiguousarray(coupling_reservoir, i64), np.ascontiguousarray(coupling_cell, i64),
-        np.ascontiguousarray(coupling_p, c128))
+        np.ascontiguousarray(coupling_cell, i64), first, second, pair_vals, pair_q)
     if sparse is None:
         sparse = n > config.DENSE_MAX_CELLS
     # Small dense models are summed straight into (N, N) arrays: scipy.sparse costs ~20-100 us of fixed
@@ -311,14 +330,17 @@ def assemble_model(cells, *, omega, kappa, n_th, drive, battery, drive_frequency
     dense = not sparse and n <= config.SMALL_MAX_CELLS
     Q = None
     if dense:  # the kernel also sums |entries| by row and column; _check_finite words a failure
-        M, fits = _dense_sum(n, rows, cols, vals, True)
+        M, fits, ordered = _dense_sum(n, rows, cols, vals, True)
+        if noisy and ordered:
+            Q, fits_q, ordered = _dense_sum(n, q_rows, q_cols, q_vals, False)
+        dense = ordered
+    if dense:
         if not fits:
             _check_finite(cells, M, "the generator M")
-        if noisy:
-            Q, fits = _dense_sum(n, q_rows, q_cols, q_vals, False)
-            if not fits:
-                _check_finite(cells, Q, "the noise matrix Q (rates times occupations)")
+        if Q is not None and not fits_q:
+            _check_finite(cells, Q, "the noise matrix Q (rates times occupations)")
     else:
+        Q = None
         M = _cancelled_to_zero(rows, cols, vals, n)
         if noisy:
             Q = sp.coo_array((q_vals, (q_rows, q_cols)), shape=(n, n)).tocsr()
@@ -390,19 +412,9 @@ def _cancelled_to_zero(rows, cols, vals, n):
 
 
 @jit
-def _terms(omega, kappa, n_th, omega_L, lu, lv, lJ, rate, occupation, cres, ccell, cp):
-    """Every term of M and Q, as (row, column, value) triplets: the one place the model's formulas are written.
-
-    omega, kappa, n_th (N,) float; omega_L float; lu, lv (L,) int64 and lJ (L,) complex: coherent links;
-    rate, occupation (R,) float: reservoirs; cres, ccell (C,) int64 and cp (C,) complex: couplings, grouped
-    by reservoir. M's terms (E,), E = N + 2L + sum_r C_r^2: -i (omega_i - omega_L) - kappa_i / 2 at (i, i),
-    -i J at (u, v), -i conj(J) at (v, u), -Gamma_r conj(p_j) p_k / 2 at (j, k) for every ordered pair of
-    cells of reservoir r; Q's terms (N + sum_r C_r^2,): kappa_i n_th_i at (i, i), Gamma_r n_r p_j conj(p_k)
-    at (j, k). Returns (rows, cols, vals, q_rows, q_cols, q_vals, noisy), noisy = some Q term is nonzero
-    (or NaN). Duplicates are summed by the caller, in this order.
-    """
-    n = omega.shape[0]
-    n_links = lu.shape[0]
+def _pair_index(cres):
+    """(first, second) (P,) int64: every ordered pair (j, k) of couplings within one reservoir, for couplings
+    grouped by reservoir (``cres`` (C,) int64 sorted): for each coupling j in order, k runs over its group."""
     n_coup = cres.shape[0]
     n_pairs = 0
     s = 0
@@ -412,6 +424,38 @@ def _terms(omega, kappa, n_th, omega_L, lu, lv, lJ, rate, occupation, cres, ccel
             e += 1
         n_pairs += (e - s) * (e - s)
         s = e
+    first = np.empty(n_pairs, np.int64)
+    second = np.empty(n_pairs, np.int64)
+    k = 0
+    s = 0
+    while s < n_coup:
+        e = s
+        while e < n_coup and cres[e] == cres[s]:
+            e += 1
+        for a in range(s, e):
+            for b in range(s, e):
+                first[k] = a
+                second[k] = b
+                k += 1
+        s = e
+    return first, second
+
+
+@jit
+def _terms(omega, kappa, n_th, omega_L, lu, lv, lJ, ccell, first, second, pair_vals, pair_q):
+    """Every term of M and Q as (row, column, value) triplets, in the order their duplicates are summed.
+
+    omega, kappa, n_th (N,) float; omega_L float; lu, lv (L,) int64 and lJ (L,) complex: coherent links;
+    ccell (C,) int64: the cell of each reservoir coupling; first, second (P,) int64: the coupling pairs
+    (:func:`_pair_index`) and pair_vals, pair_q (P,) complex their terms -Gamma_r conj(p_j) p_k / 2 of M
+    and Gamma_r n_r p_j conj(p_k) of Q (formed by the caller). M's terms (N + 2L + P,):
+    -i (omega_i - omega_L) - kappa_i / 2 at (i, i), -i J at (u, v), -i conj(J) at (v, u), the pair terms
+    at (cell of j, cell of k); Q's terms (N + P,): kappa_i n_th_i at (i, i), the pair terms. Returns
+    (rows, cols, vals, q_rows, q_cols, q_vals, noisy), noisy: some Q term is nonzero (or NaN).
+    """
+    n = omega.shape[0]
+    n_links = lu.shape[0]
+    n_pairs = first.shape[0]
     size = n + 2 * n_links + n_pairs
     rows = np.empty(size, np.int64)
     cols = np.empty(size, np.int64)
@@ -436,27 +480,17 @@ def _terms(omega, kappa, n_th, omega_L, lu, lv, lJ, rate, occupation, cres, ccel
         rows[n + n_links + k] = lv[k]
         cols[n + n_links + k] = lu[k]
         vals[n + n_links + k] = -1j * np.conj(lJ[k])
-    k = n + 2 * n_links
-    kq = n
-    s = 0
-    while s < n_coup:
-        e = s
-        while e < n_coup and cres[e] == cres[s]:
-            e += 1
-        r = cres[s]
-        for a in range(s, e):
-            for b in range(s, e):
-                rows[k] = ccell[a]
-                cols[k] = ccell[b]
-                vals[k] = -0.5 * rate[r] * np.conj(cp[a]) * cp[b]
-                q = rate[r] * occupation[r] * cp[a] * np.conj(cp[b])
-                q_rows[kq] = ccell[a]
-                q_cols[kq] = ccell[b]
-                q_vals[kq] = q
-                noisy = noisy or q != 0
-                k += 1
-                kq += 1
-        s = e
+    base = n + 2 * n_links
+    for k in range(n_pairs):
+        j = ccell[first[k]]
+        m = ccell[second[k]]
+        rows[base + k] = j
+        cols[base + k] = m
+        vals[base + k] = pair_vals[k]
+        q_rows[n + k] = j
+        q_cols[n + k] = m
+        q_vals[n + k] = pair_q[k]
+        noisy = noisy or pair_q[k] != 0
     return rows, cols, vals, q_rows, q_cols, q_vals, noisy
 
 
@@ -465,9 +499,17 @@ def _dense_sum(n, rows, cols, vals, cancel):
     """Dense (N, N) sum of the terms, each entry summed in the order of its terms (as CSR's sum of
     duplicates does); with ``cancel``, an entry is zeroed by the rule of :func:`_cancelled_to_zero`.
 
-    Returns (A, fits): fits is True when every row and column of |A| sums to less than 1e308 / 2, so
-    that A passes :func:`_check_finite` (finite sums: finite entries); False sends A there for the message.
+    Returns (A, fits, ordered): fits is True when every row and column of |A| sums to less than 1e308 / 2,
+    so that A passes :func:`_check_finite` (finite sums: finite entries); False sends A there for the
+    message. ordered is False (and A unfinished) when a row has more than 16 terms: CSR's sum of duplicates
+    then sorts the row in an order of its own (std::sort; up to 16 terms it keeps their order), so the
+    caller takes that route, for the same bits.
     """
+    count = np.zeros(n, np.int64)
+    for e in range(rows.shape[0]):
+        count[rows[e]] += 1
+        if count[rows[e]] > 16:
+            return np.zeros((0, 0), np.complex128), False, False
     A = np.zeros((n, n), np.complex128)
     scale = np.zeros((n, n) if cancel else (0, 0))
     for e in range(rows.shape[0]):
@@ -489,4 +531,4 @@ def _dense_sum(n, rows, cols, vals, cancel):
             row += abs(A[i, j])
             col += abs(A[j, i])
         fits = fits and row < limit and col < limit
-    return A, fits
+    return A, fits, True
