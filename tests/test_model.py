@@ -149,3 +149,58 @@ def test_huge_but_representable_rates_give_the_exact_answer():
     falls back to the diagonal itself instead of calling a decaying mode unstable."""
     ss = cn.steady_state(cn.chain(5, gamma=1e150))
     assert np.isfinite(ss.energies).all() and ss.method == "forward-substitution"
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 21: the dense route of small models (config.SMALL_MAX_CELLS) is bitwise the CSR route.
+
+
+def _same_bits(a, b):
+    return a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+@given(networks(damped=False))
+def test_small_dense_assembly_is_bitwise_the_csr_route(G):
+    """Same terms, same order of summation, NumPy's complex products: the same bits as CSR (a changed
+    summation order or complex rounding moved ill-conditioned Lyapunov solves by ~1e-14)."""
+    dense, csr = cn.build_model(G), cn.build_model(G, sparse=True)
+    assert type(dense.M) is np.ndarray and dense.M.flags.c_contiguous
+    assert _same_bits(dense.M, csr.M.toarray())
+    assert (dense.Q is None) == (csr.Q is None)
+    if dense.Q is not None:
+        assert _same_bits(dense.Q, csr.Q.toarray())
+
+
+def test_rows_of_more_than_16_terms_take_the_csr_sum():
+    """CSR sorts a row of more than 16 terms in an order of its own (std::sort); the dense kernel then
+    defers to it, so even 17 reservoirs on one cell give today's bits."""
+    G = cn.network()
+    cn.add_cell(G, "a", omega=1.0, kappa=0.01, n_th=0.1, drive=0.1)
+    cn.add_cell(G, "b", omega=1.1, kappa=0.02)
+    rng = np.random.default_rng(3)
+    for _ in range(17):
+        p = rng.normal(size=2) + 1j * rng.normal(size=2)
+        cn.add_reservoir(G, {"a": complex(p[0]), "b": complex(p[1])}, gamma=float(rng.uniform(0.01, 0.1)), n_th=0.2)
+    dense, csr = cn.build_model(G), cn.build_model(G, sparse=True)
+    assert type(dense.M) is np.ndarray and type(dense.Q) is np.ndarray
+    assert _same_bits(dense.M, csr.M.toarray()) and _same_bits(dense.Q, csr.Q.toarray())
+
+
+def test_dense_route_applies_up_to_its_threshold(monkeypatch):
+    """Above config.SMALL_MAX_CELLS a dense model is assembled as CSR and converted, as before: same bits."""
+    G = cn.chain(6, n_th=0.1)
+    small = cn.build_model(G)
+    monkeypatch.setattr(cn.config, "SMALL_MAX_CELLS", 5)
+    big = cn.build_model(G)
+    assert _same_bits(small.M, big.M) and _same_bits(small.Q, big.Q)
+
+
+@pytest.mark.parametrize("options, what", [
+    (dict(gamma=1e308), "generator M overflows in the row of cell"),
+    (dict(gamma=1e200, n_th=1e200), "noise matrix Q .* is not finite in the row of cell 0"),
+    (dict(kappa=1e300, n_th=1.5e8), "noise matrix Q .* overflows in the row of cell 0"),
+])
+@pytest.mark.parametrize("sparse", [None, True])
+def test_both_routes_refuse_unrepresentable_rates_alike(options, what, sparse):
+    with pytest.raises(cn.NetworkError, match=what):
+        cn.build_model(cn.chain(3, **options), sparse=sparse)
