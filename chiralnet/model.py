@@ -309,20 +309,23 @@ def assemble_model(cells, *, omega, kappa, n_th, drive, battery, drive_frequency
     cres = np.ascontiguousarray(coupling_reservoir, i64)
     cp = np.ascontiguousarray(coupling_p, c128)
     rate = np.ascontiguousarray(rate, f64)
-    first, second = _pair_index(cres)  # every ordered pair of couplings of one reservoir
-    if first.size:
-        # The complex products stay NumPy's (its SIMD loops round them with fused multiply-adds, Numba
-        # would not), so M and Q are bitwise those of the array assembly before the kernel.
-        pr, pj, pk = cres[first], cp[first], cp[second]
-        pair_vals = -0.5 * rate[pr] * np.conj(pj) * pk
+    first, second, mixed = _pair_index(cres, cp)  # every ordered pair of couplings of one reservoir
+    occupation = np.ascontiguousarray(occupation, f64)
+    # A coupling with both a real and an imaginary part makes the pair products round differently in NumPy
+    # (its SIMD loops fuse multiply-adds) and in Numba: then NumPy forms them, so that M and Q keep the bits
+    # of the array assembly; otherwise every product is exact-rounded alike and the kernel forms them.
+    numpy_pairs = mixed and first.size > 0
+    if numpy_pairs:
+        pr = cres[first]
         with np.errstate(over="ignore", invalid="ignore"):  # _check_finite reports an overflow, naming the cell
-            pair_q = rate[pr] * np.ascontiguousarray(occupation, f64)[pr] * pj * np.conj(pk)
+            pair_vals, pair_q = _pair_terms(rate[pr], occupation[pr], cp[first], cp[second])
     else:
         pair_vals = pair_q = np.zeros(0, c128)
     rows, cols, vals, q_rows, q_cols, q_vals, noisy = _terms(
         omega, kappa, np.ascontiguousarray(n_th, f64), float(drive_frequency),
         np.ascontiguousarray(link_u, i64), np.ascontiguousarray(link_v, i64), np.ascontiguousarray(link_J, c128),
-        np.ascontiguousarray(coupling_cell, i64), first, second, pair_vals, pair_q)
+        np.ascontiguousarray(coupling_cell, i64), first, second, numpy_pairs, pair_vals, pair_q, cres, rate,
+        occupation, cp)
     if sparse is None:
         sparse = n > config.DENSE_MAX_CELLS
     # Small dense models are summed straight into (N, N) arrays: scipy.sparse costs ~20-100 us of fixed
@@ -411,10 +414,25 @@ def _cancelled_to_zero(rows, cols, vals, n):
     return M
 
 
+def _pair_terms(rate, occupation, pj, pk):
+    """The terms of a pair (j, k) of couplings of reservoir r: -Gamma_r conj(p_j) p_k / 2 in M and
+    Gamma_r n_r p_j conj(p_k) in Q. Written once; run on arrays by NumPy and on numbers by
+    :func:`_terms` (compiled as :func:`_pair_terms_jit`)."""
+    return -0.5 * rate * np.conj(pj) * pk, rate * occupation * pj * np.conj(pk)
+
+
+_pair_terms_jit = jit(_pair_terms)
+
+
 @jit
-def _pair_index(cres):
-    """(first, second) (P,) int64: every ordered pair (j, k) of couplings within one reservoir, for couplings
-    grouped by reservoir (``cres`` (C,) int64 sorted): for each coupling j in order, k runs over its group."""
+def _pair_index(cres, cp):
+    """(first, second, mixed): first, second (P,) int64 list every ordered pair (j, k) of couplings within one
+    reservoir, for couplings grouped by reservoir (``cres`` (C,) int64 sorted): for each coupling j in
+    order, k runs over its group. mixed: some amplitude of ``cp`` (C,) complex has both a nonzero real and
+    a nonzero imaginary part (see :func:`assemble_model`)."""
+    mixed = False
+    for j in range(cp.shape[0]):
+        mixed = mixed or (cp[j].real != 0 and cp[j].imag != 0)
     n_coup = cres.shape[0]
     n_pairs = 0
     s = 0
@@ -438,20 +456,22 @@ def _pair_index(cres):
                 second[k] = b
                 k += 1
         s = e
-    return first, second
+    return first, second, mixed
 
 
 @jit
-def _terms(omega, kappa, n_th, omega_L, lu, lv, lJ, ccell, first, second, pair_vals, pair_q):
+def _terms(omega, kappa, n_th, omega_L, lu, lv, lJ, ccell, first, second, given, pair_vals, pair_q, cres, rate,
+           occupation, cp):
     """Every term of M and Q as (row, column, value) triplets, in the order their duplicates are summed.
 
     omega, kappa, n_th (N,) float; omega_L float; lu, lv (L,) int64 and lJ (L,) complex: coherent links;
-    ccell (C,) int64: the cell of each reservoir coupling; first, second (P,) int64: the coupling pairs
-    (:func:`_pair_index`) and pair_vals, pair_q (P,) complex their terms -Gamma_r conj(p_j) p_k / 2 of M
-    and Gamma_r n_r p_j conj(p_k) of Q (formed by the caller). M's terms (N + 2L + P,):
-    -i (omega_i - omega_L) - kappa_i / 2 at (i, i), -i J at (u, v), -i conj(J) at (v, u), the pair terms
-    at (cell of j, cell of k); Q's terms (N + P,): kappa_i n_th_i at (i, i), the pair terms. Returns
-    (rows, cols, vals, q_rows, q_cols, q_vals, noisy), noisy: some Q term is nonzero (or NaN).
+    ccell, cres (C,) int64 and cp (C,) complex: the cell, reservoir and amplitude of each coupling; rate,
+    occupation (R,) float; first, second (P,) int64: the coupling pairs (:func:`_pair_index`), whose terms
+    (:func:`_pair_terms`) are pair_vals and pair_q (P,) complex when ``given``, else formed here. M's
+    terms (N + 2L + P,): -i (omega_i - omega_L) - kappa_i / 2 at (i, i), -i J at (u, v), -i conj(J) at
+    (v, u), the pair terms at (cell of j, cell of k); Q's terms (N + P,): kappa_i n_th_i at (i, i), the
+    pair terms. Returns (rows, cols, vals, q_rows, q_cols, q_vals, noisy), noisy: some Q term is nonzero
+    (or NaN).
     """
     n = omega.shape[0]
     n_links = lu.shape[0]
@@ -486,11 +506,16 @@ def _terms(omega, kappa, n_th, omega_L, lu, lv, lJ, ccell, first, second, pair_v
         m = ccell[second[k]]
         rows[base + k] = j
         cols[base + k] = m
-        vals[base + k] = pair_vals[k]
+        if given:
+            v, q = pair_vals[k], pair_q[k]
+        else:
+            r = cres[first[k]]
+            v, q = _pair_terms_jit(rate[r], occupation[r], cp[first[k]], cp[second[k]])
+        vals[base + k] = v
         q_rows[n + k] = j
         q_cols[n + k] = m
-        q_vals[n + k] = pair_q[k]
-        noisy = noisy or pair_q[k] != 0
+        q_vals[n + k] = q
+        noisy = noisy or q != 0
     return rows, cols, vals, q_rows, q_cols, q_vals, noisy
 
 

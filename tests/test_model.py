@@ -204,3 +204,25 @@ def test_dense_route_applies_up_to_its_threshold(monkeypatch):
 def test_both_routes_refuse_unrepresentable_rates_alike(options, what, sparse):
     with pytest.raises(cn.NetworkError, match=what):
         cn.build_model(cn.chain(3, **options), sparse=sparse)
+
+
+def test_kernel_pair_terms_are_numpys_for_real_or_imaginary_couplings():
+    """The kernel forms a reservoir's pair terms itself only when no amplitude has both a real and an
+    imaginary part: then every product is exact-rounded, in NumPy's fused multiply-adds and in Numba alike.
+    Amplitudes with both parts have NumPy form them (the case where the two roundings differ)."""
+    from chiralnet.model import _pair_index, _pair_terms, _terms
+
+    rng = np.random.default_rng(4)
+    z = np.zeros(0, np.int64)
+    for kind in ("real", "imaginary", "either"):
+        re, im = rng.normal(size=6), rng.normal(size=6)
+        cp = {"real": re + 0j, "imaginary": 1j * im, "either": np.where(rng.random(6) < 0.5, re + 0j, 1j * im)}[kind]
+        cres, ccell = np.array([0, 0, 0, 1, 1, 1]), np.array([0, 1, 2, 0, 1, 2])
+        rate, occ = rng.uniform(0.01, 1.0, 2), rng.uniform(0.0, 1.0, 2)
+        first, second, mixed = _pair_index(cres, cp)
+        assert not mixed and first.size == 18
+        want = _pair_terms(rate[cres[first]], occ[cres[first]], cp[first], cp[second])
+        args = (np.ones(3), np.zeros(3), np.zeros(3), 1.0, z, z, np.zeros(0, complex), ccell, first, second)
+        got = _terms(*args, False, np.zeros(0, complex), np.zeros(0, complex), cres, rate, occ, cp)
+        assert got[2][3:].tobytes() == want[0].tobytes() and got[5][3:].tobytes() == want[1].tobytes()
+    assert _pair_index(cres, np.array([1 + 1j, 1, 1, 1, 1, 1]))[2]
