@@ -198,9 +198,13 @@ def initial_state(G_or_model) -> State:
 
 def graph_state(G, order) -> State:
     """initial_state of a validated graph ``G`` with its cells in ``order`` (no second validation)."""
-    nodes = G.nodes
-    alpha0 = np.array([nodes[c].get("alpha0", CELL_DEFAULTS["alpha0"]) for c in order], complex)
-    n0 = np.array([nodes[c].get("n0", CELL_DEFAULTS["n0"]) for c in order], float)
+    nodes = G._node  # NetworkX's node dict: its NodeView costs a lookup per cell as much as the rest
+    a0, z0 = CELL_DEFAULTS["alpha0"], CELL_DEFAULTS["n0"]
+    alpha0 = np.array([nodes[c].get("alpha0", a0) for c in order], complex)
+    n0 = [nodes[c].get("n0", z0) for c in order]
+    if not any(n0):  # the common case, without an (N, N) array
+        return State(tuple(order), alpha0, None)
+    n0 = np.array(n0, float)
     return State(tuple(order), alpha0, np.diag(n0).astype(complex) if (n0 > 0).any() else None)
 
 
