@@ -641,7 +641,8 @@ def main(argv=None):
     if args.only == "small":  # its own subprocesses: nothing to warm here
         bench_small(args.quick)
         out = dict(machine=info, quick=args.quick, rows=ROWS, total_s=time.perf_counter() - t_start)
-        (HERE / f"results_small{'_quick' if args.quick else ''}.json").write_text(json.dumps(out, indent=1, default=float))
+        name = f"results_small{'_quick' if args.quick else ''}.json"  # beside results.json, not replacing it
+        (HERE / name).write_text(json.dumps(out, indent=1, default=float))
         return
     # warm the kernels once so section timings are warm runs
     cn.simulate(cn.two_cell(), np.linspace(0, 10, 5))
