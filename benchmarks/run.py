@@ -23,6 +23,10 @@ Sections
    nonzero on every cell) against solve_ivp.
 7. a time-resolved sweep against a loop of simulate.
 8. the sparse propagator of a repeated step against the Taylor series it replaces (warm, same process).
+9. small networks (2 to 10 cells, issue 21) against the NumPy/SciPy code a user would write by hand for one
+   fixed network (build M, expm once, step, energies; solve_continuous_lyapunov for heat; np.linalg.solve
+   for the steady state; central differences for a gradient), each kind in a fresh process with
+   single-threaded BLAS: its first call there (a new user's), then the median of 300 warm calls.
 """
 
 from __future__ import annotations
@@ -74,10 +78,17 @@ def record(section, case, ours, base, baseline, target=None, **extra):
     row = dict(section=section, case=case, chiralnet_s=ours, baseline=baseline, baseline_s=base,
                ratio=(base / ours) if (base and ours) else None, target=target, **extra)
     ROWS.append(row)
-    ratio = f"{row['ratio']:.1f}x" if row["ratio"] else "-"
+    ratio = f"{row['ratio']:.2f}x" if row["ratio"] else "-"
     more = " ".join(f"{k}={v:.2e}" if isinstance(v, float) else f"{k}={v}" for k, v in extra.items())
-    print(f"  {case:<44} chiralnet {ours:9.4f} s   {baseline} {base if base else float('nan'):9.4f} s   "
-          f"ratio {ratio:>8}  {more}", flush=True)
+    print(f"  {case:<44} chiralnet {_seconds(ours)}   {baseline} {_seconds(base)}   ratio {ratio:>8}  {more}",
+          flush=True)
+
+
+def _seconds(t):
+    """A time for the console: seconds, or microseconds below a millisecond (the small-network rows)."""
+    if not t:
+        return "      nan s"
+    return f"{t * 1e6:8.1f} us" if t < 1e-3 else f"{t:9.4f} s"
 
 
 def machine():
@@ -360,6 +371,158 @@ def bench_fresh(quick):
 
 
 # ---------------------------------------------------------------------------------------------
+# 9. small networks (issue 21)
+
+_SMALL = r"""
+import json, sys, time
+import numpy as np, scipy.linalg as la
+import chiralnet as cn
+from chiralnet.observables import evaluate
+
+kind, sizes, rounds = sys.argv[1], [int(x) for x in sys.argv[2].split(",")], int(sys.argv[3])
+TIMES = np.linspace(0.0, 3000.0, 61)
+KAPPA, GAMMA, DRIVE, N_TH = 0.003, 0.04, 0.1, 0.1
+
+
+def hand_chain(n, nonreciprocal=True, n_th=0.0, gamma=GAMMA, drive=DRIVE):
+    # M (and Q) of a chain 0 -> 1 -> ... written out by hand: one-way links balance a shared reservoir
+    # (p = 1, -1) against J = -i gamma / 2; reciprocal links are J = gamma / 2 alone. gamma: per link or one.
+    M = np.zeros((n, n), complex); Q = np.zeros((n, n), complex)
+    i, k = np.arange(n), np.arange(n - 1)
+    g = np.broadcast_to(np.asarray(gamma, float), (n - 1,))
+    M[i, i] = -KAPPA / 2; Q[i, i] = KAPPA * n_th
+    if nonreciprocal:
+        ends = np.zeros(n); ends[k] += g; ends[k + 1] += g
+        M[i, i] -= ends / 2; M[k + 1, k] = g
+        Q[i, i] += n_th * ends; Q[k, k + 1] = Q[k + 1, k] = -g * n_th
+    else:
+        M[k, k + 1] = M[k + 1, k] = -0.5j * g
+    E = np.zeros(n, complex); E[0] = drive
+    return M, Q, E
+
+
+def hand_simulate(n, nonreciprocal=True, n_th=0.0):
+    # build M, expm of the augmented matrix once, step alpha (and Nc <- Phi Nc Phi^H + W), energies
+    M, Q, E = hand_chain(n, nonreciprocal, n_th)
+    dt, T = TIMES[1] - TIMES[0], TIMES.size
+    aug = np.zeros((n + 1, n + 1), complex); aug[:n, :n] = M * dt; aug[:n, n] = -1j * E * dt
+    F = la.expm(aug); P, c = F[:n, :n], F[:n, n]
+    a = np.zeros(n, complex); alpha = np.empty((T, n), complex); alpha[0] = a
+    occ = np.zeros((T, n))
+    if n_th > 0:
+        X = la.solve_continuous_lyapunov(M.conj(), -Q); Phi = P.conj(); W = X - Phi @ X @ Phi.conj().T
+        Nc = np.zeros((n, n), complex)
+    for t in range(1, T):
+        a = P @ a + c; alpha[t] = a
+        if n_th > 0:
+            Nc = Phi @ Nc @ Phi.conj().T + W; occ[t] = Nc.diagonal().real
+    return alpha.real ** 2 + alpha.imag ** 2 + occ   # omega = 1
+
+
+def hand_battery(n, gamma=GAMMA, drive=DRIVE):
+    M, _, E = hand_chain(n, gamma=gamma, drive=drive)
+    a = np.linalg.solve(M, 1j * E)
+    return float((a.real ** 2 + a.imag ** 2)[1:].sum())
+
+
+def hand_gradient(n, h=1e-7):
+    # central differences of the steady battery energy over each link's gamma and the drive
+    g = np.full(n - 1, GAMMA); out = np.empty(n)
+    for j in range(n - 1):
+        up, dn = g.copy(), g.copy(); up[j] += h; dn[j] -= h
+        out[j] = (hand_battery(n, gamma=up) - hand_battery(n, gamma=dn)) / (2 * h)
+    out[-1] = (hand_battery(n, drive=DRIVE + h) - hand_battery(n, drive=DRIVE - h)) / (2 * h)
+    return out
+
+
+def graph(n, **kw):
+    return cn.two_cell(**kw) if n == 2 and kw.get("nonreciprocal", True) else cn.chain(n, **kw)
+
+
+def case(kind, n):
+    # (ours, base, compare(ours_out, base_out) -> relative agreement)
+    rel = lambda a, b: float(np.max(np.abs(np.asarray(a) - b)) / np.max(np.abs(b)))
+    if kind == "model":
+        model = cn.build_model(graph(n))
+        return (lambda: cn.simulate(model, TIMES).energies, lambda: hand_simulate(n), rel)
+    if kind == "graph":
+        G = graph(n)
+        return (lambda: cn.simulate(G, TIMES).energies, lambda: hand_simulate(n), rel)
+    if kind == "thermal":
+        G = cn.chain(n, nonreciprocal=False, n_th=N_TH)
+        return (lambda: cn.simulate(G, TIMES).energies, lambda: hand_simulate(n, False, N_TH), rel)
+    if kind == "steady":
+        G = graph(n)
+        M, _, E = hand_chain(n)
+        b = 1j * E
+        return (lambda: cn.steady_state(G).amplitudes, lambda: np.linalg.solve(M, b), rel)
+    if kind == "ergotropy":
+        G = graph(n)
+        return (lambda: cn.ergotropy(cn.steady_state(G)), lambda: hand_battery(n), rel)
+    if kind == "evaluate":
+        G = graph(n)
+        return (lambda: evaluate(["battery_energy"], G)["battery_energy"], lambda: hand_battery(n), rel)
+    if kind == "gradient":
+        point = {"gamma": np.full(n - 1, GAMMA), "drive": DRIVE}
+
+        def ours():
+            g = cn.gradient("chain", point, params={"n_cells": n})
+            return np.r_[g["gamma"], g["drive"]]
+        return (ours, lambda: hand_gradient(n), rel)
+    raise SystemExit(f"unknown kind {kind}")
+
+
+out = []
+for n in sizes:
+    ours, base, compare = case(kind, n)
+    t0 = time.perf_counter(); a = ours(); t1 = time.perf_counter(); b = base(); t2 = time.perf_counter()
+    fresh = (t1 - t0, t2 - t1) if n == sizes[0] else (None, None)
+    to, tb = [], []
+    for _ in range(3):  # blocks of calls, alternating, so a change in load hits both sides
+        for _ in range(rounds // 3):
+            t = time.perf_counter(); ours(); to.append(time.perf_counter() - t)
+        for _ in range(rounds // 3):
+            t = time.perf_counter(); base(); tb.append(time.perf_counter() - t)
+    out.append(dict(n=n, ours_fresh=fresh[0], base_fresh=fresh[1], ours=float(np.median(to)),
+                    base=float(np.median(tb)), err=compare(a, b)))
+print(json.dumps(out))
+"""
+
+#: kind -> (case, baseline, goal at the issue's size or None, sizes of the full run)
+SMALL_CASES = {
+    "model": ("simulate(build_model(G), 61 times), zero temperature", "hand-written expm stepping", 10),
+    "graph": ("simulate(G, 61 times) from the graph, zero temperature", "hand-written expm stepping", 2),
+    "thermal": ("reciprocal thermal chain, simulate(G, 61 times) from the graph",
+                "hand-written expm + solve_continuous_lyapunov stepping", 2),
+    "steady": ("steady_state(G) from the graph", "np.linalg.solve of the N x N system", 0.1),
+    "ergotropy": ("ergotropy(steady_state(G))", "hand-written solve and energies", None),
+    "evaluate": ("observables.evaluate(['battery_energy'], G)", "hand-written solve and energies", None),
+    "gradient": ("gradient('chain', gamma per link and drive)", "central differences of hand-written solves",
+                 None),
+}
+#: The size each goal of issue 21 was set at (the reciprocal thermal chain: 4 cells; the others: two cells).
+SMALL_GOAL_CELLS = {"thermal": 4}
+
+
+def bench_small(quick):
+    print("\n9. small networks (issue 21): fresh process with single-threaded BLAS, then the median of 300 warm "
+          "calls, against hand-written NumPy/SciPy", flush=True)
+    sizes = [2, 4] if quick else [2, 4, 6, 8, 10]
+    env = dict(os.environ, PYTHONPATH=str(HERE.parent), OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
+               MKL_NUM_THREADS="1")
+    for kind, (case, baseline, goal) in SMALL_CASES.items():
+        res = subprocess.run([sys.executable, "-c", _SMALL, kind, ",".join(map(str, sizes)), "300"], env=env,
+                             capture_output=True, text=True, check=True)
+        for r in json.loads(res.stdout.strip().splitlines()[-1]):
+            target = goal if r["n"] == SMALL_GOAL_CELLS.get(kind, 2) else None
+            if r["ours_fresh"] is not None:
+                record("small", f"{case}, {r['n']} cells (fresh process)", r["ours_fresh"], r["base_fresh"],
+                       baseline, None, agreement=r["err"])
+            record("small", f"{case}, {r['n']} cells (warm, median of 300)", r["ours"], r["base"], baseline, target,
+                   agreement=r["err"])
+
+
+# ---------------------------------------------------------------------------------------------
 # 5. cold start
 
 _COLD = r"""
@@ -470,10 +633,17 @@ def main(argv=None):
                "time_vs_n_quick.png")
     ap.add_argument("--quick", action="store_true", help="smaller sizes (about 20 s)")
     ap.add_argument("--no-cold", action="store_true", help="skip the cold-start subprocesses")
+    ap.add_argument("--only", choices=["small"], help="run one section only (results_<section>.json)")
     args = ap.parse_args(argv)
     info = machine()
     print("machine:", json.dumps(info), flush=True)
     t_start = time.perf_counter()
+    if args.only == "small":  # its own subprocesses: nothing to warm here
+        bench_small(args.quick)
+        out = dict(machine=info, quick=args.quick, rows=ROWS, total_s=time.perf_counter() - t_start)
+        name = f"results_small{'_quick' if args.quick else ''}.json"  # beside results.json, not replacing it
+        (HERE / name).write_text(json.dumps(out, indent=1, default=float))
+        return
     # warm the kernels once so section timings are warm runs
     cn.simulate(cn.two_cell(), np.linspace(0, 10, 5))
     cn.simulate(S.chain_model(20, sparse=True), np.linspace(0, 10, 5), store_amplitudes=False)
@@ -489,6 +659,7 @@ def main(argv=None):
     bench_fresh(args.quick)
     bench_time_resolved_sweep(args.quick)
     bench_propagator(args.quick)
+    bench_small(args.quick)
     exps = {"steady state": fit_exponent(steady), "simulate per output time": fit_exponent(cost)}
     print("\nfitted exponents (time ~ N^p; N >= 1e4 / all N):")
     for k, (p_big, p_all) in exps.items():

@@ -3,6 +3,16 @@
 #: Above this many cells the model is assembled as scipy.sparse CSR instead of dense arrays.
 DENSE_MAX_CELLS = 2000
 
+#: Up to this many cells a dense model (``sparse=False``, the default below DENSE_MAX_CELLS) is summed
+#: straight into (N, N) arrays, and the small-network routes (dense stability check, dense steady state)
+#: apply: scipy.sparse objects cost ~20-100 us each to build, most of a small network's run.
+SMALL_MAX_CELLS = 64
+
+#: Up to this many cells the "exact" method steps the fluctuations Nc <- Phi Nc Phi^H + W in plain loops
+#: instead of BLAS products (measured on the reference machine, 61 steps: 12 against 25 us at 4 cells,
+#: even at 8, twice as slow at 12).
+SMALL_PRODUCT_MAX_CELLS = 6
+
 #: Largest N for which the "exact" method builds dense propagators e^{M dt} (N x N each); also the
 #: largest feedback block check_stability eigendecomposes densely (larger ones: sparse eigs).
 EXACT_MAX_CELLS = 3000

@@ -28,11 +28,18 @@ _GB = 1e9
 
 
 def physical_bytes() -> int:
-    """Physical memory of this machine in bytes."""
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
-        return 16 * 2**30
+    """Physical memory of this machine in bytes (asked once per process: every run checks its memory,
+    and two sysconf calls were a few percent of a small network's run)."""
+    global _PHYSICAL
+    if _PHYSICAL is None:
+        try:
+            _PHYSICAL = int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+        except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+            _PHYSICAL = 16 * 2**30
+    return _PHYSICAL
+
+
+_PHYSICAL = None
 
 
 def limit_bytes() -> float:

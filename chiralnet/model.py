@@ -12,6 +12,7 @@ Q = diag(kappa n_th) + sum_r Gamma_r n_r p_r p_r^H.
 
 from __future__ import annotations
 
+import cmath
 import dataclasses
 from dataclasses import dataclass
 
@@ -19,11 +20,12 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import config
+from ._jit import jit
 from .drives import schedule
 from .errors import NetworkError
 from .network import CELL_DEFAULTS, RESERVOIR_DEFAULTS
 from .network import cells as cell_nodes
-from .network import validate_network
+from .network import read_network, validate_network
 
 __all__ = ["Model", "State", "build_model", "assemble_model", "initial_state", "check_fluctuations"]
 
@@ -157,11 +159,11 @@ class State:
         object.__setattr__(self, "time", float(t))
         n = len(self.cells)
         alpha = np.asarray(self.alpha)
-        if alpha.shape != (n,) or not np.isfinite(alpha).all():
+        if alpha.shape != (n,) or not _all_finite(alpha):
             raise NetworkError(f"State.alpha must be {n} finite complex numbers (one per cell), got shape {alpha.shape}")
         if self.Nc is not None:
             Nc = np.asarray(self.Nc)
-            if Nc.shape != (n, n) or not np.isfinite(Nc).all():
+            if Nc.shape != (n, n) or not _all_finite(Nc):
                 raise NetworkError(f"State.Nc must be a finite ({n}, {n}) matrix or None, got shape {Nc.shape}")
             check_fluctuations(Nc, self.cells)
 
@@ -246,6 +248,13 @@ def check_fluctuations(Nc: np.ndarray, cells) -> None:
                                "matrix is a covariance, so every eigenvalue must be >= 0")
 
 
+def _all_finite(a) -> bool:
+    """np.isfinite(a).all(), for a few numbers (every run makes three States) without two NumPy calls."""
+    if a.size <= 16 and a.dtype.kind in "fc":
+        return all(map(cmath.isfinite, a.ravel().tolist()))
+    return bool(np.isfinite(a).all())
+
+
 def initial_state(G_or_model) -> State:
     """The state a network starts from at t = 0: coherent amplitudes ``alpha0`` and thermal occupations
     ``n0`` of its cells (Nc = diag(n0), None when all are zero). A :class:`Model` built from a graph
@@ -260,9 +269,13 @@ def initial_state(G_or_model) -> State:
 
 def graph_state(G, order) -> State:
     """initial_state of a validated graph ``G`` with its cells in ``order`` (no second validation)."""
-    nodes = G.nodes
-    alpha0 = np.array([nodes[c].get("alpha0", CELL_DEFAULTS["alpha0"]) for c in order], complex)
-    n0 = np.array([nodes[c].get("n0", CELL_DEFAULTS["n0"]) for c in order], float)
+    nodes = G._node  # NetworkX's node dict: its NodeView costs a lookup per cell as much as the rest
+    a0, z0 = CELL_DEFAULTS["alpha0"], CELL_DEFAULTS["n0"]
+    alpha0 = np.array([nodes[c].get("alpha0", a0) for c in order], complex)
+    n0 = [nodes[c].get("n0", z0) for c in order]
+    if not any(n0):  # the common case, without an (N, N) array
+        return State(tuple(order), alpha0, None)
+    n0 = np.array(n0, float)
     return State(tuple(order), alpha0, np.diag(n0).astype(complex) if (n0 > 0).any() else None)
 
 
@@ -278,8 +291,8 @@ def build_model(G, *, nodelist=None, sparse: bool | None = None) -> Model:
     sparse : bool, optional
         CSR (True) or dense (False) M and Q; default sparse above ``config.DENSE_MAX_CELLS`` cells.
     """
-    validate_network(G)
-    order = cell_nodes(G)
+    parts = read_network(G)  # one walk: checks the schema and collects what the assembly reads
+    order, attrs = parts.cells, parts.cell_attrs
     if nodelist is not None:
         nodelist = list(nodelist)
         if len(set(nodelist)) != len(nodelist) or set(nodelist) != set(order):
@@ -289,35 +302,43 @@ def build_model(G, *, nodelist=None, sparse: bool | None = None) -> Model:
                 f"nodelist must list every cell once; missing {sorted(map(repr, missing))}, "
                 f"not cells or repeated {sorted(map(repr, extra)) or 'none'}"
             )
-        order = nodelist
+        if nodelist != order:
+            of = dict(zip(order, attrs))
+            order, attrs = nodelist, [of[c] for c in nodelist]
     index = {c: i for i, c in enumerate(order)}
-    nodes = G.nodes
-    omega = np.array([nodes[c]["omega"] for c in order], float)
-    kappa = np.array([nodes[c].get("kappa", CELL_DEFAULTS["kappa"]) for c in order], float)
-    n_th = np.array([nodes[c].get("n_th", CELL_DEFAULTS["n_th"]) for c in order], float)
-    omega_L = float(G.graph.get("drive_frequency", 1.0))
-    drive, drives = schedule([nodes[c].get("drive", CELL_DEFAULTS["drive"]) for c in order], order, omega_L)
-    battery = np.array([bool(nodes[c].get("battery", CELL_DEFAULTS["battery"])) for c in order])
+    cd = CELL_DEFAULTS
+    omega = np.array([a["omega"] for a in attrs], float)
+    kappa = np.array([a.get("kappa", cd["kappa"]) for a in attrs], float)
+    n_th = np.array([a.get("n_th", cd["n_th"]) for a in attrs], float)
+    omega_L = parts.drive_frequency
+    values = [a.get("drive", cd["drive"]) for a in attrs]
+    if parts.constant_drives:  # plain numbers: what schedule() returns for them, without its per-cell checks
+        drive, drives = np.array(values, complex), None
+    else:
+        drive, drives = schedule(values, order, omega_L)
+    battery = np.array([bool(a.get("battery", cd["battery"])) for a in attrs])
 
     # Coherent links: -i J at (u, v) and -i conj(J) at (v, u).
-    links = [(index[u], index[v], complex(J)) for u, v, J in G.edges(data="J") if J is not None]
-    lu, lv, lJ = (np.array(x) for x in zip(*links)) if links else (np.zeros(0, int),) * 2 + (np.zeros(0, complex),)
+    links = parts.links
+    if links:
+        lu = np.array([index[u] for u, _, _ in links])
+        lv = np.array([index[v] for _, v, _ in links])
+        lJ = np.array([J for _, _, J in links], complex)
+    else:
+        lu, lv, lJ = np.zeros(0, int), np.zeros(0, int), np.zeros(0, complex)
 
-    # Reservoir couplings, grouped by reservoir.
-    res_names = [r for r, k in nodes(data="kind", default="cell") if k == "reservoir"]
-    rate = np.array([nodes[r]["gamma"] for r in res_names], float)
-    occupation = np.array([nodes[r].get("n_th", RESERVOIR_DEFAULTS["n_th"]) for r in res_names], float)
-    coup_res, coup_cell, coup_p = [], [], []
-    for r_idx, r in enumerate(res_names):
-        for _, c, p in G.out_edges(r, data="p"):
-            coup_res.append(r_idx)
-            coup_cell.append(index[c])
-            coup_p.append(complex(p))
+    # Reservoir couplings, grouped by reservoir (read_network lists them in reservoir order).
+    res_index = {r: k for k, r in enumerate(parts.reservoirs)}
+    rd = RESERVOIR_DEFAULTS
+    rate = np.array([a["gamma"] for a in parts.reservoir_attrs], float)
+    occupation = np.array([a.get("n_th", rd["n_th"]) for a in parts.reservoir_attrs], float)
+    coup = parts.couplings
     model = assemble_model(
         tuple(order), omega=omega, kappa=kappa, n_th=n_th, drive=drive, battery=battery,
         drive_frequency=omega_L, link_u=lu, link_v=lv, link_J=lJ, rate=rate, occupation=occupation,
-        coupling_reservoir=np.array(coup_res, int), coupling_cell=np.array(coup_cell, int),
-        coupling_p=np.array(coup_p, complex), sparse=sparse, drives=drives,
+        coupling_reservoir=np.array([res_index[r] for r, _, _ in coup], int),
+        coupling_cell=np.array([index[c] for _, c, _ in coup], int),
+        coupling_p=np.array([p for _, _, p in coup], complex), sparse=sparse, drives=drives,
     )
     object.__setattr__(model, "initial", graph_state(G, model.cells))  # a new, unshared object: set once
     return model
@@ -359,41 +380,55 @@ def assemble_model(cells, *, omega, kappa, n_th, drive, battery, drive_frequency
     battery = np.asarray(battery, bool).copy()
     if not battery.any():
         battery[:] = True
-    lu, lv, lJ = link_u, link_v, link_J
-    coup_res, coup_cell, coup_p = coupling_reservoir, coupling_cell, coupling_p
-    first, second = _pairs_within_groups(coup_res)
-    pair_res = coup_res[first]
-    pj, pk = coup_p[first], coup_p[second]
-    cj, ck = coup_cell[first], coup_cell[second]
-
-    diag = np.arange(n)
-    rows = np.concatenate([diag, lu, lv, cj])
-    cols = np.concatenate([diag, lv, lu, ck])
-    vals = np.concatenate([
-        -1j * (omega - drive_frequency) - kappa / 2,
-        -1j * lJ,
-        -1j * np.conj(lJ),
-        -0.5 * rate[pair_res] * np.conj(pj) * pk,
-    ])
-    M = _cancelled_to_zero(rows, cols, vals, n)
-
-    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported by _check_finite, naming the cell
-        q_local = kappa * n_th
-        q_pair = rate[pair_res] * occupation[pair_res] * pj * np.conj(pk)
-    Q = None
-    if np.any(q_local != 0) or np.any(q_pair != 0):
-        Q = sp.coo_array(
-            (np.concatenate([q_local.astype(complex), q_pair]), (np.concatenate([diag, cj]), np.concatenate([diag, ck]))),
-            shape=(n, n),
-        ).tocsr()
-        Q.sum_duplicates()
-
-    _check_finite(cells, M, "the generator M")
-    if Q is not None:
-        _check_finite(cells, Q, "the noise matrix Q (rates times occupations)")
+    f64, i64, c128 = np.float64, np.int64, np.complex128
+    omega = np.ascontiguousarray(omega, f64)
+    kappa = np.ascontiguousarray(kappa, f64)
+    cres = np.ascontiguousarray(coupling_reservoir, i64)
+    cp = np.ascontiguousarray(coupling_p, c128)
+    rate = np.ascontiguousarray(rate, f64)
+    first, second, mixed = _pair_index(cres, cp)  # every ordered pair of couplings of one reservoir
+    occupation = np.ascontiguousarray(occupation, f64)
+    # A coupling with both a real and an imaginary part makes the pair products round differently in NumPy
+    # (its SIMD loops fuse multiply-adds) and in Numba: then NumPy forms them, so that M and Q keep the bits
+    # of the array assembly; otherwise every product is exact-rounded alike and the kernel forms them.
+    numpy_pairs = mixed and first.size > 0
+    if numpy_pairs:
+        pr = cres[first]
+        with np.errstate(over="ignore", invalid="ignore"):  # _check_finite reports an overflow, naming the cell
+            pair_vals, pair_q = _pair_terms(rate[pr], occupation[pr], cp[first], cp[second])
+    else:
+        pair_vals = pair_q = np.zeros(0, c128)
+    rows, cols, vals, q_rows, q_cols, q_vals, noisy = _terms(
+        omega, kappa, np.ascontiguousarray(n_th, f64), float(drive_frequency),
+        np.ascontiguousarray(link_u, i64), np.ascontiguousarray(link_v, i64), np.ascontiguousarray(link_J, c128),
+        np.ascontiguousarray(coupling_cell, i64), first, second, numpy_pairs, pair_vals, pair_q, cres, rate,
+        occupation, cp)
     if sparse is None:
         sparse = n > config.DENSE_MAX_CELLS
-    if not sparse:
+    # Small dense models are summed straight into (N, N) arrays: scipy.sparse costs ~20-100 us of fixed
+    # overhead per matrix, most of a small network's whole run. Same terms, same order of summation.
+    dense = not sparse and n <= config.SMALL_MAX_CELLS
+    Q = None
+    if dense:  # the kernel also sums |entries| by row and column; _check_finite words a failure
+        M, fits, ordered = _dense_sum(n, rows, cols, vals, True)
+        if noisy and ordered:
+            Q, fits_q, ordered = _dense_sum(n, q_rows, q_cols, q_vals, False)
+        dense = ordered
+    if dense:
+        if not fits:
+            _check_finite(cells, M, "the generator M")
+        if Q is not None and not fits_q:
+            _check_finite(cells, Q, "the noise matrix Q (rates times occupations)")
+    else:
+        Q = None
+        M = _cancelled_to_zero(rows, cols, vals, n)
+        if noisy:
+            Q = sp.coo_array((q_vals, (q_rows, q_cols)), shape=(n, n)).tocsr()
+            Q.sum_duplicates()
+        _check_finite(cells, M, "the generator M")
+        if Q is not None:
+            _check_finite(cells, Q, "the noise matrix Q (rates times occupations)")
+    if not sparse and not dense:
         M = M.toarray()
         Q = None if Q is None else Q.toarray()
     return Model(
@@ -404,19 +439,33 @@ def assemble_model(cells, *, omega, kappa, n_th, drive, battery, drive_frequency
 
 
 def _check_finite(cells, A, what):
-    """NetworkError naming the first cell whose row or column of the assembled CSR ``A`` is not finite, or
-    sums to more than a float holds (every solver forms such sums: norms, Gershgorin discs, products)."""
-    bad = np.flatnonzero(~np.isfinite(A.data))
-    if bad.size:
-        row = int(np.searchsorted(A.indptr, bad[0], side="right") - 1)
-        raise NetworkError(f"{what} is not finite in the row of cell {cells[row]!r}: its rates, couplings or "
+    """NetworkError naming the first cell whose row or column of the assembled ``A`` (CSR, or a small dense
+    array) is not finite, or sums to more than a float holds (every solver forms such sums: norms,
+    Gershgorin discs, products)."""
+    dense = isinstance(A, np.ndarray)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if dense:
+            mag = np.abs(A)
+            rows, cols = mag.sum(axis=1), mag.sum(axis=0)
+        else:
+            mag = np.abs(A.data)
+            rows = np.bincount(np.repeat(np.arange(A.shape[0]), np.diff(A.indptr)), weights=mag,
+                               minlength=A.shape[0])
+            cols = np.bincount(A.indices, weights=mag, minlength=A.shape[1])
+    limit = np.finfo(float).max / 2
+    if rows.max(initial=0.0) < limit and cols.max(initial=0.0) < limit:  # finite sums: every entry is finite
+        return
+    if dense:
+        finite = np.isfinite(A)
+        bad_row = None if finite.all() else int(np.argwhere(~finite)[0, 0])  # row-major: as CSR's data order
+    else:
+        bad = np.flatnonzero(~np.isfinite(A.data))
+        bad_row = int(np.searchsorted(A.indptr, bad[0], side="right") - 1) if bad.size else None
+    if bad_row is not None:
+        raise NetworkError(f"{what} is not finite in the row of cell {cells[bad_row]!r}: its rates, couplings or "
                            "occupations are too large to represent (rescale the network)")
-    with np.errstate(over="ignore"):
-        mag = np.abs(A.data)
-        rows = np.bincount(np.repeat(np.arange(A.shape[0]), np.diff(A.indptr)), weights=mag, minlength=A.shape[0])
-        cols = np.bincount(A.indices, weights=mag, minlength=A.shape[1])
     for sums, kind in ((rows, "row"), (cols, "column")):
-        big = ~(sums < np.finfo(float).max / 2)  # inf, NaN, or no room for the sums solvers form
+        big = ~(sums < limit)  # inf, NaN, or no room for the sums solvers form
         if big.any():
             i = int(np.flatnonzero(big)[0])
             raise NetworkError(f"{what} overflows in the {kind} of cell {cells[i]!r} (|entries| sum to more than "
@@ -442,15 +491,146 @@ def _cancelled_to_zero(rows, cols, vals, n):
     return M
 
 
-def _pairs_within_groups(group):
-    """For group labels (E,), sorted, return index arrays (first, second) of every ordered pair in a group."""
-    if group.size == 0:
-        return np.zeros(0, int), np.zeros(0, int)
-    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
-    sizes = np.diff(np.r_[starts, group.size])
-    size_of = np.repeat(sizes, sizes)                       # (E,) size of each element's group
-    start_of = np.repeat(starts, sizes)                     # (E,) first element of its group
-    first = np.repeat(np.arange(group.size), size_of)       # each element paired size times
-    block_start = np.repeat(np.cumsum(size_of) - size_of, size_of)
-    second = np.repeat(start_of, size_of) + (np.arange(first.size) - block_start)
-    return first, second
+def _pair_terms(rate, occupation, pj, pk):
+    """The terms of a pair (j, k) of couplings of reservoir r: -Gamma_r conj(p_j) p_k / 2 in M and
+    Gamma_r n_r p_j conj(p_k) in Q. Written once; run on arrays by NumPy and on numbers by
+    :func:`_terms` (compiled as :func:`_pair_terms_jit`)."""
+    return -0.5 * rate * np.conj(pj) * pk, rate * occupation * pj * np.conj(pk)
+
+
+_pair_terms_jit = jit(_pair_terms)
+
+
+@jit
+def _pair_index(cres, cp):
+    """(first, second, mixed): first, second (P,) int64 list every ordered pair (j, k) of couplings within one
+    reservoir, for couplings grouped by reservoir (``cres`` (C,) int64 sorted): for each coupling j in
+    order, k runs over its group. mixed: some amplitude of ``cp`` (C,) complex has both a nonzero real and
+    a nonzero imaginary part (see :func:`assemble_model`)."""
+    mixed = False
+    for j in range(cp.shape[0]):
+        mixed = mixed or (cp[j].real != 0 and cp[j].imag != 0)
+    n_coup = cres.shape[0]
+    n_pairs = 0
+    s = 0
+    while s < n_coup:
+        e = s
+        while e < n_coup and cres[e] == cres[s]:
+            e += 1
+        n_pairs += (e - s) * (e - s)
+        s = e
+    first = np.empty(n_pairs, np.int64)
+    second = np.empty(n_pairs, np.int64)
+    k = 0
+    s = 0
+    while s < n_coup:
+        e = s
+        while e < n_coup and cres[e] == cres[s]:
+            e += 1
+        for a in range(s, e):
+            for b in range(s, e):
+                first[k] = a
+                second[k] = b
+                k += 1
+        s = e
+    return first, second, mixed
+
+
+@jit
+def _terms(omega, kappa, n_th, omega_L, lu, lv, lJ, ccell, first, second, given, pair_vals, pair_q, cres, rate,
+           occupation, cp):
+    """Every term of M and Q as (row, column, value) triplets, in the order their duplicates are summed.
+
+    omega, kappa, n_th (N,) float; omega_L float; lu, lv (L,) int64 and lJ (L,) complex: coherent links;
+    ccell, cres (C,) int64 and cp (C,) complex: the cell, reservoir and amplitude of each coupling; rate,
+    occupation (R,) float; first, second (P,) int64: the coupling pairs (:func:`_pair_index`), whose terms
+    (:func:`_pair_terms`) are pair_vals and pair_q (P,) complex when ``given``, else formed here. M's
+    terms (N + 2L + P,): -i (omega_i - omega_L) - kappa_i / 2 at (i, i), -i J at (u, v), -i conj(J) at
+    (v, u), the pair terms at (cell of j, cell of k); Q's terms (N + P,): kappa_i n_th_i at (i, i), the
+    pair terms. Returns (rows, cols, vals, q_rows, q_cols, q_vals, noisy), noisy: some Q term is nonzero
+    (or NaN).
+    """
+    n = omega.shape[0]
+    n_links = lu.shape[0]
+    n_pairs = first.shape[0]
+    size = n + 2 * n_links + n_pairs
+    rows = np.empty(size, np.int64)
+    cols = np.empty(size, np.int64)
+    vals = np.empty(size, np.complex128)
+    q_rows = np.empty(n + n_pairs, np.int64)
+    q_cols = np.empty(n + n_pairs, np.int64)
+    q_vals = np.empty(n + n_pairs, np.complex128)
+    noisy = False
+    for i in range(n):
+        rows[i] = i
+        cols[i] = i
+        vals[i] = -1j * (omega[i] - omega_L) - kappa[i] / 2
+        q = kappa[i] * n_th[i]
+        q_rows[i] = i
+        q_cols[i] = i
+        q_vals[i] = q
+        noisy = noisy or q != 0
+    for k in range(n_links):
+        rows[n + k] = lu[k]
+        cols[n + k] = lv[k]
+        vals[n + k] = -1j * lJ[k]
+        rows[n + n_links + k] = lv[k]
+        cols[n + n_links + k] = lu[k]
+        vals[n + n_links + k] = -1j * np.conj(lJ[k])
+    base = n + 2 * n_links
+    for k in range(n_pairs):
+        j = ccell[first[k]]
+        m = ccell[second[k]]
+        rows[base + k] = j
+        cols[base + k] = m
+        if given:
+            v, q = pair_vals[k], pair_q[k]
+        else:
+            r = cres[first[k]]
+            v, q = _pair_terms_jit(rate[r], occupation[r], cp[first[k]], cp[second[k]])
+        vals[base + k] = v
+        q_rows[n + k] = j
+        q_cols[n + k] = m
+        q_vals[n + k] = q
+        noisy = noisy or q != 0
+    return rows, cols, vals, q_rows, q_cols, q_vals, noisy
+
+
+@jit
+def _dense_sum(n, rows, cols, vals, cancel):
+    """Dense (N, N) sum of the terms, each entry summed in the order of its terms (as CSR's sum of
+    duplicates does); with ``cancel``, an entry is zeroed by the rule of :func:`_cancelled_to_zero`.
+
+    Returns (A, fits, ordered): fits is True when every row and column of |A| sums to less than 1e308 / 2,
+    so that A passes :func:`_check_finite` (finite sums: finite entries); False sends A there for the
+    message. ordered is False (and A unfinished) when a row has more than 16 terms: CSR's sum of duplicates
+    then sorts the row in an order of its own (std::sort; up to 16 terms it keeps their order), so the
+    caller takes that route, for the same bits.
+    """
+    count = np.zeros(n, np.int64)
+    for e in range(rows.shape[0]):
+        count[rows[e]] += 1
+        if count[rows[e]] > 16:
+            return np.zeros((0, 0), np.complex128), False, False
+    A = np.zeros((n, n), np.complex128)
+    scale = np.zeros((n, n) if cancel else (0, 0))
+    for e in range(rows.shape[0]):
+        A[rows[e], cols[e]] += vals[e]
+        if cancel:
+            scale[rows[e], cols[e]] += abs(vals[e])
+    if cancel:
+        eps8 = 8 * np.finfo(np.float64).eps
+        for i in range(n):
+            for j in range(n):
+                if abs(A[i, j]) <= eps8 * scale[i, j]:
+                    A[i, j] = 0
+    limit = np.finfo(np.float64).max / 2
+    fits = True
+    for i in range(n):
+        row = 0.0
+        col = 0.0
+        for j in range(n):
+            row += abs(A[i, j])
+            col += abs(A[j, i])
+        fits = fits and row < limit and col < limit
+    return A, fits, True

@@ -43,6 +43,7 @@ SECTIONS = {
     "fresh": "Fresh process (a new user's first call) and warm: large outputs and thermal traces",
     "sweep": "Time-resolved sweeps against a loop of simulate (per point)",
     "propagator": "Sparse propagator of a repeated step against the Taylor series (ratio = series / propagator)",
+    "small": "Small networks (2 to 10 cells) against hand-written NumPy/SciPy, single-threaded BLAS",
 }
 #: Extra per-row fields, shown in the notes column.
 NOTES = {

@@ -222,3 +222,52 @@ def test_a_subnormal_coupling_is_a_dependency():
     delta = np.linspace(-1.0, 1.0, 5)
     S = {m: cn.scattering(G, delta, method=m).S for m in ("auto", "dense", "sparse")}
     assert np.array_equal(S["auto"], S["dense"]) or np.abs(S["auto"] - S["dense"]).max() <= 1e-15
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 21: small dense routes (config.SMALL_MAX_CELLS) give the general routes' answers.
+
+
+def test_small_dense_csr_parts_are_scipys():
+    from chiralnet.linalg.csr import csr_parts
+
+    rng = np.random.default_rng(2)
+    for n in (1, 2, 5, 9):
+        M = rng.normal(size=(n, n)) + 1j * rng.normal(size=(n, n))
+        M[rng.random((n, n)) < 0.5] = 0
+        A = sp.csr_array(M)
+        for got, want in zip(csr_parts(M), (A.indptr, A.indices, A.data)):
+            assert got.dtype == want.dtype and np.array_equal(got, want)
+
+
+def _random_generator(rng, n):
+    M = np.zeros((n, n), complex)
+    M[np.diag_indices(n)] = -rng.uniform(-0.02, 0.1, n) - 1j * rng.normal(size=n)
+    mask = rng.random((n, n)) < rng.uniform(0, 0.6)
+    M[mask] += (rng.normal(size=mask.sum()) + 1j * rng.normal(size=mask.sum())) * rng.uniform(0, 0.5)
+    return np.tril(M) if rng.random() < 0.3 else M
+
+
+def test_small_stability_check_decides_as_the_general_route(monkeypatch):
+    """Blocks, Gershgorin discs and eig of doubtful blocks in one kernel: the same verdict and message as
+    the scipy.sparse route on random generators (stable, unstable, cascaded, with feedback blocks)."""
+    from chiralnet.errors import NoSteadyStateError
+    from chiralnet.linalg.stability import check_stability_arrays
+
+    def verdict(M, cells):
+        try:
+            check_stability_arrays(M, cells, cascade_order(M))
+        except NoSteadyStateError as exc:
+            return str(exc)
+        return None
+
+    rng = np.random.default_rng(5)
+    cases = [_random_generator(rng, int(rng.integers(1, 9))) for _ in range(400)]
+    cases.append(np.array([[-0.01, 0.3j], [0.3j, 0.0]]))  # discs in doubt, eig proves it stable
+    cases.append(np.array([[0.0, 0.3j], [0.3j, 0.0]]))    # a lossless pair: unstable
+    small = [verdict(M, tuple(range(M.shape[0]))) for M in cases]
+    monkeypatch.setattr(config, "SMALL_MAX_CELLS", 0)
+    general = [verdict(M, tuple(range(M.shape[0]))) for M in cases]
+    assert small == general
+    assert 50 < sum(v is not None for v in small) < 350  # both verdicts are exercised
+    assert small[-2] is None and ("cell 0" in small[-1] or "cell 1" in small[-1])

@@ -182,3 +182,80 @@ def test_state_check_of_a_large_nc_is_hermiticity_and_diagonal_only(monkeypatch)
         State(("a", "b"), np.zeros(2), np.diag([-1.0, 1.0]).astype(complex))
     with pytest.raises(NetworkError, match="not Hermitian"):
         State(("a", "b"), np.zeros(2), np.array([[1.0, 1.0], [0.0, 1.0]], complex))
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 21: the dense route of small models (config.SMALL_MAX_CELLS) is bitwise the CSR route.
+
+
+def _same_bits(a, b):
+    return a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+@given(networks(damped=False))
+def test_small_dense_assembly_is_bitwise_the_csr_route(G):
+    """Same terms, same order of summation, NumPy's complex products: the same bits as CSR (a changed
+    summation order or complex rounding moved ill-conditioned Lyapunov solves by ~1e-14)."""
+    dense, csr = cn.build_model(G), cn.build_model(G, sparse=True)
+    assert type(dense.M) is np.ndarray and dense.M.flags.c_contiguous
+    assert _same_bits(dense.M, csr.M.toarray())
+    assert (dense.Q is None) == (csr.Q is None)
+    if dense.Q is not None:
+        assert _same_bits(dense.Q, csr.Q.toarray())
+
+
+def test_rows_of_more_than_16_terms_take_the_csr_sum():
+    """CSR sorts a row of more than 16 terms in an order of its own (std::sort); the dense kernel then
+    defers to it, so even 17 reservoirs on one cell give today's bits."""
+    G = cn.network()
+    cn.add_cell(G, "a", omega=1.0, kappa=0.01, n_th=0.1, drive=0.1)
+    cn.add_cell(G, "b", omega=1.1, kappa=0.02)
+    rng = np.random.default_rng(3)
+    for _ in range(17):
+        p = rng.normal(size=2) + 1j * rng.normal(size=2)
+        cn.add_reservoir(G, {"a": complex(p[0]), "b": complex(p[1])}, gamma=float(rng.uniform(0.01, 0.1)), n_th=0.2)
+    dense, csr = cn.build_model(G), cn.build_model(G, sparse=True)
+    assert type(dense.M) is np.ndarray and type(dense.Q) is np.ndarray
+    assert _same_bits(dense.M, csr.M.toarray()) and _same_bits(dense.Q, csr.Q.toarray())
+
+
+def test_dense_route_applies_up_to_its_threshold(monkeypatch):
+    """Above config.SMALL_MAX_CELLS a dense model is assembled as CSR and converted, as before: same bits."""
+    G = cn.chain(6, n_th=0.1)
+    small = cn.build_model(G)
+    monkeypatch.setattr(cn.config, "SMALL_MAX_CELLS", 5)
+    big = cn.build_model(G)
+    assert _same_bits(small.M, big.M) and _same_bits(small.Q, big.Q)
+
+
+@pytest.mark.parametrize("options, what", [
+    (dict(gamma=1e308), "generator M overflows in the row of cell"),
+    (dict(gamma=1e200, n_th=1e200), "noise matrix Q .* is not finite in the row of cell 0"),
+    (dict(kappa=1e300, n_th=1.5e8), "noise matrix Q .* overflows in the row of cell 0"),
+])
+@pytest.mark.parametrize("sparse", [None, True])
+def test_both_routes_refuse_unrepresentable_rates_alike(options, what, sparse):
+    with pytest.raises(cn.NetworkError, match=what):
+        cn.build_model(cn.chain(3, **options), sparse=sparse)
+
+
+def test_kernel_pair_terms_are_numpys_for_real_or_imaginary_couplings():
+    """The kernel forms a reservoir's pair terms itself only when no amplitude has both a real and an
+    imaginary part: then every product is exact-rounded, in NumPy's fused multiply-adds and in Numba alike.
+    Amplitudes with both parts have NumPy form them (the case where the two roundings differ)."""
+    from chiralnet.model import _pair_index, _pair_terms, _terms
+
+    rng = np.random.default_rng(4)
+    z = np.zeros(0, np.int64)
+    for kind in ("real", "imaginary", "either"):
+        re, im = rng.normal(size=6), rng.normal(size=6)
+        cp = {"real": re + 0j, "imaginary": 1j * im, "either": np.where(rng.random(6) < 0.5, re + 0j, 1j * im)}[kind]
+        cres, ccell = np.array([0, 0, 0, 1, 1, 1]), np.array([0, 1, 2, 0, 1, 2])
+        rate, occ = rng.uniform(0.01, 1.0, 2), rng.uniform(0.0, 1.0, 2)
+        first, second, mixed = _pair_index(cres, cp)
+        assert not mixed and first.size == 18
+        want = _pair_terms(rate[cres[first]], occ[cres[first]], cp[first], cp[second])
+        args = (np.ones(3), np.zeros(3), np.zeros(3), 1.0, z, z, np.zeros(0, complex), ccell, first, second)
+        got = _terms(*args, False, np.zeros(0, complex), np.zeros(0, complex), cres, rate, occ, cp)
+        assert got[2][3:].tobytes() == want[0].tobytes() and got[5][3:].tobytes() == want[1].tobytes()
+    assert _pair_index(cres, np.array([1 + 1j, 1, 1, 1, 1, 1]))[2]

@@ -373,3 +373,62 @@ def test_integers_beyond_the_float_range(key):
         cn.add_cell(cn.network(), "a", **kw)
     with pytest.raises(cn.NetworkError, match="finite"):
         cn.network(drive_frequency=10**400)
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 21: one validating walk (read_network) with a fast pre-check that never accepts what the
+# full check refuses.
+
+from chiralnet.network import _check_cell, _check_reservoir, _plain_cell, _plain_reservoir, read_network  # noqa: E402
+
+_VALUES = [1.0, 0.0, -0.0, -1.0, 2.5, math.inf, -math.inf, math.nan, 1e308, 5e-324, 1, 0, True, False,
+           np.float64(1.0), np.float64(math.nan), np.int64(1), np.bool_(True), 0.1 + 0.2j, complex(math.inf, 0),
+           complex(0, math.nan), "1.0", None, (1.0, 2.0), [1.0]]
+_CELL_KEYS = ["omega", "kappa", "n_th", "n0", "drive", "alpha0", "battery", "pos", "label", "kapa"]
+
+
+@pytest.mark.parametrize("key", _CELL_KEYS)
+@pytest.mark.parametrize("value", _VALUES, ids=repr)
+def test_fast_cell_check_accepts_only_what_the_full_check_accepts(key, value):
+    attrs = {"kind": "cell", "omega": 1.0, "kappa": 0.01, key: value}
+    if _plain_cell(attrs):
+        _check_cell("a", attrs)  # must not raise
+    else:  # the full check decides: either it accepts (a rarer valid type) or it names the key
+        try:
+            _check_cell("a", attrs)
+        except cn.NetworkError as exc:
+            assert "'a'" in str(exc) and (key in str(exc) or key == "kapa")
+
+
+@pytest.mark.parametrize("key", ["gamma", "n_th", "p"])
+@pytest.mark.parametrize("value", _VALUES, ids=repr)
+def test_fast_reservoir_check_accepts_only_what_the_full_check_accepts(key, value):
+    attrs = {"kind": "reservoir", "gamma": 0.1, key: value}
+    if _plain_reservoir(attrs):
+        _check_reservoir("R", attrs)
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, complex(0, math.inf), "x", True, None])
+@pytest.mark.parametrize("key", ["J", "p"])
+def test_fast_edge_check_refuses_bad_couplings(key, value):
+    G = _two()
+    if key == "J":
+        G.add_edge("a", "b", J=value)
+        where = "coherent link ('a', 'b')"
+    else:
+        G.add_node("R", kind="reservoir", gamma=0.1)
+        G.add_edge("R", "a", p=value)
+        where = "coupling of reservoir 'R' to cell 'a'"
+    _raises(lambda: cn.validate_network(G), where)
+
+
+def test_read_network_returns_what_build_model_reads():
+    G = cn.chain(3, n_th=0.1)
+    cn.add_coherent_link(G, 0, 2, 0.01 + 0.02j)
+    parts = read_network(G)
+    assert parts.cells == [0, 1, 2] and parts.reservoirs == ["R0", "R1"]
+    assert parts.links == [(0, 1, -0.02j), (0, 2, 0.01 + 0.02j), (1, 2, -0.02j)]
+    assert parts.couplings == [("R0", 0, 1 + 0j), ("R0", 1, -1 + 0j), ("R1", 1, 1 + 0j), ("R1", 2, -1 + 0j)]
+    assert parts.drive_frequency == 1.0 and parts.constant_drives
+    G.nodes[0]["drive"] = cn.drives.gaussian(0.1, t0=10.0, width=2.0)
+    assert not read_network(G).constant_drives

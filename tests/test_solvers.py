@@ -373,3 +373,45 @@ def test_non_finite_tolerances_are_refused():
             cn.simulate(cn.two_cell(), [0.0, 1.0], method="rk45", atol=bad)
         with pytest.raises(cn.SolverError, match="finite"):
             cn.simulate(cn.two_cell(), [0.0, 1.0], method="rk45", rtol=bad)
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 21: the small-network kernels of method "exact" against the routes they replace.
+
+#: Fluctuation stepping in loops against BLAS products: the same sums in another order.
+SMALL_PRODUCTS_REL = 1e-14
+
+
+def test_small_affine_kernel_is_bitwise_the_augmented_expm():
+    from chiralnet.linalg.expm import expm_small
+    from chiralnet.solve.exact import _affine_propagators
+
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 5, 11):
+        M = (rng.normal(size=(n, n)) + 1j * rng.normal(size=(n, n))) * 0.05
+        b = rng.normal(size=n) + 1j * rng.normal(size=n)
+        dts = np.array([0.3, 50.0, 700.0])
+        P, c = _affine_propagators(M, b, dts)
+        aug = np.zeros((dts.size, n + 1, n + 1), complex)
+        aug[:, :n, :n] = M[None] * dts[:, None, None]
+        aug[:, :n, n] = b[None] * dts[:, None]
+        E = np.empty_like(aug)
+        expm_small(aug, E)
+        assert P.tobytes() == np.ascontiguousarray(E[:, :n, :n]).tobytes()
+        assert c.tobytes() == np.ascontiguousarray(E[:, :n, n]).tobytes()
+
+
+@pytest.mark.parametrize("G", [cn.chain(4, nonreciprocal=False, n_th=0.1), cn.two_cell(n_th=0.3), cn.ring(5, n_th=0.2)],
+                         ids=["reciprocal-chain-4", "two-cell", "ring-5"])
+@pytest.mark.parametrize("times", [np.linspace(0.0, 3000.0, 61), np.array([0.5, 1.0, 7.0, 7.5, 100.0])],
+                         ids=["uniform", "uneven"])
+def test_small_fluctuation_kernel_matches_blas_products(monkeypatch, G, times):
+    n = len(cn.cells(G))
+    start = cn.State(tuple(cn.cells(G)), np.zeros(n, complex), 0.1 * np.eye(n, dtype=complex))  # Nc is stepped
+    small = cn.simulate(G, times, state0=start)
+    monkeypatch.setattr(cn.config, "SMALL_PRODUCT_MAX_CELLS", 0)
+    blas = cn.simulate(G, times, state0=start)
+    assert small.method == blas.method == "exact"
+    assert rel_err(small.fluctuations, blas.fluctuations) <= SMALL_PRODUCTS_REL
+    assert rel_err(small.battery_fluctuations, blas.battery_fluctuations) <= SMALL_PRODUCTS_REL
+    assert rel_err(small.final_state.Nc, blas.final_state.Nc) <= SMALL_PRODUCTS_REL

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from .. import config
 from .._jit import jit
 
 __all__ = ["csr_parts", "diagonal", "pruned_csr", "one_norm", "flush", "row_reach", "row_low", "shifted", "triangle"]
@@ -16,9 +17,38 @@ __all__ = ["csr_parts", "diagonal", "pruned_csr", "one_norm", "flush", "row_reac
 
 def csr_parts(M):
     """(indptr, indices, data) of M as CSR; dense M is converted. Duplicate entries are allowed
-    (every kernel here sums them)."""
+    (every kernel here sums them). A small dense M (up to ``config.SMALL_MAX_CELLS`` cells) is converted
+    by a kernel, without a scipy.sparse object: the same arrays (int32 indices, row-major), in ~1 us
+    instead of ~30."""
+    if type(M) is np.ndarray and M.ndim == 2 and M.shape[0] <= config.SMALL_MAX_CELLS and M.dtype == complex:
+        return _dense_to_csr(M)
     A = M if isinstance(M, sp.csr_array) else sp.csr_array(M)
     return A.indptr, A.indices, np.ascontiguousarray(A.data, dtype=complex)
+
+
+@jit
+def _dense_to_csr(M):
+    """(indptr, indices, data) of the nonzero entries of a dense (N, N) complex M, row by row: as
+    ``scipy.sparse.csr_array(M)`` stores them (int32 indices)."""
+    n, m = M.shape
+    nnz = 0
+    for i in range(n):
+        for j in range(m):
+            if M[i, j] != 0:
+                nnz += 1
+    indptr = np.empty(n + 1, np.int32)
+    indices = np.empty(nnz, np.int32)
+    data = np.empty(nnz, np.complex128)
+    k = 0
+    indptr[0] = 0
+    for i in range(n):
+        for j in range(m):
+            if M[i, j] != 0:
+                indices[k] = j
+                data[k] = M[i, j]
+                k += 1
+        indptr[i + 1] = k
+    return indptr, indices, data
 
 
 @jit

@@ -14,6 +14,7 @@ import scipy.sparse.csgraph as csgraph
 import scipy.sparse.linalg as spla
 
 from .. import config
+from .._jit import jit
 from ..errors import NoSteadyStateError
 from .csr import diagonal, pruned_csr
 
@@ -26,6 +27,8 @@ def check_stability_arrays(M, cells, order) -> None:
     if order is not None:  # triangular after permutation: the eigenvalues are the diagonal
         diag = diagonal(M)
         check_diagonal(M, cells, float(diag.real.max(initial=-np.inf)), float(np.abs(diag).max(initial=0.0)))
+        return
+    if type(M) is np.ndarray and M.shape[0] <= config.SMALL_MAX_CELLS and _stable_small(M):
         return
     M = sp.csr_array(M)
     scale = max(1.0, float(np.abs(M.data).max(initial=0.0)))
@@ -62,6 +65,83 @@ def check_stability_arrays(M, cells, order) -> None:
             lam, vec = w[0], v[:, 0]
         if lam.real >= -tol:
             _raise_unstable(cells, idx[int(np.argmax(abs(vec)))], lam)
+
+
+def _stable_small(M) -> bool:
+    """True when a small dense M (N <= ``config.SMALL_MAX_CELLS``) passes the test of
+    :func:`check_stability_arrays` (strongly connected blocks, Gershgorin discs of each block's Hermitian
+    part, a dense eigendecomposition of the blocks the discs leave in doubt), decided in one kernel and
+    without scipy.sparse objects (~2 us instead of ~300). False: the general route decides and names the
+    failing cell, so the message is that route's in every case.
+    """
+    M = np.ascontiguousarray(M, dtype=complex)
+    tol = 1e-13 * max(1.0, float(np.abs(M).max(initial=0.0)))
+    label, bad_single, doubtful = _small_blocks(M, tol)
+    if bad_single >= 0:
+        return False
+    for rep in np.flatnonzero(doubtful):
+        idx = np.flatnonzero(label == rep)
+        if la.eig(M[np.ix_(idx, idx)])[0].real.max() >= -tol:  # the general route's call: the same decision
+            return False
+    return True
+
+
+@jit
+def _small_blocks(M, tol):
+    """Strongly connected blocks of the off-diagonal pattern of a small dense M (N, N) complex, and which
+    of them :func:`_hermitian_part_negative_rows` cannot prove stable.
+
+    Returns (label (N,) int64: the first cell of each cell's block; bad_single: the first cell that is a
+    block of its own with Re M_ii >= -tol, else -1; doubtful (N,) bool: at a block's first cell, True when
+    the block has several cells and some row's Gershgorin disc of its Hermitian part reaches -tol).
+    Blocks come from the transitive closure of the pattern (Warshall, O(N^3): small N only).
+    """
+    n = M.shape[0]
+    reach = np.zeros((n, n), np.bool_)
+    for i in range(n):
+        reach[i, i] = True
+        for j in range(n):
+            if i != j and M[i, j] != 0:
+                reach[i, j] = True
+    for k in range(n):
+        for i in range(n):
+            if reach[i, k]:
+                for j in range(n):
+                    if reach[k, j]:
+                        reach[i, j] = True
+    label = np.empty(n, np.int64)
+    size = np.zeros(n, np.int64)
+    for i in range(n):
+        for j in range(n):
+            if reach[i, j] and reach[j, i]:
+                label[i] = j
+                break
+        size[label[i]] += 1
+    bad_single = -1
+    for i in range(n):
+        if size[label[i]] == 1 and M[i, i].real >= -tol:
+            bad_single = i
+            break
+    doubtful = np.zeros(n, np.bool_)
+    if bad_single >= 0:
+        return label, bad_single, doubtful
+    for i in range(n):
+        if size[label[i]] == 1:
+            continue
+        d = 0.0
+        total = 0.0
+        total_d = 0.0
+        for j in range(n):
+            if label[j] == label[i]:
+                h = (M[i, j] + np.conj(M[j, i])) * 0.5
+                total += abs(h)
+                if j == i:
+                    d = h.real
+                    total_d = abs(h)
+        radius = total - total_d
+        if not d + radius < -tol:
+            doubtful[label[i]] = True
+    return label, bad_single, doubtful
 
 
 def check_diagonal(M, cells, max_real: float, max_abs: float) -> None:

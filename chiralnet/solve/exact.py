@@ -68,18 +68,83 @@ def propagate_fluctuations(Phi, W, step_kind, Nc0, out_occupation, block_idx, ou
 
 
 
+@jit
+def _small_sandwich(A, X, B, out):
+    """out = A X B^H for small (N, N) complex matrices, summed in a fixed order (no BLAS call)."""
+    n = X.shape[0]
+    T = np.empty((n, n), np.complex128)
+    for i in range(n):
+        for j in range(n):
+            acc = 0j
+            for k in range(n):
+                acc += A[i, k] * X[k, j]
+            T[i, j] = acc
+    for i in range(n):
+        for j in range(n):
+            acc = 0j
+            for k in range(n):
+                acc += T[i, k] * np.conj(B[j, k])
+            out[i, j] = acc
+
+
+@jit
+def propagate_fluctuations_small(Phi, W, step_kind, Nc0, out_occupation, block_idx, out_block):
+    """:func:`propagate_fluctuations` for small N (up to ``config.SMALL_PRODUCT_MAX_CELLS``): the products in
+    loops instead of a BLAS call and two temporaries per step (the same sums, to rounding: 5e-16 apart)."""
+    n = Nc0.shape[0]
+    Nc = Nc0.copy()
+    nxt = np.empty((n, n), np.complex128)
+    for k in range(step_kind.shape[0]):
+        s = step_kind[k]
+        _small_sandwich(Phi[s], Nc, Phi[s], nxt)
+        for i in range(n):
+            for j in range(n):
+                nxt[i, j] += W[s, i, j]
+        Nc, nxt = nxt, Nc
+        for i in range(n):
+            out_occupation[k, i] = Nc[i, i].real
+        for u in range(block_idx.shape[0]):
+            for v in range(block_idx.shape[0]):
+                out_block[k, u, v] = Nc[block_idx[u], block_idx[v]]
+    return Nc
+
+
 def _affine_propagators(M, b, dts):
     """P_k = e^{M dt_k} and c_k = int_0^dt_k e^{M s} b ds, shapes (K, N, N), (K, N)."""
     n = M.shape[0]
+    if n < config.AUTO_DENSE_MAX_CELLS:  # scipy's expm routes tiny products through threaded BLAS (slow)
+        P = np.empty((dts.size, n, n), complex)
+        c = np.empty((dts.size, n), complex)
+        _affine_small(np.ascontiguousarray(M, dtype=complex), np.ascontiguousarray(b, dtype=complex), dts, P, c)
+        return P, c
     aug = np.zeros((dts.size, n + 1, n + 1), complex)
     aug[:, :n, :n] = M[None] * dts[:, None, None]
     aug[:, :n, n] = b[None] * dts[:, None]
-    if n < config.AUTO_DENSE_MAX_CELLS:  # scipy's expm routes tiny products through threaded BLAS (slow)
-        E = np.empty_like(aug)
-        expm_small(aug, E)
-    else:
-        E = la.expm(aug)
+    E = la.expm(aug)
     return np.ascontiguousarray(E[:, :n, :n]), np.ascontiguousarray(E[:, :n, n])
+
+
+@jit
+def _affine_small(M, b, dts, P, c):
+    """:func:`_affine_propagators` for small N in one kernel: the augmented matrices [[M dt, b dt], [0, 0]]
+    (K, N + 1, N + 1) are formed, exponentiated (:func:`~chiralnet.linalg.expm.expm_small`) and split here,
+    without a NumPy call per piece. Writes P (K, N, N) and c (K, N)."""
+    n = M.shape[0]
+    K = dts.shape[0]
+    aug = np.zeros((K, n + 1, n + 1), np.complex128)
+    for k in range(K):
+        dt = complex(dts[k])  # complex * complex, as NumPy multiplies the complex M by the float steps
+        for i in range(n):
+            for j in range(n):
+                aug[k, i, j] = M[i, j] * dt
+            aug[k, i, n] = b[i] * dt
+    E = np.empty_like(aug)
+    expm_small(aug, E)
+    for k in range(K):
+        for i in range(n):
+            for j in range(n):
+                P[k, i, j] = E[k, i, j]
+            c[k, i] = E[k, i, n]
 
 
 def _noise_propagators(P, M, Q, dts):
@@ -113,6 +178,23 @@ def _noise_propagators(P, M, Q, dts):
     return np.ascontiguousarray(Phi), np.ascontiguousarray(W)
 
 
+@jit
+def _affine_small_run(M, b, dts, step_kind, alpha0, omega, P, c, out_alpha, out_energy):
+    """:func:`_affine_small` then :func:`propagate_affine`, in one call (small N: a kernel call's fixed cost
+    is a sizeable part of the run). Writes P, c, out_alpha and out_energy."""
+    _affine_small(M, b, dts, P, c)
+    propagate_affine(P, c, step_kind, alpha0, omega, out_alpha, out_energy)
+
+
+_ZERO = np.zeros(1)
+_ZERO.flags.writeable = False
+
+
+def _zeros_view(shape) -> np.ndarray:
+    """A read-only (T, N) float view of one zero (np.broadcast_to(np.zeros(1), shape), in ~0.3 us instead of ~5)."""
+    return np.ndarray(shape, float, buffer=_ZERO, strides=(0,) * len(shape))
+
+
 def exact_fits(model: Model, times, grid=None, thermal=False) -> bool:
     """Whether the dense propagators of ``times`` fit ``config.EXACT_MAX_*``."""
     n = model.n_cells
@@ -133,12 +215,19 @@ def _run(model: Model, state0: State, times, options) -> Trace:
         )
     M = model.dense_M()
     dts, kind = grid
-    P, c = _affine_propagators(M, model.forcing, dts)
     T, n = times.size, model.n_cells
     alpha = np.empty((T, n), complex)
     energies = np.empty((T, n))
-    propagate_affine(P, c, kind, np.ascontiguousarray(state0.alpha, dtype=complex), model.omega, alpha, energies)
-    fluct = np.broadcast_to(np.zeros(1), (T, n))  # coherent state: no fluctuations, no memory
+    alpha0 = np.ascontiguousarray(state0.alpha, dtype=complex)
+    if n < config.AUTO_DENSE_MAX_CELLS:  # propagators and stepping in one kernel call
+        P = np.empty((dts.size, n, n), complex)
+        c = np.empty((dts.size, n), complex)
+        _affine_small_run(np.ascontiguousarray(M, dtype=complex), model.forcing, dts, kind, alpha0, model.omega,
+                          P, c, alpha, energies)
+    else:
+        P, c = _affine_propagators(M, model.forcing, dts)
+        propagate_affine(P, c, kind, alpha0, model.omega, alpha, energies)
+    fluct = _zeros_view((T, n))  # coherent state: no fluctuations, no memory
     Nc = block = None
     if thermal:
         fluct = np.zeros((T, n))
@@ -155,11 +244,12 @@ def _run(model: Model, state0: State, times, options) -> Trace:
             else:
                 # W = Nc_ss - Phi Nc_ss Phi^H: exact, and free of the cancellation Van Loan's e^{-A dt}
                 # suffers on long steps (|error| ~ 1e-10 at Gamma dt ~ 10).
-                Phi = np.ascontiguousarray(np.conj(P))
                 X = steady_covariance(model, order)[0]
-                W = X[None] - Phi @ X[None] @ np.conj(np.swapaxes(Phi, 1, 2))
-                W = np.ascontiguousarray(0.5 * (W + np.conj(np.swapaxes(W, 1, 2))))
-        Nc = propagate_fluctuations(Phi, W, kind, state0.dense_Nc(), fluct, idx, block)
+                Phi = np.ascontiguousarray(np.conj(P))
+                W = X[None] - Phi @ X[None] @ np.conj(np.swapaxes(Phi, 1, 2))  # BLAS products: W cancels on
+                W = np.ascontiguousarray(0.5 * (W + np.conj(np.swapaxes(W, 1, 2))))  # short steps; keep its bits
+        step = propagate_fluctuations_small if n <= config.SMALL_PRODUCT_MAX_CELLS else propagate_fluctuations
+        Nc = step(Phi, W, kind, state0.dense_Nc(), fluct, idx, block)
         energies += model.omega * fluct
     final = State(model.cells, alpha[-1].copy(), Nc)
     return Trace(alpha, energies, fluct, final, {"propagators": int(dts.size)}, block)

@@ -17,7 +17,7 @@ from .. import memory
 from ..errors import ChiralnetError, SolverError
 from ..linalg.cascade import cascade_order, forward_substitution, lyapunov_cascaded
 from ..linalg.stability import check_diagonal, check_stability_arrays
-from ..model import Model, State, build_model
+from ..model import Model, State, _all_finite, build_model
 from ..results import SteadyState
 
 __all__ = ["steady_state", "check_stability", "steady_covariance", "steady_arrays"]
@@ -98,7 +98,7 @@ def steady_arrays(model: Model, *, fluctuations: bool = True):
         Nc, how = steady_covariance(model, np.arange(n) if sub is not None and order is None else order)
         method += "+" + how
         energies = energies + model.omega * Nc.diagonal().real
-    if not (np.isfinite(alpha).all() and np.isfinite(energies).all()):
+    if not (_all_finite(alpha) and _all_finite(energies)):
         bad = int(np.flatnonzero(~np.isfinite(energies) | ~np.isfinite(alpha))[0])
         raise SolverError(f"the steady state of cell {model.cells[bad]!r} is not finite (overflow): the "
                           "network's rates or drives are too large or too small to represent; rescale them")
