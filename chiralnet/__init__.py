@@ -17,6 +17,7 @@ from .network import (
     add_cell,
     add_chiral_link,
     add_coherent_link,
+    add_parametric_link,
     add_reservoir,
     battery_cells,
     cells,
@@ -39,7 +40,8 @@ from .design import OptimizeResult, gradient, optimize
 __version__ = "0.1.0"
 
 __all__ = [
-    "network", "add_cell", "add_coherent_link", "add_reservoir", "add_chiral_link", "validate_network",
+    "network", "add_cell", "add_coherent_link", "add_reservoir", "add_chiral_link", "add_parametric_link",
+    "validate_network",
     "cells", "reservoirs", "battery_cells",
     "two_cell", "chain", "ring", "star", "lattice",
     "Model", "State", "build_model", "initial_state",

@@ -7,6 +7,10 @@ DENSE_MAX_CELLS = 2000
 #: largest feedback block check_stability eigendecomposes densely (larger ones: sparse eigs).
 EXACT_MAX_CELLS = 3000
 
+#: Largest N the general Gaussian path (squeezing, parametric terms: chiralnet.gaussian) takes; it works on
+#: dense 2N x 2N real quadrature matrices.
+GAUSSIAN_MAX_CELLS = 3000
+
 #: Budget (complex entries) for the stack of dense propagators "exact" precomputes, one per distinct dt.
 EXACT_MAX_PROPAGATOR_ENTRIES = 20_000_000
 

@@ -108,6 +108,11 @@ class SimulationResult(_CellLookup):
     options : dict
         What ran: the options of the method (``rtol``, ``atol``, ``max_steps`` where an adaptive
         integration ran, with the values used), ``start`` (the time the run started from).
+    anomalous : ndarray (T, N) complex or None
+        The anomalous moments Mc_ii = <da_i da_i> (squeezing) of each cell, rotating frame: kept by the
+        general Gaussian path (``method == "exact-gaussian"``), None on the phase-insensitive one (Mc = 0).
+    battery_anomalous : ndarray (T, B, B) complex or None
+        The battery block Mc[B, B] at every output time, beside ``battery_fluctuations`` (general path).
     """
 
     times: np.ndarray
@@ -125,6 +130,8 @@ class SimulationResult(_CellLookup):
     drive_frequency: float | None = None
     energy_totals: np.ndarray | None = None
     options: dict = field(default_factory=dict)
+    anomalous: np.ndarray | None = None
+    battery_anomalous: np.ndarray | None = None
 
     #: A single network's result has no phases (see :class:`ProtocolResult`).
     phase = None
