@@ -25,8 +25,8 @@ from .network import (
     reservoirs,
     validate_network,
 )
-from .observables import (average_power, efficiency, ergotropy, injected_energy, injected_power, max_average_power,
-                          stored_power)
+from .observables import (average_power, efficiency, energy_variance, ergotropy, injected_energy, injected_power,
+                          log_negativity, max_average_power, stored_power)
 from .results import ProtocolResult, SimulationResult, SteadyState
 from .solve import METHODS, Protocol, check_stability, protocol, simulate, simulate_to_file, steady_state
 from .solve.response import IsolationBand, ScatteringResult, isolation, isolation_bandwidth, scattering
@@ -47,7 +47,7 @@ __all__ = [
     "Model", "State", "build_model", "initial_state",
     "simulate", "simulate_to_file", "steady_state", "check_stability", "METHODS", "protocol", "Protocol", "drives",
     "ergotropy", "injected_power", "stored_power", "average_power", "max_average_power", "injected_energy",
-    "efficiency",
+    "efficiency", "energy_variance", "log_negativity",
     "sweep", "load_sweep", "SweepResult",
     "gradient", "optimize", "OptimizeResult",
     "scattering", "isolation", "isolation_bandwidth", "ScatteringResult", "IsolationBand", "to_qutip",
