@@ -67,7 +67,9 @@ class Method:
 def model_and_state(G_or_model) -> tuple[Model, State]:
     """The model of a graph or model, and the state it starts from at t = 0 (:func:`initial_state`: the
     graph's ``alpha0``/``n0``, kept by a model built from it; the vacuum for an array-built model)."""
-    model = G_or_model if isinstance(G_or_model, Model) else build_model(G_or_model)
+    from ..gaussian import GaussianModel
+
+    model = G_or_model if isinstance(G_or_model, (Model, GaussianModel)) else build_model(G_or_model)
     return model, initial_state(model)
 
 

@@ -25,7 +25,7 @@ __all__ = ["steady_state", "check_stability", "steady_covariance", "steady_array
 
 
 def _as_model(G_or_model) -> Model:
-    return G_or_model if isinstance(G_or_model, Model) else build_model(G_or_model)
+    return G_or_model if isinstance(G_or_model, (Model, GaussianModel)) else build_model(G_or_model)
 
 
 def _nnz(model: Model) -> int:
