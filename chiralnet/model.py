@@ -243,9 +243,9 @@ def initial_state(G_or_model) -> State:
     """The state a network starts from at t = 0: coherent amplitudes ``alpha0`` and thermal occupations
     ``n0`` of its cells (Nc = diag(n0), None when all are zero). A :class:`Model` built from a graph
     keeps its graph's (``Model.initial``); one assembled from arrays starts from the vacuum."""
-    from .gaussian import GaussianModel
+    from .gaussian import is_general_model
 
-    if isinstance(G_or_model, (Model, GaussianModel)):
+    if isinstance(G_or_model, Model) or is_general_model(G_or_model):
         if G_or_model.initial is not None:
             return G_or_model.initial
         return State(G_or_model.cells, np.zeros(G_or_model.n_cells, complex))

@@ -457,6 +457,10 @@ def test_general_model_refuses_the_phase_insensitive_tools():
         cn.simulate(G, [0.0, 1.0], rtol=1e-6)
     with pytest.raises(SolverError, match="has none"):
         cn.simulate(cn.two_cell(), [0.0, 1.0], method="exact-gaussian")
+    with pytest.raises(cn.ChiralnetError, match="squeezing or parametric terms"):   # not dropped: refused
+        cn.simulate(cn.protocol([(G, 10.0, "charge")]), [0.0, 10.0])
+    with pytest.raises(cn.ChiralnetError, match="does not export squeezing"):
+        cn.to_qutip(G, 3)
 
 
 def test_continued_runs_cells_and_frames():

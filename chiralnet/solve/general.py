@@ -18,7 +18,7 @@ import scipy.linalg as la
 from .. import config
 from .._jit import jit
 from ..errors import NoSteadyStateError, SolverError
-from ..gaussian import GaussianModel, general_model, quadrature_state, sigma_to_moments, state_quadratures
+from ..gaussian import GaussianModel, general_model, is_general_model, quadrature_state, sigma_to_moments, state_quadratures
 from ..model import State
 from ..results import SteadyState
 from .base import Trace, distinct_steps
@@ -32,7 +32,7 @@ GENERAL_METHOD = "exact-gaussian"
 
 def needs_general(model, state) -> bool:
     """Whether a run of ``model`` from ``state`` takes the general path (an anomalous term or a squeezed state)."""
-    return isinstance(model, GaussianModel) or getattr(state, "Mc", None) is not None
+    return is_general_model(model) or getattr(state, "Mc", None) is not None
 
 
 @jit

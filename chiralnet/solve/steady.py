@@ -19,13 +19,13 @@ from ..linalg.cascade import cascade_order, forward_substitution, lyapunov_casca
 from ..linalg.stability import check_diagonal, check_stability_arrays
 from ..model import Model, State, build_model
 from ..results import SteadyState
-from ..gaussian import GaussianModel
+from ..gaussian import is_general_model
 
 __all__ = ["steady_state", "check_stability", "steady_covariance", "steady_arrays"]
 
 
 def _as_model(G_or_model) -> Model:
-    return G_or_model if isinstance(G_or_model, (Model, GaussianModel)) else build_model(G_or_model)
+    return G_or_model if isinstance(G_or_model, Model) or is_general_model(G_or_model) else build_model(G_or_model)
 
 
 def _nnz(model: Model) -> int:
@@ -40,7 +40,7 @@ def check_stability(G_or_model) -> None:
     The message names the cell on which the failing mode lives.
     """
     model = _as_model(G_or_model)
-    if isinstance(model, GaussianModel):
+    if is_general_model(model):
         from .general import check_stability_general
 
         return check_stability_general(model)
@@ -141,7 +141,7 @@ def steady_state(G_or_model) -> SteadyState:
     (74.88, 'forward-substitution')
     """
     model = _as_model(G_or_model)
-    if isinstance(model, GaussianModel):  # squeezing or parametric terms: quadrature Lyapunov equation
+    if is_general_model(model):  # squeezing or parametric terms: quadrature Lyapunov equation
         from .general import steady_general
 
         return steady_general(model)
