@@ -357,6 +357,32 @@ def test_collective_ergotropy_with_squeezing():
     assert abs(cn.ergotropy(res, collective=True)[-1] - E) < 1e-12
 
 
+def test_nondegenerate_parametric_amplifier_gain():
+    """Two resonant modes (kappa = 1, ports) with a parametric link g: resonant reflection gain
+    ((kappa^2/4 + g^2)/(kappa^2/4 - g^2))^2 = 4.515625 at g = 0.3, conversion gain that minus 1."""
+    G = cn.network(drive_frequency=1.0)
+    cn.add_cell(G, "s", omega=1.0, kappa=1.0)
+    cn.add_cell(G, "i", omega=1.0, kappa=1.0)
+    cn.add_parametric_link(G, "s", "i", 0.3)
+    r = cn.scattering(G, np.linspace(-1, 1, 5))
+    assert r.method == "gaussian-dense"
+    assert abs(r.reflection("s", db=False)[2] - 4.515625) < CHECKED_ABS
+    assert abs(r.reflection("s")[2] - 10 * np.log10(4.515625)) < 1e-9
+    assert abs(abs(r.idler[2, 0, 1]) ** 2 - 3.515625) < CHECKED_ABS and r.idler[2, 0, 0] == 0
+    # every loss is a port: |S|^2 - |idler|^2 sums to 1 over the inputs, at every detuning
+    assert np.abs((np.abs(r.S) ** 2).sum(-1) - (np.abs(r.idler) ** 2).sum(-1) - 1).max() < 1e-12
+    # with the link at g = 0 the signal block is the phase-insensitive scattering matrix
+    m = cn.gaussian.general_model(cn.build_model(cn.two_cell()))
+    from chiralnet.solve.general import scattering_general
+    kap = np.array([0.003, 0.003])
+    want = cn.scattering(cn.two_cell(), [0.0, 0.02])
+    S, idler = scattering_general(m, kap, np.arange(2), np.array([0.0, 0.02]))
+    assert np.abs(S - want.S).max() < 1e-12 and not idler.any()
+    G.edges["s", "i"]["g"] = 0.5
+    with pytest.raises(NoSteadyStateError, match="parametric link"):
+        cn.scattering(G, [0.0])
+
+
 # ----------------------------------------------------------------------------------------------------------
 # QuTiP: every term at once on two truncated modes.
 
@@ -449,8 +475,6 @@ def test_general_model_refuses_the_phase_insensitive_tools():
     assert isinstance(m, GaussianModel) and m.terms == (("pump", "a", 0.1 + 0j),)
     with pytest.raises(cn.ChiralnetError, match="squeezing or parametric terms"):
         m.M
-    with pytest.raises(cn.ChiralnetError, match="squeezing or parametric terms"):
-        cn.scattering(G, [0.0])
     with pytest.raises(SolverError, match="takes method 'exact-gaussian'"):
         cn.simulate(G, [0.0, 1.0], method="exact")
     with pytest.raises(SolverError, match="rtol does not apply"):

@@ -258,3 +258,33 @@ def simulate_general(model, state, t, start, method, given, store, columns, keep
     object.__setattr__(result, "anomalous", mc_diag)
     object.__setattr__(result, "battery_anomalous", Mb)
     return result
+
+
+def scattering_general(model: GaussianModel, kap, port_idx, delta):
+    """Signal and idler scattering blocks of a general Gaussian model (ports = the cells' local damping).
+
+    With b = (a, a^dag): d delta_b/dt = Z delta_b - K2^{1/2} b_in and b_out = b_in + K2^{1/2} delta_b, K2 =
+    diag(kappa, kappa), so at probe detuning delta (a ~ e^{-i delta t}) b_out(delta) = [I + K2^{1/2}
+    (Z + i delta)^{-1} K2^{1/2}] b_in(delta), b_in(delta) = (a_in(delta), a_in^dag(-delta)). The top-left
+    block is the signal S (the phase-insensitive formula when G = 0); the top-right block maps
+    a_in^dag(-delta) (the idler, at the mirror frequency) to a_out(delta).
+
+    Returns (signal (F, P, P) complex, idler (F, P, P) complex).
+    """
+    check_stability_general(model)
+    n = model.n_cells
+    M, G = model.drift, model.pairing
+    Z = np.block([[M, -1j * G], [1j * np.conj(G), np.conj(M)]])
+    root = np.sqrt(np.asarray(kap, float))
+    rows = np.concatenate([port_idx, n + port_idx])
+    P = port_idx.size
+    signal = np.empty((delta.size, P, P), complex)
+    idler = np.empty((delta.size, P, P), complex)
+    rhs = np.zeros((2 * n, 2 * P), complex)
+    rhs[rows, np.arange(2 * P)] = np.concatenate([root[port_idx], root[port_idx]])
+    for f, d in enumerate(delta):
+        X = np.linalg.solve(Z + 1j * d * np.eye(2 * n), rhs)          # (2n, 2P)
+        S = root[port_idx][:, None] * X[port_idx]                       # rows a_out of the ports
+        S[:, :P] += np.eye(P)
+        signal[f], idler[f] = S[:, :P], S[:, P:]
+    return signal, idler
