@@ -339,7 +339,8 @@ def simulation_result(trace, model, times, method: str, store: bool, columns, op
                                                   frame=model.drive_frequency),
                               battery_fluctuations=trace.battery_block, omega=omega, drive=drive,
                               drive_frequency=model.drive_frequency, energy_totals=totals,
-                              options=dict(options or {}))
+                              options=dict(options or {}), anomalous=getattr(trace, "anomalous", None),
+                              battery_anomalous=getattr(trace, "anomalous_block", None))
     bad = None
     if totals is not None and not np.isfinite(totals).all():
         bad = np.argwhere(~np.isfinite(result.energies))  # the per-cell sums overflowed: find the cell

@@ -468,7 +468,7 @@ def test_phase_insensitive_networks_keep_their_path():
     assert _rel(gss.energies, ss.energies) < 1e-11
 
 
-def test_general_model_refuses_the_phase_insensitive_tools():
+def test_general_model_refuses_the_phase_insensitive_tools(tmp_path):
     G = cn.network(drive_frequency=1.0)
     cn.add_cell(G, "a", omega=1.0, kappa=1.0, pump=0.1, drive=0.1)
     m = cn.build_model(G)
@@ -479,10 +479,13 @@ def test_general_model_refuses_the_phase_insensitive_tools():
         cn.simulate(G, [0.0, 1.0], method="exact")
     with pytest.raises(SolverError, match="rtol does not apply"):
         cn.simulate(G, [0.0, 1.0], rtol=1e-6)
-    with pytest.raises(SolverError, match="has none"):
-        cn.simulate(cn.two_cell(), [0.0, 1.0], method="exact-gaussian")
-    with pytest.raises(cn.ChiralnetError, match="squeezing or parametric terms"):   # not dropped: refused
-        cn.simulate(cn.protocol([(G, 10.0, "charge")]), [0.0, 10.0])
+    asked = cn.simulate(cn.two_cell(), [0.0, 100.0], method="exact-gaussian")   # any network, by name
+    assert asked.method == "exact-gaussian"
+    assert _rel(asked.energies, cn.simulate(cn.two_cell(), [0.0, 100.0]).energies) < 1e-11
+    with pytest.raises(SolverError, match="rtol does not apply"):
+        cn.simulate(cn.two_cell(), [0.0, 1.0], method="exact-gaussian", rtol=1e-6)
+    with pytest.raises(cn.ChiralnetError, match="simulate_to_file does not write squeezed runs"):
+        cn.simulate_to_file(G, [0.0, 1.0], tmp_path / "x.nc")
     with pytest.raises(cn.ChiralnetError, match="does not export squeezing"):
         cn.to_qutip(G, 3)
 
@@ -511,6 +514,30 @@ def test_continued_runs_cells_and_frames():
     turn = np.exp(2j * (1.2 - 0.9) * 5.0)
     assert abs(r2.final_state.Mc[0, 0] - r1.final_state.Mc[0, 0] * turn) < 1e-12
     assert abs(r2.energies[-1, 0] - r1.energies[-1, 0]) < 1e-12
+
+
+def test_protocol_pump_then_store():
+    """A protocol whose first phase pumps and drives (general path) and whose second only stores (a
+    phase-insensitive network, run on the general path because the state it inherits is squeezed) equals the
+    two runs chained by hand; the result keeps Mc_ii and the battery block of Mc across both phases."""
+    charge = cn.network(drive_frequency=1.0)
+    cn.add_cell(charge, "a", omega=1.0, kappa=0.5, pump=0.15, drive=0.1)
+    cn.add_cell(charge, "b", omega=1.0, kappa=0.01, battery=True)
+    cn.add_chiral_link(charge, "a", "b", gamma=0.2)
+    store = cn.network(drive_frequency=1.0)
+    cn.add_cell(store, "a", omega=1.0, kappa=0.5)
+    cn.add_cell(store, "b", omega=1.0, kappa=0.01, battery=True)
+    times = np.linspace(0, 60, 13)
+    res = cn.simulate(cn.protocol([(charge, 30.0, "charge"), (store, 30.0, "store")]), times)
+    assert res.method == "exact-gaussian" and res.phase.tolist() == [0] * 7 + [1] * 6
+    first = cn.simulate(charge, times[:7])
+    second = cn.simulate(store, times[6:], state0=first.final_state)
+    assert _rel(res.energies, np.r_[first.energies, second.energies[1:]]) < 1e-12
+    assert _rel(res.anomalous, np.r_[first.anomalous, second.anomalous[1:]]) < 1e-12
+    assert res.battery_anomalous.shape == (13, 1, 1)
+    assert abs(res.final_state.Mc[1, 1] - second.final_state.Mc[1, 1]) < 1e-14
+    w = cn.ergotropy(res)
+    assert _rel(w, np.r_[cn.ergotropy(first), cn.ergotropy(second)[1:]]) < 1e-12
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -52,6 +52,8 @@ class Trace:
     stats: dict = field(default_factory=dict)
     battery_block: np.ndarray | None = None
     energy_totals: np.ndarray | None = None  # (T, 2): all cells, all battery cells; see "cells" below
+    anomalous: np.ndarray | None = None  # (T, k) complex Mc_ii: the general Gaussian path only
+    anomalous_block: np.ndarray | None = None  # (T, B, B) complex Mc[B, B] beside battery_block (general path)
 
 
 @dataclass(frozen=True)

@@ -172,7 +172,7 @@ def _propagators(A, v, D, dts):
 
 def run_general(model, state: State, rel, *, store: bool = True, columns=None, keep_block=None):
     """Run a general Gaussian model (or a phase-insensitive one from a squeezed state) from ``state`` at local
-    times ``rel`` (checked). Returns (Trace, Mc diagonal (T, C) complex, Mc battery block (T, B, B) or None,
+    times ``rel`` (checked). Returns (Trace with ``anomalous`` (T, C) and ``anomalous_block`` (T, B, B) set,
     GaussianModel)."""
     model = general_model(model)
     n = model.n_cells
@@ -209,8 +209,9 @@ def run_general(model, state: State, rel, *, store: bool = True, columns=None, k
     Nb = Mb = None
     if keep:
         Nb, Mb = sigma_to_moments(out_block)
-    trace = Trace(alpha if store else None, energies, fluct, final, {"propagators": int(dts.size)}, Nb, totals)
-    return trace, mc_diag, Mb, model
+    trace = Trace(alpha if store else None, energies, fluct, final, {"propagators": int(dts.size)}, Nb, totals,
+                  mc_diag, Mb)
+    return trace, model
 
 
 def _totals(model, alpha_all, out_R, P, c, Phi, W, kind, R0, S0):
@@ -243,8 +244,14 @@ def _check_physical(state: State) -> None:
 def simulate_general(model, state, t, start, method, given, store, columns, keep_block):
     """simulate() on the general path: method "auto" or "exact-gaussian"; no tolerances (exact)."""
     from ..results import simulation_result
-    from .run import options_used  # noqa: F401  (the phase-insensitive options do not apply)
 
+    check_general_method(method, given)
+    trace, gm = run_general(model, state, t - start, store=store, columns=columns, keep_block=keep_block)
+    return simulation_result(trace, gm, t, GENERAL_METHOD, store, columns, {"start": start})
+
+
+def check_general_method(method, given) -> None:
+    """SolverError unless ``method`` is "auto" or "exact-gaussian" and no tolerance is given."""
     if method not in ("auto", GENERAL_METHOD):
         raise SolverError(f"this run has squeezing or parametric terms (a general Gaussian network or a squeezed "
                           f"state0) and takes method {GENERAL_METHOD!r} (or 'auto'), not {method!r}")
@@ -252,12 +259,6 @@ def simulate_general(model, state, t, start, method, given, store, columns, keep
         if value is not None:
             raise SolverError(f"{name} does not apply to method {GENERAL_METHOD!r} (exact propagation, machine "
                               "precision); drop it")
-    trace, mc_diag, Mb, gm = run_general(model, state, t - start, store=store, columns=columns,
-                                         keep_block=keep_block)
-    result = simulation_result(trace, gm, t, GENERAL_METHOD, store, columns, {"start": start})
-    object.__setattr__(result, "anomalous", mc_diag)
-    object.__setattr__(result, "battery_anomalous", Mb)
-    return result
 
 
 def scattering_general(model: GaussianModel, kap, port_idx, delta):

@@ -50,7 +50,8 @@ def simulate(G_or_model, times, *, state0: State | None = None, method: str = "a
         ``"auto"`` picks by size and structure (see ``config.AUTO_*``); ``result.method`` says which ran.
         A network with squeezing or parametric terms (``pump``, ``m_th``, ``xi0``, a parametric link), or a
         ``state0`` with ``Mc``, takes ``"exact-gaussian"``: exact propagation of the means and the
-        quadrature covariance (:mod:`chiralnet.solve.general`), the only method for it.
+        quadrature covariance (:mod:`chiralnet.solve.general`), the only method for it (it also runs any
+        other network when asked by name: a cross-check).
     rtol, atol : float, optional
         Tolerances of ``"rk45"`` and of the integration of Gaussian and callable drives (default
         ``config.RTOL``, ``config.ATOL``). Passing them with an exact method and constant drives
@@ -95,7 +96,7 @@ def simulate(G_or_model, times, *, state0: State | None = None, method: str = "a
         _check_options(method, given, any(m.time_dependent for m in G_or_model.models))
         return run_protocol(G_or_model, times, state0, method, given, store, _check_keep(battery_fluctuations))
     model, state, t, start, store = prepare_run(G_or_model, times, state0, method, given, store_amplitudes)
-    if needs_general(model, state):  # squeezing, pumps, parametric links (chiralnet.gaussian)
+    if method == GENERAL_METHOD or needs_general(model, state):  # squeezing, pumps, parametric links
         return simulate_general(model, state, t, start, method, given, store, cell_columns(model.cells, cells),
                                 _check_keep(battery_fluctuations))
     rel = t - start
@@ -130,10 +131,7 @@ def prepare_run(G_or_model, times, state0, method, given, store_amplitudes):
     store = _check_method(method, store_amplitudes)
     model, own_state = model_and_state(G_or_model)
     state = start_state(state0, own_state, model)
-    if not needs_general(model, state):  # the general path checks its own options (simulate_general)
-        if method == GENERAL_METHOD:
-            raise SolverError(f"method {GENERAL_METHOD!r} is the path of networks with squeezing or parametric "
-                              "terms; this one has none: use 'auto' or one of " + str(sorted(METHODS)))
+    if not (method == GENERAL_METHOD or needs_general(model, state)):  # the general path checks its own
         _check_options(method, given, model.time_dependent)
     t = check_times(times, state.time, state0 is not None)
     return model, state, t, state.time, store
@@ -141,7 +139,7 @@ def prepare_run(G_or_model, times, state0, method, given, store_amplitudes):
 
 def _check_options(method, given, time_dependent):
     for name, value in given.items():
-        if value is not None and method != "auto" and name not in METHODS[method].options and not time_dependent:
+        if value is not None and method in METHODS and name not in METHODS[method].options and not time_dependent:
             valid = sorted(m for m in METHODS if name in METHODS[m].options)
             raise SolverError(f"{name} applies to method {valid} only, not {method!r} "
                               "(exact methods are accurate to machine precision); drop it or use method='rk45'")
