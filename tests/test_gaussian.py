@@ -322,7 +322,7 @@ def test_two_lc_circuits_need_both_couplings():
     """Charger thermal n0 = 1, battery vacuum, lossless, lab frame: the battery's ergotropy stays 0 with the
     rotating (beam-splitter) or the counter-rotating (parametric) coupling alone, and is positive with both,
     as a position coupling g (a + a^dag)(b + b^dag) gives."""
-    def run(gR, gC):
+    def res_graph(gR, gC):
         G = cn.network(drive_frequency=0.0)
         cn.add_cell(G, "charger", omega=1.0, n0=1.0)
         cn.add_cell(G, "battery", omega=1.0, battery=True)
@@ -330,7 +330,10 @@ def test_two_lc_circuits_need_both_couplings():
             cn.add_coherent_link(G, "charger", "battery", gR)
         if gC:
             cn.add_parametric_link(G, "charger", "battery", gC)
-        return cn.simulate(G, np.linspace(0, 5, 11))
+        return G
+
+    def run(gR, gC):
+        return cn.simulate(res_graph(gR, gC), np.linspace(0, 5, 11))
 
     for gR, gC in [(0.1, 0.0), (0.0, 0.1)]:
         res = run(gR, gC)
@@ -338,6 +341,8 @@ def test_two_lc_circuits_need_both_couplings():
         assert np.abs(cn.ergotropy(res, collective=True)).max() < 1e-12   # ...but no work
         assert np.abs(cn.ergotropy(res)).max() < 1e-12
     res = run(0.1, 0.1)
+    with pytest.raises(NoSteadyStateError, match="unstable even without its pumps and parametric links"):
+        cn.steady_state(res_graph(0.1, 0.1))                       # lossless: no steady state to go to
     assert abs(res.battery_energy[-1] - 0.2480509529) < CHECKED_ABS
     assert abs(cn.ergotropy(res)[-1] - 0.0109671019) < CHECKED_ABS
     assert abs(cn.ergotropy(res, collective=True)[-1] - 0.0109671019) < CHECKED_ABS

@@ -83,8 +83,8 @@ def check_stability_general(model: GaussianModel) -> None:
     M = model.drift
     base = np.linalg.eigvals(M).real.max() if n else -np.inf
     if base >= 0 or not model.terms:
-        raise NoSteadyStateError(f"{lead}, on the mode of cell {cell!r}, without any pump or parametric link "
-                                 "(a cell or block without loss); add damping there")
+        raise NoSteadyStateError(f"{lead}, on the mode of cell {cell!r}; the network is unstable even without its "
+                                 "pumps and parametric links (a cell or block without loss); add damping there")
     # The anomalous term that weighs most on the unstable mode.
     best, best_score = None, -1.0
     pos = {c: i for i, c in enumerate(model.cells)}
