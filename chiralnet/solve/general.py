@@ -62,9 +62,14 @@ def _propagate(P, c, Phi, W, kind, R0, S0, n, cols, block_idx, out_R, out_xx, ou
     return S
 
 
-def _unstable(A):
-    """Max real part of the eigenvalues of A."""
-    return float(np.linalg.eigvals(A).real.max()) if A.size else -np.inf
+def _margin(A) -> float:
+    """The real part below which an eigenvalue of A counts as decaying: -64 eps ||A||_1 (a lossless mode's
+    eigenvalue is 0 up to rounding of either sign, and is not stable)."""
+    return -64 * np.finfo(float).eps * max(1.0, float(np.abs(A).sum(axis=0).max()))
+
+
+def _stable(A) -> bool:
+    return bool(np.linalg.eigvals(A).real.max() < _margin(A))
 
 
 def check_stability_general(model: GaussianModel) -> None:
@@ -73,8 +78,8 @@ def check_stability_general(model: GaussianModel) -> None:
     A = model.quadratures()[0]
     w, V = np.linalg.eig(A)
     k = int(np.argmax(w.real))
-    if w[k].real < -64 * np.finfo(float).eps * max(1.0, float(np.abs(A).sum(axis=0).max())):
-        return  # (a lossless mode's eigenvalue is 0 up to rounding of either sign: not stable)
+    if w[k].real < _margin(A):
+        return
     n = model.n_cells
     # Without the pairing terms: a phase-insensitive instability (a cell without loss, gain) -- name the cell.
     weight = np.abs(V[:n, k]) ** 2 + np.abs(V[n:, k]) ** 2
@@ -159,7 +164,7 @@ def _propagators(A, v, D, dts):
     P, c = np.ascontiguousarray(P.real), np.ascontiguousarray(c.real)
     if not D.any():
         return P, c, P, np.zeros_like(P)
-    if _unstable(A) < 0:
+    if _stable(A):
         X = la.solve_continuous_lyapunov(A, -D)
         X = 0.5 * (X + X.T)
         W = X[None] - P @ X[None] @ np.swapaxes(P, 1, 2)
