@@ -160,6 +160,8 @@ def add_cell(
         Initial squeezing xi = r e^{i phi}: the cell starts in D(alpha0) S(xi) rho_th(n0) S(xi)^dag
         D(alpha0)^dag, S(xi) = exp((conj(xi) a^2 - xi a^dag^2)/2).
 
+    Notes
+    -----
     Any nonzero ``pump``, ``m_th`` or ``xi0`` makes the network a general Gaussian one
     (:mod:`chiralnet.gaussian`); ``simulate`` and ``steady_state`` then take its path.
 
