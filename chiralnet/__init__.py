@@ -17,6 +17,7 @@ from .network import (
     add_cell,
     add_chiral_link,
     add_coherent_link,
+    add_parametric_link,
     add_reservoir,
     battery_cells,
     cells,
@@ -24,8 +25,8 @@ from .network import (
     reservoirs,
     validate_network,
 )
-from .observables import (average_power, efficiency, ergotropy, injected_energy, injected_power, max_average_power,
-                          stored_power)
+from .observables import (average_power, efficiency, energy_variance, ergotropy, injected_energy, injected_power,
+                          log_negativity, max_average_power, stored_power)
 from .results import ProtocolResult, SimulationResult, SteadyState
 from .solve import METHODS, Protocol, check_stability, protocol, simulate, simulate_to_file, steady_state
 from .solve.response import IsolationBand, ScatteringResult, isolation, isolation_bandwidth, scattering
@@ -39,13 +40,14 @@ from .design import OptimizeResult, gradient, optimize
 __version__ = "0.1.0"
 
 __all__ = [
-    "network", "add_cell", "add_coherent_link", "add_reservoir", "add_chiral_link", "validate_network",
+    "network", "add_cell", "add_coherent_link", "add_reservoir", "add_chiral_link", "add_parametric_link",
+    "validate_network",
     "cells", "reservoirs", "battery_cells",
     "two_cell", "chain", "ring", "star", "lattice",
     "Model", "State", "build_model", "initial_state",
     "simulate", "simulate_to_file", "steady_state", "check_stability", "METHODS", "protocol", "Protocol", "drives",
     "ergotropy", "injected_power", "stored_power", "average_power", "max_average_power", "injected_energy",
-    "efficiency",
+    "efficiency", "energy_variance", "log_negativity",
     "sweep", "load_sweep", "SweepResult",
     "gradient", "optimize", "OptimizeResult",
     "scattering", "isolation", "isolation_bandwidth", "ScatteringResult", "IsolationBand", "to_qutip",

@@ -17,6 +17,10 @@ SMALL_PRODUCT_MAX_CELLS = 6
 #: largest feedback block check_stability eigendecomposes densely (larger ones: sparse eigs).
 EXACT_MAX_CELLS = 3000
 
+#: Largest N the general Gaussian path (squeezing, parametric terms: chiralnet.gaussian) takes; it works on
+#: dense 2N x 2N real quadrature matrices.
+GAUSSIAN_MAX_CELLS = 3000
+
 #: Budget (complex entries) for the stack of dense propagators "exact" precomputes, one per distinct dt.
 EXACT_MAX_PROPAGATOR_ENTRIES = 20_000_000
 

@@ -30,6 +30,20 @@ from .network import read_network, validate_network
 __all__ = ["Model", "State", "build_model", "assemble_model", "initial_state", "check_fluctuations"]
 
 
+def has_anomalous_terms(G) -> bool:
+    """Whether graph ``G`` has a term beyond the phase-insensitive class (chiralnet.gaussian)."""
+    from .gaussian import has_anomalous_terms as check
+
+    return check(G)
+
+
+def gaussian_model(G, model):
+    """The general Gaussian model of graph ``G`` whose phase-insensitive part is ``model``."""
+    from .gaussian import gaussian_model as build
+
+    return build(G, model)
+
+
 @dataclass(frozen=True, eq=False)
 class Model:
     """The generator of N cells: arrays that every solver works on (no state: see :class:`State`).
@@ -122,7 +136,7 @@ class Model:
 
 @dataclass(frozen=True, eq=False)
 class State:
-    """The Gaussian state of N cells: mean amplitudes and fluctuations (no squeezing in this model).
+    """The Gaussian state of N cells: mean amplitudes, fluctuations and (when squeezed) anomalous moments.
 
     A run starts from a state and ends with one (``SimulationResult.final_state``), so runs chain:
     ``simulate(G, times, state0=result.final_state)`` continues where ``result`` stopped.
@@ -143,7 +157,12 @@ class State:
     frame : float or None
         The drive frequency omega_L of the rotating frame ``alpha`` is in (None: the frame of the network
         it is used with). A run of a network with another omega_L converts it,
-        alpha -> alpha exp(i (omega_L' - omega_L) time): the lab-frame amplitude is continuous.
+        alpha -> alpha exp(i (omega_L' - omega_L) time), Mc -> Mc exp(2i (omega_L' - omega_L) time): the
+        lab-frame moments are continuous.
+    Mc : ndarray (N, N) complex symmetric, or None
+        Anomalous moments Mc_jk = <a_j a_k> - alpha_j alpha_k (squeezing, two-mode squeezing) in the
+        rotating frame; None means zero (every state of a phase-insensitive network). A state with Mc
+        runs on the general Gaussian path (:mod:`chiralnet.gaussian`).
     """
 
     cells: tuple
@@ -151,6 +170,7 @@ class State:
     Nc: np.ndarray | None = None
     time: float = 0.0
     frame: float | None = None
+    Mc: np.ndarray | None = None
 
     def __post_init__(self):
         t = self.time
@@ -166,6 +186,13 @@ class State:
             if Nc.shape != (n, n) or not _all_finite(Nc):
                 raise NetworkError(f"State.Nc must be a finite ({n}, {n}) matrix or None, got shape {Nc.shape}")
             check_fluctuations(Nc, self.cells)
+        if self.Mc is not None:
+            Mc = np.asarray(self.Mc)
+            if Mc.shape != (n, n) or not np.isfinite(Mc).all():
+                raise NetworkError(f"State.Mc must be a finite ({n}, {n}) matrix or None, got shape {Mc.shape}")
+            if not np.allclose(Mc, Mc.T, rtol=1e-10, atol=1e-12 * (1 + np.abs(Mc).max())):
+                raise NetworkError("State.Mc must be symmetric (Mc_jk = <da_j da_k> = Mc_kj); symmetrise it as "
+                                   "(Mc + Mc.T) / 2")
 
     @property
     def n_cells(self) -> int:
@@ -180,6 +207,10 @@ class State:
     def dense_Nc(self) -> np.ndarray:
         """Nc as a dense (N, N) complex array (zeros for a coherent state)."""
         return np.zeros((self.n_cells,) * 2, complex) if self.Nc is None else np.asarray(self.Nc, complex)
+
+    def dense_Mc(self) -> np.ndarray:
+        """Mc as a dense (N, N) complex array (zeros for an unsqueezed state)."""
+        return np.zeros((self.n_cells,) * 2, complex) if self.Mc is None else np.asarray(self.Mc, complex)
 
     def at(self, time: float) -> "State":
         """The same amplitudes and fluctuations placed at ``time`` (1/omega): e.g. a steady state, or
@@ -199,14 +230,16 @@ class State:
         pos = {c: i for i, c in enumerate(self.cells)}
         idx = np.array([pos[c] for c in cells])
         Nc = None if self.Nc is None else self.Nc[np.ix_(idx, idx)]
-        return State(cells, self.alpha[idx], Nc, self.time, self.frame)
+        Mc = None if self.Mc is None else np.asarray(self.Mc)[np.ix_(idx, idx)]
+        return State(cells, self.alpha[idx], Nc, self.time, self.frame, Mc)
 
     def in_frame(self, drive_frequency: float) -> "State":
         """This state with ``alpha`` in the frame rotating at ``drive_frequency`` (see ``frame``)."""
         if self.frame is None or self.frame == drive_frequency:
             return self if self.frame == drive_frequency else dataclasses.replace(self, frame=drive_frequency)
         turn = np.exp(1j * (drive_frequency - self.frame) * self.time)
-        return dataclasses.replace(self, alpha=self.alpha * turn, frame=drive_frequency)
+        Mc = None if self.Mc is None else np.asarray(self.Mc) * turn**2  # <a a> turns like alpha^2
+        return dataclasses.replace(self, alpha=self.alpha * turn, frame=drive_frequency, Mc=Mc)
 
 
 def check_fluctuations(Nc: np.ndarray, cells) -> None:
@@ -259,11 +292,15 @@ def initial_state(G_or_model) -> State:
     """The state a network starts from at t = 0: coherent amplitudes ``alpha0`` and thermal occupations
     ``n0`` of its cells (Nc = diag(n0), None when all are zero). A :class:`Model` built from a graph
     keeps its graph's (``Model.initial``); one assembled from arrays starts from the vacuum."""
-    if isinstance(G_or_model, Model):
+    from .gaussian import is_general_model
+
+    if isinstance(G_or_model, Model) or is_general_model(G_or_model):
         if G_or_model.initial is not None:
             return G_or_model.initial
         return State(G_or_model.cells, np.zeros(G_or_model.n_cells, complex))
     validate_network(G_or_model)
+    if has_anomalous_terms(G_or_model):  # squeezed starts (xi0): the general Gaussian model's own
+        return build_model(G_or_model).initial
     return graph_state(G_or_model, tuple(cell_nodes(G_or_model)))
 
 
@@ -290,6 +327,11 @@ def build_model(G, *, nodelist=None, sparse: bool | None = None) -> Model:
         Cell order; default graph order. Must list every cell exactly once.
     sparse : bool, optional
         CSR (True) or dense (False) M and Q; default sparse above ``config.DENSE_MAX_CELLS`` cells.
+
+    Returns
+    -------
+    Model, or a :class:`chiralnet.gaussian.GaussianModel` when ``G`` has squeezing or parametric terms
+    (``pump``, ``m_th``, ``xi0``, a parametric link ``g``).
     """
     parts = read_network(G)  # one walk: checks the schema and collects what the assembly reads
     order, attrs = parts.cells, parts.cell_attrs
@@ -341,6 +383,8 @@ def build_model(G, *, nodelist=None, sparse: bool | None = None) -> Model:
         coupling_p=np.array([p for _, _, p in coup], complex), sparse=sparse, drives=drives,
     )
     object.__setattr__(model, "initial", graph_state(G, model.cells))  # a new, unshared object: set once
+    if parts.anomalous:  # squeezing or parametric terms: the general Gaussian model (chiralnet.gaussian)
+        return gaussian_model(G, model)
     return model
 
 

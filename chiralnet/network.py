@@ -12,13 +12,19 @@ Cell nodes (``kind="cell"``, the default when ``kind`` is absent)
     (README "Conventions"; checked against QuTiP in tests/test_qutip.py). ``drive`` may also be
     time-dependent: a shape from :mod:`chiralnet.drives`, a sum of them, or a callable f(t) -> complex.
     ``alpha0`` (complex): initial coherent amplitude. ``n0`` (>= 0): initial thermal occupation.
+    ``pump`` (complex): two-photon drive P, the term (P a^dag^2 + conj(P) a^2)/2 in the drive frame.
+    ``m_th`` (complex): the local bath's anomalous correlation M (|M|^2 <= n_th (n_th + 1)).
+    ``xi0`` (complex): initial squeezing xi, the state S(xi) rho_th(n0) S(xi)^dag displaced by alpha0.
+    (These three make the network a general Gaussian one: docs/theory/gaussian.md.)
     ``battery`` (bool): counts towards the battery energy. ``pos`` (pair of floats) and
     ``label`` (str): display only.
 Reservoir nodes (``kind="reservoir"``)
-    ``gamma`` (>= 0): rate Gamma_r. ``n_th`` (>= 0): reservoir occupation.
+    ``gamma`` (>= 0): rate Gamma_r. ``n_th`` (>= 0): reservoir occupation. ``m_th`` (complex):
+    anomalous correlation of a squeezed reservoir (|M|^2 <= n_th (n_th + 1)).
 Edges
-    cell -> cell, attribute ``J`` (complex): the coherent term J a_u^dag a_v + conj(J) a_v^dag a_u.
-    At most one coherent edge per unordered pair of cells.
+    cell -> cell, attribute ``J`` (complex): the coherent term J a_u^dag a_v + conj(J) a_v^dag a_u,
+    and/or ``g`` (complex): the parametric term g a_u^dag a_v^dag + conj(g) a_u a_v (two-mode squeezing).
+    At most one edge per unordered pair of cells (it may carry both).
     reservoir -> cell, attribute ``p`` (complex): the reservoir's jump operator is
     z_r = sum_i p_i a_i over its out-edges.
 
@@ -47,6 +53,7 @@ __all__ = [
     "add_coherent_link",
     "add_reservoir",
     "add_chiral_link",
+    "add_parametric_link",
     "validate_network",
     "read_network",
     "NetworkParts",
@@ -66,12 +73,21 @@ CELL_DEFAULTS = {
     "battery": False,
     "pos": None,
     "label": None,
+    # general Gaussian terms (stored only when nonzero; see chiralnet.gaussian)
+    "pump": 0j,
+    "m_th": 0j,
+    "xi0": 0j,
 }
-RESERVOIR_DEFAULTS = {"gamma": None, "n_th": 0.0}
-COMPLEX_KEYS = {"drive", "alpha0", "J", "p"}
+RESERVOIR_DEFAULTS = {"gamma": None, "n_th": 0.0, "m_th": 0j}
+COMPLEX_KEYS = {"drive", "alpha0", "J", "p", "pump", "m_th", "xi0", "g"}
+#: Attributes that make a network a general Gaussian one (squeezing, parametric terms): cells, reservoirs, links.
+ANOMALOUS_CELL_KEYS = ("pump", "m_th", "xi0")
+ANOMALOUS_RESERVOIR_KEYS = ("m_th",)
+ANOMALOUS_LINK_KEYS = ("g",)
 _CELL_KEYS = frozenset(CELL_DEFAULTS) | {"kind"}
 _RESERVOIR_KEYS = frozenset(RESERVOIR_DEFAULTS) | {"kind"}
 _OMEGA, _GAMMA, _J_KEYS, _P_KEYS = ("omega",), ("gamma",), frozenset({"J"}), frozenset({"p"})
+_LINK_KEYS = frozenset({"J", "g"})  # a coherent link J, a parametric link g, or both
 _PLAIN_NUMBERS = (int, float, complex)      # exact types: never a time-dependent drive
 _FLOAT_OR_COMPLEX = (float, complex)
 _NONNEGATIVE_KEYS = frozenset({"kappa", "n_th", "n0"})
@@ -117,6 +133,9 @@ def add_cell(
     battery: bool = False,
     pos=None,
     label: str | None = None,
+    pump: complex = 0j,
+    m_th: complex = 0j,
+    xi0: complex = 0j,
 ) -> None:
     """Add cell ``node``: a driven, damped bosonic mode.
 
@@ -141,6 +160,31 @@ def add_cell(
         Position for drawing.
     label : str, optional
         Display name.
+    pump : complex
+        Two-photon (degenerate parametric) drive P: the term (P a^dag^2 + conj(P) a^2)/2 in the frame
+        of the drive (units of omega). Alone on a cell it is stable for |P| < sqrt(kappa^2/4 + Delta^2),
+        Delta = omega - omega_L.
+    m_th : complex
+        Anomalous correlation M of the local bath (a squeezed bath of occupation ``n_th``): alone it
+        relaxes the cell to <a^dag a> = n_th, <a a> = M. Needs |M|^2 <= n_th (n_th + 1).
+    xi0 : complex
+        Initial squeezing xi = r e^{i phi}: the cell starts in D(alpha0) S(xi) rho_th(n0) S(xi)^dag
+        D(alpha0)^dag, S(xi) = exp((conj(xi) a^2 - xi a^dag^2)/2).
+
+    Notes
+    -----
+    Any nonzero ``pump``, ``m_th`` or ``xi0`` makes the network a general Gaussian one
+    (:mod:`chiralnet.gaussian`); ``simulate`` and ``steady_state`` then take its path.
+
+    Examples
+    --------
+    >>> import chiralnet as cn
+    >>> G = cn.network(drive_frequency=1.0)
+    >>> cn.add_cell(G, "a", omega=1.0, kappa=1.0, n_th=0.3, m_th=0.2 + 0.1j)
+    >>> cn.add_cell(G, "b", omega=1.0, kappa=1.0, n_th=0.1, m_th=0.5)
+    Traceback (most recent call last):
+    ...
+    chiralnet.errors.NetworkError: cell 'b': the squeezed bath needs |m_th|^2 <= n_th (n_th + 1), got |m_th|^2 = 0.25 > 0.11; raise 'n_th' to at least 0.2071067812 or lower |m_th|
     """
     _check_name(node, "cell")
     if node in G:
@@ -151,6 +195,9 @@ def add_cell(
         attrs["pos"] = _pos(pos, f"cell {node!r} attribute 'pos'")
     if label is not None:
         attrs["label"] = str(label)
+    for key, value in (("pump", pump), ("m_th", m_th), ("xi0", xi0)):
+        if isinstance(value, bool) or not isinstance(value, Number) or value != 0:  # zero: not stored
+            attrs[key] = value
     _check_cell(node, attrs)
     attrs["battery"] = bool(battery)
     G.add_node(node, **attrs)
@@ -162,14 +209,69 @@ def add_coherent_link(G: nx.DiGraph, u, v, J: complex) -> None:
     _require_cell(G, v, f"coherent link ({u!r}, {v!r})")
     if u == v:
         raise NetworkError(f"coherent link ({u!r}, {v!r}) is a self-loop; a cell's own frequency is 'omega'")
-    if G.has_edge(u, v) or G.has_edge(v, u):
+    J = _complex(J, f"coherent link ({u!r}, {v!r}) attribute 'J'")
+    edge = _pair_edge(G, u, v)
+    if edge is not None and "J" not in G.edges[edge]:  # a parametric link: the coherent term joins it
+        G.edges[edge]["J"] = J if edge == (u, v) else J.conjugate()
+        return
+    if edge is not None:
         raise NetworkError(
             f"cells {u!r} and {v!r} already have a coherent link; combine both couplings into one J"
         )
-    G.add_edge(u, v, J=_complex(J, f"coherent link ({u!r}, {v!r}) attribute 'J'"))
+    G.add_edge(u, v, J=J)
 
 
-def add_reservoir(G: nx.DiGraph, couplings: dict, *, gamma: float, n_th: float = 0.0, name=None):
+def add_parametric_link(G: nx.DiGraph, u, v, g: complex) -> None:
+    """Add the parametric (two-mode squeezing) term ``g a_u^dag a_v^dag + conj(g) a_u a_v`` between cells
+    u and v (in the frame of the drive; symmetric in u and v).
+
+    A lab-frame position coupling ``g (a_u + a_u^dag)(a_v + a_v^dag)`` is a coherent link J = g plus a
+    parametric link g (with ``drive_frequency=0``, the lab frame); the two may share one pair of cells.
+    The link makes the network a general Gaussian one (:mod:`chiralnet.gaussian`). Two resonant cells of
+    damping kappa stay stable for |g| < kappa/2.
+
+    Parameters
+    ----------
+    g : complex
+        Coupling amplitude (units of omega).
+
+    Examples
+    --------
+    >>> import chiralnet as cn
+    >>> G = cn.network(drive_frequency=0.0)
+    >>> cn.add_cell(G, "a", omega=1.0, n0=1.0)
+    >>> cn.add_cell(G, "b", omega=1.0, battery=True)
+    >>> cn.add_coherent_link(G, "a", "b", 0.1)
+    >>> cn.add_parametric_link(G, "a", "b", 0.1)
+    >>> G.edges["a", "b"]
+    {'J': (0.1+0j), 'g': (0.1+0j)}
+    """
+    where = f"parametric link ({u!r}, {v!r})"
+    _require_cell(G, u, where)
+    _require_cell(G, v, where)
+    if u == v:
+        raise NetworkError(f"{where} is a self-loop; a two-photon drive on one cell is add_cell(..., pump=P)")
+    g = _complex(g, f"{where} attribute 'g'")
+    edge = _pair_edge(G, u, v)
+    if edge is None:
+        G.add_edge(u, v, g=g)
+    elif "g" in G.edges[edge]:
+        raise NetworkError(f"cells {u!r} and {v!r} already have a parametric link; combine both into one g")
+    else:
+        G.edges[edge]["g"] = g  # g a_u^dag a_v^dag is symmetric in u and v: no conjugate
+
+
+def _pair_edge(G, u, v):
+    """The edge joining cells u and v in either direction, or None."""
+    if G.has_edge(u, v):
+        return (u, v)
+    if G.has_edge(v, u):
+        return (v, u)
+    return None
+
+
+def add_reservoir(G: nx.DiGraph, couplings: dict, *, gamma: float, n_th: float = 0.0, name=None,
+                  m_th: complex = 0j):
     """Add a shared reservoir with jump operator ``z = sum_i p_i a_i``.
 
     Parameters
@@ -182,6 +284,9 @@ def add_reservoir(G: nx.DiGraph, couplings: dict, *, gamma: float, n_th: float =
         Reservoir occupation, >= 0.
     name : hashable, optional
         Node name of the reservoir; default the first free name of ``"R0", "R1", ...``.
+    m_th : complex
+        Anomalous correlation M of a squeezed reservoir (|M|^2 <= n_th (n_th + 1)); nonzero makes the
+        network a general Gaussian one (:mod:`chiralnet.gaussian`).
 
     Returns
     -------
@@ -194,6 +299,8 @@ def add_reservoir(G: nx.DiGraph, couplings: dict, *, gamma: float, n_th: float =
     elif _check_name(name, "reservoir") or name in G:
         raise NetworkError(f"node {name!r} already exists; pick another name for the reservoir")
     attrs = dict(kind="reservoir", gamma=gamma, n_th=n_th)
+    if isinstance(m_th, bool) or not isinstance(m_th, Number) or m_th != 0:
+        attrs["m_th"] = m_th
     _check_reservoir(name, attrs)
     edges = []
     for cell, p in couplings.items():
@@ -204,7 +311,8 @@ def add_reservoir(G: nx.DiGraph, couplings: dict, *, gamma: float, n_th: float =
     return name
 
 
-def add_chiral_link(G: nx.DiGraph, u, v, *, gamma: float, n_th: float = 0.0, xi: float = 1.0, name=None):
+def add_chiral_link(G: nx.DiGraph, u, v, *, gamma: float, n_th: float = 0.0, xi: float = 1.0, name=None,
+                    m_th: complex = 0j):
     """Add a one-way link u -> v: a shared reservoir balanced by a coherent coupling.
 
     The reservoir couples with p_u = sqrt(xi), p_v = -1/sqrt(xi) (so mu = -p_v conj(p_u) = 1,
@@ -219,6 +327,8 @@ def add_chiral_link(G: nx.DiGraph, u, v, *, gamma: float, n_th: float = 0.0, xi:
         Reservoir occupation.
     xi : float
         Coupling asymmetry, > 0; the paper's optimum is xi = sqrt(kappa_u / kappa_v).
+    m_th : complex
+        Anomalous correlation of a squeezed reservoir (|M|^2 <= n_th (n_th + 1)).
 
     Returns
     -------
@@ -238,7 +348,7 @@ def add_chiral_link(G: nx.DiGraph, u, v, *, gamma: float, n_th: float = 0.0, xi:
         raise NetworkError(f"cells {u!r} and {v!r} already have a coherent link, and a chiral link adds "
                            "another (its balancing J); remove that link first or use add_reservoir")
     s = math.sqrt(xi)
-    name = add_reservoir(G, {u: s, v: -1.0 / s}, gamma=gamma, n_th=n_th, name=name)
+    name = add_reservoir(G, {u: s, v: -1.0 / s}, gamma=gamma, n_th=n_th, name=name, m_th=m_th)
     add_coherent_link(G, u, v, -0.5j * gamma)
     return name
 
@@ -270,7 +380,8 @@ class NetworkParts(NamedTuple):
     ``cells`` (N,) and ``cell_attrs`` (N,): cell nodes and their attribute dicts; ``reservoirs`` (R,) and
     ``reservoir_attrs`` (R,); ``links``: (u, v, J complex) per coherent link, in edge order; ``couplings``:
     (reservoir, cell, p complex) per reservoir edge, grouped by reservoir in reservoir order;
-    ``drive_frequency``: omega_L (float); ``constant_drives``: True when every drive is a plain number.
+    ``drive_frequency``: omega_L (float); ``constant_drives``: True when every drive is a plain number;
+    ``anomalous``: True when a squeezing or parametric term is nonzero (the general Gaussian class).
     """
 
     cells: list
@@ -281,6 +392,7 @@ class NetworkParts(NamedTuple):
     couplings: list
     drive_frequency: float
     constant_drives: bool
+    anomalous: bool
 
 
 def read_network(G) -> NetworkParts:
@@ -303,18 +415,20 @@ def read_network(G) -> NetworkParts:
     succ = G._succ
     kind_of = {}
     cells, cell_attrs, res, res_attrs = [], [], [], []
-    constant = True
+    constant, anomalous = True, False
     for node, attrs in G._node.items():
         kind = attrs.get("kind", "cell")
         kind_of[node] = kind
         if kind == "cell":
             if not _plain_cell(attrs):
                 constant = _check_cell(node, attrs) and constant
+                anomalous = anomalous or any(attrs.get(k, 0) != 0 for k in ANOMALOUS_CELL_KEYS)
             cells.append(node)
             cell_attrs.append(attrs)
         elif kind == "reservoir":
             if not _plain_reservoir(attrs):
                 _check_reservoir(node, attrs)
+                anomalous = anomalous or any(attrs.get(k, 0) != 0 for k in ANOMALOUS_RESERVOIR_KEYS)
             if not succ[node]:
                 raise NetworkError(f"reservoir {node!r} couples to no cell; add edges reservoir -> cell with 'p'")
             res.append(node)
@@ -335,13 +449,18 @@ def read_network(G) -> NetworkParts:
                 if len(attrs) == 1 and type(J) in _FLOAT_OR_COMPLEX and cmath.isfinite(J):
                     J = complex(J)
                 else:
-                    _check_keys(attrs, _J_KEYS, f"coherent link ({u!r}, {v!r})", required=_J_KEYS)
-                    J = _complex(attrs["J"], f"coherent link ({u!r}, {v!r}) attribute 'J'")
+                    _check_keys(attrs, _LINK_KEYS, f"coherent link ({u!r}, {v!r})",
+                                required=() if "g" in attrs else _J_KEYS)
+                    if "g" in attrs:
+                        anomalous = anomalous or attrs["g"] != 0
+                        _complex(attrs["g"], f"parametric link ({u!r}, {v!r}) attribute 'g'")
+                    J = _complex(attrs["J"], f"coherent link ({u!r}, {v!r}) attribute 'J'") if "J" in attrs else None
                 if u in succ[v]:
                     raise NetworkError(
                         f"cells {u!r} and {v!r} have coherent links both ways; keep one edge with the combined J"
                     )
-                links.append((u, v, J))
+                if J is not None:  # a parametric link alone (g) is read by chiralnet.gaussian
+                    links.append((u, v, J))
             elif ku == "reservoir" and kv == "cell":
                 p = attrs.get("p")
                 if len(attrs) == 1 and type(p) in _FLOAT_OR_COMPLEX and cmath.isfinite(p):
@@ -354,7 +473,7 @@ def read_network(G) -> NetworkParts:
                 raise NetworkError(f"edge ({u!r}, {v!r}) points into reservoir {v!r}; couplings go reservoir -> cell")
             else:
                 raise NetworkError(f"edge ({u!r}, {v!r}) joins two reservoirs; a reservoir couples to cells only")
-    return NetworkParts(cells, cell_attrs, res, res_attrs, links, couplings, omega_L, constant)
+    return NetworkParts(cells, cell_attrs, res, res_attrs, links, couplings, omega_L, constant, anomalous)
 
 
 def _plain_cell(attrs) -> bool:
@@ -420,6 +539,7 @@ def _check_cell(node, attrs) -> bool:
         _pos(attrs["pos"], f"{where} attribute 'pos'")
     if "battery" in attrs and not _is_flag(attrs["battery"]):
         raise NetworkError(f"{where} attribute 'battery' must be True or False, got {attrs['battery']!r}")
+    _check_anomalous(where, attrs, ANOMALOUS_CELL_KEYS)
     return constant
 
 
@@ -429,6 +549,22 @@ def _check_reservoir(node, attrs) -> None:
     _nonnegative(attrs["gamma"], f"{where} attribute 'gamma'")
     if "n_th" in attrs:
         _nonnegative(attrs["n_th"], f"{where} attribute 'n_th'")
+    _check_anomalous(where, attrs, ANOMALOUS_RESERVOIR_KEYS)
+
+
+def _check_anomalous(where, attrs, keys) -> None:
+    """The general Gaussian attributes of a cell or reservoir: finite complex numbers, and a squeezed bath
+    that is a state (|m_th|^2 <= n_th (n_th + 1), up to rounding)."""
+    for key in keys:
+        if key in attrs:
+            _complex(attrs[key], f"{where} attribute {key!r}")
+    if "m_th" in attrs:
+        m2 = abs(complex(attrs["m_th"])) ** 2
+        n = float(attrs.get("n_th", 0.0))
+        if m2 > n * (n + 1) * (1 + 1e-12) + 1e-300:
+            need = (math.sqrt(1 + 4 * m2) - 1) / 2
+            raise NetworkError(f"{where}: the squeezed bath needs |m_th|^2 <= n_th (n_th + 1), got |m_th|^2 = "
+                               f"{m2:.10g} > {n * (n + 1):.10g}; raise 'n_th' to at least {need:.10g} or lower |m_th|")
 
 
 def _check_keys(attrs, known, where, required=()) -> None:

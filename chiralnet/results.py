@@ -109,6 +109,11 @@ class SimulationResult(_CellLookup):
     options : dict
         What ran: the options of the method (``rtol``, ``atol``, ``max_steps`` where an adaptive
         integration ran, with the values used), ``start`` (the time the run started from).
+    anomalous : ndarray (T, N) complex or None
+        The anomalous moments Mc_ii = <da_i da_i> (squeezing) of each cell, rotating frame: kept by the
+        general Gaussian path (``method == "exact-gaussian"``), None on the phase-insensitive one (Mc = 0).
+    battery_anomalous : ndarray (T, B, B) complex or None
+        The battery block Mc[B, B] at every output time, beside ``battery_fluctuations`` (general path).
     """
 
     times: np.ndarray
@@ -126,6 +131,8 @@ class SimulationResult(_CellLookup):
     drive_frequency: float | None = None
     energy_totals: np.ndarray | None = None
     options: dict = field(default_factory=dict)
+    anomalous: np.ndarray | None = None
+    battery_anomalous: np.ndarray | None = None
 
     #: A single network's result has no phases (see :class:`ProtocolResult`).
     phase = None
@@ -336,7 +343,8 @@ def simulation_result(trace, model, times, method: str, store: bool, columns, op
                                                   frame=model.drive_frequency),
                               battery_fluctuations=trace.battery_block, omega=omega, drive=drive,
                               drive_frequency=model.drive_frequency, energy_totals=totals,
-                              options=dict(options or {}))
+                              options=dict(options or {}), anomalous=getattr(trace, "anomalous", None),
+                              battery_anomalous=getattr(trace, "anomalous_block", None))
     bad = None
     if totals is not None and not np.isfinite(totals).all():
         bad = np.argwhere(~np.isfinite(result.energies))  # the per-cell sums overflowed: find the cell

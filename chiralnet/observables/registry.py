@@ -315,3 +315,24 @@ register(Quantity("max_average_power_time", "time at which the average charging 
                   "min", "both", _peak("time"), kernel="max_average_power_batch"))
 register(Quantity("efficiency", "charging efficiency: battery ergotropy at t_90 over the drive's work up to t_90 "
                   "(exact integral)", "1", "max", "both", _efficiency, kernel="efficiency_batch"))
+
+
+def _energy_std(inputs):
+    from .gaussian import energy_variance
+
+    return float(np.sqrt(max(energy_variance(inputs.steady_state()), 0.0)))
+
+
+def _negativity(inputs):
+    from .gaussian import log_negativity
+
+    ss = inputs.steady_state()
+    bat = [c for c, b in zip(ss.cells, ss.battery) if b]
+    rest = [c for c, b in zip(ss.cells, ss.battery) if not b]
+    return log_negativity(ss, bat, rest) if bat and rest else 0.0
+
+
+register(Quantity("battery_energy_std", "steady standard deviation of the battery's energy, sqrt(Var H_B) "
+                  "(charging precision; cross terms included)", "omega", "min", "steady", _energy_std, sweep=False))
+register(Quantity("battery_log_negativity", "steady log-negativity (ebits) between the battery cells and the "
+                  "others", "1", "max", "steady", _negativity, sweep=False))

@@ -1,4 +1,4 @@
-"""Work a battery can deliver and power the drive injects (no squeezing in this model: alpha and Nc).
+"""Work a battery can deliver and power the drive injects (alpha and Nc; with squeezing also Mc, below).
 
 * Local ergotropy of cell i: W_i = omega_i |alpha_i|^2 (the passive state of a displaced thermal
   state is the thermal state with the same Nc_ii); ``collective=False`` sums them over the cells.
@@ -6,6 +6,10 @@
   - sum_k omega_(k)up lambda_(k)down, lambda the eigenvalues of Nc[B, B] sorted descending paired with
   the frequencies of B sorted ascending (largest occupation on the lowest frequency): the work a
   displacement plus a passive interferometer extracts. W_B >= sum of local ergotropies.
+* With squeezing (a general Gaussian network, :mod:`chiralnet.gaussian`; Mc != 0) the local ergotropy is
+  omega_i (|alpha_i|^2 + n + 1/2 - sqrt((n + 1/2)^2 - |m|^2)), n = Nc_ii, m = Mc_ii, and the collective one
+  reads the symplectic eigenvalues of the cells' quadrature covariance
+  (:mod:`chiralnet.observables.gaussian`): squeezing is work that a thermal state lacks.
 * Injected power: P_in = -2 omega_L sum_i Im(conj(E_i) alpha_i) (alpha in the rotating frame). In steady
   state it equals the net photon loss rate times omega_L (the steady field oscillates at omega_L); for
   resonant cells that is the rate of energy loss (one resonant mode: 4 omega |E|^2 / kappa).
@@ -101,7 +105,9 @@ def ergotropy(state, cells=None, *, collective: bool = False):
     collective : bool, keyword-only
         A real bool (``"no"`` or 0 is refused: a truthy string would mean True). False: the sum of the local ergotropies omega_i |alpha_i|^2. True: the Gaussian ergotropy of the
         cells together (eigenvalues of Nc[B, B]), which a simulation keeps for the battery cells
-        (``result.battery_fluctuations``) whenever it integrates the fluctuations.
+        (``result.battery_fluctuations``) whenever it integrates the fluctuations. With squeezing (Mc != 0):
+        the local omega_i (|alpha_i|^2 + n + 1/2 - sqrt((n + 1/2)^2 - |m|^2)) and, collectively, the
+        symplectic eigenvalues of the cells' covariance (also ``result.battery_anomalous``).
 
     Raises
     ------
@@ -122,6 +128,9 @@ def ergotropy(state, cells=None, *, collective: bool = False):
     idx = _cell_index(state, cells)
     a = alpha[..., idx]
     w = omega[idx]
+    squeezed = _squeezed_ergotropy(state, kind, idx, w, a, collective)
+    if squeezed is not None:
+        return squeezed
     local = (w * (a.real**2 + a.imag**2)).sum(axis=-1)
     if not collective:
         return float(local) if kind == "steady" else local
@@ -149,6 +158,31 @@ def ergotropy(state, cells=None, *, collective: bool = False):
                              "collective=False (local ergotropy needs no Nc)")
     sub = np.array([where[i] for i in idx], np.int64)
     return gaussian_ergotropy(w, a, block[:, sub[:, None], sub[None, :]])
+
+
+def _squeezed_ergotropy(state, kind, idx, w, a, collective):
+    """The ergotropy of a state with anomalous moments (Mc != 0), or None for a phase-insensitive one (whose
+    formulas above stay as they are, bit for bit)."""
+    from .gaussian import covariance, gaussian_ergotropy_squeezed, local_ergotropy
+
+    if kind == "steady":
+        st = state.state
+        if st is None or st.Mc is None:
+            return None
+        if not collective:
+            n = st.dense_Nc().diagonal().real[idx]
+            return float(local_ergotropy(w, a, n, np.asarray(st.Mc).diagonal()[idx]).sum())
+        return float(gaussian_ergotropy_squeezed(w, a, st.dense_Nc()[np.ix_(idx, idx)], np.asarray(st.Mc)[np.ix_(idx, idx)]))
+    if getattr(state, "anomalous", None) is None:
+        return None
+    if not collective:
+        return local_ergotropy(w, a, np.asarray(state.fluctuations)[:, idx], state.anomalous[:, idx]).sum(axis=-1)
+    cells = [state.cells[i] for i in idx]
+    _, _, sigma, _ = covariance(state, cells, "ergotropy(collective=True)")
+    from ..gaussian import sigma_to_moments
+
+    Nc, Mc = sigma_to_moments(sigma)
+    return gaussian_ergotropy_squeezed(w, a, Nc, Mc)
 
 
 def injected_power(state):

@@ -52,6 +52,8 @@ class Trace:
     stats: dict = field(default_factory=dict)
     battery_block: np.ndarray | None = None
     energy_totals: np.ndarray | None = None  # (T, 2): all cells, all battery cells; see "cells" below
+    anomalous: np.ndarray | None = None  # (T, k) complex Mc_ii: the general Gaussian path only
+    anomalous_block: np.ndarray | None = None  # (T, B, B) complex Mc[B, B] beside battery_block (general path)
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,10 @@ class Method:
 def model_and_state(G_or_model) -> tuple[Model, State]:
     """The model of a graph or model, and the state it starts from at t = 0 (:func:`initial_state`: the
     graph's ``alpha0``/``n0``, kept by a model built from it; the vacuum for an array-built model)."""
-    model = G_or_model if isinstance(G_or_model, Model) else build_model(G_or_model)
+    from ..gaussian import is_general_model
+
+    general = is_general_model(G_or_model)
+    model = G_or_model if isinstance(G_or_model, Model) or general else build_model(G_or_model)
     return model, initial_state(model)
 
 

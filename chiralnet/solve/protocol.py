@@ -17,6 +17,7 @@ from numbers import Real
 import numpy as np
 
 from ..errors import ChiralnetError, SolverError
+from ..gaussian import is_general_model
 from ..model import Model, State, build_model
 from ..network import cells as cell_nodes
 from ..network import validate_network
@@ -75,7 +76,7 @@ class Protocol:
 
 
 def _phase_model(G, where, cells0=None):
-    if isinstance(G, Model):
+    if isinstance(G, Model) or is_general_model(G):
         return G, None
     try:
         validate_network(G)
@@ -208,6 +209,7 @@ def run_protocol(proto: Protocol, times, state0, method, given, store, keep_bloc
     # the battery block of Nc is kept when every phase has the same battery cells in the same order
     same_battery = all(m.cells == proto.cells for m in proto.models) and (batteries == batteries[0]).all()
     blocks = None
+    anomalous = anomalous_blocks = None  # Mc_ii and Mc[B, B], from the first phase on the general path
     last = int(phase[-1])
     bounds = np.searchsorted(phase, np.arange(P + 1), side="left")
     for p in range(first, last + 1):
@@ -236,6 +238,14 @@ def run_protocol(proto: Protocol, times, state0, method, given, store, keep_bloc
             if blocks is None:
                 blocks = np.zeros((T,) + trace.battery_block.shape[1:], complex)
             blocks[lo:hi] = trace.battery_block[:k]
+        if trace.anomalous is not None:  # a phase on the general Gaussian path (earlier phases: Mc = 0)
+            if anomalous is None:
+                anomalous = np.zeros((T, N), complex)
+            anomalous[lo:hi] = (trace.anomalous if perm is None else trace.anomalous[:, perm])[:k]
+            if trace.anomalous_block is not None and same_battery:
+                if anomalous_blocks is None:
+                    anomalous_blocks = np.zeros((T,) + trace.anomalous_block.shape[1:], complex)
+                anomalous_blocks[lo:hi] = trace.anomalous_block[:k]
         if store:
             amplitudes[lo:hi] = a[:k]
         energies[lo:hi] = e[:k]
@@ -261,5 +271,6 @@ def run_protocol(proto: Protocol, times, state0, method, given, store, keep_bloc
         options={**options, "start": start},
         phase=phase.astype(np.int64), phase_ends=ends.copy(), phase_names=proto.names,
         phase_energies=phase_energies, phase_states=tuple(phase_states), phase_drive_frequencies=frequencies,
-        phase_batteries=batteries,
+        phase_batteries=batteries, anomalous=anomalous,
+        battery_anomalous=anomalous_blocks if blocks is not None else None,
     )

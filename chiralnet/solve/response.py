@@ -62,6 +62,7 @@ from .._jit import jit, renamed
 from ..errors import ChiralnetError, NetworkError, SolverError
 from ..linalg.cascade import cascade_order
 from ..linalg.csr import csr_parts, flush, pruned_csr
+from ..gaussian import is_general_model
 from ..model import Model, build_model
 from ..network import CELL_DEFAULTS
 from .steady import check_stability
@@ -92,7 +93,14 @@ class ScatteringResult:
     kappa : ndarray (P,) float
         Port rates (the cells' local damping).
     method : str
-        The solver that ran: ``"cascaded"``, ``"dense"`` or ``"sparse"``.
+        The solver that ran: ``"cascaded"``, ``"dense"`` or ``"sparse"``; ``"gaussian-dense"`` for a
+        network with squeezing or parametric terms.
+    idler : ndarray (n_freq, P, P) complex or None
+        Networks with parametric terms (pumps, parametric links) also convert: ``idler[f, p, q]`` is the
+        amplitude out of port p at ``detunings[f]`` per unit conjugate amplitude a_in^dag into port q at
+        ``-detunings[f]`` (:func:`chiralnet.solve.general.scattering_general`); None otherwise. With it,
+        sum_q |S_pq|^2 - |idler_pq|^2 = 1 when every loss is a port (a phase-preserving amplifier: gain
+        |S|^2 = G, conversion |idler|^2 = G - 1).
     """
 
     S: np.ndarray
@@ -100,6 +108,7 @@ class ScatteringResult:
     detunings: np.ndarray
     kappa: np.ndarray
     method: str
+    idler: np.ndarray | None = None
 
     def index(self, port) -> int:
         """Position of ``port`` (a cell name) in :attr:`ports`."""
@@ -216,6 +225,15 @@ def scattering(G, detunings, ports=None, *, kappa=None, method: str = "auto",
     model, kap = _model_and_kappa(G, kappa, "scattering")
     delta = _detunings(detunings)
     port_idx = _ports(model, kap, ports)
+    if is_general_model(model):  # squeezing or parametric terms: signal and idler blocks
+        from .general import scattering_general
+
+        if method != "auto":
+            raise ChiralnetError(f"a network with squeezing or parametric terms is solved densely; method must be "
+                                 f"'auto', got {method!r}")
+        S, idler = scattering_general(model, kap, port_idx, delta)
+        return ScatteringResult(S, tuple(model.cells[i] for i in port_idx), delta, kap[port_idx], "gaussian-dense",
+                                idler)
     return _solve(model, kap, port_idx, delta, method, parallel)
 
 
@@ -356,7 +374,7 @@ def _brief(value, width: int = 60) -> str:
 
 def _model_and_kappa(G, kappa, where):
     """(Model, kappa (N,) float) from a graph or a Model (+ kappa)."""
-    if isinstance(G, Model):
+    if isinstance(G, Model) or is_general_model(G):
         model = G
         kap = getattr(model, "kappa", None) if kappa is None else kappa
         if kap is None:

@@ -19,6 +19,8 @@ from .base import distinct_steps
 from .driven import run_driven
 from .exact import EXACT, exact_fits
 from .exact_sparse import EXACT_SPARSE
+from ..gaussian import general_model
+from .general import GENERAL_METHOD, check_general_method, needs_general, run_general
 from .rk45 import RK45
 from .taylor import substeps
 
@@ -99,6 +101,12 @@ def run_model(model: Model, state: State, rel, method: str, given: dict, store: 
     cells' per-cell arrays (the totals stay whole). ``keep_block``: keep the battery block of Nc (of the
     kept battery cells); None: when it has at most ``config.BATTERY_BLOCK_MAX_CELLS`` cells. Returns
     (Trace, method name)."""
+    if method == GENERAL_METHOD or needs_general(model, state):  # squeezing or parametric terms (chiralnet.gaussian)
+        check_general_method(method, given)
+        if model.time_dependent:
+            general_model(model)  # raises: shaped drives on the general path are not supported yet
+        trace, _ = run_general(model, state, rel, store=store, columns=columns, keep_block=keep_block)
+        return trace, GENERAL_METHOD
     grid = distinct_steps(rel)
     thermal = model.thermal or state.Nc is not None
     if method == "auto":

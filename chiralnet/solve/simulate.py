@@ -8,6 +8,7 @@ from ..errors import ChiralnetError, SolverError
 from ..model import State
 from ..results import SimulationResult, cell_columns, simulation_result
 from .base import check_times, model_and_state, start_state
+from .general import GENERAL_METHOD, needs_general, simulate_general
 from .protocol import Protocol, run_protocol
 from .run import METHODS, options_used, run_model
 
@@ -45,12 +46,16 @@ def simulate(G_or_model, times, *, state0: State | None = None, method: str = "a
         run, or ``steady_state(G).state``, at t = 0; ``state.at(t)`` places a state at another time).
         Default: the network's initial state (``alpha0``, ``n0`` of its cells, also kept by a Model built
         from the graph; the vacuum for an array-built Model) at t = 0. Drives see absolute time.
-    method : {"auto", "exact", "exact-sparse", "rk45"}
+    method : {"auto", "exact", "exact-sparse", "rk45", "exact-gaussian"}
         ``"exact"`` steps with dense propagators e^{M dt} (machine precision, best on uniform grids,
         N up to ``config.EXACT_MAX_CELLS``); ``"exact-sparse"`` applies e^{M dt} to the state through a
         Taylor series on CSR (machine precision, O(nnz) per term, any grid, 10^5+ cells);
         ``"rk45"`` is adaptive Dormand-Prince 5(4) with error control on rtol/atol.
         ``"auto"`` picks by size and structure (see ``config.AUTO_*``); ``result.method`` says which ran.
+        A network with squeezing or parametric terms (``pump``, ``m_th``, ``xi0``, a parametric link), or a
+        ``state0`` with ``Mc``, takes ``"exact-gaussian"``: exact propagation of the means and the
+        quadrature covariance (:mod:`chiralnet.solve.general`), the only method for it (it also runs any
+        other network when asked by name: a cross-check).
     rtol, atol : float, optional
         Tolerances of ``"rk45"`` and of the integration of Gaussian and callable drives (default
         ``config.RTOL``, ``config.ATOL``). Passing them with an exact method and constant drives
@@ -95,6 +100,9 @@ def simulate(G_or_model, times, *, state0: State | None = None, method: str = "a
         _check_options(method, given, any(m.time_dependent for m in G_or_model.models))
         return run_protocol(G_or_model, times, state0, method, given, store, _check_keep(battery_fluctuations))
     model, state, t, start, store = prepare_run(G_or_model, times, state0, method, given, store_amplitudes)
+    if method == GENERAL_METHOD or needs_general(model, state):  # squeezing, pumps, parametric links
+        return simulate_general(model, state, t, start, method, given, store, cell_columns(model.cells, cells),
+                                _check_keep(battery_fluctuations))
     rel = t - start
     columns = cell_columns(model.cells, cells)  # None: all cells
     trace, method = run_model(model, state, rel, method, given, store, t_offset=start, columns=columns,
@@ -110,8 +118,9 @@ def _check_keep(keep):
 
 def _check_method(method, store_amplitudes) -> bool:
     """Check the method name and store_amplitudes (a real bool); return store_amplitudes."""
-    if not isinstance(method, str) or (method != "auto" and method not in METHODS):
-        raise ChiralnetError(f"unknown method {method!r}; valid: {['auto', *METHODS]}")
+    if not isinstance(method, str) or (method != "auto" and method not in METHODS and method != GENERAL_METHOD):
+        raise ChiralnetError(f"unknown method {method!r}; valid: {['auto', *METHODS]} (and {GENERAL_METHOD!r} for "
+                             "networks with squeezing or parametric terms)")
     if not isinstance(store_amplitudes, (bool, np.bool_)):  # bool("no") would silently mean True
         raise SolverError(f"store_amplitudes must be True or False, got {store_amplitudes!r}")
     return bool(store_amplitudes)
@@ -125,15 +134,16 @@ def prepare_run(G_or_model, times, state0, method, given, store_amplitudes):
     """
     store = _check_method(method, store_amplitudes)
     model, own_state = model_and_state(G_or_model)
-    _check_options(method, given, model.time_dependent)
     state = start_state(state0, own_state, model)
+    if not (method == GENERAL_METHOD or needs_general(model, state)):  # the general path checks its own
+        _check_options(method, given, model.time_dependent)
     t = check_times(times, state.time, state0 is not None)
     return model, state, t, state.time, store
 
 
 def _check_options(method, given, time_dependent):
     for name, value in given.items():
-        if value is not None and method != "auto" and name not in METHODS[method].options and not time_dependent:
+        if value is not None and method in METHODS and name not in METHODS[method].options and not time_dependent:
             valid = sorted(m for m in METHODS if name in METHODS[m].options)
             raise SolverError(f"{name} applies to method {valid} only, not {method!r} "
                               "(exact methods are accurate to machine precision); drop it or use method='rk45'")

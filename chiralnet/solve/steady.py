@@ -19,12 +19,13 @@ from ..linalg.cascade import cascade_order, forward_substitution, lyapunov_casca
 from ..linalg.stability import check_diagonal, check_stability_arrays
 from ..model import Model, State, _all_finite, build_model
 from ..results import SteadyState
+from ..gaussian import is_general_model
 
 __all__ = ["steady_state", "check_stability", "steady_covariance", "steady_arrays"]
 
 
 def _as_model(G_or_model) -> Model:
-    return G_or_model if isinstance(G_or_model, Model) else build_model(G_or_model)
+    return G_or_model if isinstance(G_or_model, Model) or is_general_model(G_or_model) else build_model(G_or_model)
 
 
 def _nnz(model: Model) -> int:
@@ -39,6 +40,10 @@ def check_stability(G_or_model) -> None:
     The message names the cell on which the failing mode lives.
     """
     model = _as_model(G_or_model)
+    if is_general_model(model):
+        from .general import check_stability_general
+
+        return check_stability_general(model)
     check_stability_arrays(model.M, model.cells, cascade_order(model.M))
 
 
@@ -122,7 +127,11 @@ def steady_state(G_or_model) -> SteadyState:
     Raises
     ------
     NoSteadyStateError
-        If an eigenvalue of M has real part >= 0, naming the cell it lives on.
+        If an eigenvalue of M has real part >= 0, naming the cell it lives on; for a network with pumps or
+        parametric links, naming the term that drives the unstable mode and its threshold.
+
+    A network with squeezing or parametric terms is solved on its quadratures (``method`` is
+    "gaussian-lyapunov"; ``state.Mc`` holds the anomalous moments).
 
     Examples
     --------
@@ -132,6 +141,10 @@ def steady_state(G_or_model) -> SteadyState:
     (74.88, 'forward-substitution')
     """
     model = _as_model(G_or_model)
+    if is_general_model(model):  # squeezing or parametric terms: quadrature Lyapunov equation
+        from .general import steady_general
+
+        return steady_general(model)
     if model.time_dependent:  # a pulse or tone has no fixed point; a silent constant-part answer would mislead
         d = model.drives
         i = [x[0] for x in d.pulses + d.functions] + [int(np.flatnonzero(a)[0]) for *_, a in d.tones + d.squares]

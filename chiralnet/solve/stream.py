@@ -27,6 +27,7 @@ from ..results import cell_columns, simulation_result
 from .base import distinct_steps
 from .protocol import Protocol
 from .run import _choose_method, _nnz, run_model
+from .general import GENERAL_METHOD, needs_general
 from .simulate import prepare_run
 
 __all__ = ["simulate_to_file", "TraceFile", "STREAM_BLOCK_BYTES"]
@@ -135,6 +136,9 @@ def simulate_to_file(G_or_model, times, path, *, state0: State | None = None, me
                              "(each from the previous final_state) or use simulate for a protocol")
     given = {"rtol": rtol, "atol": atol, "max_steps": max_steps}
     model, state, t, start, store = prepare_run(G_or_model, times, state0, method, given, store_amplitudes)
+    if method == GENERAL_METHOD or needs_general(model, state):
+        raise ChiralnetError("simulate_to_file does not write squeezed runs (squeezing or parametric terms, a "
+                             "state0 with Mc) yet; use simulate, whose result keeps Mc")
     columns = cell_columns(model.cells, cells)
     kept = model.n_cells if columns is None else columns.size
     thermal = model.thermal or state.Nc is not None

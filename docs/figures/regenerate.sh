@@ -16,6 +16,8 @@ cp "$tmp/paper/fig4c.png" docs/figures/paper_fig4c.png
 cp "$tmp/lattice/network.png" docs/figures/lattice_network.png
 cp "$tmp/ergotropy.png" docs/figures/ergotropy_hot_reservoirs.png
 cp "$tmp/long_chain_discharge.png" docs/figures/long_chain_discharge_profile.png
+"$PY" examples/squeezed_battery.py "$tmp" > /dev/null
+cp "$tmp/squeezed_battery_work.png" docs/figures/squeezed_battery_work.png
 "$PY" -m chiralnet study disorder --out "$tmp/disorder" --no-progress > /dev/null
 cp "$tmp/disorder/disorder.png" docs/figures/study_disorder.png
 for name in topology-scaling nonreciprocal-gain charging-line; do

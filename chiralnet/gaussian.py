@@ -1,0 +1,343 @@
+"""General Gaussian networks: squeezing, two-photon pumps, parametric links, squeezed baths and starts.
+
+The phase-insensitive class (:mod:`chiralnet.model`) keeps the anomalous moments
+Mc_jk = <da_j da_k> at zero forever. The terms below couple alpha to conj(alpha) and Nc to Mc; the moment
+equations stay linear and closed (docs/theory/gaussian.md). In the frame rotating at omega_L::
+
+    d alpha/dt = M alpha - i G conj(alpha) - i E
+    dNc/dt     = conj(M) Nc + Nc M^T + Q + i conj(G) Mc - i conj(Mc) G
+    dMc/dt     = M Mc + Mc M^T - i (G Nc + Nc^T G + G) + S
+
+M, Q, E as in :mod:`chiralnet.model`; G (N, N) complex symmetric holds the pumps (G_ii = P_i, the term
+(P a^dag^2 + h.c.)/2) and the parametric links (G_uv = G_vu = g, the term g a_u^dag a_v^dag + h.c.);
+S (N, N) complex symmetric is the anomalous noise of squeezed baths,
+S = diag(kappa m_th) + sum_r Gamma_r m_r conj(p_r) conj(p_r)^T.
+
+The solvers work on the real quadratures R = (x_1..x_N, p_1..p_N), x = (a + a^dag)/sqrt2,
+p = (a - a^dag)/(i sqrt2), with the symmetrised covariance sigma = <{dR, dR^T}>/2 (vacuum: I/2)::
+
+    d<R>/dt = A <R> + v,        d sigma/dt = A sigma + sigma A^T + D
+
+(:meth:`GaussianModel.quadratures`). :func:`moments_to_sigma` and :func:`sigma_to_moments` convert.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import config
+from .errors import ChiralnetError, NetworkError
+from .network import ANOMALOUS_CELL_KEYS, ANOMALOUS_LINK_KEYS, ANOMALOUS_RESERVOIR_KEYS
+
+__all__ = ["GaussianModel", "is_general_model", "has_anomalous_terms", "gaussian_model", "general_model", "squeezed_thermal",
+           "moments_to_sigma", "sigma_to_moments", "state_quadratures", "quadrature_state"]
+
+SQRT2 = np.sqrt(2.0)
+
+
+def is_general_model(obj) -> bool:
+    """Whether ``obj`` is a :class:`GaussianModel` (by a class marker, not isinstance: the check holds when the
+    module is imported twice, as pytest's doctest collection does)."""
+    return getattr(type(obj), "_GENERAL_GAUSSIAN", False) is True
+
+
+def has_anomalous_terms(G) -> bool:
+    """True when graph ``G`` has a nonzero ``pump``, ``m_th`` or ``xi0`` (cells), ``m_th`` (reservoirs) or a
+    parametric link ``g``: a network outside the phase-insensitive class."""
+    for _, attrs in G.nodes(data=True):
+        keys = ANOMALOUS_RESERVOIR_KEYS if attrs.get("kind", "cell") == "reservoir" else ANOMALOUS_CELL_KEYS
+        for key in keys:
+            if key in attrs and attrs[key] != 0:
+                return True
+    for *_, attrs in G.edges(data=True):
+        for key in ANOMALOUS_LINK_KEYS:
+            if key in attrs and attrs[key] != 0:
+                return True
+    return False
+
+
+def squeezed_thermal(n0, xi0):
+    """Moments of S(xi) rho_th(n0) S(xi)^dag, S(xi) = exp((conj(xi) a^2 - xi a^dag^2)/2), xi = r e^{i phi}.
+
+    Parameters
+    ----------
+    n0 : float or ndarray (N,)
+        Thermal occupation before squeezing.
+    xi0 : complex or ndarray (N,) complex
+        Squeezing parameter.
+
+    Returns
+    -------
+    n, m : ndarray (N,) float, ndarray (N,) complex
+        <da^dag da> = (2 n0 + 1) sinh^2 r + n0 and <da da> = -(2 n0 + 1) e^{i phi} sinh r cosh r.
+
+    Examples
+    --------
+    >>> n, m = squeezed_thermal(0.0, 0.5)
+    >>> round(float(n[0]), 10), round(complex(m[0]).real, 10)   # sinh^2 r, -sinh r cosh r
+    (0.2715403174, -0.5876005968)
+    """
+    n0 = np.atleast_1d(np.asarray(n0, float))
+    xi0 = np.atleast_1d(np.asarray(xi0, complex))
+    r = np.abs(xi0)
+    phase = np.exp(1j * np.angle(xi0))
+    return (2 * n0 + 1) * np.sinh(r) ** 2 + n0, -(2 * n0 + 1) * phase * np.sinh(r) * np.cosh(r)
+
+
+def _ladder():
+    """T (2, 2) of b = (a, a^dag) = T R per mode, and its inverse."""
+    T = np.array([[1, 1j], [1, -1j]]) / SQRT2
+    return T, np.linalg.inv(T)
+
+
+def moments_to_sigma(Nc, Mc) -> np.ndarray:
+    """The quadrature covariance sigma (2N, 2N) real of fluctuations ``Nc`` and anomalous moments ``Mc``
+    (each (N, N) complex, or (..., N, N)); R = (x_1..x_N, p_1..p_N), vacuum sigma = I/2.
+
+    sigma_xx = Re(Nc + Mc) + I/2, sigma_pp = Re(Nc - Mc) + I/2, sigma_xp = Im(Mc) + Im(Nc) (Nc_jk = <da_j^dag
+    da_k>), sigma_px = sigma_xp^T.
+    """
+    Nc = np.asarray(Nc, complex)
+    Mc = np.asarray(Mc, complex)
+    n = Nc.shape[-1]
+    eye = 0.5 * np.eye(n)
+    sxx = (Nc + Mc).real + eye
+    spp = (Nc - Mc).real + eye
+    sxp = Mc.imag + Nc.imag
+    top = np.concatenate([sxx, sxp], axis=-1)
+    bottom = np.concatenate([np.swapaxes(sxp, -1, -2), spp], axis=-1)
+    return np.concatenate([top, bottom], axis=-2)
+
+
+def sigma_to_moments(sigma):
+    """Inverse of :func:`moments_to_sigma`: (Nc, Mc), each (..., N, N) complex, of sigma (..., 2N, 2N)."""
+    sigma = np.asarray(sigma, float)
+    n = sigma.shape[-1] // 2
+    sxx, spp = sigma[..., :n, :n], sigma[..., n:, n:]
+    sxp, spx = sigma[..., :n, n:], sigma[..., n:, :n]
+    eye = 0.5 * np.eye(n)
+    Nc = (sxx + spp) / 2 - eye + 0.5j * (sxp - spx)
+    Mc = (sxx - spp) / 2 + 0.5j * (sxp + spx)
+    return Nc, Mc
+
+
+def state_quadratures(state):
+    """(<R> (2N,) real, sigma (2N, 2N) real) of a :class:`~chiralnet.model.State`."""
+    a = np.asarray(state.alpha, complex)
+    return SQRT2 * np.concatenate([a.real, a.imag]), moments_to_sigma(state.dense_Nc(), state.dense_Mc())
+
+
+def quadrature_state(cells, R, sigma, time=0.0, frame=None):
+    """The :class:`~chiralnet.model.State` of means ``R`` (2N,) and covariance ``sigma`` (2N, 2N)."""
+    from .model import State
+
+    n = len(cells)
+    Nc, Mc = sigma_to_moments(0.5 * (sigma + sigma.T))
+    Nc = 0.5 * (Nc + Nc.conj().T)
+    Mc = 0.5 * (Mc + Mc.T)
+    return State(tuple(cells), (R[:n] + 1j * R[n:]) / SQRT2, Nc, time, frame, Mc)
+
+
+@dataclass(frozen=True, eq=False)
+class GaussianModel:
+    """The generator of a general Gaussian network of N cells (see the module docstring).
+
+    Attributes
+    ----------
+    cells : tuple, length N
+    omega : ndarray (N,) float
+        Lab-frame cell frequencies; E_i = omega_i (|alpha_i|^2 + Nc_ii).
+    drive_frequency : float
+        omega_L: the pumps and parametric links are written in the frame rotating at it.
+    drift : ndarray (N, N) complex
+        M of the phase-insensitive part (as ``Model.M``).
+    pairing : ndarray (N, N) complex symmetric
+        G: pumps P_i on the diagonal, parametric links g_uv off it.
+    drive : ndarray (N,) complex
+        Drive amplitudes E_i.
+    noise : ndarray (N, N) complex Hermitian
+        Q (as ``Model.Q``; zeros at zero temperature).
+    squeezing : ndarray (N, N) complex symmetric
+        S: the anomalous noise of squeezed baths and reservoirs.
+    battery : ndarray (N,) bool
+    kappa : ndarray (N,) float or None
+    initial : State or None
+        The network's start (``alpha0``, ``n0``, ``xi0``); None: the vacuum.
+    terms : tuple
+        The anomalous Hamiltonian terms, for messages: ``("pump", cell, P)`` and
+        ``("parametric", u, v, g)``.
+    """
+
+    cells: tuple
+    omega: np.ndarray
+    drive_frequency: float
+    drift: np.ndarray
+    pairing: np.ndarray
+    drive: np.ndarray
+    noise: np.ndarray
+    squeezing: np.ndarray
+    battery: np.ndarray
+    kappa: np.ndarray | None = None
+    initial: object = None
+    terms: tuple = ()
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    _GENERAL_GAUSSIAN = True
+    #: A general model has constant drives only (shaped drives: not yet).
+    drives = None
+    time_dependent = False
+
+    @property
+    def n_cells(self) -> int:
+        return len(self.cells)
+
+    @property
+    def thermal(self) -> bool:
+        return True
+
+    def drive_at(self, times) -> np.ndarray:
+        return self.drive
+
+    def index(self, cell) -> int:
+        try:
+            return self.cells.index(cell)
+        except ValueError:
+            raise NetworkError(f"cell {cell!r} is not in this model; cells are {list(self.cells)[:10]}") from None
+
+    def _refuse(self, what):
+        raise ChiralnetError(
+            f"this network has squeezing or parametric terms (a general Gaussian model), whose generator is not "
+            f"one matrix M ({what}); chiralnet.simulate, steady_state, check_stability, ergotropy, energy_variance "
+            "and log_negativity take it, the other tools (sweeps, scattering, gradients, protocols) take "
+            "phase-insensitive networks only")
+
+    @property
+    def M(self):
+        self._refuse("model.M; see GaussianModel.drift and .pairing, or .quadratures()")
+
+    @property
+    def Q(self):
+        self._refuse("model.Q; see GaussianModel.noise and .squeezing")
+
+    def __getattr__(self, name):
+        """The rest of :class:`~chiralnet.model.Model`'s interface (is_sparse, dense_M, forcing, ...) is refused
+        with the same message: a tool written for one matrix M stops instead of dropping the new terms."""
+        from .model import Model
+
+        if not name.startswith("_") and hasattr(Model, name):
+            self._refuse(f"model.{name}")
+        raise AttributeError(name)
+
+    def quadratures(self):
+        """(A (2N, 2N) real, v (2N,) real, D (2N, 2N) real symmetric): d<R>/dt = A <R> + v and
+        d sigma/dt = A sigma + sigma A^T + D, R = (x_1..x_N, p_1..p_N) (cached)."""
+        if "quad" not in self._cache:
+            self._cache["quad"] = _quadratures(self.drift, self.pairing, self.drive, self.noise, self.squeezing)
+        return self._cache["quad"]
+
+
+def _quadratures(M, G, E, Q, S):
+    """The quadrature drift, drive and diffusion of the complex moment equations (module docstring).
+
+    With b = (a, a^dag) = T R: d<b>/dt = Z <b> + f, Z = [[M, -iG], [i conj G, conj M]], f = (-iE, i conj E),
+    and Cb = <{db, db^dag}>/2 = T sigma T^dag obeys dCb/dt = Z Cb + Cb Z^dag + Db with
+    Db = [[Q^T + Dm/2, S], [conj S, Q + conj(Dm)/2]], Dm = -(M + M^H) the damping. Then A = T^-1 Z T,
+    v = T^-1 f, D = T^-1 Db T^-dag (all real).
+    """
+    n = M.shape[0]
+    eye = np.eye(n)
+    T = np.block([[eye, 1j * eye], [eye, -1j * eye]]) / SQRT2
+    Ti = np.block([[eye, eye], [-1j * eye, 1j * eye]]) / SQRT2
+    Z = np.block([[M, -1j * G], [1j * np.conj(G), np.conj(M)]])
+    f = np.concatenate([-1j * E, 1j * np.conj(E)])
+    Dm = -(M + M.conj().T)
+    Db = np.block([[Q.T + Dm / 2, S], [np.conj(S), Q + np.conj(Dm) / 2]])
+    A = Ti @ Z @ T
+    v = Ti @ f
+    D = Ti @ Db @ Ti.conj().T
+    D = 0.5 * (D + D.conj().T)
+    return np.ascontiguousarray(A.real), np.ascontiguousarray(v.real), np.ascontiguousarray(D.real)
+
+
+def general_model(model) -> GaussianModel:
+    """A phase-insensitive :class:`~chiralnet.model.Model` as a :class:`GaussianModel` (no pairing, no
+    squeezed noise): what a run from a squeezed ``state0`` on such a network uses."""
+    if is_general_model(model):
+        return model
+    if model.time_dependent:
+        raise ChiralnetError("a squeezed state0 (State.Mc) on a network with time-dependent drives is not "
+                             "supported yet; start from an unsqueezed state or use constant drives")
+    _check_size(model.n_cells)
+    n = model.n_cells
+    initial = model.initial
+    return GaussianModel(cells=model.cells, omega=model.omega, drive_frequency=model.drive_frequency,
+                         drift=np.array(model.dense_M(), complex), pairing=np.zeros((n, n), complex),
+                         drive=np.asarray(model.drive, complex), noise=np.array(model.dense_Q(), complex),
+                         squeezing=np.zeros((n, n), complex), battery=model.battery, kappa=model.kappa,
+                         initial=initial)
+
+
+def _check_size(n):
+    if n > config.GAUSSIAN_MAX_CELLS:
+        raise ChiralnetError(f"the general Gaussian path is dense (2N x 2N quadrature matrices) and takes at most "
+                             f"config.GAUSSIAN_MAX_CELLS = {config.GAUSSIAN_MAX_CELLS} cells, this network has {n}; "
+                             "raise that limit if the memory allows (8 (2N)^2 bytes per matrix)")
+
+
+def gaussian_model(G, model) -> GaussianModel:
+    """The :class:`GaussianModel` of graph ``G`` (validated), whose phase-insensitive part ``model`` was
+    assembled by :func:`~chiralnet.model.build_model`: the anomalous terms are read here."""
+    from .model import State
+
+    cells = model.cells
+    if model.time_dependent:
+        i = next(i for i, c in enumerate(cells) if not np.isscalar(G.nodes[c].get("drive", 0.0))
+                 and not isinstance(G.nodes[c].get("drive", 0.0), (int, float, complex)))
+        raise NetworkError(f"cell {cells[i]!r} has a time-dependent drive, and the network has squeezing or "
+                           "parametric terms: shaped drives on the general Gaussian class are not supported yet; "
+                           "use a constant drive")
+    _check_size(len(cells))
+    index = {c: i for i, c in enumerate(cells)}
+    nodes = G.nodes
+    n = len(cells)
+    pairing = np.zeros((n, n), complex)
+    squeezing = np.zeros((n, n), complex)
+    terms = []
+    kappa = np.asarray(model.kappa, float)
+    for i, c in enumerate(cells):
+        a = nodes[c]
+        P = complex(a.get("pump", 0j))
+        if P != 0:
+            pairing[i, i] += P
+            terms.append(("pump", c, P))
+        m = complex(a.get("m_th", 0j))
+        if m != 0:
+            squeezing[i, i] += kappa[i] * m
+    for u, v, g in G.edges(data="g"):
+        if g is None or g == 0:
+            continue
+        g = complex(g)
+        iu, iv = index[u], index[v]
+        pairing[iu, iv] += g
+        pairing[iv, iu] += g
+        terms.append(("parametric", u, v, g))
+    for r, attrs in nodes(data=True):
+        if attrs.get("kind", "cell") != "reservoir" or complex(attrs.get("m_th", 0j)) == 0:
+            continue
+        idx = np.array([index[c] for _, c in G.out_edges(r)], np.int64)
+        p = np.array([complex(p) for *_, p in G.out_edges(r, data="p")])
+        squeezing[np.ix_(idx, idx)] += float(attrs["gamma"]) * complex(attrs["m_th"]) * np.outer(p.conj(), p.conj())
+    base = model.initial
+    xi0 = np.array([complex(nodes[c].get("xi0", 0j)) for c in cells])
+    Nc, Mc = base.Nc, None
+    if (xi0 != 0).any():
+        n0 = np.array([float(nodes[c].get("n0", 0.0)) for c in cells])
+        occ, anom = squeezed_thermal(n0, xi0)
+        Nc, Mc = np.diag(occ).astype(complex), np.diag(anom)
+    initial = State(cells, base.alpha, Nc, 0.0, None, Mc)
+    return GaussianModel(cells=cells, omega=model.omega, drive_frequency=model.drive_frequency,
+                         drift=np.array(model.dense_M(), complex), pairing=pairing, drive=np.asarray(model.drive, complex),
+                         noise=np.array(model.dense_Q(), complex), squeezing=squeezing, battery=model.battery,
+                         kappa=model.kappa, initial=initial, terms=tuple(terms))

@@ -1,0 +1,296 @@
+"""The general Gaussian path (method "exact-gaussian"): exact propagation, steady state and stability of a
+:class:`~chiralnet.gaussian.GaussianModel` (squeezing, pumps, parametric links, squeezed baths and starts).
+
+On the real quadratures R = (x, p) (2N): <R>_k = P <R>_{k-1} + c with P = e^{A dt} and c = int_0^dt
+e^{A s} v ds from one augmented matrix exponential, and sigma_k = P sigma_{k-1} P^T + W with
+W = sigma_ss - P sigma_ss P^T (sigma_ss from the Lyapunov equation A X + X A^T = -D) when A is stable,
+Van Loan's block exponential otherwise. Machine precision on any grid; cost O(K (2N)^3) for K distinct
+steps plus O(T (2N)^3) for the covariance. docs/theory/gaussian.md has the equations.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import scipy.linalg as la
+
+from .. import config
+from .._jit import jit
+from ..errors import NoSteadyStateError, SolverError
+from ..gaussian import GaussianModel, general_model, is_general_model, quadrature_state, sigma_to_moments, state_quadratures
+from ..model import State
+from ..results import SteadyState
+from .base import Trace, distinct_steps
+from .exact import _affine_propagators, _noise_propagators
+
+__all__ = ["GENERAL_METHOD", "run_general", "steady_general", "check_stability_general", "needs_general"]
+
+#: The name ``result.method`` carries when the general path ran.
+GENERAL_METHOD = "exact-gaussian"
+
+
+def needs_general(model, state) -> bool:
+    """Whether a run of ``model`` from ``state`` takes the general path (an anomalous term or a squeezed state)."""
+    return is_general_model(model) or getattr(state, "Mc", None) is not None
+
+
+@jit
+def _propagate(P, c, Phi, W, kind, R0, S0, n, cols, block_idx, out_R, out_xx, out_pp, out_xp, out_block):
+    """<R>_k = P[s] <R>_{k-1} + c[s], sigma_k = Phi[s] sigma_{k-1} Phi[s]^T + W[s], s = kind[k].
+
+    P, Phi, W: (K, 2N, 2N) float; c: (K, 2N); kind (T,) int; R0 (2N,), S0 (2N, 2N). Writes the means
+    out_R (T, 2N), the diagonals sigma_xx, sigma_pp, sigma_xp of the kept cells ``cols`` (C,) into
+    out_xx, out_pp, out_xp (T, C), and sigma on the rows/columns ``block_idx`` (2B,) into out_block
+    (T, 2B, 2B); returns the last sigma.
+    """
+    R = R0.copy()
+    S = S0.copy()
+    for k in range(kind.shape[0]):
+        s = kind[k]
+        R = P[s] @ R + c[s]
+        S = Phi[s] @ S @ Phi[s].T + W[s]
+        out_R[k] = R
+        for q in range(cols.shape[0]):
+            i = cols[q]
+            out_xx[k, q] = S[i, i]
+            out_pp[k, q] = S[n + i, n + i]
+            out_xp[k, q] = S[i, n + i]
+        for u in range(block_idx.shape[0]):
+            for w in range(block_idx.shape[0]):
+                out_block[k, u, w] = S[block_idx[u], block_idx[w]]
+    return S
+
+
+def _margin(A) -> float:
+    """The real part below which an eigenvalue of A counts as decaying: -64 eps ||A||_1 (a lossless mode's
+    eigenvalue is 0 up to rounding of either sign, and is not stable)."""
+    return -64 * np.finfo(float).eps * max(1.0, float(np.abs(A).sum(axis=0).max()))
+
+
+def _stable(A) -> bool:
+    return bool(np.linalg.eigvals(A).real.max() < _margin(A))
+
+
+def check_stability_general(model: GaussianModel) -> None:
+    """NoSteadyStateError unless every eigenvalue of the quadrature drift A has a negative real part; the
+    message names the pump or parametric link that drives the unstable mode and its threshold."""
+    A = model.quadratures()[0]
+    w, V = np.linalg.eig(A)
+    k = int(np.argmax(w.real))
+    if w[k].real < _margin(A):
+        return
+    n = model.n_cells
+    # Without the pairing terms: a phase-insensitive instability (a cell without loss, gain) -- name the cell.
+    weight = np.abs(V[:n, k]) ** 2 + np.abs(V[n:, k]) ** 2
+    cell = model.cells[int(np.argmax(weight))]
+    lead = f"the network has no steady state: its drift has an eigenvalue with real part {w[k].real:.6g} >= 0"
+    M = model.drift
+    base = np.linalg.eigvals(M).real.max() if n else -np.inf
+    if base >= 0 or not model.terms:
+        raise NoSteadyStateError(f"{lead}, on the mode of cell {cell!r}; the network is unstable even without its "
+                                 "pumps and parametric links (a cell or block without loss); add damping there")
+    # The anomalous term that weighs most on the unstable mode.
+    best, best_score = None, -1.0
+    pos = {c: i for i, c in enumerate(model.cells)}
+    for term in model.terms:
+        idx = [pos[term[1]]] if term[0] == "pump" else [pos[term[1]], pos[term[2]]]
+        score = abs(term[-1]) * sum(weight[i] for i in idx)
+        if score > best_score:
+            best, best_score = term, score
+    if best[0] == "pump":
+        i = pos[best[1]]
+        kappa, delta = -2 * M[i, i].real, -M[i, i].imag + 0.0
+        threshold = float(np.sqrt(max(kappa, 0.0) ** 2 / 4 + delta**2))
+        raise NoSteadyStateError(
+            f"{lead}: the pump on cell {best[1]!r} (|P| = {abs(best[2]):.6g}) drives it above threshold; alone, "
+            f"that cell is stable for |P| < sqrt(kappa^2/4 + Delta^2) = {threshold:.6g} (kappa = {kappa:.6g}, "
+            f"Delta = omega - omega_L = {delta:.6g}, its total damping and detuning); lower the pump or add damping")
+    u, v, g = best[1], best[2], best[3]
+    threshold = _pair_threshold(M[pos[u], pos[u]], M[pos[v], pos[v]])
+    raise NoSteadyStateError(
+        f"{lead}: the parametric link ({u!r}, {v!r}) (|g| = {abs(g):.6g}) drives it above threshold; alone, that "
+        f"pair of cells is stable for |g| < {threshold:.6g} (sqrt(kappa_u kappa_v)/2 at resonance); lower g or "
+        "add damping")
+
+
+def _pair_threshold(mu, mv):
+    """Largest |g| at which two cells with diagonal drift entries mu, mv and a parametric link g stay stable
+    (the 2x2 block of (a_u, a_v^dag): [[mu, -i g], [i conj g, conj mv]]), by bisection."""
+    def growth(g):
+        return np.linalg.eigvals(np.array([[mu, -1j * g], [1j * g, np.conj(mv)]])).real.max()
+
+    if growth(0.0) >= 0:
+        return 0.0
+    lo, hi = 0.0, 1.0
+    while growth(hi) < 0 and hi < 1e300:
+        lo, hi = hi, 2 * hi
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if growth(mid) < 0 else (lo, mid)
+        if hi - lo <= 1e-15 * hi:
+            break
+    return lo
+
+
+def _steady_quadratures(model: GaussianModel):
+    A, v, D = model.quadratures()
+    check_stability_general(model)
+    R = np.linalg.solve(A, -v)
+    S = la.solve_continuous_lyapunov(A, -D)
+    return R, 0.5 * (S + S.T)
+
+
+def steady_general(model: GaussianModel) -> SteadyState:
+    """The steady state of a general Gaussian model: <R>_ss = -A^-1 v, sigma_ss from A X + X A^T = -D.
+    ``state`` carries Nc and Mc; ``method`` is "gaussian-lyapunov"."""
+    R, S = _steady_quadratures(model)
+    state = quadrature_state(model.cells, R, S, 0.0, model.drive_frequency)
+    alpha = state.alpha
+    fluct = state.Nc.diagonal().real.copy()
+    energies = model.omega * (alpha.real**2 + alpha.imag**2 + fluct)
+    if not (np.isfinite(energies).all() and np.isfinite(state.Mc).all()):
+        bad = int(np.flatnonzero(~np.isfinite(energies))[0]) if not np.isfinite(energies).all() else 0
+        raise SolverError(f"the steady state of cell {model.cells[bad]!r} is not finite (overflow): rescale the "
+                          "network's rates or drives")
+    return SteadyState(cells=model.cells, energies=energies, amplitudes=alpha, fluctuations=fluct,
+                       battery=model.battery, method="gaussian-lyapunov", state=state, omega=model.omega,
+                       drive=model.drive, drive_frequency=model.drive_frequency)
+
+
+def _propagators(A, v, D, dts):
+    """P, c (affine means), Phi, W (covariance), float arrays (K, 2N, 2N) and (K, 2N)."""
+    P, c = _affine_propagators(A.astype(complex), v.astype(complex), dts)
+    P, c = np.ascontiguousarray(P.real), np.ascontiguousarray(c.real)
+    if not D.any():
+        return P, c, P, np.zeros_like(P)
+    if _stable(A):
+        X = la.solve_continuous_lyapunov(A, -D)
+        X = 0.5 * (X + X.T)
+        W = X[None] - P @ X[None] @ np.swapaxes(P, 1, 2)
+    else:
+        _, W = _noise_propagators(P.astype(complex), A.astype(complex), D.astype(complex), dts)
+        W = W.real
+    W = 0.5 * (W + np.swapaxes(W, 1, 2))
+    return P, c, P, np.ascontiguousarray(W)
+
+
+def run_general(model, state: State, rel, *, store: bool = True, columns=None, keep_block=None):
+    """Run a general Gaussian model (or a phase-insensitive one from a squeezed state) from ``state`` at local
+    times ``rel`` (checked). Returns (Trace with ``anomalous`` (T, C) and ``anomalous_block`` (T, B, B) set,
+    GaussianModel)."""
+    model = general_model(model)
+    n = model.n_cells
+    grid = distinct_steps(rel)
+    dts, kind = grid
+    if dts.size * (2 * n) ** 2 > config.EXACT_MAX_PROPAGATOR_ENTRIES:
+        raise SolverError(f"the general Gaussian path would need too many dense propagators ({n} cells, "
+                          f"{dts.size} distinct time steps); use a uniform time grid")
+    A, v, D = model.quadratures()
+    _check_physical(state)
+    P, c, Phi, W = _propagators(A, v, D, dts)
+    R0, S0 = state_quadratures(state)
+    cols = np.arange(n, dtype=np.int64) if columns is None else np.asarray(columns, np.int64)
+    block = np.flatnonzero(model.battery) if columns is None else cols[model.battery[cols]]
+    keep = block.size <= config.BATTERY_BLOCK_MAX_CELLS if keep_block is None else bool(keep_block)
+    if not keep:
+        block = np.zeros(0, np.int64)
+    bidx = np.concatenate([block, n + block]).astype(np.int64)
+    T = rel.size
+    out_R = np.empty((T, 2 * n))
+    xx, pp, xp = (np.empty((T, cols.size)) for _ in range(3))
+    out_block = np.empty((T, bidx.size, bidx.size))
+    S = _propagate(P, c, Phi, W, kind, R0, S0, n, cols, bidx, out_R, xx, pp, xp, out_block)
+    alpha_all = (out_R[:, :n] + 1j * out_R[:, n:]) / np.sqrt(2.0)
+    fluct = (xx + pp) / 2 - 0.5
+    mc_diag = (xx - pp) / 2 + 1j * xp
+    alpha = alpha_all[:, cols]
+    energies = model.omega[cols] * (alpha.real**2 + alpha.imag**2 + fluct)
+    if columns is None:
+        totals = None
+    else:  # the totals over every cell need every diagonal: from the means and sigma's diagonal we kept
+        totals = _totals(model, alpha_all, out_R, P, c, Phi, W, kind, R0, S0)
+    final = quadrature_state(model.cells, out_R[-1], S, 0.0, None)
+    Nb = Mb = None
+    if keep:
+        Nb, Mb = sigma_to_moments(out_block)
+    trace = Trace(alpha if store else None, energies, fluct, final, {"propagators": int(dts.size)}, Nb, totals,
+                  mc_diag, Mb)
+    return trace, model
+
+
+def _totals(model, alpha_all, out_R, P, c, Phi, W, kind, R0, S0):
+    """(T, 2) total and battery energy over every cell (a run with cells= keeps a few columns only)."""
+    n = model.n_cells
+    every = np.arange(n, dtype=np.int64)
+    T = kind.size
+    xx, pp, xp = (np.empty((T, n)) for _ in range(3))
+    _propagate(P, c, Phi, W, kind, R0, S0, n, every, np.zeros(0, np.int64), np.empty((T, 2 * n)), xx, pp, xp,
+               np.empty((T, 0, 0)))
+    e = model.omega * (alpha_all.real**2 + alpha_all.imag**2 + (xx + pp) / 2 - 0.5)
+    return np.stack([e.sum(axis=1), e[:, model.battery].sum(axis=1)], axis=1)
+
+
+def _check_physical(state: State) -> None:
+    """SolverError unless sigma + i Omega/2 >= 0 (the uncertainty principle): a given Nc, Mc that no quantum
+    state has would propagate to negative occupations."""
+    if state.Mc is None and state.Nc is None:
+        return
+    _, S = state_quadratures(state)
+    n = state.n_cells
+    Om = np.block([[np.zeros((n, n)), np.eye(n)], [-np.eye(n), np.zeros((n, n))]])
+    low = float(np.linalg.eigvalsh(S + 0.5j * Om).min())
+    if low < -1e-9 * max(1.0, float(np.abs(S).max())):
+        raise SolverError(f"the start state (Nc, Mc) is not a quantum state: sigma + i Omega/2 has an eigenvalue "
+                          f"{low:.3g} < 0 (the uncertainty principle); for a squeezed thermal cell, "
+                          "|Mc_ii|^2 <= Nc_ii (Nc_ii + 1)")
+
+
+def simulate_general(model, state, t, start, method, given, store, columns, keep_block):
+    """simulate() on the general path: method "auto" or "exact-gaussian"; no tolerances (exact)."""
+    from ..results import simulation_result
+
+    check_general_method(method, given)
+    trace, gm = run_general(model, state, t - start, store=store, columns=columns, keep_block=keep_block)
+    return simulation_result(trace, gm, t, GENERAL_METHOD, store, columns, {"start": start})
+
+
+def check_general_method(method, given) -> None:
+    """SolverError unless ``method`` is "auto" or "exact-gaussian" and no tolerance is given."""
+    if method not in ("auto", GENERAL_METHOD):
+        raise SolverError(f"this run has squeezing or parametric terms (a general Gaussian network or a squeezed "
+                          f"state0) and takes method {GENERAL_METHOD!r} (or 'auto'), not {method!r}")
+    for name, value in given.items():
+        if value is not None:
+            raise SolverError(f"{name} does not apply to method {GENERAL_METHOD!r} (exact propagation, machine "
+                              "precision); drop it")
+
+
+def scattering_general(model: GaussianModel, kap, port_idx, delta):
+    """Signal and idler scattering blocks of a general Gaussian model (ports = the cells' local damping).
+
+    With b = (a, a^dag): d delta_b/dt = Z delta_b - K2^{1/2} b_in and b_out = b_in + K2^{1/2} delta_b, K2 =
+    diag(kappa, kappa), so at probe detuning delta (a ~ e^{-i delta t}) b_out(delta) = [I + K2^{1/2}
+    (Z + i delta)^{-1} K2^{1/2}] b_in(delta), b_in(delta) = (a_in(delta), a_in^dag(-delta)). The top-left
+    block is the signal S (the phase-insensitive formula when G = 0); the top-right block maps
+    a_in^dag(-delta) (the idler, at the mirror frequency) to a_out(delta).
+
+    Returns (signal (F, P, P) complex, idler (F, P, P) complex).
+    """
+    check_stability_general(model)
+    n = model.n_cells
+    M, G = model.drift, model.pairing
+    Z = np.block([[M, -1j * G], [1j * np.conj(G), np.conj(M)]])
+    root = np.sqrt(np.asarray(kap, float))
+    rows = np.concatenate([port_idx, n + port_idx])
+    P = port_idx.size
+    signal = np.empty((delta.size, P, P), complex)
+    idler = np.empty((delta.size, P, P), complex)
+    rhs = np.zeros((2 * n, 2 * P), complex)
+    rhs[rows, np.arange(2 * P)] = np.concatenate([root[port_idx], root[port_idx]])
+    for f, d in enumerate(delta):
+        X = np.linalg.solve(Z + 1j * d * np.eye(2 * n), rhs)          # (2n, 2P)
+        S = root[port_idx][:, None] * X[port_idx]                       # rows a_out of the ports
+        S[:, :P] += np.eye(P)
+        signal[f], idler[f] = S[:, :P], S[:, P:]
+    return signal, idler
