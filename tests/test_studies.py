@@ -179,6 +179,12 @@ def test_charging_line_perfect_transfer_and_uniform_line_against_expm():
     amp = (V[-1] * V[0]) @ np.exp(-1j * np.outer(w, t))  # <L-1| e^{-iHt} |0>
     assert r.data["uniform_coherent_ergotropy_fraction"][1] == pytest.approx((abs(amp) ** 2).max(), rel=1e-10)
     assert abs(la.expm(-1j * H * t[5])[-1, 0] - amp[5]) < 1e-13
+    # a squeezed vacuum through a passive line: the battery holds |u|^2 n and u^2 m (n = sinh^2 r, |m| = sinh r
+    # cosh r), W = n_b + 1/2 - sqrt((n_b + 1/2)^2 - |m_b|^2) (docs/theory/gaussian.md), largest where |u|^2 is
+    u2, sq = (abs(amp) ** 2).max(), cavity_line.SQUEEZING
+    nb, mb = u2 * np.sinh(sq) ** 2, u2 * np.sinh(sq) * np.cosh(sq)
+    W = nb + 0.5 - np.sqrt((nb + 0.5) ** 2 - mb ** 2)
+    assert r.data["uniform_squeezed_ergotropy_fraction"][1] == pytest.approx(W / np.sinh(sq) ** 2, rel=1e-9)
     # the thermal part of a displaced thermal charger arrives as heat: same energy fraction, ergotropy 1/1.5 of it
     np.testing.assert_allclose(r.data["uniform_thermal_ergotropy_fraction"],
                                r.data["uniform_coherent_ergotropy_fraction"] / 1.5, rtol=1e-9)
@@ -188,3 +194,52 @@ def test_study_list_names_every_study(capsys):
     assert cli.main(["study", "--list"]) == 0
     out = capsys.readouterr().out
     assert all(name in out for name in studies.STUDIES)
+
+
+# The general Gaussian studies, against the independent quadrature solution of tests/test_gaussian.py
+# (docs/theory/gaussian.md) and the theory page's checked values.
+
+def _battery_of_reference(spec, i):
+    """(energy, local ergotropy) of cell i from the quadrature steady state (means R, covariance sigma)."""
+    from test_gaussian import reference_steady
+
+    R, S = reference_steady(spec)
+    n = len(spec["cells"])
+    occ = (S[i, i] + S[n + i, n + i] - 1) / 2
+    m = (S[i, i] - S[n + i, n + i] + 2j * S[i, n + i]) / 2
+    a2 = ((R[i] ** 2 + R[n + i] ** 2) / 2)
+    return a2 + occ, a2 + occ + 0.5 - np.sqrt((occ + 0.5) ** 2 - abs(m) ** 2)
+
+
+def _pair_spec(cell0, cell1, gamma, N=0.0, M=0.0):
+    """A chiral pair as the reference describes it: reservoir p = (1, -1) plus J = -i gamma / 2."""
+    return dict(cells=[cell0, cell1], links=[(0, 1, -0.5j * gamma, 0)], reservoirs=[(gamma, N, M, {0: 1.0, 1: -1.0})],
+                wL=1.0)
+
+
+def test_squeezed_reservoirs_thermal_noise_is_heat_squeezing_is_work():
+    r = studies.squeezed_reservoirs(n_points=4)
+    assert np.abs(r.data["pair_thermal_ergotropy"]).max() < 1e-12 and np.abs(r.data["chain_thermal_ergotropy"]).max() < 1e-12
+    assert (np.diff(r.data["pair_thermal_energy"]) > 0).all() and (np.diff(r.data["pair_squeezed_ergotropy"]) > 0).all()
+    spec = _pair_spec(dict(omega=1.0, kappa=0.003), dict(omega=1.0, kappa=0.003), 0.04, N=1.0, M=np.sqrt(2.0))
+    E, W = _battery_of_reference(spec, 1)
+    assert r.data["pair_squeezed_energy"][-1] == pytest.approx(E, rel=1e-9)
+    assert r.data["pair_squeezed_ergotropy"][-1] == pytest.approx(W, rel=1e-9)
+
+
+def test_counter_rotating_reproduces_the_checked_lc_values():
+    r = studies.counter_rotating(quick=True)
+    assert r.data["rotating_ergotropy"].max() < 1e-12 and r.data["counter_rotating_ergotropy"].max() < 1e-12
+    assert r.data["both_ergotropy"].max() > 0.01
+    assert "E(5) = 0.2480509529, W(5) = 0.0109671019" in r.text  # docs/theory/gaussian.md, checked values
+
+
+def test_two_photon_pump_threshold_and_values():
+    r = studies.two_photon_pump(quick=True)
+    ratio, unstable = r.data["pump_over_threshold"], r.data["unstable"].astype(bool)
+    assert (unstable == (ratio > 1)).all()  # found by check_stability at (kappa + Gamma) / 2
+    k = int(np.flatnonzero(ratio == 0.99)[0])
+    spec = _pair_spec(dict(omega=1.0, kappa=0.01, pump=float(r.data["pump"][k])), dict(omega=1.0, kappa=0.01), 0.04)
+    E, W = _battery_of_reference(spec, 1)
+    assert r.data["battery_energy"][k] == pytest.approx(E, rel=1e-9)
+    assert r.data["battery_ergotropy"][k] == pytest.approx(W, rel=1e-9)

@@ -20,7 +20,7 @@ cp "$tmp/long_chain_discharge.png" docs/figures/long_chain_discharge_profile.png
 cp "$tmp/squeezed_battery_work.png" docs/figures/squeezed_battery_work.png
 "$PY" -m chiralnet study disorder --out "$tmp/disorder" --no-progress > /dev/null
 cp "$tmp/disorder/disorder.png" docs/figures/study_disorder.png
-for name in topology-scaling nonreciprocal-gain charging-line; do
+for name in topology-scaling nonreciprocal-gain charging-line squeezed-reservoirs counter-rotating two-photon-pump; do
   "$PY" -m chiralnet study "$name" --out "$tmp/$name" --no-progress > /dev/null
   cp "$tmp/$name/$(echo "$name" | tr - _).png" "docs/figures/study_$(echo "$name" | tr - _).png"
 done
