@@ -228,7 +228,7 @@ def test_one_sided_blocks_do_not_change_the_answer(width, parallel, propagator, 
     propagator, give the same Nc to rounding."""
     monkeypatch.setattr(config, "PROPAGATOR_MIN_WORK", 0)  # a small network: P would not pay, test it anyway
     from chiralnet.solve.fluctuations import propagate_deviation
-    from chiralnet.solve.steady import steady_covariance
+    from chiralnet.linalg.lyapunov import steady_covariance
 
     model = chain_model(20, n_th=0.2, n_th_link=0.6, sparse=True)
     X = steady_covariance(model, np.arange(20))[0]

@@ -16,10 +16,10 @@ from .._jit import jit
 from ..errors import NoSteadyStateError, SolverError
 from ..linalg.cascade import cascade_order
 from ..linalg.expm import expm_small
+from ..linalg.lyapunov import steady_covariance
 from ..linalg.stability import check_stability_arrays
 from ..model import Model, State
 from .base import Method, Trace, distinct_steps
-from .steady import steady_covariance
 
 __all__ = ["EXACT", "exact_fits"]
 

@@ -21,7 +21,7 @@ from ..linalg.csr import csr_parts, flush, one_norm, pruned_csr, row_low, row_re
 from ..linalg.propagator import apply_planes, row_runs
 from ..linalg.stability import check_stability_arrays
 from ..model import Model
-from .steady import steady_covariance
+from ..linalg.lyapunov import steady_covariance
 from .taylor import NO_CONVERGENCE, NOT_FINITE, OK, bounded_substeps, check_status, step_propagator, substeps
 
 __all__ = ["propagate_matrix", "propagate_deviation", "steady_fluctuations"]

@@ -10,8 +10,6 @@ steps plus O(T (2N)^3) for the covariance. docs/theory/gaussian.md has the equat
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import scipy.linalg as la
 

@@ -15,13 +15,14 @@ import scipy.sparse.linalg as spla
 
 from .. import memory
 from ..errors import ChiralnetError, SolverError
-from ..linalg.cascade import cascade_order, forward_substitution, lyapunov_cascaded
+from ..linalg.cascade import cascade_order, forward_substitution
+from ..linalg.lyapunov import steady_covariance
 from ..linalg.stability import check_diagonal, check_stability_arrays
 from ..model import Model, State, _all_finite, build_model
 from ..results import SteadyState
 from ..gaussian import is_general_model
 
-__all__ = ["steady_state", "check_stability", "steady_covariance", "steady_arrays"]
+__all__ = ["steady_state", "check_stability", "steady_arrays"]
 
 
 def _as_model(G_or_model) -> Model:
@@ -45,22 +46,6 @@ def check_stability(G_or_model) -> None:
 
         return check_stability_general(model)
     check_stability_arrays(model.M, model.cells, cascade_order(model.M))
-
-
-def steady_covariance(model: Model, order):
-    """Nc_ss from conj(M) X + X M^T = -Q (M stable), and the name of the solver used.
-
-    Triangular recursion in O(N nnz) when ``order`` (the cascade order) is given, else Bartels-Stewart.
-    """
-    if model.Q is None:
-        return np.zeros((model.n_cells,) * 2, complex), "zero-noise"
-    if order is not None:
-        cov = lyapunov_cascaded(np.conj(model.M), -model.dense_Q(), order)
-        how = "triangular-lyapunov"
-    else:
-        cov = la.solve_continuous_lyapunov(np.conj(model.dense_M()), -model.dense_Q())
-        how = "bartels-stewart"
-    return 0.5 * (cov + np.conj(cov).T), how
 
 
 def steady_arrays(model: Model, *, fluctuations: bool = True):
