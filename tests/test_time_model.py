@@ -259,3 +259,19 @@ def test_a_callable_faster_than_the_tolerance_stops_early_naming_the_cell():
     # stopped at the first pace check (1000 accepted steps and their rejected attempts, 6 evaluations each),
     # not after max_steps = 200,000 steps (over 10^6 evaluations)
     assert len(calls) <= 6 * 4 * dopri5.PACE_EVERY
+
+
+def test_stored_power_from_a_state_is_the_derivative_of_simulate():
+    # issue 18: stored_power(G, times, state0=s) with times[0] != 0 was 0.0778 where dE/dt was 0.3435
+    G = cn.two_cell()
+    s = cn.simulate(G, [0.0, 40.0]).final_state
+    times = np.array([60.0, 120.0, 300.0])
+    p = cn.stored_power(G, times, state0=s)
+    h = 1e-3
+    e = lambda t: cn.simulate(G, [40.0, *t], state0=s).battery_energy[1:]  # noqa: E731
+    fd = (-e(times + 2 * h) + 8 * e(times + h) - 8 * e(times - h) + e(times - 2 * h)) / (12 * h)
+    np.testing.assert_allclose(p, fd, rtol=1e-8)
+    # and the integral: average_power over [s.time, t] times the span is the energy gained
+    avg = cn.average_power(G, times, state0=s)
+    gained = cn.simulate(G, [40.0, *times], state0=s).battery_energy
+    np.testing.assert_allclose(avg * (times - 40.0), gained[1:] - gained[0], rtol=1e-10)
