@@ -33,7 +33,7 @@ def parse_sweep(doc: dict, source: str = "<toml>", *, allow_code: bool = False) 
     if isinstance(names, str) or not isinstance(names, list):
         raise SweepError(f"{source} [quantities] names must be a list of names, got {names!r}")
     return make_spec(builder, doc.get("grid", {}), names, params=base, times=q.get("times"),
-                     t90_max=q.get("t90_max"), t90_steps=q.get("t90_steps", 2000), output=doc.get("output"),
+                     t90_max=q.get("t90_max"), t90_steps=q.get("t90_steps"), output=doc.get("output"),
                      run=doc.get("run"), source=source, allow_code=allow_code, disorder=doc.get("disorder"))
 
 
@@ -56,7 +56,7 @@ def read_sweep(path, *, allow_code: bool = False) -> SweepSpec:
                  "ratio_nonreciprocal", "ratio_reciprocal", "total_energy"]
         times = [100.0, 1000.0]     # for battery_energy_at (1/omega)
         t90_max = 5000.0            # optional horizon of time_to_90
-        t90_steps = 2000
+        t90_steps = 2000            # optional: grid steps before bisection (default config.T90_STEPS)
 
         [output]                    # optional files besides the chunk store
         csv = true

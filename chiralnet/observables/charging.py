@@ -142,9 +142,9 @@ def check_horizon(model, horizon, steps, where) -> float | None:
     ``config.OBSERVABLE_MAX_STEP_DECAYS`` slowest decay times), with the largest horizon that does; checked
     where the decay rate is cheap (:func:`decay_rate`: cascaded networks, or small ones)."""
     if horizon is None:
-        if model.n_cells > 2000:
+        if model.n_cells > config.DEFAULT_HORIZON_MAX_CELLS:
             raise ChiralnetError(f"{where} on {model.n_cells} cells needs a horizon (1/omega): the default one "
-                                 "takes the eigenvalues of M")
+                                 "takes the eigenvalues of M (config.DEFAULT_HORIZON_MAX_CELLS)")
         return None
     horizon = number(horizon, "horizon", where, positive=True)
     rate = decay_rate(model)
