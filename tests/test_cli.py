@@ -31,7 +31,10 @@ def chiralnet(*args, cwd):
 def test_run_two_cell_subprocess(tmp_path):
     proc = chiralnet("run", EXAMPLES / "two_cell.toml", "--out", tmp_path / "out", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr == ""
+    # nothing on stderr but, on a cold Numba cache (a fresh clone), the one compile notice
+    from chiralnet._jit import COMPILING_NOTICE
+
+    assert proc.stderr in ("", COMPILING_NOTICE + "\n"), proc.stderr
     out = tmp_path / "out"
     assert sorted(p.name for p in out.iterdir()) == [
         "energies.csv", "energy.png", "network.json", "network.png", "summary.json"]
