@@ -124,6 +124,8 @@ def test_gradients_refuse_the_general_terms_instead_of_dropping_them():
         cn.gradient("chain", {"pump": 0.0}, params={"n_cells": 3})
     with pytest.raises(cn.ChiralnetError, match=r"'parametric': a general Gaussian network"):
         cn.gradient("chain", {"kappa": 0.003}, params={"n_cells": 3, "parametric": 1e-4})
+    with pytest.raises(cn.ChiralnetError, match=r"optimize: 'chain' with 'm_th': a general Gaussian network"):
+        cn.optimize("chain", {"m_th": (0.0, 0.1)}, params={"n_cells": 3, "n_th": 0.2}, maxiter=2)
 
 
 # ---------------------------------------------------------------------------------------------
