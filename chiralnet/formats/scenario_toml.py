@@ -12,8 +12,9 @@ The network, one of three forms::
     gamma = 0.04
     kappa = 0.003
     drive = 0.1
-    # kappa = [0.003, 0.002, ...]   #    a list gives one value per cell (omega, kappa, n_th, drive)
-    #                               #    or per link (gamma, n_th_link, J), in the builder's link order
+    # kappa = [0.003, 0.002, ...]   #    a list gives one value per cell (omega, kappa, n_th, drive,
+    #                               #    pump, m_th) or per link (gamma, n_th_link, J, m_th_link,
+    #                               #    parametric), in the builder's link order
 
     [network]                       # 2. explicit cells and links
     drive_frequency = 1.0
@@ -104,6 +105,7 @@ Protocols: a ``[[phase]]`` list holds the base ``[network]`` with changes, one p
     to = "load"
     gamma = 0.05
 
+A phase takes ``parametric_links`` too, and its cells any cell key (``pump``, ``m_th``, ``xi0`` included).
 Each phase starts from the base network (changes do not accumulate); the state carries over. Without
 ``[times]`` a protocol is reported at 301 times over its whole length.
 
