@@ -760,23 +760,32 @@ def _layout(name, n, links, *, omega=1.0, kappa=0.003, gamma=0.04, drive=0.1, n_
         omega_L = float(omega_a[0])
     else:
         omega_L = _real(drive_frequency, f"{name}: 'drive_frequency'")
-    pump_a = _per(name, "pump", pump, n, "cell", "complex")
-    m_th_a = _per(name, "m_th", m_th, n, "cell", "complex")
+    pump_a = _general_term(name, "pump", pump, n, "cell")
+    m_th_a = _general_term(name, "m_th", m_th, n, "cell")
     _check_squeezed_baths(name, "m_th", m_th_a, "n_th", n_th_a)
-    m_th_link_a = _per(name, "m_th_link", m_th_link, L, "link", "complex")
+    m_th_link_a = _general_term(name, "m_th_link", m_th_link, L, "link")
     if not nonreciprocal and m_th_link_a.any():
         raise NetworkError(f"{name}: 'm_th_link' applies to nonreciprocal=True only (coherent links have no "
                            "reservoir); drop m_th_link, or squeeze the local baths with m_th")
     _check_squeezed_baths(name, "m_th_link", m_th_link_a, "n_th_link", n_th_link_a)
-    parametric_a = np.zeros(L, complex) if parametric is None else _per(name, "parametric", parametric, L, "link",
-                                                                         "complex")
+    parametric_a = _general_term(name, "parametric", parametric, L, "link")
     return _Layout(n, u, v, omega_a, kappa_a, n_th_a, drive_a, omega_L, nonreciprocal, gamma_a, n_th_link_a, J_a,
                    battery_a, pump_a, m_th_a, m_th_link_a, parametric_a)
+
+
+def _general_term(name, key, value, count, per) -> np.ndarray:
+    """A general Gaussian option as a complex array of ``count`` checked entries; None or a plain zero (the
+    defaults) without the checks, so that phase-insensitive builds stay as fast as before."""
+    if value is None or (type(value) in (int, float, complex) and value == 0):
+        return np.zeros(count, complex)
+    return _per(name, key, value, count, per, "complex")
 
 
 def _check_squeezed_baths(name, key, m, occupation_key, n) -> None:
     """A squeezed bath is a state: |m|^2 <= n (n + 1) entry by entry (the tolerance of chiralnet.network);
     NetworkError naming the first entry that breaks it and the occupation it would need."""
+    if not m.any():
+        return
     m2 = np.abs(m) ** 2
     bad = m2 > n * (n + 1) * (1 + 1e-12) + 1e-300
     if bad.any():
