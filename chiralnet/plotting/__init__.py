@@ -269,8 +269,9 @@ def plot_network(G, energies=None, *, title: str | None = None, ax=None, cmap: s
     if getattr(type(model), "_GENERAL_GAUSSIAN", False):  # parametric links g a_u^dag a_v^dag + h.c.: dotted
         rows, cols = np.nonzero(np.triu(model.pairing, 1))
         parametric = [(cell_list[i], cell_list[j]) for i, j in zip(rows.tolist(), cols.tolist())]
-    for u, v in parametric:
-        ax.plot(*np.array([pos[u], pos[v]]).T, color="C2", lw=1.5, ls=":", zorder=1.5)
+    for u, v in parametric:  # bowed, so that a link's own arrow or line does not hide it
+        ax.add_patch(FancyArrowPatch(pos[u], pos[v], arrowstyle="-", connectionstyle="arc3,rad=0.3", color="C2",
+                                     lw=1.5, ls=":", shrinkA=radius_pts + 1, shrinkB=radius_pts + 1, zorder=1.5))
     for u, v in one_way:
         ax.add_patch(FancyArrowPatch(pos[u], pos[v], arrowstyle="-|>", mutation_scale=14, color="C3", lw=1.6,
                                      shrinkA=radius_pts + 1, shrinkB=radius_pts + 1, zorder=2))
