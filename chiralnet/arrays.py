@@ -2,7 +2,10 @@
 
 :func:`chain_model` and :func:`lattice_model` build the same Model as ``build_model(chain(n))`` /
 ``build_model(lattice(r, c))`` (tested) from arrays in O(N): a 10^6-cell chain in about 2 s,
-where the graph route is impractical above ~10^4 cells. Their initial state is the vacuum.
+where the graph route is impractical above ~10^4 cells. Their initial state is the vacuum. With a nonzero
+general Gaussian term (``pump``, ``m_th``, ``m_th_link``, ``parametric``) they return the same
+:class:`~chiralnet.gaussian.GaussianModel` as ``build_model`` of the graph (tested), dense and limited to
+``config.GAUSSIAN_MAX_CELLS`` cells.
 """
 
 from __future__ import annotations
@@ -30,7 +33,11 @@ def _topology_model(name, n, n_links, shape, sparse, options) -> Model:
 
 
 def model_from_layout(lay, *, sparse=None) -> Model:
-    """assemble_model of a checked builder layout (:class:`chiralnet.builders._Layout`)."""
+    """assemble_model of a checked builder layout (:class:`chiralnet.builders._Layout`); the
+    :class:`~chiralnet.gaussian.GaussianModel` (:func:`general_from_layout`) when the layout has a nonzero
+    general Gaussian term, so that no tool reading this model drops them."""
+    if lay.general:
+        return general_from_layout(lay)
     n, L = lay.n, lay.link_u.size
     if lay.nonreciprocal:
         link_J = -0.5j * lay.gamma
@@ -66,6 +73,10 @@ def chain_model(
     drive_frequency: float | None = None,
     n_th_link=None,
     battery="all",
+    pump=0.0,
+    m_th=0.0,
+    m_th_link=0.0,
+    parametric=None,
     sparse: bool | None = None,
 ) -> Model:
     """The :class:`Model` of :func:`chiralnet.chain`, built from arrays.
@@ -100,13 +111,29 @@ def chain_model(
     battery : {"all", "last"} or list of int
         The cells counted in the battery energy: "all" (every cell but the charger, cell 0; the
         default), "last" (the last cell only), or a list of cell numbers.
+    pump : complex or array (n_cells,)
+        Two-photon drive P of each cell, the term (P a^dag^2 + conj(P) a^2)/2 in the frame of the drive
+        (units of omega); a number sets every cell alike. Default 0.
+    m_th : complex or array (n_cells,)
+        Anomalous correlation M of each local bath (a squeezed bath of occupation ``n_th``; needs
+        |M|^2 <= n_th (n_th + 1)); a number sets every cell alike. Default 0.
+    m_th_link : complex or array (n_links,)
+        One-way links only: anomalous correlation of each link reservoir (a squeezed reservoir of
+        occupation ``n_th_link``; needs |M|^2 <= n_th_link (n_th_link + 1)). Default 0.
+    parametric : complex or array (n_links,), optional
+        A parametric (two-mode squeezing) coupling g a_u^dag a_v^dag + conj(g) a_u a_v on each link, beside
+        its one-way or coherent coupling (in the frame of the drive). Default None: none. Any nonzero
+        ``pump``, ``m_th``, ``m_th_link`` or ``parametric`` makes the network a general Gaussian one
+        (docs/guide/gaussian.md).
     sparse : bool, optional
         As in :func:`chiralnet.build_model`.
 
     Returns
     -------
     Model
-        Cells 0 .. n-1 (cell 0 the driven charger, the rest battery), in the vacuum initial state.
+        Cells 0 .. n-1 (cell 0 the driven charger, the rest battery), in the vacuum initial state; a
+        :class:`chiralnet.gaussian.GaussianModel` (dense, at most ``config.GAUSSIAN_MAX_CELLS`` cells) when a
+        general Gaussian term is nonzero.
 
     Examples
     --------
@@ -121,7 +148,8 @@ def chain_model(
     """
     n = _count(n_cells, "n_cells", 2)
     options = dict(omega=omega, kappa=kappa, gamma=gamma, drive=drive, n_th=n_th, nonreciprocal=nonreciprocal, J=J,
-                   drive_frequency=drive_frequency, n_th_link=n_th_link, battery=battery)
+                   drive_frequency=drive_frequency, n_th_link=n_th_link, battery=battery, pump=pump, m_th=m_th,
+                   m_th_link=m_th_link, parametric=parametric)
     return _topology_model("chain", n, n - 1, (n,), sparse, options)
 
 
@@ -139,6 +167,10 @@ def lattice_model(
     drive_frequency: float | None = None,
     n_th_link=None,
     battery="all",
+    pump=0.0,
+    m_th=0.0,
+    m_th_link=0.0,
+    parametric=None,
     sparse: bool | None = None,
 ) -> Model:
     """The :class:`Model` of :func:`chiralnet.lattice`, built from arrays.
@@ -172,19 +204,74 @@ def lattice_model(
     battery : {"all", "last"} or list of int
         The cells counted in the battery energy: "all" (every cell but the charger, cell 0; the
         default), "last" (the last cell only), or a list of cell numbers.
+    pump : complex or array (n_cells,)
+        Two-photon drive P of each cell, the term (P a^dag^2 + conj(P) a^2)/2 in the frame of the drive
+        (units of omega); a number sets every cell alike. Default 0.
+    m_th : complex or array (n_cells,)
+        Anomalous correlation M of each local bath (a squeezed bath of occupation ``n_th``; needs
+        |M|^2 <= n_th (n_th + 1)); a number sets every cell alike. Default 0.
+    m_th_link : complex or array (n_links,)
+        One-way links only: anomalous correlation of each link reservoir (a squeezed reservoir of
+        occupation ``n_th_link``; needs |M|^2 <= n_th_link (n_th_link + 1)). Default 0.
+    parametric : complex or array (n_links,), optional
+        A parametric (two-mode squeezing) coupling g a_u^dag a_v^dag + conj(g) a_u a_v on each link, beside
+        its one-way or coherent coupling (in the frame of the drive). Default None: none. Any nonzero
+        ``pump``, ``m_th``, ``m_th_link`` or ``parametric`` makes the network a general Gaussian one
+        (docs/guide/gaussian.md).
     sparse : bool, optional
         As in :func:`chiralnet.build_model`.
 
     Returns
     -------
     Model
-        Cells 0 .. n-1 (cell 0 the driven charger, the rest battery), in the vacuum initial state.
+        Cells 0 .. n-1 (cell 0 the driven charger, the rest battery), in the vacuum initial state; a
+        :class:`chiralnet.gaussian.GaussianModel` (dense, at most ``config.GAUSSIAN_MAX_CELLS`` cells) when a
+        general Gaussian term is nonzero.
     """
     r = _count(rows, "rows", 1)
     c = _count(cols, "cols", 1)
     if r * c < 2:
         raise NetworkError("lattice: rows * cols must be >= 2")
     options = dict(omega=omega, kappa=kappa, gamma=gamma, drive=drive, n_th=n_th, nonreciprocal=nonreciprocal, J=J,
-                   drive_frequency=drive_frequency, n_th_link=n_th_link, battery=battery)
+                   drive_frequency=drive_frequency, n_th_link=n_th_link, battery=battery, pump=pump, m_th=m_th,
+                   m_th_link=m_th_link, parametric=parametric)
     return _topology_model("lattice", r * c, r * (c - 1) + (r - 1) * c, (r, c), sparse, options)
 
+
+
+def general_from_layout(lay):
+    """The :class:`~chiralnet.gaussian.GaussianModel` of a builder layout with squeezing or parametric terms:
+    what ``build_model(chain(...))`` gives for the same options (tested), without a graph.
+
+    The phase-insensitive part is :func:`model_from_layout`'s; the pairing G holds the pumps P_i on its
+    diagonal and the parametric couplings g_l at (u_l, v_l) and (v_l, u_l); the anomalous noise S holds
+    kappa_i m_th_i on its diagonal and, per one-way link (jump operator a_u - a_v),
+    gamma_l m_l [[1, -1], [-1, 1]] on the block of (u_l, v_l). The start is the vacuum. Dense: at most
+    ``config.GAUSSIAN_MAX_CELLS`` cells.
+    """
+    from dataclasses import replace
+
+    from .gaussian import GaussianModel, _check_size
+
+    _check_size(lay.n)
+    base = model_from_layout(replace(lay, pump=None, m_th=None, m_th_link=None, parametric=None), sparse=False)
+    n = lay.n
+    u, v = lay.link_u, lay.link_v
+    pairing = np.zeros((n, n), complex)
+    pairing[np.arange(n), np.arange(n)] += lay.pump
+    np.add.at(pairing, (u, v), lay.parametric)
+    np.add.at(pairing, (v, u), lay.parametric)
+    squeezing = np.zeros((n, n), complex)
+    squeezing[np.arange(n), np.arange(n)] += lay.kappa * lay.m_th
+    if lay.nonreciprocal:
+        w = lay.gamma * lay.m_th_link   # p_u = 1, p_v = -1: conj(p) conj(p)^T = [[1, -1], [-1, 1]]
+        np.add.at(squeezing, (u, u), w)
+        np.add.at(squeezing, (v, v), w)
+        np.add.at(squeezing, (u, v), -w)
+        np.add.at(squeezing, (v, u), -w)
+    terms = tuple(("pump", i, complex(P)) for i, P in enumerate(lay.pump.tolist()) if P != 0) + tuple(
+        ("parametric", a, b, complex(g)) for a, b, g in zip(u.tolist(), v.tolist(), lay.parametric.tolist()) if g != 0)
+    return GaussianModel(cells=base.cells, omega=base.omega, drive_frequency=base.drive_frequency,
+                         drift=np.array(base.dense_M(), complex), pairing=pairing, drive=np.asarray(base.drive, complex),
+                         noise=np.array(base.dense_Q(), complex), squeezing=squeezing, battery=base.battery,
+                         kappa=base.kappa, initial=None, terms=terms)

@@ -8,10 +8,13 @@ with J = gamma/2, the paper's reciprocal comparison at equal coupling strength.
 
 Per-cell and per-link arrays
 ----------------------------
-In :func:`chain`, :func:`ring`, :func:`star` and :func:`lattice`, ``omega``, ``kappa``, ``n_th`` and
-``drive`` take a number (every cell alike; a number ``drive`` drives cell 0 only) or an array with one
-entry per cell in node order; ``gamma``, ``n_th_link`` and ``J`` a number or an array with one entry per
-link in the builder's documented link order. This describes disordered and optimised networks; a
+In :func:`chain`, :func:`ring`, :func:`star` and :func:`lattice`, ``omega``, ``kappa``, ``n_th``,
+``drive``, ``pump`` and ``m_th`` take a number (every cell alike; a number ``drive`` drives cell 0 only) or
+an array with one entry per cell in node order; ``gamma``, ``n_th_link``, ``J``, ``m_th_link`` and
+``parametric`` a number or an array with one entry per link in the builder's documented link order.
+``pump``, ``m_th``, ``m_th_link`` and ``parametric`` are the general Gaussian terms (two-photon drives,
+squeezed baths and link reservoirs, parametric links): any nonzero one makes the network a general
+Gaussian one (:mod:`chiralnet.gaussian`). This describes disordered and optimised networks; a
 wrong length raises :class:`~chiralnet.errors.NetworkError` naming the parameter, the expected and the
 given length.
 
@@ -36,7 +39,7 @@ import numpy as np
 
 from . import memory
 from .errors import ChiralnetError, NetworkError
-from .network import _complex, _real, add_cell, add_chiral_link, add_coherent_link, network
+from .network import _complex, _real, add_cell, add_chiral_link, add_coherent_link, add_parametric_link, network
 
 __all__ = ["two_cell", "chain", "ring", "star", "lattice", "BUILDERS", "BuilderInfo", "Parameter", "REQUIRED",
            "resolve_builder", "builder_parameters"]
@@ -128,6 +131,10 @@ def chain(
     drive_frequency: float | None = None,
     n_th_link=None,
     battery="all",
+    pump=0.0,
+    m_th=0.0,
+    m_th_link=0.0,
+    parametric=None,
 ):
     """Cells 0 -> 1 -> ... -> n_cells-1; cell 0 is the driven charger, the rest the battery.
 
@@ -160,6 +167,20 @@ def chain(
     battery : {"all", "last"} or list of int
         The cells counted in the battery energy: "all" (every cell but the charger, cell 0; the
         default), "last" (the last cell only), or a list of cell numbers.
+    pump : complex or array (n_cells,)
+        Two-photon drive P of each cell, the term (P a^dag^2 + conj(P) a^2)/2 in the frame of the drive
+        (units of omega); a number sets every cell alike. Default 0.
+    m_th : complex or array (n_cells,)
+        Anomalous correlation M of each local bath (a squeezed bath of occupation ``n_th``; needs
+        |M|^2 <= n_th (n_th + 1)); a number sets every cell alike. Default 0.
+    m_th_link : complex or array (n_links,)
+        One-way links only: anomalous correlation of each link reservoir (a squeezed reservoir of
+        occupation ``n_th_link``; needs |M|^2 <= n_th_link (n_th_link + 1)). Default 0.
+    parametric : complex or array (n_links,), optional
+        A parametric (two-mode squeezing) coupling g a_u^dag a_v^dag + conj(g) a_u a_v on each link, beside
+        its one-way or coherent coupling (in the frame of the drive). Default None: none. Any nonzero
+        ``pump``, ``m_th``, ``m_th_link`` or ``parametric`` makes the network a general Gaussian one
+        (docs/guide/gaussian.md).
 
     Returns
     -------
@@ -194,6 +215,10 @@ def ring(
     drive_frequency: float | None = None,
     n_th_link=None,
     battery="all",
+    pump=0.0,
+    m_th=0.0,
+    m_th_link=0.0,
+    parametric=None,
 ):
     """A chain closed by the link n_cells-1 -> 0 (energy circulates one way); n_cells >= 3.
 
@@ -227,6 +252,20 @@ def ring(
     battery : {"all", "last"} or list of int
         The cells counted in the battery energy: "all" (every cell but the charger, cell 0; the
         default), "last" (the last cell only), or a list of cell numbers.
+    pump : complex or array (n_cells,)
+        Two-photon drive P of each cell, the term (P a^dag^2 + conj(P) a^2)/2 in the frame of the drive
+        (units of omega); a number sets every cell alike. Default 0.
+    m_th : complex or array (n_cells,)
+        Anomalous correlation M of each local bath (a squeezed bath of occupation ``n_th``; needs
+        |M|^2 <= n_th (n_th + 1)); a number sets every cell alike. Default 0.
+    m_th_link : complex or array (n_links,)
+        One-way links only: anomalous correlation of each link reservoir (a squeezed reservoir of
+        occupation ``n_th_link``; needs |M|^2 <= n_th_link (n_th_link + 1)). Default 0.
+    parametric : complex or array (n_links,), optional
+        A parametric (two-mode squeezing) coupling g a_u^dag a_v^dag + conj(g) a_u a_v on each link, beside
+        its one-way or coherent coupling (in the frame of the drive). Default None: none. Any nonzero
+        ``pump``, ``m_th``, ``m_th_link`` or ``parametric`` makes the network a general Gaussian one
+        (docs/guide/gaussian.md).
 
     Returns
     -------
@@ -258,6 +297,10 @@ def star(
     drive_frequency: float | None = None,
     n_th_link=None,
     battery="all",
+    pump=0.0,
+    m_th=0.0,
+    m_th_link=0.0,
+    parametric=None,
 ):
     """A driven hub 0 with links 0 -> 1 .. n_leaves; the leaves are the battery.
 
@@ -291,6 +334,20 @@ def star(
     battery : {"all", "last"} or list of int
         The cells counted in the battery energy: "all" (every cell but the charger, cell 0; the
         default), "last" (the last cell only), or a list of cell numbers.
+    pump : complex or array (n_cells,)
+        Two-photon drive P of each cell, the term (P a^dag^2 + conj(P) a^2)/2 in the frame of the drive
+        (units of omega); a number sets every cell alike. Default 0.
+    m_th : complex or array (n_cells,)
+        Anomalous correlation M of each local bath (a squeezed bath of occupation ``n_th``; needs
+        |M|^2 <= n_th (n_th + 1)); a number sets every cell alike. Default 0.
+    m_th_link : complex or array (n_links,)
+        One-way links only: anomalous correlation of each link reservoir (a squeezed reservoir of
+        occupation ``n_th_link``; needs |M|^2 <= n_th_link (n_th_link + 1)). Default 0.
+    parametric : complex or array (n_links,), optional
+        A parametric (two-mode squeezing) coupling g a_u^dag a_v^dag + conj(g) a_u a_v on each link, beside
+        its one-way or coherent coupling (in the frame of the drive). Default None: none. Any nonzero
+        ``pump``, ``m_th``, ``m_th_link`` or ``parametric`` makes the network a general Gaussian one
+        (docs/guide/gaussian.md).
 
     Returns
     -------
@@ -323,6 +380,10 @@ def lattice(
     drive_frequency: float | None = None,
     n_th_link=None,
     battery="all",
+    pump=0.0,
+    m_th=0.0,
+    m_th_link=0.0,
+    parametric=None,
 ):
     """A rows x cols grid, cells numbered r*cols + c, links pointing right and down.
 
@@ -357,6 +418,20 @@ def lattice(
     battery : {"all", "last"} or list of int
         The cells counted in the battery energy: "all" (every cell but the charger, cell 0; the
         default), "last" (the last cell only), or a list of cell numbers.
+    pump : complex or array (n_cells,)
+        Two-photon drive P of each cell, the term (P a^dag^2 + conj(P) a^2)/2 in the frame of the drive
+        (units of omega); a number sets every cell alike. Default 0.
+    m_th : complex or array (n_cells,)
+        Anomalous correlation M of each local bath (a squeezed bath of occupation ``n_th``; needs
+        |M|^2 <= n_th (n_th + 1)); a number sets every cell alike. Default 0.
+    m_th_link : complex or array (n_links,)
+        One-way links only: anomalous correlation of each link reservoir (a squeezed reservoir of
+        occupation ``n_th_link``; needs |M|^2 <= n_th_link (n_th_link + 1)). Default 0.
+    parametric : complex or array (n_links,), optional
+        A parametric (two-mode squeezing) coupling g a_u^dag a_v^dag + conj(g) a_u a_v on each link, beside
+        its one-way or coherent coupling (in the frame of the drive). Default None: none. Any nonzero
+        ``pump``, ``m_th``, ``m_th_link`` or ``parametric`` makes the network a general Gaussian one
+        (docs/guide/gaussian.md).
 
     Returns
     -------
@@ -474,6 +549,10 @@ _COMMON = (
     Parameter("n_th_link", "nonneg", None, "link", "link reservoir occupations (default n_th)"),
     Parameter("battery", "battery", "all", None,
               "battery cells: 'all' (every cell but the charger, cell 0), 'last', or a list of cell numbers"),
+    Parameter("pump", "complex", 0.0, "cell", "two-photon drives P (P a^dag^2 + h.c.)/2 (general Gaussian)"),
+    Parameter("m_th", "complex", 0.0, "cell", "anomalous correlations of the local baths (squeezed baths; needs n_th)"),
+    Parameter("m_th_link", "complex", 0.0, "link", "anomalous correlations of the link reservoirs (one-way links)"),
+    Parameter("parametric", "complex", None, "link", "parametric couplings g a_u^dag a_v^dag + h.c. on the links"),
 )
 
 
@@ -627,10 +706,22 @@ class _Layout:
     n_th_link: np.ndarray    # (L,)
     J: np.ndarray            # (L,) coherent couplings of reciprocal links (empty when nonreciprocal)
     battery: np.ndarray      # (n,) bool: the cells counted in the battery energy
+    # general Gaussian terms (zeros when not given): chiralnet.gaussian
+    pump: np.ndarray | None = None        # (n,) complex two-photon drives P
+    m_th: np.ndarray | None = None        # (n,) complex anomalous correlations of the local baths
+    m_th_link: np.ndarray | None = None   # (L,) complex anomalous correlations of the link reservoirs
+    parametric: np.ndarray | None = None  # (L,) complex parametric couplings g on the links
+
+    @property
+    def general(self) -> bool:
+        """True when a squeezing or parametric term is nonzero (the network is a general Gaussian one)."""
+        return any(a is not None and bool(np.any(a != 0)) for a in (self.pump, self.m_th, self.m_th_link,
+                                                                      self.parametric))
 
 
 def _layout(name, n, links, *, omega=1.0, kappa=0.003, gamma=0.04, drive=0.1, n_th=0.0, nonreciprocal=True, J=None,
-            drive_frequency=None, n_th_link=None, battery="all") -> _Layout:
+            drive_frequency=None, n_th_link=None, battery="all", pump=0.0, m_th=0.0, m_th_link=0.0,
+            parametric=None) -> _Layout:
     """Check a topology builder's options and expand them to per-cell / per-link arrays."""
     u, v = links
     battery_a = battery_mask(name, battery, n)
@@ -669,8 +760,40 @@ def _layout(name, n, links, *, omega=1.0, kappa=0.003, gamma=0.04, drive=0.1, n_
         omega_L = float(omega_a[0])
     else:
         omega_L = _real(drive_frequency, f"{name}: 'drive_frequency'")
+    pump_a = _general_term(name, "pump", pump, n, "cell")
+    m_th_a = _general_term(name, "m_th", m_th, n, "cell")
+    _check_squeezed_baths(name, "m_th", m_th_a, "n_th", n_th_a)
+    m_th_link_a = _general_term(name, "m_th_link", m_th_link, L, "link")
+    if not nonreciprocal and m_th_link_a.any():
+        raise NetworkError(f"{name}: 'm_th_link' applies to nonreciprocal=True only (coherent links have no "
+                           "reservoir); drop m_th_link, or squeeze the local baths with m_th")
+    _check_squeezed_baths(name, "m_th_link", m_th_link_a, "n_th_link", n_th_link_a)
+    parametric_a = _general_term(name, "parametric", parametric, L, "link")
     return _Layout(n, u, v, omega_a, kappa_a, n_th_a, drive_a, omega_L, nonreciprocal, gamma_a, n_th_link_a, J_a,
-                   battery_a)
+                   battery_a, pump_a, m_th_a, m_th_link_a, parametric_a)
+
+
+def _general_term(name, key, value, count, per) -> np.ndarray:
+    """A general Gaussian option as a complex array of ``count`` checked entries; None or a plain zero (the
+    defaults) without the checks, so that phase-insensitive builds stay as fast as before."""
+    if value is None or (type(value) in (int, float, complex) and value == 0):
+        return np.zeros(count, complex)
+    return _per(name, key, value, count, per, "complex")
+
+
+def _check_squeezed_baths(name, key, m, occupation_key, n) -> None:
+    """A squeezed bath is a state: |m|^2 <= n (n + 1) entry by entry (the tolerance of chiralnet.network);
+    NetworkError naming the first entry that breaks it and the occupation it would need."""
+    if not m.any():
+        return
+    m2 = np.abs(m) ** 2
+    bad = m2 > n * (n + 1) * (1 + 1e-12) + 1e-300
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        need = (math.sqrt(1 + 4 * m2[i]) - 1) / 2
+        raise NetworkError(f"{name}: {key!r}[{i}] = {complex(m[i]):.10g}: a squeezed bath needs |{key}|^2 <= "
+                           f"{occupation_key} ({occupation_key} + 1), got {m2[i]:.10g} > {n[i] * (n[i] + 1):.10g}; "
+                           f"raise {occupation_key!r}[{i}] to at least {need:.10g} or lower |{key}|")
 
 
 _CONDITION = {"positive": (lambda x: x > 0, "> 0"), "nonneg": (lambda x: x >= 0, ">= 0")}
@@ -736,18 +859,22 @@ def _build(name, n, links, pos=None, **options):
 
     omega, kappa, n_th = per_cell("omega", lay.omega), per_cell("kappa", lay.kappa), per_cell("n_th", lay.n_th)
     drive = [options["drive"]] + [0.0] * (n - 1) if np.ndim(options["drive"]) == 0 else _plain(lay.drive)
+    pump, m_th = _plain(lay.pump), _plain(lay.m_th)   # zeros are not stored (add_cell)
     for i in range(n):
         add_cell(G, i, omega=omega[i], kappa=kappa[i], n_th=n_th[i], drive=drive[i], battery=bool(lay.battery[i]),
-                 pos=None if pos is None else pos[i])
+                 pos=None if pos is None else pos[i], pump=pump[i], m_th=m_th[i])
     u, v = lay.link_u.tolist(), lay.link_v.tolist()
     if lay.nonreciprocal:
-        for a, b, g, t in zip(u, v, lay.gamma.tolist(), lay.n_th_link.tolist()):
-            add_chiral_link(G, a, b, gamma=g, n_th=t)
+        for a, b, g, t, m in zip(u, v, lay.gamma.tolist(), lay.n_th_link.tolist(), _plain(lay.m_th_link)):
+            add_chiral_link(G, a, b, gamma=g, n_th=t, m_th=m)
     else:
         J = options["J"]
         Js = [J] * len(u) if J is not None and np.ndim(J) == 0 else _plain(lay.J)
         for a, b, Jl in zip(u, v, Js):
             add_coherent_link(G, a, b, Jl)
+    for a, b, g in zip(u, v, _plain(lay.parametric)):
+        if g != 0:
+            add_parametric_link(G, a, b, g)
     return G
 
 

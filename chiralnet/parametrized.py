@@ -58,9 +58,23 @@ __all__ = ["AffineModel", "Derivative", "affine_model", "TabulatedModel", "AFFIN
 #: Continuous parameters of each builder that :func:`affine_model` differentiates (the rest are
 #: structural: sizes, flags and the choice of battery cells).
 AFFINE_PARAMETERS = {
-    name: tuple(k for k, p in info.parameters.items() if p.kind not in ("int", "bool", "battery"))
+    name: tuple(k for k, p in info.parameters.items() if p.kind not in ("int", "bool", "battery")
+                and k not in ("pump", "m_th", "m_th_link", "parametric"))
     for name, info in BUILDERS.items()
 }
+#: The builders' general Gaussian parameters (squeezing, parametric terms): continuous, but not differentiated
+#: yet (a network with any of them nonzero is refused by :func:`affine_model`).
+GENERAL_PARAMETERS = ("pump", "m_th", "m_th_link", "parametric")
+
+
+def refuse_general(builder, names, where="affine_model") -> None:
+    """ChiralnetError when ``names`` (a point's or a layout's nonzero general Gaussian parameters) is not empty:
+    the derivatives here are of M, Q, E and omega, and would drop these terms."""
+    if names:
+        raise ChiralnetError(
+            f"{where}: {builder!r} with {', '.join(map(repr, names))}: a general Gaussian network (squeezing or "
+            "parametric terms), whose derivatives, gradients and optimisation are not supported yet; set them to "
+            "zero, or compute points with chiralnet.steady_state / chiralnet.sweep")
 
 
 
@@ -475,6 +489,7 @@ def affine_model(builder, point: dict, params: dict | None = None, *, sparse: bo
     both = set(point) & set(params)
     if both:
         raise ChiralnetError(f"affine_model: {sorted(both)} given both in point and in params; keep one")
+    refuse_general(builder, [k for k in GENERAL_PARAMETERS if k in point])
     for key, value in point.items():
         if key not in AFFINE_PARAMETERS[builder]:
             raise ChiralnetError(f"affine_model: {key!r} is structural (an integer or a flag), not a continuous "
@@ -485,6 +500,8 @@ def affine_model(builder, point: dict, params: dict | None = None, *, sparse: bo
     if missing:
         raise ChiralnetError(f"affine_model: builder {builder!r} needs {missing} in params")
     lay, p_u, p_v, o = _structure(builder, params, point)   # checks every value as the builder does
+    if lay.general:  # the derivatives below are of M, Q, E and omega only: they would drop these terms
+        refuse_general(builder, [k for k in GENERAL_PARAMETERS if np.any(getattr(lay, k) != 0)])
     if builder == "two_cell":
         model = build_model(info.function(**params, **point), sparse=sparse)
     else:  # the array route: equal to build_model(builder(...)) (tests/test_arrays.py), O(N) without NetworkX

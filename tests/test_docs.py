@@ -209,7 +209,8 @@ def test_builder_docstrings_document_every_parameter():
             f"{f.__name__}: documents parameters it does not take: {sorted(set(documented) - set(signature))}"
         assert set(signature) <= set(documented), \
             f"{f.__name__}: parameters missing from its docstring: {sorted(set(signature) - set(documented))}"
-    shared = ("omega", "kappa", "gamma", "drive", "n_th", "n_th_link", "nonreciprocal", "J", "drive_frequency")
+    shared = ("omega", "kappa", "gamma", "drive", "n_th", "n_th_link", "nonreciprocal", "J", "drive_frequency",
+              "pump", "m_th", "m_th_link", "parametric")
     blocks = {f.__name__: [_parameters_section(f.__doc__)[n] for n in shared]
               for f in builders if f.__name__ != "two_cell"}
     first = blocks.pop("chain")

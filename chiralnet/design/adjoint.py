@@ -174,6 +174,9 @@ def problem(base, point: dict, params: dict | None = None, *, where: str = "grad
     from ..builders import BUILDERS
 
     if name in BUILDERS and BUILDERS[name].function is fn:
+        from ..parametrized import GENERAL_PARAMETERS, refuse_general
+
+        refuse_general(name, [k for k in GENERAL_PARAMETERS if k in point], where)
         for k in point:
             if k not in AFFINE_PARAMETERS[name]:
                 raise ChiralnetError(f"{where}: {k!r} is structural (an integer or a flag) in {name!r}, not a "

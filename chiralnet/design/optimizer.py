@@ -158,6 +158,9 @@ def _layout(base, bounds, params, x0, budget):
         if k not in bounds:
             raise ChiralnetError(f"optimize: x0 gives {k!r}, which has no bounds (is not optimised); add bounds for it")
     if registry:
+        from ..parametrized import GENERAL_PARAMETERS, refuse_general
+
+        refuse_general(name, [k for k in GENERAL_PARAMETERS if k in bounds], "optimize")
         for k in bounds:
             if k not in AFFINE_PARAMETERS[name]:
                 raise ChiralnetError(f"optimize: {k!r} is structural (an integer or a flag) in {name!r} and cannot be "

@@ -12,8 +12,9 @@ The network, one of three forms::
     gamma = 0.04
     kappa = 0.003
     drive = 0.1
-    # kappa = [0.003, 0.002, ...]   #    a list gives one value per cell (omega, kappa, n_th, drive)
-    #                               #    or per link (gamma, n_th_link, J), in the builder's link order
+    # kappa = [0.003, 0.002, ...]   #    a list gives one value per cell (omega, kappa, n_th, drive,
+    #                               #    pump, m_th) or per link (gamma, n_th_link, J, m_th_link,
+    #                               #    parametric), in the builder's link order
 
     [network]                       # 2. explicit cells and links
     drive_frequency = 1.0
@@ -39,13 +40,25 @@ The network, one of three forms::
     # cells = ["a", "b"]
     # p = [1.0, -1.0]
 
+Squeezing and parametric terms (a general Gaussian network, docs/guide/gaussian.md): cells take ``pump``
+(two-photon drive), ``m_th`` (squeezed local bath, with ``n_th``) and ``xi0`` (squeezed start);
+``reservoirs`` and ``chiral_links`` take ``m_th`` (squeezed reservoir, with ``n_th``); parametric links
+g a_u^dag a_v^dag + h.c. are a list of tables or of triples::
+
+    [[network.parametric_links]]
+    cells = ["a", "b"]
+    g = 0.01
+    # or, in [network]: parametric_links = [["a", "b", 0.01], ...]
+
+A builder network takes ``pump``, ``m_th``, ``m_th_link`` and ``parametric`` like its other parameters.
+
     [network]                       # 3. a graph saved with chiralnet.save_graph
     graph = "my_network.json"       #    relative to the scenario file
 
 In every form, ``battery = [...]`` in ``[network]`` lists the cells that count as the battery
 (overriding the builder's choice or the cells' ``battery`` flags).
 
-Complex numbers (``drive``, ``alpha0``, ``J``, ``p``) are written as a real number (``0.1``), a
+Complex numbers (``drive``, ``alpha0``, ``J``, ``p``, ``pump``, ``m_th``, ``xi0``, ``g``) are written as a real number (``0.1``), a
 string in Python's notation (``"0.1-0.02j"``, ``"-0.02j"``; spaces are ignored), or a pair
 ``[re, im]``.
 
@@ -92,6 +105,7 @@ Protocols: a ``[[phase]]`` list holds the base ``[network]`` with changes, one p
     to = "load"
     gamma = 0.05
 
+A phase takes ``parametric_links`` too, and its cells any cell key (``pump``, ``m_th``, ``xi0`` included).
 Each phase starts from the base network (changes do not accumulate); the state carries over. Without
 ``[times]`` a protocol is reported at 301 times over its whole length.
 
@@ -122,6 +136,7 @@ from ..network import (
     add_cell,
     add_chiral_link,
     add_coherent_link,
+    add_parametric_link,
     add_reservoir,
     cells,
     network,
@@ -156,7 +171,8 @@ _EXPECT = {
 }
 
 _CELL_KEYS = {"name": "name", "omega": "positive", "kappa": "nonneg", "n_th": "nonneg", "drive": "drive",
-              "alpha0": "complex", "n0": "nonneg", "battery": "bool", "label": "str"}
+              "alpha0": "complex", "n0": "nonneg", "battery": "bool", "label": "str",
+              "pump": "complex", "m_th": "complex", "xi0": "complex"}
 _TOP_KEYS = {"title", "description", "network", "times", "solver", "output", "phase"}
 #: Drive shapes in TOML: drive = {shape = "gaussian", amplitude = 0.1, t0 = 500, width = 100}; an array
 #: of numbers and shapes is their sum.
@@ -167,7 +183,8 @@ _DRIVE_SHAPES = {
     "constant": (drives.constant, {"amplitude": "complex"}),
 }
 #: Keys of a [[phase]]: its duration and the changes to the base [network].
-_PHASE_KEYS = {"name", "duration", "cells", "remove", "coherent_links", "chiral_links", "reservoirs"}
+_PHASE_KEYS = {"name", "duration", "cells", "remove", "coherent_links", "chiral_links", "reservoirs",
+               "parametric_links"}
 #: Integers in scenario files must fit in int64 (sizes, counts, dpi, max_steps go to NumPy and Numba).
 _INT_LIMIT = 2**63
 
@@ -460,7 +477,8 @@ def _from_graph_file(r: _Reader, spec: dict, key: str, base_dir) -> nx.DiGraph:
 
 
 def _from_explicit(r: _Reader, spec: dict, key: str) -> nx.DiGraph:
-    r.keys(spec, {"cells", "coherent_links", "chiral_links", "reservoirs", "drive_frequency", "name", "battery"}, key)
+    r.keys(spec, {"cells", "coherent_links", "chiral_links", "reservoirs", "parametric_links", "drive_frequency",
+                  "name", "battery"}, key)
     omega_L = r.value(spec.get("drive_frequency", 1.0), "real", _join(key, "drive_frequency"))
     G = network(omega_L, name=r.value(spec["name"], "str", _join(key, "name")) if "name" in spec else None)
     cell_list = r.list(spec["cells"], _join(key, "cells"), min_len=1)
@@ -490,7 +508,7 @@ def _add_links(r: _Reader, G, spec: dict, key: str) -> None:
     for i, res in enumerate(r.list(spec.get("reservoirs", []), _join(key, "reservoirs"))):
         where = f"{key}.reservoirs[{i}]"
         res = r.table(res, where)
-        r.keys(res, {"name", "gamma", "n_th", "cells", "p"}, where, required={"gamma", "cells", "p"})
+        r.keys(res, {"name", "gamma", "n_th", "m_th", "cells", "p"}, where, required={"gamma", "cells", "p"})
         names = r.list(res["cells"], _join(where, "cells"), "name", min_len=1)
         amps = r.list(res["p"], _join(where, "p"), "complex")
         if len(amps) != len(names):
@@ -499,21 +517,37 @@ def _add_links(r: _Reader, G, spec: dict, key: str) -> None:
             r.fail(_join(where, "cells"), "a cell appears twice; list each cell once with its total amplitude")
         kw = dict(gamma=r.value(res["gamma"], "nonneg", _join(where, "gamma")),
                   n_th=r.value(res.get("n_th", 0.0), "nonneg", _join(where, "n_th")))
+        if "m_th" in res:
+            kw["m_th"] = r.complex(res["m_th"], _join(where, "m_th"))
         if "name" in res:
             kw["name"] = r.value(res["name"], "name", _join(where, "name"))
         _call(r, where, add_reservoir, G, dict(zip(names, amps)), **kw)
     for i, link in enumerate(r.list(spec.get("chiral_links", []), _join(key, "chiral_links"))):
         where = f"{key}.chiral_links[{i}]"
         link = r.table(link, where)
-        r.keys(link, {"from", "to", "gamma", "n_th", "xi", "name"}, where, required={"from", "to", "gamma"})
+        r.keys(link, {"from", "to", "gamma", "n_th", "m_th", "xi", "name"}, where, required={"from", "to", "gamma"})
         kw = dict(gamma=r.value(link["gamma"], "positive", _join(where, "gamma")),
                   n_th=r.value(link.get("n_th", 0.0), "nonneg", _join(where, "n_th")),
                   xi=r.value(link.get("xi", 1.0), "positive", _join(where, "xi")))
+        if "m_th" in link:
+            kw["m_th"] = r.complex(link["m_th"], _join(where, "m_th"))
         if "name" in link:
             kw["name"] = r.value(link["name"], "name", _join(where, "name"))
         u = r.value(link["from"], "name", _join(where, "from"))
         v = r.value(link["to"], "name", _join(where, "to"))
         _call(r, where, add_chiral_link, G, u, v, **kw)
+    for i, link in enumerate(r.list(spec.get("parametric_links", []), _join(key, "parametric_links"))):
+        where = f"{key}.parametric_links[{i}]"
+        if isinstance(link, list):  # the short form [u, v, g]
+            if len(link) != 3:
+                r.fail(where, f"expected [u, v, g] (two cells and the coupling) or a table {{cells = [u, v], g = ...}}, "
+                              f"got {len(link)} entries")
+            pair, g = _cell_pair(r, link[:2], where), r.complex(link[2], f"{where}[2]")
+        else:
+            link = r.table(link, where)
+            r.keys(link, {"cells", "g"}, where, required={"cells", "g"})
+            pair, g = _cell_pair(r, link["cells"], _join(where, "cells")), r.complex(link["g"], _join(where, "g"))
+        _call(r, where, add_parametric_link, G, *pair, g)
 
 
 def _parse_phases(r: _Reader, phases, base) -> tuple:
@@ -617,6 +651,9 @@ def network_spec(G: nx.DiGraph) -> dict:
             entry["drive"] = cplx(a["drive"])
         if a.get("alpha0", 0.0):
             entry["alpha0"] = cplx(a["alpha0"])
+        for k in ("pump", "m_th", "xi0"):  # general Gaussian terms, written when nonzero
+            if a.get(k, 0.0):
+                entry[k] = cplx(a[k])
         entry["battery"] = bool(a.get("battery", False))
         if a.get("pos") is not None:
             entry["pos"] = [float(x) for x in a["pos"]]
@@ -629,9 +666,14 @@ def network_spec(G: nx.DiGraph) -> dict:
     for res in reservoirs(G):
         a = G.nodes[res]
         out = list(G.out_edges(res, data="p"))
-        spec["reservoirs"].append({"name": name(res), "gamma": float(a["gamma"]), "n_th": float(a.get("n_th", 0.0)),
-                                   "cells": [name(v) for _, v, _ in out], "p": [cplx(p) for _, _, p in out]})
-    for k in ("coherent_links", "reservoirs"):
+        entry = {"name": name(res), "gamma": float(a["gamma"]), "n_th": float(a.get("n_th", 0.0))}
+        if a.get("m_th", 0.0):
+            entry["m_th"] = cplx(a["m_th"])
+        entry.update({"cells": [name(v) for _, v, _ in out], "p": [cplx(p) for _, _, p in out]})
+        spec["reservoirs"].append(entry)
+    spec["parametric_links"] = [{"cells": [name(u), name(v)], "g": cplx(g)}
+                                for u, v, g in G.edges(data="g") if g is not None]
+    for k in ("coherent_links", "reservoirs", "parametric_links"):
         if not spec[k]:
             del spec[k]
     return spec

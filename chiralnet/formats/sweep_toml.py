@@ -25,6 +25,7 @@ def parse_sweep(doc: dict, source: str = "<toml>", *, allow_code: bool = False) 
             raise SweepError(f"{source}: {section!r} must be a table [{section}]")
     base = dict(doc.get("base", {}))
     builder = base.pop("builder", None)
+    base = _complex_base(base, builder, source)
     q = dict(doc.get("quantities", {}))
     for k in q:
         if k not in SECTIONS["quantities"]:
@@ -35,6 +36,29 @@ def parse_sweep(doc: dict, source: str = "<toml>", *, allow_code: bool = False) 
     return make_spec(builder, doc.get("grid", {}), names, params=base, times=q.get("times"),
                      t90_max=q.get("t90_max"), t90_steps=q.get("t90_steps"), output=doc.get("output"),
                      run=doc.get("run"), source=source, allow_code=allow_code, disorder=doc.get("disorder"))
+
+
+def _complex_base(base: dict, builder, source: str) -> dict:
+    """The [base] values of a registered builder's complex parameters (``drive``, ``J``, ``pump``, ``m_th``,
+    ``m_th_link``, ``parametric``) read as scenario files read them: a number, a string ``"0.1-0.02j"`` or a pair
+    ``[re, im]``, or a list of them for a per-cell / per-link parameter; what :func:`write_sweep` writes."""
+    from .. import builders
+    from ..errors import ScenarioError
+    from .scenario_toml import _Reader, _builder_value
+
+    info = builders.BUILDERS.get(builder) if isinstance(builder, str) else None
+    if info is None:
+        return base
+    out = dict(base)
+    for key, value in base.items():
+        param = info.parameters.get(key)
+        if param is None or param.kind != "complex" or value is None:
+            continue
+        try:
+            out[key] = _builder_value(_Reader(source), param, value, f"[base] {key}")
+        except ScenarioError as exc:
+            raise SweepError(str(exc)) from None
+    return out
 
 
 def read_sweep(path, *, allow_code: bool = False) -> SweepSpec:

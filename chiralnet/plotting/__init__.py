@@ -174,11 +174,13 @@ def link_directions(model, *, rtol: float = 1e-12):
     """
     import scipy.sparse as sp
 
+    from ..gaussian import is_general_model
     from ..model import Model, build_model
 
-    if not isinstance(model, Model):
+    if not isinstance(model, Model) and not is_general_model(model):
         model = build_model(model)
-    coo = sp.coo_array(model.M)
+    # a general Gaussian model: the directions of its phase-insensitive part (parametric links: plot_network)
+    coo = sp.coo_array(model.drift if is_general_model(model) else model.M)
     off = coo.row != coo.col
     rows, cols, vals = coo.row[off], coo.col[off], np.abs(coo.data[off])
     if vals.size == 0:
@@ -263,6 +265,13 @@ def plot_network(G, energies=None, *, title: str | None = None, ax=None, cmap: s
     radius_pts = np.sqrt(size) / 2
     for u, v in two_way:
         ax.plot(*np.array([pos[u], pos[v]]).T, color="0.45", lw=1.5, zorder=1)
+    parametric = []
+    if getattr(type(model), "_GENERAL_GAUSSIAN", False):  # parametric links g a_u^dag a_v^dag + h.c.: dotted
+        rows, cols = np.nonzero(np.triu(model.pairing, 1))
+        parametric = [(cell_list[i], cell_list[j]) for i, j in zip(rows.tolist(), cols.tolist())]
+    for u, v in parametric:  # bowed, so that a link's own arrow or line does not hide it
+        ax.add_patch(FancyArrowPatch(pos[u], pos[v], arrowstyle="-", connectionstyle="arc3,rad=0.3", color="C2",
+                                     lw=1.5, ls=":", shrinkA=radius_pts + 1, shrinkB=radius_pts + 1, zorder=1.5))
     for u, v in one_way:
         ax.add_patch(FancyArrowPatch(pos[u], pos[v], arrowstyle="-|>", mutation_scale=14, color="C3", lw=1.6,
                                      shrinkA=radius_pts + 1, shrinkB=radius_pts + 1, zorder=2))
@@ -286,6 +295,8 @@ def plot_network(G, energies=None, *, title: str | None = None, ax=None, cmap: s
     handles = [Line2D([], [], color="C3", marker=">", lw=1.6, label="one-way link")]
     if two_way:
         handles.append(Line2D([], [], color="0.45", lw=1.5, label="reciprocal link"))
+    if parametric:
+        handles.append(Line2D([], [], color="C2", lw=1.5, ls=":", label="parametric link"))
     if driven.size:
         handles.append(Line2D([], [], ls="", marker="o", mfc="none", mec="C1", mew=2, ms=10, label="driven cell"))
     if not model.battery.all():

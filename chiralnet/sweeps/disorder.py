@@ -50,7 +50,7 @@ taken once (:func:`chiralnet.parametrized.affine_model`, verified against
 :func:`chiralnet.arrays.model_from_layout` at random draws), and each realisation's M, drive and omega
 are the point's nominal model plus the derivatives times the change (a Numba kernel, no NetworkX, one
 fixed order of additions per row, so results do not depend on how realisations are blocked). Larger or
-thermal networks build each realisation's model from arrays (:mod:`chiralnet.arrays`, no graph) and go
+thermal or general Gaussian (``pump``, ``m_th``, ``m_th_link``, ``parametric``) networks build each realisation's model from arrays (:mod:`chiralnet.arrays`, no graph) and go
 through ``steady_state`` / ``simulate``.
 """
 
@@ -78,7 +78,10 @@ MAX_REALISATIONS = 2**31 - 1
 OPTION_KEYS = ("realisations", "seed", "distribution", "quantiles", "keep_realisations")
 #: Parameter -> attribute of :class:`chiralnet.builders._Layout` holding its per-cell / per-link values.
 _LAYOUT = {"omega": "omega", "kappa": "kappa", "gamma": "gamma", "drive": "drive", "n_th": "n_th",
-           "n_th_link": "n_th_link", "J": "J"}
+           "n_th_link": "n_th_link", "J": "J", "pump": "pump", "m_th": "m_th", "m_th_link": "m_th_link",
+           "parametric": "parametric"}
+#: Disordered parameters whose realised values stay complex (the rest are real: rates, frequencies, occupations).
+_COMPLEX = ("drive", "J", "pump", "m_th", "m_th_link", "parametric")
 _SQRT3 = math.sqrt(3.0)
 
 
@@ -315,7 +318,7 @@ def realised_layout(builder: str, lay, options: dict, names, values: dict):
     opts = dict(options)
     for n in names:
         v = values[n]
-        opts[n] = v if n in ("drive", "J") else v.real.copy()
+        opts[n] = v if n in _COMPLEX else v.real.copy()
     if "n_th" in names and "n_th_link" not in names and lay.nonreciprocal and options.get("n_th_link") is None:
         opts["n_th_link"] = lay.n_th_link.copy()  # the links keep their nominal occupation
     return builders._layout(builder, lay.n, (lay.link_u, lay.link_v), **opts)

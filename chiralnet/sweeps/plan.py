@@ -168,6 +168,9 @@ def _try_batch(plan, g, origin):
         g.reason = f"no batched kernel for {_unbatched(spec)}"
         return
     m0 = model_at(plan, origin)
+    if m0.general:  # the batched kernels hold one phase-insensitive M: they would drop these terms
+        g.reason = "general Gaussian (squeezing or parametric terms): pointwise"
+        return
     if m0.n_cells > config.BATCH_MAX_CELLS or m0.thermal:
         g.reason = "thermal" if m0.thermal else f"{m0.n_cells} cells > config.BATCH_MAX_CELLS"
         return
@@ -261,7 +264,7 @@ def compute_chunk(plan: Plan, start: int, stop: int) -> dict:
         for i in idx:
             where = plan.locate(multi_all[i])
             model = model_at(plan, multi_all[i])
-            if stackable and model.n_cells <= config.BATCH_MAX_CELLS and not model.thermal:
+            if stackable and model.n_cells <= config.BATCH_MAX_CELLS and not model.thermal and not model.general:
                 sig = (model.n_cells, model.battery.tobytes())
                 small.setdefault(sig, []).append((i, model))
             else:

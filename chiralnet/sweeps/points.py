@@ -12,7 +12,8 @@ import numpy as np
 from .. import config
 from ..drives import is_time_dependent
 from ..errors import ChiralnetError, NoSteadyStateError, SweepError
-from ..model import Model, State, build_model, graph_state
+from ..gaussian import is_general_model
+from ..model import Model, State, build_model, graph_state, initial_state
 from ..network import cells as cell_nodes
 from ..observables import QUANTITIES as REGISTRY
 from ..observables import charging
@@ -51,7 +52,14 @@ class _Point:
 
     @property
     def thermal(self) -> bool:
-        return self.model.thermal or self.state.Nc is not None
+        # True also for a general Gaussian model (GaussianModel.thermal): the batched kernels, which hold one
+        # phase-insensitive M, never take it
+        return self.model.thermal or self.state.Nc is not None or self.general
+
+    @property
+    def general(self) -> bool:
+        """A general Gaussian model (squeezing or parametric terms): computed pointwise only."""
+        return is_general_model(self.model)
 
 
 def model_at(plan, multi) -> _Point:
@@ -66,6 +74,8 @@ def model_at(plan, multi) -> _Point:
         raise SweepError(f"{plan.locate(multi)}: cell {shaped[0]!r} has a time-dependent drive; sweep quantities "
                          "assume a constant drive (a steady state exists only then): sweep the pulse with a loop of "
                          "cn.simulate, or give the cell a constant drive")
+    if is_general_model(model):  # squeezing or parametric terms: its own start (xi0 included), never batched
+        return _Point(model, initial_state(model))
     return _Point(model, graph_state(G, model.cells))
 
 
@@ -167,7 +177,14 @@ def point_quantities(plan, model, where):
             continue
         try:
             value = REGISTRY[q].compute(inputs)
+        except NoSteadyStateError as exc:
+            raise SweepError(f"{where}: {exc}") from None
         except ChiralnetError as exc:
+            if point.general:  # the general path does not compute this quantity yet: say so, in one line
+                raise SweepError(f"{where}: {q!r} is not computed for a general Gaussian network (squeezing or "
+                                 "parametric terms) yet; sweep battery_energy, total_energy, cell_energy, "
+                                 "battery_energy_at, battery_ergotropy, battery_ergotropy_collective or the ratios, "
+                                 "or set pump, m_th, m_th_link and parametric to zero") from None
             raise SweepError(f"{where}: {exc}") from None
         if value is None:  # not reached within the horizon
             out["status"][0] = K.NOT_REACHED
