@@ -26,6 +26,7 @@ from __future__ import annotations
 import types
 
 import numpy as np
+import scipy.sparse as sp
 
 from .._jit import jit
 
@@ -347,8 +348,6 @@ class System:
     """
 
     def __init__(self, M, b, Q=None):
-        import scipy.sparse as sp
-
         self.n = b.shape[0]
         self.thermal = Q is not None
         empty_c = np.zeros((0, 0), complex)
