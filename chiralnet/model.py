@@ -103,7 +103,7 @@ class Model:
 
     @property
     def is_sparse(self) -> bool:
-        return sp.issparse(self.M)
+        return type(self.M) is not np.ndarray and sp.issparse(self.M)
 
     @property
     def thermal(self) -> bool:
@@ -194,6 +194,16 @@ class State:
                 raise NetworkError("State.Mc must be symmetric (Mc_jk = <da_j da_k> = Mc_kj); symmetrise it as "
                                    "(Mc + Mc.T) / 2")
 
+    @classmethod
+    def _checked(cls, cells, alpha, Nc=None, time=0.0, frame=None, Mc=None) -> "State":
+        """A State of values already checked as ``__post_init__`` checks them (another State's arrays, or a
+        run's final arrays whose energies the result checks), built without checking them again: a small
+        run makes three States, and the checks (``eigvalsh`` of Nc) cost more than its arithmetic.
+        ``time`` must already be a float."""
+        state = object.__new__(cls)
+        state.__dict__.update(cells=cells, alpha=alpha, Nc=Nc, time=time, frame=frame, Mc=Mc)
+        return state
+
     @property
     def n_cells(self) -> int:
         return len(self.cells)
@@ -236,7 +246,9 @@ class State:
     def in_frame(self, drive_frequency: float) -> "State":
         """This state with ``alpha`` in the frame rotating at ``drive_frequency`` (see ``frame``)."""
         if self.frame is None or self.frame == drive_frequency:
-            return self if self.frame == drive_frequency else dataclasses.replace(self, frame=drive_frequency)
+            if self.frame == drive_frequency:
+                return self
+            return State._checked(self.cells, self.alpha, self.Nc, self.time, drive_frequency, self.Mc)
         turn = np.exp(1j * (drive_frequency - self.frame) * self.time)
         Mc = None if self.Mc is None else np.asarray(self.Mc) * turn**2  # <a a> turns like alpha^2
         return dataclasses.replace(self, alpha=self.alpha * turn, frame=drive_frequency, Mc=Mc)
@@ -292,9 +304,13 @@ def initial_state(G_or_model) -> State:
     """The state a network starts from at t = 0: coherent amplitudes ``alpha0`` and thermal occupations
     ``n0`` of its cells (Nc = diag(n0), None when all are zero). A :class:`Model` built from a graph
     keeps its graph's (``Model.initial``); one assembled from arrays starts from the vacuum."""
+    if isinstance(G_or_model, Model):
+        if G_or_model.initial is not None:
+            return G_or_model.initial
+        return State(G_or_model.cells, np.zeros(G_or_model.n_cells, complex))
     from .gaussian import is_general_model
 
-    if isinstance(G_or_model, Model) or is_general_model(G_or_model):
+    if is_general_model(G_or_model):
         if G_or_model.initial is not None:
             return G_or_model.initial
         return State(G_or_model.cells, np.zeros(G_or_model.n_cells, complex))

@@ -320,10 +320,9 @@ def simulation_result(trace, model, times, method: str, store: bool, columns, op
     ``energy_totals`` over all cells; its energies may be None when its amplitudes are kept (then
     they are derived on access). Raises SolverError on a non-finite energy, naming the cell.
     """
-    from dataclasses import replace
-
     from .errors import SolverError
 
+    end = trace.final_state  # a State, checked when the method made it (or made of arrays the checks below cover)
     energies, amplitudes, fluct, totals = trace.energies, trace.amplitudes, trace.fluctuations, trace.energy_totals
     battery, omega, drive = model.battery, model.omega, model.drive_at(times)
     if columns is not None:
@@ -339,8 +338,8 @@ def simulation_result(trace, model, times, method: str, store: bool, columns, op
     cells = model.cells if columns is None else tuple(model.cells[i] for i in columns)
     result = SimulationResult(times=times, cells=cells, energies=energies, amplitudes=amplitudes if store else None,
                               fluctuations=fluct, battery=battery, method=method, stats=trace.stats,
-                              final_state=replace(trace.final_state, time=float(times[-1]),
-                                                  frame=model.drive_frequency),
+                              final_state=State._checked(end.cells, end.alpha, end.Nc, float(times[-1]),
+                                                         model.drive_frequency, end.Mc),
                               battery_fluctuations=trace.battery_block, omega=omega, drive=drive,
                               drive_frequency=model.drive_frequency, energy_totals=totals,
                               options=dict(options or {}), anomalous=getattr(trace, "anomalous", None),

@@ -71,10 +71,11 @@ class Method:
 def model_and_state(G_or_model) -> tuple[Model, State]:
     """The model of a graph or model, and the state it starts from at t = 0 (:func:`initial_state`: the
     graph's ``alpha0``/``n0``, kept by a model built from it; the vacuum for an array-built model)."""
+    if isinstance(G_or_model, Model):
+        return G_or_model, initial_state(G_or_model)
     from ..gaussian import is_general_model
 
-    general = is_general_model(G_or_model)
-    model = G_or_model if isinstance(G_or_model, Model) or general else build_model(G_or_model)
+    model = G_or_model if is_general_model(G_or_model) else build_model(G_or_model)
     return model, initial_state(model)
 
 

@@ -251,7 +251,9 @@ def _run(model: Model, state0: State, times, options) -> Trace:
         step = propagate_fluctuations_small if n <= config.SMALL_PRODUCT_MAX_CELLS else propagate_fluctuations
         Nc = step(Phi, W, kind, state0.dense_Nc(), fluct, idx, block)
         energies += model.omega * fluct
-    final = State(model.cells, alpha[-1].copy(), Nc)
+    # the energies, which the result checks (SolverError naming the cell), are finite only where alpha[-1] and
+    # diag Nc are; Nc is Hermitian and positive semidefinite by construction (Phi Nc Phi^H + W)
+    final = State._checked(model.cells, alpha[-1].copy(), Nc)
     return Trace(alpha, energies, fluct, final, {"propagators": int(dts.size)}, block)
 
 
