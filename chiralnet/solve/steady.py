@@ -16,6 +16,7 @@ import scipy.sparse.linalg as spla
 from .. import memory
 from ..errors import ChiralnetError, SolverError
 from ..linalg.cascade import cascade_order, forward_substitution, lyapunov_cascaded
+from ..linalg.lyapunov import solve_continuous_lyapunov
 from ..linalg.stability import check_diagonal, check_stability_arrays
 from ..model import Model, State, _all_finite, build_model
 from ..results import SteadyState
@@ -58,7 +59,7 @@ def steady_covariance(model: Model, order):
         cov = lyapunov_cascaded(np.conj(model.M), -model.dense_Q(), order)
         how = "triangular-lyapunov"
     else:
-        cov = la.solve_continuous_lyapunov(np.conj(model.dense_M()), -model.dense_Q())
+        cov = solve_continuous_lyapunov(np.conj(model.dense_M()), -model.dense_Q())  # SciPy's, same bits
         how = "bartels-stewart"
     return 0.5 * (cov + np.conj(cov).T), how
 
