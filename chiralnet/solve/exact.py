@@ -239,8 +239,8 @@ def _run(model: Model, state0: State, times, options) -> Trace:
     fluct = _zeros_view((T, n))  # coherent state: no fluctuations, no memory
     Nc = block = None
     if thermal:
-        fluct = np.zeros((T, n))
-        idx = options.get("block", np.flatnonzero(model.battery)).astype(np.int64)
+        fluct = np.empty((T, n))  # the kernels write every entry
+        idx = np.asarray(options["block"] if "block" in options else model.battery.nonzero()[0], np.int64)
         block = np.empty((T, idx.size, idx.size), complex)
         if model.Q is None:  # no noise: Nc only decays, W = 0
             Phi, W = np.ascontiguousarray(np.conj(P)), np.zeros_like(P)
