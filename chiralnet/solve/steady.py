@@ -154,6 +154,9 @@ def steady_state(G_or_model) -> SteadyState:
                              "drives; simulate the network instead")
     alpha, Nc, method, energies = steady_arrays(model)
     fluct = np.zeros(model.n_cells) if Nc is None else Nc.diagonal().real.copy()
+    # steady_arrays checked alpha finite; a thermal Nc_ss gets the State's own checks (Hermitian, PSD)
+    state = (State._checked(model.cells, alpha, None, 0.0, model.drive_frequency) if Nc is None
+             else State(model.cells, alpha, Nc, 0.0, model.drive_frequency))
     return SteadyState(cells=model.cells, energies=energies, amplitudes=alpha, fluctuations=fluct,
-                       battery=model.battery, method=method, state=State(model.cells, alpha, Nc, 0.0, model.drive_frequency),
+                       battery=model.battery, method=method, state=state,
                        omega=model.omega, drive=model.drive, drive_frequency=model.drive_frequency)
