@@ -326,10 +326,11 @@ def graph_state(G, order) -> State:
     a0, z0 = CELL_DEFAULTS["alpha0"], CELL_DEFAULTS["n0"]
     alpha0 = np.array([nodes[c].get("alpha0", a0) for c in order], complex)
     n0 = [nodes[c].get("n0", z0) for c in order]
+    # the schema (checked) holds alpha0 finite and n0 >= 0 finite: diag(n0) is a valid Nc, no State checks again
     if not any(n0):  # the common case, without an (N, N) array
-        return State(tuple(order), alpha0, None)
+        return State._checked(tuple(order), alpha0, None)
     n0 = np.array(n0, float)
-    return State(tuple(order), alpha0, np.diag(n0).astype(complex) if (n0 > 0).any() else None)
+    return State._checked(tuple(order), alpha0, np.diag(n0).astype(complex) if (n0 > 0).any() else None)
 
 
 def build_model(G, *, nodelist=None, sparse: bool | None = None) -> Model:

@@ -103,3 +103,14 @@ def test_simulation_bytes_stay_below_the_bound_the_small_run_skips_with():
                                         store_amplitudes=bool(rng.integers(2)), nnz=int(rng.integers(0, n * n + 1)),
                                         n_steps=int(rng.integers(1, t + 1)), n_kept=int(rng.integers(1, n + 1)))
         assert sum(items.values()) <= SIMULATION_BYTES_BOUND * t * (n + 1) ** 2
+
+
+def test_steady_state_bytes_stay_below_the_bound_the_small_solve_skips_with():
+    from chiralnet.solve.steady import STEADY_BYTES_BOUND
+
+    rng = np.random.default_rng(22)
+    for _ in range(3000):
+        n = int(rng.integers(1, 5000))
+        items = memory.steady_state_bytes(n, nnz=int(rng.integers(0, n * n + 1)), thermal=bool(rng.integers(2)),
+                                          cascaded=bool(rng.integers(2)), sparse=bool(rng.integers(2)))
+        assert sum(items.values()) <= STEADY_BYTES_BOUND * (n + 1) ** 2
