@@ -101,7 +101,7 @@ class Model:
 
     @property
     def is_sparse(self) -> bool:
-        return sp.issparse(self.M)
+        return type(self.M) is not np.ndarray and sp.issparse(self.M)
 
     @property
     def thermal(self) -> bool:
@@ -192,6 +192,16 @@ class State:
                 raise NetworkError("State.Mc must be symmetric (Mc_jk = <da_j da_k> = Mc_kj); symmetrise it as "
                                    "(Mc + Mc.T) / 2")
 
+    @classmethod
+    def _checked(cls, cells, alpha, Nc=None, time=0.0, frame=None, Mc=None) -> "State":
+        """A State of values already checked as ``__post_init__`` checks them (another State's arrays, or a
+        run's final arrays whose energies the result checks), built without checking them again: a small
+        run makes three States, and the checks (``eigvalsh`` of Nc) cost more than its arithmetic.
+        ``time`` must already be a float."""
+        state = object.__new__(cls)
+        state.__dict__.update(cells=cells, alpha=alpha, Nc=Nc, time=time, frame=frame, Mc=Mc)
+        return state
+
     @property
     def n_cells(self) -> int:
         return len(self.cells)
@@ -234,7 +244,9 @@ class State:
     def in_frame(self, drive_frequency: float) -> "State":
         """This state with ``alpha`` in the frame rotating at ``drive_frequency`` (see ``frame``)."""
         if self.frame is None or self.frame == drive_frequency:
-            return self if self.frame == drive_frequency else dataclasses.replace(self, frame=drive_frequency)
+            if self.frame == drive_frequency:
+                return self
+            return State._checked(self.cells, self.alpha, self.Nc, self.time, drive_frequency, self.Mc)
         turn = np.exp(1j * (drive_frequency - self.frame) * self.time)
         Mc = None if self.Mc is None else np.asarray(self.Mc) * turn**2  # <a a> turns like alpha^2
         return dataclasses.replace(self, alpha=self.alpha * turn, frame=drive_frequency, Mc=Mc)
@@ -306,10 +318,11 @@ def graph_state(G, order) -> State:
     a0, z0 = CELL_DEFAULTS["alpha0"], CELL_DEFAULTS["n0"]
     alpha0 = np.array([nodes[c].get("alpha0", a0) for c in order], complex)
     n0 = [nodes[c].get("n0", z0) for c in order]
+    # the schema (checked) holds alpha0 finite and n0 >= 0 finite: diag(n0) is a valid Nc, no State checks again
     if not any(n0):  # the common case, without an (N, N) array
-        return State(tuple(order), alpha0, None)
+        return State._checked(tuple(order), alpha0, None)
     n0 = np.array(n0, float)
-    return State(tuple(order), alpha0, np.diag(n0).astype(complex) if (n0 > 0).any() else None)
+    return State._checked(tuple(order), alpha0, np.diag(n0).astype(complex) if (n0 > 0).any() else None)
 
 
 def build_model(G, *, nodelist=None, sparse: bool | None = None) -> Model:

@@ -125,7 +125,6 @@ def test_unknown_or_positional_options_are_type_errors(call):
 from chiralnet.builders import BUILDERS, REQUIRED  # noqa: E402
 import inspect  # noqa: E402
 
-import networkx as nx  # noqa: E402
 
 #: Graph and array routes build the same numbers (same arithmetic): exact equality.
 EXACT = 0.0

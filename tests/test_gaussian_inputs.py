@@ -7,7 +7,6 @@ noise S, and a squeezed reservoir with jump operator sum_i p_i a_i adds Gamma m 
 
 import json
 
-import networkx as nx
 import numpy as np
 import pytest
 

@@ -271,3 +271,25 @@ def test_small_stability_check_decides_as_the_general_route(monkeypatch):
     assert small == general
     assert 50 < sum(v is not None for v in small) < 350  # both verdicts are exercised
     assert small[-2] is None and ("cell 0" in small[-1] or "cell 1" in small[-1])
+
+
+def test_small_lyapunov_has_scipys_bits():
+    """linalg.lyapunov.solve_continuous_lyapunov makes SciPy's LAPACK calls without its wrapping: the same bits,
+    on random stable generators and the conj(M), -Q of assembled models; other inputs go to SciPy."""
+    import scipy.linalg as la
+
+    from chiralnet.linalg.lyapunov import solve_continuous_lyapunov
+
+    rng = np.random.default_rng(5)
+    for _ in range(300):
+        n = int(rng.integers(1, 14))
+        A = rng.normal(size=(n, n)) + 1j * rng.normal(size=(n, n)) - 3 * n * np.eye(n)
+        B = rng.normal(size=(n, n)) + 1j * rng.normal(size=(n, n))
+        Q = -(B @ B.conj().T)
+        np.testing.assert_array_equal(solve_continuous_lyapunov(A, Q), la.solve_continuous_lyapunov(A, Q))
+    for G in (cn.chain(4, nonreciprocal=False, n_th=0.1), cn.two_cell(n_th=0.2)):
+        m = cn.build_model(G)
+        a, q = np.conj(m.dense_M()), -m.dense_Q()
+        np.testing.assert_array_equal(solve_continuous_lyapunov(a, q), la.solve_continuous_lyapunov(a, q))
+    real = np.array([[-1.0, 0.2], [0.0, -2.0]])
+    np.testing.assert_array_equal(solve_continuous_lyapunov(real, -np.eye(2)), la.solve_continuous_lyapunov(real, -np.eye(2)))

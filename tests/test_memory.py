@@ -88,3 +88,29 @@ def test_check_disk_names_the_folder(tmp_path):
     memory.check_disk(1, tmp_path / "new" / "out", "a sweep", "fewer points")
     with pytest.raises(cn.MemoryLimitError, match="would write about .* to .*out, which has .* free"):
         memory.check_disk(10**30, tmp_path / "out", "a sweep", "fewer points")
+
+
+def test_simulation_bytes_stay_below_the_bound_the_small_run_skips_with():
+    """simulate skips the itemised estimate when SIMULATION_BYTES_BOUND T (N + 1)^2 fits the limit: that
+    product must bound every estimate, for every method and option (nnz <= N^2, distinct steps <= T)."""
+    from chiralnet.solve.run import SIMULATION_BYTES_BOUND
+
+    rng = np.random.default_rng(21)
+    for _ in range(3000):
+        n, t = int(rng.integers(1, 5000)), int(rng.integers(1, 5000))
+        method = ("exact", "exact-sparse", "rk45")[int(rng.integers(3))]
+        items = memory.simulation_bytes(n, t, method=method, thermal=bool(rng.integers(2)),
+                                        store_amplitudes=bool(rng.integers(2)), nnz=int(rng.integers(0, n * n + 1)),
+                                        n_steps=int(rng.integers(1, t + 1)), n_kept=int(rng.integers(1, n + 1)))
+        assert sum(items.values()) <= SIMULATION_BYTES_BOUND * t * (n + 1) ** 2
+
+
+def test_steady_state_bytes_stay_below_the_bound_the_small_solve_skips_with():
+    from chiralnet.solve.steady import STEADY_BYTES_BOUND
+
+    rng = np.random.default_rng(22)
+    for _ in range(3000):
+        n = int(rng.integers(1, 5000))
+        items = memory.steady_state_bytes(n, nnz=int(rng.integers(0, n * n + 1)), thermal=bool(rng.integers(2)),
+                                          cascaded=bool(rng.integers(2)), sparse=bool(rng.integers(2)))
+        assert sum(items.values()) <= STEADY_BYTES_BOUND * (n + 1) ** 2

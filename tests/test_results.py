@@ -91,3 +91,22 @@ def test_zero_temperature_has_no_fluctuations():
     res = cn.simulate(cn.two_cell(), [0.0, 10.0])
     assert np.all(res.fluctuations == 0) and res.final_state.Nc is None
     assert cn.steady_state(cn.two_cell()).state.Nc is None
+
+
+def test_fast_result_construction_matches_the_dataclass():
+    """simulation_result builds its SimulationResult without the dataclass __init__: the same attributes, every
+    field set, energies stored where the descriptor keeps them (and derived on access when None)."""
+    import dataclasses
+
+    from chiralnet.results import SimulationResult, _new_result
+
+    res = cn.simulate(cn.two_cell(), np.linspace(0, 100, 5))
+    fields = {f.name: getattr(res, f.name) for f in dataclasses.fields(SimulationResult)}
+    fields["energies"] = None  # derived from the amplitudes on access
+    slow, fast = SimulationResult(**fields), _new_result(**dict(fields))
+    assert slow.__dict__.keys() == fast.__dict__.keys()
+    assert all(slow.__dict__[k] is fast.__dict__[k] for k in slow.__dict__ if k != "_energies")
+    np.testing.assert_array_equal(fast.energies, slow.energies)
+    assert set(res.__dict__) == set(slow.__dict__) | {"_energies"}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.method = "x"

@@ -6,6 +6,8 @@ campaign); each is checked against an independent reference: quadrature of the v
 integral, scipy.linalg.expm, or a numerical derivative / integral of simulate.
 """
 
+import re
+
 import numpy as np
 import pytest
 import scipy.linalg as la
@@ -275,3 +277,46 @@ def test_stored_power_from_a_state_is_the_derivative_of_simulate():
     avg = cn.average_power(G, times, state0=s)
     gained = cn.simulate(G, [40.0, *times], state0=s).battery_energy
     np.testing.assert_allclose(avg * (times - 40.0), gained[1:] - gained[0], rtol=1e-10)
+
+
+def test_short_grids_take_one_kernel_with_the_numpy_routes_bits():
+    """distinct_steps of a short float64 grid runs in one kernel (its uniform case, NumPy's pairwise mean
+    reproduced): the same steps and kinds, bit for bit, as the NumPy route on random grids."""
+    from chiralnet.solve.base import _distinct_steps_numpy, distinct_steps
+
+    rng = np.random.default_rng(21)
+    for trial in range(3000):
+        n = int(rng.integers(2, 300)) if trial % 4 else int(rng.integers(2, 4097))
+        case = trial % 6
+        if case == 0:
+            t = np.linspace(0, rng.uniform(1e-3, 1e6), n)
+        elif case == 1:
+            t = np.linspace(rng.uniform(0, 1e3), rng.uniform(2e3, 1e5), n)
+        elif case == 2:
+            t = np.arange(n) * rng.uniform(1e-6, 10)
+        elif case == 3:
+            t = np.unique(rng.uniform(0, 1e4, n))
+        elif case == 4:  # a uniform grid with one time a few ulp off
+            t = np.linspace(0, 100, n)
+            t[int(rng.integers(0, n))] *= 1 + 1e-15 * int(rng.integers(-20, 20))
+        else:  # a first step of its own, then uniform
+            t = np.r_[rng.uniform(0, 5), rng.uniform(5, 10) + np.linspace(0, rng.uniform(1, 1e3), n - 1)]
+        if t.size < 2 or not (np.diff(t) > 0).all():
+            continue
+        (a, ka), (b, kb) = distinct_steps(t), _distinct_steps_numpy(t)
+        assert a.dtype == b.dtype and ka.dtype == kb.dtype
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(ka, kb)
+
+
+@pytest.mark.parametrize("times,fragment", [
+    ([0.0, np.nan, 2.0], "times[1]"), ([0.0, 1.0, np.inf], "times[2]"), ([-1.0, 1.0], "negative"),
+    ([0.0, 2.0, 1.0], "increase"), ([0.0, 1.0, 1.0], "increase"),
+])
+def test_float64_times_are_checked_as_lists_are(times, fragment):
+    """check_times of a float64 array takes one kernel call; a failure is worded by the general checks."""
+    G = cn.two_cell()
+    with pytest.raises(SolverError, match=re.escape(fragment)):
+        cn.simulate(G, np.array(times))
+    good = np.linspace(0.0, 10.0, 5)
+    assert cn.simulate(G, good).times is good  # as np.asarray(times, float) returns it

@@ -35,6 +35,8 @@ from typing import Callable
 
 import numpy as np
 
+from .. import config
+from .._jit import jit
 from ..errors import SolverError
 from ..model import Model, State, build_model, initial_state
 
@@ -69,10 +71,11 @@ class Method:
 def model_and_state(G_or_model) -> tuple[Model, State]:
     """The model of a graph or model, and the state it starts from at t = 0 (:func:`initial_state`: the
     graph's ``alpha0``/``n0``, kept by a model built from it; the vacuum for an array-built model)."""
+    if isinstance(G_or_model, Model):
+        return G_or_model, initial_state(G_or_model)
     from ..gaussian import is_general_model
 
-    general = is_general_model(G_or_model)
-    model = G_or_model if isinstance(G_or_model, Model) or general else build_model(G_or_model)
+    model = G_or_model if is_general_model(G_or_model) else build_model(G_or_model)
     return model, initial_state(model)
 
 
@@ -91,6 +94,9 @@ def start_state(state0, own: State, model: Model) -> State:
 def check_times(times, start: float = 0.0, given_state: bool = False) -> np.ndarray:
     """``times`` as a (T,) float array: real, finite, strictly increasing and at or after ``start`` (the
     time of the state the run starts from); else SolverError."""
+    if (type(times) is np.ndarray and times.dtype.char == "d" and times.ndim == 1 and times.flags.c_contiguous
+            and 0 < times.size <= config.SMALL_GRID_MAX_TIMES and _times_valid(times, float(start))):
+        return times  # what np.asarray(times, dtype=float) returns for such an array, in one kernel call
     try:
         if np.iscomplexobj(times):
             raise SolverError(f"times must be real numbers (1/omega), got complex values {_short(times)}")
@@ -126,6 +132,99 @@ def _short(value) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+@jit
+def _times_valid(t, start):
+    """Whether the (T,) float times ``t`` are finite, at or after ``start`` and strictly increasing (the checks
+    of :func:`check_times`, which words the failure)."""
+    if not (t[0] >= start) or not np.isfinite(t[0]):
+        return False
+    for i in range(1, t.shape[0]):
+        if not (t[i] > t[i - 1]) or not np.isfinite(t[i]):
+            return False
+    return True
+
+
+@jit
+def _block_sum(a, lo, n):
+    """One leaf of :func:`_pairwise_sum` (n <= 128): eight accumulators, as NumPy sums a block."""
+    if n < 8:
+        res = 0.0
+        for i in range(n):
+            res += a[lo + i]
+        return res
+    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+    i = 8
+    while i < n - (n % 8):
+        j = lo + i
+        r0 += a[j]
+        r1 += a[j + 1]
+        r2 += a[j + 2]
+        r3 += a[j + 3]
+        r4 += a[j + 4]
+        r5 += a[j + 5]
+        r6 += a[j + 6]
+        r7 += a[j + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += a[lo + i]
+        i += 1
+    return res
+
+
+@jit
+def _pairwise_sum(a, lo, n):
+    """sum(a[lo:lo + n]) in NumPy's order (halves down to blocks of at most 128, each summed with eight
+    accumulators), so that ``(0.0 + _pairwise_sum(a, lo, n)) / n`` has the bits of ``a[lo:lo + n].mean()``.
+    The halving runs on an explicit stack: Numba's cache crashes on recursive kernels (numba#6061)."""
+    work = np.empty((128, 3), np.int64)  # (lo, n, 0: evaluate | 1: add the last two values); depth ~log2(n)
+    vals = np.empty(128)
+    top, nv = 1, 0
+    work[0, 0], work[0, 1], work[0, 2] = lo, n, 0
+    while top > 0:
+        top -= 1
+        l, m, op = work[top, 0], work[top, 1], work[top, 2]
+        if op == 1:
+            nv -= 1
+            vals[nv - 1] = vals[nv - 1] + vals[nv]
+        elif m <= 128:
+            vals[nv] = _block_sum(a, l, m)
+            nv += 1
+        else:
+            half = m // 2
+            half -= half % 8
+            work[top, 0], work[top, 1], work[top, 2] = 0, 0, 1  # then add them, left + right
+            work[top + 1, 0], work[top + 1, 1], work[top + 1, 2] = l + half, m - half, 0  # then the right half
+            work[top + 2, 0], work[top + 2, 1], work[top + 2, 2] = l, half, 0  # the left half first
+            top += 3
+    return vals[0]
+
+
+@jit
+def _uniform_steps(times, out, kind):
+    """The uniform case of :func:`distinct_steps` in one pass, with its arithmetic: 1 (``out[0]``, every step
+    alike), 2 (``out[:2]``, the first step apart; writes ``kind``), 0 (not uniform: take the general route)."""
+    n = times.shape[0]
+    steps = np.empty(n)
+    steps[0] = times[0]
+    for i in range(1, n):
+        steps[i] = times[i] - times[i - 1]
+    rest = (0.0 + _pairwise_sum(steps, 1, n - 1)) / (n - 1)
+    ulp8 = 8 * np.finfo(np.float64).eps
+    for i in range(1, n):
+        if not (abs(steps[i] - rest) <= ulp8 * abs(times[i])):
+            return 0
+    if abs(steps[0] - rest) <= ulp8 * abs(times[0]):
+        out[0] = rest
+        return 1
+    out[0] = steps[0]
+    out[1] = rest
+    for i in range(1, n):
+        kind[i] = 1
+    return 2
+
+
 def distinct_steps(times):
     """Distinct step lengths (K,) and, per output time, which one leads to it (T,) int64.
 
@@ -134,6 +233,17 @@ def distinct_steps(times):
     of each, as np.linspace leaves): a uniform grid gives K <= 2, and a late output time never
     merges early steps (each step is compared at its own scale, not at that of max(times)).
     """
+    if (type(times) is np.ndarray and times.dtype.char == "d" and times.ndim == 1 and times.flags.c_contiguous
+            and 2 <= times.size <= config.SMALL_GRID_MAX_TIMES):  # short grids: the uniform case in one kernel
+        out, kind = np.empty(2), np.zeros(times.size, np.int64)
+        k = _uniform_steps(times, out, kind)
+        if k:
+            return out[:k], kind
+    return _distinct_steps_numpy(times)
+
+
+def _distinct_steps_numpy(times):
+    """:func:`distinct_steps` in NumPy calls, for every grid (the route of long and non-uniform ones)."""
     steps = np.empty_like(times)
     steps[0] = times[0]
     np.subtract(times[1:], times[:-1], out=steps[1:])

@@ -51,7 +51,16 @@ def _choose_method(model: Model, thermal: bool, times, grid) -> str:
     return "exact"
 
 
+#: Bytes per T (N + 1)^2 that bound every estimate of memory.simulation_bytes (tests/test_memory.py checks it).
+SIMULATION_BYTES_BOUND = 1100
+
+
 def _check_memory(model: Model, thermal: bool, times, grid, method: str, store: bool, n_kept=None) -> None:
+    n = model.n_cells
+    # every item of memory.simulation_bytes, for any method, is at most 1100 T (N + 1)^2 bytes (nnz <= N^2,
+    # distinct steps <= T): a run far below the limit skips the itemised estimate
+    if SIMULATION_BYTES_BOUND * times.size * (n + 1) ** 2 <= memory.limit_bytes():
+        return
     items = memory.simulation_bytes(model.n_cells, times.size, method=method, thermal=thermal,
                                     store_amplitudes=store, nnz=_nnz(model) if model.is_sparse else None,
                                     n_steps=grid[0].size if method == "exact" else 1, n_kept=n_kept)
@@ -115,7 +124,7 @@ def run_model(model: Model, state: State, rel, method: str, given: dict, store: 
     _check_memory(model, thermal, rel, grid, method, store or model.time_dependent, kept)
     m = METHODS[method]
     own = {k: v for k, v in given.items() if k in m.options}
-    block = np.flatnonzero(model.battery) if columns is None else columns[model.battery[columns]]  # node order
+    block = model.battery.nonzero()[0] if columns is None else columns[model.battery[columns]]  # node order
     keep = block.size <= config.BATTERY_BLOCK_MAX_CELLS if keep_block is None else bool(keep_block)
     if not keep:
         block = np.zeros(0, np.int64)

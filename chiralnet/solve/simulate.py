@@ -103,7 +103,7 @@ def simulate(G_or_model, times, *, state0: State | None = None, method: str = "a
     if method == GENERAL_METHOD or needs_general(model, state):  # squeezing, pumps, parametric links
         return simulate_general(model, state, t, start, method, given, store, cell_columns(model.cells, cells),
                                 _check_keep(battery_fluctuations))
-    rel = t - start
+    rel = t if start == 0.0 else t - start  # t - 0.0 has t's bits (times >= 0)
     columns = cell_columns(model.cells, cells)  # None: all cells
     trace, method = run_model(model, state, rel, method, given, store, t_offset=start, columns=columns,
                               keep_block=_check_keep(battery_fluctuations))

@@ -48,6 +48,10 @@ def check_stability(G_or_model) -> None:
     check_stability_arrays(model.M, model.cells, cascade_order(model.M))
 
 
+#: Bytes per (N + 1)^2 that bound every estimate of memory.steady_state_bytes (nnz <= N^2; tests/test_memory.py).
+STEADY_BYTES_BOUND = 1000
+
+
 def steady_arrays(model: Model, *, fluctuations: bool = True):
     """(alpha_ss (N,) complex, Nc_ss (N, N) complex or None, method name, energies (N,)) of a model.
 
@@ -57,7 +61,11 @@ def steady_arrays(model: Model, *, fluctuations: bool = True):
     n = model.n_cells
     thermal = model.Q is not None and fluctuations
 
+    tiny = STEADY_BYTES_BOUND * (n + 1) ** 2 <= memory.limit_bytes()  # bounds every estimate: skip them
+
     def check_memory(cascaded):
+        if tiny:
+            return
         memory.check(memory.steady_state_bytes(n, nnz=_nnz(model), thermal=thermal, cascaded=cascaded,
                                                sparse=model.is_sparse),
                      f"steady_state ({n} cells)",
@@ -138,6 +146,9 @@ def steady_state(G_or_model) -> SteadyState:
                              "drives; simulate the network instead")
     alpha, Nc, method, energies = steady_arrays(model)
     fluct = np.zeros(model.n_cells) if Nc is None else Nc.diagonal().real.copy()
+    # steady_arrays checked alpha finite; a thermal Nc_ss gets the State's own checks (Hermitian, PSD)
+    state = (State._checked(model.cells, alpha, None, 0.0, model.drive_frequency) if Nc is None
+             else State(model.cells, alpha, Nc, 0.0, model.drive_frequency))
     return SteadyState(cells=model.cells, energies=energies, amplitudes=alpha, fluctuations=fluct,
-                       battery=model.battery, method=method, state=State(model.cells, alpha, Nc, 0.0, model.drive_frequency),
+                       battery=model.battery, method=method, state=state,
                        omega=model.omega, drive=model.drive, drive_frequency=model.drive_frequency)
