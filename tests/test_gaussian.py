@@ -501,8 +501,6 @@ def test_general_model_refuses_the_phase_insensitive_tools(tmp_path):
         cn.simulate(cn.two_cell(), [0.0, 1.0], method="exact-gaussian", rtol=1e-6)
     with pytest.raises(cn.ChiralnetError, match="simulate_to_file does not write squeezed runs"):
         cn.simulate_to_file(G, [0.0, 1.0], tmp_path / "x.nc")
-    with pytest.raises(cn.ChiralnetError, match="does not export squeezing"):
-        cn.to_qutip(G, 3)
 
 
 def test_continued_runs_cells_and_frames():
