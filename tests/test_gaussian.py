@@ -483,7 +483,7 @@ def test_phase_insensitive_networks_keep_their_path():
     assert _rel(gss.energies, ss.energies) < 1e-11
 
 
-def test_general_model_refuses_the_phase_insensitive_tools(tmp_path):
+def test_general_model_refuses_the_phase_insensitive_tools():
     G = cn.network(drive_frequency=1.0)
     cn.add_cell(G, "a", omega=1.0, kappa=1.0, pump=0.1, drive=0.1)
     m = cn.build_model(G)
@@ -499,8 +499,6 @@ def test_general_model_refuses_the_phase_insensitive_tools(tmp_path):
     assert _rel(asked.energies, cn.simulate(cn.two_cell(), [0.0, 100.0]).energies) < 1e-11
     with pytest.raises(SolverError, match="rtol does not apply"):
         cn.simulate(cn.two_cell(), [0.0, 1.0], method="exact-gaussian", rtol=1e-6)
-    with pytest.raises(cn.ChiralnetError, match="simulate_to_file does not write squeezed runs"):
-        cn.simulate_to_file(G, [0.0, 1.0], tmp_path / "x.nc")
 
 
 def test_continued_runs_cells_and_frames():
