@@ -62,6 +62,35 @@ def _propagate(P, c, Phi, W, kind, R0, S0, n, cols, block_idx, out_R, out_xx, ou
     return S
 
 
+def _propagate_blas(P, c, Phi, W, kind, R0, S0, n, cols, block_idx, out_R, out_xx, out_pp, out_xp, out_block):
+    """:func:`_propagate` for large N: the two products Phi sigma Phi^T per output time through NumPy's BLAS
+    (threaded, on contiguous operands: about twice as fast as the kernel's products at 2N = 1000), the
+    outputs gathered by fancy indexing. Same arguments and result."""
+    R = R0.copy()
+    S = S0.copy()
+    PhiT = [np.ascontiguousarray(x.T) for x in Phi]
+    Y = np.empty_like(S)
+    for k in range(kind.shape[0]):
+        s = kind[k]
+        R = P[s] @ R + c[s]
+        np.matmul(Phi[s], S, out=Y)
+        np.matmul(Y, PhiT[s], out=S)
+        S += W[s]
+        out_R[k] = R
+        out_xx[k] = S[cols, cols]
+        out_pp[k] = S[n + cols, n + cols]
+        out_xp[k] = S[cols, n + cols]
+        if block_idx.size:
+            out_block[k] = S[np.ix_(block_idx, block_idx)]
+    return S
+
+
+def _stepper(n):
+    """The covariance stepper for N cells: the one-kernel loop below ``config.AUTO_DENSE_MAX_CELLS`` quadratures
+    (no NumPy call per output time), NumPy's BLAS above."""
+    return _propagate if 2 * n < config.AUTO_DENSE_MAX_CELLS else _propagate_blas
+
+
 def _margin(A) -> float:
     """The real part below which an eigenvalue of A counts as decaying: -64 eps ||A||_1 (a lossless mode's
     eigenvalue is 0 up to rounding of either sign, and is not stable)."""
@@ -208,7 +237,7 @@ def run_general(model, state: State, rel, *, store: bool = True, columns=None, k
     out_R = np.empty((T, 2 * n))
     xx, pp, xp = (np.empty((T, cols.size)) for _ in range(3))
     out_block = np.empty((T, bidx.size, bidx.size))
-    S = _propagate(P, c, Phi, W, kind, R0, S0, n, cols, bidx, out_R, xx, pp, xp, out_block)
+    S = _stepper(n)(P, c, Phi, W, kind, R0, S0, n, cols, bidx, out_R, xx, pp, xp, out_block)
     alpha_all = (out_R[:, :n] + 1j * out_R[:, n:]) / np.sqrt(2.0)
     fluct = (xx + pp) / 2 - 0.5
     mc_diag = (xx - pp) / 2 + 1j * xp
@@ -233,8 +262,8 @@ def _totals(model, alpha_all, out_R, P, c, Phi, W, kind, R0, S0):
     every = np.arange(n, dtype=np.int64)
     T = kind.size
     xx, pp, xp = (np.empty((T, n)) for _ in range(3))
-    _propagate(P, c, Phi, W, kind, R0, S0, n, every, np.zeros(0, np.int64), np.empty((T, 2 * n)), xx, pp, xp,
-               np.empty((T, 0, 0)))
+    _stepper(n)(P, c, Phi, W, kind, R0, S0, n, every, np.zeros(0, np.int64), np.empty((T, 2 * n)), xx, pp, xp,
+                np.empty((T, 0, 0)))
     e = model.omega * (alpha_all.real**2 + alpha_all.imag**2 + (xx + pp) / 2 - 0.5)
     return np.stack([e.sum(axis=1), e[:, model.battery].sum(axis=1)], axis=1)
 
