@@ -168,6 +168,9 @@ class GaussianModel:
     terms : tuple
         The anomalous Hamiltonian terms, for messages: ``("pump", cell, P)`` and
         ``("parametric", u, v, g)``.
+    base : Model or None
+        The phase-insensitive part (M, Q, E) as a :class:`~chiralnet.model.Model`: without pairing (G = 0)
+        alpha and Nc obey its equations exactly, and the steady state reuses its (sparse, cascaded) solvers.
     """
 
     cells: tuple
@@ -182,6 +185,7 @@ class GaussianModel:
     kappa: np.ndarray | None = None
     initial: object = None
     terms: tuple = ()
+    base: object = None
     _cache: dict = field(default_factory=dict, repr=False)
 
     _GENERAL_GAUSSIAN = True
@@ -296,7 +300,7 @@ def general_model(model) -> GaussianModel:
                          drift=np.array(model.dense_M(), complex), pairing=np.zeros((n, n), complex),
                          drive=np.asarray(model.drive, complex), noise=np.array(model.dense_Q(), complex),
                          squeezing=np.zeros((n, n), complex), battery=model.battery, kappa=model.kappa,
-                         initial=initial)
+                         initial=initial, base=model)
 
 
 def _check_size(n):
@@ -360,4 +364,4 @@ def gaussian_model(G, model) -> GaussianModel:
     return GaussianModel(cells=cells, omega=model.omega, drive_frequency=model.drive_frequency,
                          drift=np.array(model.dense_M(), complex), pairing=pairing, drive=np.asarray(model.drive, complex),
                          noise=np.array(model.dense_Q(), complex), squeezing=squeezing, battery=model.battery,
-                         kappa=model.kappa, initial=initial, terms=tuple(terms))
+                         kappa=model.kappa, initial=initial, terms=tuple(terms), base=model)

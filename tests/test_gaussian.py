@@ -645,3 +645,25 @@ def test_large_n_route_equals_the_small_n_kernels(monkeypatch):
         assert _rel(a.final_state.Mc, b.final_state.Mc) < 1e-11
     assert _rel(big[0].battery_anomalous, small[0].battery_anomalous) < 1e-11
     assert np.abs(big[0].anomalous).max() > 1e-3
+
+
+@pytest.mark.parametrize("cascaded", [True, False], ids=["chain", "ring"])
+def test_unpaired_steady_state_equals_the_quadrature_lyapunov(cascaded):
+    """Without pumps or parametric links (G = 0) the steady state reuses the phase-insensitive solvers for
+    alpha, Nc and solves M X + X M^T = -S for Mc (by substitution when cascaded); it equals the quadrature
+    Lyapunov solution (1e-10 relative) and the independent reference's."""
+    from chiralnet.solve import general
+
+    G = cn.chain(6, n_th=0.1, drive=0.05) if cascaded else cn.ring(5, nonreciprocal=False, n_th=0.1)
+    names = cn.cells(G)
+    G.nodes[names[0]]["m_th"] = 0.05 * np.exp(0.3j)
+    G.nodes[names[2]]["m_th"] = -0.08j
+    cn.add_reservoir(G, {names[1]: 0.7, names[3]: 0.4j}, gamma=0.2, n_th=0.3, m_th=0.2 * np.exp(-1.1j))
+    model = cn.build_model(G)
+    assert not model.pairing.any() and model.base is not None
+    ss = cn.steady_state(G)
+    R, S = general._steady_quadratures(model)
+    ref = cn.gaussian.quadrature_state(model.cells, R, S)
+    assert np.abs(ss.state.Mc).max() > 1e-3
+    for got, want in ((ss.state.alpha, ref.alpha), (ss.state.Nc, ref.Nc), (ss.state.Mc, ref.Mc)):
+        assert _rel(got, want) < 1e-10

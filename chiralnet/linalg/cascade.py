@@ -232,6 +232,38 @@ def _lyapunov_triangular(indptr, indices, data, diag, order, C, X):
             X[i, j] = flush(acc / (diag[i] + np.conj(diag[j])))
 
 
+@jit
+def _sylvester_triangular(indptr, indices, data, diag, order, C, X):
+    """Solve A X + X A^T = C for A (CSR) triangular in ``order`` (no conjugate: the steady anomalous moments
+    of a squeezed network, A = M, C = -S); X (N, N) written in place, as :func:`_lyapunov_triangular`."""
+    n = order.shape[0]
+    X[:, :] = 0.0
+    for qi in range(n):
+        i = order[qi]
+        for qj in range(n):
+            j = order[qj]
+            acc = C[i, j]
+            for p in range(indptr[i], indptr[i + 1]):
+                k = indices[p]
+                if k != i:
+                    acc -= data[p] * X[k, j]
+            for p in range(indptr[j], indptr[j + 1]):
+                k = indices[p]
+                if k != j:
+                    acc -= X[i, k] * data[p]
+            X[i, j] = flush(acc / (diag[i] + diag[j]))
+
+
+def sylvester_cascaded(A, C, order) -> np.ndarray:
+    """Solve A X + X A^T = C for A triangular in ``order``, in O(N nnz) (:func:`lyapunov_cascaded` without the
+    conjugate). A: ndarray or sparse (N, N); C (N, N) complex; returns X (N, N) complex."""
+    indptr, indices, data = csr_parts(A)
+    diag = diagonal(A)
+    X = np.empty(C.shape, complex)
+    _sylvester_triangular(indptr, indices, data, diag, order, np.ascontiguousarray(C, dtype=complex), X)
+    return X
+
+
 def lyapunov_cascaded(A, C, order) -> np.ndarray:
     """Solve A X + X A^H = C for A triangular in ``order``, in O(N nnz) instead of O(N^3).
 

@@ -170,11 +170,41 @@ def _steady_quadratures(model: GaussianModel):
     return R, 0.5 * (S + S.T)
 
 
+def _steady_unpaired(model: GaussianModel) -> State:
+    """The steady state without pairing (G = 0: squeezed baths only): alpha and Nc obey the phase-insensitive
+    equations, solved by their own (sparse, cascaded) solvers on ``model.base``, and Mc the decoupled
+    M X + X M^T = -S (zero without squeezed noise; O(N nnz) substitution when the network is cascaded,
+    Bartels-Stewart on N x N complex otherwise). With G = 0 the quadrature drift's eigenvalues are those of M
+    and their conjugates, so the phase-insensitive stability check is the whole one."""
+    from ..linalg.cascade import cascade_order, sylvester_cascaded
+    from .steady import steady_arrays
+
+    base = model.base
+    alpha, Nc, _, _ = steady_arrays(base)
+    n = model.n_cells
+    Nc = np.zeros((n, n), complex) if Nc is None else Nc
+    S = model.squeezing
+    if not S.any():
+        Mc = np.zeros((n, n), complex)
+    else:
+        order = cascade_order(base.M)
+        if order is not None:
+            Mc = sylvester_cascaded(base.M, -S, order)
+        else:
+            M = model.drift
+            Mc = la.solve_sylvester(M, M.T, -S)
+        Mc = 0.5 * (Mc + Mc.T)
+    return State(model.cells, alpha, Nc, 0.0, model.drive_frequency, Mc)
+
+
 def steady_general(model: GaussianModel) -> SteadyState:
     """The steady state of a general Gaussian model: <R>_ss = -A^-1 v, sigma_ss from A X + X A^T = -D.
     ``state`` carries Nc and Mc; ``method`` is "gaussian-lyapunov"."""
-    R, S = _steady_quadratures(model)
-    state = quadrature_state(model.cells, R, S, 0.0, model.drive_frequency)
+    if model.base is not None and not model.pairing.any():
+        state = _steady_unpaired(model)
+    else:
+        R, S = _steady_quadratures(model)
+        state = quadrature_state(model.cells, R, S, 0.0, model.drive_frequency)
     alpha = state.alpha
     fluct = state.Nc.diagonal().real.copy()
     energies = model.omega * (alpha.real**2 + alpha.imag**2 + fluct)
