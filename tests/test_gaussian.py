@@ -667,3 +667,17 @@ def test_unpaired_steady_state_equals_the_quadrature_lyapunov(cascaded):
     assert np.abs(ss.state.Mc).max() > 1e-3
     for got, want in ((ss.state.alpha, ref.alpha), (ss.state.Nc, ref.Nc), (ss.state.Mc, ref.Mc)):
         assert _rel(got, want) < 1e-10
+
+
+def test_propagator_budget_counts_real_entries(monkeypatch):
+    """The general path's dense propagators are real: K (2N)^2 entries against twice the complex budget of
+    config.EXACT_MAX_PROPAGATOR_ENTRIES; past it the error names the sizes and the fixes."""
+    G = cn.chain(4, n_th=0.1)
+    G.nodes[cn.cells(G)[0]]["pump"] = 0.01
+    times = [0.0, 1.0, 3.0]                      # three distinct steps (0, 1, 2): 3 x 8^2 = 192 real entries
+    monkeypatch.setattr(config, "EXACT_MAX_PROPAGATOR_ENTRIES", 96)
+    assert cn.simulate(G, times).method == "exact-gaussian"
+    monkeypatch.setattr(config, "EXACT_MAX_PROPAGATOR_ENTRIES", 95)
+    with pytest.raises(SolverError, match=r"3 distinct time steps, 3 x \(2N\)\^2 = 192 real entries > .* = 190\); "
+                                          "use a uniform time grid or raise that budget"):
+        cn.simulate(G, times)
