@@ -30,8 +30,8 @@ Sections
 10. the general Gaussian path (issue 19) against the phase-insensitive thermal path on the same network: a
    thermal chain (100, 500, 2,000 cells; quick: 100, 500), a trace of 21 times and the steady state, the
    general path forced by a negligible squeezed bath (m_th = 1e-12 on the first cell, as a user's network
-   would be), each size in a fresh process (first call) and warm (best of 2; one call at 2,000 cells); the dense phase-insensitive "exact" path
-   on the trace as a like-for-like (dense) second baseline. Target: the general path at most 3x slower.
+   would be), each size in a fresh process (first call) and warm (best of 2; one call at 2,000 cells); the
+   dense phase-insensitive "exact" path on the trace as a like-for-like (dense) second baseline. Target: the general path at most 3x slower.
 """
 
 from __future__ import annotations
