@@ -31,7 +31,8 @@ Sections
    thermal chain (100, 500, 2,000 cells; quick: 100, 500), a trace of 21 times and the steady state, the
    general path forced by a negligible squeezed bath (m_th = 1e-12 on the first cell, as a user's network
    would be), each size in a fresh process (first call) and warm (best of 2; one call at 2,000 cells); the
-   dense phase-insensitive "exact" path on the trace as a like-for-like (dense) second baseline. Target: the general path at most 3x slower.
+   dense phase-insensitive "exact" path on the trace as a like-for-like (dense) second baseline (up to 500
+   cells). Target: the general path at most 3x slower.
 """
 
 from __future__ import annotations
