@@ -16,7 +16,8 @@ from .._jit import jit
 from ..errors import SolverError
 from .csr import csr_parts, diagonal, flush
 
-__all__ = ["cascade_order", "forward_substitution", "Substitution", "solve_cascaded", "lyapunov_cascaded"]
+__all__ = ["cascade_order", "forward_substitution", "Substitution", "solve_cascaded", "lyapunov_cascaded",
+           "sylvester_cascaded"]
 
 
 @jit
