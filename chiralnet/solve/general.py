@@ -217,7 +217,7 @@ def steady_general(model: GaussianModel) -> SteadyState:
                        drive=model.drive, drive_frequency=model.drive_frequency)
 
 
-def _propagators(A, v, D, dts):
+def _propagators(A, v, D, dts, cache=None):
     """P, c (affine means), Phi, W (covariance), float arrays (K, 2N, 2N) and (K, 2N)."""
     m = A.shape[0]
     if m < config.AUTO_DENSE_MAX_CELLS:  # the small-N kernel (complex, one call for every step)
@@ -232,8 +232,12 @@ def _propagators(A, v, D, dts):
     if not D.any():
         return P, c, P, np.zeros_like(P)
     if _stable(A):
-        X = la.solve_continuous_lyapunov(A, -D)
-        X = 0.5 * (X + X.T)
+        X = None if cache is None else cache.get("sigma_ss")
+        if X is None:
+            X = la.solve_continuous_lyapunov(A, -D)
+            X = 0.5 * (X + X.T)
+            if cache is not None:
+                cache["sigma_ss"] = X
         W = X[None] - P @ X[None] @ np.swapaxes(P, 1, 2)
     else:
         _, W = _noise_propagators(P.astype(complex), A.astype(complex), D.astype(complex), dts)
@@ -242,10 +246,12 @@ def _propagators(A, v, D, dts):
     return P, c, P, np.ascontiguousarray(W)
 
 
-def run_general(model, state: State, rel, *, store: bool = True, columns=None, keep_block=None):
+def run_general(model, state: State, rel, *, store: bool = True, columns=None, keep_block=None, cache=None):
     """Run a general Gaussian model (or a phase-insensitive one from a squeezed state) from ``state`` at local
     times ``rel`` (checked). Returns (Trace with ``anomalous`` (T, C) and ``anomalous_block`` (T, B, B) set,
-    GaussianModel)."""
+    GaussianModel). ``cache``: a dict kept across calls on the same model (simulate_to_file's blocks) that holds
+    the steady covariance and the last grid's propagators, so continued blocks skip the Lyapunov solve and,
+    on the same steps, the matrix exponential."""
     model = general_model(model)
     n = model.n_cells
     grid = distinct_steps(rel)
@@ -258,8 +264,19 @@ def run_general(model, state: State, rel, *, store: bool = True, columns=None, k
                           f"entries > 2 config.EXACT_MAX_PROPAGATOR_ENTRIES = "
                           f"{2 * config.EXACT_MAX_PROPAGATOR_ENTRIES}); use a uniform time grid or raise that budget")
     A, v, D = model.quadratures()
-    _check_physical(state)
-    P, c, Phi, W = _propagators(A, v, D, dts)
+    if cache is None or not cache.get("started"):  # a continued block starts from the previous one's state
+        _check_physical(state)
+        if cache is not None:
+            cache["started"] = True
+    key = dts.tobytes()
+    computed = 0
+    if cache is not None and cache.get("steps") == key:  # a continued block of the same grid: no new expm
+        P, c, Phi, W = cache["propagators"]
+    else:
+        computed = int(dts.size)
+        P, c, Phi, W = _propagators(A, v, D, dts, cache)
+        if cache is not None:
+            cache.update(steps=key, propagators=(P, c, Phi, W))
     R0, S0 = state_quadratures(state)
     cols = np.arange(n, dtype=np.int64) if columns is None else np.asarray(columns, np.int64)
     block = np.flatnonzero(model.battery) if columns is None else cols[model.battery[cols]]
@@ -285,7 +302,7 @@ def run_general(model, state: State, rel, *, store: bool = True, columns=None, k
     Nb = Mb = None
     if keep:
         Nb, Mb = sigma_to_moments(out_block)
-    trace = Trace(alpha if store else None, energies, fluct, final, {"propagators": int(dts.size)}, Nb, totals,
+    trace = Trace(alpha if store else None, energies, fluct, final, {"propagators": computed}, Nb, totals,
                   mc_diag, Mb)
     return trace, model
 

@@ -166,6 +166,7 @@ def simulate_to_file(G_or_model, times, path, *, state0: State | None = None, me
     show = sys.stderr.isatty() if progress is None else bool(progress)
     bar = _bar(show, progress is not None, t.size)
     stats: dict = {}
+    reuse: dict = {}  # the general path's steady covariance and propagators, kept across blocks
     try:
         with _stoppable() as stop_if_asked, atomic_path(path) as tmp:
             with h5netcdf.File(tmp, "w") as f:
@@ -178,7 +179,8 @@ def simulate_to_file(G_or_model, times, path, *, state0: State | None = None, me
                     tb = t[lo - first:hi]
                     rel = tb - start
                     if general:  # a squeezed or parametric network: exact propagation of <R> and sigma
-                        trace, _ = run_general(model, state, rel, store=store, columns=columns, keep_block=False)
+                        trace, _ = run_general(model, state, rel, store=store, columns=columns, keep_block=False,
+                                               cache=reuse)
                     else:
                         trace, _ = run_model(model, state, rel, method, given, store, t_offset=start,
                                              columns=columns)
