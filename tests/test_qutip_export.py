@@ -278,3 +278,28 @@ def test_general_gaussian_start_and_baths_at_t0():
     rho = qt.steadystate(H, c_ops)
     assert abs(qt.expect(s * s, rho) - (0.2 + 0.1j)) < 1e-9
     assert abs(qt.expect(s.dag() * s, rho) - 0.3) < 1e-9
+
+
+def test_state0_product_state_exported_and_correlations_refused():
+    """rho0 from a State (a run's final state, in another frame and at a later time): each cell's displaced
+    squeezed thermal state has that state's alpha, Nc_ii, Mc_ii (cutoff 20: truncation < 1e-9 here); a state
+    that correlates cells is refused naming the pair."""
+    G = cn.network(drive_frequency=1.0)
+    cn.add_cell(G, "a", omega=1.0, kappa=0.5, n_th=0.1, m_th=0.2j, pump=0.1, drive=0.05 - 0.02j)
+    cn.add_cell(G, "b", omega=1.1, kappa=0.3, xi0=0.3 * np.exp(-0.7j), n0=0.1, alpha0=0.2)
+    end = cn.simulate(G, [0.0, 3.0]).final_state
+    assert np.abs(end.Mc[0, 0]) > 0.01 and np.abs(end.Mc[1, 1]) > 0.1
+    H, c_ops, rho0, a = cn.to_qutip(G, 20, state0=end)
+    for i in range(2):
+        al = qt.expect(a[i], rho0)
+        assert abs(al - end.alpha[i]) < 1e-9
+        assert abs(qt.expect(a[i].dag() * a[i], rho0) - abs(al) ** 2 - end.Nc[i, i].real) < 1e-9
+        assert abs(qt.expect(a[i] * a[i], rho0) - al**2 - end.Mc[i, i]) < 1e-9
+    # the network's own start is not what was exported
+    assert abs(qt.expect(a[1], cn.to_qutip(G, 20)[2]) - 0.2) < 1e-6 and abs(end.alpha[1] - 0.2) > 1e-3
+    cn.add_parametric_link(G, "a", "b", 0.1)
+    tangled = cn.simulate(G, [0.0, 3.0]).final_state
+    with pytest.raises(cn.ChiralnetError, match="state0 correlates cells 'a' and 'b'"):
+        cn.to_qutip(G, 4, state0=tangled)
+    with pytest.raises(cn.ChiralnetError, match="state0 must be a chiralnet State"):
+        cn.to_qutip(G, 4, state0={"a": 1})

@@ -97,7 +97,7 @@ def fock_bytes(cutoffs, *, n_hamiltonian_terms: int, collapse_sizes) -> dict:
     }
 
 
-def to_qutip(G, cutoff):
+def to_qutip(G, cutoff, *, state0=None):
     """The master equation of ``G`` as QuTiP objects: ``(H, c_ops, rho0, a)``.
 
     Parameters
@@ -107,6 +107,11 @@ def to_qutip(G, cutoff):
         so the graph is needed).
     cutoff : int or sequence of int
         Fock levels per cell (0..cutoff-1), >= 2; one int for every cell or one per cell in cell order.
+    state0 : State, optional
+        Build ``rho0`` from this state (e.g. ``result.final_state``, put into the network's frame) instead of
+        the network's own start: each cell's displaced squeezed thermal state of its ``alpha``,
+        ``Nc[i, i]`` and ``Mc[i, i]``. A state whose ``Nc`` or ``Mc`` correlates cells (an entangled or
+        correlated start) is refused, naming the pair: build it in QuTiP.
 
     Returns
     -------
@@ -121,8 +126,7 @@ def to_qutip(G, cutoff):
     rho0 : qutip.Qobj
         Initial density matrix: the product over cells of displaced squeezed thermal states
         D(alpha0) S(xi0) rho_th(n0) S(xi0)^dag D^dag (coherent states when n0 = 0 and xi0 = 0), built in the
-        truncated space. (A start with correlations between cells, a ``State`` with off-diagonal Nc or Mc,
-        is not exported: build it in QuTiP.)
+        truncated space; or the product state of ``state0``.
     a : list of qutip.Qobj
         Annihilation operators in cell order (``cn.cells(G)``).
 
@@ -215,11 +219,15 @@ def to_qutip(G, cutoff):
         _bath(c_ops, float(nodes[r]["gamma"]), float(nodes[r].get("n_th", RESERVOIR_DEFAULTS["n_th"])), z,
               complex(nodes[r].get("m_th", 0j)))
 
+    starts = _product_start(state0, cells, omega_L) if state0 is not None else None
     states = []
     for c, d in zip(cells, dims):
-        alpha0 = complex(nodes[c].get("alpha0", CELL_DEFAULTS["alpha0"]))
-        n0 = float(nodes[c].get("n0", CELL_DEFAULTS["n0"]))
-        xi0 = complex(nodes[c].get("xi0", 0j))
+        if starts is None:
+            alpha0 = complex(nodes[c].get("alpha0", CELL_DEFAULTS["alpha0"]))
+            n0 = float(nodes[c].get("n0", CELL_DEFAULTS["n0"]))
+            xi0 = complex(nodes[c].get("xi0", 0j))
+        else:
+            alpha0, n0, xi0 = starts[c]
         rho = qt.thermal_dm(d, n0) if n0 > 0 else qt.fock_dm(d, 0)
         if xi0 != 0:  # S(xi) = exp((conj(xi) a^2 - xi a^dag^2)/2), qutip.squeeze's convention
             S = qt.squeeze(d, xi0)
@@ -232,6 +240,33 @@ def to_qutip(G, cutoff):
     if shaped:
         H = qt.QobjEvo([H, *shaped])
     return H, c_ops, rho0, a
+
+
+def _product_start(state, cells, omega_L):
+    """{cell: (alpha0, n0, xi0)} of a State without correlations between cells: the one-mode Gaussian state of
+    n = Nc_ii, m = Mc_ii is D(alpha) S(xi) rho_th(n0) S(xi)^dag D^dag with n0 + 1/2 = nu =
+    sqrt((n + 1/2)^2 - |m|^2), sinh(2r) = 2|m|/(2 n0 + 1), xi = r e^{i arg(-m)} (docs/theory/gaussian.md)."""
+    from ..model import State
+
+    if not isinstance(state, State):
+        raise ChiralnetError(f"to_qutip: state0 must be a chiralnet State (e.g. result.final_state), got "
+                             f"{type(state).__name__}")
+    state = state.for_cells(tuple(cells)).in_frame(omega_L)
+    Nc, Mc = state.dense_Nc(), state.dense_Mc()
+    for name, X in (("Nc", Nc), ("Mc", Mc)):
+        off = np.abs(X - np.diag(np.diag(X)))
+        if off.size and off.max() > 1e-12 * max(1.0, float(np.abs(X).max())):
+            i, j = np.unravel_index(int(np.argmax(off)), off.shape)
+            raise ChiralnetError(f"to_qutip: state0 correlates cells {cells[i]!r} and {cells[j]!r} ({name}[{i}, {j}] "
+                                 f"= {complex(X[i, j]):.3g}); only product states are exported (each cell a displaced "
+                                 "squeezed thermal state): build a correlated start in QuTiP")
+    out = {}
+    for i, c in enumerate(cells):
+        n, m = float(Nc[i, i].real), complex(Mc[i, i])
+        nu = math.sqrt(max((n + 0.5) ** 2 - abs(m) ** 2, 0.25))
+        r = 0.5 * math.asinh(2 * abs(m) / (2 * nu))
+        out[c] = (complex(state.alpha[i]), nu - 0.5, r * np.exp(1j * np.angle(-m)) if m != 0 else 0j)
+    return out
 
 
 def _coefficients(drive, omega_L: float, where: str):
