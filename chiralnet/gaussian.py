@@ -163,6 +163,9 @@ class GaussianModel:
     terms : tuple
         The anomalous Hamiltonian terms, for messages: ``("pump", cell, P)`` and
         ``("parametric", u, v, g)``.
+    base : Model or None
+        The phase-insensitive part (M, Q, E) as a :class:`~chiralnet.model.Model`: without pairing (G = 0)
+        alpha and Nc obey its equations exactly, and the steady state reuses its (sparse, cascaded) solvers.
     """
 
     cells: tuple
@@ -177,6 +180,7 @@ class GaussianModel:
     kappa: np.ndarray | None = None
     initial: object = None
     terms: tuple = ()
+    base: object = None
     _cache: dict = field(default_factory=dict, repr=False)
 
     _GENERAL_GAUSSIAN = True
@@ -239,8 +243,30 @@ def _quadratures(M, G, E, Q, S):
     With b = (a, a^dag) = T R: d<b>/dt = Z <b> + f, Z = [[M, -iG], [i conj G, conj M]], f = (-iE, i conj E),
     and Cb = <{db, db^dag}>/2 = T sigma T^dag obeys dCb/dt = Z Cb + Cb Z^dag + Db with
     Db = [[Q^T + Dm/2, S], [conj S, Q + conj(Dm)/2]], Dm = -(M + M^H) the damping. Then A = T^-1 Z T,
-    v = T^-1 f, D = T^-1 Db T^-dag (all real).
+    v = T^-1 f, D = T^-1 Db T^-dag (all real), written out block by block (O(N^2), no dense 2N x 2N
+    complex product): with T^-1 = T^dag = [[I, I], [-iI, iI]]/sqrt2, T^-1 X T^-dag =
+    [[X11 + X12 + X21 + X22, i(X11 - X12 + X21 - X22)], [-i(X11 + X12 - X21 - X22), X11 - X12 - X21 + X22]]/2.
     """
+    M = np.asarray(M, complex)
+    G = np.asarray(G, complex)
+    Dm = -(M + M.conj().T)
+    A = _to_quadratures(M, -1j * G, 1j * np.conj(G), np.conj(M))
+    v = np.concatenate([SQRT2 * np.asarray(E, complex).imag, -SQRT2 * np.asarray(E, complex).real])
+    D = _to_quadratures(Q.T + Dm / 2, S, np.conj(S), Q + np.conj(Dm) / 2)
+    D = 0.5 * (D + D.T)
+    return np.ascontiguousarray(A), np.ascontiguousarray(v), np.ascontiguousarray(D)
+
+
+def _to_quadratures(X11, X12, X21, X22):
+    """Re(T^-1 X T^-dag) (2N, 2N) of the block matrix X = [[X11, X12], [X21, X22]] on b = (a, a^dag), whose
+    image is real (X maps the ladder operators as a real operator on the quadratures does)."""
+    top = np.concatenate([(X11 + X12 + X21 + X22).real, (1j * (X11 - X12 + X21 - X22)).real], axis=1)
+    bottom = np.concatenate([(-1j * (X11 + X12 - X21 - X22)).real, (X11 - X12 - X21 + X22).real], axis=1)
+    return 0.5 * np.concatenate([top, bottom], axis=0)
+
+
+def _quadratures_reference(M, G, E, Q, S):
+    """The dense form of :func:`_quadratures` (T^-1 Z T as 2N x 2N complex products), for the tests."""
     n = M.shape[0]
     eye = np.eye(n)
     T = np.block([[eye, 1j * eye], [eye, -1j * eye]]) / SQRT2
@@ -249,11 +275,9 @@ def _quadratures(M, G, E, Q, S):
     f = np.concatenate([-1j * E, 1j * np.conj(E)])
     Dm = -(M + M.conj().T)
     Db = np.block([[Q.T + Dm / 2, S], [np.conj(S), Q + np.conj(Dm) / 2]])
-    A = Ti @ Z @ T
-    v = Ti @ f
     D = Ti @ Db @ Ti.conj().T
     D = 0.5 * (D + D.conj().T)
-    return np.ascontiguousarray(A.real), np.ascontiguousarray(v.real), np.ascontiguousarray(D.real)
+    return (Ti @ Z @ T).real, (Ti @ f).real, D.real
 
 
 def general_model(model) -> GaussianModel:
@@ -271,7 +295,7 @@ def general_model(model) -> GaussianModel:
                          drift=np.array(model.dense_M(), complex), pairing=np.zeros((n, n), complex),
                          drive=np.asarray(model.drive, complex), noise=np.array(model.dense_Q(), complex),
                          squeezing=np.zeros((n, n), complex), battery=model.battery, kappa=model.kappa,
-                         initial=initial)
+                         initial=initial, base=model)
 
 
 def _check_size(n):
@@ -335,4 +359,4 @@ def gaussian_model(G, model) -> GaussianModel:
     return GaussianModel(cells=cells, omega=model.omega, drive_frequency=model.drive_frequency,
                          drift=np.array(model.dense_M(), complex), pairing=pairing, drive=np.asarray(model.drive, complex),
                          noise=np.array(model.dense_Q(), complex), squeezing=squeezing, battery=model.battery,
-                         kappa=model.kappa, initial=initial, terms=tuple(terms))
+                         kappa=model.kappa, initial=initial, terms=tuple(terms), base=model)

@@ -164,7 +164,8 @@ class SimulationResult(_CellLookup):
         return pd.DataFrame(self.energies, index=pd.Index(self.times, name="time"), columns=list(self.cells))
 
     def to_xarray(self):
-        """An xarray Dataset with energies, amplitudes and fluctuations on (time, cell) (needs xarray)."""
+        """An xarray Dataset with energies, amplitudes and fluctuations on (time, cell) (needs xarray), and
+        ``anomalous`` (Mc_ii, complex) on (time, cell) after a run on the general Gaussian path."""
         import xarray as xr
 
         labels = [str(c) for c in self.cells]
@@ -180,6 +181,8 @@ class SimulationResult(_CellLookup):
         }
         if self.amplitudes is None:  # simulate(..., store_amplitudes=False)
             del data["amplitude"]
+        if getattr(self, "anomalous", None) is not None:  # the general Gaussian path: Mc_ii = <da_i da_i>
+            data["anomalous"] = (("time", "cell"), np.asarray(self.anomalous))
         return xr.Dataset(
             data,
             coords=coords,

@@ -17,6 +17,7 @@ import pytest
 import scipy.linalg as la
 
 import chiralnet as cn
+from chiralnet import config
 from chiralnet.errors import NetworkError, NoSteadyStateError, SolverError
 from chiralnet.gaussian import GaussianModel, moments_to_sigma, sigma_to_moments, squeezed_thermal
 
@@ -483,7 +484,7 @@ def test_phase_insensitive_networks_keep_their_path():
     assert _rel(gss.energies, ss.energies) < 1e-11
 
 
-def test_general_model_refuses_the_phase_insensitive_tools(tmp_path):
+def test_general_model_refuses_the_phase_insensitive_tools():
     G = cn.network(drive_frequency=1.0)
     cn.add_cell(G, "a", omega=1.0, kappa=1.0, pump=0.1, drive=0.1)
     m = cn.build_model(G)
@@ -499,10 +500,6 @@ def test_general_model_refuses_the_phase_insensitive_tools(tmp_path):
     assert _rel(asked.energies, cn.simulate(cn.two_cell(), [0.0, 100.0]).energies) < 1e-11
     with pytest.raises(SolverError, match="rtol does not apply"):
         cn.simulate(cn.two_cell(), [0.0, 1.0], method="exact-gaussian", rtol=1e-6)
-    with pytest.raises(cn.ChiralnetError, match="simulate_to_file does not write squeezed runs"):
-        cn.simulate_to_file(G, [0.0, 1.0], tmp_path / "x.nc")
-    with pytest.raises(cn.ChiralnetError, match="does not export squeezing"):
-        cn.to_qutip(G, 3)
 
 
 def test_continued_runs_cells_and_frames():
@@ -608,3 +605,79 @@ def test_state_mc_is_checked_and_carried():
     cn.add_cell(G, "a", omega=1.0, kappa=0.1)
     with pytest.raises(SolverError, match="not a quantum state"):   # |m|^2 > n (n + 1)
         cn.simulate(G, [0.0], state0=cn.State(("a",), np.zeros(1), np.diag([0.1]), Mc=np.diag([0.5])))
+
+
+def test_quadrature_generator_by_blocks_equals_the_dense_products():
+    """_quadratures writes T^-1 Z T and T^-1 Db T^-dag block by block (O(N^2)); the dense products agree to
+    rounding (1e-13 relative) on random complex M, symmetric G and S, Hermitian Q."""
+    from chiralnet.gaussian import _quadratures, _quadratures_reference
+
+    rng = np.random.default_rng(7)
+    n = 6
+
+    def c(*shape):
+        return rng.normal(size=shape) + 1j * rng.normal(size=shape)
+
+    M, G, E, Q, S = c(n, n), c(n, n), c(n), c(n, n), c(n, n)
+    G, S, Q = G + G.T, S + S.T, Q @ Q.conj().T
+    for got, want in zip(_quadratures(M, G, E, Q, S), _quadratures_reference(M, G, E, Q, S)):
+        assert _rel(got, want) < 1e-13
+
+
+def test_large_n_route_equals_the_small_n_kernels(monkeypatch):
+    """From 2N >= config.AUTO_DENSE_MAX_CELLS the general path takes a real augmented expm and NumPy's BLAS for
+    the covariance steps; forcing the small-N kernels (complex expm, one-kernel loop) on the same 40-cell
+    network gives the same trace to rounding (1e-11 relative), with cells= and the battery block."""
+    G = cn.chain(40, n_th=0.1)
+    first, last = cn.cells(G)[0], cn.cells(G)[-1]
+    G.nodes[first]["pump"] = 0.05
+    G.nodes[last]["m_th"] = 0.02j
+    G.nodes[cn.cells(G)[-2]]["battery"] = True
+    times = np.r_[0.0, np.linspace(1.0, 40.0, 12), 55.0]
+    keep = [last, first]
+    big = [cn.simulate(G, times), cn.simulate(G, times, cells=keep)]
+    monkeypatch.setattr(config, "AUTO_DENSE_MAX_CELLS", 10**6)
+    small = [cn.simulate(G, times), cn.simulate(G, times, cells=keep)]
+    for a, b in zip(big, small):
+        assert a.method == b.method == "exact-gaussian"
+        for name in ("energies", "amplitudes", "fluctuations", "anomalous", "total_energy", "battery_energy"):
+            assert _rel(getattr(a, name), getattr(b, name)) < 1e-11, name
+        assert _rel(a.final_state.Mc, b.final_state.Mc) < 1e-11
+    assert _rel(big[0].battery_anomalous, small[0].battery_anomalous) < 1e-11
+    assert np.abs(big[0].anomalous).max() > 1e-3
+
+
+@pytest.mark.parametrize("cascaded", [True, False], ids=["chain", "ring"])
+def test_unpaired_steady_state_equals_the_quadrature_lyapunov(cascaded):
+    """Without pumps or parametric links (G = 0) the steady state reuses the phase-insensitive solvers for
+    alpha, Nc and solves M X + X M^T = -S for Mc (by substitution when cascaded); it equals the quadrature
+    Lyapunov solution (1e-10 relative) and the independent reference's."""
+    from chiralnet.solve import general
+
+    G = cn.chain(6, n_th=0.1, drive=0.05) if cascaded else cn.ring(5, nonreciprocal=False, n_th=0.1)
+    names = cn.cells(G)
+    G.nodes[names[0]]["m_th"] = 0.05 * np.exp(0.3j)
+    G.nodes[names[2]]["m_th"] = -0.08j
+    cn.add_reservoir(G, {names[1]: 0.7, names[3]: 0.4j}, gamma=0.2, n_th=0.3, m_th=0.2 * np.exp(-1.1j))
+    model = cn.build_model(G)
+    assert not model.pairing.any() and model.base is not None
+    ss = cn.steady_state(G)
+    R, S = general._steady_quadratures(model)
+    ref = cn.gaussian.quadrature_state(model.cells, R, S)
+    assert np.abs(ss.state.Mc).max() > 1e-3
+    for got, want in ((ss.state.alpha, ref.alpha), (ss.state.Nc, ref.Nc), (ss.state.Mc, ref.Mc)):
+        assert _rel(got, want) < 1e-10
+
+
+def test_propagator_budget_counts_real_entries(monkeypatch):
+    """The general path's dense propagators are real: K (2N)^2 entries against twice the complex budget of
+    config.EXACT_MAX_PROPAGATOR_ENTRIES; past it the error names the sizes and the fixes."""
+    G = cn.chain(4, n_th=0.1)
+    G.nodes[cn.cells(G)[0]]["pump"] = 0.01
+    times = [0.0, 1.0, 3.0]                      # three distinct steps (0, 1, 2): 3 x 8^2 = 192 real entries
+    monkeypatch.setattr(config, "EXACT_MAX_PROPAGATOR_ENTRIES", 96)
+    assert cn.simulate(G, times).method == "exact-gaussian"
+    monkeypatch.setattr(config, "EXACT_MAX_PROPAGATOR_ENTRIES", 95)
+    with pytest.raises(SolverError, match=r"3 distinct time steps, 3 x \(2N\)\^2 = 192 real entries > .* = 190\); "
+                                          "use a uniform time grid or raise that budget"):
+        cn.simulate(G, times)

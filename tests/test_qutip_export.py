@@ -197,3 +197,109 @@ def test_failing_drive_callable_names_the_cell():
     cn.add_cell(G, "a", omega=1.0, kappa=0.1, drive=lambda t: "x")
     with pytest.raises(cn.ChiralnetError, match="to_qutip: drive of cell 'a': .*returned 'x'"):
         cn.to_qutip(G, 3)
+
+
+# ---------------------------------------------------------------------------------------------
+# General Gaussian terms (docs/theory/gaussian.md): two-photon pumps, a parametric link, squeezed baths, a
+# squeezed shared reservoir and a squeezed chiral link (Kossakowski jump-operator pairs), squeezed starts.
+
+#: Cutoffs of the general-Gaussian comparison; the truncation error at the larger is estimated by the change
+#: from the smaller (measured: error 3.4e-7 at 13, the step 12 -> 13 is 9.4e-7; mesolve takes ~10 s).
+GENERAL_CUTOFFS = (12, 13)
+#: The error at the largest cutoff on <a>, <a^dag a>, <a a>, <a_0 a_1>, <a_0^dag a_1> (measured 3.4e-7).
+GENERAL_ABS = 1e-6
+GENERAL_TIMES = np.array([0.0, 1.5, 4.0, 8.0])
+
+
+def squeezed_pair():
+    G = cn.network(drive_frequency=1.0)
+    cn.add_cell(G, "a", omega=1.02, kappa=0.6, n_th=0.05, m_th=0.12 * np.exp(0.4j), pump=0.08 * np.exp(0.3j),
+                drive=0.05 + 0.02j, alpha0=0.1 - 0.05j, n0=0.02, xi0=0.15 * np.exp(1.1j), battery=True)
+    cn.add_cell(G, "b", omega=0.97, kappa=0.5, n_th=0.03, alpha0=0.05j, xi0=0.1, pump=-0.03j, battery=True)
+    # a chiral link (its balancing J is the coherent link) whose reservoir is squeezed at the bound
+    # |M|^2 = N (N + 1): one jump operator
+    cn.add_chiral_link(G, "a", "b", gamma=0.1, n_th=0.1, m_th=np.sqrt(0.11) * np.exp(0.2j))
+    cn.add_parametric_link(G, "a", "b", 0.05 * np.exp(-0.8j))
+    cn.add_reservoir(G, {"a": 0.8, "b": -0.5j}, gamma=0.2, n_th=0.04, m_th=0.1 * np.exp(-0.5j))
+    return G
+
+
+def _general_moments(G, cut):
+    H, c_ops, rho0, a = cn.to_qutip(G, cut)
+    e_ops = [a[0], a[1], a[0].dag() * a[0], a[1].dag() * a[1], a[0] * a[0], a[1] * a[1], a[0] * a[1],
+             a[0].dag() * a[1]]
+    r = qt.mesolve(H, rho0, GENERAL_TIMES, c_ops, e_ops=e_ops, options=MESOLVE_OPTIONS)
+    return np.array(r.expect).T, len(c_ops)
+
+
+def test_general_gaussian_export_matches_simulate():
+    G = squeezed_pair()
+    res = cn.simulate(G, GENERAL_TIMES)
+    assert res.method == "exact-gaussian"
+    al = res.amplitudes
+    Nb, Mb = res.battery_fluctuations, res.battery_anomalous
+    ours = np.stack([al[:, 0], al[:, 1],
+                     Nb[:, 0, 0] + abs(al[:, 0]) ** 2, Nb[:, 1, 1] + abs(al[:, 1]) ** 2,
+                     Mb[:, 0, 0] + al[:, 0] ** 2, Mb[:, 1, 1] + al[:, 1] ** 2, Mb[:, 0, 1] + al[:, 0] * al[:, 1],
+                     Nb[:, 0, 1] + al[:, 0].conj() * al[:, 1]], axis=1)
+    runs = {}
+    for cut in GENERAL_CUTOFFS:
+        runs[cut], n_ops = _general_moments(G, cut)
+    # 2 local baths + the squeezed reservoir: 2 each; the chiral link's squeezed vacuum at the bound: 1
+    assert n_ops == 7
+    lo, hi = GENERAL_CUTOFFS
+    err = np.abs(runs[hi] - ours).max()
+    step = np.abs(runs[lo] - runs[hi]).max()
+    assert np.abs(ours[1:, 4:7]).max() > 0.05          # the anomalous moments are there to compare
+    assert err <= GENERAL_ABS, (err, step)
+    assert err <= TRUNCATION_FACTOR * step + 1e-10, (err, step)  # within the truncation error (+ mesolve's own)
+    # each new term moves the moments far more than the tolerance: dropping one from the export would fail
+    for drop in ("pump", "m_th", "g", "xi0"):
+        H0 = squeezed_pair()
+        for *_, attrs in list(H0.nodes(data=True)) + list(H0.edges(data=True)):
+            attrs.pop(drop, None)
+        other = cn.simulate(H0, GENERAL_TIMES)
+        assert np.abs(other.amplitudes - al).max() + np.abs(other.battery_anomalous - Mb).max() > 100 * GENERAL_ABS
+
+
+def test_general_gaussian_start_and_baths_at_t0():
+    """rho0 has the squeezed thermal moments of cn.initial_state; each squeezed bath alone relaxes to
+    <a^dag a> = N, <a a> = M (steady state of the exported Liouvillian, cutoff 30: truncation ~1e-12)."""
+    G = squeezed_pair()
+    start = cn.initial_state(G)
+    H, c_ops, rho0, a = cn.to_qutip(G, 16)
+    al = start.alpha
+    got_mc = qt.expect(a[0] * a[0], rho0) - al[0] ** 2
+    assert abs(got_mc - start.Mc[0, 0]) < 1e-9
+    assert abs(qt.expect(a[1].dag() * a[1], rho0) - abs(al[1]) ** 2 - start.Nc[1, 1]) < 1e-9
+    S = cn.network(drive_frequency=1.0)
+    cn.add_cell(S, "s", omega=1.0, kappa=0.5, n_th=0.3, m_th=0.2 + 0.1j)
+    H, c_ops, _, (s,) = cn.to_qutip(S, 30)
+    rho = qt.steadystate(H, c_ops)
+    assert abs(qt.expect(s * s, rho) - (0.2 + 0.1j)) < 1e-9
+    assert abs(qt.expect(s.dag() * s, rho) - 0.3) < 1e-9
+
+
+def test_state0_product_state_exported_and_correlations_refused():
+    """rho0 from a State (a run's final state, in another frame and at a later time): each cell's displaced
+    squeezed thermal state has that state's alpha, Nc_ii, Mc_ii (cutoff 20: truncation < 1e-9 here); a state
+    that correlates cells is refused naming the pair."""
+    G = cn.network(drive_frequency=1.0)
+    cn.add_cell(G, "a", omega=1.0, kappa=0.5, n_th=0.1, m_th=0.2j, pump=0.1, drive=0.05 - 0.02j)
+    cn.add_cell(G, "b", omega=1.1, kappa=0.3, xi0=0.3 * np.exp(-0.7j), n0=0.1, alpha0=0.2)
+    end = cn.simulate(G, [0.0, 3.0]).final_state
+    assert np.abs(end.Mc[0, 0]) > 0.01 and np.abs(end.Mc[1, 1]) > 0.1
+    H, c_ops, rho0, a = cn.to_qutip(G, 20, state0=end)
+    for i in range(2):
+        al = qt.expect(a[i], rho0)
+        assert abs(al - end.alpha[i]) < 1e-9
+        assert abs(qt.expect(a[i].dag() * a[i], rho0) - abs(al) ** 2 - end.Nc[i, i].real) < 1e-9
+        assert abs(qt.expect(a[i] * a[i], rho0) - al**2 - end.Mc[i, i]) < 1e-9
+    # the network's own start is not what was exported
+    assert abs(qt.expect(a[1], cn.to_qutip(G, 20)[2]) - 0.2) < 1e-6 and abs(end.alpha[1] - 0.2) > 1e-3
+    cn.add_parametric_link(G, "a", "b", 0.1)
+    tangled = cn.simulate(G, [0.0, 3.0]).final_state
+    with pytest.raises(cn.ChiralnetError, match="state0 correlates cells 'a' and 'b'"):
+        cn.to_qutip(G, 4, state0=tangled)
+    with pytest.raises(cn.ChiralnetError, match="state0 must be a chiralnet State"):
+        cn.to_qutip(G, 4, state0={"a": 1})

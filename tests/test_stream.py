@@ -294,3 +294,64 @@ def test_signals_stop_the_run_and_leave_no_temporary_file(tmp_path, sig, code):
         assert p.returncode == code, (trial, p.returncode, err[-2000:])
         assert "finished" not in out
         assert os.listdir(tmp_path) == [], (trial, os.listdir(tmp_path))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The general Gaussian path (docs/theory/gaussian.md): squeezed baths, pumps, parametric links, squeezed starts.
+
+def squeezed_network():
+    G = cn.network(drive_frequency=1.0)
+    cn.add_cell(G, "a", omega=1.0, kappa=0.5, n_th=0.2, m_th=0.15 * np.exp(0.3j), pump=0.1, drive=0.05,
+                xi0=0.3 * np.exp(0.5j), alpha0=0.2)
+    cn.add_cell(G, "b", omega=1.03, kappa=0.4, battery=True)
+    cn.add_cell(G, "c", omega=0.98, kappa=0.3, n_th=0.1, battery=True)
+    cn.add_chiral_link(G, "a", "b", gamma=0.2, m_th=0.05j, n_th=0.05)
+    cn.add_parametric_link(G, "b", "c", 0.05 * np.exp(-0.4j))
+    cn.add_coherent_link(G, "a", "c", 0.03)
+    return G
+
+
+@pytest.mark.parametrize("chunk, keep", [(1, None), (5, None), (1000, None), (4, ["c", "a"])])
+def test_general_gaussian_file_equals_one_in_memory_run(chunk, keep, tmp_path):
+    """It refused squeezed runs; now the streamed file holds energies, amplitudes, fluctuations and the
+    anomalous moments Mc_ii of one in-memory simulate (RTOL: blocks continue from the final state)."""
+    G = squeezed_network()
+    t = np.r_[0.0, np.linspace(0.5, 60, 23), 75.0]
+    ref = cn.simulate(G, t, cells=keep)
+    assert ref.method == "exact-gaussian" and np.abs(ref.anomalous).max() > 0.01
+    out = cn.simulate_to_file(G, t, tmp_path / "sq.nc", chunk_times=chunk, store_amplitudes=True, cells=keep)
+    assert out.method == "exact-gaussian" and out.cells == ref.cells
+    with out.open() as ds:
+        assert ds.attrs["method"] == "exact-gaussian"
+        _close(ds.energy.values, ref.energies)
+        _close(ds.amplitude.values, ref.amplitudes)
+        _close(ds.fluctuation.values, ref.fluctuations)
+        _close(ds.anomalous.values, ref.anomalous)
+        _close(ds.total_energy.values, ref.total_energy)
+        _close(ds.battery_energy.values, ref.battery_energy)
+        assert set(ds.data_vars) == set(ref.to_xarray().data_vars) | {"total_energy", "battery_energy"}
+    _close(out.final_state.alpha, ref.final_state.alpha)
+    _close(out.final_state.Nc, ref.final_state.Nc)
+    _close(out.final_state.Mc, ref.final_state.Mc)
+
+
+def test_general_gaussian_stream_from_squeezed_state_and_budget(tmp_path):
+    """A phase-insensitive network run from a state with Mc streams on the general path too; a continued file
+    equals the continued in-memory run; max_bytes too small for the propagators is refused with the method."""
+    G = cn.chain(3, n_th=0.1)
+    first = cn.simulate(squeezed_network(), [0.0, 10.0])
+    s0 = cn.State(cn.cells(G), first.final_state.alpha, first.final_state.Nc, 10.0, None, first.final_state.Mc)
+    t = np.linspace(10.0, 50.0, 9)
+    ref = cn.simulate(G, t, state0=s0)
+    out = cn.simulate_to_file(G, t, tmp_path / "s0.nc", state0=s0, max_bytes=5_000)
+    assert out.method == ref.method == "exact-gaussian" and out.stats["blocks"] > 1
+    with out.open() as ds:
+        _close(ds.energy.values, ref.energies)
+        _close(ds.anomalous.values, ref.anomalous)
+    # continued blocks reuse the steady covariance and, on the same steps, the propagators: fewer than one
+    # expm per block (each block has the steps {0, h}, h equal to the ulp or not)
+    assert out.stats["propagators"] < 2 * out.stats["blocks"], out.stats
+    with pytest.raises(MemoryLimitError, match="'exact-gaussian'"):
+        cn.simulate_to_file(G, t, tmp_path / "tiny.nc", state0=s0, max_bytes=500)
+    with pytest.raises(SolverError, match="rtol does not apply"):
+        cn.simulate_to_file(squeezed_network(), t, tmp_path / "r.nc", rtol=1e-6)

@@ -16,7 +16,8 @@ from .._jit import jit
 from ..errors import SolverError
 from .csr import csr_parts, diagonal, flush
 
-__all__ = ["cascade_order", "forward_substitution", "Substitution", "solve_cascaded", "lyapunov_cascaded"]
+__all__ = ["cascade_order", "forward_substitution", "Substitution", "solve_cascaded", "lyapunov_cascaded",
+           "sylvester_cascaded"]
 
 
 @jit
@@ -230,6 +231,38 @@ def _lyapunov_triangular(indptr, indices, data, diag, order, C, X):
                 if k != j:
                     acc -= X[i, k] * np.conj(data[p])
             X[i, j] = flush(acc / (diag[i] + np.conj(diag[j])))
+
+
+@jit
+def _sylvester_triangular(indptr, indices, data, diag, order, C, X):
+    """Solve A X + X A^T = C for A (CSR) triangular in ``order`` (no conjugate: the steady anomalous moments
+    of a squeezed network, A = M, C = -S); X (N, N) written in place, as :func:`_lyapunov_triangular`."""
+    n = order.shape[0]
+    X[:, :] = 0.0
+    for qi in range(n):
+        i = order[qi]
+        for qj in range(n):
+            j = order[qj]
+            acc = C[i, j]
+            for p in range(indptr[i], indptr[i + 1]):
+                k = indices[p]
+                if k != i:
+                    acc -= data[p] * X[k, j]
+            for p in range(indptr[j], indptr[j + 1]):
+                k = indices[p]
+                if k != j:
+                    acc -= X[i, k] * data[p]
+            X[i, j] = flush(acc / (diag[i] + diag[j]))
+
+
+def sylvester_cascaded(A, C, order) -> np.ndarray:
+    """Solve A X + X A^T = C for A triangular in ``order``, in O(N nnz) (:func:`lyapunov_cascaded` without the
+    conjugate). A: ndarray or sparse (N, N); C (N, N) complex; returns X (N, N) complex."""
+    indptr, indices, data = csr_parts(A)
+    diag = diagonal(A)
+    X = np.empty(C.shape, complex)
+    _sylvester_triangular(indptr, indices, data, diag, order, np.ascontiguousarray(C, dtype=complex), X)
+    return X
 
 
 def lyapunov_cascaded(A, C, order) -> np.ndarray:

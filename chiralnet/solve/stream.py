@@ -22,12 +22,13 @@ import numpy as np
 from .. import memory
 from ..errors import ChiralnetError, MemoryLimitError
 from ..files import atomic_path, check_target
+from ..gaussian import general_model
 from ..model import State
 from ..results import cell_columns, simulation_result
 from .base import distinct_steps
 from .protocol import Protocol
 from .run import _choose_method, _nnz, run_model
-from .general import GENERAL_METHOD, needs_general
+from .general import GENERAL_METHOD, check_general_method, needs_general, run_general
 from .simulate import prepare_run
 
 __all__ = ["simulate_to_file", "TraceFile", "STREAM_BLOCK_BYTES"]
@@ -91,7 +92,10 @@ def simulate_to_file(G_or_model, times, path, *, state0: State | None = None, me
     freed. The file has the variables of ``SimulationResult.to_xarray()``: ``energy`` (time, cell),
     ``amplitude`` (time, cell; with ``store_amplitudes=True``), ``fluctuation`` (time, cell; when Nc is
     integrated), ``battery`` (cell), plus ``total_energy`` and ``battery_energy`` (time), summed over every
-    cell of the network, and the attribute ``method``. It is written under a temporary name and renamed
+    cell of the network, and the attribute ``method``. A network with squeezing or parametric terms (or a
+    ``state0`` with ``Mc``) runs on the general path (``method="exact-gaussian"``) and the file also has
+    ``anomalous`` (time, cell) complex, Mc_ii = <da_i da_i> (``SimulationResult.anomalous``); the final state
+    carries the whole Mc. It is written under a temporary name and renamed
     when complete: an error or Ctrl-C leaves no file (and an older file at ``path`` untouched).
 
     Parameters
@@ -136,39 +140,50 @@ def simulate_to_file(G_or_model, times, path, *, state0: State | None = None, me
                              "(each from the previous final_state) or use simulate for a protocol")
     given = {"rtol": rtol, "atol": atol, "max_steps": max_steps}
     model, state, t, start, store = prepare_run(G_or_model, times, state0, method, given, store_amplitudes)
-    if method == GENERAL_METHOD or needs_general(model, state):
-        raise ChiralnetError("simulate_to_file does not write squeezed runs (squeezing or parametric terms, a "
-                             "state0 with Mc) yet; use simulate, whose result keeps Mc")
+    general = method == GENERAL_METHOD or needs_general(model, state)
     columns = cell_columns(model.cells, cells)
     kept = model.n_cells if columns is None else columns.size
-    thermal = model.thermal or state.Nc is not None
-    if method == "auto":  # resolved once on the whole grid: every block runs the same method
-        rel = t - start if start else t
-        method = _choose_method(model, thermal, rel, distinct_steps(rel))
-    block, block_bytes = _block_times(model, t.size, method, thermal, store, kept, chunk_times, max_bytes)
+    if general:  # squeezing, pumps, parametric links or a squeezed state0: exact-gaussian, with Mc_ii written
+        check_general_method(method, given)
+        method, thermal = GENERAL_METHOD, True
+        model = general_model(model)
+        block, block_bytes = _block_times_general(model.n_cells, t.size, kept, columns is not None, chunk_times,
+                                                  max_bytes)
+    else:
+        thermal = model.thermal or state.Nc is not None
+        if method == "auto":  # resolved once on the whole grid: every block runs the same method
+            rel = t - start if start else t
+            method = _choose_method(model, thermal, rel, distinct_steps(rel))
+        block, block_bytes = _block_times(model, t.size, method, thermal, store, kept, chunk_times, max_bytes)
     labels = [str(c) for c in (model.cells if columns is None else (model.cells[i] for i in columns))]
     if len(set(labels)) < len(labels):
         raise ChiralnetError("the file labels cells by str(name), and two cells share a label (e.g. 1 and '1'); "
                              "rename one of them")
-    per_time = kept * (8 + (16 if store else 0) + (8 if thermal else 0)) + 3 * 8
+    per_time = kept * (8 + (16 if store else 0) + (8 if thermal else 0) + (16 if general else 0)) + 3 * 8
     memory.check_disk(per_time * t.size, path.parent, f"simulate_to_file ({kept} cells, {t.size} output times)",
                       "fewer output times, cells=[...], or store_amplitudes=False")
 
     show = sys.stderr.isatty() if progress is None else bool(progress)
     bar = _bar(show, progress is not None, t.size)
     stats: dict = {}
+    reuse: dict = {}  # the general path's steady covariance and propagators, kept across blocks
     try:
         with _stoppable() as stop_if_asked, atomic_path(path) as tmp:
             with h5netcdf.File(tmp, "w") as f:
                 out = _create(f, h5py, t, labels, model.battery if columns is None else model.battery[columns],
-                              store, thermal, min(block, t.size), method)
+                              store, thermal, min(block, t.size), method, general)
                 lo = 0
                 while lo < t.size:
                     hi = min(lo + block, t.size)
                     first = 0 if lo == 0 else 1  # a continued block repeats the previous block's last time
                     tb = t[lo - first:hi]
                     rel = tb - start
-                    trace, _ = run_model(model, state, rel, method, given, store, t_offset=start, columns=columns)
+                    if general:  # a squeezed or parametric network: exact propagation of <R> and sigma
+                        trace, _ = run_general(model, state, rel, store=store, columns=columns, keep_block=False,
+                                               cache=reuse)
+                    else:
+                        trace, _ = run_model(model, state, rel, method, given, store, t_offset=start,
+                                             columns=columns)
                     res = simulation_result(trace, model, tb, method, store, columns)
                     rows = slice(lo, hi)
                     out["energy"][rows] = res.energies[first:]
@@ -178,6 +193,8 @@ def simulate_to_file(G_or_model, times, path, *, state0: State | None = None, me
                         out["amplitude"][rows] = res.amplitudes[first:]
                     if thermal:
                         out["fluctuation"][rows] = np.asarray(res.fluctuations)[first:]
+                    if general:
+                        out["anomalous"][rows] = res.anomalous[first:]
                     _add_stats(stats, res.stats)
                     state, start = res.final_state, float(tb[-1])
                     del trace, res
@@ -292,7 +309,38 @@ def _block_times(model, n_times, method, thermal, store, kept, chunk_times, max_
     return block, fixed + (block + 1) * per_row
 
 
-def _create(f, h5py, t, labels, battery, store, thermal, tc, method):
+def _block_times_general(n, n_times, kept, subset, chunk_times, max_bytes):
+    """Output times per block of the general Gaussian path and that block's memory estimate (bytes).
+
+    Fixed: the propagators P and W of one distinct step and the Lyapunov work, ~12 (2N)^2 floats. Per output
+    time: the means (2N), the kept cells' sigma_xx, sigma_pp, sigma_xp, amplitudes, energies, fluctuations and
+    Mc_ii (11 floats a cell), and with ``cells=`` the totals' pass over every cell (5N floats).
+    """
+    m = 2 * n
+    fixed = 12 * m * m * 8
+    per_row = (m + 11 * kept + (5 * n if subset else 0) + 2) * 8
+    if chunk_times is not None:
+        if isinstance(chunk_times, bool) or not isinstance(chunk_times, (int, np.integer)) or chunk_times < 1:
+            raise ChiralnetError(f"chunk_times must be a positive integer, got {chunk_times!r}")
+        block = min(int(chunk_times), n_times)
+        return block, fixed + (block + 1) * per_row
+    budget = STREAM_BLOCK_BYTES if max_bytes is None else max_bytes
+    if isinstance(budget, bool) or not isinstance(budget, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(budget) or budget <= 0:
+        raise ChiralnetError(f"max_bytes must be a positive number of bytes, got {max_bytes!r}")
+    rows = int((budget - fixed) // per_row)
+    if rows < 2:
+        raise MemoryLimitError(
+            f"max_bytes = {budget:.4g} bytes cannot hold one block of simulate_to_file: method {GENERAL_METHOD!r} "
+            f"needs about {memory.format_bytes(fixed)} before any output and {per_row} bytes per output time; "
+            f"raise max_bytes or give chunk_times")
+    block = min(rows - 1, n_times)
+    if block < n_times and block > _CHUNK_ROWS:
+        block -= block % _CHUNK_ROWS
+    return block, fixed + (block + 1) * per_row
+
+
+def _create(f, h5py, t, labels, battery, store, thermal, tc, method, general=False):
     """The file's dimensions, coordinates and fixed-size chunked variables; returns the per-time variables."""
     k = len(labels)
     f.dimensions = {"time": t.size, "cell": k}
@@ -316,6 +364,8 @@ def _create(f, h5py, t, labels, battery, store, thermal, tc, method):
         per_cell("amplitude", complex)
     if thermal:
         per_cell("fluctuation", float)
+    if general:
+        per_cell("anomalous", complex)
     for name in ("total_energy", "battery_energy"):
         out[name] = f.create_variable(name, ("time",), dtype=float, chunks=(max(1, min(t.size, 1 << 16)),))
     return out
