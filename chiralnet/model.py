@@ -254,7 +254,8 @@ class State:
 
 def check_fluctuations(Nc: np.ndarray, cells) -> None:
     """NetworkError unless ``Nc`` (N, N) is a fluctuation matrix <a_j^dag a_k> - conj(alpha_j) alpha_k: Hermitian
-    and positive semidefinite, each to ``config.STATE_NC_RTOL`` relative to its largest entry.
+    and positive semidefinite, each to ``config.STATE_NC_RTOL`` relative to its largest entry (plus
+    the smallest normal double: subnormal rounding is zero).
 
     The eigenvalues (eigvalsh, O(N^3)) are taken up to ``config.STATE_NC_EIG_MAX_CELLS`` cells; a larger Nc is
     checked in O(N^2) for Hermiticity and a non-negative diagonal (the occupations) only."""
@@ -266,7 +267,7 @@ def check_fluctuations(Nc: np.ndarray, cells) -> None:
     scale = float(np.abs(Nc).max())
     if scale == 0.0:
         return
-    tol = config.STATE_NC_RTOL * scale
+    tol = config.STATE_NC_RTOL * scale + np.finfo(float).tiny  # subnormal rounding (|x| < 2.2e-308) is zero
     worst, where = 0.0, (0, 0)
     for r0 in range(0, n, 1024):  # row blocks: no second N x N array for a large Nc
         block = np.abs(Nc[r0:r0 + 1024] - Nc[:, r0:r0 + 1024].conj().T)

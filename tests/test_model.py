@@ -259,3 +259,13 @@ def test_kernel_pair_terms_are_numpys_for_real_or_imaginary_couplings():
         got = _terms(*args, False, np.zeros(0, complex), np.zeros(0, complex), cres, rate, occ, cp)
         assert got[2][3:].tobytes() == want[0].tobytes() and got[5][3:].tobytes() == want[1].tobytes()
     assert _pair_index(cres, np.array([1 + 1j, 1, 1, 1, 1, 1]))[2]
+
+
+def test_state_accepts_subnormal_rounding_in_nc():
+    """A run that decays to nothing leaves Nc of subnormal numbers (-4.9e-324 on the diagonal, found by
+    hypothesis in CI): rounding below the smallest normal double is zero, not a negative occupation."""
+    from chiralnet.model import State
+
+    State(("a",), np.zeros(1), np.array([[-5e-324 + 0j]]))
+    with pytest.raises(cn.NetworkError, match="negative occupation"):
+        State(("a",), np.zeros(1), np.array([[-1e-300 + 0j]]))

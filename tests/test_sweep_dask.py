@@ -198,7 +198,8 @@ def test_ctrl_c_of_a_dask_sweep_prints_one_line(tmp_path):
     try:
         deadline = time.monotonic() + 240
         chunks = tmp_path / "o" / "chunks"
-        while not (chunks.is_dir() and os.listdir(chunks)):  # tasks are running on the workers
+        # a finished chunk (c*.npz; a chunk being written is a dot-file until its atomic rename)
+        while not (chunks.is_dir() and any(n.startswith("c") and n.endswith(".npz") for n in os.listdir(chunks))):
             assert p.poll() is None, p.communicate()
             assert time.monotonic() < deadline, "no chunk finished"
             time.sleep(0.1)
