@@ -30,27 +30,11 @@ import numpy as np
 from . import config
 from .errors import ChiralnetError, NetworkError
 from .model import is_general_model
-from .network import ANOMALOUS_CELL_KEYS, ANOMALOUS_LINK_KEYS, ANOMALOUS_RESERVOIR_KEYS
 
-__all__ = ["GaussianModel", "is_general_model", "has_anomalous_terms", "gaussian_model", "general_model", "squeezed_thermal",
+__all__ = ["GaussianModel", "is_general_model", "gaussian_model", "general_model", "squeezed_thermal",
            "moments_to_sigma", "sigma_to_moments", "state_quadratures", "quadrature_state"]
 
 SQRT2 = np.sqrt(2.0)
-
-
-def has_anomalous_terms(G) -> bool:
-    """True when graph ``G`` has a nonzero ``pump``, ``m_th`` or ``xi0`` (cells), ``m_th`` (reservoirs) or a
-    parametric link ``g``: a network outside the phase-insensitive class."""
-    for _, attrs in G.nodes(data=True):
-        keys = ANOMALOUS_RESERVOIR_KEYS if attrs.get("kind", "cell") == "reservoir" else ANOMALOUS_CELL_KEYS
-        for key in keys:
-            if key in attrs and attrs[key] != 0:
-                return True
-    for *_, attrs in G.edges(data=True):
-        for key in ANOMALOUS_LINK_KEYS:
-            if key in attrs and attrs[key] != 0:
-                return True
-    return False
 
 
 def squeezed_thermal(n0, xi0):
