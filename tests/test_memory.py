@@ -106,7 +106,7 @@ def test_simulation_bytes_stay_below_the_bound_the_small_run_skips_with():
 
 
 def test_steady_state_bytes_stay_below_the_bound_the_small_solve_skips_with():
-    from chiralnet.solve.steady import STEADY_BYTES_BOUND
+    from chiralnet.solve.stationary import STEADY_BYTES_BOUND
 
     rng = np.random.default_rng(22)
     for _ in range(3000):

@@ -65,7 +65,7 @@ from ..linalg.cascade import cascade_order, lyapunov_cascaded
 from ..linalg.csr import csr_parts
 from ..model import Model, build_model
 from ..parametrized import AFFINE_PARAMETERS, Derivative, affine_model
-from ..solve.steady import steady_arrays
+from ..solve.stationary import steady_arrays
 
 __all__ = ["gradient", "GRADIENT_QUANTITIES", "value_and_gradient", "Problem", "problem"]
 

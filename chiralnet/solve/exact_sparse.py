@@ -25,7 +25,7 @@ from ..linalg.stability import jump_steps
 from ..model import Model, State
 from .base import Method, Trace, distinct_steps
 from .fluctuations import propagate_deviation, propagate_matrix, steady_fluctuations
-from .steady import steady_arrays
+from .stationary import steady_arrays
 from .taylor import NO_CONVERGENCE, NOT_FINITE, OK, bounded_substeps, check_status, step_propagator, substeps
 
 __all__ = ["EXACT_SPARSE", "propagate_vector", "forcing_increment"]

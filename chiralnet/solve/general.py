@@ -21,6 +21,7 @@ from ..model import State
 from ..results import SteadyState
 from .base import Trace, distinct_steps
 from .exact import _affine_propagators, _noise_propagators
+from .stationary import steady_arrays
 
 __all__ = ["GENERAL_METHOD", "run_general", "steady_general", "check_stability_general", "needs_general"]
 
@@ -175,8 +176,6 @@ def _steady_unpaired(model: GaussianModel) -> State:
     Bartels-Stewart on N x N complex otherwise). With G = 0 the quadrature drift's eigenvalues are those of M
     and their conjugates, so the phase-insensitive stability check is the whole one."""
     from ..linalg.cascade import cascade_order, sylvester_cascaded
-    from .steady import steady_arrays
-
     base = model.base
     alpha, Nc, _, _ = steady_arrays(base)
     n = model.n_cells
