@@ -209,10 +209,12 @@ def solve_cascaded(M, rhs, order) -> np.ndarray:
 
 
 @jit
-def _lyapunov_triangular(indptr, indices, data, diag, order, C, X):
-    """Solve A X + X A^H = C for A (CSR) triangular in ``order``; X (N, N) written in place.
+def _lyapunov_triangular(indptr, indices, data, diag, order, C, X, conjugate):
+    """Solve A X + X B = C for A (CSR) triangular in ``order`` and B = A^H (``conjugate``: the Lyapunov
+    equation of Nc) or B = A^T (the Sylvester equation of the anomalous moments, A = M, C = -S); X (N, N)
+    written in place.
 
-    (A_ii + conj(A_jj)) X_ij = C_ij - sum_{k != i} A_ik X_kj - sum_{k != j} X_ik conj(A_jk),
+    (A_ii + b_jj) X_ij = C_ij - sum_{k != i} A_ik X_kj - sum_{k != j} X_ik b(A_jk), b = conj or identity,
     taking rows i, then columns j, in topological order so every X on the right is known.
     """
     n = order.shape[0]
@@ -229,30 +231,8 @@ def _lyapunov_triangular(indptr, indices, data, diag, order, C, X):
             for p in range(indptr[j], indptr[j + 1]):
                 k = indices[p]
                 if k != j:
-                    acc -= X[i, k] * np.conj(data[p])
-            X[i, j] = flush(acc / (diag[i] + np.conj(diag[j])))
-
-
-@jit
-def _sylvester_triangular(indptr, indices, data, diag, order, C, X):
-    """Solve A X + X A^T = C for A (CSR) triangular in ``order`` (no conjugate: the steady anomalous moments
-    of a squeezed network, A = M, C = -S); X (N, N) written in place, as :func:`_lyapunov_triangular`."""
-    n = order.shape[0]
-    X[:, :] = 0.0
-    for qi in range(n):
-        i = order[qi]
-        for qj in range(n):
-            j = order[qj]
-            acc = C[i, j]
-            for p in range(indptr[i], indptr[i + 1]):
-                k = indices[p]
-                if k != i:
-                    acc -= data[p] * X[k, j]
-            for p in range(indptr[j], indptr[j + 1]):
-                k = indices[p]
-                if k != j:
-                    acc -= X[i, k] * data[p]
-            X[i, j] = flush(acc / (diag[i] + diag[j]))
+                    acc -= X[i, k] * (np.conj(data[p]) if conjugate else data[p])
+            X[i, j] = flush(acc / (diag[i] + (np.conj(diag[j]) if conjugate else diag[j])))
 
 
 def sylvester_cascaded(A, C, order) -> np.ndarray:
@@ -261,7 +241,7 @@ def sylvester_cascaded(A, C, order) -> np.ndarray:
     indptr, indices, data = csr_parts(A)
     diag = diagonal(A)
     X = np.empty(C.shape, complex)
-    _sylvester_triangular(indptr, indices, data, diag, order, np.ascontiguousarray(C, dtype=complex), X)
+    _lyapunov_triangular(indptr, indices, data, diag, order, np.ascontiguousarray(C, dtype=complex), X, False)
     return X
 
 
@@ -282,6 +262,6 @@ def lyapunov_cascaded(A, C, order) -> np.ndarray:
     indptr, indices, data = csr_parts(A)
     diag = diagonal(A)
     X = np.empty(C.shape, complex)
-    _lyapunov_triangular(indptr, indices, data, diag, order, np.ascontiguousarray(C, dtype=complex), X)
+    _lyapunov_triangular(indptr, indices, data, diag, order, np.ascontiguousarray(C, dtype=complex), X, True)
     return X
 

@@ -287,7 +287,26 @@ def _block_times(model, n_times, method, thermal, store, kept, chunk_times, max_
         return total
 
     per_row = estimate(2) - estimate(1)
-    fixed = estimate(1) - per_row
+    return _block_for(estimate(1) - per_row, per_row, n_times, method, chunk_times, max_bytes)
+
+
+def _block_times_general(n, n_times, kept, subset, chunk_times, max_bytes):
+    """Output times per block of the general Gaussian path and that block's memory estimate (bytes).
+
+    Fixed: the propagators P and W of one distinct step and the Lyapunov work, ~12 (2N)^2 floats. Per output
+    time: the means (2N), the kept cells' sigma_xx, sigma_pp, sigma_xp, amplitudes, energies, fluctuations and
+    Mc_ii (11 floats a cell), and with ``cells=`` the totals' pass over every cell (5N floats).
+    """
+    m = 2 * n
+    fixed = 12 * m * m * 8
+    per_row = (m + 11 * kept + (5 * n if subset else 0) + 2) * 8
+    return _block_for(fixed, per_row, n_times, GENERAL_METHOD, chunk_times, max_bytes)
+
+
+def _block_for(fixed, per_row, n_times, method, chunk_times, max_bytes):
+    """Output times per block, and the block's memory estimate (bytes), from a method's fixed bytes and its
+    bytes per output time: ``chunk_times`` when given, else as many as ``max_bytes`` holds (default
+    STREAM_BLOCK_BYTES), cut to whole HDF5 chunks."""
     if chunk_times is not None:
         if isinstance(chunk_times, bool) or not isinstance(chunk_times, (int, np.integer)) or chunk_times < 1:
             raise ChiralnetError(f"chunk_times must be a positive integer, got {chunk_times!r}")
@@ -305,37 +324,6 @@ def _block_times(model, n_times, method, thermal, store, kept, chunk_times, max_
             f"raise max_bytes or give chunk_times")
     block = min(rows - 1, n_times)
     if block < n_times and block > _CHUNK_ROWS:  # whole HDF5 chunks per block: no chunk is written twice
-        block -= block % _CHUNK_ROWS
-    return block, fixed + (block + 1) * per_row
-
-
-def _block_times_general(n, n_times, kept, subset, chunk_times, max_bytes):
-    """Output times per block of the general Gaussian path and that block's memory estimate (bytes).
-
-    Fixed: the propagators P and W of one distinct step and the Lyapunov work, ~12 (2N)^2 floats. Per output
-    time: the means (2N), the kept cells' sigma_xx, sigma_pp, sigma_xp, amplitudes, energies, fluctuations and
-    Mc_ii (11 floats a cell), and with ``cells=`` the totals' pass over every cell (5N floats).
-    """
-    m = 2 * n
-    fixed = 12 * m * m * 8
-    per_row = (m + 11 * kept + (5 * n if subset else 0) + 2) * 8
-    if chunk_times is not None:
-        if isinstance(chunk_times, bool) or not isinstance(chunk_times, (int, np.integer)) or chunk_times < 1:
-            raise ChiralnetError(f"chunk_times must be a positive integer, got {chunk_times!r}")
-        block = min(int(chunk_times), n_times)
-        return block, fixed + (block + 1) * per_row
-    budget = STREAM_BLOCK_BYTES if max_bytes is None else max_bytes
-    if isinstance(budget, bool) or not isinstance(budget, (int, float, np.integer, np.floating)) \
-            or not np.isfinite(budget) or budget <= 0:
-        raise ChiralnetError(f"max_bytes must be a positive number of bytes, got {max_bytes!r}")
-    rows = int((budget - fixed) // per_row)
-    if rows < 2:
-        raise MemoryLimitError(
-            f"max_bytes = {budget:.4g} bytes cannot hold one block of simulate_to_file: method {GENERAL_METHOD!r} "
-            f"needs about {memory.format_bytes(fixed)} before any output and {per_row} bytes per output time; "
-            f"raise max_bytes or give chunk_times")
-    block = min(rows - 1, n_times)
-    if block < n_times and block > _CHUNK_ROWS:
         block -= block % _CHUNK_ROWS
     return block, fixed + (block + 1) * per_row
 
