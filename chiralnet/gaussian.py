@@ -32,7 +32,8 @@ from .errors import ChiralnetError, NetworkError
 from .model import is_general_model
 
 __all__ = ["GaussianModel", "is_general_model", "gaussian_model", "general_model", "squeezed_thermal",
-           "moments_to_sigma", "sigma_to_moments", "state_quadratures", "quadrature_state"]
+           "moments_to_sigma", "sigma_to_moments", "state_quadratures", "quadrature_state", "doubled_model",
+           "doubled_state", "undoubled_moments", "Conjugate"]
 
 SQRT2 = np.sqrt(2.0)
 
@@ -219,6 +220,95 @@ class GaussianModel:
         if "quad" not in self._cache:
             self._cache["quad"] = _quadratures(self.drift, self.pairing, self.drive, self.noise, self.squeezing)
         return self._cache["quad"]
+
+
+@dataclass(frozen=True)
+class Conjugate:
+    """The label of cell ``cell``'s conjugate mode a^dag in a :func:`doubled_model`."""
+
+    cell: object
+
+    def __repr__(self):
+        return f"conj({self.cell!r})"
+
+
+def doubled_model(model: GaussianModel):
+    """The general model as a phase-insensitive :class:`~chiralnet.model.Model` of 2N modes b = (a, a^dag).
+
+    With X = <db^dag db^T> = [[Nc, conj(Mc)], [Mc, Nc^T + I]] (2N, 2N) Hermitian and <b> = (alpha, conj alpha),
+    the general moment equations are exactly the phase-insensitive ones of a model with
+
+        M2 = [[M, -iG], [i conj G, conj M]],   E2 = (E, -conj E),
+        Q2 = [[Q, conj S], [S, Q^T + Dm]],     Dm = -(M + M^H) (the damping),
+
+    d<b>/dt = M2 <b> - i E2 and dX/dt = conj(M2) X + X M2^T + Q2 (docs/theory/gaussian.md), so every
+    phase-insensitive solver (sparse Taylor stepping, cascaded steady states, the adaptive integrator) runs a
+    general network. M2 is CSR when the phase-insensitive part ``model.base`` is; the conjugate modes have
+    omega = 0 (the energies sum over the first N modes only) and are never battery cells. Cells: the N cells,
+    then ``Conjugate(c)`` for each (cached).
+    """
+    import scipy.sparse as sp
+
+    from .model import Model
+
+    if "doubled" in model._cache:
+        return model._cache["doubled"]
+    base = model.base
+    n = model.n_cells
+    sparse = base is not None and base.is_sparse
+    M = base.M if base is not None else model.drift
+    G, S = model.pairing, model.squeezing
+    Q = base.Q if base is not None else (model.noise if model.noise.any() else None)
+    if sparse:
+        M = sp.csr_array(M)
+        Gs, Ss = sp.csr_array(G), sp.csr_array(S)
+        Dm = -(M + M.conj().T)
+        Qs = sp.csr_array((n, n), dtype=complex) if Q is None else sp.csr_array(Q)
+        M2 = sp.csr_array(sp.block_array([[M, -1j * Gs], [1j * Gs.conj(), M.conj()]], format="csr"))
+        Q2 = sp.csr_array(sp.block_array([[Qs, Ss.conj()], [Ss, Qs.T + Dm]], format="csr"))
+        M2.sum_duplicates()
+        Q2.sum_duplicates()
+        Q2.eliminate_zeros()
+        if Q2.nnz == 0:
+            Q2 = None
+    else:
+        M = np.asarray(M, complex)
+        Dm = -(M + M.conj().T)
+        Qd = np.zeros((n, n), complex) if Q is None else np.asarray(Q, complex)
+        M2 = np.block([[M, -1j * G], [1j * np.conj(G), np.conj(M)]])
+        Q2 = np.block([[Qd, np.conj(S)], [S, Qd.T + Dm]])
+        Q2 = None if not Q2.any() else Q2
+    E = np.asarray(model.drive, complex)
+    cells = tuple(model.cells) + tuple(Conjugate(c) for c in model.cells)
+    kappa = None if model.kappa is None else np.concatenate([model.kappa, model.kappa])
+    doubled = Model(cells=cells, omega=np.concatenate([model.omega, np.zeros(n)]),
+                    drive_frequency=model.drive_frequency, M=M2, drive=np.concatenate([E, -np.conj(E)]), Q=Q2,
+                    battery=np.concatenate([model.battery, np.zeros(n, bool)]), kappa=kappa)
+    model._cache["doubled"] = doubled
+    return doubled
+
+
+def doubled_state(state, doubled):
+    """The :class:`~chiralnet.model.State` of ``doubled`` (a :func:`doubled_model`) that holds ``state``:
+    alpha2 = (alpha, conj alpha), Nc2 = X = [[Nc, conj Mc], [Mc, Nc^T + I]]."""
+    from .model import State
+
+    Nc, Mc = state.dense_Nc(), state.dense_Mc()
+    n = Nc.shape[0]
+    X = np.block([[Nc, np.conj(Mc)], [Mc, Nc.T + np.eye(n)]])
+    a = np.asarray(state.alpha, complex)
+    return State(doubled.cells, np.concatenate([a, np.conj(a)]), X, state.time, state.frame)
+
+
+def undoubled_moments(alpha2, X):
+    """(alpha (N,), Nc (N, N), Mc (N, N)) of a doubled model's amplitudes (2N,) and fluctuations X (2N, 2N),
+    symmetrised (Nc Hermitian, Mc symmetric) from both copies each holds."""
+    n = alpha2.shape[0] // 2
+    alpha = 0.5 * (alpha2[:n] + np.conj(alpha2[n:]))
+    Nc = 0.5 * (X[:n, :n] + (X[n:, n:] - np.eye(n)).T)
+    Nc = 0.5 * (Nc + Nc.conj().T)
+    Mc = 0.5 * (X[n:, :n] + np.conj(X[:n, n:]))
+    return alpha, Nc, 0.5 * (Mc + Mc.T)
 
 
 def _quadratures(M, G, E, Q, S):

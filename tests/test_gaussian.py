@@ -681,3 +681,32 @@ def test_propagator_budget_counts_real_entries(monkeypatch):
     with pytest.raises(SolverError, match=r"3 distinct time steps, 3 x \(2N\)\^2 = 192 real entries > .* = 190\); "
                                           "use a uniform time grid or raise that budget"):
         cn.simulate(G, times)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_doubled_model_runs_the_general_class_on_phase_insensitive_solvers(seed):
+    """gaussian.doubled_model: a 2N-mode phase-insensitive model whose (alpha, X) hold (alpha, Nc, Mc); every
+    phase-insensitive method on it reproduces the independent dense quadrature solution."""
+    from chiralnet.gaussian import doubled_model, doubled_state, undoubled_moments
+
+    rng = np.random.default_rng(seed)
+    spec = random_spec(rng, n=4)
+    gm = cn.build_model(graph_of(spec))
+    d = doubled_model(gm)
+    assert d.n_cells == 8 and not d.battery[4:].any() and (d.omega[4:] == 0).all()
+    times = np.r_[0.0, np.sort(rng.uniform(0, 12, 5)), np.linspace(13, 20, 4)]
+    R0, S0 = start_of(spec)
+    Rs, Ss = reference_run(spec, R0, S0, times)
+    Nc, Mc = sigma_to_moments(Ss)
+    alpha = (Rs[:, :4] + 1j * Rs[:, 4:]) / np.sqrt(2)
+    for method, tol in (("exact", DENSE_REL), ("exact-sparse", DENSE_REL), ("rk45", 1e-9)):
+        opts = dict(rtol=1e-10, atol=1e-12) if method == "rk45" else {}
+        r = cn.simulate(d, times, state0=doubled_state(gm.initial, d), method=method, **opts)
+        a, N, M = undoubled_moments(r.final_state.alpha, r.final_state.dense_Nc())
+        assert _rel(r.amplitudes[:, :4], alpha) < tol and _rel(N, Nc[-1]) < tol and _rel(M, Mc[-1]) < tol, method
+    ss = cn.steady_state(d)
+    Rss, Sss = reference_steady(spec)
+    Nss, Mss = sigma_to_moments(Sss)
+    a, N, M = undoubled_moments(ss.state.alpha, ss.state.dense_Nc())
+    assert _rel(a, (Rss[:4] + 1j * Rss[4:]) / np.sqrt(2)) < DENSE_REL
+    assert _rel(N, Nss) < DENSE_REL and _rel(M, Mss) < DENSE_REL
