@@ -250,6 +250,24 @@ def test_sweep_over_m_th_and_a_rate_equals_a_loop_of_steady_state():
     assert _rel(erg[0], erg[2]) > 1e-3  # squeezing the baths changes the work: the test can fail
 
 
+def test_sweep_of_charging_precision_and_entanglement_equals_a_loop():
+    """battery_energy_std and battery_log_negativity are sweep quantities: pointwise through the registry,
+    on phase-insensitive (g = 0) and parametric points alike."""
+    base = {**BASE, "n_th": 0.0, "m_th": 0.0}
+    gs = [0.0, 0.01, 0.02]
+    res = sw.sweep("chain", {"parametric": gs}, ["battery_energy_std", "battery_log_negativity"], params=base,
+                   processes=1)
+    std, neg = [], []
+    for g in gs:
+        ss = cn.steady_state(cn.chain(**base, parametric=g))
+        bat = [c for c, b in zip(ss.cells, ss.battery) if b]
+        std.append(np.sqrt(cn.energy_variance(ss)))
+        neg.append(cn.log_negativity(ss, bat, [c for c in ss.cells if c not in bat]))
+    assert _rel(res["battery_energy_std"], std) <= SWEEP_REL
+    assert _rel(res["battery_log_negativity"], neg) <= SWEEP_REL
+    assert neg[0] == 0.0 and neg[2] > 0.3  # the parametric link entangles battery and charger: the test can fail
+
+
 def test_general_groups_are_never_batched():
     spec = sw.make_spec("chain", {"pump": [0.001, 0.002, 0.003, 0.004, 0.005]}, ["battery_energy"], params=BASE)
     plan = sw.make_plan(spec)

@@ -333,6 +333,6 @@ def _negativity(inputs):
 
 
 register(Quantity("battery_energy_std", "steady standard deviation of the battery's energy, sqrt(Var H_B) "
-                  "(charging precision; cross terms included)", "omega", "min", "steady", _energy_std, sweep=False))
+                  "(charging precision; cross terms included)", "omega", "min", "steady", _energy_std))
 register(Quantity("battery_log_negativity", "steady log-negativity (ebits) between the battery cells and the "
-                  "others", "1", "max", "steady", _negativity, sweep=False))
+                  "others", "1", "max", "steady", _negativity))

@@ -47,7 +47,8 @@ def sweep(base, grid: dict, quantities=("battery_energy",), *, params: dict | No
         ``ratio_reciprocal`` (battery energy over the two-cell limit with the same rates as the point's
         network, :func:`chiralnet.observables.two_cell_reference`, the same number ``chiralnet run`` reports).
         ``battery_ergotropy``, ``battery_ergotropy_collective``, ``efficiency``, ``max_average_power``,
-        ``max_average_power_time`` (:mod:`chiralnet.observables.power`; zero and finite temperature).
+        ``max_average_power_time`` (:mod:`chiralnet.observables.power`; zero and finite temperature);
+        ``battery_energy_std``, ``battery_log_negativity`` (steady, any Gaussian network: squeezing included).
     params : dict, optional
         Fixed keyword parameters of the builder.
     times : array_like (T,), optional
