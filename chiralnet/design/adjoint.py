@@ -51,7 +51,7 @@ differentiated by the adjoint, never by differences.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.linalg as la
@@ -60,9 +60,10 @@ import scipy.sparse.linalg as spla
 
 from .. import config
 from .._jit import jit
-from ..errors import ChiralnetError
+from ..errors import ChiralnetError, SolverError
 from ..linalg.cascade import cascade_order, lyapunov_cascaded
 from ..linalg.csr import csr_parts
+from ..gaussian import general_model, is_general_model
 from ..model import Model, build_model
 from ..parametrized import AFFINE_PARAMETERS, Derivative, affine_model
 from ..solve.stationary import steady_arrays
@@ -103,6 +104,12 @@ class Problem:
         Their exact derivatives.
     route : str
         ``"affine"`` (a registered builder: exact derivatives) or ``"model-differences"``.
+    imag_slices : dict
+        name -> slice of theta with the imaginary parts of a complex general Gaussian parameter (after the real
+        entries); :meth:`unflatten` returns d/dx + i d/dy for it.
+    dG, dS : Derivative or None
+        Derivatives of the pairing and the anomalous noise: set when ``model`` is a
+        :class:`~chiralnet.gaussian.GaussianModel` (the general adjoint, :func:`_general_energy_like`).
     """
 
     names: tuple
@@ -118,10 +125,22 @@ class Problem:
     rates_fn: object = None
     rates: np.ndarray | None = None
     drates: np.ndarray | None = None
+    imag_slices: dict = field(default_factory=dict)
+    dG: Derivative | None = None
+    dS: Derivative | None = None
+
+    @property
+    def general(self) -> bool:
+        return self.dG is not None
 
     def unflatten(self, g: np.ndarray) -> dict:
-        return {n: (float(g[self.slices[n]][0]) if self.shapes[n] == () else np.asarray(g[self.slices[n]]).copy())
-                for n in self.names}
+        out = {}
+        for n in self.names:
+            v = np.asarray(g[self.slices[n]]).copy()
+            if n in self.imag_slices:
+                v = v + 1j * g[self.imag_slices[n]]
+            out[n] = v[0].item() if self.shapes[n] == () else v
+        return out
 
     def reference(self):
         if self.rates is None:
@@ -174,9 +193,6 @@ def problem(base, point: dict, params: dict | None = None, *, where: str = "grad
     from ..builders import BUILDERS
 
     if name in BUILDERS and BUILDERS[name].function is fn:
-        from ..parametrized import GENERAL_PARAMETERS, refuse_general
-
-        refuse_general(name, [k for k in GENERAL_PARAMETERS if k in point], where)
         for k in point:
             if k not in AFFINE_PARAMETERS[name]:
                 raise ChiralnetError(f"{where}: {k!r} is structural (an integer or a flag) in {name!r}, not a "
@@ -270,7 +286,7 @@ def _affine_problem(name, point, params) -> Problem:
         return _layout_rates(name, point, params, am)
 
     return Problem(am.names, am.slices, am.shapes, am.theta0, am.model, am.dM, am.dE, am.dQ, am.domega,
-                   "affine", rates)
+                   "affine", rates, imag_slices=am.imag_slices, dG=am.dG, dS=am.dS)
 
 
 def _layout_rates(name, point, params, am):
@@ -280,7 +296,7 @@ def _layout_rates(name, point, params, am):
     lay, p_u, p_v, o = _structure(name, params, point)
     n, L = lay.n, lay.link_u.size
     prims = _Prims(n, L)
-    P = _jacobian(name, am.names, am.shapes, lay, o, prims)
+    P = _jacobian(name, am.names, am.shapes, lay, o, prims, am.imag_slices)
     off = prims.offset
     C = np.zeros((prims.size, 6))
     vals = np.full(6, np.nan)
@@ -373,6 +389,11 @@ def _difference_problem(name, fn, point, params) -> Problem:
     def dense(x):
         return x.toarray() if sp.issparse(x) else np.asarray(x)
 
+    def arrays(m):  # (M, E, Q, omega, G, S); G = S = 0 for a phase-insensitive build
+        if is_general_model(m):
+            return m.drift, m.drive, m.noise, m.omega, m.pairing, m.squeezing
+        return dense(m.M), m.drive, dense(m.Q) if m.Q is not None else np.zeros((N, N), complex), m.omega, 0, 0
+
     def arrays_at(k, h):
         p = {n: (np.array(point[n], copy=True) if shapes[n] else point[n]) for n in names}
         for n in names:
@@ -386,7 +407,7 @@ def _difference_problem(name, fn, point, params) -> Problem:
         m, _, r = _model_arrays(fn, {**params, **p}, where)
         if m.cells != model.cells:
             raise ChiralnetError(f"{where}: the network's cells change with the parameters; gradients need one structure")
-        return (dense(m.M), m.drive, dense(m.Q) if m.Q is not None else np.zeros((N, N), complex), m.omega, r)
+        return arrays(m) + (r,)
 
     def derivative(k):
         h = config.GRADIENT_DIFF_STEP * max(abs(theta0[k]), 1e-3)
@@ -403,14 +424,17 @@ def _difference_problem(name, fn, point, params) -> Problem:
             return d1
         return [(4 * b - a) / 3 for a, b in zip(d1, d2)]
 
-    parts = {"M": [], "E": [], "Q": [], "w": []}
+    parts = {"M": [], "E": [], "Q": [], "w": [], "G": [], "S": []}
     drates = np.zeros((pos, 6))
     for k in range(pos):
-        dM, dE, dQ, dw, dr = derivative(k)
-        for key, arr in (("M", dM), ("E", dE), ("Q", dQ), ("w", dw)):
+        dM, dE, dQ, dw, dG, dS, dr = derivative(k)
+        for key, arr in (("M", dM), ("E", dE), ("Q", dQ), ("w", dw), ("G", dG), ("S", dS)):
+            if np.ndim(arr) == 0:  # G, S of phase-insensitive builds
+                continue
             nz = np.nonzero(arr)
             parts[key].append((np.full(nz[0].size, k), nz, arr[nz]))
         drates[k] = dr
+    general = is_general_model(model) or any(p[0].size for key in ("G", "S") for p in parts[key])
 
     def deriv(key, shape, dtype):
         items = parts[key]
@@ -419,9 +443,11 @@ def _difference_problem(name, fn, point, params) -> Problem:
         val = np.concatenate([i[2] for i in items]).astype(dtype)
         return Derivative.from_coo(pos, shape, ks, idx, val)
 
-    return Problem(names, slices, shapes, theta0, model, deriv("M", (N, N), complex), deriv("E", (N,), complex),
-                   deriv("Q", (N, N), complex), deriv("w", (N,), float), "model-differences",
-                   lambda: (rates0, drates))
+    return Problem(names, slices, shapes, theta0, general_model(model) if general else model,
+                   deriv("M", (N, N), complex), deriv("E", (N,), complex), deriv("Q", (N, N), complex),
+                   deriv("w", (N,), float), "model-differences", lambda: (rates0, drates),
+                   dG=deriv("G", (N, N), complex) if general else None,
+                   dS=deriv("S", (N, N), complex) if general else None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -544,6 +570,92 @@ def _energy_like(prob: Problem, quantity: str):
     return value, grad
 
 
+def _quadrature_cotangents(B):
+    """The cotangents (c11, c12, c21, c22), each (N, N) complex, of the map X -> Re(T^-1 X T^-dag) of
+    :func:`chiralnet.gaussian._to_quadratures` paired with a real B (2N, 2N): for every block matrix X,
+    sum(out * B) = Re sum_ij (X_ij * c_ij) (no conjugation)."""
+    n = B.shape[0] // 2
+    B1, B2, B3, B4 = B[:n, :n], B[:n, n:], B[n:, :n], B[n:, n:]
+    return (0.5 * (B1 + B4 + 1j * (B2 - B3)), 0.5 * (B1 - B4 - 1j * (B2 + B3)),
+            0.5 * (B1 - B4 + 1j * (B2 + B3)), 0.5 * (B1 + B4 - 1j * (B2 - B3)))
+
+
+def _general_energy_like(prob: Problem, quantity: str):
+    """(value, gradient (n_theta,)) of an energy or ergotropy of a general Gaussian model: the adjoint method
+    on the quadrature form (module docstring, "General Gaussian networks")."""
+    from ..linalg.lyapunov import solve_continuous_lyapunov
+    from ..solve.general import check_stability_general
+
+    m = prob.model
+    n = m.n_cells
+    check_stability_general(m)
+    A, v, D = m.quadratures()
+    lu = la.lu_factor(A)
+    R = la.lu_solve(lu, -v)
+    sigma = solve_continuous_lyapunov(A, -D)
+    sigma = 0.5 * (sigma + sigma.T)
+    mask = np.ones(n, bool) if quantity == "total_energy" else np.asarray(m.battery, bool)
+    omega = np.asarray(m.omega, float)
+    w = np.where(mask, omega, 0.0)
+    x, p = R[:n], R[n:]
+    sxx, spp, sxp = sigma.diagonal()[:n], sigma.diagonal()[n:], np.diagonal(sigma, n)
+    coherent = 0.5 * (x * x + p * p)                      # |alpha_i|^2
+    occ = coherent + 0.5 * (sxx + spp) - 0.5              # |alpha_i|^2 + Nc_ii
+    gR = np.concatenate([w * x, w * p])                   # dF/dR of the coherent part (every quantity)
+    W = np.diag(np.concatenate([w, w])) / 2               # dF/dsigma of the energy
+    per_cell = occ                                        # dF/domega_i over the summed cells
+    if quantity == "battery_ergotropy":                   # omega (|alpha|^2 + tr(s)/2 - sqrt(det s)) per cell
+        nu = np.sqrt(np.maximum(sxx * spp - sxp * sxp, 0.25))
+        per_cell = coherent + 0.5 * (sxx + spp) - nu
+        idx = np.arange(n)
+        W[idx, idx] -= w * spp / (2 * nu)
+        W[n + idx, n + idx] -= w * sxx / (2 * nu)
+        W[idx, n + idx] += w * sxp / (2 * nu)
+        W[n + idx, idx] += w * sxp / (2 * nu)
+    elif quantity == "battery_ergotropy_collective":      # E_B - sum_k omega_(k)up (nu_(k)down - 1/2)
+        b = np.flatnonzero(mask)
+        q = np.concatenate([b, n + b])
+        sb = sigma[np.ix_(q, q)]
+        ev, U = np.linalg.eigh(sb)
+        root = (U * np.sqrt(ev)) @ U.T
+        K = root @ (1j * _symplectic_form(b.size)) @ root          # Hermitian, eigenvalues +-nu_k
+        lam, E = np.linalg.eigh(K)
+        lam, E = lam[::-1][: b.size], E[:, ::-1][:, : b.size]      # nu descending, orthonormal e_k
+        r = (U / np.sqrt(ev)) @ (U.T @ E)                          # sigma^-1/2 e_k: r^H sigma r = 1
+        w_sorted = np.sort(omega[b])                               # paired with nu descending
+        # d nu_k = nu_k r_k^H dsigma r_k (dsigma real symmetric)
+        W[np.ix_(q, q)] -= np.real((r.conj() * (w_sorted * lam)) @ r.T)
+        rank = np.empty(b.size, int)
+        rank[np.argsort(omega[b], kind="stable")] = np.arange(b.size)
+        per_cell = occ.copy()
+        per_cell[b] -= lam[rank] - 0.5
+    value = float((w * per_cell).sum())
+    # Adjoints: A^T lambda = dF/dR, A^T Y + Y A = -dF/dsigma.
+    lam_R = la.lu_solve(lu, gR, trans=1)
+    Y = solve_continuous_lyapunov(A.T, -W)
+    Y = 0.5 * (Y + Y.T)
+    # dF = -lambda^T (dA R + dv) + 2 <dA, Y sigma> + <dD, Y>, pulled back to the complex model arrays.
+    a11, a12, a21, a22 = _quadrature_cotangents(2 * Y @ sigma - np.outer(lam_R, R))
+    d11, d12, d21, d22 = _quadrature_cotangents(Y)
+    cM = a11 + np.conj(a22) - 0.5 * (d11 + d11.conj().T + np.conj(d22) + d22.T)   # A(M, G) and Dm = -(M + M^H)
+    cG = -1j * (a12 + np.conj(a21))
+    cQ = d11.T + d22
+    cS = d12 + np.conj(d21)
+    cE = np.sqrt(2.0) * (lam_R[n:] + 1j * lam_R[:n])                                # v = sqrt2 (Im E, -Re E)
+    grad = np.real(_trace_with(prob.dM, cM) + _trace_with(prob.dG, cG) + _trace_with(prob.dQ, cQ)
+                   + _trace_with(prob.dS, cS) + _vector_dot(prob.dE, cE))
+    grad = grad + np.real(_vector_dot(prob.domega, np.where(mask, per_cell, 0.0)))
+    if not (np.isfinite(value) and np.isfinite(grad).all()):
+        raise SolverError(f"gradient: {quantity} or its gradient is not finite at this point (overflow near an "
+                          "instability threshold?); move the point away from the threshold or rescale the network")
+    return value, grad
+
+
+def _symplectic_form(n):
+    """Omega (2n, 2n) of R = (x, p): [[0, I], [-I, 0]]."""
+    return np.block([[np.zeros((n, n)), np.eye(n)], [-np.eye(n), np.zeros((n, n))]])
+
+
 def _reference_log_derivative(rates, kind):
     """(E_ref, d ln E_ref / d rates (6,)) of the two-cell limit (closed forms of chiralnet.analytic)."""
     omega, E, ka, kb, g, ga = rates
@@ -576,9 +688,10 @@ def value_and_gradient(prob: Problem, quantity: str):
             raise ChiralnetError(f"gradient: quantity {quantity!r} has no exact gradient ({why}); gradients exist "
                                  f"for {sorted(GRADIENT_QUANTITIES)}")
         raise ChiralnetError(f"gradient: unknown quantity {quantity!r}; gradients exist for {sorted(GRADIENT_QUANTITIES)}")
+    energy_like = _general_energy_like if prob.general else _energy_like
     if quantity.startswith("ratio_"):
         kind = quantity[len("ratio_"):]
-        eb, geb = _energy_like(prob, "battery_energy")
+        eb, geb = energy_like(prob, "battery_energy")
         rates, drates = prob.reference()
         if not np.all(np.isfinite(rates)) or (kind == "reciprocal" and rates[2] * rates[3] <= 0):
             raise ChiralnetError(f"gradient: {quantity!r} is undefined at this point (the two-cell reference "
@@ -586,7 +699,7 @@ def value_and_gradient(prob: Problem, quantity: str):
         ref, dlog = _reference_log_derivative(rates, kind)
         R = eb / ref
         return float(R), geb / ref - R * (drates @ dlog)
-    return _energy_like(prob, quantity)
+    return energy_like(prob, quantity)
 
 
 def gradient(base, point: dict, quantity: str = "battery_energy", params: dict | None = None) -> dict:
