@@ -17,7 +17,7 @@ from chiralnet.observables import evaluate
 #: extrapolated: error ~1e-10), relative to the largest entry of the gradient of that quantity.
 FD_RTOL = 1e-7
 FD_STEP = 1e-4
-#: Values against closed forms (docs/theory/gaussian.md, /work/shared/PHYSICS.md section 8).
+#: Values against closed forms (docs/theory/gaussian.md, its table of checked values).
 CLOSED_RTOL = 1e-10
 GENERAL = ("pump", "m_th", "m_th_link", "parametric")
 
@@ -147,7 +147,7 @@ def test_the_complex_convention_and_a_wrong_sign_fail():
 def test_pumped_cell_closed_form():
     """One resonant cell, kappa = 1, drive E = 0.1, pump P: W = |alpha|^2 + n + 1/2 - sqrt((n + 1/2)^2 - |m|^2),
     n = 2P^2/(kappa^2 - 4P^2), |m| = P kappa/(kappa^2 - 4P^2), |alpha|^2 = 4E^2 (kappa^2 + 4P^2)/(kappa^2 - 4P^2)^2
-    (PHYSICS.md section 8: W = 0.1154530068 at P = 0.2), and dW/dP of that closed form."""
+    (docs/theory/gaussian.md: W = 0.1154530068 at P = 0.2), and dW/dP of that closed form."""
     from chiralnet.design.adjoint import problem, value_and_gradient
 
     def W(P, k=1.0, E=0.1):

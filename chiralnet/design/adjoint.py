@@ -39,8 +39,26 @@ from the same network, so ``dR = R (dE_B / E_B - d ln E_ref)``: the rates' deriv
 means of the builder's per-cell / per-link values; E = |drive|), ``d ln E_ref`` is the closed form's own
 logarithmic derivative.
 
+**General Gaussian networks** (pumps, squeezed baths and reservoirs, parametric links: a
+:class:`~chiralnet.gaussian.GaussianModel`, :func:`_general_energy_like`). On the quadratures R = (x, p) the
+steady state solves ``A R + v = 0`` and ``A sigma + sigma A^T + D = 0`` (:meth:`GaussianModel.quadratures`). A
+quantity F(R, sigma) takes one adjoint solve ``A^T lambda = dF/dR`` (the LU of A, shared with the mean) and
+one adjoint Lyapunov solve ``A^T Y + Y A = -dF/dsigma``; then
+
+    dF/dtheta_k = -lambda^T (dA_k R + dv_k) + 2 <dA_k, Y sigma> + <dD_k, Y>     (<X, B> = sum_ab X_ab B_ab).
+
+A, v, D are real-linear in the complex arrays (M, G), E and (M, Q, S), so each pairing is pulled back once to
+complex cotangents (:func:`_quadrature_cotangents`) and every k is one pass over the COO entries of dM, dG,
+dQ, dS, dE. dF/dsigma: diag(w, w)/2 for an energy; the local ergotropy omega (tr s/2 - sqrt(det s)) of each
+cell's 2 x 2 block s; the collective one through d nu_k = nu_k r_k^H dsigma r_k (r_k = sigma^-1/2 e_k, e_k the
+orthonormal eigenvectors of sigma^1/2 i Omega sigma^1/2; exact where the pairing with the frequencies does not
+switch, as above). The complex parameters ``pump``, ``m_th``, ``m_th_link``, ``parametric`` are two entries of
+theta each (real part, then the imaginary parts after every real entry); :meth:`Problem.unflatten` returns
+d/dx + i d/dy. The general route runs when the model is general, or a general parameter is differentiated
+(even at zero); a phase-insensitive network keeps the solves above.
+
 **Where the model's derivatives come from.** For a builder of :data:`chiralnet.builders.BUILDERS`, dM,
-dE, dQ and domega are exact (:func:`chiralnet.parametrized.affine_model`). For any other base (an importable
+dE, dQ and domega (and dG, dS) are exact (:func:`chiralnet.parametrized.affine_model`). For any other base (an importable
 ``"module:function"`` or a callable), the only way to learn how the model depends on a parameter is to
 build it: dM, dE, dQ, domega (and the reference rates) are then central differences *of the model
 arrays* with Richardson extrapolation (four builds per scalar entry; exact up to rounding when the model is
@@ -707,7 +725,9 @@ def gradient(base, point: dict, quantity: str = "battery_energy", params: dict |
 
     The adjoint method (see :mod:`chiralnet.design.adjoint`): one steady solve, one solve with M^H
     (back substitution for cascaded networks) and, with hot baths, one adjoint Lyapunov solve, whatever
-    the number of parameters; then every derivative in one pass over the model's derivative entries.
+    the number of parameters; then every derivative in one pass over the model's derivative entries. A
+    general Gaussian network (pumps, squeezing, parametric links) takes the same two adjoint solves on the
+    2N quadratures.
 
     Parameters
     ----------
@@ -718,8 +738,9 @@ def gradient(base, point: dict, quantity: str = "battery_energy", params: dict |
         in the module).
     point : dict
         Parameter -> value at which to differentiate: a number, or an array for a parameter with one value
-        per cell or per link (e.g. a chain's ``gamma``). A complex parameter (``drive``, ``J``) is
-        differentiated along its real part.
+        per cell or per link (e.g. a chain's ``gamma``). ``drive`` and ``J`` (complex) are differentiated
+        along their real part; the general Gaussian ``pump``, ``m_th``, ``m_th_link`` and ``parametric``
+        (complex) in both parts: their entry is d/dx + i d/dy for the value x + i y.
     quantity : str
         One of :data:`GRADIENT_QUANTITIES`: ``battery_energy``, ``total_energy``, ``battery_ergotropy``,
         ``battery_ergotropy_collective``, ``ratio_nonreciprocal``, ``ratio_reciprocal``.
@@ -729,13 +750,15 @@ def gradient(base, point: dict, quantity: str = "battery_energy", params: dict |
     Returns
     -------
     dict
-        name -> float (a number parameter) or ndarray of the parameter's shape: d quantity / d parameter.
+        name -> float (a number parameter) or ndarray of the parameter's shape: d quantity / d parameter
+        (complex for ``pump``, ``m_th``, ``m_th_link``, ``parametric``).
 
     Raises
     ------
     ChiralnetError
         An unknown parameter or quantity, a quantity with no exact gradient (time_to_90, per-cell
-        quantities), a point without a steady state (:class:`~chiralnet.errors.NoSteadyStateError`).
+        quantities), a point without a steady state (:class:`~chiralnet.errors.NoSteadyStateError`; a pump
+        or parametric link above threshold names it), ``m_th_link`` on reciprocal links.
 
     Examples
     --------

@@ -20,13 +20,17 @@ size, where SLSQP's dense O(n^2) quasi-Newton matrix is too large), ``"trust-con
 random points drawn uniformly in the bounds (projected onto the budget), the best one kept (for small
 problems with several optima).
 
+General Gaussian parameters (``pump``, ``m_th``, ``m_th_link``, ``parametric``) are optimised along their real
+axis (real bounds; the adjoint gradient's real entries). Bounds of ``m_th`` (``m_th_link``) past
+|m|^2 <= n (n + 1) of a fixed ``n_th`` (``n_th_link``) are refused before the first evaluation.
+
 Variables are scaled to [0, 1] across their bounds and the objective by its size at the start, so one
 tolerance suits rates of 1e-3 and frequencies of 1.
 
 **No steady state.** A trial point whose network has no steady state is *not* penalised: the run stops
 with :class:`~chiralnet.errors.NoSteadyStateError` naming the parameter values at that point (narrow the
-bounds there). A builder that rejects a point inside the bounds stops the run the same way
-(:class:`~chiralnet.errors.ChiralnetError` naming the point).
+bounds there); so does a pump or parametric link above its threshold. A builder that rejects a point inside
+the bounds stops the run the same way (:class:`~chiralnet.errors.ChiralnetError` naming the point).
 """
 
 from __future__ import annotations
