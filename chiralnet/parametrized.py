@@ -312,9 +312,13 @@ _GENERAL_PRIMS = {"pump": ("P", "cell"), "m_th": ("m", "cell"), "m_th_link": ("m
 
 
 class _Prims:
-    def __init__(self, n, L):
-        sizes = dict(omega=n, omega_L=1, kappa=n, n_th=n, J_re=L, J_im=L, rate=L, occ=L, E=n, P_re=n, P_im=n,
-                     m_re=n, m_im=n, ml_re=L, ml_im=L, g_re=L, g_im=L)
+    """Offsets of the primitives; the general Gaussian ones are empty unless ``general`` (the phase-insensitive
+    maps stay their old size and speed)."""
+
+    def __init__(self, n, L, general=False):
+        g_n, g_L = (n, L) if general else (0, 0)
+        sizes = dict(omega=n, omega_L=1, kappa=n, n_th=n, J_re=L, J_im=L, rate=L, occ=L, E=n, P_re=g_n, P_im=g_n,
+                     m_re=g_n, m_im=g_n, ml_re=g_L, ml_im=g_L, g_re=g_L, g_im=g_L)
         self.offset, pos = {}, 0
         for p in _PRIMS:
             self.offset[p] = pos
@@ -611,7 +615,7 @@ def affine_model(builder, point: dict, params: dict | None = None, *, sparse: bo
         theta0[slices[name]] = np.real(np.asarray(point[name])).ravel()
         if name in imag_slices:
             theta0[imag_slices[name]] = np.imag(np.asarray(point[name])).ravel()
-    prims = _Prims(lay.n, lay.link_u.size)
+    prims = _Prims(lay.n, lay.link_u.size, general)
     P = _jacobian(builder, names, shapes, lay, o, prims, imag_slices)
     A_M, A_Q, A_E, A_w = _prim_maps(lay, p_u, p_v, prims)
     N = lay.n

@@ -313,7 +313,7 @@ def _layout_rates(name, point, params, am):
 
     lay, p_u, p_v, o = _structure(name, params, point)
     n, L = lay.n, lay.link_u.size
-    prims = _Prims(n, L)
+    prims = _Prims(n, L, am.general)
     P = _jacobian(name, am.names, am.shapes, lay, o, prims, am.imag_slices)
     off = prims.offset
     C = np.zeros((prims.size, 6))
