@@ -217,3 +217,27 @@ def test_phase_insensitive_gradients_do_not_take_the_general_route():
     assert not problem("chain", {"gamma": 0.04}, {"n_cells": 3}).general
     assert problem("chain", {"gamma": 0.04}, {"n_cells": 3, "pump": 0.01}).general
     assert problem("chain", {"pump": 0.0}, {"n_cells": 3}).general
+
+
+def test_memory_preflight_counts_the_dense_quadrature_matrices(monkeypatch):
+    """A general gradient holds ~16 dense (2N)^2 real matrices: refused before the model is built, with the
+    largest size that fits, which then runs; beyond config.GAUSSIAN_MAX_CELLS the dense path refuses itself."""
+    import re
+
+    from chiralnet import config
+    from chiralnet.design import adjoint
+
+    monkeypatch.setattr(config, "MEMORY_LIMIT_GB", 2e-3)     # 2 MB
+    with pytest.raises(cn.MemoryLimitError, match=r"quadrature matrices") as err:
+        cn.gradient("chain", {"pump": 0.01}, params={"n_cells": 400})
+    largest = int(re.search(r"at most about (\d+) cells", str(err.value)).group(1))
+    assert 2 <= largest < 400
+    g = cn.gradient("chain", {"pump": 0.01}, params={"n_cells": largest})
+    assert np.isfinite(g["pump"])
+    with pytest.raises(cn.MemoryLimitError):   # general through a nonzero fixed term as well
+        cn.gradient("chain", {"gamma": 0.04}, params={"n_cells": largest + 2, "m_th_link": 0.01, "n_th": 0.1})
+    monkeypatch.setattr(config, "MEMORY_LIMIT_GB", 1e3)
+    monkeypatch.setattr(config, "GAUSSIAN_MAX_CELLS", 5)
+    with pytest.raises(cn.ChiralnetError, match=r"GAUSSIAN_MAX_CELLS = 5 cells, this network has 6"):
+        cn.gradient("chain", {"pump": 0.01}, params={"n_cells": 6})
+    assert adjoint.gradient_bytes(10, 9, True)["fluctuation matrices (3 x N x N complex)"] == 4800

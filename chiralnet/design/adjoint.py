@@ -83,7 +83,7 @@ from ..linalg.cascade import cascade_order, lyapunov_cascaded
 from ..linalg.csr import csr_parts
 from ..gaussian import general_model, is_general_model
 from ..model import Model, build_model
-from ..parametrized import AFFINE_PARAMETERS, Derivative, affine_model
+from ..parametrized import AFFINE_PARAMETERS, GENERAL_PARAMETERS, Derivative, affine_model
 from ..solve.stationary import steady_arrays
 
 __all__ = ["gradient", "GRADIENT_QUANTITIES", "value_and_gradient", "Problem", "problem"]
@@ -215,7 +215,7 @@ def problem(base, point: dict, params: dict | None = None, *, where: str = "grad
             if k not in AFFINE_PARAMETERS[name]:
                 raise ChiralnetError(f"{where}: {k!r} is structural (an integer or a flag) in {name!r}, not a "
                                      f"continuous parameter; give it in params. Continuous: {list(AFFINE_PARAMETERS[name])}")
-        preflight(name, {**params, **point}, where)
+        preflight(name, {**params, **point}, where, general=any(k in point for k in GENERAL_PARAMETERS))
         optimal_kappa = (name == "two_cell" and params.get("optimal") and params.get("nonreciprocal", True)
                          and {"kappa_a", "kappa_b"} & set(point))
         if not optimal_kappa:
@@ -251,22 +251,27 @@ def _refuse_time_dependent_model(model: Model, where: str) -> None:
                          "constant part alone would give a wrong gradient); give the base a constant drive")
 
 
-def gradient_bytes(n_cells: int, n_links: int, thermal: bool) -> dict:
+def gradient_bytes(n_cells: int, n_links: int, thermal: bool, general: bool = False) -> dict:
     """Estimated bytes of an exact (affine) gradient of a network of ``n_cells`` cells and ``n_links`` links:
     the layout and model arrays, their derivatives (COO entries) and the adjoint vectors, plus the dense
-    N x N fluctuation matrices (steady Nc, the adjoint Y and a product) with hot baths. Exact integers."""
+    N x N fluctuation matrices (steady Nc, the adjoint Y and a product) with hot baths, or, for a general
+    Gaussian network, the dense quadrature matrices (A, D, its LU, sigma, Y, products, cotangents and the
+    Lyapunov solver's Schur forms: about 16 real (2N)^2 arrays). Exact integers."""
     from .. import memory
 
     model = int(sum(memory.model_bytes(n_cells, n_cells + 6 * n_links, n_links).values()))
     out = {"model and layout": model, "model derivatives (COO)": 2 * model, "adjoint vectors": 64 * n_cells}
-    if thermal:
+    if general:
+        out["quadrature matrices (16 x 2N x 2N real)"] = 16 * 8 * (2 * n_cells) ** 2
+    elif thermal:
         out["fluctuation matrices (3 x N x N complex)"] = 48 * n_cells * n_cells
     return out
 
 
-def preflight(name: str, kwargs: dict, where: str) -> None:
+def preflight(name: str, kwargs: dict, where: str, general: bool = False) -> None:
     """Refuse the gradient of a registered builder too large for memory before building anything
-    (MemoryLimitError with the estimate and the largest number of cells that fits)."""
+    (MemoryLimitError with the estimate and the largest number of cells that fits). ``general``: a general
+    Gaussian parameter is differentiated (the network is general even where its terms are zero)."""
     from .. import memory
     from ..builders import BUILDERS
 
@@ -276,14 +281,16 @@ def preflight(name: str, kwargs: dict, where: str) -> None:
     n, L = int(sizes["cell"]), int(sizes["link"])
     hot = any(np.any(np.asarray(merged.get(k) if merged.get(k) is not None else 0.0, dtype=object) != 0)
               for k in ("n_th", "n_th_link"))
-    est = gradient_bytes(n, L, hot)
+    general = general or any(merged.get(k) is not None and np.any(np.asarray(merged[k], dtype=object) != 0)
+                             for k in GENERAL_PARAMETERS)
+    est = gradient_bytes(n, L, hot, general)
     if sum(est.values()) <= memory.limit_bytes():
         return
     ratio = L / n
     lo, hi = 1, n
     while hi - lo > 1:  # the largest size whose estimate fits (the estimate grows with n)
         mid = (lo + hi) // 2
-        if sum(gradient_bytes(mid, int(ratio * mid), hot).values()) <= memory.limit_bytes():
+        if sum(gradient_bytes(mid, int(ratio * mid), hot, general).values()) <= memory.limit_bytes():
             lo = mid
         else:
             hi = mid

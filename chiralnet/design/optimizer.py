@@ -194,7 +194,7 @@ def _layout(base, bounds, params, x0, budget):
         if np.any(arr < lo) or np.any(arr > hi):
             raise ChiralnetError(f"optimize: the start of {k!r} ({_show(arr)}) is outside its bounds ({lo}, {hi})")
         if registry and k in ("m_th", "m_th_link"):
-            _check_squeezing_bounds(name, k, lo, hi, {**BUILDERS[name].defaults, **params}, bounds)
+            _check_squeezing_bounds(k, lo, hi, {**BUILDERS[name].defaults, **params}, bounds)
         names.append(k)
         shapes[k] = shape
         size = int(np.prod(shape, dtype=int))
@@ -212,12 +212,12 @@ def _layout(base, bounds, params, x0, budget):
     return name, fn, fixed, tuple(names), shapes, np.concatenate(lows), np.concatenate(highs), np.concatenate(starts), budget
 
 
-def _check_squeezing_bounds(name, key, lo, hi, kwargs, bounds) -> None:
+def _check_squeezing_bounds(key, lo, hi, kwargs, bounds) -> None:
     """ChiralnetError when the bounds of a squeezed bath's ``m_th`` (or a link reservoir's ``m_th_link``) reach
     past |m|^2 <= n (n + 1) of its fixed occupation (``n_th``; ``n_th_link``, by default ``n_th``): no point
     there is a state. With the occupation optimised too the builder checks each trial point instead."""
     occ_key = "n_th" if key == "m_th" or kwargs.get("n_th_link") is None else "n_th_link"
-    if occ_key in bounds or (occ_key == "n_th_link" and "n_th" in bounds):
+    if occ_key in bounds:
         return
     occ = kwargs.get(occ_key)
     occ = np.asarray(0.0 if occ is None else occ, float)
