@@ -193,9 +193,8 @@ class GaussianModel:
     def _refuse(self, what):
         raise ChiralnetError(
             f"this network has squeezing or parametric terms (a general Gaussian model), whose generator is not "
-            f"one matrix M ({what}); chiralnet.simulate, steady_state, check_stability, ergotropy, energy_variance "
-            "and log_negativity take it, the other tools (sweeps, scattering, gradients, protocols) take "
-            "phase-insensitive networks only")
+            f"one matrix M ({what}); chiralnet.simulate, steady_state, check_stability, ergotropy, energy_variance, "
+            "log_negativity, gradient and optimize take it; a tool that reads M takes phase-insensitive networks only")
 
     @property
     def M(self):

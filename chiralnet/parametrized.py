@@ -30,6 +30,14 @@ Q is bilinear in (kappa, n_th) and (gamma, n_th or n_th_link): with both factors
 parameters, ``dQ`` are still the exact partial derivatives at the point, but Q(theta) is not affine there
 (:attr:`AffineModel.q_affine` is False and :meth:`AffineModel.Q` raises).
 
+The general Gaussian parameters (:data:`GENERAL_PARAMETERS`, complex) enter the pairing G and the anomalous
+noise S of :class:`~chiralnet.gaussian.GaussianModel` (:func:`chiralnet.arrays.general_from_layout`):
+``pump`` P_i at G[i, i]; ``parametric`` g_l at G[u, v] and G[v, u]; ``m_th`` as kappa_i m_i at S[i, i];
+``m_th_link`` as gamma_l m_l conj(p p^T) on the block of (u, v) (p = (1, -1)). Each complex value is two real
+entries of theta, the real part x and the imaginary part y (dG/dy = i dG/dx). S is bilinear in (kappa, m_th)
+and (gamma, m_th_link): both factors among the parameters make :attr:`AffineModel.s_affine` False (the
+partial derivatives dS are exact at the point all the same).
+
 Derivatives are held as COO triplets with a parameter index (:class:`Derivative`), O(N + L) memory in
 all: a per-link ``gamma`` array of 9,999 entries is 9,999 sparse matrices of four entries each.
 :func:`affine_model` builds them from a builder and a point and is tested against
@@ -58,24 +66,14 @@ __all__ = ["AffineModel", "Derivative", "affine_model", "TabulatedModel", "AFFIN
 #: Continuous parameters of each builder that :func:`affine_model` differentiates (the rest are
 #: structural: sizes, flags and the choice of battery cells).
 AFFINE_PARAMETERS = {
-    name: tuple(k for k, p in info.parameters.items() if p.kind not in ("int", "bool", "battery")
-                and k not in ("pump", "m_th", "m_th_link", "parametric"))
+    name: tuple(k for k, p in info.parameters.items() if p.kind not in ("int", "bool", "battery"))
     for name, info in BUILDERS.items()
 }
-#: The builders' general Gaussian parameters (squeezing, parametric terms): continuous, but not differentiated
-#: yet (a network with any of them nonzero is refused by :func:`affine_model`).
+#: The builders' general Gaussian parameters (two-photon pumps, squeezed baths and link reservoirs, parametric
+#: links). Complex: each value is two entries of theta, its real part (in the parameter's slice) and its
+#: imaginary part (in :attr:`AffineModel.imag_slices`, after every real entry); any of them in a point makes
+#: :func:`affine_model` build the :class:`~chiralnet.gaussian.GaussianModel` and the derivatives dG, dS.
 GENERAL_PARAMETERS = ("pump", "m_th", "m_th_link", "parametric")
-
-
-def refuse_general(builder, names, where="affine_model") -> None:
-    """ChiralnetError when ``names`` (a point's or a layout's nonzero general Gaussian parameters) is not empty:
-    the derivatives here are of M, Q, E and omega, and would drop these terms."""
-    if names:
-        raise ChiralnetError(
-            f"{where}: {builder!r} with {', '.join(map(repr, names))}: a general Gaussian network (squeezing or "
-            "parametric terms), whose derivatives, gradients and optimisation are not supported yet; set them to "
-            "zero, or compute points with chiralnet.steady_state / chiralnet.sweep")
-
 
 
 @dataclass(frozen=True, eq=False)
@@ -168,7 +166,8 @@ class AffineModel:
     shapes : dict
         name -> () for a number, (n,) for an array.
     theta0 : ndarray (n_theta,) float
-        theta at the point (the real part of a complex parameter).
+        theta at the point (the real part of a complex parameter; the imaginary part too, in
+        ``imag_slices``, for a general Gaussian one).
     model : Model
         The model at theta0: ``build_model(builder(**params, **point))`` (for chain, ring, star and lattice
         built from arrays as :mod:`chiralnet.arrays` does, without a graph).
@@ -177,6 +176,14 @@ class AffineModel:
     q_affine : bool
         False when two factors of a product in Q (kappa and n_th, gamma and n_th or n_th_link) are both
         parameters: ``dQ`` are then partial derivatives at theta0 and :meth:`Q` raises.
+    imag_slices : dict
+        name -> slice of theta holding the imaginary parts of a general Gaussian parameter (after every real
+        entry); empty without one.
+    dG, dS : Derivative or None
+        Derivatives of the pairing G and the anomalous noise S (a general model only; then ``model`` is a
+        :class:`~chiralnet.gaussian.GaussianModel` and ``dM``, ``dQ`` are of its ``drift`` and ``noise``).
+    s_affine : bool
+        False when kappa and m_th, or gamma and m_th_link, are both parameters (S is bilinear in them).
     """
 
     builder: str
@@ -191,10 +198,19 @@ class AffineModel:
     dE: Derivative
     domega: Derivative
     q_affine: bool = True
+    imag_slices: dict = field(default_factory=dict)
+    dG: Derivative | None = None
+    dS: Derivative | None = None
+    s_affine: bool = True
 
     @property
     def n_theta(self) -> int:
         return int(self.theta0.size)
+
+    @property
+    def general(self) -> bool:
+        """True when the model is a :class:`~chiralnet.gaussian.GaussianModel` (dG and dS are set)."""
+        return self.dG is not None
 
     def theta(self, point: dict) -> np.ndarray:
         """Flatten ``point`` (name -> number or array, every parameter) into theta (n_theta,)."""
@@ -205,17 +221,24 @@ class AffineModel:
                                  f"missing {sorted(missing)}, unknown {sorted(extra)}")
         out = np.empty(self.n_theta)
         for name in self.names:
-            value = np.real(np.asarray(point[name], complex)) if np.iscomplexobj(point[name]) else np.asarray(point[name], float)
+            value = np.asarray(point[name], complex)
             if value.shape != self.shapes[name]:
                 raise ChiralnetError(f"parameter {name!r} has shape {self.shapes[name]}, got {value.shape}")
-            out[self.slices[name]] = value.ravel()
+            out[self.slices[name]] = value.real.ravel()
+            if name in self.imag_slices:
+                out[self.imag_slices[name]] = value.imag.ravel()
         return out
 
     def point(self, theta: np.ndarray) -> dict:
         """theta (n_theta,) -> name -> float or array (the inverse of :meth:`theta`)."""
         theta = self._check(theta)
-        return {n: (float(theta[self.slices[n]][0]) if self.shapes[n] == () else theta[self.slices[n]].copy())
-                for n in self.names}
+        out = {}
+        for n in self.names:
+            value = theta[self.slices[n]].copy()
+            if n in self.imag_slices:
+                value = value + 1j * theta[self.imag_slices[n]]
+            out[n] = value[0].item() if self.shapes[n] == () else value
+        return out
 
     def _check(self, theta) -> np.ndarray:
         theta = np.asarray(theta, float)
@@ -263,7 +286,10 @@ class AffineModel:
 
     def model_at(self, theta) -> Model:
         """The :class:`Model` at theta (its cells, battery and drive frequency are those of the point;
-        omega_L moves with theta only through M)."""
+        omega_L moves with theta only through M). Not for a general model: build it at the point."""
+        if self.general:
+            raise ChiralnetError("model_at builds phase-insensitive models only; this affine model is a general "
+                                 "Gaussian one: build the network at the point (chiralnet.build_model)")
         m = self.model
         Q = self.Q(theta)
         if Q is not None and not sp.issparse(Q) and not np.any(Q):
@@ -277,13 +303,22 @@ class AffineModel:
 # ---------------------------------------------------------------------------------------------
 # affine_model: exact derivatives from the builders' per-cell / per-link layout.
 
-# Primitive coordinates (all real): omega_i, omega_L, kappa_i, n_th_i, Re J_l, Im J_l, rate_l, occupation_l, Re E_i.
-_PRIMS = ("omega", "omega_L", "kappa", "n_th", "J_re", "J_im", "rate", "occ", "E")
+# Primitive coordinates (all real): omega_i, omega_L, kappa_i, n_th_i, Re J_l, Im J_l, rate_l, occupation_l, Re E_i,
+# and the general Gaussian terms' real and imaginary parts: pump P_i, m_th_i, m_th_link_l, parametric g_l.
+_PRIMS = ("omega", "omega_L", "kappa", "n_th", "J_re", "J_im", "rate", "occ", "E", "P_re", "P_im", "m_re", "m_im",
+          "ml_re", "ml_im", "g_re", "g_im")
+#: General parameter -> (its primitive's prefix, "cell" or "link").
+_GENERAL_PRIMS = {"pump": ("P", "cell"), "m_th": ("m", "cell"), "m_th_link": ("ml", "link"), "parametric": ("g", "link")}
 
 
 class _Prims:
-    def __init__(self, n, L):
-        sizes = dict(omega=n, omega_L=1, kappa=n, n_th=n, J_re=L, J_im=L, rate=L, occ=L, E=n)
+    """Offsets of the primitives; the general Gaussian ones are empty unless ``general`` (the phase-insensitive
+    maps stay their old size and speed)."""
+
+    def __init__(self, n, L, general=False):
+        g_n, g_L = (n, L) if general else (0, 0)
+        sizes = dict(omega=n, omega_L=1, kappa=n, n_th=n, J_re=L, J_im=L, rate=L, occ=L, E=n, P_re=g_n, P_im=g_n,
+                     m_re=g_n, m_im=g_n, ml_re=g_L, ml_im=g_L, g_re=g_L, g_im=g_L)
         self.offset, pos = {}, 0
         for p in _PRIMS:
             self.offset[p] = pos
@@ -316,9 +351,10 @@ def _structure(name, params, point):
     return lay, np.ones(L), -np.ones(L), o
 
 
-def _jacobian(name, names, shapes, lay, o, prims) -> sp.csr_array:
-    """P (n_theta, n_prims): d primitive / d theta_k, sparse."""
+def _jacobian(name, names, shapes, lay, o, prims, imag_slices=None) -> sp.csr_array:
+    """P (n_theta, n_prims): d primitive / d theta_k, sparse (the rows of ``imag_slices`` after the real ones)."""
     n, L = lay.n, lay.link_u.size
+    imag_slices = imag_slices or {}
     rows, cols, vals = [], [], []
     k0 = 0
 
@@ -366,13 +402,20 @@ def _jacobian(name, names, shapes, lay, o, prims) -> sp.csr_array:
             put(per_link, "J_re", links, 1.0)
         elif pname == "drive":
             put(ks if array else k0, "E", cells if array else 0, 1.0)
+        elif pname in _GENERAL_PRIMS:
+            prefix, per = _GENERAL_PRIMS[pname]
+            idx = cells if per == "cell" else links
+            s = imag_slices[pname]
+            put(ks if array else np.full(idx.size, k0), f"{prefix}_re", idx, 1.0)
+            put(np.arange(s.start, s.stop) if array else np.full(idx.size, s.start), f"{prefix}_im", idx, 1.0)
         else:  # pragma: no cover - names are checked before
             raise ChiralnetError(f"{name}: parameter {pname!r} is not continuous")
         k0 += size
     r = np.concatenate(rows) if rows else np.zeros(0, int)
     c = np.concatenate(cols) if cols else np.zeros(0, int)
     v = np.concatenate(vals) if vals else np.zeros(0)
-    return sp.csr_array((v, (r, c)), shape=(k0, prims.size))
+    n_theta = max([k0] + [s.stop for s in imag_slices.values()])
+    return sp.csr_array((v, (r, c)), shape=(n_theta, prims.size))
 
 
 def _prim_maps(lay, p_u, p_v, prims):
@@ -415,6 +458,42 @@ def _prim_maps(lay, p_u, p_v, prims):
     return A_M, A_Q, A_E, A_w
 
 
+def _general_maps(lay, p_u, p_v, prims):
+    """Sparse maps primitive -> flattened pairing G and anomalous noise S (n_prims, N*N), as
+    :func:`chiralnet.arrays.general_from_layout` assembles them (the imaginary part's column is i times the
+    real part's)."""
+    n, L = lay.n, lay.link_u.size
+    u, v = lay.link_u, lay.link_v
+    cells, links = np.arange(n), np.arange(L)
+    off = prims.offset
+    out = []
+    for entries in (
+        [("P", cells, cells * n + cells, 1.0), ("g", links, u * n + v, 1.0), ("g", links, v * n + u, 1.0)],
+        [("m", cells, cells * n + cells, lay.kappa)]
+        + ([("ml", links, i * n + j, lay.gamma * np.conj(pi * pj)) for i, j, pi, pj in
+            ((u, u, p_u, p_u), (u, v, p_u, p_v), (v, u, p_v, p_u), (v, v, p_v, p_v))] if lay.nonreciprocal else []),
+    ):
+        rows, cols, vals = [], [], []
+        for prefix, idx, flat, val in entries:
+            val = np.broadcast_to(np.asarray(val, complex), idx.shape)
+            rows += [off[f"{prefix}_re"] + idx, off[f"{prefix}_im"] + idx]
+            cols += [flat, flat]
+            vals += [val, 1j * val]
+        out.append([rows, cols, vals])
+    # S is bilinear: kappa_i m_i and gamma_l m_l conj(p p^T) move with kappa and gamma too
+    rows, cols, vals = out[1]
+    rows.append(off["kappa"] + cells)
+    cols.append(cells * n + cells)
+    vals.append(lay.m_th.astype(complex))
+    if lay.nonreciprocal:
+        for i, j, pi, pj in ((u, u, p_u, p_u), (u, v, p_u, p_v), (v, u, p_v, p_u), (v, v, p_v, p_v)):
+            rows.append(off["rate"] + links)
+            cols.append(i * n + j)
+            vals.append(lay.m_th_link * np.conj(pi * pj))
+    return tuple(sp.csr_array((np.concatenate(vl), (np.concatenate(r), np.concatenate(c))), shape=(prims.size, n * n))
+                 for r, c, vl in out)
+
+
 def _derivative(P, A, n_theta, shape) -> Derivative:
     """COO of the product P @ A (P: theta -> primitives, A: primitives -> flattened array), duplicates summed.
 
@@ -450,7 +529,9 @@ def affine_model(builder, point: dict, params: dict | None = None, *, sparse: bo
     point : dict
         The parameters theta: name -> number, or array for a parameter that takes one value per cell or
         per link (:class:`chiralnet.builders.Parameter` ``per``). Continuous parameters only
-        (:data:`AFFINE_PARAMETERS`).
+        (:data:`AFFINE_PARAMETERS`); a general Gaussian one (:data:`GENERAL_PARAMETERS`: ``pump``, ``m_th``,
+        ``m_th_link``, ``parametric``) makes the model a :class:`~chiralnet.gaussian.GaussianModel` with
+        derivatives ``dG``, ``dS`` and puts its imaginary parts in theta too (``imag_slices``).
     params : dict, optional
         Fixed keyword arguments of the builder (sizes, flags, and parameters held constant).
     sparse : bool, optional
@@ -489,7 +570,6 @@ def affine_model(builder, point: dict, params: dict | None = None, *, sparse: bo
     both = set(point) & set(params)
     if both:
         raise ChiralnetError(f"affine_model: {sorted(both)} given both in point and in params; keep one")
-    refuse_general(builder, [k for k in GENERAL_PARAMETERS if k in point])
     for key, value in point.items():
         if key not in AFFINE_PARAMETERS[builder]:
             raise ChiralnetError(f"affine_model: {key!r} is structural (an integer or a flag), not a continuous "
@@ -500,10 +580,16 @@ def affine_model(builder, point: dict, params: dict | None = None, *, sparse: bo
     if missing:
         raise ChiralnetError(f"affine_model: builder {builder!r} needs {missing} in params")
     lay, p_u, p_v, o = _structure(builder, params, point)   # checks every value as the builder does
-    if lay.general:  # the derivatives below are of M, Q, E and omega only: they would drop these terms
-        refuse_general(builder, [k for k in GENERAL_PARAMETERS if np.any(getattr(lay, k) != 0)])
+    general = builder != "two_cell" and (lay.general or any(k in point for k in GENERAL_PARAMETERS))
+    if "m_th_link" in point and not lay.nonreciprocal:
+        raise ChiralnetError(f"affine_model: 'm_th_link' applies to nonreciprocal=True only (coherent links have no "
+                             "reservoir to squeeze); drop it from the point, or differentiate 'm_th'")
     if builder == "two_cell":
         model = build_model(info.function(**params, **point), sparse=sparse)
+    elif general:  # the dense GaussianModel, even where the point's general terms are zero (their derivatives)
+        from .arrays import general_from_layout
+
+        model = general_from_layout(lay)
     else:  # the array route: equal to build_model(builder(...)) (tests/test_arrays.py), O(N) without NetworkX
         from .arrays import model_from_layout
 
@@ -518,13 +604,25 @@ def affine_model(builder, point: dict, params: dict | None = None, *, sparse: bo
         size = int(np.prod(shape, dtype=int))
         slices[name] = slice(pos, pos + size)
         pos += size
+    imag_slices = {}
+    for name in names:  # the imaginary parts of the general parameters, after every real entry
+        if name in GENERAL_PARAMETERS:
+            size = slices[name].stop - slices[name].start
+            imag_slices[name] = slice(pos, pos + size)
+            pos += size
     theta0 = np.empty(pos)
     for name in names:
         theta0[slices[name]] = np.real(np.asarray(point[name])).ravel()
-    prims = _Prims(lay.n, lay.link_u.size)
-    P = _jacobian(builder, names, shapes, lay, o, prims)
+        if name in imag_slices:
+            theta0[imag_slices[name]] = np.imag(np.asarray(point[name])).ravel()
+    prims = _Prims(lay.n, lay.link_u.size, general)
+    P = _jacobian(builder, names, shapes, lay, o, prims, imag_slices)
     A_M, A_Q, A_E, A_w = _prim_maps(lay, p_u, p_v, prims)
     N = lay.n
+    dG = dS = None
+    if general:
+        A_G, A_S = _general_maps(lay, p_u, p_v, prims)
+        dG, dS = _derivative(P, A_G, pos, (N, N)), _derivative(P, A_S, pos, (N, N))
     # Q is bilinear: kappa_i n_th_i, and gamma_l n_l of each link reservoir (n_l = n_th_link, or n_th when
     # a number n_th also sets the links).
     products = [{"kappa", "n_th"}, {"kappa_a", "n_th"}, {"kappa_b", "n_th"}]
@@ -533,10 +631,12 @@ def affine_model(builder, point: dict, params: dict | None = None, *, sparse: bo
         if o.get("n_th_link") is None and np.ndim(o.get("n_th", 0.0)) == 0:
             products.append({"gamma", "n_th"})
     q_affine = not any(pair <= set(names) for pair in products)
+    s_affine = not any(pair <= set(names) for pair in ({"kappa", "m_th"}, {"gamma", "m_th_link"}))
     return AffineModel(
         builder=builder, params=params, names=names, slices=slices, shapes=shapes, theta0=theta0, model=model,
         dM=_derivative(P, A_M, pos, (N, N)), dQ=_derivative(P, A_Q, pos, (N, N)),
         dE=_derivative(P, A_E, pos, (N,)), domega=_derivative(P, A_w, pos, (N,)), q_affine=q_affine,
+        imag_slices=imag_slices, dG=dG, dS=dS, s_affine=s_affine,
     )
 
 

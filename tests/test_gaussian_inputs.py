@@ -118,15 +118,6 @@ def test_bad_general_terms_name_the_entry_and_the_fix(call, match):
         call()
 
 
-def test_gradients_refuse_the_general_terms_instead_of_dropping_them():
-    with pytest.raises(cn.ChiralnetError, match=r"gradient: 'chain' with 'pump': a general Gaussian network"):
-        cn.gradient("chain", {"pump": 0.0}, params={"n_cells": 3})
-    with pytest.raises(cn.ChiralnetError, match=r"'parametric': a general Gaussian network"):
-        cn.gradient("chain", {"kappa": 0.003}, params={"n_cells": 3, "parametric": 1e-4})
-    with pytest.raises(cn.ChiralnetError, match=r"optimize: 'chain' with 'm_th': a general Gaussian network"):
-        cn.optimize("chain", {"m_th": (0.0, 0.1)}, params={"n_cells": 3, "n_th": 0.2}, maxiter=2)
-
-
 # ---------------------------------------------------------------------------------------------
 # Scenario files.
 

@@ -115,6 +115,55 @@ def test_derivatives_equal_central_differences_of_build_model(builder, params, n
             assert np.abs(fd - exact).max(initial=0.0) <= FD_REL * max(scale, 1.0), (k, d.shape)
 
 
+# General Gaussian parameters (complex: real and imaginary parts are two entries of theta) beside old ones, on
+# the GaussianModel's arrays; the reference is build_model of the builder's graph (chiralnet.gaussian.gaussian_model,
+# a route independent of arrays.general_from_layout and of the primitive maps).
+GENERAL_CASES = [
+    ("chain", {"n_cells": 4, "n_th": 0.3, "drive_frequency": 1.01},
+     {"pump": np.array([0.02 + 0.01j, 0.0, -0.01, 0.03j]), "m_th": np.array([0.1, 0.05j, 0.0, 0.2 - 0.1j]),
+      "m_th_link": 0.05 - 0.02j, "parametric": np.array([0.01, 0.02j, 0.0]), "kappa": np.full(4, 0.1),
+      "gamma": np.array([0.1, 0.2, 0.15]), "omega": 1.0}),
+    ("ring", {"n_cells": 3, "nonreciprocal": False, "n_th": 0.2},
+     {"pump": 0.01j, "m_th": 0.1 + 0.1j, "parametric": 0.02, "J": np.array([0.03, 0.02j, 0.01]), "kappa": 0.2}),
+    ("lattice", {"rows": 2, "cols": 2, "n_th": 0.4, "n_th_link": np.full(4, 0.3)},
+     {"m_th_link": np.array([0.1, 0.0, 0.2j, 0.1]), "gamma": np.full(4, 0.1), "parametric": 0.0, "pump": 0.0}),
+]
+
+
+def _general_arrays(builder, params, point):
+    m = cn.gaussian.general_model(cn.build_model(BUILDERS[builder].function(**params, **point)))
+    return m.drift, m.pairing, m.noise, m.squeezing, m.drive, m.omega
+
+
+@pytest.mark.parametrize("builder,params,point", GENERAL_CASES)
+def test_general_derivatives_equal_central_differences_of_build_model(builder, params, point):
+    """dM, dG, dQ, dS, dE, domega of every theta entry (a complex parameter's imaginary part included)."""
+    am = affine_model(builder, point, params)
+    assert am.general and set(am.imag_slices) == {k for k in point if k in ("pump", "m_th", "m_th_link", "parametric")}
+    assert am.s_affine == (not ({"kappa", "m_th"} <= set(point) or {"gamma", "m_th_link"} <= set(point)))
+    for got, want in zip((am.model.drift, am.model.pairing, am.model.noise, am.model.squeezing),
+                         _general_arrays(builder, params, point)):
+        assert rel(got, want) <= AFFINE_REL
+    assert am.point(am.theta0).keys() == point.keys()
+    for k in range(am.n_theta):
+        h = 1e-3 * max(abs(am.theta0[k]), 1e-2)
+        lo, hi = am.theta0.copy(), am.theta0.copy()
+        lo[k] -= h
+        hi[k] += h
+        x_hi = _general_arrays(builder, params, am.point(hi))
+        x_lo = _general_arrays(builder, params, am.point(lo))
+        for d, a, b in zip((am.dM, am.dG, am.dQ, am.dS, am.dE, am.domega), x_hi, x_lo):
+            fd = (a - b) / (2 * h)
+            exact = d.of(k)
+            exact = exact.toarray() if sp.issparse(exact) else exact
+            scale = max(np.abs(exact).max(initial=0.0), np.abs(fd).max(initial=0.0))
+            assert np.abs(fd - exact).max(initial=0.0) <= FD_REL * max(scale, 1.0), (k, d.shape)
+    # a wrong convention would fail here: the imaginary part of a pump moves G by i, not 1
+    if "pump" in point:
+        k = am.imag_slices["pump"].start
+        assert np.allclose(am.dG.of(k).toarray().diagonal()[0], 1j, rtol=0, atol=0)
+
+
 def test_chiral_gamma_derivative_is_the_balanced_link():
     am = affine_model("chain", {"gamma": np.full(4, 0.04)}, {"n_cells": 5})
     d = am.dM.of(2).toarray()            # link 2 -> 3
@@ -182,6 +231,7 @@ def test_every_continuous_parameter_is_covered():
     # A new continuous builder parameter must be taught to affine_model (and to these cases); chain, ring,
     # star and lattice share their options and one code path, so a name tested on one counts for all four.
     covered = {("topology" if b != "two_cell" else b, k) for b, _, names, _ in CASES for k in names}
+    covered |= {("topology", k) for _, _, point in GENERAL_CASES for k in point}
     for b, names in AFFINE_PARAMETERS.items():
         for k in names:
             assert ("topology" if b != "two_cell" else b, k) in covered, (b, k)

@@ -39,8 +39,26 @@ from the same network, so ``dR = R (dE_B / E_B - d ln E_ref)``: the rates' deriv
 means of the builder's per-cell / per-link values; E = |drive|), ``d ln E_ref`` is the closed form's own
 logarithmic derivative.
 
+**General Gaussian networks** (pumps, squeezed baths and reservoirs, parametric links: a
+:class:`~chiralnet.gaussian.GaussianModel`, :func:`_general_energy_like`). On the quadratures R = (x, p) the
+steady state solves ``A R + v = 0`` and ``A sigma + sigma A^T + D = 0`` (:meth:`GaussianModel.quadratures`). A
+quantity F(R, sigma) takes one adjoint solve ``A^T lambda = dF/dR`` (the LU of A, shared with the mean) and
+one adjoint Lyapunov solve ``A^T Y + Y A = -dF/dsigma``; then
+
+    dF/dtheta_k = -lambda^T (dA_k R + dv_k) + 2 <dA_k, Y sigma> + <dD_k, Y>     (<X, B> = sum_ab X_ab B_ab).
+
+A, v, D are real-linear in the complex arrays (M, G), E and (M, Q, S), so each pairing is pulled back once to
+complex cotangents (:func:`_quadrature_cotangents`) and every k is one pass over the COO entries of dM, dG,
+dQ, dS, dE. dF/dsigma: diag(w, w)/2 for an energy; the local ergotropy omega (tr s/2 - sqrt(det s)) of each
+cell's 2 x 2 block s; the collective one through d nu_k = nu_k r_k^H dsigma r_k (r_k = sigma^-1/2 e_k, e_k the
+orthonormal eigenvectors of sigma^1/2 i Omega sigma^1/2; exact where the pairing with the frequencies does not
+switch, as above). The complex parameters ``pump``, ``m_th``, ``m_th_link``, ``parametric`` are two entries of
+theta each (real part, then the imaginary parts after every real entry); :meth:`Problem.unflatten` returns
+d/dx + i d/dy. The general route runs when the model is general, or a general parameter is differentiated
+(even at zero); a phase-insensitive network keeps the solves above.
+
 **Where the model's derivatives come from.** For a builder of :data:`chiralnet.builders.BUILDERS`, dM,
-dE, dQ and domega are exact (:func:`chiralnet.parametrized.affine_model`). For any other base (an importable
+dE, dQ and domega (and dG, dS) are exact (:func:`chiralnet.parametrized.affine_model`). For any other base (an importable
 ``"module:function"`` or a callable), the only way to learn how the model depends on a parameter is to
 build it: dM, dE, dQ, domega (and the reference rates) are then central differences *of the model
 arrays* with Richardson extrapolation (four builds per scalar entry; exact up to rounding when the model is
@@ -51,7 +69,7 @@ differentiated by the adjoint, never by differences.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.linalg as la
@@ -60,11 +78,12 @@ import scipy.sparse.linalg as spla
 
 from .. import config
 from .._jit import jit
-from ..errors import ChiralnetError
+from ..errors import ChiralnetError, SolverError
 from ..linalg.cascade import cascade_order, lyapunov_cascaded
 from ..linalg.csr import csr_parts
+from ..gaussian import general_model, is_general_model
 from ..model import Model, build_model
-from ..parametrized import AFFINE_PARAMETERS, Derivative, affine_model
+from ..parametrized import AFFINE_PARAMETERS, GENERAL_PARAMETERS, Derivative, affine_model
 from ..solve.stationary import steady_arrays
 
 __all__ = ["gradient", "GRADIENT_QUANTITIES", "value_and_gradient", "Problem", "problem"]
@@ -103,6 +122,12 @@ class Problem:
         Their exact derivatives.
     route : str
         ``"affine"`` (a registered builder: exact derivatives) or ``"model-differences"``.
+    imag_slices : dict
+        name -> slice of theta with the imaginary parts of a complex general Gaussian parameter (after the real
+        entries); :meth:`unflatten` returns d/dx + i d/dy for it.
+    dG, dS : Derivative or None
+        Derivatives of the pairing and the anomalous noise: set when ``model`` is a
+        :class:`~chiralnet.gaussian.GaussianModel` (the general adjoint, :func:`_general_energy_like`).
     """
 
     names: tuple
@@ -118,10 +143,22 @@ class Problem:
     rates_fn: object = None
     rates: np.ndarray | None = None
     drates: np.ndarray | None = None
+    imag_slices: dict = field(default_factory=dict)
+    dG: Derivative | None = None
+    dS: Derivative | None = None
+
+    @property
+    def general(self) -> bool:
+        return self.dG is not None
 
     def unflatten(self, g: np.ndarray) -> dict:
-        return {n: (float(g[self.slices[n]][0]) if self.shapes[n] == () else np.asarray(g[self.slices[n]]).copy())
-                for n in self.names}
+        out = {}
+        for n in self.names:
+            v = np.asarray(g[self.slices[n]]).copy()
+            if n in self.imag_slices:
+                v = v + 1j * g[self.imag_slices[n]]
+            out[n] = v[0].item() if self.shapes[n] == () else v
+        return out
 
     def reference(self):
         if self.rates is None:
@@ -174,14 +211,11 @@ def problem(base, point: dict, params: dict | None = None, *, where: str = "grad
     from ..builders import BUILDERS
 
     if name in BUILDERS and BUILDERS[name].function is fn:
-        from ..parametrized import GENERAL_PARAMETERS, refuse_general
-
-        refuse_general(name, [k for k in GENERAL_PARAMETERS if k in point], where)
         for k in point:
             if k not in AFFINE_PARAMETERS[name]:
                 raise ChiralnetError(f"{where}: {k!r} is structural (an integer or a flag) in {name!r}, not a "
                                      f"continuous parameter; give it in params. Continuous: {list(AFFINE_PARAMETERS[name])}")
-        preflight(name, {**params, **point}, where)
+        preflight(name, {**params, **point}, where, general=any(k in point for k in GENERAL_PARAMETERS))
         optimal_kappa = (name == "two_cell" and params.get("optimal") and params.get("nonreciprocal", True)
                          and {"kappa_a", "kappa_b"} & set(point))
         if not optimal_kappa:
@@ -217,22 +251,27 @@ def _refuse_time_dependent_model(model: Model, where: str) -> None:
                          "constant part alone would give a wrong gradient); give the base a constant drive")
 
 
-def gradient_bytes(n_cells: int, n_links: int, thermal: bool) -> dict:
+def gradient_bytes(n_cells: int, n_links: int, thermal: bool, general: bool = False) -> dict:
     """Estimated bytes of an exact (affine) gradient of a network of ``n_cells`` cells and ``n_links`` links:
     the layout and model arrays, their derivatives (COO entries) and the adjoint vectors, plus the dense
-    N x N fluctuation matrices (steady Nc, the adjoint Y and a product) with hot baths. Exact integers."""
+    N x N fluctuation matrices (steady Nc, the adjoint Y and a product) with hot baths, or, for a general
+    Gaussian network, the dense quadrature matrices (A, D, its LU, sigma, Y, products, cotangents and the
+    Lyapunov solver's Schur forms: about 16 real (2N)^2 arrays). Exact integers."""
     from .. import memory
 
     model = int(sum(memory.model_bytes(n_cells, n_cells + 6 * n_links, n_links).values()))
     out = {"model and layout": model, "model derivatives (COO)": 2 * model, "adjoint vectors": 64 * n_cells}
-    if thermal:
+    if general:
+        out["quadrature matrices (16 x 2N x 2N real)"] = 16 * 8 * (2 * n_cells) ** 2
+    elif thermal:
         out["fluctuation matrices (3 x N x N complex)"] = 48 * n_cells * n_cells
     return out
 
 
-def preflight(name: str, kwargs: dict, where: str) -> None:
+def preflight(name: str, kwargs: dict, where: str, general: bool = False) -> None:
     """Refuse the gradient of a registered builder too large for memory before building anything
-    (MemoryLimitError with the estimate and the largest number of cells that fits)."""
+    (MemoryLimitError with the estimate and the largest number of cells that fits). ``general``: a general
+    Gaussian parameter is differentiated (the network is general even where its terms are zero)."""
     from .. import memory
     from ..builders import BUILDERS
 
@@ -242,14 +281,16 @@ def preflight(name: str, kwargs: dict, where: str) -> None:
     n, L = int(sizes["cell"]), int(sizes["link"])
     hot = any(np.any(np.asarray(merged.get(k) if merged.get(k) is not None else 0.0, dtype=object) != 0)
               for k in ("n_th", "n_th_link"))
-    est = gradient_bytes(n, L, hot)
+    general = general or any(merged.get(k) is not None and np.any(np.asarray(merged[k], dtype=object) != 0)
+                             for k in GENERAL_PARAMETERS)
+    est = gradient_bytes(n, L, hot, general)
     if sum(est.values()) <= memory.limit_bytes():
         return
     ratio = L / n
     lo, hi = 1, n
     while hi - lo > 1:  # the largest size whose estimate fits (the estimate grows with n)
         mid = (lo + hi) // 2
-        if sum(gradient_bytes(mid, int(ratio * mid), hot).values()) <= memory.limit_bytes():
+        if sum(gradient_bytes(mid, int(ratio * mid), hot, general).values()) <= memory.limit_bytes():
             lo = mid
         else:
             hi = mid
@@ -270,7 +311,7 @@ def _affine_problem(name, point, params) -> Problem:
         return _layout_rates(name, point, params, am)
 
     return Problem(am.names, am.slices, am.shapes, am.theta0, am.model, am.dM, am.dE, am.dQ, am.domega,
-                   "affine", rates)
+                   "affine", rates, imag_slices=am.imag_slices, dG=am.dG, dS=am.dS)
 
 
 def _layout_rates(name, point, params, am):
@@ -279,8 +320,8 @@ def _layout_rates(name, point, params, am):
 
     lay, p_u, p_v, o = _structure(name, params, point)
     n, L = lay.n, lay.link_u.size
-    prims = _Prims(n, L)
-    P = _jacobian(name, am.names, am.shapes, lay, o, prims)
+    prims = _Prims(n, L, am.general)
+    P = _jacobian(name, am.names, am.shapes, lay, o, prims, am.imag_slices)
     off = prims.offset
     C = np.zeros((prims.size, 6))
     vals = np.full(6, np.nan)
@@ -373,6 +414,11 @@ def _difference_problem(name, fn, point, params) -> Problem:
     def dense(x):
         return x.toarray() if sp.issparse(x) else np.asarray(x)
 
+    def arrays(m):  # (M, E, Q, omega, G, S); G = S = 0 for a phase-insensitive build
+        if is_general_model(m):
+            return m.drift, m.drive, m.noise, m.omega, m.pairing, m.squeezing
+        return dense(m.M), m.drive, dense(m.Q) if m.Q is not None else np.zeros((N, N), complex), m.omega, 0, 0
+
     def arrays_at(k, h):
         p = {n: (np.array(point[n], copy=True) if shapes[n] else point[n]) for n in names}
         for n in names:
@@ -386,7 +432,7 @@ def _difference_problem(name, fn, point, params) -> Problem:
         m, _, r = _model_arrays(fn, {**params, **p}, where)
         if m.cells != model.cells:
             raise ChiralnetError(f"{where}: the network's cells change with the parameters; gradients need one structure")
-        return (dense(m.M), m.drive, dense(m.Q) if m.Q is not None else np.zeros((N, N), complex), m.omega, r)
+        return arrays(m) + (r,)
 
     def derivative(k):
         h = config.GRADIENT_DIFF_STEP * max(abs(theta0[k]), 1e-3)
@@ -403,14 +449,17 @@ def _difference_problem(name, fn, point, params) -> Problem:
             return d1
         return [(4 * b - a) / 3 for a, b in zip(d1, d2)]
 
-    parts = {"M": [], "E": [], "Q": [], "w": []}
+    parts = {"M": [], "E": [], "Q": [], "w": [], "G": [], "S": []}
     drates = np.zeros((pos, 6))
     for k in range(pos):
-        dM, dE, dQ, dw, dr = derivative(k)
-        for key, arr in (("M", dM), ("E", dE), ("Q", dQ), ("w", dw)):
+        dM, dE, dQ, dw, dG, dS, dr = derivative(k)
+        for key, arr in (("M", dM), ("E", dE), ("Q", dQ), ("w", dw), ("G", dG), ("S", dS)):
+            if np.ndim(arr) == 0:  # G, S of phase-insensitive builds
+                continue
             nz = np.nonzero(arr)
             parts[key].append((np.full(nz[0].size, k), nz, arr[nz]))
         drates[k] = dr
+    general = is_general_model(model) or any(p[0].size for key in ("G", "S") for p in parts[key])
 
     def deriv(key, shape, dtype):
         items = parts[key]
@@ -419,9 +468,11 @@ def _difference_problem(name, fn, point, params) -> Problem:
         val = np.concatenate([i[2] for i in items]).astype(dtype)
         return Derivative.from_coo(pos, shape, ks, idx, val)
 
-    return Problem(names, slices, shapes, theta0, model, deriv("M", (N, N), complex), deriv("E", (N,), complex),
-                   deriv("Q", (N, N), complex), deriv("w", (N,), float), "model-differences",
-                   lambda: (rates0, drates))
+    return Problem(names, slices, shapes, theta0, general_model(model) if general else model,
+                   deriv("M", (N, N), complex), deriv("E", (N,), complex), deriv("Q", (N, N), complex),
+                   deriv("w", (N,), float), "model-differences", lambda: (rates0, drates),
+                   dG=deriv("G", (N, N), complex) if general else None,
+                   dS=deriv("S", (N, N), complex) if general else None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -544,6 +595,92 @@ def _energy_like(prob: Problem, quantity: str):
     return value, grad
 
 
+def _quadrature_cotangents(B):
+    """The cotangents (c11, c12, c21, c22), each (N, N) complex, of the map X -> Re(T^-1 X T^-dag) of
+    :func:`chiralnet.gaussian._to_quadratures` paired with a real B (2N, 2N): for every block matrix X,
+    sum(out * B) = Re sum_ij (X_ij * c_ij) (no conjugation)."""
+    n = B.shape[0] // 2
+    B1, B2, B3, B4 = B[:n, :n], B[:n, n:], B[n:, :n], B[n:, n:]
+    return (0.5 * (B1 + B4 + 1j * (B2 - B3)), 0.5 * (B1 - B4 - 1j * (B2 + B3)),
+            0.5 * (B1 - B4 + 1j * (B2 + B3)), 0.5 * (B1 + B4 - 1j * (B2 - B3)))
+
+
+def _general_energy_like(prob: Problem, quantity: str):
+    """(value, gradient (n_theta,)) of an energy or ergotropy of a general Gaussian model: the adjoint method
+    on the quadrature form (module docstring, "General Gaussian networks")."""
+    from ..linalg.lyapunov import solve_continuous_lyapunov
+    from ..solve.general import check_stability_general
+
+    m = prob.model
+    n = m.n_cells
+    check_stability_general(m)
+    A, v, D = m.quadratures()
+    lu = la.lu_factor(A)
+    R = la.lu_solve(lu, -v)
+    sigma = solve_continuous_lyapunov(A, -D)
+    sigma = 0.5 * (sigma + sigma.T)
+    mask = np.ones(n, bool) if quantity == "total_energy" else np.asarray(m.battery, bool)
+    omega = np.asarray(m.omega, float)
+    w = np.where(mask, omega, 0.0)
+    x, p = R[:n], R[n:]
+    sxx, spp, sxp = sigma.diagonal()[:n], sigma.diagonal()[n:], np.diagonal(sigma, n)
+    coherent = 0.5 * (x * x + p * p)                      # |alpha_i|^2
+    occ = coherent + 0.5 * (sxx + spp) - 0.5              # |alpha_i|^2 + Nc_ii
+    gR = np.concatenate([w * x, w * p])                   # dF/dR of the coherent part (every quantity)
+    W = np.diag(np.concatenate([w, w])) / 2               # dF/dsigma of the energy
+    per_cell = occ                                        # dF/domega_i over the summed cells
+    if quantity == "battery_ergotropy":                   # omega (|alpha|^2 + tr(s)/2 - sqrt(det s)) per cell
+        nu = np.sqrt(np.maximum(sxx * spp - sxp * sxp, 0.25))
+        per_cell = coherent + 0.5 * (sxx + spp) - nu
+        idx = np.arange(n)
+        W[idx, idx] -= w * spp / (2 * nu)
+        W[n + idx, n + idx] -= w * sxx / (2 * nu)
+        W[idx, n + idx] += w * sxp / (2 * nu)
+        W[n + idx, idx] += w * sxp / (2 * nu)
+    elif quantity == "battery_ergotropy_collective":      # E_B - sum_k omega_(k)up (nu_(k)down - 1/2)
+        b = np.flatnonzero(mask)
+        q = np.concatenate([b, n + b])
+        sb = sigma[np.ix_(q, q)]
+        ev, U = np.linalg.eigh(sb)
+        root = (U * np.sqrt(ev)) @ U.T
+        K = root @ (1j * _symplectic_form(b.size)) @ root          # Hermitian, eigenvalues +-nu_k
+        lam, E = np.linalg.eigh(K)
+        lam, E = lam[::-1][: b.size], E[:, ::-1][:, : b.size]      # nu descending, orthonormal e_k
+        r = (U / np.sqrt(ev)) @ (U.T @ E)                          # sigma^-1/2 e_k: r^H sigma r = 1
+        w_sorted = np.sort(omega[b])                               # paired with nu descending
+        # d nu_k = nu_k r_k^H dsigma r_k (dsigma real symmetric)
+        W[np.ix_(q, q)] -= np.real((r.conj() * (w_sorted * lam)) @ r.T)
+        rank = np.empty(b.size, int)
+        rank[np.argsort(omega[b], kind="stable")] = np.arange(b.size)
+        per_cell = occ.copy()
+        per_cell[b] -= lam[rank] - 0.5
+    value = float((w * per_cell).sum())
+    # Adjoints: A^T lambda = dF/dR, A^T Y + Y A = -dF/dsigma.
+    lam_R = la.lu_solve(lu, gR, trans=1)
+    Y = solve_continuous_lyapunov(A.T, -W)
+    Y = 0.5 * (Y + Y.T)
+    # dF = -lambda^T (dA R + dv) + 2 <dA, Y sigma> + <dD, Y>, pulled back to the complex model arrays.
+    a11, a12, a21, a22 = _quadrature_cotangents(2 * Y @ sigma - np.outer(lam_R, R))
+    d11, d12, d21, d22 = _quadrature_cotangents(Y)
+    cM = a11 + np.conj(a22) - 0.5 * (d11 + d11.conj().T + np.conj(d22) + d22.T)   # A(M, G) and Dm = -(M + M^H)
+    cG = -1j * (a12 + np.conj(a21))
+    cQ = d11.T + d22
+    cS = d12 + np.conj(d21)
+    cE = np.sqrt(2.0) * (lam_R[n:] + 1j * lam_R[:n])                                # v = sqrt2 (Im E, -Re E)
+    grad = np.real(_trace_with(prob.dM, cM) + _trace_with(prob.dG, cG) + _trace_with(prob.dQ, cQ)
+                   + _trace_with(prob.dS, cS) + _vector_dot(prob.dE, cE))
+    grad = grad + np.real(_vector_dot(prob.domega, np.where(mask, per_cell, 0.0)))
+    if not (np.isfinite(value) and np.isfinite(grad).all()):
+        raise SolverError(f"gradient: {quantity} or its gradient is not finite at this point (overflow near an "
+                          "instability threshold?); move the point away from the threshold or rescale the network")
+    return value, grad
+
+
+def _symplectic_form(n):
+    """Omega (2n, 2n) of R = (x, p): [[0, I], [-I, 0]]."""
+    return np.block([[np.zeros((n, n)), np.eye(n)], [-np.eye(n), np.zeros((n, n))]])
+
+
 def _reference_log_derivative(rates, kind):
     """(E_ref, d ln E_ref / d rates (6,)) of the two-cell limit (closed forms of chiralnet.analytic)."""
     omega, E, ka, kb, g, ga = rates
@@ -576,9 +713,10 @@ def value_and_gradient(prob: Problem, quantity: str):
             raise ChiralnetError(f"gradient: quantity {quantity!r} has no exact gradient ({why}); gradients exist "
                                  f"for {sorted(GRADIENT_QUANTITIES)}")
         raise ChiralnetError(f"gradient: unknown quantity {quantity!r}; gradients exist for {sorted(GRADIENT_QUANTITIES)}")
+    energy_like = _general_energy_like if prob.general else _energy_like
     if quantity.startswith("ratio_"):
         kind = quantity[len("ratio_"):]
-        eb, geb = _energy_like(prob, "battery_energy")
+        eb, geb = energy_like(prob, "battery_energy")
         rates, drates = prob.reference()
         if not np.all(np.isfinite(rates)) or (kind == "reciprocal" and rates[2] * rates[3] <= 0):
             raise ChiralnetError(f"gradient: {quantity!r} is undefined at this point (the two-cell reference "
@@ -586,7 +724,7 @@ def value_and_gradient(prob: Problem, quantity: str):
         ref, dlog = _reference_log_derivative(rates, kind)
         R = eb / ref
         return float(R), geb / ref - R * (drates @ dlog)
-    return _energy_like(prob, quantity)
+    return energy_like(prob, quantity)
 
 
 def gradient(base, point: dict, quantity: str = "battery_energy", params: dict | None = None) -> dict:
@@ -594,7 +732,9 @@ def gradient(base, point: dict, quantity: str = "battery_energy", params: dict |
 
     The adjoint method (see :mod:`chiralnet.design.adjoint`): one steady solve, one solve with M^H
     (back substitution for cascaded networks) and, with hot baths, one adjoint Lyapunov solve, whatever
-    the number of parameters; then every derivative in one pass over the model's derivative entries.
+    the number of parameters; then every derivative in one pass over the model's derivative entries. A
+    general Gaussian network (pumps, squeezing, parametric links) takes the same two adjoint solves on the
+    2N quadratures.
 
     Parameters
     ----------
@@ -605,8 +745,9 @@ def gradient(base, point: dict, quantity: str = "battery_energy", params: dict |
         in the module).
     point : dict
         Parameter -> value at which to differentiate: a number, or an array for a parameter with one value
-        per cell or per link (e.g. a chain's ``gamma``). A complex parameter (``drive``, ``J``) is
-        differentiated along its real part.
+        per cell or per link (e.g. a chain's ``gamma``). ``drive`` and ``J`` (complex) are differentiated
+        along their real part; the general Gaussian ``pump``, ``m_th``, ``m_th_link`` and ``parametric``
+        (complex) in both parts: their entry is d/dx + i d/dy for the value x + i y.
     quantity : str
         One of :data:`GRADIENT_QUANTITIES`: ``battery_energy``, ``total_energy``, ``battery_ergotropy``,
         ``battery_ergotropy_collective``, ``ratio_nonreciprocal``, ``ratio_reciprocal``.
@@ -616,13 +757,15 @@ def gradient(base, point: dict, quantity: str = "battery_energy", params: dict |
     Returns
     -------
     dict
-        name -> float (a number parameter) or ndarray of the parameter's shape: d quantity / d parameter.
+        name -> float (a number parameter) or ndarray of the parameter's shape: d quantity / d parameter
+        (complex for ``pump``, ``m_th``, ``m_th_link``, ``parametric``).
 
     Raises
     ------
     ChiralnetError
         An unknown parameter or quantity, a quantity with no exact gradient (time_to_90, per-cell
-        quantities), a point without a steady state (:class:`~chiralnet.errors.NoSteadyStateError`).
+        quantities), a point without a steady state (:class:`~chiralnet.errors.NoSteadyStateError`; a pump
+        or parametric link above threshold names it), ``m_th_link`` on reciprocal links.
 
     Examples
     --------

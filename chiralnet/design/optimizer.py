@@ -20,13 +20,17 @@ size, where SLSQP's dense O(n^2) quasi-Newton matrix is too large), ``"trust-con
 random points drawn uniformly in the bounds (projected onto the budget), the best one kept (for small
 problems with several optima).
 
+General Gaussian parameters (``pump``, ``m_th``, ``m_th_link``, ``parametric``) are optimised along their real
+axis (real bounds; the adjoint gradient's real entries). Bounds of ``m_th`` (``m_th_link``) past
+|m|^2 <= n (n + 1) of a fixed ``n_th`` (``n_th_link``) are refused before the first evaluation.
+
 Variables are scaled to [0, 1] across their bounds and the objective by its size at the start, so one
 tolerance suits rates of 1e-3 and frequencies of 1.
 
 **No steady state.** A trial point whose network has no steady state is *not* penalised: the run stops
 with :class:`~chiralnet.errors.NoSteadyStateError` naming the parameter values at that point (narrow the
-bounds there). A builder that rejects a point inside the bounds stops the run the same way
-(:class:`~chiralnet.errors.ChiralnetError` naming the point).
+bounds there); so does a pump or parametric link above its threshold. A builder that rejects a point inside
+the bounds stops the run the same way (:class:`~chiralnet.errors.ChiralnetError` naming the point).
 """
 
 from __future__ import annotations
@@ -158,9 +162,6 @@ def _layout(base, bounds, params, x0, budget):
         if k not in bounds:
             raise ChiralnetError(f"optimize: x0 gives {k!r}, which has no bounds (is not optimised); add bounds for it")
     if registry:
-        from ..parametrized import GENERAL_PARAMETERS, refuse_general
-
-        refuse_general(name, [k for k in GENERAL_PARAMETERS if k in bounds], "optimize")
         for k in bounds:
             if k not in AFFINE_PARAMETERS[name]:
                 raise ChiralnetError(f"optimize: {k!r} is structural (an integer or a flag) in {name!r} and cannot be "
@@ -192,6 +193,8 @@ def _layout(base, bounds, params, x0, budget):
                 arr = np.full(shape, 0.5 * (lo + hi))
         if np.any(arr < lo) or np.any(arr > hi):
             raise ChiralnetError(f"optimize: the start of {k!r} ({_show(arr)}) is outside its bounds ({lo}, {hi})")
+        if registry and k in ("m_th", "m_th_link"):
+            _check_squeezing_bounds(k, lo, hi, {**BUILDERS[name].defaults, **params}, bounds)
         names.append(k)
         shapes[k] = shape
         size = int(np.prod(shape, dtype=int))
@@ -207,6 +210,23 @@ def _layout(base, bounds, params, x0, budget):
                 raise ChiralnetError(f"optimize: budget of {k!r} = {total} is outside the bounds' reach "
                                      f"[{size * lo}, {size * hi}] ({size} entries in ({lo}, {hi}))")
     return name, fn, fixed, tuple(names), shapes, np.concatenate(lows), np.concatenate(highs), np.concatenate(starts), budget
+
+
+def _check_squeezing_bounds(key, lo, hi, kwargs, bounds) -> None:
+    """ChiralnetError when the bounds of a squeezed bath's ``m_th`` (or a link reservoir's ``m_th_link``) reach
+    past |m|^2 <= n (n + 1) of its fixed occupation (``n_th``; ``n_th_link``, by default ``n_th``): no point
+    there is a state. With the occupation optimised too the builder checks each trial point instead."""
+    occ_key = "n_th" if key == "m_th" or kwargs.get("n_th_link") is None else "n_th_link"
+    if occ_key in bounds:
+        return
+    occ = kwargs.get(occ_key)
+    occ = np.asarray(0.0 if occ is None else occ, float)
+    reach = max(abs(lo), abs(hi))
+    allowed = float(np.min(np.sqrt(occ * (occ + 1))))
+    if reach > allowed * (1 + 1e-12):
+        raise ChiralnetError(f"optimize: bounds of {key!r} reach |{key}| = {reach:.10g}, but a squeezed bath needs "
+                             f"|{key}|^2 <= {occ_key} ({occ_key} + 1), so |{key}| <= {allowed:.10g} at {occ_key} = "
+                             f"{_show(occ)}; narrow the bounds to within +-{allowed:.10g} or raise {occ_key!r}")
 
 
 def _show(v):
@@ -304,7 +324,7 @@ class _Objective:
             point = self.point(theta)
             if not (self.base_name == "two_cell" and self.fixed.get("optimal")):
                 am = self._guard(theta, lambda: affine_model(self.base_name, _check_point(point, "optimize"), self.fixed))
-                if am.q_affine:
+                if am.q_affine and not am.general:  # a general model is rebuilt at each point
                     self._am = am
 
     def value_grad(self, theta):
@@ -314,7 +334,8 @@ class _Objective:
             return self._cache[key]
         self.nfev += 1
         if self.kind == "adjoint":
-            out = self._guard(theta, lambda: value_and_gradient(self._problem(theta), self.objective))
+            value, grad = self._guard(theta, lambda: value_and_gradient(self._problem(theta), self.objective))
+            out = (value, grad[: self.size])   # a complex general parameter's imaginary parts come after: its real part is optimised
         else:
             out = (self._guard(theta, lambda: self._value(theta)), None)
         if not np.isfinite(out[0]):

@@ -338,7 +338,7 @@ def prepare_group(plan, g, origin) -> None:
     Sets ``g.disorder`` (:class:`GroupDisorder`), ``g.batched``, ``g.reason``, ``g.cells``, ``g.battery``.
     """
     from ..arrays import model_from_layout
-    from ..parametrized import affine_model
+    from ..parametrized import GENERAL_PARAMETERS, affine_model
 
     spec = plan.spec
     d = spec.disorder
@@ -367,6 +367,10 @@ def prepare_group(plan, g, origin) -> None:
         return
     if model0.n_cells > config.BATCH_MAX_CELLS or model0.thermal:
         g.reason = gd.reason = "thermal" if model0.thermal else f"{model0.n_cells} cells > BATCH_MAX_CELLS"
+        return
+    general = [n for n in names if n in GENERAL_PARAMETERS]
+    if general:  # the batched assembly moves M and the drive only; a realisation of these is a general network
+        g.reason = gd.reason = f"disorder in the general Gaussian terms {general}"
         return
     fixed = {k: v for k, v in {**kw, **options}.items() if k not in names}
     if "n_th" in names and "n_th_link" not in names and lay.nonreciprocal and options.get("n_th_link") is None:
