@@ -71,6 +71,25 @@ def start_state(model, own, state0, where):
     return state, t0
 
 
+def phase_insensitive(model, state, where):
+    """(model, state) as the phase-insensitive machinery here takes them: a general Gaussian network (squeezing,
+    pumps, parametric links; or a squeezed start) becomes its doubled model of 2N modes b = (a, a^dag) and the
+    state (alpha, conj alpha), X = [[Nc, conj Mc], [Mc, Nc^T + I]] (:func:`chiralnet.gaussian.doubled_model`):
+    its battery energy (the first N modes; the copies have omega = 0), steady state and stored power are those
+    of the general network, exactly. Shaped drives are refused (no steady state, no closed forms)."""
+    from ..gaussian import doubled_model, doubled_state, general_model, is_general_model
+
+    if not (is_general_model(model) or getattr(state, "Mc", None) is not None):
+        return model, state
+    gm = general_model(model)
+    if gm.time_dependent:
+        raise ChiralnetError(f"{where} takes a network with constant drives (it needs the steady state or closed "
+                             "forms); this one has time-dependent drives (chiralnet.drives): use the energies of "
+                             "chiralnet.simulate over time instead")
+    d = doubled_model(gm)
+    return d, doubled_state(state, d)
+
+
 def advance(model, state, dt, method):
     """(battery energy, state) ``dt`` after ``state`` (at ``state.time``), by ``simulate``'s exact solution."""
     from ..solve import simulate
@@ -228,6 +247,7 @@ def time_to_fraction(G_or_model, fraction: float = FRACTION, *, state0=None, ste
     state, t0 = start_state(model, own, state0, where)
     if steady is not None:
         steady = check_steady(steady, model, where)
+    model, state = phase_insensitive(model, state, where)
     steps = check_steps(model, steps, where)
     horizon = check_horizon(model, horizon, steps, where)
     thermal = model.thermal or state.Nc is not None
@@ -385,6 +405,7 @@ def time_staying_above(G_or_model, result, fraction: float = FRACTION, *, state0
                              f"are not all cells of this one)")
     state, t0 = start_state(model, own, state0, where)
     steady = check_steady(steady, model, where)
+    model, state = phase_insensitive(model, state, where)
     target = fraction * steady.battery_energy
     t, e, k = _bracket(result.times, result.battery_energy, target, True)
     if k is None:
