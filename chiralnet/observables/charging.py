@@ -25,6 +25,7 @@ import numpy as np
 from .. import config
 from ..checks import array, count, flag, number
 from ..linalg.stability import strong_blocks
+from ..gaussian import is_general_model
 from ..errors import ChiralnetError, NoSteadyStateError
 
 __all__ = ["time_to_fraction", "time_staying_above", "charging_time", "refine_crossing", "FRACTION"]
@@ -245,7 +246,7 @@ def time_to_fraction(G_or_model, fraction: float = FRACTION, *, state0=None, ste
         raise ChiralnetError(f"{where}: fraction must be in (0, 1], got {fraction!r}")
     model, own = model_and_state(G_or_model)
     state, t0 = start_state(model, own, state0, where)
-    if steady is not None:
+    if steady is not None or is_general_model(model) or state.Mc is not None:  # checked before doubling
         steady = check_steady(steady, model, where)
     model, state = phase_insensitive(model, state, where)
     steps = check_steps(model, steps, where)
@@ -254,7 +255,8 @@ def time_to_fraction(G_or_model, fraction: float = FRACTION, *, state0=None, ste
     if not thermal and model.n_cells <= config.BATCH_MAX_CELLS:
         found = _kernel_time(model, state, fraction, horizon, steps)
         return None if found is None else t0 + found
-    steady = check_steady(steady, model, where)
+    if steady is None:
+        steady = check_steady(steady, model, where)
     target = fraction * steady.battery_energy
     if _battery(model, state) >= target:
         return t0
