@@ -204,9 +204,10 @@ class GaussianModel:
     def _refuse(self, what):
         raise ChiralnetError(
             f"this network has squeezing or parametric terms (a general Gaussian model), whose generator is not "
-            f"one matrix M ({what}); chiralnet.simulate, steady_state, check_stability, ergotropy, energy_variance "
-            "and log_negativity take it, the other tools (sweeps, scattering, gradients, protocols) take "
-            "phase-insensitive networks only")
+            f"one matrix M ({what}); chiralnet.simulate, protocols, steady_state, check_stability, scattering, sweeps, "
+            "the charging observables, ergotropy, energy_variance and log_negativity take it (gradients and "
+            "optimisation do not yet); doubled_model(model) is the same network as a phase-insensitive Model of 2N "
+            "modes")
 
     @property
     def M(self):

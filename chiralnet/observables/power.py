@@ -74,6 +74,13 @@ def _model_state(G_or_model, state0, where):
     return (*charging.phase_insensitive(model, state, where), t0)
 
 
+def _doubled(model) -> bool:
+    """Whether ``model`` is a general network's doubled model (:func:`charging.phase_insensitive`)."""
+    from ..gaussian import Conjugate
+
+    return bool(model.n_cells) and isinstance(model.cells[-1], Conjugate)
+
+
 def _thermal(model, state) -> bool:
     return model.thermal or state.Nc is not None
 
@@ -382,9 +389,7 @@ def _injected(model, start, end, t):
     the pumps' and parametric links' work too (:func:`_injected_general`)."""
     import scipy.sparse.linalg as spla
 
-    from ..gaussian import Conjugate
-
-    if model.n_cells and isinstance(model.cells[-1], Conjugate):
+    if _doubled(model):
         return _injected_general(model, start, end, t)
     a0, aT = start.alpha, end.alpha
     rhs = aT - a0 - model.forcing * t
@@ -421,7 +426,10 @@ def efficiency(G_or_model, *, state0=None, steady=None, fraction: float = chargi
     model, state, t0 = _model_state(G_or_model, state0, where)
     thermal = _thermal(model, state)
     if t90 is None:
-        t90 = charging.time_to_fraction(model, fraction, state0=state, steady=steady, horizon=horizon, steps=steps)
+        doubled = _doubled(model)  # a general network: time_to_fraction doubles it itself (steady has N cells)
+        t90 = charging.time_to_fraction(G_or_model if doubled else model, fraction,
+                                        state0=state0 if doubled else state, steady=steady, horizon=horizon,
+                                        steps=steps)
     else:
         t90 = number(t90, "t90", where)
         if not t90 >= t0:
@@ -441,11 +449,11 @@ def efficiency(G_or_model, *, state0=None, steady=None, fraction: float = chargi
                    method=_method(model, np.array([duration]), None, thermal)).final_state
     from .work import gaussian_ergotropy
 
-    from ..gaussian import Conjugate, undoubled_moments
+    from ..gaussian import undoubled_moments
     from .gaussian import gaussian_ergotropy_squeezed
 
     bat = np.flatnonzero(model.battery)
-    if model.n_cells and isinstance(model.cells[-1], Conjugate):  # a general network, doubled: squeezing counts
+    if _doubled(model):  # a general network: squeezing counts in the ergotropy
         alpha, Nc, Mc = undoubled_moments(end.alpha, end.dense_Nc())
         ix = np.ix_(bat, bat)
         work = float(gaussian_ergotropy_squeezed(model.omega[bat], alpha[bat], Nc[ix], Mc[ix]))
