@@ -197,13 +197,15 @@ def test_run_on_a_general_network_reports_what_it_computes(tmp_path, capsys):
     path = cn.__file__.rsplit("/", 2)[0] + "/examples/squeezed_pair.toml"
     assert cli.main(["run", path, "--out", str(tmp_path)]) == 0
     text = capsys.readouterr().out
-    assert "not computed: squeezing or parametric terms" in text and "power injected" not in text
+    assert "not computed" not in text and "power injected (drives, pumps):" in text
     summary = json.loads((tmp_path / "summary.json").read_text())
     ss = cn.steady_state(cn.load_scenario(path).network)
     assert summary["steady"]["method"] == "gaussian-lyapunov"
     assert summary["steady"]["battery_energy"] == ss.battery_energy
     assert summary["steady"]["battery_ergotropy"] == cn.ergotropy(ss) < 0.9 * ss.battery_energy  # squeezed: work
-    assert summary["simulation"]["time_to_90_percent"] is None and summary["steady"]["injected_power"] is None
+    G = cn.load_scenario(path).network
+    assert summary["simulation"]["time_to_90_percent"] == cn.observables.time_to_fraction(G, steady=ss)
+    assert summary["steady"]["injected_power"] == cn.observables.injected_power(ss, G)
     assert (tmp_path / "network.png").exists()
 
 

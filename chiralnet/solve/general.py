@@ -15,7 +15,7 @@ import scipy.linalg as la
 
 from .. import config
 from .._jit import jit
-from ..errors import ChiralnetError, NoSteadyStateError, SolverError
+from ..errors import NoSteadyStateError, SolverError
 from ..gaussian import GaussianModel, general_model, is_general_model, quadrature_state, sigma_to_moments, state_quadratures
 from ..model import State
 from ..results import SteadyState
@@ -197,11 +197,6 @@ def _steady_unpaired(model: GaussianModel) -> State:
 def steady_general(model: GaussianModel) -> SteadyState:
     """The steady state of a general Gaussian model: <R>_ss = -A^-1 v, sigma_ss from A X + X A^T = -D.
     ``state`` carries Nc and Mc; ``method`` is "gaussian-lyapunov"."""
-    if model.time_dependent:  # a pulse or tone has no fixed point; a silent constant-part answer would mislead
-        d = model.drives
-        i = ([x[0] for x in d.pulses + d.functions] + [int(np.flatnonzero(a)[0]) for *_, a in d.tones + d.squares])[0]
-        raise ChiralnetError(f"cell {model.cells[i]!r} has a time-dependent drive: steady_state needs constant "
-                             "drives; simulate the network instead")
     if model.base is not None and not model.pairing.any():
         state = _steady_unpaired(model)
     else:
