@@ -333,6 +333,50 @@ class DriveSchedule:
             out[:, i] += [complex(f(tk)) for tk in t]  # a user callable: evaluated once per output time
         return out
 
+    def doubled(self, n_cells: int) -> "DriveSchedule":
+        """The schedule of E2(t) = (E(t), -conj E(t)) on the 2N modes b = (a, a^dag) of a general Gaussian
+        network's doubled model (:func:`chiralnet.gaussian.doubled_model`): cell i's terms, and on mode N + i
+        their negated conjugates. A tone A e^{-i dw t} -> -conj(A) e^{+i dw t}; a square or Gaussian pulse keeps
+        its times with amplitude -conj(A) (compiled as the original); a callable f -> -conj f, evaluated once a
+        stage for both copies (:class:`_Conjugated` reuses the value the original just returned)."""
+        n = n_cells
+        tones = {}
+        for dw, amps in self.tones:
+            tones.setdefault(dw, np.zeros(2 * n, complex))[:n] += amps
+            tones.setdefault(-dw, np.zeros(2 * n, complex))[n:] -= np.conj(amps)
+        squares = tuple((a, b, np.concatenate([amps, -np.conj(amps)])) for a, b, amps in self.squares)
+        pulses = self.pulses + tuple((n + i, -np.conj(amp), t0, w) for i, amp, t0, w in self.pulses)
+        shared = [_Remembered(f) for _, _, f, _, _ in self.functions]
+        functions = (tuple((i, cell, f, bp, step) for (i, cell, _, bp, step), f in zip(self.functions, shared))
+                     + tuple((n + i, cell, _Conjugated(f), bp, step)
+                             for (i, cell, _, bp, step), f in zip(self.functions, shared)))
+        return DriveSchedule(tuple(tones.items()), squares, pulses, functions)
+
+
+class _Remembered:
+    """A drive callable that keeps its last (t, f(t)), so that its :class:`_Conjugated` copy, asked at the same
+    t right after, does not call the user's function again."""
+
+    def __init__(self, f):
+        self.f, self.t, self.value = f, None, None
+
+    def __call__(self, t):
+        value = self.f(t)
+        self.t, self.value = t, value
+        return value
+
+
+class _Conjugated:
+    """-conj f(t) of a :class:`_Remembered` callable f: the drive of the conjugate mode a^dag."""
+
+    def __init__(self, remembered):
+        self.source = remembered
+
+    def __call__(self, t):
+        src = self.source
+        value = src.value if src.t is not None and src.t == t else src.f(t)
+        return -np.conj(complex(value))
+
 
 def schedule(values, cells, drive_frequency) -> tuple[np.ndarray, DriveSchedule | None]:
     """Split per-cell drive values (numbers, drives, callables) into the constant amplitudes (N,)

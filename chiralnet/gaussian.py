@@ -149,8 +149,13 @@ class GaussianModel:
         The anomalous Hamiltonian terms, for messages: ``("pump", cell, P)`` and
         ``("parametric", u, v, g)``.
     base : Model or None
-        The phase-insensitive part (M, Q, E) as a :class:`~chiralnet.model.Model`: without pairing (G = 0)
-        alpha and Nc obey its equations exactly, and the steady state reuses its (sparse, cascaded) solvers.
+        The phase-insensitive part (M, Q, E) as a :class:`~chiralnet.model.Model` (constant drives): without
+        pairing (G = 0) alpha and Nc obey its equations exactly, and the steady state reuses its (sparse,
+        cascaded) solvers.
+    drives : DriveSchedule or None
+        The time-dependent part of the drive (:mod:`chiralnet.drives`); ``drive`` is the constant part. The
+        covariance does not see it; the means get its share from the doubled model
+        (:func:`chiralnet.solve.run.run_general_model`).
     """
 
     cells: tuple
@@ -166,12 +171,15 @@ class GaussianModel:
     initial: object = None
     terms: tuple = ()
     base: object = None
+    drives: object = None
     _cache: dict = field(default_factory=dict, repr=False)
 
     _GENERAL_GAUSSIAN = True
-    #: A general model has constant drives only (shaped drives: not yet).
-    drives = None
-    time_dependent = False
+
+    @property
+    def time_dependent(self) -> bool:
+        """True when some cell's drive is not a constant (see :mod:`chiralnet.drives`)."""
+        return self.drives is not None
 
     @property
     def n_cells(self) -> int:
@@ -182,7 +190,10 @@ class GaussianModel:
         return True
 
     def drive_at(self, times) -> np.ndarray:
-        return self.drive
+        """The drive amplitudes E(t): (N,) constant, or (T, N) at simulation ``times`` with shaped drives."""
+        if self.drives is None:
+            return self.drive
+        return self.drive + self.drives.at(times, self.n_cells)
 
     def index(self, cell) -> int:
         try:
@@ -193,8 +204,9 @@ class GaussianModel:
     def _refuse(self, what):
         raise ChiralnetError(
             f"this network has squeezing or parametric terms (a general Gaussian model), whose generator is not "
-            f"one matrix M ({what}); chiralnet.simulate, steady_state, check_stability, ergotropy, energy_variance, "
-            "log_negativity, gradient and optimize take it; a tool that reads M takes phase-insensitive networks only")
+            f"one matrix M ({what}); chiralnet.simulate, protocols, steady_state, check_stability, scattering, sweeps, "
+            "the charging observables, ergotropy, energy_variance, log_negativity, gradient and optimize take it; "
+            "doubled_model(model) is the same network as a phase-insensitive Model of 2N modes")
 
     @property
     def M(self):
@@ -358,9 +370,6 @@ def general_model(model) -> GaussianModel:
     squeezed noise): what a run from a squeezed ``state0`` on such a network uses."""
     if is_general_model(model):
         return model
-    if model.time_dependent:
-        raise ChiralnetError("a squeezed state0 (State.Mc) on a network with time-dependent drives is not "
-                             "supported yet; start from an unsqueezed state or use constant drives")
     _check_size(model.n_cells)
     n = model.n_cells
     initial = model.initial
@@ -368,7 +377,14 @@ def general_model(model) -> GaussianModel:
                          drift=np.array(model.dense_M(), complex), pairing=np.zeros((n, n), complex),
                          drive=np.asarray(model.drive, complex), noise=np.array(model.dense_Q(), complex),
                          squeezing=np.zeros((n, n), complex), battery=model.battery, kappa=model.kappa,
-                         initial=initial, base=model)
+                         initial=initial, base=_constant_part(model), drives=model.drives)
+
+
+def _constant_part(model):
+    """``model`` without its shaped drives (what ``GaussianModel.base`` holds)."""
+    import dataclasses
+
+    return model if model.drives is None else dataclasses.replace(model, drives=None)
 
 
 def _check_size(n):
@@ -384,12 +400,6 @@ def gaussian_model(G, model) -> GaussianModel:
     from .model import State
 
     cells = model.cells
-    if model.time_dependent:
-        i = next(i for i, c in enumerate(cells) if not np.isscalar(G.nodes[c].get("drive", 0.0))
-                 and not isinstance(G.nodes[c].get("drive", 0.0), (int, float, complex)))
-        raise NetworkError(f"cell {cells[i]!r} has a time-dependent drive, and the network has squeezing or "
-                           "parametric terms: shaped drives on the general Gaussian class are not supported yet; "
-                           "use a constant drive")
     _check_size(len(cells))
     index = {c: i for i, c in enumerate(cells)}
     nodes = G.nodes
@@ -432,4 +442,5 @@ def gaussian_model(G, model) -> GaussianModel:
     return GaussianModel(cells=cells, omega=model.omega, drive_frequency=model.drive_frequency,
                          drift=np.array(model.dense_M(), complex), pairing=pairing, drive=np.asarray(model.drive, complex),
                          noise=np.array(model.dense_Q(), complex), squeezing=squeezing, battery=model.battery,
-                         kappa=model.kappa, initial=initial, terms=tuple(terms), base=model)
+                         kappa=model.kappa, initial=initial, terms=tuple(terms), base=_constant_part(model),
+                         drives=model.drives)

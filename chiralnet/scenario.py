@@ -13,7 +13,6 @@ import numpy as np
 from .formats.scenario_toml import Scenario, _one_line
 from .errors import ChiralnetError, NoSteadyStateError
 from . import config
-from .gaussian import is_general_model
 from .model import build_model, initial_state
 from .network import (
     battery_cells,
@@ -32,11 +31,6 @@ from .results import SimulationResult, SteadyState
 from .solve import protocol, simulate, steady_state
 
 __all__ = ["ScenarioRun", "run_scenario"]
-
-#: What ``chiralnet run`` leaves out on a general Gaussian network (the general path does not compute them yet).
-GENERAL_NOT_COMPUTED = ("squeezing or parametric terms (a general Gaussian network): charging times, efficiency, "
-                        "powers and injected power are not computed on that path yet; energies, steady state, "
-                        "ergotropy and the trace are")
 
 # ---------------------------------------------------------------------------------------------
 # Running a scenario and summarising it.
@@ -67,9 +61,6 @@ class ScenarioRun:
         Battery ergotropy at t90 over the drive's work up to t90 (:func:`chiralnet.efficiency`).
     power_peak : PowerPeak or None
         Largest average charging power and its time (:func:`chiralnet.max_average_power`).
-    not_computed : str or None
-        A general Gaussian network (squeezing or parametric terms, docs/guide/gaussian.md): the one-line
-        reason the charging times, efficiency, powers and injected power are None (not yet on that path).
     """
 
     scenario: Scenario
@@ -81,7 +72,6 @@ class ScenarioRun:
     t90_stay: float | None = None
     efficiency: float | None = None
     power_peak: tuple | None = None
-    not_computed: str | None = None
 
     def ratios(self) -> dict:
         """Steady battery energy over the two-cell nonreciprocal and reciprocal limits (None if undefined)."""
@@ -108,7 +98,7 @@ class ScenarioRun:
                              "total_energy": self.steady.total_energy, "method": self.steady.method,
                              "battery_ergotropy": ergotropy(self.steady),
                              "battery_ergotropy_collective": ergotropy(self.steady, collective=True),
-                             "injected_power": None if self.not_computed else injected_power(self.steady)}
+                             "injected_power": injected_power(self.steady, sc.network)}
         else:
             out["steady"] = None
             out["steady_error"] = self.steady_error
@@ -120,8 +110,7 @@ class ScenarioRun:
                 "final_energies": dict(zip(map(str, names), res.energies[-1].tolist())),
                 "final_battery_energy": float(res.battery_energy[-1]),
                 "final_battery_ergotropy": float(ergotropy(res)[-1]) if res.amplitudes is not None else None,
-                "final_injected_power": (float(injected_power(res)[-1])
-                                         if res.amplitudes is not None and not self.not_computed else None),
+                "final_injected_power": _final_injected_power(res, sc.network),
                 "time_to_90_percent": self.t90,
                 "time_staying_above_90_percent": self.t90_stay,
                 "efficiency": self.efficiency,
@@ -144,9 +133,19 @@ class ScenarioRun:
             ]
         out["two_cell_reference"] = self.reference
         out["ratio_to_two_cell"] = self.ratios()
-        if self.not_computed:
-            out["not_computed"] = self.not_computed
         return out
+
+
+def _final_injected_power(res, network):
+    """The injected power at the last output time, or None where a result cannot give all of it: no amplitudes
+    kept, or a general network whose parametric links (or a protocol's phases) need more than the result holds
+    (:func:`chiralnet.observables.injected_power` says which; the steady value and efficiency count them)."""
+    if res.amplitudes is None:
+        return None
+    try:
+        return float(injected_power(res, network)[-1])
+    except ChiralnetError:
+        return None
 
 
 def _json_name(c):
@@ -175,8 +174,6 @@ def run_scenario(scenario: Scenario, *, simulate_times: bool = True) -> Scenario
         steady, error = None, _one_line(exc)
     result = None
     t90 = t90_stay = eff = peak = None
-    general = is_general_model(model) or is_general_model(build_model(G)) if scenario.phases else is_general_model(model)
-    not_computed = GENERAL_NOT_COMPUTED if general else None
     if simulate_times:
         times = scenario.require_times()
         target = protocol(scenario.phases) if scenario.phases else G
@@ -184,7 +181,7 @@ def run_scenario(scenario: Scenario, *, simulate_times: bool = True) -> Scenario
             result = simulate(target, times, **scenario.solver_options())  # a graph: from its alpha0/n0 at t = 0
         except ChiralnetError as exc:  # name the file: the scenario chose the solver and the times
             raise type(exc)(f"{scenario.source}: solver: {_one_line(exc)}") from exc
-        if steady is not None and not scenario.phases and not general:
+        if steady is not None and not scenario.phases:
             state0 = initial_state(G)
             horizon = None if model.n_cells <= config.DEFAULT_HORIZON_MAX_CELLS else float(times[-1])
             t90 = time_to_fraction(model, state0=state0, steady=steady, horizon=horizon)
@@ -192,5 +189,4 @@ def run_scenario(scenario: Scenario, *, simulate_times: bool = True) -> Scenario
             eff = None if t90 is None else efficiency(model, state0=state0, steady=steady, t90=t90)
             peak = max_average_power(model, state0=state0, horizon=horizon)
     return ScenarioRun(scenario=scenario, result=result, steady=steady, steady_error=error, t90=t90,
-                       reference=two_cell_reference(G), t90_stay=t90_stay, efficiency=eff, power_peak=peak,
-                       not_computed=not_computed)
+                       reference=two_cell_reference(G), t90_stay=t90_stay, efficiency=eff, power_peak=peak)

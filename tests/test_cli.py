@@ -269,3 +269,23 @@ def test_compiling_notice_once_on_a_cold_cache_only(tmp_path):
     assert runs[0].stderr == COMPILING_NOTICE + "\n"  # once, though several kernels compile
     assert runs[1].stderr == ""
     assert runs[0].stdout == runs[1].stdout
+
+
+def test_run_general_scenario_reports_charging_times_and_powers(tmp_path):
+    """A squeezed, pumped pair (examples/squeezed_pair.toml): the report and summary.json carry the charging
+    times, efficiency, max power and the injected power (drives and pumps), equal to the library's."""
+    import chiralnet as cn
+    from chiralnet.formats.scenario_toml import read_scenario
+
+    proc = chiralnet("run", EXAMPLES / "squeezed_pair.toml", "--out", tmp_path / "out", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "power injected (drives, pumps):" in proc.stdout and "charging efficiency:" in proc.stdout
+    assert "max average charging power:" in proc.stdout and "not computed" not in proc.stdout
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    G = read_scenario(EXAMPLES / "squeezed_pair.toml").network
+    sim = summary["simulation"]
+    assert sim["time_to_90_percent"] == pytest.approx(cn.observables.time_to_fraction(G), rel=1e-12)
+    assert sim["efficiency"] == pytest.approx(cn.observables.efficiency(G), rel=1e-12)
+    assert summary["steady"]["injected_power"] == pytest.approx(
+        cn.observables.injected_power(cn.steady_state(G), G), rel=1e-12)
+    assert "not_computed" not in summary

@@ -188,13 +188,15 @@ def test_run_on_a_general_network_reports_what_it_computes(tmp_path, capsys):
     path = cn.__file__.rsplit("/", 2)[0] + "/examples/squeezed_pair.toml"
     assert cli.main(["run", path, "--out", str(tmp_path)]) == 0
     text = capsys.readouterr().out
-    assert "not computed: squeezing or parametric terms" in text and "power injected" not in text
+    assert "not computed" not in text and "power injected (drives, pumps):" in text
     summary = json.loads((tmp_path / "summary.json").read_text())
     ss = cn.steady_state(cn.load_scenario(path).network)
     assert summary["steady"]["method"] == "gaussian-lyapunov"
     assert summary["steady"]["battery_energy"] == ss.battery_energy
     assert summary["steady"]["battery_ergotropy"] == cn.ergotropy(ss) < 0.9 * ss.battery_energy  # squeezed: work
-    assert summary["simulation"]["time_to_90_percent"] is None and summary["steady"]["injected_power"] is None
+    G = cn.load_scenario(path).network
+    assert summary["simulation"]["time_to_90_percent"] == cn.observables.time_to_fraction(G, steady=ss)
+    assert summary["steady"]["injected_power"] == cn.observables.injected_power(ss, G)
     assert (tmp_path / "network.png").exists()
 
 
@@ -266,9 +268,18 @@ def test_general_groups_are_never_batched():
     assert not group.batched and group.reason.startswith("general Gaussian")
 
 
-def test_sweep_of_a_quantity_the_general_path_lacks_is_one_line():
-    with pytest.raises(sw.SweepError, match=r"at pump=0.001: 'time_to_90' is not computed for a general Gaussian"):
-        sw.sweep("chain", {"pump": [0.001, 0.002]}, ["time_to_90"], params=BASE, processes=1)
+def test_sweep_of_charging_times_and_efficiency_equals_a_loop_of_the_observables():
+    """time_to_90, efficiency and max_average_power of general points: the observables' own values (pointwise)."""
+    pumps = [0.001, 0.004]
+    res = sw.sweep("chain", {"pump": pumps}, ["time_to_90", "efficiency", "max_average_power"], params=BASE,
+                   processes=1)
+    for p, pump in enumerate(pumps):
+        G = cn.chain(**{**BASE, "pump": pump})
+        ss = cn.steady_state(G)
+        assert _rel(res["time_to_90"][p], cn.observables.time_to_fraction(G, steady=ss)) <= SWEEP_REL
+        assert _rel(res["efficiency"][p], cn.observables.efficiency(G, steady=ss)) <= SWEEP_REL
+        assert _rel(res["max_average_power"][p], cn.observables.max_average_power(G).power) <= SWEEP_REL
+    assert _rel(res["time_to_90"][0], res["time_to_90"][1]) > 1e-3  # the pump matters: the test can fail
 
 
 def test_disorder_sweep_of_a_general_network_equals_a_loop_over_the_same_draws():

@@ -62,15 +62,13 @@ def _report_lines(run) -> list[str]:
         lines.append(f"total, steady state:            {run.steady.total_energy:.6g} omega")
         lines.append(f"battery ergotropy, steady:      {cn_ergotropy(run.steady):.6g} omega local, "
                      f"{cn_ergotropy(run.steady, collective=True):.6g} omega collective (extractable work)")
-        if not getattr(run, "not_computed", None):
-            lines.append(f"power injected by the drive:    {cn_injected_power(run.steady):.6g} omega^2 (steady)")
+        label = "power injected (drives, pumps):" if run.steady.state.Mc is not None else "power injected by the drive:"
+        lines.append(f"{label:<32}{cn_injected_power(run.steady, run.scenario.network):.6g} omega^2 (steady)")
     else:
         lines.append(run.steady_error)
     if run.result is not None:
         lines.append(f"battery total at t_end:         {run.result.battery_energy[-1]:.6g} omega")
-        if getattr(run, "not_computed", None):
-            pass  # said once, below
-        elif run.steady is not None and run.result.phase is None:
+        if run.steady is not None and run.result.phase is None:
             if run.t90 is None:
                 lines.append("time to 90% of steady battery:  not reached within the simulated times")
             else:
@@ -78,12 +76,10 @@ def _report_lines(run) -> list[str]:
                 lines.append(f"time to 90% of steady battery:  {run.t90:.6g} (1/omega) first reached, "
                              f"stays above from {stay}")
                 lines.append(f"charging efficiency:            {run.efficiency:.6g} (battery ergotropy at t90 over "
-                             "the drive's work up to t90)")
+                             "the work injected up to t90)")
             if run.power_peak is not None:
                 lines.append(f"max average charging power:     {run.power_peak.power:.6g} omega^2 at "
                              f"t = {run.power_peak.time:.6g} (1/omega)")
-    if getattr(run, "not_computed", None):
-        lines.append(f"not computed: {run.not_computed}")
     ref, ratio = run.reference, run.ratios()
     if ref.get("gamma") is not None:
         lines.append("")

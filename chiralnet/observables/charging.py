@@ -25,6 +25,7 @@ import numpy as np
 from .. import config
 from ..checks import array, count, flag, number
 from ..linalg.stability import strong_blocks
+from ..gaussian import is_general_model
 from ..errors import ChiralnetError, NoSteadyStateError
 
 __all__ = ["time_to_fraction", "time_staying_above", "charging_time", "refine_crossing", "FRACTION"]
@@ -69,6 +70,25 @@ def start_state(model, own, state0, where):
     if not math.isfinite(t0):
         state, t0 = dataclasses.replace(state, time=0.0), 0.0
     return state, t0
+
+
+def phase_insensitive(model, state, where):
+    """(model, state) as the phase-insensitive machinery here takes them: a general Gaussian network (squeezing,
+    pumps, parametric links; or a squeezed start) becomes its doubled model of 2N modes b = (a, a^dag) and the
+    state (alpha, conj alpha), X = [[Nc, conj Mc], [Mc, Nc^T + I]] (:func:`chiralnet.gaussian.doubled_model`):
+    its battery energy (the first N modes; the copies have omega = 0), steady state and stored power are those
+    of the general network, exactly. Shaped drives are refused (no steady state, no closed forms)."""
+    from ..gaussian import doubled_model, doubled_state, general_model, is_general_model
+
+    if not (is_general_model(model) or getattr(state, "Mc", None) is not None):
+        return model, state
+    gm = general_model(model)
+    if gm.time_dependent:
+        raise ChiralnetError(f"{where} takes a network with constant drives (it needs the steady state or closed "
+                             "forms); this one has time-dependent drives (chiralnet.drives): use the energies of "
+                             "chiralnet.simulate over time instead")
+    d = doubled_model(gm)
+    return d, doubled_state(state, d)
 
 
 def advance(model, state, dt, method):
@@ -226,15 +246,17 @@ def time_to_fraction(G_or_model, fraction: float = FRACTION, *, state0=None, ste
         raise ChiralnetError(f"{where}: fraction must be in (0, 1], got {fraction!r}")
     model, own = model_and_state(G_or_model)
     state, t0 = start_state(model, own, state0, where)
-    if steady is not None:
+    if steady is not None or is_general_model(model) or state.Mc is not None:  # checked before doubling
         steady = check_steady(steady, model, where)
+    model, state = phase_insensitive(model, state, where)
     steps = check_steps(model, steps, where)
     horizon = check_horizon(model, horizon, steps, where)
     thermal = model.thermal or state.Nc is not None
     if not thermal and model.n_cells <= config.BATCH_MAX_CELLS:
         found = _kernel_time(model, state, fraction, horizon, steps)
         return None if found is None else t0 + found
-    steady = check_steady(steady, model, where)
+    if steady is None:
+        steady = check_steady(steady, model, where)
     target = fraction * steady.battery_energy
     if _battery(model, state) >= target:
         return t0
@@ -385,6 +407,7 @@ def time_staying_above(G_or_model, result, fraction: float = FRACTION, *, state0
                              f"are not all cells of this one)")
     state, t0 = start_state(model, own, state0, where)
     steady = check_steady(steady, model, where)
+    model, state = phase_insensitive(model, state, where)
     target = fraction * steady.battery_energy
     t, e, k = _bracket(result.times, result.battery_energy, target, True)
     if k is None:

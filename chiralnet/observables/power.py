@@ -71,7 +71,14 @@ def _model_state(G_or_model, state0, where):
                              "drive (closed forms of d alpha/dt = M alpha - iE); this network has time-dependent drives "
                              "(chiralnet.drives): use the energies of chiralnet.simulate over time instead")
     state, t0 = charging.start_state(model, own, state0, where)
-    return model, state, t0
+    return (*charging.phase_insensitive(model, state, where), t0)
+
+
+def _doubled(model) -> bool:
+    """Whether ``model`` is a general network's doubled model (:func:`charging.phase_insensitive`)."""
+    from ..gaussian import Conjugate
+
+    return bool(model.n_cells) and isinstance(model.cells[-1], Conjugate)
 
 
 def _thermal(model, state) -> bool:
@@ -373,13 +380,18 @@ def injected_energy(G_or_model, t: float, *, state0=None) -> float:
     if t == t0:
         return 0.0
     end = simulate(model, np.array([t0, t]), state0=state,
-                   method=_method(model, np.array([t - t0]), None, False)).final_state.alpha
-    return _injected(model, state.alpha, end, t - t0)
+                   method=_method(model, np.array([t - t0]), None, False)).final_state
+    return _injected(model, state, end, t - t0)
 
 
-def _injected(model, a0, aT, t):
+def _injected(model, start, end, t):
+    """int P_in dt over ``t`` from State ``start`` to ``end`` (module docstring); on a doubled general model
+    the pumps' and parametric links' work too (:func:`_injected_general`)."""
     import scipy.sparse.linalg as spla
 
+    if _doubled(model):
+        return _injected_general(model, start, end, t)
+    a0, aT = start.alpha, end.alpha
     rhs = aT - a0 - model.forcing * t
     x = spla.spsolve(sp.csc_array(model.M), rhs) if model.is_sparse else np.linalg.solve(model.M, rhs)
     return float(-2.0 * model.drive_frequency * (np.conj(model.drive) * x).imag.sum())
@@ -414,7 +426,10 @@ def efficiency(G_or_model, *, state0=None, steady=None, fraction: float = chargi
     model, state, t0 = _model_state(G_or_model, state0, where)
     thermal = _thermal(model, state)
     if t90 is None:
-        t90 = charging.time_to_fraction(model, fraction, state0=state, steady=steady, horizon=horizon, steps=steps)
+        doubled = _doubled(model)  # a general network: time_to_fraction doubles it itself (steady has N cells)
+        t90 = charging.time_to_fraction(G_or_model if doubled else model, fraction,
+                                        state0=state0 if doubled else state, steady=steady, horizon=horizon,
+                                        steps=steps)
     else:
         t90 = number(t90, "t90", where)
         if not t90 >= t0:
@@ -434,9 +449,48 @@ def efficiency(G_or_model, *, state0=None, steady=None, fraction: float = chargi
                    method=_method(model, np.array([duration]), None, thermal)).final_state
     from .work import gaussian_ergotropy
 
+    from ..gaussian import undoubled_moments
+    from .gaussian import gaussian_ergotropy_squeezed
+
     bat = np.flatnonzero(model.battery)
-    if end.Nc is None:
+    if _doubled(model):  # a general network: squeezing counts in the ergotropy
+        alpha, Nc, Mc = undoubled_moments(end.alpha, end.dense_Nc())
+        ix = np.ix_(bat, bat)
+        work = float(gaussian_ergotropy_squeezed(model.omega[bat], alpha[bat], Nc[ix], Mc[ix]))
+    elif end.Nc is None:
         work = float((model.omega[bat] * np.abs(end.alpha[bat]) ** 2).sum())
     else:
         work = float(gaussian_ergotropy(model.omega[bat], end.alpha[bat], np.asarray(end.Nc)[np.ix_(bat, bat)]))
-    return work / _injected(model, state.alpha, end.alpha, duration)
+    return work / _injected(model, state, end, duration)
+
+
+def _injected_general(model, start, end, t):
+    """The work of every time-dependent Hamiltonian term of a general network over ``t`` (1/omega), from the
+    doubled model's States ``start`` and ``end`` (b = (a, a^dag), X = <db^dag db^T>), exact:
+
+        W = -2 omega_L Im( conj(E) . int alpha dt + sum_ij conj(G_ij) int <a_i a_j> dt )
+
+    (coherent drives; pumps G_ii and parametric links G_uv = G_vu, each driven at 2 omega_L in the lab frame,
+    docs/theory/gaussian.md). int b dt = M2^-1 (b(t) - b(0) - f t), f = -i E2; the raw second moments
+    Z = conj(b) b^T + X obey dZ/dt = conj(M2) Z + Z M2^T + Q2 + conj(f) b^T + conj(b) f^T, so their integral Y
+    solves the Sylvester equation conj(M2) Y + Y M2^T = Z(t) - Z(0) - Q2 t - conj(f) (int b)^T - conj(int b) f^T,
+    and int <a_i a_j> dt = Y[N + i, j]."""
+    M2 = model.dense_M()
+    n = model.n_cells // 2
+    f = model.forcing
+    if not np.linalg.eigvals(M2).real.max() < 0:
+        raise ChiralnetError("injected_energy of a general Gaussian network integrates its moments in closed form, "
+                             "which needs a decaying network (every eigenvalue of the drift with negative real part; "
+                             "see chiralnet.check_stability)")
+    b0, b1 = start.alpha, end.alpha
+    Ib = np.linalg.solve(M2, b1 - b0 - f * t)
+    Z0 = np.outer(np.conj(b0), b0) + start.dense_Nc()
+    Z1 = np.outer(np.conj(b1), b1) + end.dense_Nc()
+    Q2 = np.zeros_like(M2) if model.Q is None else np.asarray(model.dense_Q(), complex)
+    rhs = Z1 - Z0 - Q2 * t - np.outer(np.conj(f), Ib) - np.outer(np.conj(Ib), f)
+    import scipy.linalg as la
+
+    Y = la.solve_sylvester(np.conj(M2), M2.T, rhs)
+    G = 1j * M2[:n, n:]  # M2 = [[M, -iG], [i conj G, conj M]]
+    E = model.drive[:n]
+    return float(-2.0 * model.drive_frequency * (np.vdot(E, Ib[:n]) + (np.conj(G) * Y[n:, :n]).sum()).imag)

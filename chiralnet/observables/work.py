@@ -185,9 +185,16 @@ def _squeezed_ergotropy(state, kind, idx, w, a, collective):
     return gaussian_ergotropy_squeezed(w, a, Nc, Mc)
 
 
-def injected_power(state):
-    """Power the drive injects, P_in = -2 omega_L sum_i Im(conj(E_i) alpha_i) (units of omega^2):
-    a float for a steady state, an (n_times,) array for a simulation result.
+def injected_power(state, network=None):
+    """Power injected by the time-dependent Hamiltonian terms (units of omega^2): a float for a steady state, an
+    (n_times,) array for a simulation result.
+
+    The coherent drives inject P_in = -2 omega_L sum_i Im(conj(E_i) alpha_i). On a general Gaussian network
+    (a state with anomalous moments: ``steady.state.Mc``, ``result.anomalous``) the two-photon pumps and
+    parametric links, driven at 2 omega_L in the lab frame, do work too: -2 omega_L Im sum_ij conj(G_ij)
+    <a_i a_j> (docs/theory/gaussian.md); pass the ``network`` (graph or model) that made the state so that
+    it is included. A result keeps only Mc_ii, so a parametric link (which needs Mc_uv) is refused there:
+    use :func:`chiralnet.observables.injected_energy` (exact, every term) or a steady state.
 
     Examples
     --------
@@ -196,10 +203,50 @@ def injected_power(state):
     >>> cn.add_cell(G, "a", omega=1.0, kappa=0.01, drive=0.1)
     >>> round(injected_power(cn.steady_state(G)), 12)   # 4 omega |E|^2 / kappa
     4.0
+    >>> P = cn.network(drive_frequency=1.0)
+    >>> cn.add_cell(P, "a", omega=1.0, kappa=1.0, pump=0.2)   # below threshold: kappa omega n = 2P^2 / (1 - 4P^2)
+    >>> round(injected_power(cn.steady_state(P), P), 10)
+    0.0952380952
     """
     omega, alpha, kind = _parts(state, "injected_power")
     if state.drive is None or state.drive_frequency is None:
         raise ChiralnetError("injected_power: this result carries no drive; make it with chiralnet.simulate")
     E = np.asarray(state.drive, complex)
     p = -2.0 * state.drive_frequency * (np.conj(E) * alpha).imag.sum(axis=-1)
+    anomalous = state.state.Mc if kind == "steady" else state.anomalous
+    if anomalous is not None:
+        p = p + _pump_power(state, network, alpha, kind)
     return float(p) if kind == "steady" else p
+
+
+def _pump_power(state, network, alpha, kind):
+    """-2 omega_L Im sum_ij conj(G_ij) <a_i a_j> of a general network's steady state or result (injected_power)."""
+    from ..gaussian import general_model
+    from ..results import ProtocolResult
+    from ..solve.base import model_and_state
+
+    if network is None:
+        raise ChiralnetError("injected_power: this state has squeezing (anomalous moments), so the network may have "
+                             "two-photon pumps or parametric links, which inject energy too; pass the network that "
+                             "made it, injected_power(state, G), so that their work is counted")
+    if isinstance(state, ProtocolResult):
+        raise ChiralnetError("injected_power of a protocol with squeezing: its phases may have different pumps; "
+                             "take each phase's run or use injected_energy per phase")
+    gm = general_model(model_and_state(network)[0])
+    if tuple(gm.cells) != tuple(state.cells):
+        raise ChiralnetError("injected_power: network does not match the state (its cells differ, or the result "
+                             "keeps only some cells: simulate without cells=)")
+    G = gm.pairing
+    if not G.any():
+        return 0.0
+    if kind == "steady":
+        aa = np.outer(alpha, alpha) + state.state.dense_Mc()
+        return -2.0 * state.drive_frequency * float((np.conj(G) * aa).sum().imag)
+    links = [t for t in gm.terms if t[0] == "parametric"]
+    if links:
+        _, u, v, _ = links[0]
+        raise ChiralnetError(f"injected_power: the parametric link ({u!r}, {v!r}) does work through <a_u a_v>, which a "
+                             "result does not keep (only Mc_ii); use chiralnet.observables.injected_energy (exact, "
+                             "every term) or injected_power of a steady state")
+    d = np.diagonal(G)
+    return -2.0 * state.drive_frequency * (np.conj(d) * (alpha**2 + state.anomalous)).imag.sum(axis=-1)

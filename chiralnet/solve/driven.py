@@ -35,6 +35,7 @@ import scipy.sparse.linalg as spla
 from .. import config
 from ..drives import evaluate_function
 from ..errors import SolverError
+from ..gaussian import Conjugate
 from ..model import Model, State
 from .base import Trace
 from ..linalg.csr import one_norm
@@ -94,7 +95,9 @@ def _integrate(model: Model, d, times, t_offset, rtol, atol, max_steps):
                                       pulses=pulses, functions=functions, breaks=breaks, windows=windows, h_max=h_max,
                                       rtol=rtol, atol=atol, max_steps=max_steps)
     if status != OK:
-        who = ", ".join(f"cell {model.cells[c]!r}" for c in dict.fromkeys(cells.tolist()))
+        # the doubled model of a general network drives Conjugate(cell) too: name the cell
+        names = (model.cells[c] for c in cells.tolist())
+        who = ", ".join(f"cell {c!r}" for c in dict.fromkeys(c.cell if isinstance(c, Conjugate) else c for c in names))
         raise SolverError(f"the integration of the drive of {who} stopped at t = {stats['end_time']:.6g} "
                           f"(after {stats['steps']} steps, the last ones {stats['min_step']:.3g} long): "
                           f"{STATUS[status]}" + (f" (about {stats['projected_steps']:.2g} steps, max_steps = "
@@ -113,13 +116,8 @@ def _checked(f, where):
     return value
 
 
-def run_driven(model: Model, state0: State, times, run, t_offset=0.0, rtol=None, atol=None,
-               max_steps=None) -> Trace:
-    """Simulate a model with time-dependent drives (see the module docstring).
-
-    ``run(model, state, times) -> Trace`` runs a constant-drive model with the chosen method
-    (amplitudes stored); ``times`` (T,) are local (from the state), the drive sees t_offset + times.
-    """
+def check_tolerances(model, rtol=None, atol=None, max_steps=None):
+    """The (rtol, atol, max_steps) of the integration of ``model``'s shaped drives, defaults filled in, checked."""
     rtol = config.RTOL if rtol is None else rtol
     atol = config.ATOL if atol is None else atol
     if max_steps is None:  # a Python callable is evaluated 6 times a step: its work is bounded tighter
@@ -128,14 +126,36 @@ def run_driven(model: Model, state0: State, times, run, t_offset=0.0, rtol=None,
         raise SolverError(f"rtol must be in (0, 1) and atol a finite number > 0, got rtol={rtol}, atol={atol}")
     if not 1 <= max_steps < 2**62:
         raise SolverError(f"max_steps must be a finite number >= 1, got {max_steps}")
-    d = model.drives
+    return rtol, atol, int(max_steps)
+
+
+def run_driven(model: Model, state0: State, times, run, t_offset=0.0, rtol=None, atol=None,
+               max_steps=None) -> Trace:
+    """Simulate a model with time-dependent drives (see the module docstring).
+
+    ``run(model, state, times) -> Trace`` runs a constant-drive model with the chosen method
+    (amplitudes stored); ``times`` (T,) are local (from the state), the drive sees t_offset + times.
+    """
+    tolerances = check_tolerances(model, rtol, atol, max_steps)
     const = dataclasses.replace(model, drives=None)
     base = run(const, state0, times)
     alpha = np.array(base.amplitudes, complex)
-    stats = dict(base.stats)
-    coherent = dataclasses.replace(const, Q=None)
-    zero = State(model.cells, np.zeros(model.n_cells, complex))
+    stats = {**base.stats, **drive_share(model, times, run, t_offset, *tolerances, alpha)}
+    fluct = base.fluctuations
+    energies = model.omega * (alpha.real**2 + alpha.imag**2 + fluct)
+    final = State(model.cells, alpha[-1].copy(), base.final_state.Nc)
+    return Trace(alpha, energies, fluct, final, stats, base.battery_block)
+
+
+def drive_share(model: Model, times, run, t_offset, rtol, atol, max_steps, alpha):
+    """Add to ``alpha`` (T, N) complex, in place, the amplitudes that ``model.drives`` adds from zero at
+    t_offset (local ``times`` (T,)): tones and squares by ``run`` (an exact method on constant-drive models),
+    Gaussians and callables by the adaptive integrator. Returns the stats of these runs."""
+    d = model.drives
     n = model.n_cells
+    stats = {}
+    coherent = dataclasses.replace(model, drives=None, Q=None)
+    zero = State(model.cells, np.zeros(n, complex))
     norm = np.sqrt(one_norm(model.M) * one_norm(model.M.T)) if d.tones else 0.0  # >= ||M||_2
     for dw, amps in d.tones:
         shift = 1j * dw * (sp.identity(n, complex, format="csr") if model.is_sparse else np.eye(n))
@@ -163,11 +183,8 @@ def run_driven(model: Model, state0: State, times, run, t_offset=0.0, rtol=None,
             if later.any():
                 alpha[later] += sign * run(on, zero, since[later]).amplitudes
     if d.integrated:
-        part, more = _integrate(const, d, times, t_offset, SAFETY * rtol, SAFETY * atol, int(max_steps))
+        part, more = _integrate(coherent, d, times, t_offset, SAFETY * rtol, SAFETY * atol, int(max_steps))
         alpha += part
         stats.update(more)
     stats.update(tone_runs=len(d.tones), square_runs=len(d.squares))
-    fluct = base.fluctuations
-    energies = model.omega * (alpha.real**2 + alpha.imag**2 + fluct)
-    final = State(model.cells, alpha[-1].copy(), base.final_state.Nc)
-    return Trace(alpha, energies, fluct, final, stats, base.battery_block)
+    return stats

@@ -332,19 +332,23 @@ def _check_physical(state: State) -> None:
 
 
 def simulate_general(model, state, t, start, method, given, store, columns, keep_block):
-    """simulate() on the general path: method "auto" or "exact-gaussian"; no tolerances (exact)."""
+    """simulate() on the general path: method "auto" or "exact-gaussian"; tolerances only for shaped drives."""
     from ..results import simulation_result
+    from .run import options_used, run_general_model
 
-    check_general_method(method, given)
-    trace, gm = run_general(model, state, t - start, store=store, columns=columns, keep_block=keep_block)
-    return simulation_result(trace, gm, t, GENERAL_METHOD, store, columns, {"start": start})
+    trace, gm = run_general_model(model, state, t - start, method, given, store, start, columns, keep_block)
+    return simulation_result(trace, gm, t, GENERAL_METHOD, store, columns,
+                             {**options_used(GENERAL_METHOD, given, gm), "start": start})
 
 
-def check_general_method(method, given) -> None:
-    """SolverError unless ``method`` is "auto" or "exact-gaussian" and no tolerance is given."""
+def check_general_method(method, given, time_dependent=False) -> None:
+    """SolverError unless ``method`` is "auto" or "exact-gaussian" and no tolerance is given (with shaped
+    drives, ``time_dependent``, the tolerances are those of the drives' integration and are checked there)."""
     if method not in ("auto", GENERAL_METHOD):
         raise SolverError(f"this run has squeezing or parametric terms (a general Gaussian network or a squeezed "
                           f"state0) and takes method {GENERAL_METHOD!r} (or 'auto'), not {method!r}")
+    if time_dependent:
+        return
     for name, value in given.items():
         if value is not None:
             raise SolverError(f"{name} does not apply to method {GENERAL_METHOD!r} (exact propagation, machine "

@@ -16,15 +16,15 @@ from ..linalg.csr import one_norm
 from ..linalg.stability import jump_steps
 from ..model import Model, State
 from .base import distinct_steps
-from .driven import run_driven
+from .driven import check_tolerances, drive_share, run_driven
 from .exact import EXACT, exact_fits
 from .exact_sparse import EXACT_SPARSE
-from ..gaussian import general_model
+from ..gaussian import doubled_model, general_model
 from .general import GENERAL_METHOD, check_general_method, needs_general, run_general
 from .rk45 import RK45
 from .taylor import substeps
 
-__all__ = ["METHODS", "run_model", "check_finite", "trace_energies", "options_used"]
+__all__ = ["METHODS", "run_model", "run_general_model", "check_finite", "trace_energies", "options_used"]
 
 #: name -> :class:`~chiralnet.solve.base.Method`. Add a method by adding an entry (see the contract
 #: in :mod:`chiralnet.solve.base`); an unknown name raises and lists these.
@@ -111,10 +111,7 @@ def run_model(model: Model, state: State, rel, method: str, given: dict, store: 
     kept battery cells); None: when it has at most ``config.BATTERY_BLOCK_MAX_CELLS`` cells. Returns
     (Trace, method name)."""
     if method == GENERAL_METHOD or needs_general(model, state):  # squeezing or parametric terms (chiralnet.gaussian)
-        check_general_method(method, given)
-        if model.time_dependent:
-            general_model(model)  # raises: shaped drives on the general path are not supported yet
-        trace, _ = run_general(model, state, rel, store=store, columns=columns, keep_block=keep_block)
+        trace, _ = run_general_model(model, state, rel, method, given, store, t_offset, columns, keep_block)
         return trace, GENERAL_METHOD
     grid = distinct_steps(rel)
     thermal = model.thermal or state.Nc is not None
@@ -140,3 +137,50 @@ def run_model(model: Model, state: State, rel, method: str, given: dict, store: 
 
         trace = run_driven(model, state, rel, run, t_offset, **given)
     return (trace if keep else dataclasses.replace(trace, battery_block=None)), method
+
+
+def run_general_model(model, state: State, rel, method: str, given: dict, store: bool, t_offset: float = 0.0,
+                      columns=None, keep_block=None, cache=None):
+    """Run a general Gaussian network (or any network from a squeezed state) on the general path: as
+    :func:`~chiralnet.solve.general.run_general` (same arguments, ``cache`` too), and with shaped drives the
+    share they add to the means. Returns (Trace, GaussianModel).
+
+    The covariance does not see the drive, and the means obey d<b>/dt = M2 <b> - i E2(t) on the doubled
+    model b = (a, a^dag), E2 = (E, -conj E) (:func:`~chiralnet.gaussian.doubled_model`). So the constant-drive
+    network runs exactly (run_general), and the shaped part E2(t) - E2 runs from zero on the doubled model's
+    amplitudes as on any phase-insensitive network (:func:`~chiralnet.solve.driven.drive_share`: tones and
+    squares exact, Gaussians and callables by the one adaptive integrator, with their breakpoints, step bounds
+    and ``rtol``/``atol``/``max_steps``), the conjugate copies driven by the conjugated schedule
+    (:meth:`~chiralnet.drives.DriveSchedule.doubled`). alpha gains (share_a + conj share_a^dag) / 2 (both copies
+    hold it). A shaped run keeps every column (``columns`` is applied by the result, as for the
+    phase-insensitive shaped path).
+    """
+    time_dependent = bool(model.time_dependent)
+    check_general_method(method, given, time_dependent)
+    if not time_dependent:
+        return run_general(model, state, rel, store=store, columns=columns, keep_block=keep_block, cache=cache)
+    gm = general_model(model)
+    tolerances = check_tolerances(gm, **given)
+    const = dataclasses.replace(gm, drives=None)
+    trace, _ = run_general(const, state, rel, store=True, keep_block=keep_block, cache=cache)
+    n = gm.n_cells
+    coherent = dataclasses.replace(doubled_model(const), Q=None, drive=np.zeros(2 * n, complex),
+                                   drives=gm.drives.doubled(n))
+    grid = distinct_steps(rel)
+    name = _choose_method(coherent, False, rel, grid)
+    _check_memory(coherent, False, rel, grid, name, True)
+    m = METHODS[name]
+    none = np.zeros(0, np.int64)
+
+    def run(mdl, st, times):
+        g = grid if times is rel else distinct_steps(times)
+        return m.run(mdl, st, times, {"grid": g, "store_amplitudes": True, "block": none})
+
+    share = np.zeros((rel.size, 2 * n), complex)
+    stats = drive_share(coherent, rel, run, t_offset, *tolerances, share)
+    alpha = trace.amplitudes + 0.5 * (share[:, :n] + np.conj(share[:, n:]))
+    energies = gm.omega * (alpha.real**2 + alpha.imag**2 + trace.fluctuations)
+    final = dataclasses.replace(trace.final_state, alpha=alpha[-1].copy())
+    trace = dataclasses.replace(trace, amplitudes=alpha if store else None, energies=energies, final_state=final,
+                                stats={**trace.stats, **stats, "drive_method": name})
+    return trace, gm

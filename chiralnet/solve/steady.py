@@ -73,14 +73,14 @@ def steady_state(G_or_model) -> SteadyState:
     (74.88, 'forward-substitution')
     """
     model = _as_model(G_or_model)
-    if is_general_model(model):  # squeezing or parametric terms: quadrature Lyapunov equation
-        return steady_general(model)
     if model.time_dependent:  # a pulse or tone has no fixed point; a silent constant-part answer would mislead
         d = model.drives
         i = [x[0] for x in d.pulses + d.functions] + [int(np.flatnonzero(a)[0]) for *_, a in d.tones + d.squares]
         i = i[0]
         raise ChiralnetError(f"cell {model.cells[i]!r} has a time-dependent drive: steady_state needs constant "
                              "drives; simulate the network instead")
+    if is_general_model(model):  # squeezing or parametric terms: quadrature Lyapunov equation
+        return steady_general(model)
     alpha, Nc, method, energies = steady_arrays(model)
     fluct = np.zeros(model.n_cells) if Nc is None else Nc.diagonal().real.copy()
     # steady_arrays checked alpha finite; a thermal Nc_ss gets the State's own checks (Hermitian, PSD)

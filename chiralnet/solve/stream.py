@@ -27,8 +27,8 @@ from ..model import State
 from ..results import cell_columns, simulation_result
 from .base import distinct_steps
 from .protocol import Protocol
-from .run import _choose_method, _nnz, run_model
-from .general import GENERAL_METHOD, check_general_method, needs_general, run_general
+from .run import _choose_method, _nnz, run_general_model, run_model
+from .general import GENERAL_METHOD, check_general_method, needs_general
 from .simulate import prepare_run
 
 __all__ = ["simulate_to_file", "TraceFile", "STREAM_BLOCK_BYTES"]
@@ -144,7 +144,7 @@ def simulate_to_file(G_or_model, times, path, *, state0: State | None = None, me
     columns = cell_columns(model.cells, cells)
     kept = model.n_cells if columns is None else columns.size
     if general:  # squeezing, pumps, parametric links or a squeezed state0: exact-gaussian, with Mc_ii written
-        check_general_method(method, given)
+        check_general_method(method, given, model.time_dependent)
         method, thermal = GENERAL_METHOD, True
         model = general_model(model)
         block, block_bytes = _block_times_general(model.n_cells, t.size, kept, columns is not None, chunk_times,
@@ -179,8 +179,8 @@ def simulate_to_file(G_or_model, times, path, *, state0: State | None = None, me
                     tb = t[lo - first:hi]
                     rel = tb - start
                     if general:  # a squeezed or parametric network: exact propagation of <R> and sigma
-                        trace, _ = run_general(model, state, rel, store=store, columns=columns, keep_block=False,
-                                               cache=reuse)
+                        trace, _ = run_general_model(model, state, rel, method, given, store, start, columns,
+                                                     keep_block=False, cache=reuse)
                     else:
                         trace, _ = run_model(model, state, rel, method, given, store, t_offset=start,
                                              columns=columns)

@@ -180,11 +180,6 @@ def point_quantities(plan, model, where):
         except NoSteadyStateError as exc:
             raise SweepError(f"{where}: {exc}") from None
         except ChiralnetError as exc:
-            if point.general:  # the general path does not compute this quantity yet: say so, in one line
-                raise SweepError(f"{where}: {q!r} is not computed for a general Gaussian network (squeezing or "
-                                 "parametric terms) yet; sweep battery_energy, total_energy, cell_energy, "
-                                 "battery_energy_at, battery_ergotropy, battery_ergotropy_collective or the ratios, "
-                                 "or set pump, m_th, m_th_link and parametric to zero") from None
             raise SweepError(f"{where}: {exc}") from None
         if value is None:  # not reached within the horizon
             out["status"][0] = K.NOT_REACHED
