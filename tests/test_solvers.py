@@ -415,3 +415,49 @@ def test_small_fluctuation_kernel_matches_blas_products(monkeypatch, G, times):
     assert rel_err(small.fluctuations, blas.fluctuations) <= SMALL_PRODUCTS_REL
     assert rel_err(small.battery_fluctuations, blas.battery_fluctuations) <= SMALL_PRODUCTS_REL
     assert rel_err(small.final_state.Nc, blas.final_state.Nc) <= SMALL_PRODUCTS_REL
+
+
+#: The small dense route (simulate._small_run: a few cells, exact propagators) against the sparse route
+#: (method="exact-sparse": a Taylor series on CSR) on one network: two exact methods, rounding apart.
+SMALL_ROUTE_VS_SPARSE_REL = 1e-12
+
+
+@given(st.one_of(networks(min_cells=2, max_cells=10, thermal=False, initial=False),  # the small route
+                 networks(min_cells=2, max_cells=10)),  # thermal, n0, alpha0: mostly the general route
+       st.sampled_from([np.linspace(0.0, 300.0, 61),
+                                                                          np.array([0.5, 1.0, 7.0, 7.5, 100.0])]))
+def test_small_route_is_the_general_route_and_agrees_with_the_sparse_route(G, times):
+    """simulate(model, times) with every option at its default takes the small route for a few cells at zero
+    temperature (simulate._small_run) and the general route otherwise (thermal baths, n0, feedback links, any
+    network of the strategy): its result is the general route's with method='exact' field by field, to the bit,
+    and agrees with method='exact-sparse' to SMALL_ROUTE_VS_SPARSE_REL."""
+    model = cn.build_model(G)
+    auto = cn.simulate(model, times)
+    named = cn.simulate(model, times, method="exact")
+    assert auto.method == named.method == "exact"
+    for field in ("energies", "amplitudes", "fluctuations", "drive", "omega", "battery"):
+        assert np.asarray(getattr(auto, field)).tobytes() == np.asarray(getattr(named, field)).tobytes(), field
+    assert auto.final_state.alpha.tobytes() == named.final_state.alpha.tobytes()
+    assert (auto.final_state.time, auto.final_state.frame, auto.options) == \
+        (named.final_state.time, named.final_state.frame, named.options)
+    sparse = cn.simulate(cn.build_model(G, sparse=True), times, method="exact-sparse")
+    assert rel_err(auto.energies, sparse.energies) <= SMALL_ROUTE_VS_SPARSE_REL
+    assert rel_err(auto.amplitudes, sparse.amplitudes) <= SMALL_ROUTE_VS_SPARSE_REL
+
+
+def test_small_route_keeps_the_errors_of_the_general_route():
+    """The small route checks what the general route checks: bad times, and a non-finite energy (an unstable
+    model) raises SolverError naming the cell."""
+    model = cn.build_model(cn.two_cell())
+    for bad in ([1.0, 0.5], [-1.0, 2.0], [0.0, np.nan], [[0.0, 1.0]]):
+        with pytest.raises(cn.SolverError):
+            cn.simulate(model, np.asarray(bad, float))
+    G = cn.network()
+    cn.add_cell(G, "a", omega=1.0, kappa=0.0, drive=0.1)
+    cn.add_cell(G, "b", omega=1.0, kappa=0.0, battery=True)
+    cn.add_reservoir(G, {"a": 1.0, "b": 1.0}, gamma=0.0)
+    cn.add_coherent_link(G, "a", "b", J=0.5)
+    unstable = cn.build_model(G)
+    object.__setattr__(unstable, "M", unstable.M + 40.0 * np.eye(2))  # a growth rate e^{40 t}: overflows by t = 20
+    with pytest.raises(cn.SolverError, match=r"energy of cell 'a' is not finite"):
+        cn.simulate(unstable, np.linspace(0.0, 100.0, 11))
