@@ -360,7 +360,6 @@ def build_model(G, *, nodelist=None, sparse: bool | None = None) -> Model:
         if nodelist != order:
             of = dict(zip(order, attrs))
             order, attrs = nodelist, [of[c] for c in nodelist]
-    index = {c: i for i, c in enumerate(order)}
     cd = CELL_DEFAULTS
     omega = np.array([a["omega"] for a in attrs], float)
     kappa = np.array([a.get("kappa", cd["kappa"]) for a in attrs], float)
@@ -373,27 +372,23 @@ def build_model(G, *, nodelist=None, sparse: bool | None = None) -> Model:
         drive, drives = schedule(values, order, omega_L)
     battery = np.array([bool(a.get("battery", cd["battery"])) for a in attrs])
 
-    # Coherent links: -i J at (u, v) and -i conj(J) at (v, u).
-    links = parts.links
-    if links:
-        lu = np.array([index[u] for u, _, _ in links])
-        lv = np.array([index[v] for _, v, _ in links])
-        lJ = np.array([J for _, _, J in links], complex)
-    else:
-        lu, lv, lJ = np.zeros(0, int), np.zeros(0, int), np.zeros(0, complex)
-
-    # Reservoir couplings, grouped by reservoir (read_network lists them in reservoir order).
-    res_index = {r: k for k, r in enumerate(parts.reservoirs)}
+    # Coherent links (-i J at (u, v) and -i conj(J) at (v, u)) and reservoir couplings (grouped by reservoir), by
+    # index as read_network found them: cells in graph order, renumbered to a nodelist's.
+    i64 = np.int64
+    lu, lv, lJ = (np.array(parts.links[0], i64), np.array(parts.links[1], i64), np.array(parts.links[2], complex))
+    cres, ccell, cp = (np.array(parts.couplings[0], i64), np.array(parts.couplings[1], i64),
+                       np.array(parts.couplings[2], complex))
+    if order is not parts.cells:  # a nodelist: graph-order index -> its index
+        index = {c: i for i, c in enumerate(order)}
+        renumber = np.array([index[c] for c in parts.cells], i64)
+        lu, lv, ccell = renumber[lu], renumber[lv], renumber[ccell]
     rd = RESERVOIR_DEFAULTS
     rate = np.array([a["gamma"] for a in parts.reservoir_attrs], float)
     occupation = np.array([a.get("n_th", rd["n_th"]) for a in parts.reservoir_attrs], float)
-    coup = parts.couplings
     model = assemble_model(
         tuple(order), omega=omega, kappa=kappa, n_th=n_th, drive=drive, battery=battery,
         drive_frequency=omega_L, link_u=lu, link_v=lv, link_J=lJ, rate=rate, occupation=occupation,
-        coupling_reservoir=np.array([res_index[r] for r, _, _ in coup], int),
-        coupling_cell=np.array([index[c] for _, c, _ in coup], int),
-        coupling_p=np.array([p for _, _, p in coup], complex), sparse=sparse, drives=drives,
+        coupling_reservoir=cres, coupling_cell=ccell, coupling_p=cp, sparse=sparse, drives=drives,
     )
     object.__setattr__(model, "initial", graph_state(G, model.cells))  # a new, unshared object: set once
     if parts.anomalous:  # squeezing or parametric terms: the general Gaussian model (chiralnet.gaussian)
@@ -488,11 +483,12 @@ def assemble_model(cells, *, omega, kappa, n_th, drive, battery, drive_frequency
     if not sparse and not dense:
         M = M.toarray()
         Q = None if Q is None else Q.toarray()
-    return Model(
-        cells=tuple(cells), omega=omega, drive_frequency=float(drive_frequency), M=M, drive=drive, Q=Q, battery=battery,
-        kappa=np.asarray(kappa, float),
-        drives=drives,
-    )
+    # Model(...) without its frozen __init__ (one object.__setattr__ per field, 1.5 us of a small network's build)
+    model = object.__new__(Model)
+    object.__setattr__(model, "__dict__", {
+        "cells": tuple(cells), "omega": omega, "drive_frequency": float(drive_frequency), "M": M, "drive": drive,
+        "Q": Q, "battery": battery, "kappa": np.asarray(kappa, float), "drives": drives, "initial": None})
+    return model
 
 
 def _check_finite(cells, A, what):

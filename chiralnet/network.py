@@ -378,8 +378,9 @@ class NetworkParts(NamedTuple):
     """What one validating walk over a network collects (:func:`read_network`), in graph order.
 
     ``cells`` (N,) and ``cell_attrs`` (N,): cell nodes and their attribute dicts; ``reservoirs`` (R,) and
-    ``reservoir_attrs`` (R,); ``links``: (u, v, J complex) per coherent link, in edge order; ``couplings``:
-    (reservoir, cell, p complex) per reservoir edge, grouped by reservoir in reservoir order;
+    ``reservoir_attrs`` (R,); ``links``: three lists (u, v, J), per coherent link in edge order the indices in
+    ``cells`` of its two cells and J (complex); ``couplings``: three lists (r, c, p), per reservoir edge grouped
+    by reservoir in reservoir order the index in ``reservoirs``, the index in ``cells`` and p (complex);
     ``drive_frequency``: omega_L (float); ``constant_drives``: True when every drive is a plain number;
     ``anomalous``: True when a squeezing or parametric term is nonzero (the general Gaussian class).
     """
@@ -388,8 +389,8 @@ class NetworkParts(NamedTuple):
     cell_attrs: list
     reservoirs: list
     reservoir_attrs: list
-    links: list
-    couplings: list
+    links: tuple
+    couplings: tuple
     drive_frequency: float
     constant_drives: bool
     anomalous: bool
@@ -413,7 +414,7 @@ def read_network(G) -> NetworkParts:
     # NetworkX's own node and successor dicts (G._node, G._succ): the public views cost a few
     # microseconds per call, as much as the checks themselves on a small network.
     succ = G._succ
-    kind_of = {}
+    kind_of, pos = {}, {}  # node -> kind; node -> index in cells or reservoirs
     cells, cell_attrs, res, res_attrs = [], [], [], []
     constant, anomalous = True, False
     for node, attrs in G._node.items():
@@ -423,6 +424,7 @@ def read_network(G) -> NetworkParts:
             if not _plain_cell(attrs):
                 constant = _check_cell(node, attrs) and constant
                 anomalous = anomalous or any(attrs.get(k, 0) != 0 for k in ANOMALOUS_CELL_KEYS)
+            pos[node] = len(cells)
             cells.append(node)
             cell_attrs.append(attrs)
         elif kind == "reservoir":
@@ -431,13 +433,14 @@ def read_network(G) -> NetworkParts:
                 anomalous = anomalous or any(attrs.get(k, 0) != 0 for k in ANOMALOUS_RESERVOIR_KEYS)
             if not succ[node]:
                 raise NetworkError(f"reservoir {node!r} couples to no cell; add edges reservoir -> cell with 'p'")
+            pos[node] = len(res)
             res.append(node)
             res_attrs.append(attrs)
         else:
             raise NetworkError(f"node {node!r} has kind={kind!r}; use 'cell' or 'reservoir'")
     if not cells:
         raise NetworkError("the network has no cells; add some with chiralnet.add_cell")
-    links, couplings = [], []
+    lu, lv, lJ, cr, cc, cp = [], [], [], [], [], []
     for u, nbrs in succ.items():
         ku = kind_of[u]
         for v, attrs in nbrs.items():
@@ -460,7 +463,9 @@ def read_network(G) -> NetworkParts:
                         f"cells {u!r} and {v!r} have coherent links both ways; keep one edge with the combined J"
                     )
                 if J is not None:  # a parametric link alone (g) is read by chiralnet.gaussian
-                    links.append((u, v, J))
+                    lu.append(pos[u])
+                    lv.append(pos[v])
+                    lJ.append(J)
             elif ku == "reservoir" and kv == "cell":
                 p = attrs.get("p")
                 if len(attrs) == 1 and type(p) in _FLOAT_OR_COMPLEX and cmath.isfinite(p):
@@ -468,12 +473,14 @@ def read_network(G) -> NetworkParts:
                 else:
                     _check_keys(attrs, _P_KEYS, f"coupling ({u!r}, {v!r})", required=_P_KEYS)
                     p = _complex(attrs["p"], f"coupling of reservoir {u!r} to cell {v!r}, attribute 'p'")
-                couplings.append((u, v, p))
+                cr.append(pos[u])
+                cc.append(pos[v])
+                cp.append(p)
             elif kv == "reservoir" and ku == "cell":
                 raise NetworkError(f"edge ({u!r}, {v!r}) points into reservoir {v!r}; couplings go reservoir -> cell")
             else:
                 raise NetworkError(f"edge ({u!r}, {v!r}) joins two reservoirs; a reservoir couples to cells only")
-    return NetworkParts(cells, cell_attrs, res, res_attrs, links, couplings, omega_L, constant, anomalous)
+    return NetworkParts(cells, cell_attrs, res, res_attrs, (lu, lv, lJ), (cr, cc, cp), omega_L, constant, anomalous)
 
 
 def _plain_cell(attrs) -> bool:
