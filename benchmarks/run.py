@@ -494,20 +494,24 @@ for n in sizes:
 print(json.dumps(out))
 """
 
-#: kind -> (case, baseline, goal at the issue's size or None, sizes of the full run)
+#: kind -> (case, baseline, goal: the least ratio, at every size of the run, or None)
 SMALL_CASES = {
     "model": ("simulate(build_model(G), 61 times), zero temperature", "hand-written expm stepping", 10),
     "graph": ("simulate(G, 61 times) from the graph, zero temperature", "hand-written expm stepping", 2),
     "thermal": ("reciprocal thermal chain, simulate(G, 61 times) from the graph",
                 "hand-written expm + solve_continuous_lyapunov stepping", 2),
     "steady": ("steady_state(G) from the graph", "np.linalg.solve of the N x N system", 0.1),
-    "ergotropy": ("ergotropy(steady_state(G))", "hand-written solve and energies", None),
-    "evaluate": ("observables.evaluate(['battery_energy'], G)", "hand-written solve and energies", None),
+    # ergotropy and evaluate: a steady state from the graph and a quantity, against a user's whole script for the
+    # same number (M written out by hand, one solve, energies): within a factor 2 of it (0.5x).
+    "ergotropy": ("ergotropy(steady_state(G))", "hand-written M, solve and energies", 0.5),
+    "evaluate": ("observables.evaluate(['battery_energy'], G)", "hand-written M, solve and energies", 0.5),
+    # gradient: every parameter of a builder's network (one gamma per link and the drive: N numbers) in one call,
+    # against central differences of the hand-written steady state (2N solves of a hand-built M). The adjoint
+    # pays a fixed cost (the builder's checks, the affine model, the adjoint solve) that two hand-written solves
+    # do not: at least 0.2x at two cells (four solves), growing with N as the differences need more solves.
     "gradient": ("gradient('chain', gamma per link and drive)", "central differences of hand-written solves",
-                 None),
+                 0.2),
 }
-#: The size each goal of issue 21 was set at (the reciprocal thermal chain: 4 cells; the others: two cells).
-SMALL_GOAL_CELLS = {"thermal": 4}
 
 
 def bench_small(quick):
@@ -520,7 +524,7 @@ def bench_small(quick):
         res = subprocess.run([sys.executable, "-c", _SMALL, kind, ",".join(map(str, sizes)), "300"], env=env,
                              capture_output=True, text=True, check=True)
         for r in json.loads(res.stdout.strip().splitlines()[-1]):
-            target = goal if r["n"] == SMALL_GOAL_CELLS.get(kind, 2) else None
+            target = goal  # issue 21: the goals hold from 2 to 10 cells
             if r["ours_fresh"] is not None:
                 record("small", f"{case}, {r['n']} cells (fresh process)", r["ours_fresh"], r["base_fresh"],
                        baseline, None, agreement=r["err"])
