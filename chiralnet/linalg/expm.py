@@ -13,12 +13,12 @@ __all__ = ["one_norm_small", "expm_parameters", "expm_one", "expm_small"]
 
 @jit
 def _matmul(A, B, out):
-    """out = A B for small square matrices (no BLAS call)."""
+    """out = A B for small square matrices, real or complex (no BLAS call)."""
     m = A.shape[0]
     for i in range(m):
         for j in range(m):
-            acc = 0j
-            for l in range(m):
+            acc = A[i, 0] * B[0, j]
+            for l in range(1, m):
                 acc += A[i, l] * B[l, j]
             out[i, j] = acc
 
@@ -64,7 +64,8 @@ def _ps_block_size(q):
 
 @jit
 def expm_one(A, c, s, q, X, E, T, out):
-    """out = e^{c A} for one small (m, m) complex A and scalar c, with (s, q) from :func:`expm_parameters`.
+    """out = e^{c A} for one small (m, m) A and scalar c, with (s, q) from :func:`expm_parameters`; real or
+    complex (X, E, T and out of A's type: a real A is exponentiated in real arithmetic).
 
     The Taylor polynomial sum_k X^k / k! of X = c A / 2^s by Paterson-Stockmeyer: powers X^2 ... X^p and a
     Horner recurrence in X^p over blocks of p coefficients (7 products at q = 18 instead of Horner's 17), then
@@ -76,7 +77,7 @@ def expm_one(A, c, s, q, X, E, T, out):
         for j in range(m):
             X[i, j] = A[i, j] * scale
     p = _ps_block_size(q)
-    pw = np.empty((p + 1, m, m), np.complex128)  # pw[j] = X^j, j = 1 ... p (pw[0] unused: X^0 = I)
+    pw = np.empty((p + 1, m, m), X.dtype)  # pw[j] = X^j, j = 1 ... p (pw[0] unused: X^0 = I)
     pw[1] = X
     for j in range(2, p + 1):
         _matmul(pw[j - 1], X, pw[j])
@@ -92,7 +93,7 @@ def expm_one(A, c, s, q, X, E, T, out):
         else:
             for i in range(m):
                 for j in range(m):
-                    E[i, j] = 0j
+                    E[i, j] = 0.0
         for d in range(p):
             k = blk * p + d
             if k > q:
