@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._jit import jit
-from .errors import ChiralnetError
+from .errors import ChiralnetError, SolverError
 from .model import State
 
 __all__ = ["SimulationResult", "ProtocolResult", "SteadyState"]
@@ -357,8 +357,6 @@ def simulation_result(trace, model, times, method: str, store: bool, columns, op
     ``energy_totals`` over all cells; its energies may be None when its amplitudes are kept (then
     they are derived on access). Raises SolverError on a non-finite energy, naming the cell.
     """
-    from .errors import SolverError
-
     end = trace.final_state  # a State, checked when the method made it (or made of arrays the checks below cover)
     energies, amplitudes, fluct, totals = trace.energies, trace.amplitudes, trace.fluctuations, trace.energy_totals
     battery, omega, drive = model.battery, model.omega, model.drive_at(times)

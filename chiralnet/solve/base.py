@@ -228,6 +228,28 @@ def _uniform_steps(times, out, kind):
     return 2
 
 
+@jit
+def _checked_uniform_steps(times, start, out, kind):
+    """:func:`_times_valid` then :func:`_uniform_steps` in one kernel call (the small route of simulate):
+    -1 when the times fail a check (:func:`check_times` words it), else what ``_uniform_steps`` returns."""
+    if not _times_valid(times, start):
+        return -1
+    return _uniform_steps(times, out, kind)
+
+
+def checked_grid(times, start: float):
+    """(times, distinct_steps(times)) of times checked from ``start`` as :func:`check_times` checks them (the
+    state at ``start``, no state0 given), for a short C-contiguous float64 grid in one kernel call; None for
+    any other grid or a uniform one (the callers take check_times and distinct_steps apart)."""
+    if (type(times) is np.ndarray and times.dtype.char == "d" and times.ndim == 1 and times.flags.c_contiguous
+            and 2 <= times.size <= config.SMALL_GRID_MAX_TIMES):
+        out, kind = np.empty(2), np.zeros(times.size, np.int64)
+        k = _checked_uniform_steps(times, start, out, kind)
+        if k > 0:
+            return times, (out[:k], kind)
+    return None
+
+
 def distinct_steps(times):
     """Distinct step lengths (K,) and, per output time, which one leads to it (T,) int64.
 

@@ -8,7 +8,7 @@ from .. import config, memory
 from ..errors import ChiralnetError, SolverError
 from ..model import Model, State, initial_state
 from ..results import SimulationResult, cell_columns, simulation_result
-from .base import check_times, distinct_steps, model_and_state, start_state
+from .base import check_times, checked_grid, distinct_steps, model_and_state, start_state
 from .exact import EXACT, exact_fits
 from .general import GENERAL_METHOD, needs_general, simulate_general
 from .protocol import Protocol, run_protocol
@@ -128,10 +128,13 @@ def _small_run(model: Model, times) -> SimulationResult | None:
     state = initial_state(model)  # at t = 0; the frame only names the final state's, set by simulation_result
     if state.Nc is not None or state.Mc is not None:
         return None
-    t = check_times(times, 0.0, False)
+    checked = checked_grid(times, 0.0)  # a short uniform grid in one kernel call
+    t, grid = checked if checked is not None else (None, None)
+    if t is None:
+        t = check_times(times, 0.0, False)
+        grid = distinct_steps(t)
     if SIMULATION_BYTES_BOUND * t.size * (n + 1) ** 2 > memory.limit_bytes():  # run_model's itemised estimate
         return None
-    grid = distinct_steps(t)
     if not exact_fits(model, t, grid, False):
         return None
     trace = EXACT.run(model, state, t, {"grid": grid, "store_amplitudes": True})  # no Nc: no battery block
