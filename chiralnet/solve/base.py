@@ -38,7 +38,7 @@ import numpy as np
 from .. import config
 from .._jit import jit
 from ..errors import SolverError
-from ..model import Model, State, build_model, initial_state
+from ..model import Model, State, build_model, initial_state, is_general_model
 
 __all__ = ["Method", "Trace", "check_times", "distinct_steps", "model_and_state", "start_state"]
 
@@ -76,8 +76,6 @@ def model_and_state(G_or_model) -> tuple[Model, State]:
     graph's ``alpha0``/``n0``, kept by a model built from it; the vacuum for an array-built model)."""
     if isinstance(G_or_model, Model):
         return G_or_model, initial_state(G_or_model)
-    from ..gaussian import is_general_model
-
     model = G_or_model if is_general_model(G_or_model) else build_model(G_or_model)
     return model, initial_state(model)
 
