@@ -450,28 +450,33 @@ def assemble_model(cells, *, omega, kappa, n_th, drive, battery, drive_frequency
             pair_vals, pair_q = _pair_terms(rate[pr], occupation[pr], cp[first], cp[second])
     else:
         pair_vals = pair_q = np.zeros(0, c128)
-    rows, cols, vals, q_rows, q_cols, q_vals, noisy = _terms(
-        omega, kappa, np.ascontiguousarray(n_th, f64), float(drive_frequency),
-        np.ascontiguousarray(link_u, i64), np.ascontiguousarray(link_v, i64), np.ascontiguousarray(link_J, c128),
-        np.ascontiguousarray(coupling_cell, i64), first, second, numpy_pairs, pair_vals, pair_q, cres, rate,
-        occupation, cp)
     if sparse is None:
         sparse = n > config.DENSE_MAX_CELLS
     # Small dense models are summed straight into (N, N) arrays: scipy.sparse costs ~20-100 us of fixed
     # overhead per matrix, most of a small network's whole run. Same terms, same order of summation.
     dense = not sparse and n <= config.SMALL_MAX_CELLS
+    terms = (omega, kappa, np.ascontiguousarray(n_th, f64), float(drive_frequency), np.ascontiguousarray(link_u, i64),
+             np.ascontiguousarray(link_v, i64), np.ascontiguousarray(link_J, c128),
+             np.ascontiguousarray(coupling_cell, i64), first, second)
     Q = None
-    if dense:  # the kernel also sums |entries| by row and column; _check_finite words a failure
+    if dense and not numpy_pairs:  # the terms and their sums in one kernel call (no term arrays handed back)
+        M, Q, fits, fits_q, dense = _dense_terms(n, *terms, cres, rate, occupation, cp)
+        Q = Q if Q.shape[0] else None
+    elif dense:
+        rows, cols, vals, q_rows, q_cols, q_vals, noisy = _terms(*terms, numpy_pairs, pair_vals, pair_q, cres, rate,
+                                                                 occupation, cp)
         M, fits, ordered = _dense_sum(n, rows, cols, vals, True)
         if noisy and ordered:
             Q, fits_q, ordered = _dense_sum(n, q_rows, q_cols, q_vals, False)
         dense = ordered
-    if dense:
+    if dense:  # the kernel also sums |entries| by row and column; _check_finite words a failure
         if not fits:
             _check_finite(cells, M, "the generator M")
         if Q is not None and not fits_q:
             _check_finite(cells, Q, "the noise matrix Q (rates times occupations)")
     else:
+        rows, cols, vals, q_rows, q_cols, q_vals, noisy = _terms(*terms, numpy_pairs, pair_vals, pair_q, cres, rate,
+                                                                 occupation, cp)
         Q = None
         M = _cancelled_to_zero(rows, cols, vals, n)
         if noisy:
@@ -647,6 +652,22 @@ def _terms(omega, kappa, n_th, omega_L, lu, lv, lJ, ccell, first, second, given,
         q_vals[n + k] = q
         noisy = noisy or q != 0
     return rows, cols, vals, q_rows, q_cols, q_vals, noisy
+
+
+@jit
+def _dense_terms(n, omega, kappa, n_th, omega_L, lu, lv, lJ, ccell, first, second, cres, rate, occupation, cp):
+    """:func:`_terms` (pair terms formed here) and :func:`_dense_sum` of M and Q in one kernel call, for a small
+    dense model: (M (N, N), Q (N, N), or (0, 0) when no term of Q is nonzero, fits, fits_q, ordered), as those
+    kernels return them; not ordered: a row of more than 16 terms (the caller takes the CSR route)."""
+    empty = np.zeros(0, np.complex128)
+    rows, cols, vals, q_rows, q_cols, q_vals, noisy = _terms(omega, kappa, n_th, omega_L, lu, lv, lJ, ccell, first,
+                                                             second, False, empty, empty, cres, rate, occupation, cp)
+    M, fits, ordered = _dense_sum(n, rows, cols, vals, True)
+    Q = np.zeros((0, 0), np.complex128)
+    fits_q = True
+    if noisy and ordered:
+        Q, fits_q, ordered = _dense_sum(n, q_rows, q_cols, q_vals, False)
+    return M, Q, fits, fits_q, ordered
 
 
 @jit

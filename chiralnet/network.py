@@ -483,32 +483,27 @@ def read_network(G) -> NetworkParts:
     return NetworkParts(cells, cell_attrs, res, res_attrs, (lu, lv, lJ), (cr, cc, cp), omega_L, constant, anomalous)
 
 
+_PLAIN_CELL_KEYS = frozenset({"kind", "omega", "kappa", "n_th", "drive", "alpha0", "n0", "battery", "label", "pos"})
+_NOT_LABELS = (float, complex, bool)
+
+
 def _plain_cell(attrs) -> bool:
     """A fast pre-check: True when every attribute of a cell is a plain Python value the schema accepts
     (positive finite float ``omega``; non-negative finite floats; finite float or complex ``drive`` and
-    ``alpha0``; bool ``battery``). False sends the cell to :func:`_check_cell`, which names what is
-    wrong, or accepts a less common valid value (an integer, a NumPy scalar, a time-dependent drive).
-    Messages are written in one place only; this costs about 1 us a cell instead of 5."""
-    if "omega" not in attrs:
+    ``alpha0``; bool ``battery``; ``pos`` None; a ``label`` that is not a number). False sends the cell to
+    :func:`_check_cell`, which names what is wrong, or accepts a less common valid value (an integer, a NumPy
+    scalar, a time-dependent drive). Messages are written in one place only; this costs about 0.9 us a cell
+    instead of 5 (one lookup per key, not a loop over the items with a branch per key)."""
+    if not attrs.keys() <= _PLAIN_CELL_KEYS:
         return False
-    for key, value in attrs.items():
-        t = type(value)
-        if t is float:
-            if key == "omega":
-                ok = 0.0 < value < _INF
-            elif key in _NONNEGATIVE_KEYS:
-                ok = 0.0 <= value < _INF
-            else:
-                ok = (key == "drive" or key == "alpha0") and -_INF < value < _INF
-        elif t is complex:
-            ok = (key == "drive" or key == "alpha0") and cmath.isfinite(value)
-        elif t is bool:
-            ok = key == "battery"
-        else:
-            ok = key == "label" or key == "kind" or (key == "pos" and value is None)
-        if not ok:
-            return False
-    return True
+    get = attrs.get
+    omega, kappa, n_th, n0 = get("omega"), get("kappa", 0.0), get("n_th", 0.0), get("n0", 0.0)
+    drive, alpha0 = get("drive", 0.0), get("alpha0", 0.0)
+    return (type(omega) is float and type(kappa) is float and type(n_th) is float and type(n0) is float
+            and type(get("battery", False)) is bool and 0.0 < omega < _INF and 0.0 <= kappa < _INF
+            and 0.0 <= n_th < _INF and 0.0 <= n0 < _INF and type(drive) in _FLOAT_OR_COMPLEX
+            and cmath.isfinite(drive) and type(alpha0) in _FLOAT_OR_COMPLEX and cmath.isfinite(alpha0)
+            and get("pos") is None and type(get("label")) not in _NOT_LABELS)
 
 
 def _plain_reservoir(attrs) -> bool:
