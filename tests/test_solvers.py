@@ -427,16 +427,18 @@ SMALL_ROUTE_VS_SPARSE_REL = 1e-12
        st.sampled_from([np.linspace(0.0, 300.0, 61),
                                                                           np.array([0.5, 1.0, 7.0, 7.5, 100.0])]))
 def test_small_route_is_the_general_route_and_agrees_with_the_sparse_route(G, times):
-    """simulate(model, times) with every option at its default takes the small route for a few cells at zero
-    temperature (simulate._small_run) and the general route otherwise (thermal baths, n0, feedback links, any
+    """simulate(model or graph, times) with every option at its default takes the small route for a few cells at
+    zero temperature (simulate._small_run) and the general route otherwise (thermal baths, n0, feedback links, any
     network of the strategy): its result is the general route's with method='exact' field by field, to the bit,
     and agrees with method='exact-sparse' to SMALL_ROUTE_VS_SPARSE_REL."""
     model = cn.build_model(G)
     auto = cn.simulate(model, times)
     named = cn.simulate(model, times, method="exact")
-    assert auto.method == named.method == "exact"
+    graph = cn.simulate(G, times)  # the graph's model, built once by simulate
+    assert auto.method == named.method == graph.method == "exact"
     for field in ("energies", "amplitudes", "fluctuations", "drive", "omega", "battery"):
         assert np.asarray(getattr(auto, field)).tobytes() == np.asarray(getattr(named, field)).tobytes(), field
+        assert np.asarray(getattr(graph, field)).tobytes() == np.asarray(getattr(named, field)).tobytes(), field
     assert auto.final_state.alpha.tobytes() == named.final_state.alpha.tobytes()
     assert (auto.final_state.time, auto.final_state.frame, auto.options) == \
         (named.final_state.time, named.final_state.frame, named.options)

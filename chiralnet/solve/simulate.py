@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import networkx as nx
 import numpy as np
 
 from .. import config, memory
 from ..errors import ChiralnetError, SolverError
-from ..model import Model, State, initial_state
+from ..model import Model, State, build_model, initial_state
 from ..results import SimulationResult, cell_columns, simulation_result
 from .base import check_times, checked_grid, distinct_steps, model_and_state, start_state
 from .exact import EXACT, exact_fits
@@ -93,11 +94,14 @@ def simulate(G_or_model, times, *, state0: State | None = None, method: str = "a
     >>> float(more.times[0]), bool(np.allclose(more.energies[0], res.energies[-1]))
     (2000.0, True)
     """
-    if (type(G_or_model) is Model and state0 is None and method == "auto" and store_amplitudes is True
-            and rtol is None and atol is None and max_steps is None and cells is None and battery_fluctuations is None):
-        result = _small_run(G_or_model, times)
-        if result is not None:
-            return result
+    if (state0 is None and method == "auto" and store_amplitudes is True and rtol is None and atol is None
+            and max_steps is None and cells is None and battery_fluctuations is None):
+        if isinstance(G_or_model, nx.DiGraph):  # built once, here: the general route below takes the model
+            G_or_model = build_model(G_or_model)
+        if type(G_or_model) is Model:
+            result = _small_run(G_or_model, times)
+            if result is not None:
+                return result
     given = {"rtol": rtol, "atol": atol, "max_steps": max_steps}
     if isinstance(G_or_model, Protocol):
         if cells is not None:
@@ -118,9 +122,9 @@ def simulate(G_or_model, times, *, state0: State | None = None, method: str = "a
 
 
 def _small_run(model: Model, times) -> SimulationResult | None:
-    """The run of a small model from its own state with every option at its default, when "auto" would pick
-    the dense "exact" method (a few cells, constant drives, zero temperature): the same checks, kernel and
-    result as the general route (:func:`prepare_run`, :func:`~chiralnet.solve.run.run_model`), without the
+    """The run of a small model (a graph's, built by simulate) from its own state with every option at its default,
+    when "auto" would pick the dense "exact" method (a few cells, constant drives, zero temperature): the same
+    checks, kernel and result as the general route (:func:`prepare_run`, :func:`~chiralnet.solve.run.run_model`), without the
     dispatch that costs as much as the arithmetic here. None: not such a run (the general route takes it)."""
     n = model.n_cells
     if n > config.AUTO_DENSE_MAX_CELLS or model.drives is not None or model.Q is not None:
