@@ -25,8 +25,9 @@ Sections
 8. the sparse propagator of a repeated step against the Taylor series it replaces (warm, same process).
 9. small networks (2 to 10 cells, issue 21) against the NumPy/SciPy code a user would write by hand for one
    fixed network (build M, expm once, step, energies; solve_continuous_lyapunov for heat; np.linalg.solve
-   for the steady state; central differences for a gradient), each kind in a fresh process with
-   single-threaded BLAS: its first call there (a new user's), then the median of 300 warm calls.
+   for the steady state; M, a solve and the energies for ergotropy and evaluate; central differences of such
+   solves for a gradient), each kind in a fresh process with single-threaded BLAS: its first call there (a
+   new user's), then the median of 300 warm calls. Each kind's goal (SMALL_CASES) holds at every size.
 10. the general Gaussian path (issue 19) against the phase-insensitive thermal path on the same network: a
    thermal chain (100, 500, 2,000 cells; quick: 100, 500), a trace of 21 times and the steady state, the
    general path forced by a negligible squeezed bath (m_th = 1e-12 on the first cell, as a user's network

@@ -122,24 +122,26 @@ def simulate(G_or_model, times, *, state0: State | None = None, method: str = "a
 
 
 def _small_run(model: Model, times) -> SimulationResult | None:
-    """The run of a small model (a graph's, built by simulate) from its own state with every option at its default,
-    when "auto" would pick the dense "exact" method (a few cells, constant drives, zero temperature): the same
-    checks, kernel and result as the general route (:func:`prepare_run`, :func:`~chiralnet.solve.run.run_model`), without the
-    dispatch that costs as much as the arithmetic here. None: not such a run (the general route takes it)."""
+    """The run of a small model (a graph's, built by simulate) from its own state with every option at its
+    default, when "auto" would pick the dense "exact" method (a few cells, constant drives, zero temperature):
+    the same checks, kernel and result as the general route (:func:`prepare_run`,
+    :func:`~chiralnet.solve.run.run_model`), without the dispatch that costs as much as the arithmetic here.
+    None: not such a run (the general route takes it)."""
     n = model.n_cells
     if n > config.AUTO_DENSE_MAX_CELLS or model.drives is not None or model.Q is not None:
         return None
     state = initial_state(model)  # at t = 0; the frame only names the final state's, set by simulation_result
     if state.Nc is not None or state.Mc is not None:
         return None
-    checked = checked_grid(times, 0.0)  # a short uniform grid in one kernel call
-    t, grid = checked if checked is not None else (None, None)
-    if t is None:
+    checked = checked_grid(times, 0.0)  # a short uniform grid (at most 2 distinct steps) in one kernel call
+    if checked is None:
         t = check_times(times, 0.0, False)
         grid = distinct_steps(t)
+    else:
+        t, grid = checked
     if SIMULATION_BYTES_BOUND * t.size * (n + 1) ** 2 > memory.limit_bytes():  # run_model's itemised estimate
         return None
-    if not exact_fits(model, t, grid, False):
+    if not exact_fits(model, t, grid, False):  # config.EXACT_MAX_*: "auto" would pick another method
         return None
     trace = EXACT.run(model, state, t, {"grid": grid, "store_amplitudes": True})  # no Nc: no battery block
     return simulation_result(trace, model, t, EXACT.name, True, None, {"start": 0.0})
