@@ -55,11 +55,20 @@ def propagate_fluctuations(Phi, W, step_kind, Nc0, out_occupation, block_idx, ou
     (T, N) = Re diag Nc_k and out_block (T, B, B) = Nc_k[block_idx, block_idx] (the battery block),
     and returns the last Nc (N, N).
     """
+    n = Phi.shape[1]
     Nc = Nc0.copy()
+    T = np.empty((n, n), np.complex128)
+    PhiH = np.empty((n, n), np.complex128)  # Phi[s]^H, formed again only when the step changes
+    last = -1
     for k in range(step_kind.shape[0]):
         s = step_kind[k]
-        Nc = Phi[s] @ Nc @ np.conj(Phi[s]).T + W[s]
-        for i in range(Nc.shape[0]):
+        if s != last:
+            PhiH[:, :] = np.conj(Phi[s]).T
+            last = s
+        np.dot(Phi[s], Nc, T)  # the same two BLAS products, into buffers: no three new arrays per step
+        np.dot(T, PhiH, Nc)
+        Nc += W[s]
+        for i in range(n):
             out_occupation[k, i] = Nc[i, i].real
         for u in range(block_idx.shape[0]):
             for v in range(block_idx.shape[0]):
