@@ -83,11 +83,26 @@ def cascade_order(M):
     -------
     ndarray (N,) int64 or None
     """
-    indptr, indices, data = csr_parts(M)
-    n = indptr.size - 1
+    n = M.shape[0]
     order = np.empty(n, np.int64)
-    placed = _topological_order(indptr, indices, data, order)
+    if _small_dense(M):  # csr_parts' small dense route and the ordering in one kernel call
+        placed = _topological_order_dense(M, order)
+    else:
+        indptr, indices, data = csr_parts(M)
+        placed = _topological_order(indptr, indices, data, order)
     return order if placed == n else None
+
+
+def _small_dense(M) -> bool:
+    """Whether :func:`~chiralnet.linalg.csr.csr_parts` takes M's small dense route (a kernel, no scipy.sparse)."""
+    return type(M) is np.ndarray and M.ndim == 2 and M.shape[0] <= config.SMALL_MAX_CELLS and M.dtype == complex
+
+
+@jit
+def _topological_order_dense(M, order):
+    """:func:`_topological_order` of a small dense complex M, its CSR parts made in the same kernel call."""
+    indptr, indices, data = _dense_to_csr(M)
+    return _topological_order(indptr, indices, data, order)
 
 
 @jit
@@ -193,8 +208,7 @@ def forward_substitution(M, rhs, omega=None, order=None, scale=1.0) -> Substitut
         return sub._replace(x=x, energy=energy)
     x = np.empty(rhs.size, complex)
     energy = np.empty(rhs.size)
-    if type(M) is np.ndarray and M.ndim == 2 and M.shape[0] <= config.SMALL_MAX_CELLS and M.dtype == complex:
-        # csr_parts' small dense route and the pass in one kernel call
+    if _small_dense(M):  # csr_parts' small dense route and the pass in one kernel call
         max_all2, max_upper2, max_re, max_diag2 = _forward_substitution_dense(M, rhs, complex(scale), omega, x, energy)
     else:
         indptr, indices, data = csr_parts(M)
