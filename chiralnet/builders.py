@@ -28,6 +28,7 @@ the affine model (:mod:`chiralnet.parametrized`) read it; the builders' signatur
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import math
@@ -520,9 +521,9 @@ class BuilderInfo:
     parameters: dict
     sizes: Callable
 
-    @property
+    @functools.cached_property
     def required(self) -> tuple:
-        """Names of the parameters without a default."""
+        """Names of the parameters without a default (found once: a gradient reads them per parameter)."""
         return tuple(k for k, p in self.parameters.items() if p.required)
 
     @property

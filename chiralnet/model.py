@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import cmath
 import dataclasses
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -108,9 +109,11 @@ class Model:
         """True when a bath or reservoir is hot (Q != 0): the fluctuations Nc are driven."""
         return self.Q is not None
 
-    @property
+    @functools.cached_property
     def forcing(self) -> np.ndarray:
-        """The constant term -i E of d alpha/dt = M alpha - i E, shape (N,)."""
+        """The constant term -i E of d alpha/dt = M alpha - i E, shape (N,) complex: computed once per model
+        (half a microsecond of a small run) and shared, as ``drive`` is; left writeable, since Numba compiles
+        a kernel again for a read-only array (seconds of a new process), but never written."""
         return -1j * self.drive
 
     def dense_M(self) -> np.ndarray:
@@ -357,7 +360,6 @@ def build_model(G, *, nodelist=None, sparse: bool | None = None) -> Model:
         if nodelist != order:
             of = dict(zip(order, attrs))
             order, attrs = nodelist, [of[c] for c in nodelist]
-    index = {c: i for i, c in enumerate(order)}
     cd = CELL_DEFAULTS
     omega = np.array([a["omega"] for a in attrs], float)
     kappa = np.array([a.get("kappa", cd["kappa"]) for a in attrs], float)
@@ -370,27 +372,23 @@ def build_model(G, *, nodelist=None, sparse: bool | None = None) -> Model:
         drive, drives = schedule(values, order, omega_L)
     battery = np.array([bool(a.get("battery", cd["battery"])) for a in attrs])
 
-    # Coherent links: -i J at (u, v) and -i conj(J) at (v, u).
-    links = parts.links
-    if links:
-        lu = np.array([index[u] for u, _, _ in links])
-        lv = np.array([index[v] for _, v, _ in links])
-        lJ = np.array([J for _, _, J in links], complex)
-    else:
-        lu, lv, lJ = np.zeros(0, int), np.zeros(0, int), np.zeros(0, complex)
-
-    # Reservoir couplings, grouped by reservoir (read_network lists them in reservoir order).
-    res_index = {r: k for k, r in enumerate(parts.reservoirs)}
+    # Coherent links (-i J at (u, v) and -i conj(J) at (v, u)) and reservoir couplings (grouped by reservoir), by
+    # index as read_network found them: cells in graph order, renumbered to a nodelist's.
+    i64 = np.int64
+    lu, lv, lJ = (np.array(parts.links[0], i64), np.array(parts.links[1], i64), np.array(parts.links[2], complex))
+    cres, ccell, cp = (np.array(parts.couplings[0], i64), np.array(parts.couplings[1], i64),
+                       np.array(parts.couplings[2], complex))
+    if order is not parts.cells:  # a nodelist: graph-order index -> its index
+        index = {c: i for i, c in enumerate(order)}
+        renumber = np.array([index[c] for c in parts.cells], i64)
+        lu, lv, ccell = renumber[lu], renumber[lv], renumber[ccell]
     rd = RESERVOIR_DEFAULTS
     rate = np.array([a["gamma"] for a in parts.reservoir_attrs], float)
     occupation = np.array([a.get("n_th", rd["n_th"]) for a in parts.reservoir_attrs], float)
-    coup = parts.couplings
     model = assemble_model(
         tuple(order), omega=omega, kappa=kappa, n_th=n_th, drive=drive, battery=battery,
         drive_frequency=omega_L, link_u=lu, link_v=lv, link_J=lJ, rate=rate, occupation=occupation,
-        coupling_reservoir=np.array([res_index[r] for r, _, _ in coup], int),
-        coupling_cell=np.array([index[c] for _, c, _ in coup], int),
-        coupling_p=np.array([p for _, _, p in coup], complex), sparse=sparse, drives=drives,
+        coupling_reservoir=cres, coupling_cell=ccell, coupling_p=cp, sparse=sparse, drives=drives,
     )
     object.__setattr__(model, "initial", graph_state(G, model.cells))  # a new, unshared object: set once
     if parts.anomalous:  # squeezing or parametric terms: the general Gaussian model (chiralnet.gaussian)
@@ -452,28 +450,33 @@ def assemble_model(cells, *, omega, kappa, n_th, drive, battery, drive_frequency
             pair_vals, pair_q = _pair_terms(rate[pr], occupation[pr], cp[first], cp[second])
     else:
         pair_vals = pair_q = np.zeros(0, c128)
-    rows, cols, vals, q_rows, q_cols, q_vals, noisy = _terms(
-        omega, kappa, np.ascontiguousarray(n_th, f64), float(drive_frequency),
-        np.ascontiguousarray(link_u, i64), np.ascontiguousarray(link_v, i64), np.ascontiguousarray(link_J, c128),
-        np.ascontiguousarray(coupling_cell, i64), first, second, numpy_pairs, pair_vals, pair_q, cres, rate,
-        occupation, cp)
     if sparse is None:
         sparse = n > config.DENSE_MAX_CELLS
     # Small dense models are summed straight into (N, N) arrays: scipy.sparse costs ~20-100 us of fixed
     # overhead per matrix, most of a small network's whole run. Same terms, same order of summation.
     dense = not sparse and n <= config.SMALL_MAX_CELLS
+    terms = (omega, kappa, np.ascontiguousarray(n_th, f64), float(drive_frequency), np.ascontiguousarray(link_u, i64),
+             np.ascontiguousarray(link_v, i64), np.ascontiguousarray(link_J, c128),
+             np.ascontiguousarray(coupling_cell, i64), first, second)
     Q = None
-    if dense:  # the kernel also sums |entries| by row and column; _check_finite words a failure
+    if dense and not numpy_pairs:  # the terms and their sums in one kernel call (no term arrays handed back)
+        M, Q, fits, fits_q, dense = _dense_terms(n, *terms, cres, rate, occupation, cp)
+        Q = Q if Q.shape[0] else None
+    elif dense:
+        rows, cols, vals, q_rows, q_cols, q_vals, noisy = _terms(*terms, numpy_pairs, pair_vals, pair_q, cres, rate,
+                                                                 occupation, cp)
         M, fits, ordered = _dense_sum(n, rows, cols, vals, True)
         if noisy and ordered:
             Q, fits_q, ordered = _dense_sum(n, q_rows, q_cols, q_vals, False)
         dense = ordered
-    if dense:
+    if dense:  # the kernel also sums |entries| by row and column; _check_finite words a failure
         if not fits:
             _check_finite(cells, M, "the generator M")
         if Q is not None and not fits_q:
             _check_finite(cells, Q, "the noise matrix Q (rates times occupations)")
     else:
+        rows, cols, vals, q_rows, q_cols, q_vals, noisy = _terms(*terms, numpy_pairs, pair_vals, pair_q, cres, rate,
+                                                                 occupation, cp)
         Q = None
         M = _cancelled_to_zero(rows, cols, vals, n)
         if noisy:
@@ -485,11 +488,12 @@ def assemble_model(cells, *, omega, kappa, n_th, drive, battery, drive_frequency
     if not sparse and not dense:
         M = M.toarray()
         Q = None if Q is None else Q.toarray()
-    return Model(
-        cells=tuple(cells), omega=omega, drive_frequency=float(drive_frequency), M=M, drive=drive, Q=Q, battery=battery,
-        kappa=np.asarray(kappa, float),
-        drives=drives,
-    )
+    # Model(...) without its frozen __init__ (one object.__setattr__ per field, 1.5 us of a small network's build)
+    model = object.__new__(Model)
+    object.__setattr__(model, "__dict__", {
+        "cells": tuple(cells), "omega": omega, "drive_frequency": float(drive_frequency), "M": M, "drive": drive,
+        "Q": Q, "battery": battery, "kappa": np.asarray(kappa, float), "drives": drives, "initial": None})
+    return model
 
 
 def _check_finite(cells, A, what):
@@ -648,6 +652,22 @@ def _terms(omega, kappa, n_th, omega_L, lu, lv, lJ, ccell, first, second, given,
         q_vals[n + k] = q
         noisy = noisy or q != 0
     return rows, cols, vals, q_rows, q_cols, q_vals, noisy
+
+
+@jit
+def _dense_terms(n, omega, kappa, n_th, omega_L, lu, lv, lJ, ccell, first, second, cres, rate, occupation, cp):
+    """:func:`_terms` (pair terms formed here) and :func:`_dense_sum` of M and Q in one kernel call, for a small
+    dense model: (M (N, N), Q (N, N), or (0, 0) when no term of Q is nonzero, fits, fits_q, ordered), as those
+    kernels return them; not ordered: a row of more than 16 terms (the caller takes the CSR route)."""
+    empty = np.zeros(0, np.complex128)
+    rows, cols, vals, q_rows, q_cols, q_vals, noisy = _terms(omega, kappa, n_th, omega_L, lu, lv, lJ, ccell, first,
+                                                             second, False, empty, empty, cres, rate, occupation, cp)
+    M, fits, ordered = _dense_sum(n, rows, cols, vals, True)
+    Q = np.zeros((0, 0), np.complex128)
+    fits_q = True
+    if noisy and ordered:
+        Q, fits_q, ordered = _dense_sum(n, q_rows, q_cols, q_vals, False)
+    return M, Q, fits, fits_q, ordered
 
 
 @jit

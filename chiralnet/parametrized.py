@@ -351,8 +351,9 @@ def _structure(name, params, point):
     return lay, np.ones(L), -np.ones(L), o
 
 
-def _jacobian(name, names, shapes, lay, o, prims, imag_slices=None) -> sp.csr_array:
-    """P (n_theta, n_prims): d primitive / d theta_k, sparse (the rows of ``imag_slices`` after the real ones)."""
+def _jacobian(name, names, shapes, lay, o, prims, imag_slices=None) -> tuple:
+    """P (n_theta, n_prims): d primitive / d theta_k, as COO triplets (rows, cols, values, shape) with duplicates
+    to be summed (:func:`_coo_csr` for a CSR array); the rows of ``imag_slices`` come after the real ones."""
     n, L = lay.n, lay.link_u.size
     imag_slices = imag_slices or {}
     rows, cols, vals = [], [], []
@@ -415,11 +416,17 @@ def _jacobian(name, names, shapes, lay, o, prims, imag_slices=None) -> sp.csr_ar
     c = np.concatenate(cols) if cols else np.zeros(0, int)
     v = np.concatenate(vals) if vals else np.zeros(0)
     n_theta = max([k0] + [s.stop for s in imag_slices.values()])
-    return sp.csr_array((v, (r, c)), shape=(n_theta, prims.size))
+    return r, c, v, (n_theta, prims.size)
+
+
+def _coo_csr(rows, cols, values, shape) -> sp.csr_array:
+    """The CSR array of COO triplets (duplicates summed)."""
+    return sp.csr_array((values, (rows, cols)), shape=shape)
 
 
 def _prim_maps(lay, p_u, p_v, prims):
-    """Sparse maps primitive -> flattened M, Q (n_prims, N*N) and -> E, omega (n_prims, N)."""
+    """Maps primitive -> flattened M, Q (n_prims, N*N) and -> E, omega (n_prims, N), each as COO triplets
+    (rows, cols, values, shape) with duplicates to be summed."""
     n, L = lay.n, lay.link_u.size
     u, v = lay.link_u, lay.link_v
     cells, links = np.arange(n), np.arange(L)
@@ -429,10 +436,10 @@ def _prim_maps(lay, p_u, p_v, prims):
     pairs = [(u, u, p_u, p_u), (u, v, p_u, p_v), (v, u, p_v, p_u), (v, v, p_v, p_v)]
     mr, mc, mv = [], [], []
 
-    def m(prim_idx, i, j, val):
-        mr.append(np.broadcast_to(prim_idx, np.shape(i)))
+    def m(prim_idx, i, j, val):  # prim_idx, i, j: (k,) int; val: a number or (k,)
+        mr.append(prim_idx)
         mc.append(i * n + j)
-        mv.append(np.broadcast_to(np.asarray(val, complex), np.shape(i)))
+        mv.append(np.full(i.shape, val, complex) if np.ndim(val) == 0 else np.asarray(val, complex))
 
     m(off["omega"] + cells, cells, cells, -1j)
     m(np.full(n, off["omega_L"]), cells, cells, 1j)
@@ -444,7 +451,7 @@ def _prim_maps(lay, p_u, p_v, prims):
     if lay.nonreciprocal:
         for i, j, pi, pj in pairs:
             m(off["rate"] + links, i, j, -0.5 * np.conj(pi) * pj)
-    A_M = sp.csr_array((np.concatenate(mv), (np.concatenate(mr), np.concatenate(mc))), shape=(prims.size, n * n))
+    A_M = (np.concatenate(mr), np.concatenate(mc), np.concatenate(mv), (prims.size, n * n))
     mr, mc, mv = [], [], []
     m(off["kappa"] + cells, cells, cells, lay.n_th)
     m(off["n_th"] + cells, cells, cells, lay.kappa)
@@ -452,14 +459,15 @@ def _prim_maps(lay, p_u, p_v, prims):
         for i, j, pi, pj in pairs:
             m(off["rate"] + links, i, j, occ * pi * np.conj(pj))
             m(off["occ"] + links, i, j, rate * pi * np.conj(pj))
-    A_Q = sp.csr_array((np.concatenate(mv), (np.concatenate(mr), np.concatenate(mc))), shape=(prims.size, n * n))
-    A_E = sp.csr_array((np.ones(n, complex), (off["E"] + cells, cells)), shape=(prims.size, n))
-    A_w = sp.csr_array((np.ones(n), (off["omega"] + cells, cells)), shape=(prims.size, n))
+    A_Q = (np.concatenate(mr), np.concatenate(mc), np.concatenate(mv), (prims.size, n * n))
+    A_E = (off["E"] + cells, cells, np.ones(n, complex), (prims.size, n))
+    A_w = (off["omega"] + cells, cells, np.ones(n), (prims.size, n))
     return A_M, A_Q, A_E, A_w
 
 
 def _general_maps(lay, p_u, p_v, prims):
-    """Sparse maps primitive -> flattened pairing G and anomalous noise S (n_prims, N*N), as
+    """Maps primitive -> flattened pairing G and anomalous noise S (n_prims, N*N), as COO triplets (rows, cols,
+    values, shape) with duplicates to be summed, as
     :func:`chiralnet.arrays.general_from_layout` assembles them (the imaginary part's column is i times the
     real part's)."""
     n, L = lay.n, lay.link_u.size
@@ -490,16 +498,38 @@ def _general_maps(lay, p_u, p_v, prims):
             rows.append(off["rate"] + links)
             cols.append(i * n + j)
             vals.append(lay.m_th_link * np.conj(pi * pj))
-    return tuple(sp.csr_array((np.concatenate(vl), (np.concatenate(r), np.concatenate(c))), shape=(prims.size, n * n))
-                 for r, c, vl in out)
+    return tuple((np.concatenate(r), np.concatenate(c), np.concatenate(vl), (prims.size, n * n)) for r, c, vl in out)
+
+
+#: Largest n_prims x (entries of the array) for which :func:`_derivative` forms the product of the primitive maps
+#: densely (a few cells: scipy.sparse's fixed cost, ~1 ms a gradient, is then most of it).
+DERIVATIVE_DENSE_MAX_ENTRIES = 1 << 16
+
+
+def _dense(rows, cols, values, shape) -> np.ndarray:
+    """The dense array of COO triplets, duplicates summed in their order (np.add.at's sums, by bincount)."""
+    flat = rows * shape[1] + cols
+    size = shape[0] * shape[1]
+    if values.dtype.kind == "c":
+        out = np.bincount(flat, values.real, size) + 1j * np.bincount(flat, values.imag, size)
+    else:
+        out = np.bincount(flat, values, size)
+    return out.reshape(shape)
 
 
 def _derivative(P, A, n_theta, shape) -> Derivative:
-    """COO of the product P @ A (P: theta -> primitives, A: primitives -> flattened array), duplicates summed.
+    """The derivative of one model array, the product P @ A of COO triplets (P: theta -> primitives, A:
+    primitives -> flattened array), duplicates summed.
 
-    Done as a join on the primitive index: scipy's sparse product allocates a mask of A's N*N columns."""
+    Dense for a small product (``DERIVATIVE_DENSE_MAX_ENTRIES``: the same sums, to rounding), else a join on
+    the primitive index: scipy's sparse product allocates a mask of A's N*N columns."""
+    if A[3][0] * A[3][1] <= DERIVATIVE_DENSE_MAX_ENTRIES:
+        D = _dense(*P) @ _dense(*A)  # (n_theta, entries)
+        k, flat = np.nonzero(D)  # row-major: sorted by k, then by entry, as the join's lexsort orders them
+        index = np.divmod(flat, shape[1]) if len(shape) == 2 else (flat,)
+        return Derivative.from_coo(n_theta, shape, k, index, D[k, flat])
+    P, A = _coo_csr(*P), _coo_csr(*A)
     P = P.tocoo()
-    A = A.tocsr()
     A.sum_duplicates()
     counts = A.indptr[P.col + 1] - A.indptr[P.col]
     k = np.repeat(P.row.astype(np.int64), counts)

@@ -427,8 +427,8 @@ def test_read_network_returns_what_build_model_reads():
     cn.add_coherent_link(G, 0, 2, 0.01 + 0.02j)
     parts = read_network(G)
     assert parts.cells == [0, 1, 2] and parts.reservoirs == ["R0", "R1"]
-    assert parts.links == [(0, 1, -0.02j), (0, 2, 0.01 + 0.02j), (1, 2, -0.02j)]
-    assert parts.couplings == [("R0", 0, 1 + 0j), ("R0", 1, -1 + 0j), ("R1", 1, 1 + 0j), ("R1", 2, -1 + 0j)]
+    assert parts.links == ([0, 0, 1], [1, 2, 2], [-0.02j, 0.01 + 0.02j, -0.02j])  # cell indices, J
+    assert parts.couplings == ([0, 0, 1, 1], [0, 1, 1, 2], [1 + 0j, -1 + 0j, 1 + 0j, -1 + 0j])  # R0, R1; cells; p
     assert parts.drive_frequency == 1.0 and parts.constant_drives
     G.nodes[0]["drive"] = cn.drives.gaussian(0.1, t0=10.0, width=2.0)
     assert not read_network(G).constant_drives

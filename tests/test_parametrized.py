@@ -251,3 +251,32 @@ def test_tabulated_model_reports_non_additive_axes():
     table, reason = TabulatedModel.build(lambda ci: P(vals[0][ci[0]], vals[1][ci[1]]), vals, ["kappa_a", "kappa_b"],
                                          str)
     assert table is None and "not additive" in reason
+
+
+#: The dense product of the primitive maps (a few cells) against the sparse join on the primitive index: the same
+#: few terms per entry, summed in another order.
+DENSE_DERIVATIVE_REL = 1e-13
+
+
+@pytest.mark.parametrize("builder, point, params", [
+    ("chain", {"gamma": np.linspace(0.03, 0.05, 5), "drive": 0.1, "kappa": 0.004, "n_th": 0.2}, {"n_cells": 6}),
+    ("chain", {"gamma": 0.04, "n_th_link": np.full(9, 0.1), "omega": 1.1}, {"n_cells": 10}),
+    ("ring", {"gamma": 0.04, "J": 0.01, "n_th": 0.1}, {"n_cells": 7, "nonreciprocal": False}),
+    ("two_cell", {"gamma": 0.03, "kappa_a": 0.002, "n_th": 0.3, "drive": 0.1}, {"optimal": False}),
+])
+def test_dense_derivatives_of_a_small_network_agree_with_the_sparse_join(monkeypatch, builder, point, params):
+    """affine_model's derivatives of a small network come from a dense product of the primitive maps
+    (DERIVATIVE_DENSE_MAX_ENTRIES); the sparse join they replace (forced by a limit of 0) gives the same entries,
+    in the same order, to DENSE_DERIVATIVE_REL, for M, Q (thermal: bilinear terms), E and omega."""
+    import chiralnet.parametrized as P
+
+    dense = affine_model(builder, point, params)
+    monkeypatch.setattr(P, "DERIVATIVE_DENSE_MAX_ENTRIES", 0)
+    joined = affine_model(builder, point, params)
+    assert joined.dM.nnz > 0
+    for name in ("dM", "dQ", "dE", "domega"):
+        a, b = getattr(dense, name), getattr(joined, name)
+        assert a.k.tolist() == b.k.tolist() and a.ptr.tolist() == b.ptr.tolist(), name
+        assert all(x.tolist() == y.tolist() for x, y in zip(a.index, b.index)), name
+        if b.nnz:
+            assert np.max(np.abs(a.value - b.value)) <= DENSE_DERIVATIVE_REL * np.max(np.abs(b.value)), name

@@ -387,8 +387,9 @@ def test_small_affine_kernel_is_bitwise_the_augmented_expm():
     from chiralnet.solve.exact import _affine_propagators
 
     rng = np.random.default_rng(0)
-    for n in (1, 2, 5, 11):
-        M = (rng.normal(size=(n, n)) + 1j * rng.normal(size=(n, n))) * 0.05
+    for n, real in ((1, False), (2, False), (5, False), (11, False), (1, True), (3, True), (11, True)):
+        # a real M (a resonant network) takes the real-arithmetic route: the same sums as the complex one
+        M = (rng.normal(size=(n, n)) + (0 if real else 1j) * rng.normal(size=(n, n))) * 0.05
         b = rng.normal(size=n) + 1j * rng.normal(size=n)
         dts = np.array([0.3, 50.0, 700.0])
         P, c = _affine_propagators(M, b, dts)
@@ -397,8 +398,7 @@ def test_small_affine_kernel_is_bitwise_the_augmented_expm():
         aug[:, :n, n] = b[None] * dts[:, None]
         E = np.empty_like(aug)
         expm_small(aug, E)
-        assert P.tobytes() == np.ascontiguousarray(E[:, :n, :n]).tobytes()
-        assert c.tobytes() == np.ascontiguousarray(E[:, :n, n]).tobytes()
+        assert np.array_equal(P, E[:, :n, :n]) and np.array_equal(c, E[:, :n, n])  # bitwise, up to signed zeros
 
 
 @pytest.mark.parametrize("G", [cn.chain(4, nonreciprocal=False, n_th=0.1), cn.two_cell(n_th=0.3), cn.ring(5, n_th=0.2)],
@@ -415,3 +415,69 @@ def test_small_fluctuation_kernel_matches_blas_products(monkeypatch, G, times):
     assert rel_err(small.fluctuations, blas.fluctuations) <= SMALL_PRODUCTS_REL
     assert rel_err(small.battery_fluctuations, blas.battery_fluctuations) <= SMALL_PRODUCTS_REL
     assert rel_err(small.final_state.Nc, blas.final_state.Nc) <= SMALL_PRODUCTS_REL
+
+
+#: The small dense route (simulate._small_run: a few cells, exact propagators) against the sparse route
+#: (method="exact-sparse": a Taylor series on CSR) on one network: two exact methods, rounding apart.
+SMALL_ROUTE_VS_SPARSE_REL = 1e-12
+
+
+@given(st.one_of(networks(min_cells=2, max_cells=10, thermal=False, initial=False),  # the small route
+                 networks(min_cells=2, max_cells=10)),  # thermal, n0, alpha0: mostly the general route
+       st.sampled_from([np.linspace(0.0, 300.0, 61),
+                                                                          np.array([0.5, 1.0, 7.0, 7.5, 100.0])]))
+def test_small_route_is_the_general_route_and_agrees_with_the_sparse_route(G, times):
+    """simulate(model or graph, times) with every option at its default takes the small route for a few cells at
+    zero temperature (simulate._small_run) and the general route otherwise (thermal baths, n0, feedback links, any
+    network of the strategy): its result is the general route's with method='exact' field by field, to the bit,
+    and agrees with method='exact-sparse' to SMALL_ROUTE_VS_SPARSE_REL."""
+    model = cn.build_model(G)
+    auto = cn.simulate(model, times)
+    named = cn.simulate(model, times, method="exact")
+    graph = cn.simulate(G, times)  # the graph's model, built once by simulate
+    assert auto.method == named.method == graph.method == "exact"
+    for field in ("energies", "amplitudes", "fluctuations", "drive", "omega", "battery"):
+        assert np.asarray(getattr(auto, field)).tobytes() == np.asarray(getattr(named, field)).tobytes(), field
+        assert np.asarray(getattr(graph, field)).tobytes() == np.asarray(getattr(named, field)).tobytes(), field
+    assert auto.final_state.alpha.tobytes() == named.final_state.alpha.tobytes()
+    assert (auto.final_state.time, auto.final_state.frame, auto.options) == \
+        (named.final_state.time, named.final_state.frame, named.options)
+    sparse = cn.simulate(cn.build_model(G, sparse=True), times, method="exact-sparse")
+    assert rel_err(auto.energies, sparse.energies) <= SMALL_ROUTE_VS_SPARSE_REL
+    assert rel_err(auto.amplitudes, sparse.amplitudes) <= SMALL_ROUTE_VS_SPARSE_REL
+
+
+def test_small_route_keeps_the_errors_of_the_general_route():
+    """The small route checks what the general route checks: bad times, and a non-finite energy (an unstable
+    model) raises SolverError naming the cell."""
+    model = cn.build_model(cn.two_cell())
+    for bad in ([1.0, 0.5], [-1.0, 2.0], [0.0, np.nan], [[0.0, 1.0]]):
+        with pytest.raises(cn.SolverError):
+            cn.simulate(model, np.asarray(bad, float))
+    G = cn.network()
+    cn.add_cell(G, "a", omega=1.0, kappa=0.0, drive=0.1)
+    cn.add_cell(G, "b", omega=1.0, kappa=0.0, battery=True)
+    cn.add_reservoir(G, {"a": 1.0, "b": 1.0}, gamma=0.0)
+    cn.add_coherent_link(G, "a", "b", J=0.5)
+    unstable = cn.build_model(G)
+    object.__setattr__(unstable, "M", unstable.M + 40.0 * np.eye(2))  # a growth rate e^{40 t}: overflows by t = 20
+    with pytest.raises(cn.SolverError, match=r"energy of cell 'a' is not finite"):
+        cn.simulate(unstable, np.linspace(0.0, 100.0, 11))
+
+
+def test_real_stepping_is_the_complex_stepping():
+    """A real propagator (a resonant network) steps alpha in real arithmetic (exact._propagate_affine_real):
+    the complex kernel's sums without the zero imaginary part's terms, so the same numbers."""
+    from chiralnet.solve.exact import _propagate_affine_real, propagate_affine
+
+    rng = np.random.default_rng(5)
+    for n in (1, 3, 10):
+        P = rng.normal(size=(2, n, n)) * 0.3
+        c = rng.normal(size=(2, n)) + 1j * rng.normal(size=(2, n))
+        kind = rng.integers(0, 2, 40)
+        alpha0 = rng.normal(size=n) + 1j * rng.normal(size=n)
+        omega = rng.uniform(0.5, 2.0, n)
+        out = [(np.empty((40, n), complex), np.empty((40, n))) for _ in range(2)]
+        propagate_affine(P.astype(complex), c, kind, alpha0, omega, *out[0])
+        _propagate_affine_real(P, c, kind, alpha0, omega, *out[1])
+        assert np.array_equal(out[0][0], out[1][0]) and np.array_equal(out[0][1], out[1][1])

@@ -316,12 +316,12 @@ def _affine_problem(name, point, params) -> Problem:
 
 def _layout_rates(name, point, params, am):
     """Reference rates of a builder's network and their exact derivatives (n_theta, 6), from its layout."""
-    from ..parametrized import _jacobian, _Prims, _structure
+    from ..parametrized import _coo_csr, _jacobian, _Prims, _structure
 
     lay, p_u, p_v, o = _structure(name, params, point)
     n, L = lay.n, lay.link_u.size
     prims = _Prims(n, L, am.general)
-    P = _jacobian(name, am.names, am.shapes, lay, o, prims, am.imag_slices)
+    P = _coo_csr(*_jacobian(name, am.names, am.shapes, lay, o, prims, am.imag_slices))
     off = prims.offset
     C = np.zeros((prims.size, 6))
     vals = np.full(6, np.nan)

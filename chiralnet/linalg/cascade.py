@@ -12,9 +12,10 @@ from typing import NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
+from .. import config
 from .._jit import jit
 from ..errors import SolverError
-from .csr import csr_parts, diagonal, flush
+from .csr import _dense_to_csr, csr_parts, diagonal, flush
 
 __all__ = ["cascade_order", "forward_substitution", "Substitution", "solve_cascaded", "lyapunov_cascaded",
            "sylvester_cascaded"]
@@ -82,11 +83,26 @@ def cascade_order(M):
     -------
     ndarray (N,) int64 or None
     """
-    indptr, indices, data = csr_parts(M)
-    n = indptr.size - 1
+    n = M.shape[0]
     order = np.empty(n, np.int64)
-    placed = _topological_order(indptr, indices, data, order)
+    if _small_dense(M):  # csr_parts' small dense route and the ordering in one kernel call
+        placed = _topological_order_dense(M, order)
+    else:
+        indptr, indices, data = csr_parts(M)
+        placed = _topological_order(indptr, indices, data, order)
     return order if placed == n else None
+
+
+def _small_dense(M) -> bool:
+    """Whether :func:`~chiralnet.linalg.csr.csr_parts` takes M's small dense route (a kernel, no scipy.sparse)."""
+    return type(M) is np.ndarray and M.ndim == 2 and M.shape[0] <= config.SMALL_MAX_CELLS and M.dtype == complex
+
+
+@jit
+def _topological_order_dense(M, order):
+    """:func:`_topological_order` of a small dense complex M, its CSR parts made in the same kernel call."""
+    indptr, indices, data = _dense_to_csr(M)
+    return _topological_order(indptr, indices, data, order)
 
 
 @jit
@@ -138,6 +154,14 @@ def _forward_substitution(indptr, indices, data, rhs, scale, omega, x, energy):
     return max_all2, max_upper2, max_re, max_diag2
 
 
+@jit
+def _forward_substitution_dense(M, rhs, scale, omega, x, energy):
+    """:func:`_forward_substitution` of a small dense complex M (N, N), its CSR parts made in the same kernel
+    call (:func:`~chiralnet.linalg.csr._dense_to_csr`, as :func:`~chiralnet.linalg.csr.csr_parts` makes them)."""
+    indptr, indices, data = _dense_to_csr(M)
+    return _forward_substitution(indptr, indices, data, rhs, scale, omega, x, energy)
+
+
 class Substitution(NamedTuple):
     """Result of :func:`forward_substitution`: x (N,) complex, energy = omega |x|^2 (N,) float, and the
     largest Re M_ii and |M_ii| (M triangular: its eigenvalues are its diagonal)."""
@@ -182,11 +206,14 @@ def forward_substitution(M, rhs, omega=None, order=None, scale=1.0) -> Substitut
         x[order] = sub.x
         energy[order] = sub.energy
         return sub._replace(x=x, energy=energy)
-    indptr, indices, data = csr_parts(M)
     x = np.empty(rhs.size, complex)
     energy = np.empty(rhs.size)
-    max_all2, max_upper2, max_re, max_diag2 = _forward_substitution(indptr, indices, data, rhs, complex(scale),
-                                                                    omega, x, energy)
+    if _small_dense(M):  # csr_parts' small dense route and the pass in one kernel call
+        max_all2, max_upper2, max_re, max_diag2 = _forward_substitution_dense(M, rhs, complex(scale), omega, x, energy)
+    else:
+        indptr, indices, data = csr_parts(M)
+        max_all2, max_upper2, max_re, max_diag2 = _forward_substitution(indptr, indices, data, rhs, complex(scale),
+                                                                        omega, x, energy)
     if max_upper2 > 0.0:
         return None
     return Substitution(x, energy, float(max_re), float(np.sqrt(max_diag2)))

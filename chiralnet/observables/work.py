@@ -22,6 +22,8 @@ import numpy as np
 from .. import config
 from ..checks import array, flag
 from ..errors import ChiralnetError
+from ..results import SimulationResult, SteadyState
+from .gaussian import covariance, gaussian_ergotropy_squeezed, local_ergotropy
 
 __all__ = ["ergotropy", "injected_power", "gaussian_ergotropy"]
 
@@ -51,8 +53,6 @@ def gaussian_ergotropy(omega, alpha, Nc):
 
 def _parts(state, what):
     """(omega (N,), alpha (..., N), cells, kind) of a SteadyState or SimulationResult."""
-    from ..results import SimulationResult, SteadyState
-
     if isinstance(state, SteadyState):
         alpha = state.amplitudes
         kind = "steady"
@@ -163,8 +163,6 @@ def ergotropy(state, cells=None, *, collective: bool = False):
 def _squeezed_ergotropy(state, kind, idx, w, a, collective):
     """The ergotropy of a state with anomalous moments (Mc != 0), or None for a phase-insensitive one (whose
     formulas above stay as they are, bit for bit)."""
-    from .gaussian import covariance, gaussian_ergotropy_squeezed, local_ergotropy
-
     if kind == "steady":
         st = state.state
         if st is None or st.Mc is None:

@@ -38,14 +38,17 @@ import numpy as np
 from .. import config
 from .._jit import jit
 from ..errors import SolverError
-from ..model import Model, State, build_model, initial_state
+from ..model import Model, State, build_model, initial_state, is_general_model
 
 __all__ = ["Method", "Trace", "check_times", "distinct_steps", "model_and_state", "start_state"]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Trace:
-    """What a method returns (see the module docstring); ``fluctuations`` may be a broadcast zero view."""
+    """What a method returns (see the module docstring); ``fluctuations`` may be a broadcast zero view.
+
+    Not frozen: a frozen dataclass's ``__init__`` (one ``object.__setattr__`` per field) costs 1.5 us, a tenth
+    of a small run; a trace is made once per run and read only (``dataclasses.replace`` for a changed copy)."""
 
     amplitudes: np.ndarray | None
     energies: np.ndarray
@@ -73,8 +76,6 @@ def model_and_state(G_or_model) -> tuple[Model, State]:
     graph's ``alpha0``/``n0``, kept by a model built from it; the vacuum for an array-built model)."""
     if isinstance(G_or_model, Model):
         return G_or_model, initial_state(G_or_model)
-    from ..gaussian import is_general_model
-
     model = G_or_model if is_general_model(G_or_model) else build_model(G_or_model)
     return model, initial_state(model)
 
@@ -223,6 +224,28 @@ def _uniform_steps(times, out, kind):
     for i in range(1, n):
         kind[i] = 1
     return 2
+
+
+@jit
+def _checked_uniform_steps(times, start, out, kind):
+    """:func:`_times_valid` then :func:`_uniform_steps` in one kernel call (the small route of simulate):
+    -1 when the times fail a check (:func:`check_times` words it), else what ``_uniform_steps`` returns."""
+    if not _times_valid(times, start):
+        return -1
+    return _uniform_steps(times, out, kind)
+
+
+def checked_grid(times, start: float):
+    """(times, distinct_steps(times)) of times checked from ``start`` as :func:`check_times` checks them (the
+    state at ``start``, no state0 given), for a short C-contiguous float64 grid in one kernel call; None for
+    any other grid or a uniform one (the callers take check_times and distinct_steps apart)."""
+    if (type(times) is np.ndarray and times.dtype.char == "d" and times.ndim == 1 and times.flags.c_contiguous
+            and 2 <= times.size <= config.SMALL_GRID_MAX_TIMES):
+        out, kind = np.empty(2), np.zeros(times.size, np.int64)
+        k = _checked_uniform_steps(times, start, out, kind)
+        if k > 0:
+            return times, (out[:k], kind)
+    return None
 
 
 def distinct_steps(times):

@@ -15,7 +15,7 @@ from .. import config
 from .._jit import jit
 from ..errors import NoSteadyStateError, SolverError
 from ..linalg.cascade import cascade_order
-from ..linalg.expm import expm_small
+from ..linalg.expm import expm_one, expm_parameters, expm_small
 from ..linalg.lyapunov import steady_covariance
 from ..linalg.stability import check_stability_arrays
 from ..model import Model, State
@@ -55,11 +55,20 @@ def propagate_fluctuations(Phi, W, step_kind, Nc0, out_occupation, block_idx, ou
     (T, N) = Re diag Nc_k and out_block (T, B, B) = Nc_k[block_idx, block_idx] (the battery block),
     and returns the last Nc (N, N).
     """
+    n = Phi.shape[1]
     Nc = Nc0.copy()
+    T = np.empty((n, n), np.complex128)
+    PhiH = np.empty((n, n), np.complex128)  # Phi[s]^H, formed again only when the step changes
+    last = -1
     for k in range(step_kind.shape[0]):
         s = step_kind[k]
-        Nc = Phi[s] @ Nc @ np.conj(Phi[s]).T + W[s]
-        for i in range(Nc.shape[0]):
+        if s != last:
+            PhiH[:, :] = np.conj(Phi[s]).T
+            last = s
+        np.dot(Phi[s], Nc, T)  # the same two BLAS products, into buffers: no three new arrays per step
+        np.dot(T, PhiH, Nc)
+        Nc += W[s]
+        for i in range(n):
             out_occupation[k, i] = Nc[i, i].real
         for u in range(block_idx.shape[0]):
             for v in range(block_idx.shape[0]):
@@ -128,9 +137,46 @@ def _affine_propagators(M, b, dts):
 def _affine_small(M, b, dts, P, c):
     """:func:`_affine_propagators` for small N in one kernel: the augmented matrices [[M dt, b dt], [0, 0]]
     (K, N + 1, N + 1) are formed, exponentiated (:func:`~chiralnet.linalg.expm.expm_small`) and split here,
-    without a NumPy call per piece. Writes P (K, N, N) and c (K, N)."""
+    without a NumPy call per piece. Writes P (K, N, N) and c (K, N); returns whether P is real (M real).
+
+    A real M (a resonant network: no detuning, real couplings) is exponentiated in real arithmetic, b split
+    into two real columns [[M dt, Re b dt, Im b dt], [0, 0, 0], [0, 0, 0]] (N + 2): every sum is the complex
+    route's with its zero imaginary parts left out, and (s, q) come from the complex matrix's norm, so the
+    result is the complex route's (up to the sign of a zero) at a quarter of the multiplications."""
     n = M.shape[0]
     K = dts.shape[0]
+    real = True
+    for i in range(n):
+        for j in range(n):
+            real = real and M[i, j].imag == 0.0
+    if real:
+        m = n + 2
+        A = np.zeros((m, m))
+        X, E, T, out = np.empty((m, m)), np.empty((m, m)), np.empty((m, m)), np.empty((m, m))
+        for k in range(K):
+            dt = dts[k]
+            for i in range(n):
+                for j in range(n):
+                    A[i, j] = M[i, j].real * dt
+                A[i, n] = b[i].real * dt
+                A[i, n + 1] = b[i].imag * dt
+            norm = 0.0  # one_norm_small of the complex augmented matrix: the b column's moduli as one column
+            for j in range(n):
+                col = 0.0
+                for i in range(n):
+                    col += abs(A[i, j])
+                norm = max(norm, col)
+            col = 0.0
+            for i in range(n):
+                col += abs(complex(A[i, n], A[i, n + 1]))
+            norm = max(norm, col)
+            s, q = expm_parameters(norm)
+            expm_one(A, 1.0, s, q, X, E, T, out)
+            for i in range(n):
+                for j in range(n):
+                    P[k, i, j] = out[i, j]
+                c[k, i] = complex(out[i, n], out[i, n + 1])
+        return True
     aug = np.zeros((K, n + 1, n + 1), np.complex128)
     for k in range(K):
         dt = complex(dts[k])  # complex * complex, as NumPy multiplies the complex M by the float steps
@@ -145,6 +191,7 @@ def _affine_small(M, b, dts, P, c):
             for j in range(n):
                 P[k, i, j] = E[k, i, j]
             c[k, i] = E[k, i, n]
+    return False
 
 
 def _noise_propagators(P, M, Q, dts):
@@ -181,9 +228,34 @@ def _noise_propagators(P, M, Q, dts):
 @jit
 def _affine_small_run(M, b, dts, step_kind, alpha0, omega, P, c, out_alpha, out_energy):
     """:func:`_affine_small` then :func:`propagate_affine`, in one call (small N: a kernel call's fixed cost
-    is a sizeable part of the run). Writes P, c, out_alpha and out_energy."""
-    _affine_small(M, b, dts, P, c)
-    propagate_affine(P, c, step_kind, alpha0, omega, out_alpha, out_energy)
+    is a sizeable part of the run); a real P steps in real arithmetic (:func:`_propagate_affine_real`).
+    Writes P, c, out_alpha and out_energy."""
+    if _affine_small(M, b, dts, P, c):
+        _propagate_affine_real(np.ascontiguousarray(P.real), c, step_kind, alpha0, omega, out_alpha, out_energy)
+    else:
+        propagate_affine(P, c, step_kind, alpha0, omega, out_alpha, out_energy)
+
+
+@jit
+def _propagate_affine_real(P, c, step_kind, alpha0, omega, out_alpha, out_energy):
+    """:func:`propagate_affine` for a real P (K, N, N) float: the same sums, each complex product P_ij a_j
+    taken as its two real products (the complex route's, without the zero imaginary part's terms)."""
+    n = alpha0.shape[0]
+    re, im = alpha0.real.copy(), alpha0.imag.copy()
+    nre, nim = np.empty(n), np.empty(n)
+    for k in range(step_kind.shape[0]):
+        s = step_kind[k]
+        for i in range(n):
+            ar, ai = c[s, i].real, c[s, i].imag
+            for j in range(n):
+                ar += P[s, i, j] * re[j]
+                ai += P[s, i, j] * im[j]
+            nre[i], nim[i] = ar, ai
+        re, nre = nre, re
+        im, nim = nim, im
+        for i in range(n):
+            out_alpha[k, i] = complex(re[i], im[i])
+            out_energy[k, i] = omega[i] * (re[i] * re[i] + im[i] * im[i])
 
 
 _ZERO = np.zeros(1)

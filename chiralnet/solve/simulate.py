@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import networkx as nx
 import numpy as np
 
+from .. import config, memory
 from ..errors import ChiralnetError, SolverError
-from ..model import State
+from ..model import Model, State, build_model, initial_state
 from ..results import SimulationResult, cell_columns, simulation_result
-from .base import check_times, model_and_state, start_state
+from .base import check_times, checked_grid, distinct_steps, model_and_state, start_state
+from .exact import EXACT, exact_fits
 from .general import GENERAL_METHOD, needs_general, simulate_general
 from .protocol import Protocol, run_protocol
-from .run import METHODS, options_used, run_model
+from .run import METHODS, SIMULATION_BYTES_BOUND, options_used, run_model
 
 __all__ = ["simulate", "METHODS"]
 
@@ -91,6 +94,14 @@ def simulate(G_or_model, times, *, state0: State | None = None, method: str = "a
     >>> float(more.times[0]), bool(np.allclose(more.energies[0], res.energies[-1]))
     (2000.0, True)
     """
+    if (state0 is None and method == "auto" and store_amplitudes is True and rtol is None and atol is None
+            and max_steps is None and cells is None and battery_fluctuations is None):
+        if isinstance(G_or_model, nx.DiGraph):  # built once, here: the general route below takes the model
+            G_or_model = build_model(G_or_model)
+        if type(G_or_model) is Model:
+            result = _small_run(G_or_model, times)
+            if result is not None:
+                return result
     given = {"rtol": rtol, "atol": atol, "max_steps": max_steps}
     if isinstance(G_or_model, Protocol):
         if cells is not None:
@@ -108,6 +119,32 @@ def simulate(G_or_model, times, *, state0: State | None = None, method: str = "a
     trace, method = run_model(model, state, rel, method, given, store, t_offset=start, columns=columns,
                               keep_block=_check_keep(battery_fluctuations))
     return simulation_result(trace, model, t, method, store, columns, {**options_used(method, given, model), "start": start})
+
+
+def _small_run(model: Model, times) -> SimulationResult | None:
+    """The run of a small model (a graph's, built by simulate) from its own state with every option at its
+    default, when "auto" would pick the dense "exact" method (a few cells, constant drives, zero temperature):
+    the same checks, kernel and result as the general route (:func:`prepare_run`,
+    :func:`~chiralnet.solve.run.run_model`), without the dispatch that costs as much as the arithmetic here.
+    None: not such a run (the general route takes it)."""
+    n = model.n_cells
+    if n > config.AUTO_DENSE_MAX_CELLS or model.drives is not None or model.Q is not None:
+        return None
+    state = initial_state(model)  # at t = 0; the frame only names the final state's, set by simulation_result
+    if state.Nc is not None or state.Mc is not None:
+        return None
+    checked = checked_grid(times, 0.0)  # a short uniform grid (at most 2 distinct steps) in one kernel call
+    if checked is None:
+        t = check_times(times, 0.0, False)
+        grid = distinct_steps(t)
+    else:
+        t, grid = checked
+    if SIMULATION_BYTES_BOUND * t.size * (n + 1) ** 2 > memory.limit_bytes():  # run_model's itemised estimate
+        return None
+    if not exact_fits(model, t, grid, False):  # config.EXACT_MAX_*: "auto" would pick another method
+        return None
+    trace = EXACT.run(model, state, t, {"grid": grid, "store_amplitudes": True})  # no Nc: no battery block
+    return simulation_result(trace, model, t, EXACT.name, True, None, {"start": 0.0})
 
 
 def _check_keep(keep):

@@ -18,7 +18,7 @@ from ..linalg.cascade import cascade_order
 from ..linalg.stability import check_stability_arrays
 from ..model import Model, State, build_model
 from ..model import is_general_model
-from ..results import SteadyState
+from ..results import SteadyState, _new_steady
 from .general import check_stability_general, steady_general
 from .stationary import steady_arrays
 
@@ -86,6 +86,6 @@ def steady_state(G_or_model) -> SteadyState:
     # steady_arrays checked alpha finite; a thermal Nc_ss gets the State's own checks (Hermitian, PSD)
     state = (State._checked(model.cells, alpha, None, 0.0, model.drive_frequency) if Nc is None
              else State(model.cells, alpha, Nc, 0.0, model.drive_frequency))
-    return SteadyState(cells=model.cells, energies=energies, amplitudes=alpha, fluctuations=fluct,
-                       battery=model.battery, method=method, state=state,
-                       omega=model.omega, drive=model.drive, drive_frequency=model.drive_frequency)
+    return _new_steady({"cells": model.cells, "energies": energies, "amplitudes": alpha, "fluctuations": fluct,
+                        "battery": model.battery, "method": method, "state": state, "omega": model.omega,
+                        "drive": model.drive, "drive_frequency": model.drive_frequency})
