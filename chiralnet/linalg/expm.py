@@ -13,14 +13,20 @@ __all__ = ["one_norm_small", "expm_parameters", "expm_one", "expm_small"]
 
 @jit
 def _matmul(A, B, out):
-    """out = A B for small square matrices, real or complex (no BLAS call)."""
+    """out = A B for small square matrices, real or complex (no BLAS call; out must not be A or B).
+
+    Each entry is sum_l A[i, l] B[l, j] summed in order of l, as a dot product would; the loops run over
+    rows of B (out[i, :] += A[i, l] B[l, :]) so that the innermost loop is an element-wise update the
+    compiler vectorises (a dot product's reduction it cannot, without reassociating: fastmath)."""
     m = A.shape[0]
     for i in range(m):
+        a = A[i, 0]
         for j in range(m):
-            acc = A[i, 0] * B[0, j]
-            for l in range(1, m):
-                acc += A[i, l] * B[l, j]
-            out[i, j] = acc
+            out[i, j] = a * B[0, j]
+        for l in range(1, m):
+            a = A[i, l]
+            for j in range(m):
+                out[i, j] += a * B[l, j]
 
 
 @jit
