@@ -348,6 +348,12 @@ def build_model(G, *, nodelist=None, sparse: bool | None = None) -> Model:
     -------
     Model, or a :class:`chiralnet.gaussian.GaussianModel` when ``G`` has squeezing or parametric terms
     (``pump``, ``m_th``, ``xi0``, a parametric link ``g``).
+
+    Notes
+    -----
+    A small graph built again unchanged (every node, edge and attribute the same object as at its last build)
+    is not read and checked again: its model is remembered and handed out as a new Model with copies of the
+    arrays. Any change to the graph, however small, builds and checks it anew (``_MEMO`` below).
     """
     snapshot = entry = None
     if nodelist is None and sparse is None and type(G) is nx.DiGraph:
