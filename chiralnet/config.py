@@ -26,6 +26,11 @@ EXACT_MAX_CELLS = 3000
 #: dense 2N x 2N real quadrature matrices.
 GAUSSIAN_MAX_CELLS = 3000
 
+#: From this N on, a general Gaussian trace runs the doubled model (2N modes b = (a, a^dag)) through the
+#: sparse phase-insensitive machinery (chiralnet.solve.general._run_doubled); below it the dense quadrature
+#: kernel, faster there.
+GAUSSIAN_SPARSE_MIN_CELLS = 64
+
 #: Budget (complex entries) for the stack of dense propagators "exact" precomputes, one per distinct dt.
 EXACT_MAX_PROPAGATOR_ENTRIES = 20_000_000
 

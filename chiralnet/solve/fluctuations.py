@@ -71,9 +71,10 @@ _lyap_term_parallel = jit(parallel=True)(renamed(_lyap_term, "_parallel"))
 
 @jit
 def _propagate_matrix(indptr, indices, data, Q, X0, step_h, step_sub, step_kind, tol, max_terms, parallel,
-                      X_jump, out_diag, block_idx, out_block, stats):
+                      X_jump, out_diag, block_idx, out_block, extra_idx, out_extra, stats):
     """Nc_k = e^{A h} Nc_{k-1} e^{A^H h} + int_0^h e^{A u} Q e^{A^H u} du, A = conj(M) in CSR.
-    Writes Re diag Nc_k to out_diag (T, N) and Nc_k[block_idx, block_idx] to out_block (T, B, B)."""
+    Writes Re diag Nc_k to out_diag (T, N), Nc_k[block_idx, block_idx] to out_block (T, B, B) and the
+    entries Nc_k[extra_idx[e, 0], extra_idx[e, 1]] to out_extra (T, E)."""
     n = X0.shape[0]
     X = X0.copy()
     t1 = np.empty((n, n), np.complex128)
@@ -121,11 +122,13 @@ def _propagate_matrix(indptr, indices, data, Q, X0, step_h, step_sub, step_kind,
         for u in range(block_idx.shape[0]):
             for v in range(block_idx.shape[0]):
                 out_block[k, u, v] = X[block_idx[u], block_idx[v]]
+        for e in range(extra_idx.shape[0]):
+            out_extra[k, e] = X[extra_idx[e, 0], extra_idx[e, 1]]
     return OK, step_kind.shape[0], X
 
 
 def propagate_matrix(M, Q, X0, steps, step_kind, *, out_diag, X_jump=None, jump=None, parallel=None,
-                     block_idx=None, out_block=None):
+                     block_idx=None, out_block=None, extra_idx=None, out_extra=None):
     """Exact fluctuation matrix: Nc_k = e^{conj(M) h} Nc_{k-1} e^{M^T h} + (noise over the step).
 
     Each Taylor term costs O(N nnz) (a CSR-times-dense product), never a dense N x N product.
@@ -145,6 +148,9 @@ def propagate_matrix(M, Q, X0, steps, step_kind, *, out_diag, X_jump=None, jump=
         The steady Nc, and the steps that land on it (:func:`jump_steps`).
     block_idx : ndarray (B,) int, optional; out_block : ndarray (T, B, B) complex, optional
         Cells whose block Nc[B, B] is written at every output time (the battery, for the ergotropy).
+    extra_idx : ndarray (E, 2) int, optional; out_extra : ndarray (T, E) complex, optional
+        Entries Nc[extra_idx[e, 0], extra_idx[e, 1]] written at every output time (a doubled model's
+        anomalous moments, :func:`chiralnet.gaussian.doubled_model`).
 
     Returns
     -------
@@ -162,11 +168,12 @@ def propagate_matrix(M, Q, X0, steps, step_kind, *, out_diag, X_jump=None, jump=
     if block_idx is None:
         block_idx = np.zeros(0, np.int64)
         out_block = np.zeros((len(step_kind), 0, 0), complex)
+    extra_idx, out_extra = _extra(extra_idx, out_extra, len(step_kind))
     status, k, X = _propagate_matrix(indptr, indices, data, np.ascontiguousarray(Q, dtype=complex),
                                      np.ascontiguousarray(X0, dtype=complex), steps, n_sub,
                                      np.asarray(step_kind, np.int64), config.TAYLOR_TOL, config.TAYLOR_MAX_TERMS,
                                      bool(parallel), X_jump, out_diag, np.asarray(block_idx, np.int64), out_block,
-                                     stats)
+                                     extra_idx, out_extra, stats)
     check_status(status, k)
     X = 0.5 * (X + X.conj().T)
     return X, {"matrix_terms": int(stats[0])}
@@ -425,10 +432,14 @@ def _hermitian_sum(G, D):
 
 
 @jit
-def _write_outputs(D, X_ss, k, out_diag, block_idx, out_block):
-    """out_diag[k] = Re diag(X_ss + D), out_block[k] = (X_ss + D)[block_idx, block_idx]."""
+def _write_outputs(D, X_ss, k, out_diag, block_idx, out_block, extra_idx, out_extra):
+    """out_diag[k] = Re diag(X_ss + D), out_block[k] = (X_ss + D)[block_idx, block_idx], out_extra[k, e] =
+    (X_ss + D)[extra_idx[e, 0], extra_idx[e, 1]]."""
     for i in range(D.shape[0]):
         out_diag[k, i] = X_ss[i, i].real + D[i, i].real
+    for e in range(extra_idx.shape[0]):
+        i, j = extra_idx[e, 0], extra_idx[e, 1]
+        out_extra[k, e] = X_ss[i, j] + D[i, j]
     nb = block_idx.shape[0]
     if nb == 0:
         return
@@ -450,7 +461,7 @@ def _write_outputs(D, X_ss, k, out_diag, block_idx, out_block):
 
 
 def propagate_deviation(M, X_ss, D0, steps, step_kind, *, out_diag, jump=None, parallel=None, block_idx=None,
-                        out_block=None, width=None, propagator=None):
+                        out_block=None, extra_idx=None, out_extra=None, width=None, propagator=None):
     """Exact fluctuation matrix of a network with a steady state: Nc_k = Nc_ss + P_k D_{k-1} P_k^H,
     P_k = e^{conj(M) h_k}, D_{-1} = D0 = Nc0 - Nc_ss, by one-sided Taylor passes on column blocks.
 
@@ -461,7 +472,7 @@ def propagate_deviation(M, X_ss, D0, steps, step_kind, *, out_diag, jump=None, p
         Nc_ss (conj(M) X + X M^T = -Q), or zeros when there is no noise (then D = Nc, any M).
     D0 : ndarray (N, N) complex Hermitian
         Nc at t = 0 minus X_ss.
-    steps, step_kind, out_diag, jump, block_idx, out_block
+    steps, step_kind, out_diag, jump, block_idx, out_block, extra_idx, out_extra
         As in :func:`propagate_matrix` (a jump lands on Nc_ss).
     width : int, optional
         Columns per block (default ``config.FLUCTUATION_BLOCK_WIDTH``).
@@ -494,6 +505,7 @@ def propagate_deviation(M, X_ss, D0, steps, step_kind, *, out_diag, jump=None, p
         block_idx = np.zeros(0, np.int64)
         out_block = np.zeros((len(step_kind), 0, 0), complex)
     block_idx = np.asarray(block_idx, np.int64)
+    extra_idx, out_extra = _extra(extra_idx, out_extra, len(step_kind))
     X_ss = np.ascontiguousarray(X_ss, dtype=complex)
     D = np.array(D0, dtype=complex, order="C")
     W = np.empty_like(D)
@@ -526,13 +538,20 @@ def propagate_deviation(M, X_ss, D0, steps, step_kind, *, out_diag, jump=None, p
             if status == OK and tri != 0:
                 _hermitian_sum(D, D)
             check_status(status, k)
-        _write_outputs(D, X_ss, k, out_diag, block_idx, out_block)
+        _write_outputs(D, X_ss, k, out_diag, block_idx, out_block, extra_idx, out_extra)
     Nc = X_ss + D
     Nc = 0.5 * (Nc + Nc.conj().T)
     out = {"matrix_terms": int(stats[0]) // max(n, 1), "fluctuation_stepping": "one-sided"}
     if prop is not None:
         out.update(matrix_propagator_products=int(stats[1]) // max(n, 1), propagator_entries=round(P.nnz / max(n, 1), 2))
     return Nc, out
+
+
+def _extra(extra_idx, out_extra, T):
+    """The (E, 2) int64 index pairs and (T, E) complex output of the extra entries ((0, 2), (T, 0): none)."""
+    if extra_idx is None:
+        return np.zeros((0, 2), np.int64), np.zeros((T, 0), complex)
+    return np.ascontiguousarray(extra_idx, dtype=np.int64).reshape(-1, 2), out_extra
 
 
 def steady_fluctuations(model: Model):

@@ -13,10 +13,11 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg as la
 
-from .. import config
+from .. import config, memory
 from .._jit import jit
 from ..errors import NoSteadyStateError, SolverError
-from ..gaussian import GaussianModel, general_model, is_general_model, quadrature_state, sigma_to_moments, state_quadratures
+from ..gaussian import (GaussianModel, doubled_model, doubled_state, general_model, is_general_model, quadrature_state,
+                        sigma_to_moments, state_quadratures, undoubled_moments)
 from ..model import State
 from ..results import SteadyState
 from .base import Trace, distinct_steps
@@ -251,6 +252,12 @@ def run_general(model, state: State, rel, *, store: bool = True, columns=None, k
     on the same steps, the matrix exponential."""
     model = general_model(model)
     n = model.n_cells
+    if sparse_route(model):
+        if cache is None or not cache.get("started"):
+            _check_physical(state)
+            if cache is not None:
+                cache["started"] = True
+        return _run_doubled(model, state, rel, store, columns, keep_block), model
     grid = distinct_steps(rel)
     dts, kind = grid
     # The budget counts complex entries; these propagators are real (half the bytes each): a 2,000-cell trace on
@@ -302,6 +309,58 @@ def run_general(model, state: State, rel, *, store: bool = True, columns=None, k
     trace = Trace(alpha if store else None, energies, fluct, final, {"propagators": computed}, Nb, totals,
                   mc_diag, Mb)
     return trace, model
+
+
+def sparse_route(model: GaussianModel) -> bool:
+    """Whether a run of ``model`` takes the doubled sparse route (:func:`_run_doubled`): from
+    ``config.GAUSSIAN_SPARSE_MIN_CELLS`` cells on, below them the dense quadrature kernel."""
+    return model.n_cells >= config.GAUSSIAN_SPARSE_MIN_CELLS
+
+
+def _run_doubled(model: GaussianModel, state: State, rel, store, columns, keep_block) -> Trace:
+    """The general run as the phase-insensitive "exact-sparse" run of :func:`~chiralnet.gaussian.doubled_model`
+    (2N modes b = (a, a^dag), X = [[Nc, conj Mc], [Mc, Nc^T + I]]): its Taylor stepping on CSR, its one-sided
+    deviation from a cascaded steady state, its sparse propagators; no dense (2N)^3 product. Mc_ii = X[N + i, i]
+    comes out as extra entries of X, the battery blocks as X's block on (B, N + B). Same Trace as the dense
+    route; ``stats["route"]`` is "doubled-sparse"."""
+    from .exact_sparse import EXACT_SPARSE
+
+    n = model.n_cells
+    doubled = doubled_model(model)
+    cols = np.arange(n, dtype=np.int64) if columns is None else np.asarray(columns, np.int64)
+    block = np.flatnonzero(model.battery) if columns is None else cols[model.battery[cols]]
+    keep = block.size <= config.BATTERY_BLOCK_MAX_CELLS if keep_block is None else bool(keep_block)
+    if not keep:
+        block = np.zeros(0, np.int64)
+    _check_memory_doubled(doubled, rel.size, store, cols.size)
+    options = {"grid": distinct_steps(rel), "store_amplitudes": store, "block": np.concatenate([block, n + block]),
+               "cells": cols, "extra": np.stack([n + cols, cols], axis=1)}
+    t2 = EXACT_SPARSE.run(doubled, doubled_state(state, doubled), rel, options)
+    fluct = t2.fluctuations
+    if store:
+        alpha = t2.amplitudes
+        energies = model.omega[cols] * (alpha.real**2 + alpha.imag**2 + fluct)
+    else:
+        alpha, energies = None, t2.energies
+    alpha_end, Nc, Mc = undoubled_moments(t2.final_state.alpha, t2.final_state.Nc)
+    final = State(model.cells, alpha_end, Nc, 0.0, None, Mc)
+    b = block.size
+    Nb = Mb = None
+    if keep:
+        Nb, Mb = t2.battery_block[:, :b, :b], t2.battery_block[:, b:, :b]
+    totals = None if columns is None else t2.energy_totals
+    return Trace(alpha, energies, fluct, final, {**t2.stats, "route": "doubled-sparse"}, Nb, totals, t2.anomalous,
+                 Mb)
+
+
+def _check_memory_doubled(doubled, n_times, store, n_kept) -> None:
+    """MemoryLimitError, before any allocation, when the doubled sparse run would not fit."""
+    items = memory.simulation_bytes(doubled.n_cells, n_times, method="exact-sparse", thermal=True,
+                                    store_amplitudes=store, nnz=doubled.M.nnz if doubled.is_sparse else None,
+                                    n_kept=n_kept)
+    items["anomalous moments (T x N complex)"] = n_times * n_kept * 16
+    memory.check(items, f"simulate ({doubled.n_cells // 2} cells on the general path, {n_times} output times)",
+                 "fewer output times or fewer cells, or store_amplitudes=False, or cells=[...]")
 
 
 def _totals(model, alpha_all, out_R, P, c, Phi, W, kind, R0, S0):
