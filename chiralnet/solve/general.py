@@ -252,12 +252,14 @@ def run_general(model, state: State, rel, *, store: bool = True, columns=None, k
     on the same steps, the matrix exponential."""
     model = general_model(model)
     n = model.n_cells
-    if sparse_route(model):
+    route = sparse_route(model)
+    if route is not None:
         if cache is None or not cache.get("started"):
             _check_physical(state)
             if cache is not None:
                 cache["started"] = True
-        return _run_doubled(model, state, rel, store, columns, keep_block), model
+        run = _run_unpaired if route == "unpaired-sparse" else _run_doubled
+        return run(model, state, rel, store, columns, keep_block), model
     grid = distinct_steps(rel)
     dts, kind = grid
     # The budget counts complex entries; these propagators are real (half the bytes each): a 2,000-cell trace on
@@ -311,10 +313,97 @@ def run_general(model, state: State, rel, *, store: bool = True, columns=None, k
     return trace, model
 
 
-def sparse_route(model: GaussianModel) -> bool:
-    """Whether a run of ``model`` takes the doubled sparse route (:func:`_run_doubled`): from
-    ``config.GAUSSIAN_SPARSE_MIN_CELLS`` cells on, below them the dense quadrature kernel."""
-    return model.n_cells >= config.GAUSSIAN_SPARSE_MIN_CELLS
+def sparse_route(model: GaussianModel):
+    """The sparse route a trace of ``model`` takes, or None (the dense quadrature kernel, faster below
+    ``config.GAUSSIAN_SPARSE_MIN_CELLS`` cells): "unpaired-sparse" (:func:`_run_unpaired`) without pairing when
+    the steady Mc is cheap (no squeezed noise, or a stable cascade), else "doubled-sparse" (:func:`_run_doubled`)."""
+    if model.n_cells < config.GAUSSIAN_SPARSE_MIN_CELLS or model.base is None:
+        return None
+    if not _has_pairing(model) and _steady_anomalous(model) is not None:
+        return "unpaired-sparse"
+    return "doubled-sparse"
+
+
+def _has_pairing(model: GaussianModel) -> bool:
+    return bool(model.pairing.any())
+
+
+def _steady_anomalous(model: GaussianModel):
+    """Mc_ss (N, N) complex symmetric of a model without pairing (M X + X M^T = -S) when it is cheap: zero
+    without squeezed noise, the O(N nnz) triangular recursion on a stable cascade; else None (cached)."""
+    from ..linalg.cascade import cascade_order, sylvester_cascaded
+    from ..linalg.stability import check_stability_arrays
+
+    if "Mc_ss" in model._cache:
+        return model._cache["Mc_ss"]
+    n = model.n_cells
+    S = model.squeezing
+    Mc = None
+    if not S.any():
+        Mc = np.zeros((n, n), complex)
+    else:
+        M = model.base.M
+        order = cascade_order(M)
+        if order is not None:
+            try:
+                check_stability_arrays(M, model.cells, order)
+                Mc = sylvester_cascaded(M, -S, order)
+                Mc = 0.5 * (Mc + Mc.T)
+            except NoSteadyStateError:
+                pass
+    model._cache["Mc_ss"] = Mc
+    return Mc
+
+
+def _run_unpaired(model: GaussianModel, state: State, rel, store, columns, keep_block) -> Trace:
+    """A general run without pairing (G = 0: squeezed baths, squeezed starts), where Mc decouples from Nc:
+    alpha, Nc (and the totals) are the phase-insensitive "exact-sparse" run of ``model.base`` itself, and
+    Mc = Mc_ss + E D E^T (E = e^{M h}) one more one-sided pass of the same kernels in their complex symmetric
+    mode (:func:`~chiralnet.solve.fluctuations.propagate_deviation`). Same Trace as the dense route;
+    ``stats["route"]`` is "unpaired-sparse"."""
+    from ..linalg.stability import jump_steps
+    from .exact_sparse import EXACT_SPARSE
+    from .fluctuations import propagate_deviation
+
+    base = model.base
+    n = model.n_cells
+    cols = np.arange(n, dtype=np.int64) if columns is None else np.asarray(columns, np.int64)
+    block = np.flatnonzero(model.battery) if columns is None else cols[model.battery[cols]]
+    keep = block.size <= config.BATTERY_BLOCK_MAX_CELLS if keep_block is None else bool(keep_block)
+    if not keep:
+        block = np.zeros(0, np.int64)
+    T = rel.size
+    _check_memory_sparse(base, T, store, cols.size, 2)
+    grid = distinct_steps(rel)
+    options = {"grid": grid, "store_amplitudes": store, "block": block, "cells": cols}
+    t1 = EXACT_SPARSE.run(base, State(model.cells, state.alpha, state.Nc), rel, options)
+    fluct = np.broadcast_to(t1.fluctuations, (T, cols.size))
+    Nc_end = t1.final_state.dense_Nc()
+    Nb = t1.battery_block if t1.battery_block is not None else np.zeros((T, block.size, block.size), complex)
+    Mc_ss = _steady_anomalous(model)
+    Mc0 = state.dense_Mc()
+    anomalous = memory.empty((T, cols.size), complex)
+    Mb = np.empty((T, block.size, block.size), complex)
+    more = {}
+    if Mc0.any() or Mc_ss.any():
+        dts, kind = grid
+        Mc_end, more = propagate_deviation(base.M.conj(), Mc_ss, Mc0 - Mc_ss, dts, kind, out_diag=np.empty((T, n)),
+                                           jump=jump_steps(base.M, dts), block_idx=block, out_block=Mb,
+                                           extra_idx=np.stack([cols, cols], axis=1), out_extra=anomalous,
+                                           symmetric=True)
+    else:  # no squeezing anywhere: Mc stays zero
+        Mc_end = Mc0
+        anomalous[:] = 0
+        Mb[:] = 0
+    if store:
+        alpha = t1.amplitudes
+        energies = model.omega[cols] * (alpha.real**2 + alpha.imag**2 + fluct)
+    else:
+        alpha, energies = None, t1.energies
+    final = State(model.cells, t1.final_state.alpha, Nc_end, 0.0, None, Mc_end)
+    stats = {**t1.stats, **{f"anomalous_{k}": v for k, v in more.items()}, "route": "unpaired-sparse"}
+    return Trace(alpha, energies, np.ascontiguousarray(fluct), final, stats, Nb if keep else None,
+                 None if columns is None else t1.energy_totals, anomalous, Mb if keep else None)
 
 
 def _run_doubled(model: GaussianModel, state: State, rel, store, columns, keep_block) -> Trace:
@@ -332,7 +421,7 @@ def _run_doubled(model: GaussianModel, state: State, rel, store, columns, keep_b
     keep = block.size <= config.BATTERY_BLOCK_MAX_CELLS if keep_block is None else bool(keep_block)
     if not keep:
         block = np.zeros(0, np.int64)
-    _check_memory_doubled(doubled, rel.size, store, cols.size)
+    _check_memory_sparse(doubled, rel.size, store, cols.size, 1)
     options = {"grid": distinct_steps(rel), "store_amplitudes": store, "block": np.concatenate([block, n + block]),
                "cells": cols, "extra": np.stack([n + cols, cols], axis=1)}
     t2 = EXACT_SPARSE.run(doubled, doubled_state(state, doubled), rel, options)
@@ -353,13 +442,16 @@ def _run_doubled(model: GaussianModel, state: State, rel, store, columns, keep_b
                  Mb)
 
 
-def _check_memory_doubled(doubled, n_times, store, n_kept) -> None:
-    """MemoryLimitError, before any allocation, when the doubled sparse run would not fit."""
-    items = memory.simulation_bytes(doubled.n_cells, n_times, method="exact-sparse", thermal=True,
-                                    store_amplitudes=store, nnz=doubled.M.nnz if doubled.is_sparse else None,
+def _check_memory_sparse(model, n_times, store, n_kept, passes) -> None:
+    """MemoryLimitError, before any allocation, when a sparse general run would not fit: the phase-insensitive
+    "exact-sparse" estimate of ``model`` (the base model, or the doubled one) ``passes`` times over (the
+    unpaired route keeps Nc and Mc), plus the (T, k) anomalous moments."""
+    items = memory.simulation_bytes(model.n_cells, n_times, method="exact-sparse", thermal=True,
+                                    store_amplitudes=store, nnz=model.M.nnz if model.is_sparse else None,
                                     n_kept=n_kept)
+    items = {k: passes * v if "N x N" in k else v for k, v in items.items()}
     items["anomalous moments (T x N complex)"] = n_times * n_kept * 16
-    memory.check(items, f"simulate ({doubled.n_cells // 2} cells on the general path, {n_times} output times)",
+    memory.check(items, f"simulate ({n_kept} kept cells on the general path, {n_times} output times)",
                  "fewer output times or fewer cells, or store_amplitudes=False, or cells=[...]")
 
 
