@@ -31,6 +31,12 @@ GAUSSIAN_MAX_CELLS = 3000
 #: kernel, faster there (crossover measured at 32-48 cells on a thermal chain with squeezed baths or pumps).
 GAUSSIAN_SPARSE_MIN_CELLS = 48
 
+#: The doubled model is made triangular (chiralnet.solve.general.triangular_doubled) by the eigenvectors of
+#: its strongly connected blocks (a pump: 2 modes, a parametric link: 4) when each has at most this many modes
+#: and eigenvectors of condition number at most GAUSSIAN_BLOCK_MAX_COND (rounding grows with it).
+GAUSSIAN_BLOCK_MAX_MODES = 16
+GAUSSIAN_BLOCK_MAX_COND = 1e4
+
 #: Budget (complex entries) for the stack of dense propagators "exact" precomputes, one per distinct dt.
 EXACT_MAX_PROPAGATOR_ENTRIES = 20_000_000
 

@@ -8,6 +8,7 @@ import pytest
 
 import chiralnet as cn
 from chiralnet import config
+from chiralnet.errors import NoSteadyStateError
 from chiralnet.gaussian import sigma_to_moments
 
 from test_gaussian import DENSE_REL, graph_of, random_spec, reference_run, start_of
@@ -137,3 +138,27 @@ def test_unpaired_route_from_a_squeezed_start_on_a_phase_insensitive_network():
     # Mc decays freely: Mc(t)_33 = Mc(0)_33 e^{2 M_33 t} when cell 3 receives no squeezing from upstream
     M33 = m.M[3, 3] if not m.is_sparse else m.M.toarray()[3, 3]
     assert abs(gen.anomalous[-1, 3] - 0.2j * np.exp(2 * M33 * 30)) < 1e-12
+
+
+@pytest.mark.parametrize("pump,link", [(True, False), (False, True), (True, True)], ids=["pumps", "link", "both"])
+def test_paired_steady_state_by_the_triangular_doubled_model(monkeypatch, pump, link):
+    """With pumps or parametric links on a 60-cell chiral chain the doubled model, made triangular block by
+    block (solve.general.triangular_doubled), gives the steady state by substitution; it equals the dense
+    quadrature Lyapunov solution to ROUTES_REL. Above threshold the message still names the pump."""
+    from chiralnet.linalg.cascade import cascade_order
+    from chiralnet.solve import general
+
+    G = _chain(60, pump=pump, link=link)
+    model = cn.build_model(G)
+    tm, V, _ = general.triangular_doubled(model)
+    assert cascade_order(tm.M) is not None and V.nnz > 120
+    ss = cn.steady_state(G)
+    R, S = general._steady_quadratures(model)
+    ref = cn.gaussian.quadrature_state(model.cells, R, S)
+    assert np.abs(ss.state.Mc).max() > 1e-3
+    for got, want in ((ss.state.alpha, ref.alpha), (ss.state.Nc, ref.Nc), (ss.state.Mc, ref.Mc)):
+        assert _rel(got, want) < ROUTES_REL
+    if pump:
+        G.nodes[cn.cells(G)[7]]["pump"] = 5.0
+        with pytest.raises(NoSteadyStateError, match=f"pump on cell {cn.cells(G)[7]!r}"):
+            cn.steady_state(G)
