@@ -162,3 +162,18 @@ def test_paired_steady_state_by_the_triangular_doubled_model(monkeypatch, pump, 
         G.nodes[cn.cells(G)[7]]["pump"] = 5.0
         with pytest.raises(NoSteadyStateError, match=f"pump on cell {cn.cells(G)[7]!r}"):
             cn.steady_state(G)
+
+
+def test_sparse_route_streams_to_file_like_one_run(tmp_path):
+    """simulate_to_file on a pumped 60-cell chain (the doubled sparse route, blocks continued from each final
+    state) holds the energies and Mc_ii of one in-memory run, to ROUTES_REL."""
+    G = _chain(60, pump=True)
+    t = np.linspace(0.0, 40.0, 15)
+    ref = cn.simulate(G, t, cells=[cn.cells(G)[-1], cn.cells(G)[1]])
+    assert ref.stats["route"] == "doubled-sparse"
+    out = cn.simulate_to_file(G, t, tmp_path / "g.nc", chunk_times=4, cells=[cn.cells(G)[-1], cn.cells(G)[1]])
+    with out.open() as ds:
+        assert _rel(ds.energy.values, ref.energies) < ROUTES_REL
+        assert _rel(ds.anomalous.values, ref.anomalous) < ROUTES_REL
+        assert _rel(ds.total_energy.values, ref.total_energy) < ROUTES_REL
+    assert _rel(out.final_state.Mc, ref.final_state.Mc) < ROUTES_REL

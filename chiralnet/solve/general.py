@@ -203,7 +203,7 @@ def _steady_paired(model: GaussianModel):
     None below ``config.GAUSSIAN_SPARSE_MIN_CELLS`` cells or when the transform leaves feedback."""
     from ..linalg.cascade import cascade_order
 
-    if model.n_cells < config.GAUSSIAN_SPARSE_MIN_CELLS or model.base is None:
+    if model.n_cells < config.GAUSSIAN_SPARSE_MIN_CELLS:
         return None
     tm, V, _ = triangular_doubled(model)
     if cascade_order(tm.M) is None:
@@ -342,9 +342,9 @@ def sparse_route(model: GaussianModel):
     """The sparse route a trace of ``model`` takes, or None (the dense quadrature kernel, faster below
     ``config.GAUSSIAN_SPARSE_MIN_CELLS`` cells): "unpaired-sparse" (:func:`_run_unpaired`) without pairing when
     the steady Mc is cheap (no squeezed noise, or a stable cascade), else "doubled-sparse" (:func:`_run_doubled`)."""
-    if model.n_cells < config.GAUSSIAN_SPARSE_MIN_CELLS or model.base is None:
+    if model.n_cells < config.GAUSSIAN_SPARSE_MIN_CELLS:
         return None
-    if not _has_pairing(model) and _steady_anomalous(model) is not None:
+    if model.base is not None and not _has_pairing(model) and _steady_anomalous(model) is not None:
         return "unpaired-sparse"
     return "doubled-sparse"
 
