@@ -290,14 +290,15 @@ def doubled_model(model: GaussianModel):
 
 def doubled_state(state, doubled):
     """The :class:`~chiralnet.model.State` of ``doubled`` (a :func:`doubled_model`) that holds ``state``:
-    alpha2 = (alpha, conj alpha), Nc2 = X = [[Nc, conj Mc], [Mc, Nc^T + I]]."""
+    alpha2 = (alpha, conj alpha), Nc2 = X = [[Nc, conj Mc], [Mc, Nc^T + I]] (not checked again: X is positive
+    semidefinite exactly when ``state`` obeys the uncertainty principle, which the runs check)."""
     from .model import State
 
     Nc, Mc = state.dense_Nc(), state.dense_Mc()
     n = Nc.shape[0]
     X = np.block([[Nc, np.conj(Mc)], [Mc, Nc.T + np.eye(n)]])
     a = np.asarray(state.alpha, complex)
-    return State(doubled.cells, np.concatenate([a, np.conj(a)]), X, state.time, state.frame)
+    return State._checked(doubled.cells, np.concatenate([a, np.conj(a)]), X, float(state.time), state.frame)
 
 
 def undoubled_moments(alpha2, X):

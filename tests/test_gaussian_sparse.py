@@ -107,7 +107,7 @@ def test_sparse_routes_equal_the_dense_route(monkeypatch, pump, link, route):
     dense = [r() for r in runs]
     assert "route" not in dense[0].stats
     for k, (a, b) in enumerate(zip(sparse, dense)):
-        assert a.stats["route"] == route, k
+        assert a.stats["route"] == route and a.stats.get("triangularised", True), k   # cascaded after V
         for name in ("energies", "fluctuations", "anomalous", "total_energy", "battery_energy"):
             assert _rel(getattr(a, name), getattr(b, name)) < ROUTES_REL, (k, name)
         if k != 2:

@@ -472,9 +472,8 @@ def _run_doubled(model: GaussianModel, state: State, rel, store, columns, keep_b
         Nb, Mb = Xb[:, :block.size, :block.size], Xb[:, block.size:, :block.size]
     final = _back(t2.final_state.alpha, t2.final_state.dense_Nc(), V)
     final = State(model.cells, *final[:2], 0.0, None, final[2])
-    route = "doubled-sparse" if tm.M is not doubled_model(model).M else "doubled-sparse (untransformed)"
-    return Trace(alpha if store else None, energies, fluct, final, {**t2.stats, "route": route}, Nb, totals,
-                 anomalous, Mb)
+    stats = {**t2.stats, "route": "doubled-sparse", "triangularised": tm is not doubled_model(model)}
+    return Trace(alpha if store else None, energies, fluct, final, stats, Nb, totals, anomalous, Mb)
 
 
 def triangular_doubled(model: GaussianModel):
