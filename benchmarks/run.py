@@ -307,7 +307,7 @@ import json, sys, time, numpy as np
 import scipy.integrate as si, scipy.linalg as la
 import chiralnet as cn
 from chiralnet import arrays as S, config
-from chiralnet.solve.steady import steady_covariance
+from chiralnet.linalg.lyapunov import steady_covariance
 case = sys.argv[1]
 def tm(f):
     t = time.perf_counter(); out = f(); return time.perf_counter() - t, out
