@@ -177,3 +177,15 @@ def test_sparse_route_streams_to_file_like_one_run(tmp_path):
         assert _rel(ds.anomalous.values, ref.anomalous) < ROUTES_REL
         assert _rel(ds.total_energy.values, ref.total_energy) < ROUTES_REL
     assert _rel(out.final_state.Mc, ref.final_state.Mc) < ROUTES_REL
+
+
+@pytest.mark.parametrize("pump", [False, True], ids=["unpaired", "doubled"])
+def test_sparse_routes_refuse_up_front_what_would_not_fit(monkeypatch, pump):
+    """The sparse routes estimate their memory (the N- or 2N-mode exact-sparse run, the entries read back)
+    before allocating: under a 200 kB limit a 60-cell run is refused with the sizes and the fixes."""
+    from chiralnet.errors import MemoryLimitError
+
+    G = _chain(60, pump=pump)
+    monkeypatch.setattr(config, "MEMORY_LIMIT_GB", 2e-4)
+    with pytest.raises(MemoryLimitError, match=r"60 cells on the general path, 5 output times.*fewer output"):
+        cn.simulate(G, np.linspace(0, 10, 5))

@@ -398,7 +398,7 @@ def _run_unpaired(model: GaussianModel, state: State, rel, store, columns, keep_
     if not keep:
         block = np.zeros(0, np.int64)
     T = rel.size
-    _check_memory_sparse(base, T, store, cols.size, 2)
+    _check_memory_sparse(base, T, store, cols.size, 2, n)
     grid = distinct_steps(rel)
     options = {"grid": grid, "store_amplitudes": store, "block": block, "cells": cols}
     t1 = EXACT_SPARSE.run(base, State(model.cells, state.alpha, state.Nc), rel, options)
@@ -450,7 +450,7 @@ def _run_doubled(model: GaussianModel, state: State, rel, store, columns, keep_b
         block = np.zeros(0, np.int64)
     T = rel.size
     pairs, CN, CM = _read_back(V, n)
-    _check_memory_sparse(tm, T, True, 2 * n, 1, extra=pairs.shape[0])
+    _check_memory_sparse(tm, T, True, 2 * n, 1, n, extra=pairs.shape[0])
     b2 = np.concatenate([block, n + block])
     reach = np.unique(V[b2].indices).astype(np.int64)     # the modes c that the battery's (a, a^dag) are made of
     options = {"grid": distinct_steps(rel), "store_amplitudes": True, "block": reach, "extra": pairs}
@@ -586,10 +586,11 @@ def _read_back(V, n):
     return pairs, CN, CM
 
 
-def _check_memory_sparse(model, n_times, store, n_kept, passes, extra=0) -> None:
+def _check_memory_sparse(model, n_times, store, n_kept, passes, n_cells, extra=0) -> None:
     """MemoryLimitError, before any allocation, when a sparse general run would not fit: the phase-insensitive
     "exact-sparse" estimate of ``model`` (the base model, or the doubled one) ``passes`` times over (the
-    unpaired route keeps Nc and Mc), plus the (T, k) anomalous moments and ``extra`` entries a time."""
+    unpaired route keeps Nc and Mc), plus the (T, k) anomalous moments and ``extra`` entries a time; the
+    message names the network's ``n_cells``."""
     items = memory.simulation_bytes(model.n_cells, n_times, method="exact-sparse", thermal=True,
                                     store_amplitudes=store, nnz=model.M.nnz if model.is_sparse else None,
                                     n_kept=n_kept)
@@ -597,7 +598,7 @@ def _check_memory_sparse(model, n_times, store, n_kept, passes, extra=0) -> None
     items["anomalous moments (T x N complex)"] = n_times * n_kept * 16
     if extra:
         items["entries of the fluctuation matrix read back (T x E complex)"] = n_times * extra * 16
-    memory.check(items, f"simulate ({n_kept} kept cells on the general path, {n_times} output times)",
+    memory.check(items, f"simulate ({n_cells} cells on the general path, {n_times} output times)",
                  "fewer output times or fewer cells, or store_amplitudes=False, or cells=[...]")
 
 
