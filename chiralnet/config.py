@@ -22,8 +22,9 @@ SMALL_GRID_MAX_TIMES = 4096
 #: largest feedback block check_stability eigendecomposes densely (larger ones: sparse eigs).
 EXACT_MAX_CELLS = 3000
 
-#: Largest N the general Gaussian path (squeezing, parametric terms: chiralnet.gaussian) takes; it works on
-#: dense 2N x 2N real quadrature matrices.
+#: Largest N the general Gaussian path (squeezing, parametric terms: chiralnet.gaussian) takes: its model keeps
+#: dense N x N arrays (drift, pairing, noise, squeezing), and below GAUSSIAN_SPARSE_MIN_CELLS it works on dense
+#: 2N x 2N real quadrature matrices (the sparse routes above estimate their memory and refuse up front).
 GAUSSIAN_MAX_CELLS = 3000
 
 #: From this N on, a general Gaussian trace runs the doubled model (2N modes b = (a, a^dag)) through the

@@ -375,9 +375,10 @@ def general_model(model) -> GaussianModel:
 
 def _check_size(n):
     if n > config.GAUSSIAN_MAX_CELLS:
-        raise ChiralnetError(f"the general Gaussian path is dense (2N x 2N quadrature matrices) and takes at most "
+        raise ChiralnetError(f"the general Gaussian path keeps dense N x N model arrays and takes at most "
                              f"config.GAUSSIAN_MAX_CELLS = {config.GAUSSIAN_MAX_CELLS} cells, this network has {n}; "
-                             "raise that limit if the memory allows (8 (2N)^2 bytes per matrix)")
+                             "raise that limit if the memory allows (16 N^2 bytes per array, four arrays; a run's "
+                             "own memory is estimated and refused up front)")
 
 
 def gaussian_model(G, model) -> GaussianModel:
