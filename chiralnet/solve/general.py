@@ -490,6 +490,7 @@ def triangular_doubled(model: GaussianModel):
     import scipy.sparse as sp
     from scipy.sparse import csgraph
 
+    from ..linalg.cascade import cascade_order
     from ..model import Model
 
     if "triangular" in model._cache:
@@ -533,11 +534,16 @@ def triangular_doubled(model: GaussianModel):
             Moff = sp.csr_array((coo.data[off], (coo.row[off], coo.col[off])), shape=(m, m))
             Mt = sp.csr_array(Vi @ Moff @ V + sp.diags_array(w, format="csr"))
             Mt.sum_duplicates()
+            perm = cascade_order(Mt)
+            if perm is not None:  # the modes in cascade order: M' triangular as stored, so the kernels use the
+                Mt = sp.csr_array(Mt[perm][:, perm])  # triangle and their row bounds stay tight
+                V, Vi = sp.csr_array(V[:, perm]), sp.csr_array(Vi[perm])
             Q = d.Q
             if Q is not None:
                 Q = sp.csr_array(Vi.conj() @ sp.csr_array(Q) @ Vi.T)
                 Q = 0.5 * (Q + Q.conj().T)
-            tm = Model(cells=d.cells, omega=np.zeros(m), drive_frequency=d.drive_frequency, M=Mt,
+            cells = d.cells if perm is None else tuple(d.cells[i] for i in perm)
+            tm = Model(cells=cells, omega=np.zeros(m), drive_frequency=d.drive_frequency, M=Mt,
                        drive=Vi @ d.drive, Q=Q, battery=np.zeros(m, bool))
             result = (tm, V, Vi)
     model._cache["triangular"] = result
