@@ -189,3 +189,22 @@ def test_sparse_routes_refuse_up_front_what_would_not_fit(monkeypatch, pump):
     monkeypatch.setattr(config, "MEMORY_LIMIT_GB", 2e-4)
     with pytest.raises(MemoryLimitError, match=r"60 cells on the general path, 5 output times.*fewer output"):
         cn.simulate(G, np.linspace(0, 10, 5))
+
+
+def test_doubled_route_without_the_transform_equals_the_dense_route(monkeypatch):
+    """Blocks whose eigenvectors are too ill-conditioned (forced here: config.GAUSSIAN_BLOCK_MAX_COND = 0.5 < 1)
+    leave the doubled model untransformed: it has feedback, so exact-sparse steps X two-sidedly; the trace still
+    equals the dense route to ROUTES_REL, and the steady state falls back to the quadrature Lyapunov solve."""
+    G = _chain(60, pump=True)
+    times = np.linspace(0.0, 30.0, 7)
+    dense_ss = cn.steady_state(G)
+    monkeypatch.setattr(config, "GAUSSIAN_BLOCK_MAX_COND", 0.5)
+    plain = cn.simulate(G, times)
+    assert plain.stats["route"] == "doubled-sparse" and not plain.stats["triangularised"]
+    assert plain.stats["matrix_terms"] > 0                       # the two-sided series: no steady X to deviate from
+    ss = cn.steady_state(G)
+    monkeypatch.setattr(config, "GAUSSIAN_SPARSE_MIN_CELLS", 10**9)
+    dense = cn.simulate(G, times)
+    for name in ("energies", "fluctuations", "anomalous"):
+        assert _rel(getattr(plain, name), getattr(dense, name)) < ROUTES_REL, name
+    assert _rel(ss.state.Mc, dense_ss.state.Mc) < ROUTES_REL and _rel(ss.state.Nc, dense_ss.state.Nc) < ROUTES_REL
