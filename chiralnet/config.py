@@ -27,9 +27,10 @@ EXACT_MAX_CELLS = 3000
 #: 2N x 2N real quadrature matrices (the sparse routes above estimate their memory and refuse up front).
 GAUSSIAN_MAX_CELLS = 3000
 
-#: From this N on, a general Gaussian trace runs the doubled model (2N modes b = (a, a^dag)) through the
-#: sparse phase-insensitive machinery (chiralnet.solve.general._run_doubled); below it the dense quadrature
-#: kernel, faster there (crossover measured at 32-48 cells on a thermal chain with squeezed baths or pumps).
+#: From this N on, a general Gaussian trace (and a steady state with pumps or parametric links) takes the sparse
+#: phase-insensitive machinery (chiralnet.solve.general.sparse_route: the network itself plus one pass for Mc
+#: without pairing, the doubled model of 2N modes with it); below it the dense quadrature kernel, faster there
+#: (crossover measured at 32-48 cells on a thermal chain with squeezed baths or pumps).
 GAUSSIAN_SPARSE_MIN_CELLS = 48
 
 #: The doubled model is made triangular (chiralnet.solve.general.triangular_doubled) by the eigenvectors of

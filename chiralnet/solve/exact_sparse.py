@@ -404,7 +404,8 @@ def _run(model: Model, state0: State, times, options) -> Trace:
         fluct = memory.empty((T, n))
         idx = options.get("block", np.flatnonzero(model.battery)).astype(np.int64)
         block = memory.empty((T, idx.size, idx.size), complex)
-        # entries of Nc beyond the diagonal and the block (a doubled model's anomalous moments), (E, 2) pairs
+        # entries of Nc beyond the diagonal and the block, (E, 2) pairs: a doubled model's anomalous moments,
+        # returned (T, E) as the trace's ``anomalous`` (chiralnet.solve.general reads them back)
         pairs = options.get("extra")
         extra = None if pairs is None else memory.empty((T, len(pairs)), complex)
         X_ss = steady_fluctuations(model) if config.FLUCTUATION_ONE_SIDED else None
