@@ -635,16 +635,6 @@ def _check_physical(state: State) -> None:
                           "|Mc_ii|^2 <= Nc_ii (Nc_ii + 1)")
 
 
-def simulate_general(model, state, t, start, method, given, store, columns, keep_block):
-    """simulate() on the general path: method "auto" or "exact-gaussian"; tolerances only for shaped drives."""
-    from ..results import simulation_result
-    from .run import options_used, run_general_model
-
-    trace, gm = run_general_model(model, state, t - start, method, given, store, start, columns, keep_block)
-    return simulation_result(trace, gm, t, GENERAL_METHOD, store, columns,
-                             {**options_used(GENERAL_METHOD, given, gm), "start": start})
-
-
 def check_general_method(method, given, time_dependent=False) -> None:
     """SolverError unless ``method`` is "auto" or "exact-gaussian" and no tolerance is given (with shaped
     drives, ``time_dependent``, the tolerances are those of the drives' integration and are checked there)."""
