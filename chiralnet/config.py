@@ -22,9 +22,22 @@ SMALL_GRID_MAX_TIMES = 4096
 #: largest feedback block check_stability eigendecomposes densely (larger ones: sparse eigs).
 EXACT_MAX_CELLS = 3000
 
-#: Largest N the general Gaussian path (squeezing, parametric terms: chiralnet.gaussian) takes; it works on
-#: dense 2N x 2N real quadrature matrices.
+#: Largest N the general Gaussian path (squeezing, parametric terms: chiralnet.gaussian) takes: its model keeps
+#: dense N x N arrays (drift, pairing, noise, squeezing), and below GAUSSIAN_SPARSE_MIN_CELLS it works on dense
+#: 2N x 2N real quadrature matrices (the sparse routes above estimate their memory and refuse up front).
 GAUSSIAN_MAX_CELLS = 3000
+
+#: From this N on, a general Gaussian trace (and a steady state with pumps or parametric links) takes the sparse
+#: phase-insensitive machinery (chiralnet.solve.general.sparse_route: the network itself plus one pass for Mc
+#: without pairing, the doubled model of 2N modes with it); below it the dense quadrature kernel, faster there
+#: (crossover measured at 32-48 cells on a thermal chain with squeezed baths or pumps).
+GAUSSIAN_SPARSE_MIN_CELLS = 48
+
+#: The doubled model is made triangular (chiralnet.solve.general.triangular_doubled) by the eigenvectors of
+#: its strongly connected blocks (a pump: 2 modes, a parametric link: 4) when each has at most this many modes
+#: and eigenvectors of condition number at most GAUSSIAN_BLOCK_MAX_COND (rounding grows with it).
+GAUSSIAN_BLOCK_MAX_MODES = 16
+GAUSSIAN_BLOCK_MAX_COND = 1e4
 
 #: Budget (complex entries) for the stack of dense propagators "exact" precomputes, one per distinct dt.
 EXACT_MAX_PROPAGATOR_ENTRIES = 20_000_000

@@ -301,14 +301,15 @@ def doubled_model(model: GaussianModel):
 
 def doubled_state(state, doubled):
     """The :class:`~chiralnet.model.State` of ``doubled`` (a :func:`doubled_model`) that holds ``state``:
-    alpha2 = (alpha, conj alpha), Nc2 = X = [[Nc, conj Mc], [Mc, Nc^T + I]]."""
+    alpha2 = (alpha, conj alpha), Nc2 = X = [[Nc, conj Mc], [Mc, Nc^T + I]] (not checked again: X is positive
+    semidefinite exactly when ``state`` obeys the uncertainty principle, which the runs check)."""
     from .model import State
 
     Nc, Mc = state.dense_Nc(), state.dense_Mc()
     n = Nc.shape[0]
     X = np.block([[Nc, np.conj(Mc)], [Mc, Nc.T + np.eye(n)]])
     a = np.asarray(state.alpha, complex)
-    return State(doubled.cells, np.concatenate([a, np.conj(a)]), X, state.time, state.frame)
+    return State._checked(doubled.cells, np.concatenate([a, np.conj(a)]), X, float(state.time), state.frame)
 
 
 def undoubled_moments(alpha2, X):
@@ -389,9 +390,10 @@ def _constant_part(model):
 
 def _check_size(n):
     if n > config.GAUSSIAN_MAX_CELLS:
-        raise ChiralnetError(f"the general Gaussian path is dense (2N x 2N quadrature matrices) and takes at most "
+        raise ChiralnetError(f"the general Gaussian path keeps dense N x N model arrays and takes at most "
                              f"config.GAUSSIAN_MAX_CELLS = {config.GAUSSIAN_MAX_CELLS} cells, this network has {n}; "
-                             "raise that limit if the memory allows (8 (2N)^2 bytes per matrix)")
+                             "raise that limit if the memory allows (16 N^2 bytes per array, four arrays; a run's "
+                             "own memory is estimated and refused up front)")
 
 
 def gaussian_model(G, model) -> GaussianModel:

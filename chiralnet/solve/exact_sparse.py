@@ -404,13 +404,19 @@ def _run(model: Model, state0: State, times, options) -> Trace:
         fluct = memory.empty((T, n))
         idx = options.get("block", np.flatnonzero(model.battery)).astype(np.int64)
         block = memory.empty((T, idx.size, idx.size), complex)
+        # entries of Nc beyond the diagonal and the block, (E, 2) pairs: a doubled model's anomalous moments,
+        # returned (T, E) as the trace's ``anomalous`` (chiralnet.solve.general reads them back)
+        pairs = options.get("extra")
+        extra = None if pairs is None else memory.empty((T, len(pairs)), complex)
         X_ss = steady_fluctuations(model) if config.FLUCTUATION_ONE_SIDED else None
         if X_ss is not None:  # Nc = Nc_ss + D, D stepped one-sidedly (no forcing)
             Nc, more = propagate_deviation(model.M, X_ss, state0.dense_Nc() - X_ss, dts, kind, out_diag=fluct,
-                                           jump=jump, block_idx=idx, out_block=block)
+                                           jump=jump, block_idx=idx, out_block=block, extra_idx=pairs,
+                                           out_extra=extra)
         else:  # feedback and noise: the steady state would cost a dense Lyapunov solve; step Nc itself
             Nc, more = propagate_matrix(model.M, model.dense_Q(), state0.dense_Nc(), dts, kind, out_diag=fluct,
-                                        X_jump=steady[1], jump=jump, block_idx=idx, out_block=block)
+                                        X_jump=steady[1], jump=jump, block_idx=idx, out_block=block,
+                                        extra_idx=pairs, out_extra=extra)
         thermal_energy = model.omega * fluct
         totals[:, 0] += thermal_energy.sum(axis=1)
         totals[:, 1] += thermal_energy[:, model.battery].sum(axis=1)
@@ -421,8 +427,9 @@ def _run(model: Model, state0: State, times, options) -> Trace:
         stats.update(more)
     else:
         fluct = np.broadcast_to(np.zeros(1), (T, k))  # coherent state: no fluctuations, no memory
+        extra = None
     return Trace(alpha if store else None, None if store else energies, fluct, State(model.cells, alpha_end, Nc),
-                 {**stats, "format": "csr"}, block, totals)
+                 {**stats, "format": "csr"}, block, totals, extra)
 
 
 #: Exact CSR stepping; machine precision; any grid; 10^5+ cells.

@@ -71,9 +71,10 @@ _lyap_term_parallel = jit(parallel=True)(renamed(_lyap_term, "_parallel"))
 
 @jit
 def _propagate_matrix(indptr, indices, data, Q, X0, step_h, step_sub, step_kind, tol, max_terms, parallel,
-                      X_jump, out_diag, block_idx, out_block, stats):
+                      X_jump, out_diag, block_idx, out_block, extra_idx, out_extra, stats):
     """Nc_k = e^{A h} Nc_{k-1} e^{A^H h} + int_0^h e^{A u} Q e^{A^H u} du, A = conj(M) in CSR.
-    Writes Re diag Nc_k to out_diag (T, N) and Nc_k[block_idx, block_idx] to out_block (T, B, B)."""
+    Writes Re diag Nc_k to out_diag (T, N), Nc_k[block_idx, block_idx] to out_block (T, B, B) and the
+    entries Nc_k[extra_idx[e, 0], extra_idx[e, 1]] to out_extra (T, E)."""
     n = X0.shape[0]
     X = X0.copy()
     t1 = np.empty((n, n), np.complex128)
@@ -121,11 +122,13 @@ def _propagate_matrix(indptr, indices, data, Q, X0, step_h, step_sub, step_kind,
         for u in range(block_idx.shape[0]):
             for v in range(block_idx.shape[0]):
                 out_block[k, u, v] = X[block_idx[u], block_idx[v]]
+        for e in range(extra_idx.shape[0]):
+            out_extra[k, e] = X[extra_idx[e, 0], extra_idx[e, 1]]
     return OK, step_kind.shape[0], X
 
 
 def propagate_matrix(M, Q, X0, steps, step_kind, *, out_diag, X_jump=None, jump=None, parallel=None,
-                     block_idx=None, out_block=None):
+                     block_idx=None, out_block=None, extra_idx=None, out_extra=None):
     """Exact fluctuation matrix: Nc_k = e^{conj(M) h} Nc_{k-1} e^{M^T h} + (noise over the step).
 
     Each Taylor term costs O(N nnz) (a CSR-times-dense product), never a dense N x N product.
@@ -145,6 +148,9 @@ def propagate_matrix(M, Q, X0, steps, step_kind, *, out_diag, X_jump=None, jump=
         The steady Nc, and the steps that land on it (:func:`jump_steps`).
     block_idx : ndarray (B,) int, optional; out_block : ndarray (T, B, B) complex, optional
         Cells whose block Nc[B, B] is written at every output time (the battery, for the ergotropy).
+    extra_idx : ndarray (E, 2) int, optional; out_extra : ndarray (T, E) complex, optional
+        Entries Nc[extra_idx[e, 0], extra_idx[e, 1]] written at every output time (a doubled model's
+        anomalous moments, :func:`chiralnet.gaussian.doubled_model`).
 
     Returns
     -------
@@ -162,11 +168,12 @@ def propagate_matrix(M, Q, X0, steps, step_kind, *, out_diag, X_jump=None, jump=
     if block_idx is None:
         block_idx = np.zeros(0, np.int64)
         out_block = np.zeros((len(step_kind), 0, 0), complex)
+    extra_idx, out_extra = _extra(extra_idx, out_extra, len(step_kind))
     status, k, X = _propagate_matrix(indptr, indices, data, np.ascontiguousarray(Q, dtype=complex),
                                      np.ascontiguousarray(X0, dtype=complex), steps, n_sub,
                                      np.asarray(step_kind, np.int64), config.TAYLOR_TOL, config.TAYLOR_MAX_TERMS,
                                      bool(parallel), X_jump, out_diag, np.asarray(block_idx, np.int64), out_block,
-                                     stats)
+                                     extra_idx, out_extra, stats)
     check_status(status, k)
     X = 0.5 * (X + X.conj().T)
     return X, {"matrix_terms": int(stats[0])}
@@ -201,16 +208,16 @@ def _clear(br, bi, dirty, lo, hi):
 
 
 @jit
-def _column_block(indptr, indices, dr, di, reach, low, X, Y, j0, wc, tri, h, n_sub, tol, max_terms, factor, buf,
-                  dirty):
+def _column_block(indptr, indices, dr, di, reach, low, X, Y, j0, wc, tri, sym, h, n_sub, tol, max_terms, factor,
+                  buf, dirty):
     """Y[:, j0:j0+wc] = e^{A h} V with V = (X^H)[:, j0:j0+wc] (``tri`` = 0), or V = the lower (1) / upper (-1)
-    triangle of X^H with half its diagonal. ``buf`` (8, N, w) float planes (x, acc, two terms; real and
+    triangle of X^H with half its diagonal; X^T instead of X^H when ``sym``. ``buf`` (8, N, w) float planes (x, acc, two terms; real and
     imaginary apart, so the inner loops over the w columns vectorize), zero outside the rows ``dirty``
     (4, 2) records. Returns (status, Taylor terms)."""
     w = buf.shape[2]
     xr, xi, ar, ai = buf[0], buf[1], buf[2], buf[3]
     lanes = np.empty(w)
-    lo, hi = _load_block(X, j0, wc, tri, xr, xi)
+    lo, hi = _load_block(X, j0, wc, tri, sym, xr, xi)
     terms = 0
     hs = h / n_sub
     for _ in range(n_sub):
@@ -289,9 +296,10 @@ def _column_block(indptr, indices, dr, di, reach, low, X, Y, j0, wc, tri, h, n_s
 
 
 @jit
-def _load_block(X, j0, wc, tri, xr, xi):
+def _load_block(X, j0, wc, tri, sym, xr, xi):
     """Planes (N, w) of V = X^H[:, j0:j0+wc] (``tri`` = 0), or of its lower (1) / upper (-1) triangle with
-    half the diagonal, padded with zero columns. Returns (lo, hi): V is zero outside rows [lo, hi)."""
+    half the diagonal, padded with zero columns; of X^T instead when ``sym`` (a complex symmetric X).
+    Returns (lo, hi): V is zero outside rows [lo, hi)."""
     n = X.shape[0]
     w = xr.shape[1]
     lo = 0
@@ -308,11 +316,11 @@ def _load_block(X, j0, wc, tri, xr, xi):
                 xi[i, c] = 0.0
             elif i == j and tri != 0:
                 xr[i, c] = 0.5 * X[j, i].real
-                xi[i, c] = 0.0
+                xi[i, c] = 0.5 * X[j, i].imag if sym else 0.0
             else:
                 z = X[j, i]
                 xr[i, c] = z.real
-                xi[i, c] = -z.imag
+                xi[i, c] = z.imag if sym else -z.imag
     return lo, hi
 
 
@@ -325,14 +333,15 @@ def _store_block(xr, xi, Y, j0, wc):
 
 
 @jit
-def _column_block_propagator(starts, ptr, offsets, values, reach, low, X, Y, j0, wc, tri, applications, buf, dirty):
+def _column_block_propagator(starts, ptr, offsets, values, reach, low, X, Y, j0, wc, tri, sym, applications, buf,
+                             dirty):
     """Y[:, j0:j0+wc] = P^applications V with the sparse propagator P (its runs of rows ``starts, ptr,
     offsets, values``; ``reach``/``low`` its row bounds), V as in :func:`_column_block`; the planes
     buf[0:2] and buf[2:4] alternate as input and output, zero outside the rows ``dirty`` records.
     Returns (status, products)."""
     n = X.shape[0]
     src = 0
-    lo, hi = _load_block(X, j0, wc, tri, buf[0], buf[1])
+    lo, hi = _load_block(X, j0, wc, tri, sym, buf[0], buf[1])
     dirty[0, 0] = 0
     dirty[0, 1] = n
     done = 0
@@ -371,9 +380,9 @@ def _zero_row(xr, xi, i):
     return True
 
 
-def _columns_pass(indptr, indices, dr, di, reach, low, X, Y, tri, h, n_sub, tol, max_terms, factor, width, n_chunks,
+def _columns_pass(indptr, indices, dr, di, reach, low, X, Y, tri, sym, h, n_sub, tol, max_terms, factor, width, n_chunks,
                   stats, applications, p_starts, p_ptr, p_offsets, p_values, p_reach, p_low):
-    """Y = e^{A h} V, V = X^H or its triangle (``tri``), column block by column block; ``n_chunks``
+    """Y = e^{A h} V, V = X^H or its triangle (``tri``; X^T when ``sym``), column block by column block; ``n_chunks``
     contiguous runs of blocks (one per thread when compiled parallel). With ``applications`` = 0 the
     series runs on the CSR arrays of A - mu (:func:`_column_block`, ``factor`` = e^{mu h / n_sub});
     else the sparse propagator (runs of rows ``p_*``) is applied that many times
@@ -390,9 +399,9 @@ def _columns_pass(indptr, indices, dr, di, reach, low, X, Y, tri, h, n_sub, tol,
             wc = min(width, n - j0)
             if applications > 0:
                 st, te = _column_block_propagator(p_starts, p_ptr, p_offsets, p_values, p_reach, p_low, X, Y, j0,
-                                                  wc, tri, applications, buf, dirty)
+                                                  wc, tri, sym, applications, buf, dirty)
             else:
-                st, te = _column_block(indptr, indices, dr, di, reach, low, X, Y, j0, wc, tri, h, n_sub, tol,
+                st, te = _column_block(indptr, indices, dr, di, reach, low, X, Y, j0, wc, tri, sym, h, n_sub, tol,
                                        max_terms, factor, buf, dirty)
             terms[t] += te * wc
             if st != OK:
@@ -409,26 +418,31 @@ _columns_pass_parallel = jit(parallel=True)(renamed(_columns_pass, "_parallel"))
 
 
 @jit
-def _hermitian_sum(G, D):
-    """D = G + G^H, in tiles (the transposed reads stay in cache)."""
+def _hermitian_sum(G, D, sym):
+    """D = G + G^H (G + G^T when ``sym``), in tiles (the transposed reads stay in cache)."""
     n = G.shape[0]
     tile = 64
     for i0 in range(0, n, tile):
         for j0 in range(0, i0 + 1, tile):
             for i in range(i0, min(n, i0 + tile)):
                 for j in range(j0, min(i + 1, j0 + tile)):
-                    z = G[i, j] + np.conj(G[j, i])
+                    z = G[i, j] + (G[j, i] if sym else np.conj(G[j, i]))
                     D[i, j] = z
-                    D[j, i] = np.conj(z)
-    for i in range(n):
-        D[i, i] = D[i, i].real
+                    D[j, i] = z if sym else np.conj(z)
+    if not sym:
+        for i in range(n):
+            D[i, i] = D[i, i].real
 
 
 @jit
-def _write_outputs(D, X_ss, k, out_diag, block_idx, out_block):
-    """out_diag[k] = Re diag(X_ss + D), out_block[k] = (X_ss + D)[block_idx, block_idx]."""
+def _write_outputs(D, X_ss, k, out_diag, block_idx, out_block, extra_idx, out_extra):
+    """out_diag[k] = Re diag(X_ss + D), out_block[k] = (X_ss + D)[block_idx, block_idx], out_extra[k, e] =
+    (X_ss + D)[extra_idx[e, 0], extra_idx[e, 1]]."""
     for i in range(D.shape[0]):
         out_diag[k, i] = X_ss[i, i].real + D[i, i].real
+    for e in range(extra_idx.shape[0]):
+        i, j = extra_idx[e, 0], extra_idx[e, 1]
+        out_extra[k, e] = X_ss[i, j] + D[i, j]
     nb = block_idx.shape[0]
     if nb == 0:
         return
@@ -450,7 +464,7 @@ def _write_outputs(D, X_ss, k, out_diag, block_idx, out_block):
 
 
 def propagate_deviation(M, X_ss, D0, steps, step_kind, *, out_diag, jump=None, parallel=None, block_idx=None,
-                        out_block=None, width=None, propagator=None):
+                        out_block=None, extra_idx=None, out_extra=None, width=None, propagator=None, symmetric=False):
     """Exact fluctuation matrix of a network with a steady state: Nc_k = Nc_ss + P_k D_{k-1} P_k^H,
     P_k = e^{conj(M) h_k}, D_{-1} = D0 = Nc0 - Nc_ss, by one-sided Taylor passes on column blocks.
 
@@ -461,17 +475,20 @@ def propagate_deviation(M, X_ss, D0, steps, step_kind, *, out_diag, jump=None, p
         Nc_ss (conj(M) X + X M^T = -Q), or zeros when there is no noise (then D = Nc, any M).
     D0 : ndarray (N, N) complex Hermitian
         Nc at t = 0 minus X_ss.
-    steps, step_kind, out_diag, jump, block_idx, out_block
+    steps, step_kind, out_diag, jump, block_idx, out_block, extra_idx, out_extra
         As in :func:`propagate_matrix` (a jump lands on Nc_ss).
     width : int, optional
         Columns per block (default ``config.FLUCTUATION_BLOCK_WIDTH``).
     propagator : bool, optional
         Apply a sparse propagator to the most frequent step (:func:`step_propagator`); default
         ``config.SPARSE_PROPAGATOR``.
+    symmetric : bool
+        X_ss and D0 complex symmetric, stepped as P D P^T instead (the anomalous moments Mc of a network
+        without pairing: pass M = conj(drift), then P = e^{drift h}, :func:`chiralnet.solve.general`).
 
     Returns
     -------
-    (Nc at the last output time (N, N) complex, dict of counters)
+    (Nc at the last output time (N, N) complex (symmetric when ``symmetric``), dict of counters)
     """
     A, mu = shifted(pruned_csr(M).conj())  # e^{A h} = e^{mu h} e^{(A - mu) h}
     indptr, indices, data = csr_parts(A)
@@ -494,6 +511,7 @@ def propagate_deviation(M, X_ss, D0, steps, step_kind, *, out_diag, jump=None, p
         block_idx = np.zeros(0, np.int64)
         out_block = np.zeros((len(step_kind), 0, 0), complex)
     block_idx = np.asarray(block_idx, np.int64)
+    extra_idx, out_extra = _extra(extra_idx, out_extra, len(step_kind))
     X_ss = np.ascontiguousarray(X_ss, dtype=complex)
     D = np.array(D0, dtype=complex, order="C")
     W = np.empty_like(D)
@@ -512,27 +530,35 @@ def propagate_deviation(M, X_ss, D0, steps, step_kind, *, out_diag, jump=None, p
         p_arrays = (np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(0, np.int64), np.zeros(0, complex),
                     np.zeros(0, np.int64), np.zeros(0, np.int64))
     series = (indptr, indices, dr, di, reach, low)
+    sym = bool(symmetric)
     for k, s in enumerate(step_kind):
         if n_sub[s] < 0:  # below machine precision: the steady state
             D[:] = 0.0
         elif steps[s] > 0.0:
             uses = applications if s == p_kind else 0
             factor = np.exp(mu * steps[s] / n_sub[s])  # e^{mu hs}, applied after every substep of the series
-            status = run(*series, D, W, tri, steps[s], n_sub[s], tol, max_terms, factor, width, n_chunks, stats,
-                         uses, *p_arrays)  # W = P L (or P D)
-            if status == OK:  # D = P W^H: P D P^H, or G with P D P^H = G + G^H
-                status = run(*series, W, D, 0, steps[s], n_sub[s], tol, max_terms, factor, width, n_chunks, stats,
-                             uses, *p_arrays)
+            status = run(*series, D, W, tri, sym, steps[s], n_sub[s], tol, max_terms, factor, width, n_chunks,
+                         stats, uses, *p_arrays)  # W = P L (or P D)
+            if status == OK:  # D = P W^H: P D P^H, or G with P D P^H = G + G^H (^T for ^H when symmetric)
+                status = run(*series, W, D, 0, sym, steps[s], n_sub[s], tol, max_terms, factor, width, n_chunks,
+                             stats, uses, *p_arrays)
             if status == OK and tri != 0:
-                _hermitian_sum(D, D)
+                _hermitian_sum(D, D, sym)
             check_status(status, k)
-        _write_outputs(D, X_ss, k, out_diag, block_idx, out_block)
+        _write_outputs(D, X_ss, k, out_diag, block_idx, out_block, extra_idx, out_extra)
     Nc = X_ss + D
-    Nc = 0.5 * (Nc + Nc.conj().T)
+    Nc = 0.5 * (Nc + (Nc.T if sym else Nc.conj().T))
     out = {"matrix_terms": int(stats[0]) // max(n, 1), "fluctuation_stepping": "one-sided"}
     if prop is not None:
         out.update(matrix_propagator_products=int(stats[1]) // max(n, 1), propagator_entries=round(P.nnz / max(n, 1), 2))
     return Nc, out
+
+
+def _extra(extra_idx, out_extra, T):
+    """The (E, 2) int64 index pairs and (T, E) complex output of the extra entries ((0, 2), (T, 0): none)."""
+    if extra_idx is None:
+        return np.zeros((0, 2), np.int64), np.zeros((T, 0), complex)
+    return np.ascontiguousarray(extra_idx, dtype=np.int64).reshape(-1, 2), out_extra
 
 
 def steady_fluctuations(model: Model):

@@ -13,10 +13,11 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg as la
 
-from .. import config
+from .. import config, memory
 from .._jit import jit
 from ..errors import NoSteadyStateError, SolverError
-from ..gaussian import GaussianModel, general_model, is_general_model, quadrature_state, sigma_to_moments, state_quadratures
+from ..gaussian import (GaussianModel, doubled_model, doubled_state, general_model, is_general_model, quadrature_state,
+                        sigma_to_moments, state_quadratures, undoubled_moments)
 from ..model import State
 from ..results import SteadyState
 from .base import Trace, distinct_steps
@@ -194,11 +195,36 @@ def _steady_unpaired(model: GaussianModel) -> State:
     return State(model.cells, alpha, Nc, 0.0, model.drive_frequency, Mc)
 
 
+def _steady_paired(model: GaussianModel):
+    """The steady state with pairing through :func:`triangular_doubled`, when that makes the doubled model
+    cascaded: forward substitution and the triangular Lyapunov recursion on 2N modes, O(N nnz), instead of the
+    dense (2N)^3 quadrature Lyapunov solve. The transformed drift's diagonal holds the eigenvalues, so the
+    stability check is a look at it (the named message of :func:`check_stability_general` when it fails).
+    None below ``config.GAUSSIAN_SPARSE_MIN_CELLS`` cells or when the transform leaves feedback."""
+    from ..linalg.cascade import cascade_order
+
+    if model.n_cells < config.GAUSSIAN_SPARSE_MIN_CELLS:
+        return None
+    tm, V, _ = triangular_doubled(model)
+    if cascade_order(tm.M) is None:
+        return None
+    w = tm.M.diagonal()
+    if not w.real.max() < -64 * np.finfo(float).eps * max(1.0, float(np.abs(w).max())):
+        check_stability_general(model)                    # raises, naming the pump or link
+    alpha_c, Xc, _, _ = steady_arrays(tm)
+    m = tm.n_cells
+    Xc = np.zeros((m, m), complex) if Xc is None else Xc
+    alpha, Nc, Mc = _back(alpha_c, Xc, V)
+    return State(model.cells, alpha, Nc, 0.0, model.drive_frequency, Mc)
+
+
 def steady_general(model: GaussianModel) -> SteadyState:
     """The steady state of a general Gaussian model: <R>_ss = -A^-1 v, sigma_ss from A X + X A^T = -D.
     ``state`` carries Nc and Mc; ``method`` is "gaussian-lyapunov"."""
-    if model.base is not None and not model.pairing.any():
+    if model.base is not None and not _has_pairing(model):
         state = _steady_unpaired(model)
+    elif (paired := _steady_paired(model)) is not None:
+        state = paired
     else:
         R, S = _steady_quadratures(model)
         state = quadrature_state(model.cells, R, S, 0.0, model.drive_frequency)
@@ -251,6 +277,14 @@ def run_general(model, state: State, rel, *, store: bool = True, columns=None, k
     on the same steps, the matrix exponential."""
     model = general_model(model)
     n = model.n_cells
+    route = sparse_route(model)
+    if route is not None:
+        if cache is None or not cache.get("started"):
+            _check_physical(state)
+            if cache is not None:
+                cache["started"] = True
+        run = _run_unpaired if route == "unpaired-sparse" else _run_doubled
+        return run(model, state, rel, store, columns, keep_block), model
     grid = distinct_steps(rel)
     dts, kind = grid
     # The budget counts complex entries; these propagators are real (half the bytes each): a 2,000-cell trace on
@@ -304,6 +338,276 @@ def run_general(model, state: State, rel, *, store: bool = True, columns=None, k
     return trace, model
 
 
+def sparse_route(model: GaussianModel):
+    """The sparse route a trace of ``model`` takes, or None (the dense quadrature kernel, faster below
+    ``config.GAUSSIAN_SPARSE_MIN_CELLS`` cells): "unpaired-sparse" (:func:`_run_unpaired`) without pairing when
+    the steady Mc is cheap (no squeezed noise, or a stable cascade), else "doubled-sparse" (:func:`_run_doubled`)."""
+    if model.n_cells < config.GAUSSIAN_SPARSE_MIN_CELLS:
+        return None
+    if model.base is not None and not _has_pairing(model) and _steady_anomalous(model) is not None:
+        return "unpaired-sparse"
+    return "doubled-sparse"
+
+
+def _has_pairing(model: GaussianModel) -> bool:
+    return bool(model.pairing.any())
+
+
+def _steady_anomalous(model: GaussianModel):
+    """Mc_ss (N, N) complex symmetric of a model without pairing (M X + X M^T = -S) when it is cheap: zero
+    without squeezed noise, the O(N nnz) triangular recursion on a stable cascade; else None (cached)."""
+    from ..linalg.cascade import cascade_order, sylvester_cascaded
+    from ..linalg.stability import check_stability_arrays
+
+    if "Mc_ss" in model._cache:
+        return model._cache["Mc_ss"]
+    n = model.n_cells
+    S = model.squeezing
+    Mc = None
+    if not S.any():
+        Mc = np.zeros((n, n), complex)
+    else:
+        M = model.base.M
+        order = cascade_order(M)
+        if order is not None:
+            try:
+                check_stability_arrays(M, model.cells, order)
+                Mc = sylvester_cascaded(M, -S, order)
+                Mc = 0.5 * (Mc + Mc.T)
+            except NoSteadyStateError:
+                pass
+    model._cache["Mc_ss"] = Mc
+    return Mc
+
+
+def _run_unpaired(model: GaussianModel, state: State, rel, store, columns, keep_block) -> Trace:
+    """A general run without pairing (G = 0: squeezed baths, squeezed starts), where Mc decouples from Nc:
+    alpha, Nc (and the totals) are the phase-insensitive "exact-sparse" run of ``model.base`` itself, and
+    Mc = Mc_ss + E D E^T (E = e^{M h}) one more one-sided pass of the same kernels in their complex symmetric
+    mode (:func:`~chiralnet.solve.fluctuations.propagate_deviation`). Same Trace as the dense route;
+    ``stats["route"]`` is "unpaired-sparse"."""
+    from ..linalg.stability import jump_steps
+    from .exact_sparse import EXACT_SPARSE
+    from .fluctuations import propagate_deviation
+
+    base = model.base
+    n = model.n_cells
+    cols = np.arange(n, dtype=np.int64) if columns is None else np.asarray(columns, np.int64)
+    block = np.flatnonzero(model.battery) if columns is None else cols[model.battery[cols]]
+    keep = block.size <= config.BATTERY_BLOCK_MAX_CELLS if keep_block is None else bool(keep_block)
+    if not keep:
+        block = np.zeros(0, np.int64)
+    T = rel.size
+    _check_memory_sparse(base, T, store, cols.size, 2, n)
+    grid = distinct_steps(rel)
+    options = {"grid": grid, "store_amplitudes": store, "block": block, "cells": cols}
+    t1 = EXACT_SPARSE.run(base, State(model.cells, state.alpha, state.Nc), rel, options)
+    fluct = np.broadcast_to(t1.fluctuations, (T, cols.size))
+    Nc_end = t1.final_state.dense_Nc()
+    Nb = t1.battery_block if t1.battery_block is not None else np.zeros((T, block.size, block.size), complex)
+    Mc_ss = _steady_anomalous(model)
+    Mc0 = state.dense_Mc()
+    anomalous = memory.empty((T, cols.size), complex)
+    Mb = np.empty((T, block.size, block.size), complex)
+    more = {}
+    if Mc0.any() or Mc_ss.any():
+        dts, kind = grid
+        Mc_end, more = propagate_deviation(base.M.conj(), Mc_ss, Mc0 - Mc_ss, dts, kind, out_diag=np.empty((T, n)),
+                                           jump=jump_steps(base.M, dts), block_idx=block, out_block=Mb,
+                                           extra_idx=np.stack([cols, cols], axis=1), out_extra=anomalous,
+                                           symmetric=True)
+    else:  # no squeezing anywhere: Mc stays zero
+        Mc_end = Mc0
+        anomalous[:] = 0
+        Mb[:] = 0
+    if store:
+        alpha = t1.amplitudes
+        energies = model.omega[cols] * (alpha.real**2 + alpha.imag**2 + fluct)
+    else:
+        alpha, energies = None, t1.energies
+    final = State(model.cells, t1.final_state.alpha, Nc_end, 0.0, None, Mc_end)
+    stats = {**t1.stats, **{f"anomalous_{k}": v for k, v in more.items()}, "route": "unpaired-sparse"}
+    return Trace(alpha, energies, np.ascontiguousarray(fluct), final, stats, Nb if keep else None,
+                 None if columns is None else t1.energy_totals, anomalous, Mb if keep else None)
+
+
+def _run_doubled(model: GaussianModel, state: State, rel, store, columns, keep_block) -> Trace:
+    """The general run as the phase-insensitive "exact-sparse" run of the doubled model (2N modes b = (a, a^dag),
+    X = [[Nc, conj Mc], [Mc, Nc^T + I]]) in the modes c = V^-1 b of :func:`triangular_doubled`, where pumps and
+    parametric links leave it cascaded: its Taylor stepping on CSR, its one-sided deviation from the triangular
+    Lyapunov steady state, its sparse propagators; no dense (2N)^3 product. Nc_ii and Mc_ii are read back from
+    the entries of Xc = conj(V^-1) X V^-T that V's rows reach (extra outputs of the kernels), the battery blocks
+    from Xc's block on the modes that (B, N + B) reach. Same Trace as the dense route; ``stats["route"]`` is
+    "doubled-sparse"."""
+    from .exact_sparse import EXACT_SPARSE
+
+    n = model.n_cells
+    tm, V, Vi = triangular_doubled(model)
+    cols = np.arange(n, dtype=np.int64) if columns is None else np.asarray(columns, np.int64)
+    block = np.flatnonzero(model.battery) if columns is None else cols[model.battery[cols]]
+    keep = block.size <= config.BATTERY_BLOCK_MAX_CELLS if keep_block is None else bool(keep_block)
+    if not keep:
+        block = np.zeros(0, np.int64)
+    T = rel.size
+    pairs, CN, CM = _read_back(V, n)
+    _check_memory_sparse(tm, T, True, 2 * n, 1, n, extra=pairs.shape[0])
+    b2 = np.concatenate([block, n + block])
+    reach = np.unique(V[b2].indices).astype(np.int64)     # the modes c that the battery's (a, a^dag) are made of
+    options = {"grid": distinct_steps(rel), "store_amplitudes": True, "block": reach, "extra": pairs}
+    t2 = EXACT_SPARSE.run(tm, _transformed_state(state, tm, Vi), rel, options)
+    alpha = (V[:n] @ t2.amplitudes.T).T                  # (T, N): <a> = V[:N] <c>
+    x = t2.anomalous.T                                   # (E, T) entries of Xc
+    fluct = (CN @ x).real.T                              # (T, N) Nc_ii
+    anomalous = (CM @ x).T                               # (T, N) Mc_ii = X[N + i, i]
+    energies = model.omega * (alpha.real**2 + alpha.imag**2 + fluct)
+    totals = None
+    if columns is not None:  # the totals over every cell (a run with cells= keeps a few columns only)
+        totals = np.stack([energies.sum(axis=1), energies[:, model.battery].sum(axis=1)], axis=1)
+        alpha, fluct, anomalous, energies = (np.ascontiguousarray(z[:, cols]) for z in (alpha, fluct, anomalous,
+                                                                                           energies))
+    Nb = Mb = None
+    if keep:
+        Vb = V[b2][:, reach].toarray()
+        Xb = np.einsum("pa,tab,qb->tpq", Vb.conj(), t2.battery_block, Vb)
+        Nb, Mb = Xb[:, :block.size, :block.size], Xb[:, block.size:, :block.size]
+    final = _back(t2.final_state.alpha, t2.final_state.dense_Nc(), V)
+    final = State(model.cells, *final[:2], 0.0, None, final[2])
+    stats = {**t2.stats, "route": "doubled-sparse", "triangularised": tm is not doubled_model(model)}
+    return Trace(alpha if store else None, energies, fluct, final, stats, Nb, totals, anomalous, Mb)
+
+
+def triangular_doubled(model: GaussianModel):
+    """(Model, V, V^-1): :func:`~chiralnet.gaussian.doubled_model` in the modes c = V^-1 b (V (2N, 2N) CSR)
+    that make its drift triangular when it is block-triangular: V is block diagonal over the strongly
+    connected components of the doubled drift M2 (a pump's (a_i, a_i^dag), a parametric link's four modes; one
+    mode elsewhere), each block the eigenvectors of M2's diagonal block, so M' = V^-1 M2 V is triangular
+    (cascaded) when the network is. <c> obeys d<c>/dt = M' <c> - i V^-1 E2 and Xc = conj(V^-1) X V^-T the
+    phase-insensitive equations with Q' = conj(V^-1) Q2 V^-T (a congruence: Hermitian, positive semidefinite),
+    so the cascaded solvers (substitution, triangular Lyapunov, one-sided deviation on the triangle) run it.
+    V = I (the doubled model as it is) when no component has two modes, one has more than
+    ``config.GAUSSIAN_BLOCK_MAX_MODES``, or its eigenvectors' condition number passes
+    ``config.GAUSSIAN_BLOCK_MAX_COND`` (near an exceptional point: the transform would amplify rounding)."""
+    import scipy.sparse as sp
+    from scipy.sparse import csgraph
+
+    from ..linalg.cascade import cascade_order
+    from ..model import Model
+
+    if "triangular" in model._cache:
+        return model._cache["triangular"]
+    d = doubled_model(model)
+    M2 = sp.csr_array(d.M)
+    m = M2.shape[0]
+    eye = sp.identity(m, dtype=complex, format="csr")
+    pattern = sp.csr_array((np.ones(M2.nnz), M2.indices, M2.indptr), shape=M2.shape)
+    k, labels = csgraph.connected_components(pattern, directed=True, connection="strong")
+    sizes = np.bincount(labels)
+    result = (d, eye, eye)
+    if k < m and sizes.max() <= config.GAUSSIAN_BLOCK_MAX_MODES:
+        order = np.argsort(labels, kind="stable")        # the modes grouped by component
+        starts = np.cumsum(sizes) - sizes
+        w = M2.diagonal().astype(complex)                # the eigenvalues; a one-mode component's is its entry
+        rows, cols, vals, ivals = [np.arange(m)], [np.arange(m)], [np.ones(m, complex)], [np.ones(m, complex)]
+        single = np.ones(m, bool)
+        ok = True
+        for s in np.unique(sizes[sizes > 1]):            # one batched eigendecomposition per block size
+            members = order[starts[sizes == s][:, None] + np.arange(s)]          # (K, s)
+            r = np.broadcast_to(members[:, :, None], (members.shape[0], s, s))
+            c = np.broadcast_to(members[:, None, :], r.shape)
+            lam, U = np.linalg.eig(np.asarray(M2[r.ravel(), c.ravel()]).reshape(r.shape))
+            if not (np.linalg.cond(U) <= config.GAUSSIAN_BLOCK_MAX_COND).all():
+                ok = False
+                break
+            w[members] = lam
+            single[members] = False
+            rows.append(r.ravel())
+            cols.append(c.ravel())
+            vals.append(U.ravel())
+            ivals.append(np.linalg.inv(U).ravel())
+        if ok:
+            keep = single
+            rows[0], cols[0], vals[0], ivals[0] = (z[keep] for z in (rows[0], cols[0], vals[0], ivals[0]))
+            V = sp.csr_array((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(m, m))
+            Vi = sp.csr_array((np.concatenate(ivals), (np.concatenate(rows), np.concatenate(cols))), shape=(m, m))
+            coo = M2.tocoo()
+            off = labels[coo.row] != labels[coo.col]     # between components; the blocks become diag(w)
+            Moff = sp.csr_array((coo.data[off], (coo.row[off], coo.col[off])), shape=(m, m))
+            Mt = sp.csr_array(Vi @ Moff @ V + sp.diags_array(w, format="csr"))
+            Mt.sum_duplicates()
+            perm = cascade_order(Mt)
+            if perm is not None:  # the modes in cascade order: M' triangular as stored, so the kernels use the
+                Mt = sp.csr_array(Mt[perm][:, perm])  # triangle and their row bounds stay tight
+                V, Vi = sp.csr_array(V[:, perm]), sp.csr_array(Vi[perm])
+            Q = d.Q
+            if Q is not None:
+                Q = sp.csr_array(Vi.conj() @ sp.csr_array(Q) @ Vi.T)
+                Q = 0.5 * (Q + Q.conj().T)
+            cells = d.cells if perm is None else tuple(d.cells[i] for i in perm)
+            tm = Model(cells=cells, omega=np.zeros(m), drive_frequency=d.drive_frequency, M=Mt,
+                       drive=Vi @ d.drive, Q=Q, battery=np.zeros(m, bool))
+            result = (tm, V, Vi)
+    model._cache["triangular"] = result
+    return result
+
+
+def _transformed_state(state: State, tm, Vi) -> State:
+    """The start of ``tm`` (:func:`triangular_doubled`): <c> = V^-1 <b>, Xc = conj(V^-1) X V^-T."""
+    X = doubled_state(state, tm)
+    Y = Vi.conj() @ X.Nc                                 # conj(V^-1) X
+    Xc = (Vi @ Y.T).T                                    # ... V^-T
+    return State._checked(tm.cells, Vi @ X.alpha, 0.5 * (Xc + Xc.conj().T), X.time, X.frame)
+
+
+def _back(alpha_c, Xc, V):
+    """(alpha (N,), Nc (N, N), Mc (N, N)) of <c> and Xc: <b> = V <c>, X = conj(V) Xc V^T."""
+    Y = V.conj() @ Xc
+    return undoubled_moments(V @ alpha_c, (V @ Y.T).T)
+
+
+def _read_back(V, n):
+    """What the kernels output for Nc_ii and Mc_ii of every cell: the entries ``pairs`` (E, 2) of Xc that
+    V's rows reach, and CSR coefficients CN, CM (N, E) with Nc_ii = (CN x)_i, Mc_ii = X[N + i, i] = (CM x)_i
+    for x the (E,) values of those entries (X = conj(V) Xc V^T; V = I: the pairs (i, i) and (N + i, i))."""
+    import scipy.sparse as sp
+
+    width = int(np.diff(V.indptr).max())
+    idx = np.zeros((2 * n, width), np.int64)
+    val = np.zeros((2 * n, width), complex)
+    for r in range(width):                               # padded rows of V (width <= the largest block)
+        has = np.diff(V.indptr) > r
+        idx[has, r] = V.indices[V.indptr[:-1][has] + r]
+        val[has, r] = V.data[V.indptr[:-1][has] + r]
+    out = []
+    for left in (slice(0, n), slice(n, 2 * n)):          # Nc_ii: rows (i, i); Mc_ii: rows (N + i, i)
+        coef = val[left].conj()[:, :, None] * val[:n, None, :]
+        keep = coef != 0
+        cell = np.broadcast_to(np.arange(n)[:, None, None], coef.shape)[keep]
+        pair = np.stack([np.broadcast_to(idx[left][:, :, None], coef.shape)[keep],
+                         np.broadcast_to(idx[:n, None, :], coef.shape)[keep]], axis=1)
+        out.append((pair, cell, coef[keep]))
+    pairs = np.concatenate([out[0][0], out[1][0]])
+    e = out[0][0].shape[0]
+    CN = sp.csr_array((out[0][2], (out[0][1], np.arange(e))), shape=(n, pairs.shape[0]))
+    CM = sp.csr_array((out[1][2], (out[1][1], e + np.arange(pairs.shape[0] - e))), shape=(n, pairs.shape[0]))
+    return pairs, CN, CM
+
+
+def _check_memory_sparse(model, n_times, store, n_kept, passes, n_cells, extra=0) -> None:
+    """MemoryLimitError, before any allocation, when a sparse general run would not fit: the phase-insensitive
+    "exact-sparse" estimate of ``model`` (the base model, or the doubled one) ``passes`` times over (the
+    unpaired route keeps Nc and Mc), plus the (T, k) anomalous moments and ``extra`` entries a time; the
+    message names the network's ``n_cells``."""
+    items = memory.simulation_bytes(model.n_cells, n_times, method="exact-sparse", thermal=True,
+                                    store_amplitudes=store, nnz=model.M.nnz if model.is_sparse else None,
+                                    n_kept=n_kept)
+    items = {k: passes * v if "N x N" in k else v for k, v in items.items()}
+    items["anomalous moments (T x N complex)"] = n_times * n_kept * 16
+    if extra:
+        items["entries of the fluctuation matrix read back (T x E complex)"] = n_times * extra * 16
+    memory.check(items, f"simulate ({n_cells} cells on the general path, {n_times} output times)",
+                 "fewer output times or fewer cells, or store_amplitudes=False, or cells=[...]")
+
+
 def _totals(model, alpha_all, out_R, P, c, Phi, W, kind, R0, S0):
     """(T, 2) total and battery energy over every cell (a run with cells= keeps a few columns only)."""
     n = model.n_cells
@@ -329,16 +633,6 @@ def _check_physical(state: State) -> None:
         raise SolverError(f"the start state (Nc, Mc) is not a quantum state: sigma + i Omega/2 has an eigenvalue "
                           f"{low:.3g} < 0 (the uncertainty principle); for a squeezed thermal cell, "
                           "|Mc_ii|^2 <= Nc_ii (Nc_ii + 1)")
-
-
-def simulate_general(model, state, t, start, method, given, store, columns, keep_block):
-    """simulate() on the general path: method "auto" or "exact-gaussian"; tolerances only for shaped drives."""
-    from ..results import simulation_result
-    from .run import options_used, run_general_model
-
-    trace, gm = run_general_model(model, state, t - start, method, given, store, start, columns, keep_block)
-    return simulation_result(trace, gm, t, GENERAL_METHOD, store, columns,
-                             {**options_used(GENERAL_METHOD, given, gm), "start": start})
 
 
 def check_general_method(method, given, time_dependent=False) -> None:

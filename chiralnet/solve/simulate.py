@@ -11,9 +11,9 @@ from ..model import Model, State, build_model, initial_state
 from ..results import SimulationResult, cell_columns, simulation_result
 from .base import check_times, checked_grid, distinct_steps, model_and_state, start_state
 from .exact import EXACT, exact_fits, small_coherent_trace
-from .general import GENERAL_METHOD, needs_general, simulate_general
+from .general import GENERAL_METHOD, needs_general
 from .protocol import Protocol, run_protocol
-from .run import METHODS, SIMULATION_BYTES_BOUND, options_used, run_model
+from .run import METHODS, SIMULATION_BYTES_BOUND, options_used, run_general_model, run_model
 
 __all__ = ["simulate", "METHODS"]
 
@@ -112,8 +112,11 @@ def simulate(G_or_model, times, *, state0: State | None = None, method: str = "a
         return run_protocol(G_or_model, times, state0, method, given, store, _check_keep(battery_fluctuations))
     model, state, t, start, store = prepare_run(G_or_model, times, state0, method, given, store_amplitudes)
     if method == GENERAL_METHOD or needs_general(model, state):  # squeezing, pumps, parametric links
-        return simulate_general(model, state, t, start, method, given, store, cell_columns(model.cells, cells),
-                                _check_keep(battery_fluctuations))
+        columns = cell_columns(model.cells, cells)
+        trace, gm = run_general_model(model, state, t - start, method, given, store, start, columns,
+                                      _check_keep(battery_fluctuations))
+        return simulation_result(trace, gm, t, GENERAL_METHOD, store, columns,
+                                 {**options_used(GENERAL_METHOD, given, gm), "start": start})
     rel = t if start == 0.0 else t - start  # t - 0.0 has t's bits (times >= 0)
     columns = cell_columns(model.cells, cells)  # None: all cells
     trace, method = run_model(model, state, rel, method, given, store, t_offset=start, columns=columns,
