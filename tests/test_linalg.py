@@ -293,3 +293,27 @@ def test_small_lyapunov_has_scipys_bits():
         np.testing.assert_array_equal(solve_continuous_lyapunov(a, q), la.solve_continuous_lyapunov(a, q))
     real = np.array([[-1.0, 0.2], [0.0, -2.0]])
     np.testing.assert_array_equal(solve_continuous_lyapunov(real, -np.eye(2)), la.solve_continuous_lyapunov(real, -np.eye(2)))
+
+
+def test_expm_one_with_zero_rows_forms_the_rows_above_them_only():
+    """expm_one forms only the rows above an augmented matrix's trailing zero rows (those of every product are
+    the identity's times a number): the same matrix exponential, to 1e-13 of scipy's, real and complex; the
+    zero rows' own rows are the identity's exactly."""
+    import scipy.linalg as sla
+
+    from chiralnet.linalg.expm import expm_one, expm_parameters, one_norm_small
+
+    rng = np.random.default_rng(21)
+    for m in (1, 2, 3, 6, 12):
+        for zero_rows in range(0, min(m, 2) + 1):
+            for dtype in (float, complex):
+                A = rng.normal(size=(m, m)) * 3
+                if dtype is complex:
+                    A = A + 1j * rng.normal(size=(m, m))
+                A[m - zero_rows:] = 0
+                s, q = expm_parameters(one_norm_small(A))
+                X, E, T, out = (np.empty((m, m), dtype) for _ in range(4))
+                expm_one(A, 1.0, s, q, X, E, T, out)
+                want = sla.expm(A)
+                assert np.abs(out - want).max() <= 1e-13 * np.abs(want).max()
+                assert np.array_equal(out[m - zero_rows:], np.eye(m)[m - zero_rows:])

@@ -269,3 +269,104 @@ def test_state_accepts_subnormal_rounding_in_nc():
     State(("a",), np.zeros(1), np.array([[-5e-324 + 0j]]))
     with pytest.raises(cn.NetworkError, match="negative occupation"):
         State(("a",), np.zeros(1), np.array([[-1e-300 + 0j]]))
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 21: build_model's memo of an unchanged small graph (chiralnet.model._MEMO).
+
+
+def _fresh_build(G):
+    """build_model without the memo: a copy of the graph is a new object, read and checked anew."""
+    return cn.build_model(G.copy())
+
+
+def _same_model(a, b):
+    assert a.cells == b.cells and a.drive_frequency == b.drive_frequency
+    for name in ("omega", "M", "drive", "battery", "kappa"):
+        assert _same_bits(getattr(a, name), getattr(b, name)), name
+    assert (a.Q is None) == (b.Q is None) and (a.Q is None or _same_bits(a.Q, b.Q))
+    sa, sb = a.initial, b.initial
+    assert sa.cells == sb.cells and _same_bits(sa.alpha, sb.alpha) and (sa.Nc is None) == (sb.Nc is None)
+    assert sa.Nc is None or _same_bits(sa.Nc, sb.Nc)
+
+
+@given(networks(max_cells=10, damped=False))
+def test_memo_hit_is_the_built_model_bit_for_bit(G):
+    first, second = cn.build_model(G), cn.build_model(G)
+    _same_model(first, _fresh_build(G))
+    _same_model(second, first)
+    assert second is not first and second.M is not first.M and second.initial.alpha is not first.initial.alpha
+
+
+@given(networks(min_cells=2, max_cells=10, damped=False, thermal=True))
+def test_memo_never_returns_a_stale_model(G):
+    """Every change to the graph (a value, a new link, a removed reservoir, a value set again to an equal
+    number of another type) is seen; changes to a returned model's arrays never reach the next call."""
+    m = cn.build_model(G)
+    m.M[0, 0] = 99.0
+    m.initial.alpha[0] = 7.0
+    _same_model(cn.build_model(G), _fresh_build(G))
+    G.nodes[0]["kappa"] = G.nodes[0]["kappa"] + 0.125
+    after = cn.build_model(G)
+    _same_model(after, _fresh_build(G))
+    assert after.M[0, 0] != m.M[0, 0]
+    G.graph["drive_frequency"] = G.graph["drive_frequency"] + 0.5
+    _same_model(cn.build_model(G), _fresh_build(G))
+    if not G.has_edge(0, 1) and not G.has_edge(1, 0):
+        cn.add_coherent_link(G, 0, 1, 0.05j)
+        _same_model(cn.build_model(G), _fresh_build(G))
+    G.nodes[0]["n_th"] = np.float64(G.nodes[0]["n_th"])
+    _same_model(cn.build_model(G), _fresh_build(G))
+    res = cn.reservoirs(G)
+    if res:
+        G.remove_node(res[0])
+        _same_model(cn.build_model(G), _fresh_build(G))
+
+
+def test_memo_keeps_every_check():
+    """A value made invalid after a model was memoised is refused as on a first build, even when it compares
+    equal to the old one (True == 1.0)."""
+    G = cn.chain(4)
+    cn.build_model(G), cn.build_model(G)
+    G.nodes[0]["omega"] = True
+    with pytest.raises(cn.NetworkError, match="omega"):
+        cn.build_model(G)
+    G.nodes[0]["omega"] = 1.0
+    cn.build_model(G)
+    G.nodes[0]["kapa"] = 0.1
+    with pytest.raises(cn.NetworkError, match="unknown attribute 'kapa'"):
+        cn.build_model(G)
+    del G.nodes[0]["kapa"]
+    G.nodes[1]["alpha0"] = float("nan")
+    with pytest.raises(cn.NetworkError, match="alpha0"):
+        cn.build_model(G)
+
+
+def test_memo_follows_the_tunables_and_mutable_values(monkeypatch):
+    from chiralnet import model as model_module
+
+    G = cn.chain(6, n_th=0.1)
+    small = cn.build_model(G)
+    monkeypatch.setattr(cn.config, "DENSE_MAX_CELLS", 5)
+    assert cn.build_model(G).is_sparse and not small.is_sparse
+    monkeypatch.undo()
+    H = cn.chain(3)
+    H.nodes[0]["pos"] = [0.0, 1.0]  # a list can change in place: never memoised
+    cn.build_model(H)
+    assert H not in model_module._MEMO
+    H.nodes[0]["pos"] = (0.0, 1.0)
+    cn.build_model(H)
+    assert H in model_module._MEMO
+
+
+def test_memo_backs_off_on_a_graph_changed_before_every_call():
+    from chiralnet import model as model_module
+
+    G = cn.chain(3)
+    for k in range(40):
+        G.nodes[0]["kappa"] = 0.001 * (k + 1)
+        _same_model(cn.build_model(G), _fresh_build(G))
+    assert model_module._MEMO[G][3] >= 3
+    for _ in range(40):  # unchanged again: found again within two windows of 15 calls, then every call hits
+        cn.build_model(G)
+    assert model_module._MEMO[G][3] == 0

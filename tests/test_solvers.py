@@ -424,7 +424,7 @@ SMALL_ROUTE_VS_SPARSE_REL = 1e-12
 
 @given(st.one_of(networks(min_cells=2, max_cells=10, thermal=False, initial=False),  # the small route
                  networks(min_cells=2, max_cells=10)),  # thermal, n0, alpha0: mostly the general route
-       st.sampled_from([np.linspace(0.0, 300.0, 61),
+       st.sampled_from([np.linspace(0.0, 300.0, 61), np.linspace(2.5, 300.0, 61),
                                                                           np.array([0.5, 1.0, 7.0, 7.5, 100.0])]))
 def test_small_route_is_the_general_route_and_agrees_with_the_sparse_route(G, times):
     """simulate(model or graph, times) with every option at its default takes the small route for a few cells at
@@ -440,8 +440,8 @@ def test_small_route_is_the_general_route_and_agrees_with_the_sparse_route(G, ti
         assert np.asarray(getattr(auto, field)).tobytes() == np.asarray(getattr(named, field)).tobytes(), field
         assert np.asarray(getattr(graph, field)).tobytes() == np.asarray(getattr(named, field)).tobytes(), field
     assert auto.final_state.alpha.tobytes() == named.final_state.alpha.tobytes()
-    assert (auto.final_state.time, auto.final_state.frame, auto.options) == \
-        (named.final_state.time, named.final_state.frame, named.options)
+    assert (auto.final_state.time, auto.final_state.frame, auto.options, auto.stats) == \
+        (named.final_state.time, named.final_state.frame, named.options, named.stats)
     sparse = cn.simulate(cn.build_model(G, sparse=True), times, method="exact-sparse")
     assert rel_err(auto.energies, sparse.energies) <= SMALL_ROUTE_VS_SPARSE_REL
     assert rel_err(auto.amplitudes, sparse.amplitudes) <= SMALL_ROUTE_VS_SPARSE_REL

@@ -13,14 +13,33 @@ __all__ = ["one_norm_small", "expm_parameters", "expm_one", "expm_small"]
 
 @jit
 def _matmul(A, B, out):
-    """out = A B for small square matrices, real or complex (no BLAS call)."""
+    """out = A B for small square matrices, real or complex (:func:`_matmul_rows` with every row formed)."""
+    _matmul_rows(A, B, out, A.shape[0])
+
+
+@jit
+def _matmul_rows(A, B, out, r):
+    """out = A B for small square matrices, real or complex (no BLAS call; out must not be A or B), where the
+    rows of A from ``r`` on are zero but for their diagonal (r = m: a full product).
+
+    Each entry is sum_l A[i, l] B[l, j] summed in order of l, as a dot product would; the loops run over
+    rows of B (out[i, :] += A[i, l] B[l, :]) so that the innermost loop is an element-wise update the
+    compiler vectorises (a dot product's reduction it cannot, without reassociating: fastmath). A row i >= r
+    is A[i, i] B[i, :], the sum's only term that is not a product with a zero (so the same numbers, up to
+    the sign of a zero)."""
     m = A.shape[0]
-    for i in range(m):
+    for i in range(r):
+        a = A[i, 0]
         for j in range(m):
-            acc = A[i, 0] * B[0, j]
-            for l in range(1, m):
-                acc += A[i, l] * B[l, j]
-            out[i, j] = acc
+            out[i, j] = a * B[0, j]
+        for l in range(1, m):
+            a = A[i, l]
+            for j in range(m):
+                out[i, j] += a * B[l, j]
+    for i in range(r, m):
+        a = A[i, i]
+        for j in range(m):
+            out[i, j] = a * B[i, j]
 
 
 @jit
@@ -72,6 +91,14 @@ def expm_one(A, c, s, q, X, E, T, out):
     s squarings. X, E, T: (m, m) complex work buffers; writes out (m, m).
     """
     m = A.shape[0]
+    rows = m  # rows of A from here on are zero (the exact method's augmented [[M dt, b dt], [0, 0]]): so are
+    while rows > 0:  # they in every power of X, and in the polynomial and its squares they are rows of the
+        zero = True  # identity times a number; the products form the rows above them only (_matmul_rows)
+        for j in range(m):
+            zero = zero and A[rows - 1, j] == 0
+        if not zero:
+            break
+        rows -= 1
     scale = c / 2.0**s
     for i in range(m):
         for j in range(m):
@@ -80,7 +107,7 @@ def expm_one(A, c, s, q, X, E, T, out):
     pw = np.empty((p + 1, m, m), X.dtype)  # pw[j] = X^j, j = 1 ... p (pw[0] unused: X^0 = I)
     pw[1] = X
     for j in range(2, p + 1):
-        _matmul(pw[j - 1], X, pw[j])
+        _matmul_rows(pw[j - 1], X, pw[j], rows)
     coef = np.empty(q + 1)  # 1 / k!
     coef[0] = 1.0
     for k in range(1, q + 1):
@@ -88,7 +115,7 @@ def expm_one(A, c, s, q, X, E, T, out):
     r = q // p + 1  # blocks B_i = sum_{j < p} coef[i p + j] X^j, i = 0 ... r - 1
     for blk in range(r - 1, -1, -1):
         if blk < r - 1:  # E <- E X^p + B_blk
-            _matmul(E, pw[p], T)
+            _matmul_rows(E, pw[p], T, rows)
             E, T = T, E
         else:
             for i in range(m):
@@ -106,7 +133,7 @@ def expm_one(A, c, s, q, X, E, T, out):
                     for j in range(m):
                         E[i, j] += coef[k] * pw[d, i, j]
     for _ in range(s):
-        _matmul(E, E, T)
+        _matmul_rows(E, E, T, rows)
         E, T = T, E
     out[:, :] = E
 

@@ -19,9 +19,9 @@ from ..linalg.expm import expm_one, expm_parameters, expm_small
 from ..linalg.lyapunov import steady_covariance
 from ..linalg.stability import check_stability_arrays
 from ..model import Model, State
-from .base import Method, Trace, distinct_steps
+from .base import Method, Trace, _checked_uniform_steps, distinct_steps
 
-__all__ = ["EXACT", "exact_fits"]
+__all__ = ["EXACT", "exact_fits", "small_coherent_trace"]
 
 
 @jit
@@ -256,6 +256,40 @@ def _propagate_affine_real(P, c, step_kind, alpha0, omega, out_alpha, out_energy
         for i in range(n):
             out_alpha[k, i] = complex(re[i], im[i])
             out_energy[k, i] = omega[i] * (re[i] * re[i] + im[i] * im[i])
+
+
+@jit
+def _checked_affine_small_run(times, M, b, alpha0, omega, out_alpha, out_energy):
+    """The checks and steps of :func:`~chiralnet.solve.base.checked_grid` (times from t = 0) and
+    :func:`_affine_small_run` in one kernel call: the number K of distinct steps (1 or 2), or what
+    ``_checked_uniform_steps`` returned instead (-1: the times fail a check; 0: not a uniform grid), and then
+    nothing is written. Writes out_alpha (T, N) and out_energy (T, N)."""
+    out = np.empty(2)
+    kind = np.zeros(times.shape[0], np.int64)
+    k = _checked_uniform_steps(times, 0.0, out, kind)
+    if k <= 0:
+        return k
+    n = M.shape[0]
+    P = np.empty((k, n, n), np.complex128)
+    c = np.empty((k, n), np.complex128)
+    _affine_small_run(M, b, out[:k], kind, alpha0, omega, P, c, out_alpha, out_energy)
+    return k
+
+
+def small_coherent_trace(model: Model, alpha0, times) -> Trace | None:
+    """The Trace of method "exact" from amplitudes ``alpha0`` (no fluctuations) at t = 0 over a short uniform
+    grid ``times`` (C-contiguous float64, T <= ``config.SMALL_GRID_MAX_TIMES``), with the times checked in the
+    same kernel call (what ``simulate``'s small route runs: :func:`~chiralnet.solve.simulate._small_run`): the
+    same checks and kernels as :func:`_run` (``checked_grid``, :func:`_affine_small_run`), so the same bits.
+    None when the times fail a check or are not uniform (the caller takes the general route, which says why)."""
+    T, n = times.size, model.n_cells
+    alpha = np.empty((T, n), complex)
+    energies = np.empty((T, n))
+    k = _checked_affine_small_run(times, model.M, model.forcing, alpha0, model.omega, alpha, energies)
+    if k <= 0:
+        return None
+    return Trace(alpha, energies, _zeros_view((T, n)), State._checked(model.cells, alpha[-1].copy(), None),
+                 {"propagators": k}, None)
 
 
 _ZERO = np.zeros(1)

@@ -10,7 +10,7 @@ from ..errors import ChiralnetError, SolverError
 from ..model import Model, State, build_model, initial_state
 from ..results import SimulationResult, cell_columns, simulation_result
 from .base import check_times, checked_grid, distinct_steps, model_and_state, start_state
-from .exact import EXACT, exact_fits
+from .exact import EXACT, exact_fits, small_coherent_trace
 from .general import GENERAL_METHOD, needs_general
 from .protocol import Protocol, run_protocol
 from .run import METHODS, SIMULATION_BYTES_BOUND, options_used, run_general_model, run_model
@@ -136,6 +136,17 @@ def _small_run(model: Model, times) -> SimulationResult | None:
     state = initial_state(model)  # at t = 0; the frame only names the final state's, set by simulation_result
     if state.Nc is not None or state.Mc is not None:
         return None
+    M, alpha0 = model.M, state.alpha
+    if (n < config.AUTO_DENSE_MAX_CELLS and type(times) is np.ndarray and times.dtype.char == "d"
+            and times.ndim == 1 and times.flags.c_contiguous and 2 <= times.size <= config.SMALL_GRID_MAX_TIMES
+            and type(M) is np.ndarray and M.dtype.char == "D" and M.flags.c_contiguous
+            and type(alpha0) is np.ndarray and alpha0.dtype.char == "D" and alpha0.flags.c_contiguous
+            and n <= config.EXACT_MAX_CELLS and 2 * (n + 1) ** 2 <= config.EXACT_MAX_PROPAGATOR_ENTRIES
+            and SIMULATION_BYTES_BOUND * times.size * (n + 1) ** 2 <= memory.limit_bytes()):
+        # the checks below for a grid of at most 2 distinct steps, and the run, in one kernel call
+        trace = small_coherent_trace(model, alpha0, times)
+        if trace is not None:
+            return simulation_result(trace, model, times, EXACT.name, True, None, {"start": 0.0})
     checked = checked_grid(times, 0.0)  # a short uniform grid (at most 2 distinct steps) in one kernel call
     if checked is None:
         t = check_times(times, 0.0, False)
