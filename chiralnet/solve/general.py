@@ -3,9 +3,9 @@
 
 On the real quadratures R = (x, p) (2N): <R>_k = P <R>_{k-1} + c with P = e^{A dt} and c = int_0^dt
 e^{A s} v ds from one augmented matrix exponential, and sigma_k = P sigma_{k-1} P^T + W with
-W = sigma_ss - P sigma_ss P^T (sigma_ss from the Lyapunov equation A X + X A^T = -D) when A is stable,
-Van Loan's block exponential otherwise. Machine precision on any grid; cost O(K (2N)^3) for K distinct
-steps plus O(T (2N)^3) for the covariance. docs/theory/gaussian.md has the equations.
+W = int_0^dt e^{A s} D e^{A^T s} ds from Van Loan's block exponential, doubled up from a short step (no
+difference of large steady covariances: see _propagators). Machine precision on any grid; cost O(K (2N)^3)
+for K distinct steps plus O(T (2N)^3) for the covariance. docs/theory/gaussian.md has the equations.
 """
 
 from __future__ import annotations
@@ -95,10 +95,6 @@ def _margin(A) -> float:
     """The real part below which an eigenvalue of A counts as decaying: -64 eps ||A||_1 (a lossless mode's
     eigenvalue is 0 up to rounding of either sign, and is not stable)."""
     return -64 * np.finfo(float).eps * max(1.0, float(np.abs(A).sum(axis=0).max()))
-
-
-def _stable(A) -> bool:
-    return bool(np.linalg.eigvals(A).real.max() < _margin(A))
 
 
 def check_stability_general(model: GaussianModel) -> None:
@@ -240,7 +236,7 @@ def steady_general(model: GaussianModel) -> SteadyState:
                        drive=model.drive, drive_frequency=model.drive_frequency)
 
 
-def _propagators(A, v, D, dts, cache=None):
+def _propagators(A, v, D, dts):
     """P, c (affine means), Phi, W (covariance), float arrays (K, 2N, 2N) and (K, 2N)."""
     m = A.shape[0]
     if m < config.AUTO_DENSE_MAX_CELLS:  # the small-N kernel (complex, one call for every step)
@@ -254,17 +250,11 @@ def _propagators(A, v, D, dts, cache=None):
         P, c = np.ascontiguousarray(E[:, :m, :m]), np.ascontiguousarray(E[:, :m, m])
     if not D.any():
         return P, c, P, np.zeros_like(P)
-    if _stable(A):
-        X = None if cache is None else cache.get("sigma_ss")
-        if X is None:
-            X = la.solve_continuous_lyapunov(A, -D)
-            X = 0.5 * (X + X.T)
-            if cache is not None:
-                cache["sigma_ss"] = X
-        W = X[None] - P @ X[None] @ np.swapaxes(P, 1, 2)
-    else:
-        _, W = _noise_propagators(P.astype(complex), A.astype(complex), D.astype(complex), dts)
-        W = W.real
+    # Van Loan's block exponential, doubled up from a short step (W(2h) = W(h) + P(h) W(h) P(h)^T: sums of
+    # positive semidefinite terms), never sigma_ss - P sigma_ss P^T: a stable amplifier chain (pumps, parametric
+    # links) can have a steady covariance 1e13 times its state's, and that difference then cancels every digit.
+    _, W = _noise_propagators(P.astype(complex), A.astype(complex), D.astype(complex), dts)
+    W = W.real
     W = 0.5 * (W + np.swapaxes(W, 1, 2))
     return P, c, P, np.ascontiguousarray(W)
 
@@ -273,8 +263,7 @@ def run_general(model, state: State, rel, *, store: bool = True, columns=None, k
     """Run a general Gaussian model (or a phase-insensitive one from a squeezed state) from ``state`` at local
     times ``rel`` (checked). Returns (Trace with ``anomalous`` (T, C) and ``anomalous_block`` (T, B, B) set,
     GaussianModel). ``cache``: a dict kept across calls on the same model (simulate_to_file's blocks) that holds
-    the steady covariance and the last grid's propagators, so continued blocks skip the Lyapunov solve and,
-    on the same steps, the matrix exponential."""
+    the last grid's propagators, so continued blocks on the same steps skip the matrix exponentials."""
     model = general_model(model)
     n = model.n_cells
     route = sparse_route(model)
@@ -305,7 +294,7 @@ def run_general(model, state: State, rel, *, store: bool = True, columns=None, k
         P, c, Phi, W = cache["propagators"]
     else:
         computed = int(dts.size)
-        P, c, Phi, W = _propagators(A, v, D, dts, cache)
+        P, c, Phi, W = _propagators(A, v, D, dts)
         if cache is not None:
             cache.update(steps=key, propagators=(P, c, Phi, W))
     R0, S0 = state_quadratures(state)
@@ -333,7 +322,7 @@ def run_general(model, state: State, rel, *, store: bool = True, columns=None, k
     Nb = Mb = None
     if keep:
         Nb, Mb = sigma_to_moments(out_block)
-    trace = Trace(alpha if store else None, energies, fluct, final, {"propagators": computed}, Nb, totals,
+    trace = Trace(alpha if store else None, energies, fluct, final, {"propagators": computed, "route": "dense"}, Nb, totals,
                   mc_diag, Mb)
     return trace, model
 
