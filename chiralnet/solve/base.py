@@ -40,7 +40,7 @@ from .._jit import jit
 from ..errors import SolverError
 from ..model import Model, State, build_model, initial_state, is_general_model
 
-__all__ = ["Method", "Trace", "check_times", "distinct_steps", "model_and_state", "start_state"]
+__all__ = ["Method", "Trace", "check_times", "distinct_steps", "model_and_state", "start_state", "battery_block"]
 
 
 @dataclass(slots=True)
@@ -293,3 +293,12 @@ def _distinct_steps_numpy(times):
     kind = np.empty(steps.size, np.int64)
     kind[order] = label
     return unique, kind
+
+
+def battery_block(battery, columns, keep_block):
+    """(block (B,) int64, keep: bool): the battery cells among the kept ``columns`` (all cells when None), in
+    node order, whose fluctuation block a run keeps; empty when not kept (``keep_block`` None: kept up to
+    ``config.BATTERY_BLOCK_MAX_CELLS`` cells)."""
+    block = np.flatnonzero(battery) if columns is None else columns[battery[columns]]
+    keep = block.size <= config.BATTERY_BLOCK_MAX_CELLS if keep_block is None else bool(keep_block)
+    return (block.astype(np.int64) if keep else np.zeros(0, np.int64)), keep

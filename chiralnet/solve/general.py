@@ -20,7 +20,7 @@ from ..gaussian import (GaussianModel, doubled_model, doubled_state, general_mod
                         sigma_to_moments, state_quadratures, undoubled_moments)
 from ..model import State
 from ..results import SteadyState
-from .base import Trace, distinct_steps
+from .base import Trace, battery_block, distinct_steps
 from .exact import _affine_propagators, _noise_propagators
 from .stationary import steady_arrays
 
@@ -299,10 +299,7 @@ def run_general(model, state: State, rel, *, store: bool = True, columns=None, k
             cache.update(steps=key, propagators=(P, c, Phi, W))
     R0, S0 = state_quadratures(state)
     cols = np.arange(n, dtype=np.int64) if columns is None else np.asarray(columns, np.int64)
-    block = np.flatnonzero(model.battery) if columns is None else cols[model.battery[cols]]
-    keep = block.size <= config.BATTERY_BLOCK_MAX_CELLS if keep_block is None else bool(keep_block)
-    if not keep:
-        block = np.zeros(0, np.int64)
+    block, keep = battery_block(model.battery, None if columns is None else cols, keep_block)
     bidx = np.concatenate([block, n + block]).astype(np.int64)
     T = rel.size
     out_R = np.empty((T, 2 * n))
@@ -382,10 +379,7 @@ def _run_unpaired(model: GaussianModel, state: State, rel, store, columns, keep_
     base = model.base
     n = model.n_cells
     cols = np.arange(n, dtype=np.int64) if columns is None else np.asarray(columns, np.int64)
-    block = np.flatnonzero(model.battery) if columns is None else cols[model.battery[cols]]
-    keep = block.size <= config.BATTERY_BLOCK_MAX_CELLS if keep_block is None else bool(keep_block)
-    if not keep:
-        block = np.zeros(0, np.int64)
+    block, keep = battery_block(model.battery, None if columns is None else cols, keep_block)
     T = rel.size
     _check_memory_sparse(base, T, store, cols.size, 2, n)
     grid = distinct_steps(rel)
@@ -433,10 +427,7 @@ def _run_doubled(model: GaussianModel, state: State, rel, store, columns, keep_b
     n = model.n_cells
     tm, V, Vi = triangular_doubled(model)
     cols = np.arange(n, dtype=np.int64) if columns is None else np.asarray(columns, np.int64)
-    block = np.flatnonzero(model.battery) if columns is None else cols[model.battery[cols]]
-    keep = block.size <= config.BATTERY_BLOCK_MAX_CELLS if keep_block is None else bool(keep_block)
-    if not keep:
-        block = np.zeros(0, np.int64)
+    block, keep = battery_block(model.battery, None if columns is None else cols, keep_block)
     T = rel.size
     pairs, CN, CM = _read_back(V, n)
     _check_memory_sparse(tm, T, True, 2 * n, 1, n, extra=pairs.shape[0])

@@ -15,7 +15,7 @@ from ..errors import SolverError
 from ..linalg.csr import one_norm
 from ..linalg.stability import jump_steps
 from ..model import Model, State
-from .base import distinct_steps
+from .base import battery_block, distinct_steps
 from .driven import check_tolerances, drive_share, run_driven
 from .exact import EXACT, exact_fits
 from .exact_sparse import EXACT_SPARSE
@@ -121,10 +121,7 @@ def run_model(model: Model, state: State, rel, method: str, given: dict, store: 
     _check_memory(model, thermal, rel, grid, method, store or model.time_dependent, kept)
     m = METHODS[method]
     own = {k: v for k, v in given.items() if k in m.options}
-    block = model.battery.nonzero()[0] if columns is None else columns[model.battery[columns]]  # node order
-    keep = block.size <= config.BATTERY_BLOCK_MAX_CELLS if keep_block is None else bool(keep_block)
-    if not keep:
-        block = np.zeros(0, np.int64)
+    block, keep = battery_block(model.battery, columns, keep_block)
     if not model.time_dependent:
         options = {"grid": grid, "store_amplitudes": store, "block": block, **own}
         if columns is not None:
