@@ -32,12 +32,12 @@ True
 from __future__ import annotations
 
 import cmath
-import math
 from dataclasses import dataclass
-from numbers import Number, Real
+from numbers import Number
 
 import numpy as np
 
+from .checks import number
 from .errors import ChiralnetError
 
 __all__ = ["Drive", "Constant", "Gaussian", "Square", "Tone", "Function", "Sum",
@@ -53,18 +53,6 @@ def _amplitude(value, where) -> complex:
     except OverflowError:
         raise ChiralnetError(f"{where} is too large for a float, got {value!r}") from None
     if not cmath.isfinite(value):
-        raise ChiralnetError(f"{where} must be finite, got {value}")
-    return value
-
-
-def _finite(value, where) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise ChiralnetError(f"{where} must be a real number, got {value!r}")
-    try:
-        value = float(value)
-    except OverflowError:
-        raise ChiralnetError(f"{where} is too large for a float, got {value!r}") from None
-    if not math.isfinite(value):
         raise ChiralnetError(f"{where} must be finite, got {value}")
     return value
 
@@ -126,8 +114,8 @@ class Gaussian(Drive):
 
     def __post_init__(self):
         object.__setattr__(self, "amplitude", _amplitude(self.amplitude, "gaussian drive: 'amplitude'"))
-        object.__setattr__(self, "t0", _finite(self.t0, "gaussian drive: 't0'"))
-        width = _finite(self.width, "gaussian drive: 'width'")
+        object.__setattr__(self, "t0", number(self.t0, "'t0'", "gaussian drive"))
+        width = number(self.width, "'width'", "gaussian drive")
         if not width > 0:
             raise ChiralnetError(f"gaussian drive: 'width' must be > 0 (1/omega), got {width}")
         object.__setattr__(self, "width", width)
@@ -148,8 +136,8 @@ class Square(Drive):
 
     def __post_init__(self):
         object.__setattr__(self, "amplitude", _amplitude(self.amplitude, "square drive: 'amplitude'"))
-        start = _finite(self.start, "square drive: 'start'")
-        stop = _finite(self.stop, "square drive: 'stop'")
+        start = number(self.start, "'start'", "square drive")
+        stop = number(self.stop, "'stop'", "square drive")
         if not stop > start:
             raise ChiralnetError(f"square drive: 'stop' ({stop}) must be after 'start' ({start})")
         object.__setattr__(self, "start", start)
@@ -170,7 +158,7 @@ class Tone(Drive):
 
     def __post_init__(self):
         object.__setattr__(self, "amplitude", _amplitude(self.amplitude, "tone drive: 'amplitude'"))
-        object.__setattr__(self, "frequency", _finite(self.frequency, "tone drive: 'frequency'"))
+        object.__setattr__(self, "frequency", number(self.frequency, "'frequency'", "tone drive"))
 
     def _value(self, t, omega_L):
         return self.amplitude * np.exp(-1j * (self.frequency - omega_L) * t)
@@ -195,10 +183,10 @@ class Function(Drive):
             raise ChiralnetError(f"a function drive needs a callable f(t) -> complex, got {self.f!r}")
         if isinstance(self.breakpoints, (str, bytes)) or not hasattr(self.breakpoints, "__iter__"):
             raise ChiralnetError(f"function drive: 'breakpoints' must be a list of times, got {self.breakpoints!r}")
-        points = tuple(sorted(_finite(t, "function drive: 'breakpoints'") for t in self.breakpoints))
+        points = tuple(sorted(number(t, "'breakpoints'", "function drive") for t in self.breakpoints))
         object.__setattr__(self, "breakpoints", points)
         if self.max_step is not None:
-            step = _finite(self.max_step, "function drive: 'max_step'")
+            step = number(self.max_step, "'max_step'", "function drive")
             if not step > 0:
                 raise ChiralnetError(f"function drive: 'max_step' must be > 0 (1/omega), got {step}")
             object.__setattr__(self, "max_step", step)
