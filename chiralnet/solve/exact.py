@@ -68,13 +68,20 @@ def propagate_fluctuations(Phi, W, step_kind, Nc0, out_occupation, block_idx, ou
         np.dot(Phi[s], Nc, T)  # the same two BLAS products, into buffers: no three new arrays per step
         np.dot(T, PhiH, Nc)
         Nc += W[s]
-        for i in range(n):
-            out_occupation[k, i] = Nc[i, i].real
-        for u in range(block_idx.shape[0]):
-            for v in range(block_idx.shape[0]):
-                out_block[k, u, v] = Nc[block_idx[u], block_idx[v]]
+        _record(Nc, k, out_occupation, block_idx, out_block)
     return Nc
 
+
+
+@jit
+def _record(Nc, k, out_occupation, block_idx, out_block):
+    """Output time k of a fluctuation run: the occupations Nc_ii into out_occupation[k] (N,) and the block
+    Nc[block_idx, block_idx] into out_block[k] (B, B)."""
+    for i in range(Nc.shape[0]):
+        out_occupation[k, i] = Nc[i, i].real
+    for u in range(block_idx.shape[0]):
+        for v in range(block_idx.shape[0]):
+            out_block[k, u, v] = Nc[block_idx[u], block_idx[v]]
 
 
 @jit
@@ -110,11 +117,7 @@ def propagate_fluctuations_small(Phi, W, step_kind, Nc0, out_occupation, block_i
             for j in range(n):
                 nxt[i, j] += W[s, i, j]
         Nc, nxt = nxt, Nc
-        for i in range(n):
-            out_occupation[k, i] = Nc[i, i].real
-        for u in range(block_idx.shape[0]):
-            for v in range(block_idx.shape[0]):
-                out_block[k, u, v] = Nc[block_idx[u], block_idx[v]]
+        _record(Nc, k, out_occupation, block_idx, out_block)
     return Nc
 
 
