@@ -1,12 +1,6 @@
 """The steady state: alpha_ss = i M^{-1} E and Nc_ss from conj(M) X + X M^T = -Q (:func:`steady_state`,
-:func:`check_stability`); the phase-insensitive solve is :mod:`~chiralnet.solve.stationary`'s, the general
-Gaussian one :mod:`~chiralnet.solve.general`'s.
-
-Cascaded networks (M triangular after a topological ordering of the cells, found in O(N + nnz))
-are solved by forward substitution in O(nnz) (cells already in cascade order, as in a chain or
-lattice, take a single pass that also checks stability and forms the energies), and their
-fluctuation matrix by a triangular Lyapunov recursion in O(N nnz); otherwise sparse or dense LU
-and Bartels-Stewart.
+:func:`check_stability`). The solves themselves are elsewhere: the phase-insensitive one (cascaded or not)
+in :mod:`~chiralnet.solve.stationary`, the general Gaussian one in :mod:`~chiralnet.solve.general`.
 """
 
 from __future__ import annotations
@@ -16,8 +10,7 @@ import numpy as np
 from ..errors import ChiralnetError
 from ..linalg.cascade import cascade_order
 from ..linalg.stability import check_stability_arrays
-from ..model import Model, State, build_model
-from ..model import is_general_model
+from ..model import Model, State, build_model, is_general_model
 from ..results import SteadyState, _new_steady
 from .general import check_stability_general, steady_general
 from .stationary import steady_arrays
