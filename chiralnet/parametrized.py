@@ -612,7 +612,7 @@ def affine_model(builder, point: dict, params: dict | None = None, *, sparse: bo
     lay, p_u, p_v, o = _structure(builder, params, point)   # checks every value as the builder does
     general = builder != "two_cell" and (lay.general or any(k in point for k in GENERAL_PARAMETERS))
     if "m_th_link" in point and not lay.nonreciprocal:
-        raise ChiralnetError(f"affine_model: 'm_th_link' applies to nonreciprocal=True only (coherent links have no "
+        raise ChiralnetError("affine_model: 'm_th_link' applies to nonreciprocal=True only (coherent links have no "
                              "reservoir to squeeze); drop it from the point, or differentiate 'm_th'")
     if builder == "two_cell":
         model = build_model(info.function(**params, **point), sparse=sparse)

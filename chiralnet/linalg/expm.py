@@ -12,12 +12,6 @@ __all__ = ["one_norm_small", "expm_parameters", "expm_one", "expm_small"]
 
 
 @jit
-def _matmul(A, B, out):
-    """out = A B for small square matrices, real or complex (:func:`_matmul_rows` with every row formed)."""
-    _matmul_rows(A, B, out, A.shape[0])
-
-
-@jit
 def _matmul_rows(A, B, out, r):
     """out = A B for small square matrices, real or complex (no BLAS call; out must not be A or B), where the
     rows of A from ``r`` on are zero but for their diagonal (r = m: a full product).
