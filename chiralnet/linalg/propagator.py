@@ -163,11 +163,12 @@ PLANES_TILE = 16
 
 
 @jit
-def apply_planes(starts, ptr, offsets, values, vr, vi, yr, yi, lo, hi):
+def apply_planes(starts, ptr, offsets, values, vr, vi, yr, yi, lo, hi, real=False):
     """y[lo:hi] = P v on (N, w) real / imaginary planes (C-contiguous), P as runs of identical rows
     (:func:`row_runs`), flushed; v zero outside the rows P reads. Within a run each entry is one
     contiguous axpy over tiles of rows x w columns. Returns the 1-norm of y[lo:hi] (sum of |Re| + |Im|;
-    inf or NaN when not finite)."""
+    inf or NaN when not finite). ``real``: P and v are real (the imaginary planes and parts are zero and left
+    untouched): a quarter of the arithmetic."""
     w = vr.shape[1]
     fvr = vr.reshape(-1)
     fvi = vi.reshape(-1)
@@ -186,6 +187,18 @@ def apply_planes(starts, ptr, offsets, values, vr, vi, yr, yi, lo, hi):
             Yi = fyi[t0 * w:t1 * w]
             for k in range(m):
                 Yr[k] = 0.0
+            if real:
+                for e in range(ptr[s], ptr[s + 1]):
+                    o = offsets[e]
+                    a = values[e].real
+                    Xr = fvr[(t0 - o) * w:(t1 - o) * w]
+                    for k in range(m):
+                        Yr[k] += a * Xr[k]
+                for k in range(m):
+                    if abs(Yr[k]) < 2.2250738585072014e-308:
+                        Yr[k] = 0.0
+                    total += abs(Yr[k])
+                continue
             for k in range(m):
                 Yi[k] = 0.0
             for e in range(ptr[s], ptr[s + 1]):

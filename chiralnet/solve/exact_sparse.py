@@ -410,9 +410,13 @@ def _run(model: Model, state0: State, times, options) -> Trace:
         extra = None if pairs is None else memory.empty((T, len(pairs)), complex)
         X_ss = steady_fluctuations(model) if config.FLUCTUATION_ONE_SIDED else None
         if X_ss is not None:  # Nc = Nc_ss + D, D stepped one-sidedly (no forcing)
-            Nc, more = propagate_deviation(model.M, X_ss, state0.dense_Nc() - X_ss, dts, kind, out_diag=fluct,
-                                           jump=jump, block_idx=idx, out_block=block, extra_idx=pairs,
-                                           out_extra=extra)
+            D0 = state0.dense_Nc() - X_ss
+            # a doubled model in self-conjugate modes (chiralnet.solve.general.triangular_doubled): Nc0 and Nc_ss
+            # have one imaginary part (the commutator's), so D0 is real but for their rounding; stepped real
+            real = options.get("real_deviation", False)
+            Nc, more = propagate_deviation(model.M, X_ss, np.ascontiguousarray(D0.real) if real else D0, dts, kind,
+                                           out_diag=fluct, jump=jump, block_idx=idx, out_block=block,
+                                           extra_idx=pairs, out_extra=extra, real=real)
         else:  # feedback and noise: the steady state would cost a dense Lyapunov solve; step Nc itself
             Nc, more = propagate_matrix(model.M, model.dense_Q(), state0.dense_Nc(), dts, kind, out_diag=fluct,
                                         X_jump=steady[1], jump=jump, block_idx=idx, out_block=block,
@@ -428,7 +432,9 @@ def _run(model: Model, state0: State, times, options) -> Trace:
     else:
         fluct = np.broadcast_to(np.zeros(1), (T, k))  # coherent state: no fluctuations, no memory
         extra = None
-    return Trace(alpha if store else None, None if store else energies, fluct, State(model.cells, alpha_end, Nc),
+    # the final arrays are the kernels' own (Nc symmetrised), their energies checked by the result: not checked
+    # again (check_fluctuations' eigvalsh is O(N^3))
+    return Trace(alpha if store else None, None if store else energies, fluct, State._checked(model.cells, alpha_end, Nc),
                  {**stats, "format": "csr"}, block, totals, extra)
 
 

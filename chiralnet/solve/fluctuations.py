@@ -209,11 +209,12 @@ def _clear(br, bi, dirty, lo, hi):
 
 @jit
 def _column_block(indptr, indices, dr, di, reach, low, X, Y, j0, wc, tri, sym, h, n_sub, tol, max_terms, factor,
-                  buf, dirty):
+                  buf, dirty, real):
     """Y[:, j0:j0+wc] = e^{A h} V with V = (X^H)[:, j0:j0+wc] (``tri`` = 0), or V = the lower (1) / upper (-1)
     triangle of X^H with half its diagonal; X^T instead of X^H when ``sym``. ``buf`` (8, N, w) float planes (x, acc, two terms; real and
     imaginary apart, so the inner loops over the w columns vectorize), zero outside the rows ``dirty``
-    (4, 2) records. Returns (status, Taylor terms)."""
+    (4, 2) records; ``real``: A, V and ``factor`` are real, the imaginary planes stay zero. Returns (status,
+    Taylor terms)."""
     w = buf.shape[2]
     xr, xi, ar, ai = buf[0], buf[1], buf[2], buf[3]
     lanes = np.empty(w)
@@ -247,6 +248,18 @@ def _column_block(indptr, indices, dr, di, reach, low, X, Y, j0, wc, tri, sym, h
             for c in range(w):
                 lanes[c] = 0.0  # per-column partial sums: the loops over c vectorise
             for i in range(lo, hi):
+                if real:
+                    for c in range(w):
+                        tr[i, c] = 0.0
+                    for p in range(indptr[i], indptr[i + 1]):
+                        pr = dr[p] * scale
+                        k = indices[p]
+                        for c in range(w):
+                            tr[i, c] += pr * sr[k, c]
+                    for c in range(w):
+                        ar[i, c] += tr[i, c]
+                        lanes[c] += abs(tr[i, c])
+                    continue
                 for c in range(w):
                     tr[i, c] = 0.0
                     ti[i, c] = 0.0
@@ -334,7 +347,7 @@ def _store_block(xr, xi, Y, j0, wc):
 
 @jit
 def _column_block_propagator(starts, ptr, offsets, values, reach, low, X, Y, j0, wc, tri, sym, applications, buf,
-                             dirty):
+                             dirty, real):
     """Y[:, j0:j0+wc] = P^applications V with the sparse propagator P (its runs of rows ``starts, ptr,
     offsets, values``; ``reach``/``low`` its row bounds), V as in :func:`_column_block`; the planes
     buf[0:2] and buf[2:4] alternate as input and output, zero outside the rows ``dirty`` records.
@@ -353,7 +366,7 @@ def _column_block_propagator(starts, ptr, offsets, values, reach, low, X, Y, j0,
         dst = 1 - src
         lo, hi = low[lo], reach[hi - 1]
         _clear(buf[2 * dst], buf[2 * dst + 1], dirty[dst], lo, hi)
-        total = apply_planes(starts, ptr, offsets, values, xr, xi, buf[2 * dst], buf[2 * dst + 1], lo, hi)
+        total = apply_planes(starts, ptr, offsets, values, xr, xi, buf[2 * dst], buf[2 * dst + 1], lo, hi, real)
         done += 1
         if not np.isfinite(total):
             return NOT_FINITE, done
@@ -381,12 +394,12 @@ def _zero_row(xr, xi, i):
 
 
 def _columns_pass(indptr, indices, dr, di, reach, low, X, Y, tri, sym, h, n_sub, tol, max_terms, factor, width, n_chunks,
-                  stats, applications, p_starts, p_ptr, p_offsets, p_values, p_reach, p_low):
+                  stats, applications, p_starts, p_ptr, p_offsets, p_values, p_reach, p_low, real):
     """Y = e^{A h} V, V = X^H or its triangle (``tri``; X^T when ``sym``), column block by column block; ``n_chunks``
     contiguous runs of blocks (one per thread when compiled parallel). With ``applications`` = 0 the
     series runs on the CSR arrays of A - mu (:func:`_column_block`, ``factor`` = e^{mu h / n_sub});
     else the sparse propagator (runs of rows ``p_*``) is applied that many times
-    (:func:`_column_block_propagator`). Returns a status."""
+    (:func:`_column_block_propagator`); ``real``: A (or P), X and ``factor`` are real. Returns a status."""
     n = X.shape[0]
     n_blocks = (n + width - 1) // width
     status = np.zeros(n_chunks, np.int64)
@@ -399,10 +412,10 @@ def _columns_pass(indptr, indices, dr, di, reach, low, X, Y, tri, sym, h, n_sub,
             wc = min(width, n - j0)
             if applications > 0:
                 st, te = _column_block_propagator(p_starts, p_ptr, p_offsets, p_values, p_reach, p_low, X, Y, j0,
-                                                  wc, tri, sym, applications, buf, dirty)
+                                                  wc, tri, sym, applications, buf, dirty, real)
             else:
                 st, te = _column_block(indptr, indices, dr, di, reach, low, X, Y, j0, wc, tri, sym, h, n_sub, tol,
-                                       max_terms, factor, buf, dirty)
+                                       max_terms, factor, buf, dirty, real)
             terms[t] += te * wc
             if st != OK:
                 status[t] = st
@@ -435,6 +448,22 @@ def _hermitian_sum(G, D, sym):
 
 
 @jit
+def _hermitian_total(X, D, sym):
+    """D = ((X + D) + (X + D)^H) / 2 (^T for ^H when ``sym``), in place, in tiles: one pass, no temporaries."""
+    n = D.shape[0]
+    tile = 64
+    for i0 in range(0, n, tile):
+        for j0 in range(0, i0 + 1, tile):
+            for i in range(i0, min(n, i0 + tile)):
+                for j in range(j0, min(i + 1, j0 + tile)):
+                    a = X[i, j] + D[i, j]
+                    b = X[j, i] + D[j, i]
+                    z = 0.5 * (a + (b if sym else np.conj(b)))
+                    D[i, j] = z
+                    D[j, i] = z if sym else np.conj(z)
+
+
+@jit
 def _write_outputs(D, X_ss, k, out_diag, block_idx, out_block, extra_idx, out_extra):
     """out_diag[k] = Re diag(X_ss + D), out_block[k] = (X_ss + D)[block_idx, block_idx], out_extra[k, e] =
     (X_ss + D)[extra_idx[e, 0], extra_idx[e, 1]]."""
@@ -464,7 +493,8 @@ def _write_outputs(D, X_ss, k, out_diag, block_idx, out_block, extra_idx, out_ex
 
 
 def propagate_deviation(M, X_ss, D0, steps, step_kind, *, out_diag, jump=None, parallel=None, block_idx=None,
-                        out_block=None, extra_idx=None, out_extra=None, width=None, propagator=None, symmetric=False):
+                        out_block=None, extra_idx=None, out_extra=None, width=None, propagator=None, symmetric=False,
+                        real=False):
     """Exact fluctuation matrix of a network with a steady state: Nc_k = Nc_ss + P_k D_{k-1} P_k^H,
     P_k = e^{conj(M) h_k}, D_{-1} = D0 = Nc0 - Nc_ss, by one-sided Taylor passes on column blocks.
 
@@ -485,6 +515,10 @@ def propagate_deviation(M, X_ss, D0, steps, step_kind, *, out_diag, jump=None, p
     symmetric : bool
         X_ss and D0 complex symmetric, stepped as P D P^T instead (the anomalous moments Mc of a network
         without pairing: pass M = conj(drift), then P = e^{drift h}, :func:`chiralnet.solve.general`).
+    real : bool
+        M and D0 are real (a doubled model in its self-conjugate modes, :func:`chiralnet.solve.general.
+        triangular_doubled`): the passes skip the imaginary planes, a quarter of the arithmetic. Checked: any
+        nonzero imaginary part in M or D0 runs the complex passes.
 
     Returns
     -------
@@ -514,6 +548,7 @@ def propagate_deviation(M, X_ss, D0, steps, step_kind, *, out_diag, jump=None, p
     extra_idx, out_extra = _extra(extra_idx, out_extra, len(step_kind))
     X_ss = np.ascontiguousarray(X_ss, dtype=complex)
     D = np.array(D0, dtype=complex, order="C")
+    real = bool(real) and not data.imag.any() and not np.imag(mu) and not D.imag.any()
     W = np.empty_like(D)
     stats = np.zeros(2, np.int64)
     tol, max_terms = config.TAYLOR_TOL, config.TAYLOR_MAX_TERMS
@@ -538,16 +573,16 @@ def propagate_deviation(M, X_ss, D0, steps, step_kind, *, out_diag, jump=None, p
             uses = applications if s == p_kind else 0
             factor = np.exp(mu * steps[s] / n_sub[s])  # e^{mu hs}, applied after every substep of the series
             status = run(*series, D, W, tri, sym, steps[s], n_sub[s], tol, max_terms, factor, width, n_chunks,
-                         stats, uses, *p_arrays)  # W = P L (or P D)
+                         stats, uses, *p_arrays, real)  # W = P L (or P D)
             if status == OK:  # D = P W^H: P D P^H, or G with P D P^H = G + G^H (^T for ^H when symmetric)
                 status = run(*series, W, D, 0, sym, steps[s], n_sub[s], tol, max_terms, factor, width, n_chunks,
-                             stats, uses, *p_arrays)
+                             stats, uses, *p_arrays, real)
             if status == OK and tri != 0:
                 _hermitian_sum(D, D, sym)
             check_status(status, k)
         _write_outputs(D, X_ss, k, out_diag, block_idx, out_block, extra_idx, out_extra)
-    Nc = X_ss + D
-    Nc = 0.5 * (Nc + (Nc.T if sym else Nc.conj().T))
+    _hermitian_total(X_ss, D, sym)  # Nc = X_ss + D, symmetrised, in place of D
+    Nc = D
     out = {"matrix_terms": int(stats[0]) // max(n, 1), "fluctuation_stepping": "one-sided"}
     if prop is not None:
         out.update(matrix_propagator_products=int(stats[1]) // max(n, 1), propagator_entries=round(P.nnz / max(n, 1), 2))

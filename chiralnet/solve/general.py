@@ -17,7 +17,7 @@ from .. import config, memory
 from .._jit import jit
 from ..errors import NoSteadyStateError, SolverError
 from ..gaussian import (GaussianModel, doubled_model, doubled_state, general_model, is_general_model, quadrature_state,
-                        sigma_to_moments, state_quadratures, undoubled_moments)
+                        sigma_to_moments, state_quadratures)
 from ..model import State
 from ..results import SteadyState
 from .base import Trace, battery_block, distinct_steps
@@ -433,7 +433,8 @@ def _run_doubled(model: GaussianModel, state: State, rel, store, columns, keep_b
     _check_memory_sparse(tm, T, True, 2 * n, 1, n, extra=pairs.shape[0])
     b2 = np.concatenate([block, n + block])
     reach = np.unique(V[b2].indices).astype(np.int64)     # the modes c that the battery's (a, a^dag) are made of
-    options = {"grid": distinct_steps(rel), "store_amplitudes": True, "block": reach, "extra": pairs}
+    options = {"grid": distinct_steps(rel), "store_amplitudes": True, "block": reach, "extra": pairs,
+               "real_deviation": model._cache["triangular_real"]}
     t2 = EXACT_SPARSE.run(tm, _transformed_state(state, tm, Vi), rel, options)
     alpha = (V[:n] @ t2.amplitudes.T).T                  # (T, N): <a> = V[:N] <c>
     x = t2.anomalous.T                                   # (E, T) entries of Xc
@@ -459,16 +460,23 @@ def _run_doubled(model: GaussianModel, state: State, rel, store, columns, keep_b
 def triangular_doubled(model: GaussianModel):
     """(Model, V, V^-1): :func:`~chiralnet.gaussian.doubled_model` in the modes c = V^-1 b (V (2N, 2N) CSR)
     that make its drift triangular when it is block-triangular: V is block diagonal over the strongly
-    connected components of the doubled drift M2 (a pump's (a_i, a_i^dag), a parametric link's four modes; one
-    mode elsewhere), each block the eigenvectors of M2's diagonal block, so M' = V^-1 M2 V is triangular
-    (cascaded) when the network is. <c> obeys d<c>/dt = M' <c> - i V^-1 E2 and Xc = conj(V^-1) X V^-T the
-    phase-insensitive equations with Q' = conj(V^-1) Q2 V^-T (a congruence: Hermitian, positive semidefinite),
-    so the cascaded solvers (substitution, triangular Lyapunov, one-sided deviation on the triangle) run it.
-    V = I (the doubled model as it is) when no component has two modes, one has more than
+    connected components of the drift (a pump's cell, a parametric link's pair; one mode elsewhere), each block
+    the eigenvectors of the drift's diagonal block, so M' = V^-1 M2 V is triangular (cascaded) when the network
+    is. <c> obeys d<c>/dt = M' <c> - i V^-1 E2 and Xc = conj(V^-1) X V^-T the phase-insensitive equations with
+    Q' = conj(V^-1) Q2 V^-T (a congruence: Hermitian, positive semidefinite), so the cascaded solvers
+    (substitution, triangular Lyapunov, one-sided deviation on the triangle) run it.
+
+    Real when it can be: the blocks are taken on the quadratures R (b = T R, the quadrature drift
+    A = T^-1 M2 T is real), and when every block's eigenvalues are real (cells at resonance) V = T V_R with V_R
+    real: M' = V_R^-1 A V_R is real, and so are the deviations of Xc from its steady state, which the runs then
+    step in real arithmetic. Otherwise the blocks are those of M2 itself (complex). M' is computed whole; an entry
+    below 16 eps (|V^-1| |A| |V|)_ij, the bound on the product's own rounding, is a residue of an exact
+    cancellation (the eigenvectors' own residual, or two couplings that cancel) and is set to zero.
+
+    V = I (the doubled model as it is) when no block has two modes, one has more than
     ``config.GAUSSIAN_BLOCK_MAX_MODES``, or its eigenvectors' condition number passes
     ``config.GAUSSIAN_BLOCK_MAX_COND`` (near an exceptional point: the transform would amplify rounding)."""
     import scipy.sparse as sp
-    from scipy.sparse import csgraph
 
     from ..linalg.cascade import cascade_order
     from ..model import Model
@@ -479,69 +487,163 @@ def triangular_doubled(model: GaussianModel):
     M2 = sp.csr_array(d.M)
     m = M2.shape[0]
     eye = sp.identity(m, dtype=complex, format="csr")
-    pattern = sp.csr_array((np.ones(M2.nnz), M2.indices, M2.indptr), shape=M2.shape)
+    T = _ladder_sparse(m // 2)
+    A = _drop_rounding(T.conj().T @ M2 @ T, abs(T.conj().T) @ abs(M2) @ abs(T))  # real up to rounding: exactly real
+    blocks = None if np.iscomplexobj(A.data) else _eigenbasis(A, real=True)
+    real = blocks is not None
+    if real:
+        base, left, right = A, T.conj().T, T                       # c = V_R^-1 T^-1 b
+    else:
+        base, left, right = M2, eye, eye
+        blocks = _eigenbasis(M2, real=False)
+    result = (d, eye, eye)
+    if blocks is not None:
+        Vb, Vbi = blocks
+        V, Vi = sp.csr_array(right @ Vb), sp.csr_array(Vbi @ left)
+        Mt = _drop_rounding(Vbi @ base @ Vb, abs(Vbi) @ abs(base) @ abs(Vb))
+        coo = Mt.tocoo()
+        # the natural order when triangular (the copies apart: uniform runs of rows), else the cascade order: M'
+        # triangular as stored, so the kernels use the triangle and their row bounds stay tight
+        perm = None if (coo.col <= coo.row).all() else cascade_order(Mt)
+        if perm is not None:
+            Mt = sp.csr_array(Mt[perm][:, perm])
+            V, Vi = sp.csr_array(V[:, perm]), sp.csr_array(Vi[perm])
+        Q = d.Q
+        if Q is not None:
+            Q = sp.csr_array(Vi.conj() @ sp.csr_array(Q) @ Vi.T)
+            Q = 0.5 * (Q + Q.conj().T)
+        cells = d.cells if perm is None else tuple(d.cells[i] for i in perm)
+        tm = Model(cells=cells, omega=np.zeros(m), drive_frequency=d.drive_frequency, M=Mt.astype(complex),
+                   drive=Vi @ d.drive, Q=Q, battery=np.zeros(m, bool))
+        result = (tm, V, Vi)
+    model._cache["triangular"] = result
+    model._cache["triangular_real"] = real
+    return result
+
+
+def _ladder_sparse(n):
+    """T (2N, 2N) CSR with b = (a, a^dag) = T R, R = (x, p): a_i = (x_i + i p_i)/sqrt2 (unitary)."""
+    import scipy.sparse as sp
+
+    i = np.arange(n)
+    r = 1 / np.sqrt(2)
+    rows = np.concatenate([i, i, n + i, n + i])
+    cols = np.concatenate([i, n + i, i, n + i])
+    vals = np.concatenate([np.full(n, r), np.full(n, 1j * r), np.full(n, r), np.full(n, -1j * r)])
+    return sp.csr_array((vals, (rows, cols)), shape=(2 * n, 2 * n))
+
+
+def _drop_rounding(X, bound):
+    """X (sparse) with every real or imaginary part at most 16 eps ``bound``_ij (the entrywise bound |L| |B| |R| of
+    the product L B R that made it) set to zero: the rounding residue of an exact cancellation; CSR."""
+    import scipy.sparse as sp
+
+    X = sp.csr_array(X)
+    X.sum_duplicates()
+    bound = sp.csr_array(bound)
+    tiny = 16 * np.finfo(float).eps * np.asarray(bound[*X.nonzero()]).ravel()
+    data = X.data.astype(complex)
+    re, im = data.real.copy(), data.imag.copy()
+    re[np.abs(re) <= tiny] = 0
+    im[np.abs(im) <= tiny] = 0
+    X = sp.csr_array(((re + 1j * im) if im.any() else re, X.indices, X.indptr), shape=X.shape)
+    X.eliminate_zeros()
+    return X
+
+
+def _eigenbasis(B, real):
+    """(V, V^-1), block-diagonal CSR over the strongly connected components of B (sparse (m, m)), each block the
+    eigenvectors of B's diagonal block (one batched eigendecomposition per block size; the identity when every
+    block is one mode and ``real``); None when no block has two modes (complex), one has more than ``config.GAUSSIAN_BLOCK_MAX_MODES``, an eigenvector basis is worse conditioned
+    than ``config.GAUSSIAN_BLOCK_MAX_COND``, or (``real``) a block has a complex eigenvalue."""
+    import scipy.sparse as sp
+    from scipy.sparse import csgraph
+
+    m = B.shape[0]
+    pattern = sp.csr_array((np.ones(B.nnz), B.indices, B.indptr), shape=B.shape)
     k, labels = csgraph.connected_components(pattern, directed=True, connection="strong")
     sizes = np.bincount(labels)
-    result = (d, eye, eye)
-    if k < m and sizes.max() <= config.GAUSSIAN_BLOCK_MAX_MODES:
-        order = np.argsort(labels, kind="stable")        # the modes grouped by component
-        starts = np.cumsum(sizes) - sizes
-        w = M2.diagonal().astype(complex)                # the eigenvalues; a one-mode component's is its entry
-        rows, cols, vals, ivals = [np.arange(m)], [np.arange(m)], [np.ones(m, complex)], [np.ones(m, complex)]
-        single = np.ones(m, bool)
-        ok = True
-        for s in np.unique(sizes[sizes > 1]):            # one batched eigendecomposition per block size
-            members = order[starts[sizes == s][:, None] + np.arange(s)]          # (K, s)
-            r = np.broadcast_to(members[:, :, None], (members.shape[0], s, s))
-            c = np.broadcast_to(members[:, None, :], r.shape)
-            lam, U = np.linalg.eig(np.asarray(M2[r.ravel(), c.ravel()]).reshape(r.shape))
-            if not (np.linalg.cond(U) <= config.GAUSSIAN_BLOCK_MAX_COND).all():
-                ok = False
-                break
-            w[members] = lam
-            single[members] = False
-            rows.append(r.ravel())
-            cols.append(c.ravel())
-            vals.append(U.ravel())
-            ivals.append(np.linalg.inv(U).ravel())
-        if ok:
-            keep = single
-            rows[0], cols[0], vals[0], ivals[0] = (z[keep] for z in (rows[0], cols[0], vals[0], ivals[0]))
-            V = sp.csr_array((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(m, m))
-            Vi = sp.csr_array((np.concatenate(ivals), (np.concatenate(rows), np.concatenate(cols))), shape=(m, m))
-            coo = M2.tocoo()
-            off = labels[coo.row] != labels[coo.col]     # between components; the blocks become diag(w)
-            Moff = sp.csr_array((coo.data[off], (coo.row[off], coo.col[off])), shape=(m, m))
-            Mt = sp.csr_array(Vi @ Moff @ V + sp.diags_array(w, format="csr"))
-            Mt.sum_duplicates()
-            perm = cascade_order(Mt)
-            if perm is not None:  # the modes in cascade order: M' triangular as stored, so the kernels use the
-                Mt = sp.csr_array(Mt[perm][:, perm])  # triangle and their row bounds stay tight
-                V, Vi = sp.csr_array(V[:, perm]), sp.csr_array(Vi[perm])
-            Q = d.Q
-            if Q is not None:
-                Q = sp.csr_array(Vi.conj() @ sp.csr_array(Q) @ Vi.T)
-                Q = 0.5 * (Q + Q.conj().T)
-            cells = d.cells if perm is None else tuple(d.cells[i] for i in perm)
-            tm = Model(cells=cells, omega=np.zeros(m), drive_frequency=d.drive_frequency, M=Mt,
-                       drive=Vi @ d.drive, Q=Q, battery=np.zeros(m, bool))
-            result = (tm, V, Vi)
-    model._cache["triangular"] = result
-    return result
+    if k == m and real:                                  # triangular on the quadratures as they are
+        eye = sp.identity(m, format="csr")
+        return eye, eye
+    if k == m or sizes.max() > config.GAUSSIAN_BLOCK_MAX_MODES:
+        return None
+    order = np.argsort(labels, kind="stable")            # the modes grouped by component
+    starts = np.cumsum(sizes) - sizes
+    dtype = float if real else complex
+    rows, cols, vals, ivals = [], [], [], []
+    for s in np.unique(sizes):
+        members = order[starts[sizes == s][:, None] + np.arange(s)]              # (K, s)
+        r = np.repeat(members, s, axis=1).ravel()
+        c = np.tile(members, (1, s)).ravel()
+        lam, U = np.linalg.eig(np.asarray(B[r, c], dtype).reshape(-1, s, s))
+        if (real and np.iscomplexobj(lam)) or not (np.linalg.cond(U) <= config.GAUSSIAN_BLOCK_MAX_COND).all():
+            return None
+        rows.append(r)
+        cols.append(c)
+        vals.append(U.ravel())
+        ivals.append(np.linalg.inv(U).ravel())
+    rows, cols = np.concatenate(rows), np.concatenate(cols)
+    return (sp.csr_array((np.concatenate(vals), (rows, cols)), shape=(m, m)),
+            sp.csr_array((np.concatenate(ivals), (rows, cols)), shape=(m, m)))
 
 
 def _transformed_state(state: State, tm, Vi) -> State:
     """The start of ``tm`` (:func:`triangular_doubled`): <c> = V^-1 <b>, Xc = conj(V^-1) X V^-T."""
     X = doubled_state(state, tm)
-    Y = Vi.conj() @ X.Nc                                 # conj(V^-1) X
-    Xc = (Vi @ Y.T).T                                    # ... V^-T
-    return State._checked(tm.cells, Vi @ X.alpha, 0.5 * (Xc + Xc.conj().T), X.time, X.frame)
+    idx, val = _padded_rows(Vi)
+    Xc = np.empty_like(X.Nc)
+    _congruence(idx, val.conj(), X.Nc, idx, val, Xc, True)
+    return State._checked(tm.cells, Vi @ X.alpha, Xc, X.time, X.frame)
 
 
 def _back(alpha_c, Xc, V):
-    """(alpha (N,), Nc (N, N), Mc (N, N)) of <c> and Xc: <b> = V <c>, X = conj(V) Xc V^T."""
-    Y = V.conj() @ Xc
-    return undoubled_moments(V @ alpha_c, (V @ Y.T).T)
+    """(alpha (N,), Nc (N, N), Mc (N, N)) of <c> and Xc: <b> = V <c>, X = conj(V) Xc V^T (its first N
+    columns, which hold Nc and Mc), Nc made Hermitian and Mc symmetric."""
+    n = alpha_c.shape[0] // 2
+    idx, val = _padded_rows(V)
+    X = np.empty((2 * n, n), complex)
+    _congruence(idx, val.conj(), np.ascontiguousarray(Xc), idx[:n], val[:n], X, False)
+    b = V @ alpha_c
+    Nc, Mc = X[:n], X[n:]
+    return 0.5 * (b[:n] + np.conj(b[n:])), 0.5 * (Nc + Nc.conj().T), 0.5 * (Mc + Mc.T)
+
+
+def _padded_rows(V):
+    """V (CSR) as padded rows: column indices (m, w) int64 and values (m, w) complex, zero past a row's end."""
+    m = V.shape[0]
+    counts = np.diff(V.indptr)
+    width = max(1, int(counts.max()) if m else 1)
+    idx = np.zeros((m, width), np.int64)
+    val = np.zeros((m, width), complex)
+    for r in range(width):
+        has = counts > r
+        idx[has, r] = V.indices[V.indptr[:-1][has] + r]
+        val[has, r] = V.data[V.indptr[:-1][has] + r]
+    return idx, val
+
+
+@jit
+def _congruence(li, lv, X, ri, rv, out, hermitian):
+    """out[r, c] = sum_p sum_q lv[r, p] X[li[r, p], ri[c, q]] rv[c, q] (L X R^T for L, R given as padded rows,
+    :func:`_padded_rows`), for the rows of ``li`` and the columns of ``ri``; ``hermitian``: X Hermitian and
+    L = conj(R), so only c <= r is computed and mirrored (an exactly Hermitian result, half the work)."""
+    for r in range(out.shape[0]):
+        top = r + 1 if hermitian else out.shape[1]
+        for c in range(top):
+            acc = 0j
+            for p in range(li.shape[1]):
+                a = lv[r, p]
+                if a == 0:
+                    continue
+                row = li[r, p]
+                for q in range(ri.shape[1]):
+                    acc += a * X[row, ri[c, q]] * rv[c, q]
+            out[r, c] = acc
+            if hermitian:
+                out[c, r] = np.conj(acc)
+        if hermitian:
+            out[r, r] = out[r, r].real
 
 
 def _read_back(V, n):
@@ -550,13 +652,7 @@ def _read_back(V, n):
     for x the (E,) values of those entries (X = conj(V) Xc V^T; V = I: the pairs (i, i) and (N + i, i))."""
     import scipy.sparse as sp
 
-    width = int(np.diff(V.indptr).max())
-    idx = np.zeros((2 * n, width), np.int64)
-    val = np.zeros((2 * n, width), complex)
-    for r in range(width):                               # padded rows of V (width <= the largest block)
-        has = np.diff(V.indptr) > r
-        idx[has, r] = V.indices[V.indptr[:-1][has] + r]
-        val[has, r] = V.data[V.indptr[:-1][has] + r]
+    idx, val = _padded_rows(V)                           # width <= the largest block
     out = []
     for left in (slice(0, n), slice(n, 2 * n)):          # Nc_ii: rows (i, i); Mc_ii: rows (N + i, i)
         coef = val[left].conj()[:, :, None] * val[:n, None, :]
