@@ -254,7 +254,8 @@ def doubled_model(model: GaussianModel):
 
     d<b>/dt = M2 <b> - i E2 and dX/dt = conj(M2) X + X M2^T + Q2 (docs/theory/gaussian.md), so every
     phase-insensitive solver (sparse Taylor stepping, cascaded steady states, the adaptive integrator) runs a
-    general network. M2 is CSR when the phase-insensitive part ``model.base`` is; the conjugate modes have
+    general network. M2 is CSR when the phase-insensitive part ``model.base`` is or the network has
+    ``config.GAUSSIAN_SPARSE_MIN_CELLS`` cells or more (the sparse routes' size); the conjugate modes have
     omega = 0 (the energies sum over the first N modes only) and are never battery cells. Cells: the N cells,
     then ``Conjugate(c)`` for each (cached).
     """
@@ -266,13 +267,15 @@ def doubled_model(model: GaussianModel):
         return model._cache["doubled"]
     base = model.base
     n = model.n_cells
-    sparse = base is not None and base.is_sparse
+    sparse = (base is not None and base.is_sparse) or n >= config.GAUSSIAN_SPARSE_MIN_CELLS
     M = base.M if base is not None else model.drift
     G, S = model.pairing, model.squeezing
     Q = base.Q if base is not None else (model.noise if model.noise.any() else None)
     if sparse:
         M = sp.csr_array(M)
-        Gs, Ss = sp.csr_array(G), sp.csr_array(S)
+        Gs, Ss = model._cache.get("pairing_csr"), model._cache.get("squeezing_csr")   # (gaussian_model's)
+        Gs = sp.csr_array(G) if Gs is None else Gs
+        Ss = sp.csr_array(S) if Ss is None else Ss
         Dm = -(M + M.conj().T)
         Qs = sp.csr_array((n, n), dtype=complex) if Q is None else sp.csr_array(Q)
         M2 = sp.csr_array(sp.block_array([[M, -1j * Gs], [1j * Gs.conj(), M.conj()]], format="csr"))
@@ -410,29 +413,36 @@ def gaussian_model(G, model) -> GaussianModel:
     squeezing = np.zeros((n, n), complex)
     terms = []
     kappa = np.asarray(model.kappa, float)
+    entries = {"pairing": ([], [], []), "squeezing": ([], [], [])}    # (rows, cols, values), for the CSR copies
+
+    def add(name, rows, cols, values):
+        (pairing if name == "pairing" else squeezing)[rows, cols] += values
+        for store, z in zip(entries[name], (rows, cols, values)):
+            store.append(np.atleast_1d(np.asarray(z)).ravel())
+
     for i, c in enumerate(cells):
         a = nodes[c]
         P = complex(a.get("pump", 0j))
         if P != 0:
-            pairing[i, i] += P
+            add("pairing", i, i, P)
             terms.append(("pump", c, P))
         m = complex(a.get("m_th", 0j))
         if m != 0:
-            squeezing[i, i] += kappa[i] * m
+            add("squeezing", i, i, kappa[i] * m)
     for u, v, g in G.edges(data="g"):
         if g is None or g == 0:
             continue
         g = complex(g)
         iu, iv = index[u], index[v]
-        pairing[iu, iv] += g
-        pairing[iv, iu] += g
+        add("pairing", np.array([iu, iv]), np.array([iv, iu]), np.array([g, g]))
         terms.append(("parametric", u, v, g))
     for r, attrs in nodes(data=True):
         if attrs.get("kind", "cell") != "reservoir" or complex(attrs.get("m_th", 0j)) == 0:
             continue
         idx = np.array([index[c] for _, c in G.out_edges(r)], np.int64)
         p = np.array([complex(p) for *_, p in G.out_edges(r, data="p")])
-        squeezing[np.ix_(idx, idx)] += float(attrs["gamma"]) * complex(attrs["m_th"]) * np.outer(p.conj(), p.conj())
+        rows, cols = np.meshgrid(idx, idx, indexing="ij")
+        add("squeezing", rows, cols, float(attrs["gamma"]) * complex(attrs["m_th"]) * np.outer(p.conj(), p.conj()))
     base = model.initial
     xi0 = np.array([complex(nodes[c].get("xi0", 0j)) for c in cells])
     Nc, Mc = base.Nc, None
@@ -441,8 +451,17 @@ def gaussian_model(G, model) -> GaussianModel:
         occ, anom = squeezed_thermal(n0, xi0)
         Nc, Mc = np.diag(occ).astype(complex), np.diag(anom)
     initial = State(cells, base.alpha, Nc, 0.0, None, Mc)
-    return GaussianModel(cells=cells, omega=model.omega, drive_frequency=model.drive_frequency,
-                         drift=np.array(model.dense_M(), complex), pairing=pairing, drive=np.asarray(model.drive, complex),
-                         noise=np.array(model.dense_Q(), complex), squeezing=squeezing, battery=model.battery,
-                         kappa=model.kappa, initial=initial, terms=tuple(terms), base=_constant_part(model),
-                         drives=model.drives)
+    gm = GaussianModel(cells=cells, omega=model.omega, drive_frequency=model.drive_frequency,
+                       drift=np.array(model.dense_M(), complex), pairing=pairing, drive=np.asarray(model.drive, complex),
+                       noise=np.array(model.dense_Q(), complex), squeezing=squeezing, battery=model.battery,
+                       kappa=model.kappa, initial=initial, terms=tuple(terms), base=_constant_part(model),
+                       drives=model.drives)
+    import scipy.sparse as sp
+
+    for name, (rows, cols, values) in entries.items():  # the same sums as the dense arrays, without a scan of them
+        z = [np.concatenate(x) if x else np.zeros(0, t) for x, t in zip((rows, cols, values), (int, int, complex))]
+        csr = sp.csr_array((z[2].astype(complex), (z[0], z[1])), shape=(n, n))
+        csr.sum_duplicates()
+        csr.eliminate_zeros()
+        gm._cache[name + "_csr"] = csr
+    return gm

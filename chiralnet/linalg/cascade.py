@@ -15,7 +15,7 @@ import scipy.sparse as sp
 from .. import config
 from .._jit import jit
 from ..errors import SolverError
-from .csr import _dense_to_csr, csr_parts, diagonal, flush
+from .csr import _dense_to_csr, csr_parts, diagonal, flush, flush_any
 
 __all__ = ["cascade_order", "forward_substitution", "Substitution", "solve_cascaded", "lyapunov_cascaded",
            "sylvester_cascaded"]
@@ -89,8 +89,20 @@ def cascade_order(M):
         placed = _topological_order_dense(M, order)
     else:
         indptr, indices, data = csr_parts(M)
+        if _lower_triangular(indptr, indices, data):  # the stored order (Kahn's would interleave independent
+            return np.arange(n, dtype=np.int64)        # chains, and the solvers' reads would jump between them)
         placed = _topological_order(indptr, indices, data, order)
     return order if placed == n else None
+
+
+@jit
+def _lower_triangular(indptr, indices, data):
+    """Whether every nonzero entry of the CSR matrix lies on or below the diagonal."""
+    for i in range(indptr.shape[0] - 1):
+        for p in range(indptr[i], indptr[i + 1]):
+            if indices[p] > i and data[p] != 0:
+                return False
+    return True
 
 
 def _small_dense(M) -> bool:
@@ -259,7 +271,7 @@ def _lyapunov_triangular(indptr, indices, data, diag, order, C, X, conjugate):
                 k = indices[p]
                 if k != j:
                     acc -= X[i, k] * (np.conj(data[p]) if conjugate else data[p])
-            X[i, j] = flush(acc / (diag[i] + (np.conj(diag[j]) if conjugate else diag[j])))
+            X[i, j] = flush_any(acc / (diag[i] + (np.conj(diag[j]) if conjugate else diag[j])))
 
 
 def sylvester_cascaded(A, C, order) -> np.ndarray:
@@ -279,15 +291,20 @@ def lyapunov_cascaded(A, C, order) -> np.ndarray:
     ----------
     A : ndarray (N, N) or sparse
         For the steady fluctuation matrix, A = conj(M) and C = -Q.
-    C : ndarray (N, N) complex
+    C : ndarray (N, N) complex, or real (then, with A real, the solve is real)
     order : ndarray (N,) int, from :func:`cascade_order` (of A or of M: same pattern).
 
     Returns
     -------
-    ndarray (N, N) complex
+    ndarray (N, N) complex (real for real A and C)
     """
     indptr, indices, data = csr_parts(A)
     diag = diagonal(A)
+    if not np.iscomplexobj(C) and not data.imag.any():  # real A and C: X is real, solved in real arithmetic
+        X = np.empty(C.shape)
+        _lyapunov_triangular(indptr, indices, np.ascontiguousarray(data.real), np.ascontiguousarray(diag.real),
+                             order, np.ascontiguousarray(C, dtype=float), X, True)
+        return X
     X = np.empty(C.shape, complex)
     _lyapunov_triangular(indptr, indices, data, diag, order, np.ascontiguousarray(C, dtype=complex), X, True)
     return X

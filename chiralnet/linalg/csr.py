@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+from numba import types as nb_types
+from numba.extending import overload
 
 from .. import config
 from .._jit import jit
 
-__all__ = ["csr_parts", "diagonal", "pruned_csr", "one_norm", "flush", "row_reach", "row_low", "shifted", "triangle"]
+__all__ = ["csr_parts", "diagonal", "pruned_csr", "one_norm", "flush", "flush_any", "row_reach", "row_low", "shifted", "triangle"]
 
 
 def csr_parts(M):
@@ -108,6 +110,18 @@ def flush(z):
     if abs(im) < 2.2250738585072014e-308:
         im = 0.0
     return complex(re, im)
+
+
+def flush_any(z):
+    """:func:`flush` of a real or complex scalar, of its own type (a real one's solvers store it in real arrays)."""
+    return complex(flush(complex(z))) if isinstance(z, complex) else (z if abs(z) >= 2.2250738585072014e-308 else 0.0)
+
+
+@overload(flush_any)
+def _flush_any(z):
+    if isinstance(z, nb_types.Complex):
+        return lambda z: flush(z)
+    return lambda z: z if abs(z) >= 2.2250738585072014e-308 else 0.0
 
 
 @jit

@@ -18,9 +18,10 @@ import scipy.linalg as la
 import scipy.sparse as sp
 from scipy.linalg import get_lapack_funcs
 
+from .._jit import jit
 from .cascade import lyapunov_cascaded
 
-__all__ = ["solve_continuous_lyapunov", "steady_covariance"]
+__all__ = ["solve_continuous_lyapunov", "steady_covariance", "symmetrize"]
 
 _GEES, _TRSYL = get_lapack_funcs(("gees", "trsyl"), (np.zeros((1, 1), complex),))
 _LWORK = {}  # N -> the workspace zgees asks for (a function of N alone)
@@ -72,4 +73,26 @@ def steady_covariance(model, order):
         M = model.M.toarray() if sp.issparse(model.M) else model.M
         cov = solve_continuous_lyapunov(np.conj(M), -Q)
         how = "bartels-stewart"
-    return 0.5 * (cov + np.conj(cov).T), how
+    return symmetrize(cov, True), how
+
+
+@jit
+def _symmetrize(A, hermitian):
+    n = A.shape[0]
+    tile = 64
+    for i0 in range(0, n, tile):
+        for j0 in range(0, i0 + 1, tile):
+            for i in range(i0, min(n, i0 + tile)):
+                for j in range(j0, min(i + 1, j0 + tile)):
+                    b = A[j, i]
+                    z = 0.5 * (A[i, j] + (np.conj(b) if hermitian else b))
+                    A[i, j] = z
+                    A[j, i] = np.conj(z) if hermitian else z
+
+
+def symmetrize(A, hermitian):
+    """A (N, N) made Hermitian, (A + A^H)/2 (``hermitian``), or symmetric, (A + A^T)/2, in place and returned: one
+    tiled pass, no N x N temporaries (a real A's Hermitian part is its symmetric part)."""
+    if A.shape[0]:
+        _symmetrize(A, bool(hermitian))
+    return A

@@ -408,15 +408,14 @@ def _run(model: Model, state0: State, times, options) -> Trace:
         # returned (T, E) as the trace's ``anomalous`` (chiralnet.solve.general reads them back)
         pairs = options.get("extra")
         extra = None if pairs is None else memory.empty((T, len(pairs)), complex)
-        X_ss = steady_fluctuations(model) if config.FLUCTUATION_ONE_SIDED else None
+        # (Nc_ss, D0, real): given by a doubled model in real modes (chiralnet.solve.general._steady_real)
+        X_ss, D0, real = options.get("deviation") or (None, None, False)
+        if X_ss is None and config.FLUCTUATION_ONE_SIDED:
+            X_ss = steady_fluctuations(model)
+            D0 = None if X_ss is None else state0.dense_Nc() - X_ss
         if X_ss is not None:  # Nc = Nc_ss + D, D stepped one-sidedly (no forcing)
-            D0 = state0.dense_Nc() - X_ss
-            # a doubled model in self-conjugate modes (chiralnet.solve.general.triangular_doubled): Nc0 and Nc_ss
-            # have one imaginary part (the commutator's), so D0 is real but for their rounding; stepped real
-            real = options.get("real_deviation", False)
-            Nc, more = propagate_deviation(model.M, X_ss, np.ascontiguousarray(D0.real) if real else D0, dts, kind,
-                                           out_diag=fluct, jump=jump, block_idx=idx, out_block=block,
-                                           extra_idx=pairs, out_extra=extra, real=real)
+            Nc, more = propagate_deviation(model.M, X_ss, D0, dts, kind, out_diag=fluct, jump=jump, block_idx=idx,
+                                           out_block=block, extra_idx=pairs, out_extra=extra, real=real)
         else:  # feedback and noise: the steady state would cost a dense Lyapunov solve; step Nc itself
             Nc, more = propagate_matrix(model.M, model.dense_Q(), state0.dense_Nc(), dts, kind, out_diag=fluct,
                                         X_jump=steady[1], jump=jump, block_idx=idx, out_block=block,
@@ -434,8 +433,8 @@ def _run(model: Model, state0: State, times, options) -> Trace:
         extra = None
     # the final arrays are the kernels' own (Nc symmetrised), their energies checked by the result: not checked
     # again (check_fluctuations' eigvalsh is O(N^3))
-    return Trace(alpha if store else None, None if store else energies, fluct, State._checked(model.cells, alpha_end, Nc),
-                 {**stats, "format": "csr"}, block, totals, extra)
+    return Trace(alpha if store else None, None if store else energies, fluct,
+                 State._checked(model.cells, alpha_end, Nc), {**stats, "format": "csr"}, block, totals, extra)
 
 
 #: Exact CSR stepping; machine precision; any grid; 10^5+ cells.

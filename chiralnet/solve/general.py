@@ -18,6 +18,7 @@ from .._jit import jit
 from ..errors import NoSteadyStateError, SolverError
 from ..gaussian import (GaussianModel, doubled_model, doubled_state, general_model, is_general_model, quadrature_state,
                         sigma_to_moments, state_quadratures)
+from ..linalg.lyapunov import symmetrize
 from ..model import State
 from ..results import SteadyState
 from .base import Trace, battery_block, distinct_steps
@@ -197,21 +198,50 @@ def _steady_paired(model: GaussianModel):
     dense (2N)^3 quadrature Lyapunov solve. The transformed drift's diagonal holds the eigenvalues, so the
     stability check is a look at it (the named message of :func:`check_stability_general` when it fails).
     None below ``config.GAUSSIAN_SPARSE_MIN_CELLS`` cells or when the transform leaves feedback."""
+    import scipy.sparse as sp
+
     from ..linalg.cascade import cascade_order
 
     if model.n_cells < config.GAUSSIAN_SPARSE_MIN_CELLS:
         return None
-    tm, V, _ = triangular_doubled(model)
+    tm, V, Vi = triangular_doubled(model)
     if cascade_order(tm.M) is None:
         return None
     w = tm.M.diagonal()
     if not w.real.max() < -64 * np.finfo(float).eps * max(1.0, float(np.abs(w).max())):
         check_stability_general(model)                    # raises, naming the pump or link
-    alpha_c, Xc, _, _ = steady_arrays(tm)
+    C = _steady_real(model)
+    alpha_c, Xc, _, _ = steady_arrays(tm, fluctuations=C is None)
+    if C is not None:  # the real route: Xc_ss = C_ss + i K, K the imaginary part that every Xc has (the vacuum's)
+        K = sp.csr_array(Vi.conj() @ sp.diags_array(np.repeat([0.0, 1.0], model.n_cells)) @ Vi.T).tocoo()
+        Xc = C.astype(complex)
+        Xc[K.row, K.col] += 1j * K.data.imag
     m = tm.n_cells
     Xc = np.zeros((m, m), complex) if Xc is None else Xc
     alpha, Nc, Mc = _back(alpha_c, Xc, V)
     return State(model.cells, alpha, Nc, 0.0, model.drive_frequency, Mc)
+
+
+def _steady_real(model: GaussianModel):
+    """C_ss (2N, 2N) real, the real part of the steady Xc of :func:`triangular_doubled`'s real route, from
+    M' C + C M'^T = -Re Q' by the triangular recursion in real arithmetic; None off the real route, or when M'
+    is not cascaded or not stable.
+
+    On the real route X = C - Z/2 with C = <{db, db^dag}>-type symmetrised moments, Sigma conj(C) Sigma = C,
+    so in the self-conjugate modes Xc = C_c + i K: C_c real, and K = -Im(conj(V^-1) Z V^-T)/2 the same for
+    every state (the commutator's). The Lyapunov equation of Xc (M' real) splits into the real one of C_c and
+    an identity for K, so one real solve, a quarter of the complex one's arithmetic, gives Xc_ss."""
+    from ..linalg.cascade import cascade_order, lyapunov_cascaded
+
+    tm, _, _ = triangular_doubled(model)
+    if not model._cache["triangular_real"] or tm.Q is None:
+        return None
+    order = cascade_order(tm.M)
+    w = tm.M.diagonal().real
+    if order is None or not w.max() < -64 * np.finfo(float).eps * max(1.0, float(np.abs(w).max())):
+        return None
+    C = lyapunov_cascaded(tm.M, -np.ascontiguousarray(tm.Q.real.toarray()), order)   # M' real: conj(M') = M'
+    return symmetrize(C, False)
 
 
 def steady_general(model: GaussianModel) -> SteadyState:
@@ -433,9 +463,12 @@ def _run_doubled(model: GaussianModel, state: State, rel, store, columns, keep_b
     _check_memory_sparse(tm, T, True, 2 * n, 1, n, extra=pairs.shape[0])
     b2 = np.concatenate([block, n + block])
     reach = np.unique(V[b2].indices).astype(np.int64)     # the modes c that the battery's (a, a^dag) are made of
-    options = {"grid": distinct_steps(rel), "store_amplitudes": True, "block": reach, "extra": pairs,
-               "real_deviation": model._cache["triangular_real"]}
-    t2 = EXACT_SPARSE.run(tm, _transformed_state(state, tm, Vi), rel, options)
+    options = {"grid": distinct_steps(rel), "store_amplitudes": True, "block": reach, "extra": pairs}
+    start = _transformed_state(state, tm, Vi)
+    C = _steady_real(model)
+    if C is not None:  # the real route: Xc = C + i K for every state (_steady_real), so D0 = Re Xc0 - C_ss
+        options["deviation"] = (C + 1j * start.Nc.imag, start.Nc.real - C, True)
+    t2 = EXACT_SPARSE.run(tm, start, rel, options)
     alpha = (V[:n] @ t2.amplitudes.T).T                  # (T, N): <a> = V[:N] <c>
     x = t2.anomalous.T                                   # (E, T) entries of Xc
     fluct = (CN @ x).real.T                              # (T, N) Nc_ii
@@ -605,8 +638,7 @@ def _back(alpha_c, Xc, V):
     X = np.empty((2 * n, n), complex)
     _congruence(idx, val.conj(), np.ascontiguousarray(Xc), idx[:n], val[:n], X, False)
     b = V @ alpha_c
-    Nc, Mc = X[:n], X[n:]
-    return 0.5 * (b[:n] + np.conj(b[n:])), 0.5 * (Nc + Nc.conj().T), 0.5 * (Mc + Mc.T)
+    return 0.5 * (b[:n] + np.conj(b[n:])), symmetrize(X[:n], True), symmetrize(X[n:], False)
 
 
 def _padded_rows(V):
