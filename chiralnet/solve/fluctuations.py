@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 from numba import prange
+from numba import types as nb_types
+from numba.extending import overload
 
 from .. import config
 from .._jit import jit, renamed
@@ -321,28 +323,57 @@ def _load_block(X, j0, wc, tri, sym, xr, xi):
         lo = j0
     elif tri == -1:
         hi = min(n, j0 + wc)
-    for i in range(n):
-        for c in range(w):
-            j = j0 + c
-            if c >= wc or (tri == 1 and i < j) or (tri == -1 and i > j):
+    real = not np.iscomplexobj(X)   # a real X leaves the imaginary plane zero (as the caller keeps it)
+    for c in range(w):              # row j of X read contiguously into column c of the planes (L2-resident)
+        j = j0 + c
+        if c >= wc:
+            for i in range(n):
                 xr[i, c] = 0.0
                 xi[i, c] = 0.0
-            elif i == j and tri != 0:
-                xr[i, c] = 0.5 * X[j, i].real
-                xi[i, c] = 0.5 * X[j, i].imag if sym else 0.0
-            else:
-                z = X[j, i]
-                xr[i, c] = z.real
-                xi[i, c] = z.imag if sym else -z.imag
+            continue
+        # V's column c: rows [a, b) of X's row j, zero elsewhere (the triangle's half diagonal at i = j)
+        a = j if tri == 1 else 0
+        b = j + 1 if tri == -1 else n
+        for i in range(0, a):
+            xr[i, c] = 0.0
+        for i in range(b, n):
+            xr[i, c] = 0.0
+        row = X[j]
+        for i in range(a, b):
+            xr[i, c] = row[i].real
+        if tri != 0:
+            xr[j, c] *= 0.5
+        if real:
+            continue
+        for i in range(0, a):
+            xi[i, c] = 0.0
+        for i in range(b, n):
+            xi[i, c] = 0.0
+        for i in range(a, b):
+            xi[i, c] = row[i].imag if sym else -row[i].imag
+        if tri != 0:
+            xi[j, c] = 0.5 * row[j].imag if sym else 0.0
     return lo, hi
 
 
 @jit
 def _store_block(xr, xi, Y, j0, wc):
-    """Y[:, j0:j0+wc] = the planes' first wc columns."""
+    """Y[:, j0:j0+wc] = the planes' first wc columns (the real plane only when Y is real)."""
     for i in range(xr.shape[0]):
         for c in range(wc):
-            Y[i, j0 + c] = complex(xr[i, c], xi[i, c])
+            Y[i, j0 + c] = _entry(Y, xr[i, c], xi[i, c])
+
+
+def _entry(Y, re, im):
+    """re + i im as an entry of Y: complex, or re for a real Y (whose imaginary plane is zero)."""
+    return complex(re, im) if np.iscomplexobj(Y) else re
+
+
+@overload(_entry)
+def _entry_jit(Y, re, im):
+    if isinstance(Y.dtype, nb_types.Complex):
+        return lambda Y, re, im: complex(re, im)
+    return lambda Y, re, im: re
 
 
 @jit
@@ -448,8 +479,9 @@ def _hermitian_sum(G, D, sym):
 
 
 @jit
-def _hermitian_total(X, D, sym):
-    """D = ((X + D) + (X + D)^H) / 2 (^T for ^H when ``sym``), in place, in tiles: one pass, no temporaries."""
+def _hermitian_total(X, D, out, sym):
+    """out = ((X + D) + (X + D)^H) / 2 (^T for ^H when ``sym``), in tiles: one pass, no temporaries (``out`` may
+    be D)."""
     n = D.shape[0]
     tile = 64
     for i0 in range(0, n, tile):
@@ -459,8 +491,8 @@ def _hermitian_total(X, D, sym):
                     a = X[i, j] + D[i, j]
                     b = X[j, i] + D[j, i]
                     z = 0.5 * (a + (b if sym else np.conj(b)))
-                    D[i, j] = z
-                    D[j, i] = z if sym else np.conj(z)
+                    out[i, j] = z
+                    out[j, i] = z if sym else np.conj(z)
 
 
 @jit
@@ -502,7 +534,8 @@ def propagate_deviation(M, X_ss, D0, steps, step_kind, *, out_diag, jump=None, p
     ----------
     M : sparse or ndarray (N, N) complex
     X_ss : ndarray (N, N) complex
-        Nc_ss (conj(M) X + X M^T = -Q), or zeros when there is no noise (then D = Nc, any M).
+        Nc_ss (conj(M) X + X M^T = -Q), or zeros when there is no noise (then D = Nc, any M). Overwritten with
+        the returned Nc when ``real``.
     D0 : ndarray (N, N) complex Hermitian
         Nc at t = 0 minus X_ss.
     steps, step_kind, out_diag, jump, block_idx, out_block, extra_idx, out_extra
@@ -517,8 +550,8 @@ def propagate_deviation(M, X_ss, D0, steps, step_kind, *, out_diag, jump=None, p
         without pairing: pass M = conj(drift), then P = e^{drift h}, :func:`chiralnet.solve.general`).
     real : bool
         M and D0 are real (a doubled model in its self-conjugate modes, :func:`chiralnet.solve.general.
-        triangular_doubled`): the passes skip the imaginary planes, a quarter of the arithmetic. Checked: any
-        nonzero imaginary part in M or D0 runs the complex passes.
+        triangular_doubled`): D is stored real (half the bytes) and the passes skip the imaginary planes (a
+        quarter of the arithmetic). Checked: any nonzero imaginary part in M or D0 runs the complex passes.
 
     Returns
     -------
@@ -547,8 +580,8 @@ def propagate_deviation(M, X_ss, D0, steps, step_kind, *, out_diag, jump=None, p
     block_idx = np.asarray(block_idx, np.int64)
     extra_idx, out_extra = _extra(extra_idx, out_extra, len(step_kind))
     X_ss = np.ascontiguousarray(X_ss, dtype=complex)
-    D = np.array(D0, dtype=complex, order="C")
-    real = bool(real) and not data.imag.any() and not np.imag(mu) and not D.imag.any()
+    real = bool(real) and not data.imag.any() and not np.imag(mu) and not np.imag(D0).any()
+    D = np.array(np.real(D0) if real else D0, dtype=float if real else complex, order="C")  # real: half the bytes
     W = np.empty_like(D)
     stats = np.zeros(2, np.int64)
     tol, max_terms = config.TAYLOR_TOL, config.TAYLOR_MAX_TERMS
@@ -581,8 +614,8 @@ def propagate_deviation(M, X_ss, D0, steps, step_kind, *, out_diag, jump=None, p
                 _hermitian_sum(D, D, sym)
             check_status(status, k)
         _write_outputs(D, X_ss, k, out_diag, block_idx, out_block, extra_idx, out_extra)
-    _hermitian_total(X_ss, D, sym)  # Nc = X_ss + D, symmetrised, in place of D
-    Nc = D
+    Nc = X_ss if real else D  # (a real run's one complex N x N array is X_ss: no new one, no page faults)
+    _hermitian_total(X_ss, D, Nc, sym)  # Nc = X_ss + D, symmetrised, in place
     out = {"matrix_terms": int(stats[0]) // max(n, 1), "fluctuation_stepping": "one-sided"}
     if prop is not None:
         out.update(matrix_propagator_products=int(stats[1]) // max(n, 1), propagator_entries=round(P.nnz / max(n, 1), 2))
