@@ -211,7 +211,7 @@ def _clear(br, bi, dirty, lo, hi):
 
 @jit
 def _column_block(indptr, indices, dr, di, reach, low, X, Y, j0, wc, tri, sym, h, n_sub, tol, max_terms, factor,
-                  buf, dirty, real):
+                  buf, dirty, real, layout):
     """Y[:, j0:j0+wc] = e^{A h} V with V = (X^H)[:, j0:j0+wc] (``tri`` = 0), or V = the lower (1) / upper (-1)
     triangle of X^H with half its diagonal; X^T instead of X^H when ``sym``. ``buf`` (8, N, w) float planes (x, acc, two terms; real and
     imaginary apart, so the inner loops over the w columns vectorize), zero outside the rows ``dirty``
@@ -220,7 +220,7 @@ def _column_block(indptr, indices, dr, di, reach, low, X, Y, j0, wc, tri, sym, h
     w = buf.shape[2]
     xr, xi, ar, ai = buf[0], buf[1], buf[2], buf[3]
     lanes = np.empty(w)
-    lo, hi = _load_block(X, j0, wc, tri, sym, xr, xi)
+    lo, hi = _load_block(X, j0, wc, tri, sym, xr, xi, layout == 2)
     terms = 0
     hs = h / n_sub
     for _ in range(n_sub):
@@ -306,15 +306,17 @@ def _column_block(indptr, indices, dr, di, reach, low, X, Y, j0, wc, tri, sym, h
                 b = ar[i, c] * fi + ai[i, c] * fr
                 xr[i, c] = a if abs(a) >= 2.2250738585072014e-308 else 0.0  # flush, as the other kernels
                 xi[i, c] = b if abs(b) >= 2.2250738585072014e-308 else 0.0
-    _store_block(xr, xi, Y, j0, wc)
+    _store_block(xr, xi, Y, j0, wc, layout != 0)
     return OK, terms
 
 
 @jit
-def _load_block(X, j0, wc, tri, sym, xr, xi):
+def _load_block(X, j0, wc, tri, sym, xr, xi, columns):
     """Planes (N, w) of V = X^H[:, j0:j0+wc] (``tri`` = 0), or of its lower (1) / upper (-1) triangle with
     half the diagonal, padded with zero columns; of X^T instead when ``sym`` (a complex symmetric X).
-    Returns (lo, hi): V is zero outside rows [lo, hi)."""
+    ``columns``: X holds the transpose of that matrix (a pass's transposed output), so V = conj(X)[:, j0:j0+wc]
+    (X when ``sym``), read a row of X at a time (``tri`` = 0). Returns (lo, hi): V is zero outside rows
+    [lo, hi)."""
     n = X.shape[0]
     w = xr.shape[1]
     lo = 0
@@ -324,6 +326,19 @@ def _load_block(X, j0, wc, tri, sym, xr, xi):
     elif tri == -1:
         hi = min(n, j0 + wc)
     real = not np.iscomplexobj(X)   # a real X leaves the imaginary plane zero (as the caller keeps it)
+    if columns:
+        for i in range(n):
+            row = X[i]
+            for c in range(w):
+                if c < wc:
+                    z = row[j0 + c]
+                    xr[i, c] = z.real
+                    if not real:
+                        xi[i, c] = z.imag if sym else -z.imag
+                else:
+                    xr[i, c] = 0.0
+                    xi[i, c] = 0.0
+        return lo, hi
     for c in range(w):              # row j of X read contiguously into column c of the planes (L2-resident)
         j = j0 + c
         if c >= wc:
@@ -357,8 +372,16 @@ def _load_block(X, j0, wc, tri, sym, xr, xi):
 
 
 @jit
-def _store_block(xr, xi, Y, j0, wc):
-    """Y[:, j0:j0+wc] = the planes' first wc columns (the real plane only when Y is real)."""
+def _store_block(xr, xi, Y, j0, wc, transposed):
+    """Y[:, j0:j0+wc] = the planes' first wc columns (the real plane only when Y is real); ``transposed``:
+    Y[j0:j0+wc, :] = their transpose instead, written row by row (contiguous: a column block's rows of an
+    N x N array lie N entries apart, and writing them costs several times a contiguous write)."""
+    if transposed:
+        for c in range(wc):
+            row = Y[j0 + c]
+            for i in range(xr.shape[0]):
+                row[i] = _entry(Y, xr[i, c], xi[i, c])
+        return
     for i in range(xr.shape[0]):
         for c in range(wc):
             Y[i, j0 + c] = _entry(Y, xr[i, c], xi[i, c])
@@ -378,14 +401,14 @@ def _entry_jit(Y, re, im):
 
 @jit
 def _column_block_propagator(starts, ptr, offsets, values, reach, low, X, Y, j0, wc, tri, sym, applications, buf,
-                             dirty, real):
+                             dirty, real, layout):
     """Y[:, j0:j0+wc] = P^applications V with the sparse propagator P (its runs of rows ``starts, ptr,
     offsets, values``; ``reach``/``low`` its row bounds), V as in :func:`_column_block`; the planes
     buf[0:2] and buf[2:4] alternate as input and output, zero outside the rows ``dirty`` records.
     Returns (status, products)."""
     n = X.shape[0]
     src = 0
-    lo, hi = _load_block(X, j0, wc, tri, sym, buf[0], buf[1])
+    lo, hi = _load_block(X, j0, wc, tri, sym, buf[0], buf[1], layout == 2)
     dirty[0, 0] = 0
     dirty[0, 1] = n
     done = 0
@@ -402,7 +425,7 @@ def _column_block_propagator(starts, ptr, offsets, values, reach, low, X, Y, j0,
         if not np.isfinite(total):
             return NOT_FINITE, done
         src = dst
-    _store_block(buf[2 * src], buf[2 * src + 1], Y, j0, wc)
+    _store_block(buf[2 * src], buf[2 * src + 1], Y, j0, wc, layout != 0)
     return OK, done
 
 
@@ -425,12 +448,14 @@ def _zero_row(xr, xi, i):
 
 
 def _columns_pass(indptr, indices, dr, di, reach, low, X, Y, tri, sym, h, n_sub, tol, max_terms, factor, width, n_chunks,
-                  stats, applications, p_starts, p_ptr, p_offsets, p_values, p_reach, p_low, real):
+                  stats, applications, p_starts, p_ptr, p_offsets, p_values, p_reach, p_low, real, layout):
     """Y = e^{A h} V, V = X^H or its triangle (``tri``; X^T when ``sym``), column block by column block; ``n_chunks``
     contiguous runs of blocks (one per thread when compiled parallel). With ``applications`` = 0 the
     series runs on the CSR arrays of A - mu (:func:`_column_block`, ``factor`` = e^{mu h / n_sub});
     else the sparse propagator (runs of rows ``p_*``) is applied that many times
-    (:func:`_column_block_propagator`); ``real``: A (or P), X and ``factor`` are real. Returns a status."""
+    (:func:`_column_block_propagator`); ``real``: A (or P), X and ``factor`` are real. ``layout``: 0 X read by
+    rows, Y stored by columns; 1 X by rows, Y^T stored; 2 X holds the transpose (read by columns), Y^T stored
+    (:func:`_load_block`, :func:`_store_block`). Returns a status."""
     n = X.shape[0]
     n_blocks = (n + width - 1) // width
     status = np.zeros(n_chunks, np.int64)
@@ -443,10 +468,10 @@ def _columns_pass(indptr, indices, dr, di, reach, low, X, Y, tri, sym, h, n_sub,
             wc = min(width, n - j0)
             if applications > 0:
                 st, te = _column_block_propagator(p_starts, p_ptr, p_offsets, p_values, p_reach, p_low, X, Y, j0,
-                                                  wc, tri, sym, applications, buf, dirty, real)
+                                                  wc, tri, sym, applications, buf, dirty, real, layout)
             else:
                 st, te = _column_block(indptr, indices, dr, di, reach, low, X, Y, j0, wc, tri, sym, h, n_sub, tol,
-                                       max_terms, factor, buf, dirty, real)
+                                       max_terms, factor, buf, dirty, real, layout)
             terms[t] += te * wc
             if st != OK:
                 status[t] = st
@@ -462,15 +487,19 @@ _columns_pass_parallel = jit(parallel=True)(renamed(_columns_pass, "_parallel"))
 
 
 @jit
-def _hermitian_sum(G, D, sym):
-    """D = G + G^H (G + G^T when ``sym``), in tiles (the transposed reads stay in cache)."""
+def _hermitian_sum(G, D, sym, transposed):
+    """D = G + G^H (G + G^T when ``sym``), in tiles (the transposed reads stay in cache); ``transposed``: G is
+    given as its transpose H = G^T, and G + G^H = conj(H + H^H)."""
     n = G.shape[0]
     tile = 64
+    flip = transposed and not sym
     for i0 in range(0, n, tile):
         for j0 in range(0, i0 + 1, tile):
             for i in range(i0, min(n, i0 + tile)):
                 for j in range(j0, min(i + 1, j0 + tile)):
                     z = G[i, j] + (G[j, i] if sym else np.conj(G[j, i]))
+                    if flip:
+                        z = np.conj(z)
                     D[i, j] = z
                     D[j, i] = z if sym else np.conj(z)
     if not sym:
@@ -605,13 +634,14 @@ def propagate_deviation(M, X_ss, D0, steps, step_kind, *, out_diag, jump=None, p
         elif steps[s] > 0.0:
             uses = applications if s == p_kind else 0
             factor = np.exp(mu * steps[s] / n_sub[s])  # e^{mu hs}, applied after every substep of the series
+            # with the triangle, both passes store transposed (contiguous writes): W^T, then H = G^T
             status = run(*series, D, W, tri, sym, steps[s], n_sub[s], tol, max_terms, factor, width, n_chunks,
-                         stats, uses, *p_arrays, real)  # W = P L (or P D)
+                         stats, uses, *p_arrays, real, 1 if tri else 0)  # W = P L (or P D)
             if status == OK:  # D = P W^H: P D P^H, or G with P D P^H = G + G^H (^T for ^H when symmetric)
                 status = run(*series, W, D, 0, sym, steps[s], n_sub[s], tol, max_terms, factor, width, n_chunks,
-                             stats, uses, *p_arrays, real)
+                             stats, uses, *p_arrays, real, 2 if tri else 0)
             if status == OK and tri != 0:
-                _hermitian_sum(D, D, sym)
+                _hermitian_sum(D, D, sym, True)  # G + G^H from H = G^T
             check_status(status, k)
         _write_outputs(D, X_ss, k, out_diag, block_idx, out_block, extra_idx, out_extra)
     Nc = X_ss if real else D  # (a real run's one complex N x N array is X_ss: no new one, no page faults)
