@@ -271,17 +271,13 @@ def doubled_model(model: GaussianModel):
     M = base.M if base is not None else model.drift
     G, S = model.pairing, model.squeezing
     Q = base.Q if base is not None else (model.noise if model.noise.any() else None)
-    if sparse:
-        M = sp.csr_array(M)
+    if sparse:  # both block matrices from COO parts: one CSR construction each
         Gs, Ss = model._cache.get("pairing_csr"), model._cache.get("squeezing_csr")   # (gaussian_model's)
-        Gs = sp.csr_array(G) if Gs is None else Gs
-        Ss = sp.csr_array(S) if Ss is None else Ss
-        Dm = -(M + M.conj().T)
-        Qs = sp.csr_array((n, n), dtype=complex) if Q is None else sp.csr_array(Q)
-        M2 = sp.csr_array(sp.block_array([[M, -1j * Gs], [1j * Gs.conj(), M.conj()]], format="csr"))
-        Q2 = sp.csr_array(sp.block_array([[Qs, Ss.conj()], [Ss, Qs.T + Dm]], format="csr"))
-        M2.sum_duplicates()
-        Q2.sum_duplicates()
+        M, Gs, Ss = (sp.coo_array(x) for x in (M, G if Gs is None else Gs, S if Ss is None else Ss))
+        Qs = sp.coo_array((n, n), dtype=complex) if Q is None else sp.coo_array(Q)
+        M2 = _blocks_csr(n, [(0, 0, M, 1), (0, n, Gs, -1j), (n, 0, Gs.conj(), 1j), (n, n, M.conj(), 1)])
+        Q2 = _blocks_csr(n, [(0, 0, Qs, 1), (0, n, Ss.conj(), 1), (n, 0, Ss, 1), (n, n, Qs.T, 1),
+                             (n, n, M, -1), (n, n, M.conj().T, -1)])          # Q^T + Dm, Dm = -(M + M^H)
         Q2.eliminate_zeros()
         if Q2.nnz == 0:
             Q2 = None
@@ -300,6 +296,18 @@ def doubled_model(model: GaussianModel):
                     battery=np.concatenate([model.battery, np.zeros(n, bool)]), kappa=kappa)
     model._cache["doubled"] = doubled
     return doubled
+
+
+def _blocks_csr(n, parts):
+    """The (2N, 2N) CSR sum of COO blocks ``parts``: (row offset, column offset, COO (N, N), factor)."""
+    import scipy.sparse as sp
+
+    rows = np.concatenate([r + x.row for r, _, x, _ in parts])
+    cols = np.concatenate([c + x.col for _, c, x, _ in parts])
+    vals = np.concatenate([f * x.data.astype(complex) for *_, x, f in parts])
+    out = sp.csr_array((vals, (rows, cols)), shape=(2 * n, 2 * n))
+    out.sum_duplicates()
+    return out
 
 
 def doubled_state(state, doubled):
@@ -409,32 +417,23 @@ def gaussian_model(G, model) -> GaussianModel:
     index = {c: i for i, c in enumerate(cells)}
     nodes = G.nodes
     n = len(cells)
-    pairing = np.zeros((n, n), complex)
-    squeezing = np.zeros((n, n), complex)
     terms = []
     kappa = np.asarray(model.kappa, float)
-    entries = {"pairing": ([], [], []), "squeezing": ([], [], [])}    # (rows, cols, values), for the CSR copies
-
-    def add(name, rows, cols, values):
-        (pairing if name == "pairing" else squeezing)[rows, cols] += values
-        for store, z in zip(entries[name], (rows, cols, values)):
-            store.append(np.atleast_1d(np.asarray(z)).ravel())
-
-    for i, c in enumerate(cells):
-        a = nodes[c]
-        P = complex(a.get("pump", 0j))
-        if P != 0:
-            add("pairing", i, i, P)
-            terms.append(("pump", c, P))
-        m = complex(a.get("m_th", 0j))
-        if m != 0:
-            add("squeezing", i, i, kappa[i] * m)
+    node = G._node                                       # (NetworkX's node dict: a lookup per cell costs less)
+    pumps = np.array([complex(node[c].get("pump", 0j)) for c in cells])
+    baths = np.array([complex(node[c].get("m_th", 0j)) for c in cells])
+    cell_idx = np.flatnonzero(pumps)
+    terms += [("pump", cells[i], complex(pumps[i])) for i in cell_idx]
+    # (rows, cols, values) of the pairing G and the squeezing S: summed into the dense arrays and the CSR copies
+    entries = {"pairing": [(cell_idx, cell_idx, pumps[cell_idx])], "squeezing": []}
+    bath_idx = np.flatnonzero(baths)
+    entries["squeezing"].append((bath_idx, bath_idx, kappa[bath_idx] * baths[bath_idx]))
     for u, v, g in G.edges(data="g"):
         if g is None or g == 0:
             continue
         g = complex(g)
         iu, iv = index[u], index[v]
-        add("pairing", np.array([iu, iv]), np.array([iv, iu]), np.array([g, g]))
+        entries["pairing"].append((np.array([iu, iv]), np.array([iv, iu]), np.array([g, g])))
         terms.append(("parametric", u, v, g))
     for r, attrs in nodes(data=True):
         if attrs.get("kind", "cell") != "reservoir" or complex(attrs.get("m_th", 0j)) == 0:
@@ -442,12 +441,22 @@ def gaussian_model(G, model) -> GaussianModel:
         idx = np.array([index[c] for _, c in G.out_edges(r)], np.int64)
         p = np.array([complex(p) for *_, p in G.out_edges(r, data="p")])
         rows, cols = np.meshgrid(idx, idx, indexing="ij")
-        add("squeezing", rows, cols, float(attrs["gamma"]) * complex(attrs["m_th"]) * np.outer(p.conj(), p.conj()))
+        entries["squeezing"].append((rows.ravel(), cols.ravel(),
+                                     float(attrs["gamma"]) * complex(attrs["m_th"]) * np.outer(p.conj(), p.conj()).ravel()))
+    coo = {}
+    for name, parts in entries.items():
+        rows, cols, values = (np.concatenate([np.asarray(z[k]).ravel() for z in parts]) if parts else np.zeros(0)
+                              for k in range(3))
+        coo[name] = (rows.astype(np.int64), cols.astype(np.int64), values.astype(complex))
+    pairing = np.zeros((n, n), complex)
+    squeezing = np.zeros((n, n), complex)
+    np.add.at(pairing, coo["pairing"][:2], coo["pairing"][2])
+    np.add.at(squeezing, coo["squeezing"][:2], coo["squeezing"][2])
     base = model.initial
-    xi0 = np.array([complex(nodes[c].get("xi0", 0j)) for c in cells])
+    xi0 = np.array([complex(node[c].get("xi0", 0j)) for c in cells])
     Nc, Mc = base.Nc, None
     if (xi0 != 0).any():
-        n0 = np.array([float(nodes[c].get("n0", 0.0)) for c in cells])
+        n0 = np.array([float(node[c].get("n0", 0.0)) for c in cells])
         occ, anom = squeezed_thermal(n0, xi0)
         Nc, Mc = np.diag(occ).astype(complex), np.diag(anom)
     initial = State(cells, base.alpha, Nc, 0.0, None, Mc)
@@ -458,9 +467,8 @@ def gaussian_model(G, model) -> GaussianModel:
                        drives=model.drives)
     import scipy.sparse as sp
 
-    for name, (rows, cols, values) in entries.items():  # the same sums as the dense arrays, without a scan of them
-        z = [np.concatenate(x) if x else np.zeros(0, t) for x, t in zip((rows, cols, values), (int, int, complex))]
-        csr = sp.csr_array((z[2].astype(complex), (z[0], z[1])), shape=(n, n))
+    for name, (rows, cols, values) in coo.items():  # the same sums as the dense arrays, without a scan of them
+        csr = sp.csr_array((values, (rows, cols)), shape=(n, n))
         csr.sum_duplicates()
         csr.eliminate_zeros()
         gm._cache[name + "_csr"] = csr

@@ -411,7 +411,7 @@ def build_model(G, *, nodelist=None, sparse: bool | None = None) -> Model:
     )
     object.__setattr__(model, "initial", graph_state(G, model.cells))  # a new, unshared object: set once
     if parts.anomalous:  # squeezing or parametric terms: the general Gaussian model (chiralnet.gaussian)
-        return gaussian_model(G, model)
+        model = gaussian_model(G, model)
     if snapshot is not None:
         _remember(G, snapshot, model, 0 if entry is None else entry[3] + 1)
     return model
@@ -466,13 +466,16 @@ def _memo_key():
 def _same(entry, snapshot) -> bool:
     """Whether ``snapshot`` is the memo entry's, object for object, under the same tunables."""
     old = entry[0]
-    return len(old) == len(snapshot) and entry[1] == _memo_key() and all(map(is_, snapshot, old))
+    return old is not None and len(old) == len(snapshot) and entry[1] == _memo_key() and all(map(is_, snapshot, old))
 
 
 def _remember(G, snapshot, model, misses) -> None:
     """Keep a private copy of ``model`` for ``G`` (a small dense model of constant drives whose graph holds
     only objects of immutable types; tuples of them, as ``pos``, included); ``misses``: the entry's misses in
-    a row before this one (the next 2^misses - 1 calls take no snapshot)."""
+    a row before this one (the next 2^misses - 1 calls take no snapshot). A model it does not keep (too large,
+    a general Gaussian one, shaped drives) counts as a miss: its graph is not snapshotted on every build."""
+    misses = min(misses, 4)
+    _MEMO[G] = [None, None, None, misses, (1 << misses) - 1]  # (kept as a miss unless the model is kept below)
     if (type(model) is not Model or model.drives is not None or type(model.M) is not np.ndarray
             or model.n_cells > config.SMALL_MAX_CELLS or model.initial is None):
         return
@@ -483,7 +486,6 @@ def _remember(G, snapshot, model, misses) -> None:
         for obj in snapshot:
             if type(obj) is tuple and not set(map(type, obj)) <= _IMMUTABLE:
                 return
-    misses = min(misses, 4)
     _MEMO[G] = [snapshot, _memo_key(), _copy_model(model), misses, (1 << misses) - 1]
 
 

@@ -353,10 +353,29 @@ def test_memo_follows_the_tunables_and_mutable_values(monkeypatch):
     H = cn.chain(3)
     H.nodes[0]["pos"] = [0.0, 1.0]  # a list can change in place: never memoised
     cn.build_model(H)
-    assert H not in model_module._MEMO
+    assert model_module._MEMO[H][2] is None  # a miss on record (backing off its snapshots), no model kept
     H.nodes[0]["pos"] = (0.0, 1.0)
-    cn.build_model(H)
-    assert H in model_module._MEMO
+    cn.build_model(H)  # the record's first skipped snapshot ...
+    cn.build_model(H)  # ... then a snapshot, and the model kept
+    assert model_module._MEMO[H][2] is not None
+
+
+def test_memo_does_not_snapshot_a_graph_it_cannot_keep_on_every_build(monkeypatch):
+    """A network the memo does not keep (more than config.SMALL_MAX_CELLS cells, or a general Gaussian one) is a
+    miss: after a few builds its graph is snapshotted once in 16 builds, not on every one."""
+    from chiralnet import model as model_module
+
+    calls = []
+    real = model_module._snapshot
+    monkeypatch.setattr(model_module, "_snapshot", lambda G: calls.append(1) or real(G))
+    pumped = cn.chain(3)
+    pumped.nodes[0]["pump"] = 0.001
+    for G in (cn.chain(cn.config.SMALL_MAX_CELLS + 1), pumped):
+        calls.clear()
+        for _ in range(48):
+            cn.build_model(G)
+        assert len(calls) <= 8, len(calls)
+        assert model_module._MEMO[G][2] is None
 
 
 def test_memo_backs_off_on_a_graph_changed_before_every_call():

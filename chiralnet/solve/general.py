@@ -213,7 +213,8 @@ def _steady_paired(model: GaussianModel):
     C = _steady_real(model)
     alpha_c, Xc, _, _ = steady_arrays(tm, fluctuations=C is None)
     if C is not None:  # the real route: Xc_ss = C_ss + i K, K the imaginary part that every Xc has (the vacuum's)
-        K = sp.csr_array(Vi.conj() @ sp.diags_array(np.repeat([0.0, 1.0], model.n_cells)) @ Vi.T).tocoo()
+        Vn = Vi[:, model.n_cells:]                        # X of the vacuum: [[0, 0], [0, I]]
+        K = sp.coo_array(Vn.conj() @ Vn.T)
         Xc = C.astype(complex)
         Xc[K.row, K.col] += 1j * K.data.imag
     m = tm.n_cells
@@ -438,7 +439,7 @@ def _run_unpaired(model: GaussianModel, state: State, rel, store, columns, keep_
         energies = model.omega[cols] * (alpha.real**2 + alpha.imag**2 + fluct)
     else:
         alpha, energies = None, t1.energies
-    final = State(model.cells, t1.final_state.alpha, Nc_end, 0.0, None, Mc_end)
+    final = State._checked(model.cells, t1.final_state.alpha, Nc_end, 0.0, None, Mc_end)  # (as exact-sparse's)
     stats = {**t1.stats, **{f"anomalous_{k}": v for k, v in more.items()}, "route": "unpaired-sparse"}
     return Trace(alpha, energies, np.ascontiguousarray(fluct), final, stats, Nb if keep else None,
                  None if columns is None else t1.energy_totals, anomalous, Mb if keep else None)
@@ -485,7 +486,7 @@ def _run_doubled(model: GaussianModel, state: State, rel, store, columns, keep_b
         Xb = np.einsum("pa,tab,qb->tpq", Vb.conj(), t2.battery_block, Vb)
         Nb, Mb = Xb[:, :block.size, :block.size], Xb[:, block.size:, :block.size]
     final = _back(t2.final_state.alpha, t2.final_state.dense_Nc(), V)
-    final = State(model.cells, *final[:2], 0.0, None, final[2])
+    final = State._checked(model.cells, *final[:2], 0.0, None, final[2])  # symmetrised; as exact-sparse's
     stats = {**t2.stats, "route": "doubled-sparse", "triangularised": tm is not doubled_model(model)}
     return Trace(alpha if store else None, energies, fluct, final, stats, Nb, totals, anomalous, Mb)
 
@@ -517,18 +518,17 @@ def triangular_doubled(model: GaussianModel):
     if "triangular" in model._cache:
         return model._cache["triangular"]
     d = doubled_model(model)
-    M2 = sp.csr_array(d.M)
-    m = M2.shape[0]
+    m = 2 * model.n_cells
     eye = sp.identity(m, dtype=complex, format="csr")
-    T = _ladder_sparse(m // 2)
-    A = _drop_rounding(T.conj().T @ M2 @ T, abs(T.conj().T) @ abs(M2) @ abs(T))  # real up to rounding: exactly real
-    blocks = None if np.iscomplexobj(A.data) else _eigenbasis(A, real=True)
+    A = _quadrature_drift(model)
+    blocks = _eigenbasis(A, real=True)
     real = blocks is not None
     if real:
+        T = _ladder_sparse(m // 2)
         base, left, right = A, T.conj().T, T                       # c = V_R^-1 T^-1 b
     else:
-        base, left, right = M2, eye, eye
-        blocks = _eigenbasis(M2, real=False)
+        base, left, right = sp.csr_array(d.M), eye, eye
+        blocks = _eigenbasis(base, real=False)
     result = (d, eye, eye)
     if blocks is not None:
         Vb, Vbi = blocks
@@ -554,6 +554,27 @@ def triangular_doubled(model: GaussianModel):
     return result
 
 
+def _quadrature_drift(model: GaussianModel):
+    """The quadrature drift A = T^-1 M2 T (2N, 2N) real CSR, R = (x, p): written out block by block,
+    A = [[Re M + Im G, -Im M - Re G], [Im M - Re G, Re M - Im G]] (exact: no product to round; as
+    :meth:`GaussianModel.quadratures`, sparse)."""
+    import scipy.sparse as sp
+
+    n = model.n_cells
+    M = sp.coo_array(model.base.M if model.base is not None else model.drift)
+    G = model._cache.get("pairing_csr")
+    G = sp.coo_array(model.pairing if G is None else G)
+    parts = [(M.row, M.col, M.data.real), (G.row, G.col, G.data.imag),                       # top left
+             (M.row, n + M.col, -M.data.imag), (G.row, n + G.col, -G.data.real),             # top right
+             (n + M.row, M.col, M.data.imag), (n + G.row, G.col, -G.data.real),              # bottom left
+             (n + M.row, n + M.col, M.data.real), (n + G.row, n + G.col, -G.data.imag)]      # bottom right
+    rows, cols, vals = (np.concatenate([p[k] for p in parts]) for k in range(3))
+    A = sp.csr_array((vals, (rows, cols)), shape=(2 * n, 2 * n))
+    A.sum_duplicates()
+    A.eliminate_zeros()
+    return A
+
+
 def _ladder_sparse(n):
     """T (2N, 2N) CSR with b = (a, a^dag) = T R, R = (x, p): a_i = (x_i + i p_i)/sqrt2 (unitary)."""
     import scipy.sparse as sp
@@ -566,6 +587,21 @@ def _ladder_sparse(n):
     return sp.csr_array((vals, (rows, cols)), shape=(2 * n, 2 * n))
 
 
+def _entries(B, rows, cols):
+    """B[rows, cols] of a CSR matrix (zero where nothing is stored), by a search of its sorted entry keys: no
+    scipy.sparse indexing (whose per-call overhead dominates at a few hundred modes)."""
+    m = B.shape[1]
+    if not B.has_canonical_format:
+        B = B.copy()
+        B.sum_duplicates()
+    keys = np.repeat(np.arange(B.shape[0], dtype=np.int64), np.diff(B.indptr)) * m + B.indices
+    want = np.asarray(rows, np.int64) * m + np.asarray(cols, np.int64)
+    if keys.size == 0:
+        return np.zeros(want.shape, B.dtype)
+    at = np.minimum(np.searchsorted(keys, want), keys.size - 1)
+    return np.where(keys[at] == want, B.data[at], 0)
+
+
 def _drop_rounding(X, bound):
     """X (sparse) with every real or imaginary part at most 16 eps ``bound``_ij (the entrywise bound |L| |B| |R| of
     the product L B R that made it) set to zero: the rounding residue of an exact cancellation; CSR."""
@@ -574,7 +610,8 @@ def _drop_rounding(X, bound):
     X = sp.csr_array(X)
     X.sum_duplicates()
     bound = sp.csr_array(bound)
-    tiny = 16 * np.finfo(float).eps * np.asarray(bound[*X.nonzero()]).ravel()
+    coo_rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
+    tiny = 16 * np.finfo(float).eps * np.abs(_entries(bound, coo_rows, X.indices))
     data = X.data.astype(complex)
     re, im = data.real.copy(), data.imag.copy()
     re[np.abs(re) <= tiny] = 0
@@ -609,7 +646,7 @@ def _eigenbasis(B, real):
         members = order[starts[sizes == s][:, None] + np.arange(s)]              # (K, s)
         r = np.repeat(members, s, axis=1).ravel()
         c = np.tile(members, (1, s)).ravel()
-        lam, U = np.linalg.eig(np.asarray(B[r, c], dtype).reshape(-1, s, s))
+        lam, U = np.linalg.eig(np.asarray(_entries(B, r, c), dtype).reshape(-1, s, s))
         if (real and np.iscomplexobj(lam)) or not (np.linalg.cond(U) <= config.GAUSSIAN_BLOCK_MAX_COND).all():
             return None
         rows.append(r)
