@@ -19,7 +19,7 @@ from ..errors import NoSteadyStateError, SolverError
 from ..gaussian import (GaussianModel, doubled_model, doubled_state, general_model, is_general_model, quadrature_state,
                         sigma_to_moments, state_quadratures)
 from ..linalg.lyapunov import symmetrize
-from ..model import State
+from ..model import State, check_fluctuations
 from ..results import SteadyState
 from .base import Trace, battery_block, distinct_steps
 from .exact import _affine_propagators, _noise_propagators
@@ -188,8 +188,9 @@ def _steady_unpaired(model: GaussianModel) -> State:
         else:
             M = model.drift
             Mc = la.solve_sylvester(M, M.T, -S)
-        Mc = 0.5 * (Mc + Mc.T)
-    return State(model.cells, alpha, Nc, 0.0, model.drive_frequency, Mc)
+        Mc = symmetrize(np.ascontiguousarray(Mc), False)
+    check_fluctuations(Nc, model.cells)  # as the phase-insensitive steady state's (Mc is symmetric as made)
+    return State._checked(model.cells, alpha, Nc, 0.0, model.drive_frequency, Mc)
 
 
 def _steady_paired(model: GaussianModel):
@@ -220,7 +221,8 @@ def _steady_paired(model: GaussianModel):
     m = tm.n_cells
     Xc = np.zeros((m, m), complex) if Xc is None else Xc
     alpha, Nc, Mc = _back(alpha_c, Xc, V)
-    return State(model.cells, alpha, Nc, 0.0, model.drive_frequency, Mc)
+    check_fluctuations(Nc, model.cells)  # as the phase-insensitive steady state's (Mc is symmetric as made)
+    return State._checked(model.cells, alpha, Nc, 0.0, model.drive_frequency, Mc)
 
 
 def _steady_real(model: GaussianModel):
