@@ -227,3 +227,62 @@ def test_dense_route_of_a_stable_amplifier_chain_has_no_cancellation():
     d = doubled_model(gm)
     ref = cn.simulate(d, t, state0=doubled_state(gm.initial, d), method="rk45", rtol=1e-12, atol=1e-14)
     assert np.abs(res.energies - ref.energies[:, :n]).max() <= 1e-9 * np.abs(ref.energies[:, :n]).max()
+
+
+@pytest.mark.parametrize("case,real", [("pumps", True), ("weak link", True), ("strong link", False),
+                                       ("detuned pumps", False)])
+def test_resonant_networks_run_in_real_arithmetic_and_the_others_in_complex(monkeypatch, case, real):
+    """When every block of the quadrature drift has real eigenvalues (cells at resonance: a pumped cell's are
+    -kappa/2 +- |P|; a parametric link with the chain coupling through the same two cells, g = 0.001:
+    -0.0196, -0.0237, -0.0434, -0.0393), triangular_doubled takes real self-conjugate modes (V = T V_R,
+    Sigma conj(V) = V) and M' is real: the trace steps its deviation in real arithmetic (stats["arithmetic"])
+    and the steady state is one real Lyapunov solve. A block with a complex pair (a detuned cell; the link at
+    g = 0.01, whose loop a_0 -> a_1 -> a_0^dag -> a_1^dag -> a_0 gives -0.0315 +- 0.0141i) keeps the complex
+    modes. Either way trace, final state and steady state equal the dense quadrature route to ROUTES_REL."""
+    from chiralnet.solve import general
+
+    G = _chain(60, pump="pumps" in case)
+    names = cn.cells(G)
+    if "link" in case:
+        cn.add_parametric_link(G, names[0], names[1], 0.001 if case == "weak link" else 0.01)
+    if case == "detuned pumps":
+        G.nodes[names[30]]["omega"] = 1.02
+    model = cn.build_model(G)
+    tm, V, Vi = general.triangular_doubled(model)
+    n = model.n_cells
+    Sigma = np.block([[np.zeros((n, n)), np.eye(n)], [np.eye(n), np.zeros((n, n))]])
+    assert model._cache["triangular_real"] is real
+    if real:
+        assert not tm.M.data.imag.any()
+        assert np.abs(Sigma @ V.toarray().conj() - V.toarray()).max() < 1e-15
+    times = np.r_[0.0, np.linspace(1.0, 40.0, 9)]
+    sparse, ss = cn.simulate(G, times), cn.steady_state(G)
+    assert sparse.stats["arithmetic"] == ("real" if real else "complex")
+    monkeypatch.setattr(config, "GAUSSIAN_SPARSE_MIN_CELLS", 10**9)
+    dense, dense_ss = cn.simulate(G, times), cn.steady_state(G)
+    assert dense.stats["route"] == "dense"
+    for name in ("energies", "fluctuations", "anomalous"):
+        assert _rel(getattr(sparse, name), getattr(dense, name)) < ROUTES_REL, name
+    for got, want in ((sparse.final_state, dense.final_state), (ss.state, dense_ss.state)):
+        for part in ("alpha", "Nc", "Mc"):
+            assert _rel(getattr(got, part), getattr(want, part)) < ROUTES_REL, part
+
+
+def test_rounding_residues_are_dropped_and_small_couplings_kept():
+    """solve.general._drop_rounding zeroes a part of an entry of L B R no larger than 16 eps (|L| |B| |R|)_ij
+    (what rounding leaves of an exact cancellation) and keeps one a little larger (a real, if weak, coupling)."""
+    import scipy.sparse as sp
+
+    from chiralnet.solve.general import _drop_rounding
+
+    r = 1 / np.sqrt(2)
+    L = sp.csr_array(np.array([[r, r], [r, -r]]))
+    for coupling, kept in ((0.0, False), (1e-12, True)):
+        B = sp.csr_array(np.array([[0.1 + 0.2, 0.0], [0.0, 0.3 + coupling]]))   # 0.1 + 0.2 = 0.3 + 5.6e-17
+        raw = sp.csr_array(L @ B @ L).toarray()           # off-diagonal: (B_00 - B_11) / 2
+        assert raw[0, 1] != 0
+        X = _drop_rounding(sp.csr_array(raw), abs(L) @ abs(B) @ abs(L)).toarray()
+        assert bool(X[0, 1] != 0) is kept and bool(X[1, 0] != 0) is kept
+        if kept:
+            assert abs(X[0, 1] + coupling / 2) < 1e-16
+        assert abs(X[0, 0] - 0.3 - coupling / 2) < 1e-15

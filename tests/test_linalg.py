@@ -317,3 +317,83 @@ def test_expm_one_with_zero_rows_forms_the_rows_above_them_only():
                 want = sla.expm(A)
                 assert np.abs(out - want).max() <= 1e-13 * np.abs(want).max()
                 assert np.array_equal(out[m - zero_rows:], np.eye(m)[m - zero_rows:])
+
+
+def test_cascade_order_keeps_a_stored_triangular_order():
+    """Two independent chains stored one after the other are triangular as stored: cascade_order returns that
+    order (Kahn's breadth-first order would interleave them), and the triangular solves agree either way."""
+    n = 30
+    M = sp.lil_array((2 * n, 2 * n), dtype=complex)
+    for i in range(2 * n):
+        M[i, i] = -0.05 - 0.01 * (i % 7)
+        if i % n:
+            M[i, i - 1] = 0.04
+    M = sp.csr_array(M)
+    order = cascade_order(M)
+    assert np.array_equal(order, np.arange(2 * n))
+    Q = np.diag(np.linspace(0.1, 0.3, 2 * n)).astype(complex)
+    X = lyapunov_cascaded(M.conj(), -Q, order)
+    ref = la.solve_continuous_lyapunov(M.toarray().conj(), -Q)
+    assert np.abs(X - ref).max() < 1e-13 * np.abs(ref).max()
+
+
+def test_real_triangular_lyapunov_is_the_complex_solve_in_real_arithmetic():
+    """lyapunov_cascaded with a real A and a real C solves in real arithmetic (a float result); it equals the
+    complex solve of the same equation to 1e-15 relative, and a complex C still gets the complex solve."""
+    rng = np.random.default_rng(4)
+    n = 40
+    A = np.tril(rng.normal(size=(n, n)) * 0.05, -1) - np.diag(rng.uniform(0.1, 1.0, n))
+    C = rng.normal(size=(n, n))
+    C = C + C.T
+    order = np.arange(n)
+    real = lyapunov_cascaded(sp.csr_array(A.astype(complex)), C, order)
+    cplx = lyapunov_cascaded(sp.csr_array(A.astype(complex)), C.astype(complex), order)
+    assert real.dtype == np.float64 and cplx.dtype == np.complex128
+    assert np.abs(real - cplx).max() <= 1e-15 * np.abs(cplx).max()
+    assert np.abs(A @ real + real @ A.T - C).max() < 1e-13 * np.abs(C).max()
+
+
+def test_symmetrize_in_place():
+    """linalg.lyapunov.symmetrize: (A + A^H)/2 or (A + A^T)/2 in place (the same array back), exact."""
+    from chiralnet.linalg.lyapunov import symmetrize
+
+    rng = np.random.default_rng(5)
+    for n in (1, 7, 130):
+        A = rng.normal(size=(n, n)) + 1j * rng.normal(size=(n, n))
+        want_h, want_s = 0.5 * (A + A.conj().T), 0.5 * (A + A.T)
+        B = A.copy()
+        assert symmetrize(B, True) is B and np.array_equal(B, B.conj().T)
+        assert np.abs(B - want_h).max() < 1e-15 * np.abs(A).max()
+        C = A.copy()
+        assert symmetrize(C, False) is C and np.array_equal(C, C.T)
+        assert np.abs(C - want_s).max() < 1e-15 * np.abs(A).max()
+
+
+@pytest.mark.parametrize("real_data", [True, False])
+def test_real_deviation_passes_equal_the_complex_ones(real_data):
+    """propagate_deviation(real=True) on a real triangular M and a real D0 steps D as a real array with the
+    imaginary planes skipped; it equals the complex passes to 1e-14 relative. Given complex data it runs the
+    complex passes (the flag is checked, not trusted) and equals them exactly."""
+    from chiralnet.solve.fluctuations import propagate_deviation
+
+    rng = np.random.default_rng(6)
+    n = 80
+    M = sp.diags_array([-0.05 - 0.02 * rng.random(n), 0.04 * np.ones(n - 1)], offsets=[0, -1], format="csr")
+    M = sp.csr_array(M.astype(complex) + (0 if real_data else sp.diags_array(0.01j * np.ones(n)).tocsr()))
+    a = rng.normal(size=(n, n)) + (0 if real_data else 1j * rng.normal(size=(n, n)))
+    D0 = a @ a.conj().T / n
+    X_ss = np.diag(rng.random(n)).astype(complex)
+    steps, kind = np.array([3.0, 7.5]), np.array([0, 1, 1, 0, 1])
+    out = {}
+    for real in (False, True):
+        diag = np.empty((kind.size, n))
+        Nc, _ = propagate_deviation(M, X_ss.copy(), D0, steps, kind, out_diag=diag, real=real)
+        out[real] = (Nc, diag)
+    tol = 1e-14 if real_data else 0.0
+    for k in range(2):
+        assert np.abs(out[True][k] - out[False][k]).max() <= tol * np.abs(out[False][k]).max()
+    P = [la.expm(M.toarray().conj() * h) for h in steps]
+    D = D0.copy()
+    for s in kind:
+        D = P[s] @ D @ P[s].conj().T
+    assert np.abs(out[True][0] - (X_ss + D)).max() < 1e-12 * np.abs(X_ss + D).max()

@@ -254,10 +254,10 @@ def _lyapunov_triangular(indptr, indices, data, diag, order, C, X, conjugate):
     written in place.
 
     (A_ii + b_jj) X_ij = C_ij - sum_{k != i} A_ik X_kj - sum_{k != j} X_ik b(A_jk), b = conj or identity,
-    taking rows i, then columns j, in topological order so every X on the right is known.
+    taking rows i, then columns j, in topological order so every X on the right is known (and C_ij is read
+    before X_ij is written, so C may be X: solved in place).
     """
     n = order.shape[0]
-    X[:, :] = 0.0
     for qi in range(n):
         i = order[qi]
         for qj in range(n):
@@ -284,7 +284,7 @@ def sylvester_cascaded(A, C, order) -> np.ndarray:
     return X
 
 
-def lyapunov_cascaded(A, C, order) -> np.ndarray:
+def lyapunov_cascaded(A, C, order, overwrite=False) -> np.ndarray:
     """Solve A X + X A^H = C for A triangular in ``order``, in O(N nnz) instead of O(N^3).
 
     Parameters
@@ -293,6 +293,8 @@ def lyapunov_cascaded(A, C, order) -> np.ndarray:
         For the steady fluctuation matrix, A = conj(M) and C = -Q.
     C : ndarray (N, N) complex, or real (then, with A real, the solve is real)
     order : ndarray (N,) int, from :func:`cascade_order` (of A or of M: same pattern).
+    overwrite : bool
+        A real C (C-contiguous float) may be overwritten with X (no second N x N array).
 
     Returns
     -------
@@ -301,9 +303,10 @@ def lyapunov_cascaded(A, C, order) -> np.ndarray:
     indptr, indices, data = csr_parts(A)
     diag = diagonal(A)
     if not np.iscomplexobj(C) and not data.imag.any():  # real A and C: X is real, solved in real arithmetic
-        X = np.empty(C.shape)
+        C = np.ascontiguousarray(C, dtype=float)
+        X = C if overwrite else np.empty(C.shape)
         _lyapunov_triangular(indptr, indices, np.ascontiguousarray(data.real), np.ascontiguousarray(diag.real),
-                             order, np.ascontiguousarray(C, dtype=float), X, True)
+                             order, C, X, True)
         return X
     X = np.empty(C.shape, complex)
     _lyapunov_triangular(indptr, indices, data, diag, order, np.ascontiguousarray(C, dtype=complex), X, True)

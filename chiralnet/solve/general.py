@@ -213,14 +213,13 @@ def _steady_paired(model: GaussianModel):
         check_stability_general(model)                    # raises, naming the pump or link
     C = _steady_real(model)
     alpha_c, Xc, _, _ = steady_arrays(tm, fluctuations=C is None)
+    extra = None
     if C is not None:  # the real route: Xc_ss = C_ss + i K, K the imaginary part that every Xc has (the vacuum's)
         Vn = Vi[:, model.n_cells:]                        # X of the vacuum: [[0, 0], [0, I]]
-        K = sp.coo_array(Vn.conj() @ Vn.T)
-        Xc = C.astype(complex)
-        Xc[K.row, K.col] += 1j * K.data.imag
+        Xc, extra = C, 1j * sp.csr_array(Vn.conj() @ Vn.T).imag
     m = tm.n_cells
     Xc = np.zeros((m, m), complex) if Xc is None else Xc
-    alpha, Nc, Mc = _back(alpha_c, Xc, V)
+    alpha, Nc, Mc = _back(alpha_c, Xc, V, extra)
     check_fluctuations(Nc, model.cells)  # as the phase-insensitive steady state's (Mc is symmetric as made)
     return State._checked(model.cells, alpha, Nc, 0.0, model.drive_frequency, Mc)
 
@@ -230,10 +229,10 @@ def _steady_real(model: GaussianModel):
     M' C + C M'^T = -Re Q' by the triangular recursion in real arithmetic; None off the real route, or when M'
     is not cascaded or not stable.
 
-    On the real route X = C - Z/2 with C = <{db, db^dag}>-type symmetrised moments, Sigma conj(C) Sigma = C,
-    so in the self-conjugate modes Xc = C_c + i K: C_c real, and K = -Im(conj(V^-1) Z V^-T)/2 the same for
-    every state (the commutator's). The Lyapunov equation of Xc (M' real) splits into the real one of C_c and
-    an identity for K, so one real solve, a quarter of the complex one's arithmetic, gives Xc_ss."""
+    C = X + J/2 (J = diag(I, -I), the commutators) obeys Sigma conj(C) Sigma = C, so in self-conjugate modes
+    C_c is real, and Xc = C_c - J_c/2 with J_c = conj(V^-1) J V^-T purely imaginary: Im Xc = K is the same for
+    every state (the vacuum's). With M' real the Lyapunov equation of Xc splits into a real one for C_c and an
+    identity for K: one real solve, a quarter of the complex one's arithmetic, gives Xc_ss = C_ss + i K."""
     from ..linalg.cascade import cascade_order, lyapunov_cascaded
 
     tm, _, _ = triangular_doubled(model)
@@ -243,7 +242,9 @@ def _steady_real(model: GaussianModel):
     w = tm.M.diagonal().real
     if order is None or not w.max() < -64 * np.finfo(float).eps * max(1.0, float(np.abs(w).max())):
         return None
-    C = lyapunov_cascaded(tm.M, -np.ascontiguousarray(tm.Q.real.toarray()), order)   # M' real: conj(M') = M'
+    C = tm.Q.real.toarray()
+    np.negative(C, out=C)
+    C = lyapunov_cascaded(tm.M, C, order, overwrite=True)   # M' real: conj(M') = M'; in place of -Re Q'
     return symmetrize(C, False)
 
 
@@ -489,7 +490,8 @@ def _run_doubled(model: GaussianModel, state: State, rel, store, columns, keep_b
         Nb, Mb = Xb[:, :block.size, :block.size], Xb[:, block.size:, :block.size]
     final = _back(t2.final_state.alpha, t2.final_state.dense_Nc(), V)
     final = State._checked(model.cells, *final[:2], 0.0, None, final[2])  # symmetrised; as exact-sparse's
-    stats = {**t2.stats, "route": "doubled-sparse", "triangularised": tm is not doubled_model(model)}
+    stats = {**t2.stats, "route": "doubled-sparse", "triangularised": tm is not doubled_model(model),
+             "arithmetic": "real" if C is not None else "complex"}
     return Trace(alpha if store else None, energies, fluct, final, stats, Nb, totals, anomalous, Mb)
 
 
@@ -669,13 +671,19 @@ def _transformed_state(state: State, tm, Vi) -> State:
     return State._checked(tm.cells, Vi @ X.alpha, Xc, X.time, X.frame)
 
 
-def _back(alpha_c, Xc, V):
-    """(alpha (N,), Nc (N, N), Mc (N, N)) of <c> and Xc: <b> = V <c>, X = conj(V) Xc V^T (its first N
-    columns, which hold Nc and Mc), Nc made Hermitian and Mc symmetric."""
+def _back(alpha_c, Xc, V, extra=None):
+    """(alpha (N,), Nc (N, N), Mc (N, N)) of <c> and Xc + ``extra`` (Xc dense, real or complex; ``extra`` sparse
+    or None): <b> = V <c>, X = conj(V) Xc V^T (its first N columns, which hold Nc and Mc), Nc made Hermitian
+    and Mc symmetric."""
+    import scipy.sparse as sp
+
     n = alpha_c.shape[0] // 2
     idx, val = _padded_rows(V)
     X = np.empty((2 * n, n), complex)
     _congruence(idx, val.conj(), np.ascontiguousarray(Xc), idx[:n], val[:n], X, False)
+    if extra is not None:
+        E = sp.coo_array(V.conj() @ extra @ V[:n].T)
+        np.add.at(X, (E.row, E.col), E.data)
     b = V @ alpha_c
     return 0.5 * (b[:n] + np.conj(b[n:])), symmetrize(X[:n], True), symmetrize(X[n:], False)
 
