@@ -460,9 +460,10 @@ def gaussian_model(G, model) -> GaussianModel:
         occ, anom = squeezed_thermal(n0, xi0)
         Nc, Mc = np.diag(occ).astype(complex), np.diag(anom)
     initial = State(cells, base.alpha, Nc, 0.0, None, Mc)
+    # drift and noise share the dense arrays of ``model`` (built here, held only as ``base``): no N x N copies
     gm = GaussianModel(cells=cells, omega=model.omega, drive_frequency=model.drive_frequency,
-                       drift=np.array(model.dense_M(), complex), pairing=pairing, drive=np.asarray(model.drive, complex),
-                       noise=np.array(model.dense_Q(), complex), squeezing=squeezing, battery=model.battery,
+                       drift=np.asarray(model.dense_M(), complex), pairing=pairing, drive=np.asarray(model.drive, complex),
+                       noise=np.asarray(model.dense_Q(), complex), squeezing=squeezing, battery=model.battery,
                        kappa=model.kappa, initial=initial, terms=tuple(terms), base=_constant_part(model),
                        drives=model.drives)
     import scipy.sparse as sp

@@ -651,12 +651,14 @@ def _eigenbasis(B, real):
         r = np.repeat(members, s, axis=1).ravel()
         c = np.tile(members, (1, s)).ravel()
         lam, U = np.linalg.eig(np.asarray(_entries(B, r, c), dtype).reshape(-1, s, s))
-        if (real and np.iscomplexobj(lam)) or not (np.linalg.cond(U) <= config.GAUSSIAN_BLOCK_MAX_COND).all():
+        Ui = np.linalg.inv(U)
+        cond = np.abs(U).sum(axis=1).max(axis=1) * np.abs(Ui).sum(axis=1).max(axis=1)   # 1-norm condition numbers
+        if (real and np.iscomplexobj(lam)) or not (cond <= config.GAUSSIAN_BLOCK_MAX_COND).all():
             return None
         rows.append(r)
         cols.append(c)
         vals.append(U.ravel())
-        ivals.append(np.linalg.inv(U).ravel())
+        ivals.append(Ui.ravel())
     rows, cols = np.concatenate(rows), np.concatenate(cols)
     return (sp.csr_array((np.concatenate(vals), (rows, cols)), shape=(m, m)),
             sp.csr_array((np.concatenate(ivals), (rows, cols)), shape=(m, m)))
