@@ -441,8 +441,8 @@ def gaussian_model(G, model) -> GaussianModel:
         idx = np.array([index[c] for _, c in G.out_edges(r)], np.int64)
         p = np.array([complex(p) for *_, p in G.out_edges(r, data="p")])
         rows, cols = np.meshgrid(idx, idx, indexing="ij")
-        entries["squeezing"].append((rows.ravel(), cols.ravel(),
-                                     float(attrs["gamma"]) * complex(attrs["m_th"]) * np.outer(p.conj(), p.conj()).ravel()))
+        weight = float(attrs["gamma"]) * complex(attrs["m_th"])
+        entries["squeezing"].append((rows.ravel(), cols.ravel(), weight * np.outer(p.conj(), p.conj()).ravel()))
     coo = {}
     for name, parts in entries.items():
         rows, cols, values = (np.concatenate([np.asarray(z[k]).ravel() for z in parts]) if parts else np.zeros(0)
@@ -462,8 +462,9 @@ def gaussian_model(G, model) -> GaussianModel:
     initial = State(cells, base.alpha, Nc, 0.0, None, Mc)
     # drift and noise share the dense arrays of ``model`` (built here, held only as ``base``): no N x N copies
     gm = GaussianModel(cells=cells, omega=model.omega, drive_frequency=model.drive_frequency,
-                       drift=np.asarray(model.dense_M(), complex), pairing=pairing, drive=np.asarray(model.drive, complex),
-                       noise=np.asarray(model.dense_Q(), complex), squeezing=squeezing, battery=model.battery,
+                       drift=np.asarray(model.dense_M(), complex), pairing=pairing,
+                       drive=np.asarray(model.drive, complex), noise=np.asarray(model.dense_Q(), complex),
+                       squeezing=squeezing, battery=model.battery,
                        kappa=model.kappa, initial=initial, terms=tuple(terms), base=_constant_part(model),
                        drives=model.drives)
     import scipy.sparse as sp

@@ -504,7 +504,8 @@ def _plain_cell(attrs) -> bool:
     omega, kappa, n_th, n0 = get("omega"), get("kappa", 0.0), get("n_th", 0.0), get("n0", 0.0)
     drive, alpha0, pump, xi0 = get("drive", 0.0), get("alpha0", 0.0), get("pump", 0.0), get("xi0", 0.0)
     return (type(pump) in _FLOAT_OR_COMPLEX and cmath.isfinite(pump) and type(xi0) in _FLOAT_OR_COMPLEX
-            and cmath.isfinite(xi0) and type(omega) is float and type(kappa) is float and type(n_th) is float and type(n0) is float
+            and cmath.isfinite(xi0) and type(omega) is float and type(kappa) is float and type(n_th) is float
+            and type(n0) is float
             and type(get("battery", False)) is bool and 0.0 < omega < _INF and 0.0 <= kappa < _INF
             and 0.0 <= n_th < _INF and 0.0 <= n0 < _INF and type(drive) in _FLOAT_OR_COMPLEX
             and cmath.isfinite(drive) and type(alpha0) in _FLOAT_OR_COMPLEX and cmath.isfinite(alpha0)

@@ -14,7 +14,8 @@ from numba.extending import overload
 from .. import config
 from .._jit import jit
 
-__all__ = ["csr_parts", "diagonal", "pruned_csr", "one_norm", "flush", "flush_any", "row_reach", "row_low", "shifted", "triangle"]
+__all__ = ["csr_parts", "diagonal", "pruned_csr", "one_norm", "flush", "flush_any", "row_reach", "row_low", "shifted",
+           "triangle"]
 
 
 def csr_parts(M):

@@ -190,8 +190,11 @@ def propagate_matrix(M, Q, X0, steps, step_kind, *, out_diag, X_jump=None, jump=
 # matrix once per term), and the one-sided series needs the norm ||A|| instead of 2 ||A||. When A is
 # triangular (a cascade in node order), D = L + L^H with L the triangle of D (half diagonal): the
 # first pass propagates L, whose columns keep their triangular support (half the work), and
-# D' = G + G^H with G = P (P L)^H. Same truncation rule as the other kernels (two successive terms
-# below TAYLOR_TOL of the sum, per block).
+# D' = G + G^H with G = P (P L)^H. Both passes then store their output transposed (a column block's
+# rows, N entries apart, cost several times a contiguous write at thousands of modes): the second reads
+# the first's by columns, and the Hermitian sum undoes the transpose. A real D (a doubled model in
+# self-conjugate modes) is held as a real array and stepped without the imaginary planes. Same
+# truncation rule as the other kernels (two successive terms below TAYLOR_TOL of the sum, per block).
 
 
 @jit
@@ -487,12 +490,13 @@ _columns_pass_parallel = jit(parallel=True)(renamed(_columns_pass, "_parallel"))
 
 
 @jit
-def _hermitian_sum(G, D, sym, transposed):
-    """D = G + G^H (G + G^T when ``sym``), in tiles (the transposed reads stay in cache); ``transposed``: G is
-    given as its transpose H = G^T, and G + G^H = conj(H + H^H)."""
+def _hermitian_sum(H, D, sym):
+    """D = G + G^H (G + G^T when ``sym``) for G given as its transpose H = G^T (a pass's transposed output):
+    G + G^H = conj(H + H^H). In tiles (the transposed reads stay in cache)."""
+    G = H
     n = G.shape[0]
     tile = 64
-    flip = transposed and not sym
+    flip = not sym
     for i0 in range(0, n, tile):
         for j0 in range(0, i0 + 1, tile):
             for i in range(i0, min(n, i0 + tile)):
@@ -641,7 +645,7 @@ def propagate_deviation(M, X_ss, D0, steps, step_kind, *, out_diag, jump=None, p
                 status = run(*series, W, D, 0, sym, steps[s], n_sub[s], tol, max_terms, factor, width, n_chunks,
                              stats, uses, *p_arrays, real, 2 if tri else 0)
             if status == OK and tri != 0:
-                _hermitian_sum(D, D, sym, True)  # G + G^H from H = G^T
+                _hermitian_sum(D, D, sym)  # G + G^H from H = G^T
             check_status(status, k)
         _write_outputs(D, X_ss, k, out_diag, block_idx, out_block, extra_idx, out_extra)
     Nc = X_ss if real else D  # (a real run's one complex N x N array is X_ss: no new one, no page faults)

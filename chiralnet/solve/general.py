@@ -199,32 +199,29 @@ def _steady_paired(model: GaussianModel):
     dense (2N)^3 quadrature Lyapunov solve. The transformed drift's diagonal holds the eigenvalues, so the
     stability check is a look at it (the named message of :func:`check_stability_general` when it fails).
     None below ``config.GAUSSIAN_SPARSE_MIN_CELLS`` cells or when the transform leaves feedback."""
-    import scipy.sparse as sp
-
     from ..linalg.cascade import cascade_order
 
     if model.n_cells < config.GAUSSIAN_SPARSE_MIN_CELLS:
         return None
-    tm, V, Vi = triangular_doubled(model)
-    if cascade_order(tm.M) is None:
+    tm, V, _ = triangular_doubled(model)
+    order = cascade_order(tm.M)
+    if order is None:
         return None
     w = tm.M.diagonal()
     if not w.real.max() < -64 * np.finfo(float).eps * max(1.0, float(np.abs(w).max())):
         check_stability_general(model)                    # raises, naming the pump or link
-    C = _steady_real(model)
+    C = _steady_real(model, order)
     alpha_c, Xc, _, _ = steady_arrays(tm, fluctuations=C is None)
-    extra = None
-    if C is not None:  # the real route: Xc_ss = C_ss + i K, K the imaginary part that every Xc has (the vacuum's)
-        Vn = Vi[:, model.n_cells:]                        # X of the vacuum: [[0, 0], [0, I]]
-        Xc, extra = C, 1j * sp.csr_array(Vn.conj() @ Vn.T).imag
-    m = tm.n_cells
-    Xc = np.zeros((m, m), complex) if Xc is None else Xc
-    alpha, Nc, Mc = _back(alpha_c, Xc, V, extra)
+    if C is not None:  # the real route: Xc_ss = C_ss - J_c / 2 (_steady_real), so X = conj(V) C_ss V^T - J/2
+        alpha, Nc, Mc = _back(alpha_c, C, V, commutator=True)
+    else:
+        m = tm.n_cells
+        alpha, Nc, Mc = _back(alpha_c, np.zeros((m, m), complex) if Xc is None else Xc, V)
     check_fluctuations(Nc, model.cells)  # as the phase-insensitive steady state's (Mc is symmetric as made)
     return State._checked(model.cells, alpha, Nc, 0.0, model.drive_frequency, Mc)
 
 
-def _steady_real(model: GaussianModel):
+def _steady_real(model: GaussianModel, order=None):
     """C_ss (2N, 2N) real, the real part of the steady Xc of :func:`triangular_doubled`'s real route, from
     M' C + C M'^T = -Re Q' by the triangular recursion in real arithmetic; None off the real route, or when M'
     is not cascaded or not stable.
@@ -232,13 +229,14 @@ def _steady_real(model: GaussianModel):
     C = X + J/2 (J = diag(I, -I), the commutators) obeys Sigma conj(C) Sigma = C, so in self-conjugate modes
     C_c is real, and Xc = C_c - J_c/2 with J_c = conj(V^-1) J V^-T purely imaginary: Im Xc = K is the same for
     every state (the vacuum's). With M' real the Lyapunov equation of Xc splits into a real one for C_c and an
-    identity for K: one real solve, a quarter of the complex one's arithmetic, gives Xc_ss = C_ss + i K."""
+    identity for K: one real solve, a quarter of the complex one's arithmetic, gives Xc_ss = C_ss + i K.
+    ``order``: M''s cascade order, when the caller has it."""
     from ..linalg.cascade import cascade_order, lyapunov_cascaded
 
     tm, _, _ = triangular_doubled(model)
     if not model._cache["triangular_real"] or tm.Q is None:
         return None
-    order = cascade_order(tm.M)
+    order = cascade_order(tm.M) if order is None else order
     w = tm.M.diagonal().real
     if order is None or not w.max() < -64 * np.finfo(float).eps * max(1.0, float(np.abs(w).max())):
         return None
@@ -628,8 +626,9 @@ def _drop_rounding(X, bound):
 def _eigenbasis(B, real):
     """(V, V^-1), block-diagonal CSR over the strongly connected components of B (sparse (m, m)), each block the
     eigenvectors of B's diagonal block (one batched eigendecomposition per block size; the identity when every
-    block is one mode and ``real``); None when no block has two modes (complex), one has more than ``config.GAUSSIAN_BLOCK_MAX_MODES``, an eigenvector basis is worse conditioned
-    than ``config.GAUSSIAN_BLOCK_MAX_COND``, or (``real``) a block has a complex eigenvalue."""
+    block is one mode and ``real``); None when no block has two modes (complex), one has more than
+    ``config.GAUSSIAN_BLOCK_MAX_MODES``, an eigenvector basis is worse conditioned than
+    ``config.GAUSSIAN_BLOCK_MAX_COND`` (1-norm), or (``real``) a block has a complex eigenvalue."""
     import scipy.sparse as sp
     from scipy.sparse import csgraph
 
@@ -650,6 +649,12 @@ def _eigenbasis(B, real):
         members = order[starts[sizes == s][:, None] + np.arange(s)]              # (K, s)
         r = np.repeat(members, s, axis=1).ravel()
         c = np.tile(members, (1, s)).ravel()
+        if s == 1:  # a mode of its own: its own eigenvector
+            rows.append(r)
+            cols.append(c)
+            vals.append(np.ones(r.size, dtype))
+            ivals.append(np.ones(r.size, dtype))
+            continue
         lam, U = np.linalg.eig(np.asarray(_entries(B, r, c), dtype).reshape(-1, s, s))
         Ui = np.linalg.inv(U)
         cond = np.abs(U).sum(axis=1).max(axis=1) * np.abs(Ui).sum(axis=1).max(axis=1)   # 1-norm condition numbers
@@ -673,19 +678,17 @@ def _transformed_state(state: State, tm, Vi) -> State:
     return State._checked(tm.cells, Vi @ X.alpha, Xc, X.time, X.frame)
 
 
-def _back(alpha_c, Xc, V, extra=None):
-    """(alpha (N,), Nc (N, N), Mc (N, N)) of <c> and Xc + ``extra`` (Xc dense, real or complex; ``extra`` sparse
-    or None): <b> = V <c>, X = conj(V) Xc V^T (its first N columns, which hold Nc and Mc), Nc made Hermitian
-    and Mc symmetric."""
-    import scipy.sparse as sp
-
+def _back(alpha_c, Xc, V, commutator=False):
+    """(alpha (N,), Nc (N, N), Mc (N, N)) of <c> and Xc (dense, real or complex): <b> = V <c>,
+    X = conj(V) Xc V^T (its first N columns, which hold Nc and Mc), Nc made Hermitian and Mc symmetric.
+    ``commutator``: Xc is the real part C_c of a real-route Xc = C_c - J_c/2 (:func:`_steady_real`), and
+    conj(V) (-J_c/2) V^T = -J/2 = diag(-I/2, I/2) is added (to the diagonal of Nc: Mc has none of it)."""
     n = alpha_c.shape[0] // 2
     idx, val = _padded_rows(V)
     X = np.empty((2 * n, n), complex)
     _congruence(idx, val.conj(), np.ascontiguousarray(Xc), idx[:n], val[:n], X, False)
-    if extra is not None:
-        E = sp.coo_array(V.conj() @ extra @ V[:n].T)
-        np.add.at(X, (E.row, E.col), E.data)
+    if commutator:
+        X[np.arange(n), np.arange(n)] -= 0.5
     b = V @ alpha_c
     return 0.5 * (b[:n] + np.conj(b[n:])), symmetrize(X[:n], True), symmetrize(X[n:], False)
 
