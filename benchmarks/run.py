@@ -32,7 +32,7 @@ Sections
    the anomalous terms (100, 500, 2,000 cells; quick: 100, 500), a trace of 21 times and the steady state:
    the chain forced onto the general path by a negligible squeezed bath (m_th = 1e-12 on the first cell), a
    squeezed bath on every cell, a pump on every cell, one parametric link; each size in a fresh process
-   (first call) and warm (median of 3), each case and the baseline in its own process. Target: the general
+   (first call) and warm (median of 5), each case and the baseline in its own process. Target: the general
    path at most 3x slower. (The energies differ from the baseline's by the terms' physics, reported as
    energy_difference; the forced case agrees to rounding.)
 """
@@ -579,12 +579,12 @@ GENERAL_TARGET = 1 / 3
 
 def bench_general(quick):
     print("\n10. general Gaussian path against the phase-insensitive path on the same chain without the anomalous "
-          "terms, each case in its own fresh process (first call) and warm (median of 3)", flush=True)
+          "terms, each case in its own fresh process (first call) and warm (median of 5)", flush=True)
     sizes = [100, 500] if quick else [100, 500, 2000]
     env = dict(os.environ, PYTHONPATH=str(HERE.parent))
 
     def case(n, kind, what, path):
-        res = subprocess.run([sys.executable, "-c", _GENERAL, str(n), kind, what, "3", str(path)], env=env,
+        res = subprocess.run([sys.executable, "-c", _GENERAL, str(n), kind, what, "5", str(path)], env=env,
                              capture_output=True, text=True, check=True)
         return json.loads(res.stdout.strip().splitlines()[-1]), np.load(path)
 
