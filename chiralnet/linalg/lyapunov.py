@@ -77,22 +77,27 @@ def steady_covariance(model, order):
 
 
 @jit
-def _symmetrize(A, hermitian):
+def _symmetrize(A, B, out, hermitian):
+    """out = the Hermitian (or symmetric) part of A + B, B (0, 0) for none; out may be A or B."""
     n = A.shape[0]
+    add = B.shape[0] > 0
     tile = 64
     for i0 in range(0, n, tile):
         for j0 in range(0, i0 + 1, tile):
             for i in range(i0, min(n, i0 + tile)):
                 for j in range(j0, min(i + 1, j0 + tile)):
-                    b = A[j, i]
-                    z = 0.5 * (A[i, j] + (np.conj(b) if hermitian else b))
-                    A[i, j] = z
-                    A[j, i] = np.conj(z) if hermitian else z
+                    a = A[i, j] + B[i, j] if add else A[i, j]
+                    b = A[j, i] + B[j, i] if add else A[j, i]
+                    z = 0.5 * (a + (np.conj(b) if hermitian else b))
+                    out[i, j] = z
+                    out[j, i] = np.conj(z) if hermitian else z
 
 
-def symmetrize(A, hermitian):
+def symmetrize(A, hermitian, plus=None, out=None):
     """A (N, N) made Hermitian, (A + A^H)/2 (``hermitian``), or symmetric, (A + A^T)/2, in place and returned: one
-    tiled pass, no N x N temporaries (a real A's Hermitian part is its symmetric part)."""
+    tiled pass, no N x N temporaries (a real A's Hermitian part is its symmetric part). ``plus``: of A + plus
+    instead; ``out``: written there instead (it may be ``plus``)."""
+    out = A if out is None else out
     if A.shape[0]:
-        _symmetrize(A, bool(hermitian))
-    return A
+        _symmetrize(A, np.zeros((0, 0), A.dtype) if plus is None else plus, out, bool(hermitian))
+    return out

@@ -23,7 +23,7 @@ from ..linalg.csr import csr_parts, flush, one_norm, pruned_csr, row_low, row_re
 from ..linalg.propagator import apply_planes, row_runs
 from ..linalg.stability import check_stability_arrays
 from ..model import Model
-from ..linalg.lyapunov import steady_covariance
+from ..linalg.lyapunov import steady_covariance, symmetrize
 from .taylor import NO_CONVERGENCE, NOT_FINITE, OK, bounded_substeps, check_status, step_propagator, substeps
 
 __all__ = ["propagate_matrix", "propagate_deviation", "steady_fluctuations"]
@@ -512,23 +512,6 @@ def _hermitian_sum(H, D, sym):
 
 
 @jit
-def _hermitian_total(X, D, out, sym):
-    """out = ((X + D) + (X + D)^H) / 2 (^T for ^H when ``sym``), in tiles: one pass, no temporaries (``out`` may
-    be D)."""
-    n = D.shape[0]
-    tile = 64
-    for i0 in range(0, n, tile):
-        for j0 in range(0, i0 + 1, tile):
-            for i in range(i0, min(n, i0 + tile)):
-                for j in range(j0, min(i + 1, j0 + tile)):
-                    a = X[i, j] + D[i, j]
-                    b = X[j, i] + D[j, i]
-                    z = 0.5 * (a + (b if sym else np.conj(b)))
-                    out[i, j] = z
-                    out[j, i] = z if sym else np.conj(z)
-
-
-@jit
 def _write_outputs(D, X_ss, k, out_diag, block_idx, out_block, extra_idx, out_extra):
     """out_diag[k] = Re diag(X_ss + D), out_block[k] = (X_ss + D)[block_idx, block_idx], out_extra[k, e] =
     (X_ss + D)[extra_idx[e, 0], extra_idx[e, 1]]."""
@@ -649,7 +632,7 @@ def propagate_deviation(M, X_ss, D0, steps, step_kind, *, out_diag, jump=None, p
             check_status(status, k)
         _write_outputs(D, X_ss, k, out_diag, block_idx, out_block, extra_idx, out_extra)
     Nc = X_ss if real else D  # (a real run's one complex N x N array is X_ss: no new one, no page faults)
-    _hermitian_total(X_ss, D, Nc, sym)  # Nc = X_ss + D, symmetrised, in place
+    symmetrize(D, not sym, plus=X_ss, out=Nc)  # Nc = X_ss + D, symmetrised, in place
     out = {"matrix_terms": int(stats[0]) // max(n, 1), "fluctuation_stepping": "one-sided"}
     if prop is not None:
         out.update(matrix_propagator_products=int(stats[1]) // max(n, 1), propagator_entries=round(P.nnz / max(n, 1), 2))
