@@ -467,7 +467,7 @@ def _run_doubled(model: GaussianModel, state: State, rel, store, columns, keep_b
     reach = np.unique(V[b2].indices).astype(np.int64)     # the modes c that the battery's (a, a^dag) are made of
     options = {"grid": distinct_steps(rel), "store_amplitudes": True, "block": reach, "extra": pairs}
     start = _transformed_state(state, tm, Vi)
-    C = _steady_real(model)
+    C = _steady_real(model) if config.FLUCTUATION_ONE_SIDED else None
     if C is not None:  # the real route: Xc = C + i K for every state (_steady_real), so D0 = Re Xc0 - C_ss
         options["deviation"] = (C + 1j * start.Nc.imag, start.Nc.real - C, True)
     t2 = EXACT_SPARSE.run(tm, start, rel, options)
