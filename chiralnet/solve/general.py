@@ -173,22 +173,13 @@ def _steady_unpaired(model: GaussianModel) -> State:
     M X + X M^T = -S (zero without squeezed noise; O(N nnz) substitution when the network is cascaded,
     Bartels-Stewart on N x N complex otherwise). With G = 0 the quadrature drift's eigenvalues are those of M
     and their conjugates, so the phase-insensitive stability check is the whole one."""
-    from ..linalg.cascade import cascade_order, sylvester_cascaded
-    base = model.base
-    alpha, Nc, _, _ = steady_arrays(base)
+    alpha, Nc, _, _ = steady_arrays(model.base)                 # (raises when M is not stable)
     n = model.n_cells
     Nc = np.zeros((n, n), complex) if Nc is None else Nc
-    S = model.squeezing
-    if not S.any():
-        Mc = np.zeros((n, n), complex)
-    else:
-        order = cascade_order(base.M)
-        if order is not None:
-            Mc = sylvester_cascaded(base.M, -S, order)
-        else:
-            M = model.drift
-            Mc = la.solve_sylvester(M, M.T, -S)
-        Mc = symmetrize(np.ascontiguousarray(Mc), False)
+    Mc = _steady_anomalous(model)                               # zero, or the cascade's substitution
+    if Mc is None:                                              # feedback with squeezed noise: Bartels-Stewart
+        M = model.drift
+        Mc = symmetrize(np.ascontiguousarray(la.solve_sylvester(M, M.T, -model.squeezing)), False)
     check_fluctuations(Nc, model.cells)  # as the phase-insensitive steady state's (Mc is symmetric as made)
     return State._checked(model.cells, alpha, Nc, 0.0, model.drive_frequency, Mc)
 
@@ -368,7 +359,8 @@ def sparse_route(model: GaussianModel):
 
 
 def _has_pairing(model: GaussianModel) -> bool:
-    return bool(model.pairing.any())
+    """Whether the model has a pump or a parametric link (its ``terms``: no scan of the N x N pairing)."""
+    return bool(model.terms)
 
 
 def _steady_anomalous(model: GaussianModel):
@@ -390,8 +382,7 @@ def _steady_anomalous(model: GaussianModel):
         if order is not None:
             try:
                 check_stability_arrays(M, model.cells, order)
-                Mc = sylvester_cascaded(M, -S, order)
-                Mc = 0.5 * (Mc + Mc.T)
+                Mc = symmetrize(sylvester_cascaded(M, -S, order), False)
             except NoSteadyStateError:
                 pass
     model._cache["Mc_ss"] = Mc
