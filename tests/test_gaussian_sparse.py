@@ -286,3 +286,18 @@ def test_rounding_residues_are_dropped_and_small_couplings_kept():
         if kept:
             assert abs(X[0, 1] + coupling / 2) < 1e-16
         assert abs(X[0, 0] - 0.3 - coupling / 2) < 1e-15
+
+
+def test_sparse_quadrature_drift_is_the_dense_one():
+    """solve.general._quadrature_drift (written out block by block from M and G, CSR) is the quadrature drift
+    of GaussianModel.quadratures to 4 eps of its largest entry (both sum the same real and imaginary parts; the
+    dense one halves a sum of four blocks), on a chain with complex pumps, a parametric link and detuned cells."""
+    from chiralnet.solve.general import _quadrature_drift
+
+    G = _chain(60, pump=True, link=True)
+    for k, c in enumerate(cn.cells(G)[::7]):
+        G.nodes[c]["omega"] = 1.0 + 0.01 * k
+    model = cn.build_model(G)
+    A = model.quadratures()[0]
+    assert np.abs(A).max() > 0.01
+    assert np.abs(_quadrature_drift(model).toarray() - A).max() <= 4 * np.finfo(float).eps * np.abs(A).max()
